@@ -1,0 +1,3 @@
+from corespond.cli import main
+
+main()

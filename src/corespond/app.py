@@ -1,0 +1,114 @@
+"""The FastAPI application: ``create_app()``; the lifespan owns the engine, client and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from corespond import __version__
+from corespond.calls.router import router as calls_router
+from corespond.config import Settings, get_settings
+from corespond.crypto import secret_box
+from corespond.db import Database, resolve_database_url
+from corespond.errors import install_problem_handlers
+from corespond.ingest.jobs import EventWorker
+from corespond.ingest.router import router as ingest_router
+from corespond.ingest.schemas import CadEvent
+from corespond.middleware import RequestContextMiddleware
+from corespond.migrate import head_revisions
+from corespond.ops.router import router as ops_router
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """\
+corespond routes nonviolent substance-use 911 calls from computer-aided dispatch (CAD) to an
+on-duty Peer Recovery Support Specialist.
+
+* CAD systems post signed call events (Standard Webhooks) to `/v1/cad/{source}/events`.
+* People and their tools authenticate with `Authorization: Bearer <api key>`.
+* Errors are `application/problem+json` (RFC 9457); times are RFC 3339 with an offset.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    owned = app.state.database is None
+    if owned:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        app.state.database = Database.connect(url)
+    database: Database = app.state.database
+    app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    worker = EventWorker(database, settings.worker_batch_size)
+    app.state.worker = worker
+    if settings.worker_enabled:
+        await worker.start()
+        scheduler.add_job(
+            worker.sweep,
+            "interval",
+            seconds=settings.worker_sweep_seconds,
+            id="cad-event-sweep",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+    scheduler.start()
+    app.state.scheduler = scheduler
+    log.info("started", version=__version__, worker=settings.worker_enabled)
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=False)
+        await worker.stop()
+        await app.state.http.aclose()
+        if owned:
+            await database.dispose()
+            app.state.database = None
+        log.info("stopped")
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the application. ``database`` is for tests; otherwise the lifespan connects."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="corespond",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.secret_box = secret_box(settings)
+    app.state.migration_heads = head_revisions(settings.migrations_dir)
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops_router)
+    app.include_router(ingest_router)
+    app.include_router(calls_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the CAD event schema that the webhook reads by hand."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    event_schema = CadEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(event_schema.pop("$defs", {}))
+    components["CadEvent"] = event_schema
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,38 @@
+"""API keys of people and their tools: a role and an optional scope, the key itself only hashed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, LargeBinary, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from corespond.db import Base
+
+ROLES = ("dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin")
+SCOPE_KINDS = ("agency", "county", "provider")
+
+
+class ApiKey(Base):
+    """A bearer key. Only a SHA-256 of the key is stored; the key is shown once at creation."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        CheckConstraint(f"role IN {ROLES!r}", name="role_known"),
+        CheckConstraint(
+            f"(scope_kind IS NULL AND scope_value IS NULL) OR "
+            f"(scope_kind IN {SCOPE_KINDS!r} AND scope_value IS NOT NULL)",
+            name="scope_complete",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(Text, unique=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    scope_kind: Mapped[str | None] = mapped_column(Text)
+    scope_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

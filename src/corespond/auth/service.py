@@ -1,0 +1,97 @@
+"""Issuing and checking API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth.models import ROLES, SCOPE_KINDS, ApiKey
+from corespond.errors import InvalidPayload, Unauthorized
+
+KEY_PREFIX = "csk_"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What part of the program a key is limited to, e.g. ``agency:BLUEFIELD PD``."""
+
+    kind: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        kind, sep, value = text.partition(":")
+        kind, value = kind.strip().lower(), value.strip()
+        if not sep or kind not in SCOPE_KINDS or not value:
+            raise InvalidPayload(
+                f"scope must be KIND:VALUE with KIND one of {', '.join(SCOPE_KINDS)}: {text!r}"
+            )
+        return cls(kind, value)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, name, role and scope."""
+
+    key_id: uuid.UUID
+    name: str
+    role: str
+    scope: Scope | None
+
+
+def hash_key(token: str) -> bytes:
+    # Keys are 32 random bytes, so a plain digest is enough (no password-style stretching).
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create_key(
+    session: AsyncSession, *, role: str, scope: Scope | None = None, name: str | None = None
+) -> tuple[ApiKey, str]:
+    """Issue a key; returns the row and the plaintext key, which is never stored."""
+    if role not in ROLES:
+        raise InvalidPayload(f"role must be one of {', '.join(ROLES)}: {role!r}")
+    prefix = secrets.token_hex(4)
+    token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        name=name or f"{role} key",
+        prefix=prefix,
+        key_hash=hash_key(token),
+        role=role,
+        scope_kind=scope.kind if scope else None,
+        scope_value=scope.value if scope else None,
+    )
+    session.add(key)
+    await session.flush()
+    return key, token
+
+
+async def revoke_keys_named(session: AsyncSession, name: str) -> int:
+    """Revoke every live key with this name (the demo reissues its keys this way)."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """The principal of a live key, else ``Unauthorized``."""
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        raise Unauthorized("API key is not valid")
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
+    )
+    if key is None:
+        raise Unauthorized("API key is not valid or has been revoked")
+    scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
+    return Principal(key_id=key.id, name=key.name, role=key.role, scope=scope)

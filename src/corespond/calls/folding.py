@@ -1,0 +1,87 @@
+"""Folding a call's CAD events into its current state: pure, order-independent.
+
+Events are applied in ``occurred_at`` order (receipt order breaks ties), each carrying only
+the fields it sets. Because the whole history is refolded every time, an update that arrives
+before its create, or twice, yields the same call as in-order delivery would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+OPEN_STATUS = "open"
+ENDING_EVENTS = {"call.closed": "closed", "call.cancelled": "cancelled"}
+SCALAR_FIELDS = ("agency", "call_type", "call_type_description", "priority", "narrative", "status")
+LOCATION_FIELDS = ("address", "city", "lat", "lon")
+
+
+@dataclass(frozen=True)
+class FoldableEvent:
+    """One stored event, reduced to what folding needs."""
+
+    event_type: str
+    occurred_at: datetime
+    sequence: int
+    changes: Mapping[str, Any]
+
+
+@dataclass
+class CallState:
+    """Everything a call's events say about it."""
+
+    agency: str | None = None
+    call_type: str | None = None
+    call_type_description: str | None = None
+    priority: int | None = None
+    address: str | None = None
+    city: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    narrative: str | None = None
+    hazards: list[str] = field(default_factory=list)
+    status: str | None = None
+    opened_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_event_at: datetime | None = None
+    event_count: int = 0
+
+
+def fold_events(events: Iterable[FoldableEvent]) -> CallState:
+    """The state of a call after all ``events``, whatever order they arrived in."""
+    state = CallState()
+    ordered = sorted(events, key=lambda e: (e.occurred_at, e.sequence))
+    for event in ordered:
+        _apply(state, event)
+    state.event_count = len(ordered)
+    if ordered:
+        created = [e.occurred_at for e in ordered if e.event_type == "call.created"]
+        state.opened_at = created[0] if created else ordered[0].occurred_at
+        state.last_event_at = ordered[-1].occurred_at
+    return state
+
+
+def _apply(state: CallState, event: FoldableEvent) -> None:
+    changes = event.changes
+    for name in SCALAR_FIELDS:
+        if name in changes:
+            setattr(state, name, changes[name])
+    location = changes.get("location")
+    if "location" in changes and location is None:
+        state.address = state.city = state.lat = state.lon = None
+    elif isinstance(location, Mapping):
+        for name in LOCATION_FIELDS:
+            if name in location:
+                setattr(state, name, location[name])
+    if "hazards" in changes:
+        state.hazards = list(changes["hazards"] or [])
+
+    if event.event_type in ENDING_EVENTS:
+        state.status = ENDING_EVENTS[event.event_type]
+        state.ended_at = event.occurred_at
+    elif state.status is None:
+        state.status = OPEN_STATUS
+    if state.status not in ENDING_EVENTS.values():
+        state.ended_at = None

@@ -1,0 +1,79 @@
+"""Every query of the calls domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.calls.models import Call
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """What a list of calls is narrowed to."""
+
+    source: str | None = None
+    agency: str | None = None
+    status: str | None = None
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+
+
+async def insert_or_get_call_id(
+    session: AsyncSession, source_id: str, incident_number: str
+) -> uuid.UUID:
+    inserted = await session.scalar(
+        insert(Call)
+        .values(id=uuid.uuid4(), source_id=source_id, incident_number=incident_number)
+        .on_conflict_do_nothing(index_elements=["source_id", "incident_number"])
+        .returning(Call.id)
+    )
+    if inserted is not None:
+        return uuid.UUID(str(inserted))
+    existing = await session.scalar(
+        select(Call.id).where(Call.source_id == source_id, Call.incident_number == incident_number)
+    )
+    if existing is None:  # pragma: no cover - the conflicting row cannot vanish mid-transaction
+        raise RuntimeError("call row disappeared between insert and select")
+    return uuid.UUID(str(existing))
+
+
+async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
+    return await session.scalar(select(Call).where(Call.id == call_id).with_for_update())
+
+
+async def get_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
+    return await session.get(Call, call_id)
+
+
+async def list_calls(
+    session: AsyncSession,
+    where: CallFilter,
+    *,
+    agency_scope: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Call]:
+    query = select(Call)
+    if agency_scope is not None:
+        query = query.where(func.upper(Call.agency) == agency_scope.upper())
+    if where.source:
+        query = query.where(Call.source_id == where.source)
+    if where.agency:
+        query = query.where(func.upper(Call.agency) == where.agency.upper())
+    if where.status:
+        query = query.where(Call.status == where.status)
+    if where.opened_from:
+        query = query.where(Call.opened_at >= where.opened_from)
+    if where.opened_to:
+        query = query.where(Call.opened_at < where.opened_to)
+    if after is not None:
+        query = query.where(tuple_(Call.created_at, Call.id) < tuple_(*after))
+    query = query.order_by(Call.created_at.desc(), Call.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,73 @@
+"""Reading calls: ``GET /v1/calls`` and ``GET /v1/calls/{call_id}``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
+
+from corespond.auth.deps import require_role
+from corespond.auth.service import Principal
+from corespond.calls import service
+from corespond.calls.repository import CallFilter
+from corespond.calls.schemas import CallDetail, CallEventOut, CallOut, CallPage
+from corespond.db import SessionDep
+from corespond.errors import BadRequest, Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.errors import problem_responses as problems
+from corespond.ingest import service as ingest
+
+router = APIRouter(tags=["calls"])
+
+CallReader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor"))]
+
+
+@router.get(
+    "/v1/calls",
+    response_model=CallPage,
+    responses=problems(BadRequest, Unauthorized, Forbidden, InvalidPayload),
+)
+async def list_calls(
+    session: SessionDep,
+    principal: CallReader,
+    source: Annotated[str | None, Query(max_length=63, description="CAD source id")] = None,
+    agency: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[
+        str | None, Query(max_length=32, description="e.g. dispatched, closed")
+    ] = None,
+    opened_from: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
+    opened_to: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CallPage:
+    """List calls newest first, filtered; follow `next_cursor` for more."""
+    where = CallFilter(
+        source=source, agency=agency, status=status, opened_from=opened_from, opened_to=opened_to
+    )
+    rows, next_cursor = await service.list_calls(
+        session, where, principal, cursor=cursor, limit=limit
+    )
+    return CallPage(items=[CallOut.of(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/calls/{call_id}",
+    response_model=CallDetail,
+    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+)
+async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReader) -> CallDetail:
+    """One call as CAD last described it, with its event history."""
+    call = await service.get_call(session, call_id, principal)
+    history = await ingest.event_history(session, call.id)
+    events = [
+        CallEventOut(
+            event_id=e.event_id,
+            event_type=e.event_type,
+            occurred_at=e.occurred_at,
+            received_at=e.received_at,
+            processed=e.processed,
+        )
+        for e in history
+    ]
+    return CallDetail(**CallOut.of(call).model_dump(), events=events)

@@ -1,0 +1,91 @@
+"""The call as the API shows it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from corespond.calls.models import Call
+
+
+class CallLocation(BaseModel):
+    address: str | None
+    city: str | None
+    lat: float | None
+    lon: float | None
+
+
+class CallEventOut(BaseModel):
+    """One CAD event of the call, in folding order (``occurred_at``, then receipt)."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    received_at: datetime
+    processed: bool
+
+
+class CallOut(BaseModel):
+    """A call folded from its CAD events."""
+
+    id: uuid.UUID
+    source: str
+    incident_number: str
+    agency: str | None
+    call_type: str | None
+    call_type_description: str | None
+    priority: int | None
+    location: CallLocation
+    narrative: str | None
+    hazards: list[str]
+    status: str | None = Field(
+        description="CAD status of the call; `closed` or `cancelled` once CAD ended it, "
+        "null until its first event has been processed."
+    )
+    opened_at: datetime | None
+    ended_at: datetime | None
+    last_event_at: datetime | None
+    event_count: int
+    created_at: datetime
+    folded_at: datetime | None = Field(description="When the call was last rebuilt from events.")
+
+    @classmethod
+    def of(cls, call: Call) -> CallOut:
+        return cls(
+            id=call.id,
+            source=call.source_id,
+            incident_number=call.incident_number,
+            agency=call.agency,
+            call_type=call.call_type,
+            call_type_description=call.call_type_description,
+            priority=call.priority,
+            location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+            narrative=call.narrative,
+            hazards=list(call.hazards or []),
+            status=call.status,
+            opened_at=call.opened_at,
+            ended_at=call.ended_at,
+            last_event_at=call.last_event_at,
+            event_count=call.event_count,
+            created_at=call.created_at,
+            folded_at=call.folded_at,
+        )
+
+
+class CallDetail(CallOut):
+    """A call with its CAD event history."""
+
+    events: list[CallEventOut]
+
+
+class CallPage(BaseModel):
+    """A page of calls, newest first."""
+
+    items: list[CallOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+    order: Literal["newest_first"] = "newest_first"

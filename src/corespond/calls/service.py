@@ -1,0 +1,94 @@
+"""Calls: creating the row an event belongs to, refolding it, and reading it back."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth.service import Principal
+from corespond.calls import repository
+from corespond.calls.folding import FoldableEvent, fold_events
+from corespond.calls.models import Call
+from corespond.calls.repository import CallFilter
+from corespond.errors import BadRequest, NotFound
+
+
+async def ensure_call(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID:
+    """The id of the call for (source, incident number), created empty if it is new."""
+    return await repository.insert_or_get_call_id(session, source_id, incident_number)
+
+
+async def refold(
+    session: AsyncSession, call_id: uuid.UUID, events: Iterable[FoldableEvent]
+) -> Call:
+    """Rebuild a call from all its events. The caller holds the call's row lock."""
+    call = await repository.lock_call(session, call_id)
+    if call is None:
+        raise NotFound(f"call {call_id} not found")
+    state = fold_events(events)
+    for name, value in asdict(state).items():
+        setattr(call, name, value)
+    call.folded_at = datetime.now(UTC)
+    await session.flush()
+    return call
+
+
+def _agency_scope(principal: Principal) -> str | None:
+    if principal.scope is not None and principal.scope.kind == "agency":
+        return principal.scope.value
+    return None
+
+
+def _visible(call: Call, principal: Principal) -> bool:
+    scope = _agency_scope(principal)
+    return scope is None or (call.agency or "").upper() == scope.upper()
+
+
+async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
+    """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
+    call = await repository.get_call(session, call_id)
+    if call is None or not _visible(call, principal):
+        raise NotFound(f"call {call_id} not found")
+    return call
+
+
+async def list_calls(
+    session: AsyncSession,
+    where: CallFilter,
+    principal: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[Sequence[Call], str | None]:
+    """A page of calls, newest first, and the cursor of the next page (None at the end)."""
+    after = decode_cursor(cursor) if cursor else None
+    rows = await repository.list_calls(
+        session, where, agency_scope=_agency_scope(principal), after=after, limit=limit + 1
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+    return page, next_cursor
+
+
+def encode_cursor(call: Call) -> str:
+    raw = json.dumps([call.created_at.isoformat(), str(call.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, call_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at), uuid.UUID(call_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor is not one this service issued") from exc
+    if parsed[0].tzinfo is None:
+        raise BadRequest("cursor is not one this service issued")
+    return parsed

@@ -1,0 +1,324 @@
+"""The ``corespond`` command line: run the service, migrate, manage CAD sources and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks.webhooks import Webhook
+
+from corespond.config import PROJECT_ROOT, Settings, get_settings
+from corespond.crypto import secret_box
+from corespond.db import Database, resolve_database_url
+from corespond.demo import DemoCredentials
+from corespond.errors import Problem
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="corespond: route nonviolent substance-use 911 calls to on-duty peer recovery "
+    "specialists.\n\nWith no DATABASE_URL set, every command starts (or joins) the embedded "
+    "PostgreSQL under ./var/pgdata.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="CAD sources: the dispatch systems allowed to post call events.")
+keys_app = typer.Typer(help="API keys for people and their tools.")
+cad_app = typer.Typer(help="Tools for CAD integrators.")
+app.add_typer(sources_app, name="sources")
+app.add_typer(keys_app, name="keys")
+app.add_typer(cad_app, name="cad")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _settings_with_database() -> tuple[Settings, str]:
+    settings = get_settings()
+    url = resolve_database_url(settings)
+    return settings.model_copy(update={"database_url": url}), url
+
+
+def _run_in_session(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run ``work(session, settings)`` in one committed transaction."""
+    settings, url = _settings_with_database()
+
+    async def runner() -> T:
+        database = Database.connect(url)
+        try:
+            async with database.sessionmaker() as session, session.begin():
+                return await work(session, settings)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(runner())
+    except Problem as problem:
+        err.print(f"[red]error:[/red] {problem.detail or problem.title}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest migration."""
+    from corespond.migrate import upgrade_to_head
+
+    settings, url = _settings_with_database()
+    upgrade_to_head(settings.migrations_dir, url)
+    out.print("[green]database at head[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    run_migrations: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema first.")
+    ] = False,
+    demo: Annotated[bool, typer.Option(help="Seed demo data and print its credentials.")] = False,
+) -> None:
+    """Serve the HTTP API (and the event worker) with uvicorn."""
+    import uvicorn
+
+    from corespond.app import create_app
+    from corespond.logging import configure_logging
+    from corespond.migrate import upgrade_to_head
+
+    settings, url = _settings_with_database()
+    if run_migrations:
+        upgrade_to_head(settings.migrations_dir, url)
+    if demo:
+        _print_demo(_seed_demo(), settings, host, port)
+    configure_logging(settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Seed demo data (a CAD source, keys, a few calls) and print how to use it."""
+    settings = get_settings()
+    _print_demo(_seed_demo(), settings, None, None)
+
+
+def _seed_demo() -> DemoCredentials:
+    from corespond.demo import seed_demo
+
+    async def work(session: AsyncSession, settings: Settings) -> DemoCredentials:
+        return await seed_demo(session, secret_box(settings))
+
+    return _run_in_session(work)
+
+
+def _print_demo(
+    creds: DemoCredentials, settings: Settings, host: str | None, port: int | None
+) -> None:
+    base = f"http://{host or settings.host}:{port or settings.port}"
+    out.rule("[bold]corespond demo[/bold]")
+    out.print(f"CAD source      [bold]{creds.source_id}[/bold]")
+    out.print(f"  signing secret  {creds.source_secret}")
+    out.print(f"admin key       {creds.admin_key}")
+    out.print(f"dispatcher key  {creds.dispatcher_key}  (scope agency:CHARLESTON PD)")
+    out.print(f"demo events accepted this run: {creds.events_accepted}")
+    out.print("\nTry:")
+    out.print(f"  export CORESPOND_KEY={creds.admin_key}")
+    out.print(f"  export CORESPOND_CAD_SECRET={creds.source_secret}")
+    out.print(f'  curl -s {base}/v1/calls -H "Authorization: Bearer $CORESPOND_KEY"')
+    out.print(f"  corespond cad send examples/events/od-created.json --url {base}")
+    out.print("These keys are shown once; running the demo again issues new ones.")
+    out.rule()
+
+
+@sources_app.command("add")
+def sources_add(
+    source_id: Annotated[str, typer.Argument(help="Short id used in the URL, e.g. kanawha-911.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    callback_url: Annotated[
+        str | None, typer.Option(help="Where assignment events go back to this CAD.")
+    ] = None,
+    agency: Annotated[
+        list[str] | None, typer.Option("--agency", help="An agency this CAD serves (repeatable).")
+    ] = None,
+) -> None:
+    """Register a CAD source and print its signing secret (shown once)."""
+    from corespond.sources.service import create_source
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        _, secret = await create_source(
+            session,
+            secret_box(settings),
+            source_id=source_id,
+            display_name=name,
+            callback_url=callback_url,
+            agencies=agency or [],
+        )
+        return secret
+
+    secret = _run_in_session(work)
+    out.print(f"CAD source [bold]{source_id}[/bold] created.")
+    out.print(f"signing secret: {secret}")
+    out.print(
+        f"It posts to /v1/cad/{source_id}/events. Store the secret now; it is not shown again."
+    )
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """List CAD sources with their agencies and live secrets."""
+    from corespond.sources.service import SourceSummary, list_sources
+
+    async def work(session: AsyncSession, settings: Settings) -> list[SourceSummary]:
+        return list(await list_sources(session))
+
+    table = Table("id", "name", "agencies", "callback", "live secrets", "created")
+    for s in _run_in_session(work):
+        table.add_row(
+            s.id,
+            s.display_name,
+            ", ".join(s.agencies) or "-",
+            s.callback_url or "-",
+            str(s.active_secrets),
+            s.created_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@sources_app.command("rotate-secret")
+def sources_rotate_secret(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+    grace_hours: Annotated[
+        float | None,
+        typer.Option(help="How long the old secret keeps working (default from settings)."),
+    ] = None,
+) -> None:
+    """Issue a new signing secret; the old one stays valid for a grace period."""
+    from corespond.sources.service import rotate_secret
+
+    async def work(session: AsyncSession, settings: Settings) -> tuple[str, datetime]:
+        hours = settings.secret_rotation_grace_hours if grace_hours is None else grace_hours
+        return await rotate_secret(
+            session,
+            secret_box(settings),
+            source_id,
+            grace=timedelta(hours=hours),
+        )
+
+    secret, until = _run_in_session(work)
+    out.print(f"new signing secret: {secret}")
+    out.print(f"old secret(s) accepted until {until.isoformat(timespec='seconds')}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[
+        str,
+        typer.Option(help="dispatcher, peer, supervisor, provider_admin, auditor or admin."),
+    ],
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Limit the key, e.g. 'agency:BLUEFIELD PD', 'county:54039'."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,
+) -> None:
+    """Create an API key and print it (shown once)."""
+    from corespond.auth.service import Scope, create_key
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        parsed = Scope.parse(scope) if scope else None
+        _, token = await create_key(session, role=role, scope=parsed, name=name)
+        return token
+
+    token = _run_in_session(work)
+    out.print(f"{role} key: {token}")
+    out.print("Send it as 'Authorization: Bearer <key>'. It is not shown again.")
+
+
+@cad_app.command("send")
+def cad_send(
+    files: Annotated[list[Path], typer.Argument(help="JSON event file(s), sent in order.")],
+    source: Annotated[str, typer.Option(help="CAD source id.")] = "demo-cad",
+    url: Annotated[str, typer.Option(help="Base URL of corespond.")] = "http://127.0.0.1:8000",
+    secret: Annotated[
+        str | None,
+        typer.Option(help="Signing secret (whsec_...); default $CORESPOND_CAD_SECRET."),
+    ] = None,
+) -> None:
+    """Sign event files the way a CAD system must (Standard Webhooks) and post them."""
+    secret = secret or os.environ.get("CORESPOND_CAD_SECRET")
+    if not secret:
+        err.print("[red]error:[/red] give --secret or set CORESPOND_CAD_SECRET")
+        raise typer.Exit(2)
+    signer = Webhook(secret)
+    failed = False
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for path in files:
+            body = path.read_text()
+            message_id = f"msg_{uuid.uuid4().hex}"
+            now = datetime.now(UTC)
+            response = client.post(
+                f"/v1/cad/{source}/events",
+                content=body.encode(),
+                headers={
+                    "content-type": "application/json",
+                    "webhook-id": message_id,
+                    "webhook-timestamp": str(int(now.timestamp())),
+                    "webhook-signature": signer.sign(message_id, now, body),
+                },
+            )
+            failed |= response.is_error
+            out.print(f"{path}: {response.status_code}")
+            try:
+                out.print_json(json.dumps(response.json()))
+            except ValueError:
+                out.print(response.text)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write it.")] = (
+        PROJECT_ROOT / "openapi" / "openapi.json"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file differs from what the app makes.")
+    ] = False,
+) -> None:
+    """Write the OpenAPI document (or, with --check, verify it is current)."""
+    from corespond.app import create_app
+
+    document = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != document:
+            err.print(f"[red]{output} is out of date[/red]; run `make openapi` and commit it")
+            raise typer.Exit(1)
+        out.print(f"{output} is current")
+        return
+    output.write_text(document)
+    out.print(f"wrote {output}")
+
+
+def main() -> None:
+    """Entry point of the ``corespond`` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

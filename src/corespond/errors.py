@@ -1,0 +1,236 @@
+"""Typed domain errors and the one handler that renders them as RFC 9457 problem documents.
+
+Every error a client can cause is a ``Problem`` subclass with its HTTP status; routes declare
+them in ``responses=`` through :func:`problem_responses`. Anything else that escapes is a bug
+and is answered with a bare 500 problem that leaks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://corespond.dev/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class InvalidParam(BaseModel):
+    """One field that failed validation."""
+
+    name: str = Field(description="Dotted path of the field, e.g. `call.location.lat`.")
+    reason: str
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    invalid_params: list[InvalidParam] | None = Field(
+        default=None, serialization_alias="invalid-params", validation_alias="invalid-params"
+    )
+
+
+class Problem(Exception):
+    """Base of every error a client can cause; rendered as problem+json."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def document(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(Problem):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class Unauthorized(Problem):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="corespond"'})
+
+
+class InvalidSignature(Problem):
+    status = 401
+    slug = "invalid-signature"
+    title = "Webhook signature not valid"
+
+
+class Forbidden(Problem):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed for this key"
+
+
+class NotFound(Problem):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class InvalidPayload(Problem):
+    """422: the body parsed but a field is wrong; ``invalid-params`` names each field."""
+
+    status = 422
+    slug = "invalid-payload"
+    title = "Request payload is not valid"
+
+    def __init__(self, detail: str, params: Sequence[InvalidParam] = ()) -> None:
+        extra: dict[str, Any] = {}
+        if params:
+            extra["invalid-params"] = [p.model_dump() for p in params]
+        super().__init__(detail, extra=extra)
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+    slug = "unavailable"
+    title = "Service not ready"
+
+
+def invalid_params_from_errors(errors: Iterable[Any]) -> list[InvalidParam]:
+    """Turn pydantic error dicts into named fields, dropping FastAPI's ``body`` prefix."""
+    params: list[InvalidParam] = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+        params.append(InvalidParam(name=".".join(loc) or "(body)", reason=str(err.get("msg", ""))))
+    return params
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.document(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+_HTTP_TITLES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed for this key"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error path through problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        params = invalid_params_from_errors(exc.errors())
+        names = ", ".join(p.name for p in params)
+        return problem_response(InvalidPayload(f"invalid field(s): {names}", params), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _HTTP_TITLES.get(exc.status_code, ("error", "Error"))
+        body = {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": exc.status_code,
+            "instance": request.url.path,
+        }
+        if isinstance(exc.detail, str) and exc.detail != title:
+            body["detail"] = exc.detail
+        return JSONResponse(
+            body,
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        return JSONResponse(
+            {
+                "type": PROBLEM_BASE + "internal",
+                "title": "Internal error",
+                "status": 500,
+                "instance": request.url.path,
+            },
+            status_code=500,
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+
+
+def problem_responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route may answer with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for problem in problems:
+        out[problem.status] = {
+            "model": ProblemDocument,
+            "description": problem.title,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+    return out

@@ -1,0 +1,111 @@
+"""The event worker: folds stored CAD events into calls, outside the request path.
+
+It wakes on ``LISTEN corespond_cad_event`` (NOTIFY is sent in the ingest transaction) and is
+also swept periodically by the scheduler, so an event whose notification was missed (worker
+down, connection lost, crash after commit) is still processed. Several workers in several
+processes are safe: events are claimed with ``FOR UPDATE SKIP LOCKED`` and each call is
+refolded under its row lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from corespond.db import Database
+from corespond.ingest import service
+from corespond.ingest.repository import NOTIFY_CHANNEL
+from corespond.metrics import EVENTS_PROCESSED
+
+log = structlog.get_logger(__name__)
+
+
+class EventWorker:
+    """Drains pending CAD events; ``drain`` is safe to call from several tasks at once."""
+
+    def __init__(self, database: Database, batch_size: int = 100) -> None:
+        self._database = database
+        self._batch_size = batch_size
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._listen_conn: AsyncConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def drain(self) -> int:
+        """Process pending events until none are left; returns how many were handled."""
+        total = 0
+        async with self._lock:
+            while True:
+                async with self._database.sessionmaker() as session, session.begin():
+                    handled = await service.process_pending(session, self._batch_size)
+                total += handled
+                if handled < self._batch_size:
+                    break
+        if total:
+            EVENTS_PROCESSED.inc(total)
+        return total
+
+    async def sweep(self) -> None:
+        """The scheduler's periodic pass; also re-establishes a lost LISTEN connection."""
+        if self._task is not None and not self._listening():
+            await self._listen()
+        try:
+            await self.drain()
+        except Exception as exc:  # a sweep must never kill the scheduler job
+            log.error("cad_event_sweep_failed", error_type=type(exc).__name__)
+
+    async def start(self) -> None:
+        """Listen for notifications and drain whenever one arrives."""
+        await self._listen()
+        self._task = asyncio.create_task(self._run(), name="cad-event-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_listener()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception as exc:
+                log.error("cad_event_drain_failed", error_type=type(exc).__name__)
+                await asyncio.sleep(1)
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _listening(self) -> bool:
+        if self._listen_conn is None or self._listen_conn.closed:
+            return False
+        raw = self._listen_conn.sync_connection
+        driver = raw.connection.driver_connection if raw is not None else None
+        return driver is not None and not driver.is_closed()
+
+    async def _listen(self) -> None:
+        await self._close_listener()
+        try:
+            conn = await self._database.engine.connect()
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.add_listener(NOTIFY_CHANNEL, self._notified)  # type: ignore[union-attr]
+        except Exception as exc:
+            log.warning("cad_event_listen_failed", error_type=type(exc).__name__)
+            return
+        self._listen_conn = conn
+        self._wake.set()  # catch up on anything stored while we were not listening
+
+    async def _close_listener(self) -> None:
+        if self._listen_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._listen_conn.invalidate()
+                await self._listen_conn.close()
+            self._listen_conn = None

@@ -1,0 +1,88 @@
+"""Every query of the event log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.ingest.models import CadEvent
+
+NOTIFY_CHANNEL = "corespond_cad_event"
+MAX_ATTEMPTS = 10
+
+
+async def insert_event(session: AsyncSession, **values: Any) -> int | None:
+    """Insert an event unless ``(source_id, event_id)`` exists; its id, or None if it did."""
+    return await session.scalar(
+        insert(CadEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source_id", "event_id"])
+        .returning(CadEvent.id)
+    )
+
+
+async def existing_event(session: AsyncSession, source_id: str, event_id: str) -> CadEvent | None:
+    return await session.scalar(
+        select(CadEvent).where(CadEvent.source_id == source_id, CadEvent.event_id == event_id)
+    )
+
+
+async def attach_call(session: AsyncSession, event_pk: int, call_id: uuid.UUID) -> None:
+    await session.execute(update(CadEvent).where(CadEvent.id == event_pk).values(call_id=call_id))
+
+
+async def notify_worker(session: AsyncSession) -> None:
+    # Delivered at commit, so the worker never wakes for an event it cannot see yet.
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+async def claim_pending(session: AsyncSession, limit: int) -> Sequence[CadEvent]:
+    """Lock a batch of unprocessed events, oldest first, skipping ones another worker holds."""
+    return (
+        await session.scalars(
+            select(CadEvent)
+            .where(CadEvent.processed_at.is_(None), CadEvent.attempts < MAX_ATTEMPTS)
+            .order_by(CadEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
+async def events_of_call(session: AsyncSession, call_id: uuid.UUID) -> Sequence[CadEvent]:
+    return (
+        await session.scalars(
+            select(CadEvent)
+            .where(CadEvent.call_id == call_id)
+            .order_by(CadEvent.occurred_at, CadEvent.id)
+        )
+    ).all()
+
+
+async def mark_processed(session: AsyncSession, event_pks: Sequence[int]) -> None:
+    await session.execute(
+        update(CadEvent)
+        .where(CadEvent.id.in_(event_pks))
+        .values(processed_at=datetime.now(UTC), attempts=CadEvent.attempts + 1, last_error=None)
+    )
+
+
+async def mark_failed(session: AsyncSession, event_pks: Sequence[int], error: str) -> None:
+    await session.execute(
+        update(CadEvent)
+        .where(CadEvent.id.in_(event_pks))
+        .values(attempts=CadEvent.attempts + 1, last_error=error[:500])
+    )
+
+
+async def pending_count(session: AsyncSession) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(CadEvent).where(CadEvent.processed_at.is_(None))
+    )
+    return int(count or 0)

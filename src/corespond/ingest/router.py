@@ -1,0 +1,116 @@
+"""``POST /v1/cad/{source}/events``: the CAD webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from corespond.crypto import SecretBox
+from corespond.db import SessionDep
+from corespond.errors import (
+    InvalidParam,
+    InvalidPayload,
+    InvalidSignature,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    invalid_params_from_errors,
+    problem_responses,
+)
+from corespond.ingest import service
+from corespond.ingest.schemas import CadEvent, EventReceipt
+from corespond.ingest.signing import verify
+from corespond.metrics import EVENTS_INGESTED
+from corespond.sources import service as sources
+
+router = APIRouter(tags=["CAD ingest"])
+
+_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CadEvent"}}},
+    },
+    "parameters": [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": description,
+        }
+        for name, description in (
+            ("webhook-id", "Unique message id (Standard Webhooks)."),
+            ("webhook-timestamp", "Unix seconds when signed; must be within 5 minutes of now."),
+            ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` signatures."),
+        )
+    ],
+}
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+    return bytes(body)
+
+
+def parse_event(body: bytes) -> CadEvent:
+    """The event in ``body``, or a 422 naming every field that is wrong."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("body is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise InvalidPayload("body must be a JSON object (a CAD event)")
+    try:
+        event = CadEvent.model_validate(document)
+    except ValidationError as exc:
+        params = invalid_params_from_errors(exc.errors(include_input=False))
+        raise InvalidPayload(
+            f"invalid field(s): {', '.join(p.name for p in params)}", params
+        ) from exc
+    missing = event.missing_on_create()
+    if missing:
+        raise InvalidPayload(
+            f"call.created must carry {', '.join(missing)}",
+            [InvalidParam(name=name, reason="required on call.created") for name in missing],
+        )
+    return event
+
+
+@router.post(
+    "/v1/cad/{source}/events",
+    status_code=202,
+    response_model=EventReceipt,
+    responses=problem_responses(
+        InvalidSignature, NotFound, PayloadTooLarge, UnsupportedMediaType, InvalidPayload
+    ),
+    openapi_extra=_REQUEST_BODY,
+)
+async def post_cad_event(source: str, request: Request, session: SessionDep) -> EventReceipt:
+    """Receive a signed call event from a CAD system; stored durably before the 202."""
+    settings = request.app.state.settings
+    box: SecretBox = request.app.state.secret_box
+    cad_source = await sources.get_source(session, source)
+    try:
+        body = await read_body_limited(request, settings.max_event_bytes)
+        webhook_id = verify(body, request.headers, sources.verification_secrets(cad_source, box))
+        content_type = request.headers.get("content-type", "application/json")
+        if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
+            raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
+        event = parse_event(body)
+    except (PayloadTooLarge, InvalidSignature, UnsupportedMediaType, InvalidPayload):
+        EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
+        raise
+    result = await service.ingest(session, cad_source.id, event, body, webhook_id)
+    EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
+    return EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)

@@ -1,0 +1,147 @@
+"""Ingest: store a verified CAD event exactly once and hand it to the worker.
+
+The request path only stores: the event row, the (possibly new, still empty) call it belongs
+to, and a NOTIFY, all in one transaction. Folding and everything after it run in the worker,
+so a crash between the 202 and processing loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.calls import service as calls
+from corespond.calls.folding import FoldableEvent
+from corespond.ingest import repository
+from corespond.ingest.models import CadEvent as StoredEvent
+from corespond.ingest.schemas import CadEvent
+from corespond.metrics import EVENT_FOLD_FAILURES
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: str
+    status: Literal["accepted", "duplicate"]
+    call_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """An event in a call's history, without its payload (which may hold the narrative)."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    received_at: datetime
+    processed: bool
+
+
+async def ingest(
+    session: AsyncSession, source_id: str, event: CadEvent, body: bytes, webhook_id: str
+) -> IngestResult:
+    """Store ``event`` from ``source_id`` unless it is a repeat; answers which it was."""
+    digest = hashlib.sha256(body).hexdigest()
+    event_pk = await repository.insert_event(
+        session,
+        source_id=source_id,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        occurred_at=event.occurred_at,
+        incident_number=event.call.incident_number,
+        webhook_id=webhook_id,
+        payload=event.model_dump(mode="json", exclude_unset=True),
+        payload_sha256=digest,
+    )
+    if event_pk is None:
+        existing = await repository.existing_event(session, source_id, event.event_id)
+        if existing is not None and existing.payload_sha256 != digest:
+            log.warning(
+                "cad_event_id_reused",
+                source=source_id,
+                event_id=event.event_id,
+                note="same event_id with a different body; the first one stands",
+            )
+        return IngestResult(
+            event.event_id, "duplicate", existing.call_id if existing is not None else None
+        )
+
+    call_id = await calls.ensure_call(session, source_id, event.call.incident_number)
+    await repository.attach_call(session, event_pk, call_id)
+    await repository.notify_worker(session)
+    return IngestResult(event.event_id, "accepted", call_id)
+
+
+def foldable(stored: StoredEvent) -> FoldableEvent:
+    """A stored event as the folding function wants it."""
+    parsed = CadEvent.model_validate(stored.payload)
+    return FoldableEvent(
+        event_type=stored.event_type,
+        occurred_at=stored.occurred_at,
+        sequence=stored.id,
+        changes=parsed.changes(),
+    )
+
+
+async def process_pending(session: AsyncSession, batch_size: int) -> int:
+    """Fold one batch of stored, unprocessed events into their calls; returns how many.
+
+    Each call is refolded in its own savepoint: one event that cannot be folded is recorded
+    with its error and retried later, and does not hold back the others.
+    """
+    claimed = await repository.claim_pending(session, batch_size)
+    by_call: dict[uuid.UUID, list[int]] = {}
+    for stored in claimed:
+        if stored.call_id is not None:
+            by_call.setdefault(stored.call_id, []).append(stored.id)
+    orphans = [e.id for e in claimed if e.call_id is None]
+    if orphans:
+        await repository.mark_processed(session, orphans)
+
+    for call_id, event_pks in by_call.items():
+        try:
+            async with session.begin_nested():
+                history = await repository.events_of_call(session, call_id)
+                await calls.refold(session, call_id, [foldable(e) for e in history])
+                await repository.mark_processed(session, event_pks)
+        except Exception as exc:
+            reason = _safe_reason(exc)
+            log.error("cad_event_fold_failed", call_id=str(call_id), reason=reason)
+            EVENT_FOLD_FAILURES.inc()
+            await repository.mark_failed(session, event_pks, reason)
+    return len(claimed)
+
+
+def _safe_reason(exc: Exception) -> str:
+    """A failure reason fit for logs: never the exception text, which may quote a narrative."""
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+        return f"ValidationError at {', '.join(fields)}"
+    return type(exc).__name__
+
+
+async def event_history(session: AsyncSession, call_id: uuid.UUID) -> Sequence[EventSummary]:
+    """The events of a call in the order they are folded."""
+    return [
+        EventSummary(
+            event_id=e.event_id,
+            event_type=e.event_type,
+            occurred_at=e.occurred_at,
+            received_at=e.received_at,
+            processed=e.processed_at is not None,
+        )
+        for e in await repository.events_of_call(session, call_id)
+    ]
+
+
+async def pending_count(session: AsyncSession) -> int:
+    return await repository.pending_count(session)

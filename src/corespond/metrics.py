@@ -1,0 +1,30 @@
+"""Prometheus metrics of the process (``GET /metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "corespond_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "corespond_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EVENTS_INGESTED = Counter(
+    "corespond_cad_events_ingested_total",
+    "CAD events received, by source and outcome (accepted, duplicate, rejected).",
+    ["source", "status"],
+)
+EVENTS_PROCESSED = Counter(
+    "corespond_cad_events_processed_total",
+    "CAD events folded into their calls by the worker.",
+)
+EVENT_FOLD_FAILURES = Counter(
+    "corespond_cad_event_fold_failures_total",
+    "Calls whose events could not be folded (retried later).",
+)

@@ -1,0 +1,11 @@
+"""Every table, imported in one place so that metadata is complete (Alembic, tests)."""
+
+from corespond.auth.models import ApiKey
+from corespond.calls.models import Call
+from corespond.db import Base
+from corespond.ingest.models import CadEvent
+from corespond.sources.models import CadSource, CadSourceSecret
+
+metadata = Base.metadata
+
+__all__ = ["ApiKey", "CadEvent", "CadSource", "CadSourceSecret", "Call", "metadata"]

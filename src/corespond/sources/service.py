@@ -1,0 +1,133 @@
+"""CAD sources: registration, secret rotation, and the secrets a signature may be checked with."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.crypto import SecretBox
+from corespond.errors import Conflict, InvalidPayload, NotFound
+from corespond.sources.models import CadSource, CadSourceSecret
+
+SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+
+
+def generate_secret() -> str:
+    """A new Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    id: str
+    display_name: str
+    callback_url: str | None
+    agencies: list[str]
+    created_at: datetime
+    active_secrets: int
+    disabled: bool
+
+
+async def create_source(
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    source_id: str,
+    display_name: str,
+    callback_url: str | None = None,
+    agencies: list[str] | None = None,
+) -> tuple[CadSource, str]:
+    """Register a CAD source; returns it with its signing secret (shown to the operator once)."""
+    if not SOURCE_ID_PATTERN.fullmatch(source_id):
+        raise InvalidPayload(
+            "source id must be 1-63 lower-case letters, digits, '-' or '_', starting with a "
+            f"letter or digit: {source_id!r}"
+        )
+    if await session.get(CadSource, source_id) is not None:
+        raise Conflict(f"CAD source {source_id!r} already exists")
+    source = CadSource(
+        id=source_id,
+        display_name=display_name,
+        callback_url=callback_url,
+        agencies=sorted(set(agencies or [])),
+    )
+    secret = generate_secret()
+    source.secrets = [CadSourceSecret(ciphertext=box.seal(secret))]
+    session.add(source)
+    await session.flush()
+    return source, secret
+
+
+async def get_source(session: AsyncSession, source_id: str) -> CadSource:
+    """The enabled source with this id, else ``NotFound``."""
+    source = await session.get(CadSource, source_id)
+    if source is None or source.disabled_at is not None:
+        raise NotFound(f"unknown CAD source {source_id!r}")
+    return source
+
+
+async def list_sources(session: AsyncSession, now: datetime | None = None) -> list[SourceSummary]:
+    now = now or datetime.now(UTC)
+    rows = (await session.scalars(select(CadSource).order_by(CadSource.id))).all()
+    return [
+        SourceSummary(
+            id=s.id,
+            display_name=s.display_name,
+            callback_url=s.callback_url,
+            agencies=list(s.agencies),
+            created_at=s.created_at,
+            active_secrets=sum(1 for k in s.secrets if _is_live(k, now)),
+            disabled=s.disabled_at is not None,
+        )
+        for s in rows
+    ]
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    box: SecretBox,
+    source_id: str,
+    *,
+    grace: timedelta,
+    now: datetime | None = None,
+) -> tuple[str, datetime]:
+    """Issue a new secret; the secrets in use keep verifying until ``now + grace``.
+
+    Returns the new secret and when the old ones stop working.
+    """
+    now = now or datetime.now(UTC)
+    source = await get_source(session, source_id)
+    old_until = now + grace
+    for key in source.secrets:
+        if key.expires_at is None or key.expires_at > old_until:
+            key.expires_at = old_until
+    secret = generate_secret()
+    source.secrets.append(CadSourceSecret(ciphertext=box.seal(secret)))
+    await session.flush()
+    return secret, old_until
+
+
+def verification_secrets(
+    source: CadSource, box: SecretBox, now: datetime | None = None
+) -> list[str]:
+    """The secrets a signature from this source may match now, newest first."""
+    now = now or datetime.now(UTC)
+    live = [k for k in source.secrets if _is_live(k, now)]
+    return [box.open(k.ciphertext) for k in sorted(live, key=lambda k: k.id, reverse=True)]
+
+
+def stored_secret(source: CadSource, box: SecretBox) -> str:
+    """The newest secret of a source (for the demo and for outbound signing)."""
+    newest = max(source.secrets, key=lambda k: k.id)
+    return box.open(newest.ciphertext)
+
+
+def _is_live(key: CadSourceSecret, now: datetime) -> bool:
+    return key.expires_at is None or key.expires_at > now
