@@ -1,0 +1,50 @@
+# corespond — one command to run it, one to test it (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
+
+.PHONY: install run test lint format typecheck openapi openapi-check check bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install corespond with its dev tools
+
+run: install  ## migrate, seed demo data and serve on 127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL)
+	$(BIN)/corespond serve --migrate --demo
+
+test: install  ## run the whole test suite on a real PostgreSQL
+	$(BIN)/pytest
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install  ## mypy --strict on src/
+	$(BIN)/mypy
+
+openapi: install  ## regenerate openapi/openapi.json
+	$(BIN)/corespond openapi
+
+openapi-check: install  ## fail if openapi/openapi.json is not what the app generates
+	$(BIN)/corespond openapi --check
+
+check: lint typecheck openapi-check test  ## everything CI should be green on
+
+bench: install  ## ingest load test against a running server (see bench/README.md)
+	$(BIN)/python bench/ingest.py
+
+clean:  ## remove the virtualenv and caches (keeps var/, the local database)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
