@@ -61,7 +61,7 @@ async def _admin(url: str, sql: str) -> None:
 
 
 @dataclass(frozen=True)
-class TestServer:
+class PgServer:
     base_url: str
     template: str
 
@@ -95,11 +95,11 @@ def box() -> SecretBox:
 
 
 @pytest.fixture(scope="session")
-async def test_server() -> AsyncIterator[TestServer]:
+async def test_server() -> AsyncIterator[PgServer]:
     base = await asyncio.to_thread(_server_base_url)
     template = f"corespond_tpl_{uuid.uuid4().hex[:12]}"
     await _admin(base, f'CREATE DATABASE "{template}"')
-    server = TestServer(base, template)
+    server = PgServer(base, template)
     try:
         migrations = Path(PROJECT_ROOT / "migrations")
         await asyncio.to_thread(upgrade_to_head, migrations, server.url(template))
@@ -109,7 +109,7 @@ async def test_server() -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture(scope="session")
-async def shared_database(test_server: TestServer) -> AsyncIterator[Database]:
+async def shared_database(test_server: PgServer) -> AsyncIterator[Database]:
     name = await test_server.clone()
     database = Database.connect(test_server.url(name))
     try:
@@ -134,7 +134,7 @@ async def db(shared_database: Database) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def committed_db(test_server: TestServer) -> AsyncIterator[Database]:
+async def committed_db(test_server: PgServer) -> AsyncIterator[Database]:
     """A database of its own where commits are real (races, LISTEN/NOTIFY, restarts)."""
     name = await test_server.clone()
     database = Database.connect(test_server.url(name))
@@ -171,9 +171,7 @@ async def make_source(database: Database, box: SecretBox, source_id: str = "kana
 
 async def make_key(database: Database, role: str, scope: str | None = None) -> str:
     async with database.sessionmaker() as session, session.begin():
-        _, token = await create_key(
-            session, role=role, scope=Scope.parse(scope) if scope else None
-        )
+        _, token = await create_key(session, role=role, scope=Scope.parse(scope) if scope else None)
     return token
 
 
@@ -194,4 +192,3 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
-

@@ -80,7 +80,7 @@ def test_an_update_without_its_create_makes_a_partial_open_call() -> None:
 
 
 def test_explicit_null_clears_a_field() -> None:
-    state = fold_events(HISTORY[:1] + [event("updated", 1, 2, narrative=None, location=None)])
+    state = fold_events([*HISTORY[:1], event("updated", 1, 2, narrative=None, location=None)])
     assert state.narrative is None
     assert state.address is None
     assert state.lat is None

@@ -28,7 +28,9 @@ async def post(
     client: httpx.AsyncClient, source: Source, document: Any, **kwargs: Any
 ) -> httpx.Response:
     body = document if isinstance(document, bytes) else encode(document)
-    return await client.post(URL, content=body, headers=signed_headers(source.secret, body), **kwargs)
+    return await client.post(
+        URL, content=body, headers=signed_headers(source.secret, body), **kwargs
+    )
 
 
 async def stored_events(db: Database) -> int:
@@ -172,7 +174,9 @@ async def test_wrong_secret_stale_and_future_timestamps_are_401(
     wrong = await client.post(URL, content=body, headers=signed_headers(generate_secret(), body))
     assert_problem(wrong, 401, "no matching signature")
     stale_at = datetime.now(UTC) - timedelta(minutes=6)
-    stale = await client.post(URL, content=body, headers=signed_headers(source.secret, body, at=stale_at))
+    stale = await client.post(
+        URL, content=body, headers=signed_headers(source.secret, body, at=stale_at)
+    )
     assert_problem(stale, 401, "too old")
     future_at = datetime.now(UTC) + timedelta(minutes=6)
     future = await client.post(
@@ -298,8 +302,9 @@ async def test_rejections_leave_stored_events_untouched(
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 event_like = st.fixed_dictionaries(

@@ -19,7 +19,7 @@ from corespond.calls.router import router as calls_router
 from corespond.config import Settings, get_settings
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
-from corespond.errors import install_problem_handlers
+from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.ingest.jobs import EventWorker
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
@@ -99,6 +99,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return app
 
 
+def _problems_as_problem_json(schema: dict[str, Any]) -> None:
+    """Error responses are served as application/problem+json; say so in the document."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = {
+                        "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                    }
+                    del content["application/json"]
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with the CAD event schema that the webhook reads by hand."""
     if app.openapi_schema:
@@ -110,5 +126,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(event_schema.pop("$defs", {}))
     components["CadEvent"] = event_schema
+    _problems_as_problem_json(schema)
     app.openapi_schema = schema
     return schema

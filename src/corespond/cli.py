@@ -197,7 +197,8 @@ def sources_list() -> None:
             str(s.active_secrets),
             s.created_at.isoformat(timespec="seconds"),
         )
-    out.print(table)
+    # Piped output is not cut to 80 columns: scripts and logs get whole rows.
+    (out if out.is_terminal else Console(width=240)).print(table)
 
 
 @sources_app.command("rotate-secret")

@@ -48,7 +48,7 @@ class CadEvent(Base):
     event_type: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
+        DateTime(timezone=True), server_default=func.clock_timestamp()
     )
     incident_number: Mapped[str] = mapped_column(Text)
     webhook_id: Mapped[str] = mapped_column(Text)

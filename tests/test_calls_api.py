@@ -1,0 +1,130 @@
+"""GET /v1/calls and /v1/calls/{id}: who may read, filters, pagination."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from corespond.db import Database
+from tests.conftest import Source, make_key
+from tests.helpers import cad_event, encode, signed_headers
+from tests.test_ingest_api import assert_problem, fold
+
+URL = "/v1/cad/kanawha-911/events"
+
+
+async def seed(client: httpx.AsyncClient, source: Source, db: Database, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        document = cad_event(
+            f"ev-{i}",
+            incident_number=f"26-{i:06d}",
+            agency="CHARLESTON PD" if i % 2 == 0 else "KANAWHA COUNTY SHERIFF",
+        )
+        if i == 0:
+            document["call"]["status"] = "enroute"
+        body = encode(document)
+        response = await client.post(URL, content=body, headers=signed_headers(source.secret, body))
+        ids.append(response.json()["call_id"])
+    await fold(db)
+    return ids
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_list_is_newest_first_and_pages_with_a_cursor(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    ids = await seed(client, source, db, 5)
+    key = await make_key(db, "supervisor")
+    first = (await client.get("/v1/calls?limit=2", headers=bearer(key))).json()
+    assert [c["id"] for c in first["items"]] == ids[::-1][:2]
+    seen = [c["id"] for c in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = (await client.get(f"/v1/calls?limit=2&cursor={cursor}", headers=bearer(key))).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == ids[::-1]
+
+
+async def test_filters_by_agency_status_and_source(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    await seed(client, source, db, 4)
+    key = await make_key(db, "supervisor")
+    by_agency = (await client.get("/v1/calls?agency=charleston pd", headers=bearer(key))).json()
+    assert {c["agency"] for c in by_agency["items"]} == {"CHARLESTON PD"}
+    assert len(by_agency["items"]) == 2
+    by_status = (await client.get("/v1/calls?status=enroute", headers=bearer(key))).json()
+    assert [c["incident_number"] for c in by_status["items"]] == ["26-000000"]
+    other = (await client.get("/v1/calls?source=logan-911", headers=bearer(key))).json()
+    assert other["items"] == []
+    window = await client.get(
+        "/v1/calls?opened_from=2026-11-23T09:00:00Z&opened_to=2026-11-23T10:00:00Z",
+        headers=bearer(key),
+    )
+    assert len(window.json()["items"]) == 4
+
+
+async def test_agency_scoped_dispatcher_sees_only_their_agency(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    ids = await seed(client, source, db, 4)
+    key = await make_key(db, "dispatcher", "agency:KANAWHA COUNTY SHERIFF")
+    page = (await client.get("/v1/calls", headers=bearer(key))).json()
+    assert {c["agency"] for c in page["items"]} == {"KANAWHA COUNTY SHERIFF"}
+    hidden = await client.get(f"/v1/calls/{ids[0]}", headers=bearer(key))
+    assert_problem(hidden, 404)
+
+
+async def test_call_detail_lists_its_events(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    [call_id] = await seed(client, source, db, 1)
+    key = await make_key(db, "dispatcher")
+    call = (await client.get(f"/v1/calls/{call_id}", headers=bearer(key))).json()
+    assert call["events"][0]["event_id"] == "ev-0"
+    assert call["events"][0]["processed"] is True
+
+
+async def test_reading_calls_needs_a_key(client: httpx.AsyncClient) -> None:
+    problem = assert_problem(await client.get("/v1/calls"), 401, "Bearer")
+    assert problem["title"] == "Authentication required"
+    bad = await client.get("/v1/calls", headers=bearer("csk_nope_nope"))
+    assert_problem(bad, 401)
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    assert_problem(await client.get("/v1/calls", headers={"Authorization": "Basic eDp5"}), 401)
+
+
+@pytest.mark.parametrize("role", ["peer", "provider_admin", "auditor"])
+async def test_roles_without_call_access_get_403(
+    client: httpx.AsyncClient, db: Database, role: str
+) -> None:
+    key = await make_key(db, role)
+    assert_problem(await client.get("/v1/calls", headers=bearer(key)), 403, role)
+
+
+async def test_revoked_key_is_refused(client: httpx.AsyncClient, db: Database) -> None:
+    from corespond.auth.service import revoke_keys_named
+
+    key = await make_key(db, "supervisor")
+    async with db.sessionmaker() as session, session.begin():
+        await revoke_keys_named(session, "supervisor key")
+    assert_problem(await client.get("/v1/calls", headers=bearer(key)), 401, "revoked")
+
+
+async def test_bad_query_parameters_are_precise_4xx(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    key = await make_key(db, "supervisor")
+    assert_problem(await client.get("/v1/calls?cursor=abc", headers=bearer(key)), 400, "cursor")
+    assert_problem(await client.get("/v1/calls?limit=0", headers=bearer(key)), 422, "limit")
+    naive = await client.get("/v1/calls?opened_from=2026-11-23T09:00:00", headers=bearer(key))
+    assert_problem(naive, 422, "opened_from")
+    assert_problem(await client.get("/v1/calls/not-a-uuid", headers=bearer(key)), 422, "call_id")
+    assert_problem(await client.get(f"/v1/calls/{uuid.uuid4()}", headers=bearer(key)), 404)

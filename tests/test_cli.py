@@ -1,0 +1,132 @@
+"""The ``corespond`` command line against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from corespond.auth.models import ApiKey
+from corespond.cli import app
+from corespond.config import get_settings
+from corespond.db import Database
+from tests.conftest import TEST_KEY
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(
+    committed_db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Database]:
+    url = committed_db.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CORESPOND_SECRET_KEY", TEST_KEY.decode())
+    monkeypatch.setenv("CORESPOND_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield committed_db
+    get_settings.cache_clear()
+
+
+async def invoke(*args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(runner.invoke, app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["demo"],
+        ["sources"],
+        ["sources", "add"],
+        ["sources", "list"],
+        ["sources", "rotate-secret"],
+        ["keys", "create"],
+        ["cad", "send"],
+        ["openapi"],
+    ],
+)
+def test_every_command_explains_itself(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+    assert len(result.output.splitlines()) > 4
+
+
+async def test_sources_add_list_and_rotate(cli_env: Database) -> None:
+    code, output = await invoke(
+        "sources", "add", "mercer-911", "--name", "Mercer County 911",
+        "--agency", "BLUEFIELD PD", "--agency", "PRINCETON PD",
+    )  # fmt: skip
+    assert code == 0, output
+    first = re.search(r"whsec_\S+", output)
+    assert first
+
+    code, output = await invoke("sources", "list")
+    assert code == 0
+    assert "mercer-911" in output
+    assert "BLUEFIELD PD" in output
+    assert "whsec_" not in output
+
+    code, output = await invoke("sources", "rotate-secret", "mercer-911", "--grace-hours", "2")
+    assert code == 0, output
+    second = re.search(r"whsec_\S+", output)
+    assert second
+    assert second.group() != first.group()
+    assert "accepted until" in output
+
+
+async def test_duplicate_source_and_bad_id_fail_with_a_message(cli_env: Database) -> None:
+    await invoke("sources", "add", "logan-911", "--name", "Logan")
+    code, output = await invoke("sources", "add", "logan-911", "--name", "Logan")
+    assert code == 2
+    assert "already exists" in output
+    code, output = await invoke("sources", "add", "Bad Id!", "--name", "x")
+    assert code == 2
+    assert "source id" in output
+
+
+async def test_keys_create_prints_a_key_stored_only_as_a_hash(cli_env: Database) -> None:
+    code, output = await invoke(
+        "keys", "create", "--role", "supervisor", "--scope", "county:54039", "--name", "Kanawha sup"
+    )
+    assert code == 0, output
+    token = re.search(r"csk_\S+", output)
+    assert token
+    async with cli_env.sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.name == "Kanawha sup"))
+    assert key is not None
+    assert (key.role, key.scope_kind, key.scope_value) == ("supervisor", "county", "54039")
+    assert token.group().encode() not in key.key_hash
+
+
+async def test_keys_create_refuses_unknown_roles_and_scopes(cli_env: Database) -> None:
+    code, output = await invoke("keys", "create", "--role", "sheriff")
+    assert code == 2
+    assert "role must be one of" in output
+    code, output = await invoke("keys", "create", "--role", "dispatcher", "--scope", "planet:x")
+    assert code == 2
+    assert "scope must be" in output
+
+
+async def test_demo_seeds_a_source_keys_and_folded_calls_and_can_run_again(
+    cli_env: Database,
+) -> None:
+    code, output = await invoke("demo")
+    assert code == 0, output
+    assert "demo-cad" in output
+    assert "demo events accepted this run: 5" in output
+    secret = re.search(r"whsec_\S+", output)
+    code, again = await invoke("demo")
+    assert code == 0, again
+    assert "demo events accepted this run: 0" in again
+    assert secret
+    assert secret.group() in again
