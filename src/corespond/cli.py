@@ -131,6 +131,7 @@ def _print_demo(
     creds: DemoCredentials, settings: Settings, host: str | None, port: int | None
 ) -> None:
     base = f"http://{host or settings.host}:{port or settings.port}"
+    program = _program_name()
     out.rule("[bold]corespond demo[/bold]")
     out.print(f"CAD source      [bold]{creds.source_id}[/bold]")
     out.print(f"  signing secret  {creds.source_secret}")
@@ -141,9 +142,20 @@ def _print_demo(
     out.print(f"  export CORESPOND_KEY={creds.admin_key}")
     out.print(f"  export CORESPOND_CAD_SECRET={creds.source_secret}")
     out.print(f'  curl -s {base}/v1/calls -H "Authorization: Bearer $CORESPOND_KEY"')
-    out.print(f"  corespond cad send examples/events/od-created.json --url {base}")
+    out.print(f"  {program} cad send examples/events/od-created.json --url {base}")
     out.print("These keys are shown once; running the demo again issues new ones.")
     out.rule()
+
+
+def _program_name() -> str:
+    """How the user ran us (``.venv/bin/corespond`` under make), for copy-paste hints."""
+    invoked = Path(sys.argv[0])
+    if invoked.name == "corespond" and invoked.exists():
+        try:
+            return str(invoked.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(invoked)
+    return "corespond"
 
 
 @sources_app.command("add")

@@ -82,13 +82,17 @@ async def ingest(
 
 
 def foldable(stored: StoredEvent) -> FoldableEvent:
-    """A stored event as the folding function wants it."""
-    parsed = CadEvent.model_validate(stored.payload)
+    """A stored event as the folding function wants it.
+
+    The payload was validated before it was stored and saved with only the fields the CAD
+    sent, so its ``call`` object (less the incident number) is exactly the event's changes.
+    """
+    changes = {k: v for k, v in stored.payload["call"].items() if k != "incident_number"}
     return FoldableEvent(
         event_type=stored.event_type,
         occurred_at=stored.occurred_at,
         sequence=stored.id,
-        changes=parsed.changes(),
+        changes=changes,
     )
 
 
