@@ -128,3 +128,40 @@ async def test_bad_query_parameters_are_precise_4xx(
     assert_problem(naive, 422, "opened_from")
     assert_problem(await client.get("/v1/calls/not-a-uuid", headers=bearer(key)), 422, "call_id")
     assert_problem(await client.get(f"/v1/calls/{uuid.uuid4()}", headers=bearer(key)), 404)
+
+
+@pytest.mark.parametrize("scope", ["county:54039", "provider:recovery-point"])
+async def test_keys_with_scopes_calls_cannot_honour_yet_are_refused(
+    client: httpx.AsyncClient, source: Source, db: Database, scope: str
+) -> None:
+    [call_id] = await seed(client, source, db, 1)
+    key = await make_key(db, "dispatcher", scope)
+    assert_problem(await client.get("/v1/calls", headers=bearer(key)), 403, scope.split(":")[0])
+    assert_problem(await client.get(f"/v1/calls/{call_id}", headers=bearer(key)), 403)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "agency=%00",
+        "status=a%00b",
+        "source=%00",
+        "opened_from=0001-01-01T00:00:00%2B05:00",
+        "opened_to=9999-12-31T23:59:59-05:00",
+    ],
+)
+async def test_query_values_the_database_cannot_take_are_422(
+    client: httpx.AsyncClient, db: Database, query: str
+) -> None:
+    key = await make_key(db, "supervisor")
+    assert_problem(await client.get(f"/v1/calls?{query}", headers=bearer(key)), 422)
+
+
+async def test_forged_cursor_out_of_range_is_400(client: httpx.AsyncClient, db: Database) -> None:
+    import base64
+    import json
+
+    key = await make_key(db, "supervisor")
+    raw = json.dumps(["0001-01-01T00:00:00+05:00", str(uuid.uuid4())]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert_problem(await client.get(f"/v1/calls?cursor={cursor}", headers=bearer(key)), 400)

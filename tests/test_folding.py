@@ -101,3 +101,9 @@ def test_same_instant_events_apply_in_receipt_order() -> None:
     first = event("updated", 1, 1, narrative="FIRST")
     second = event("updated", 1, 2, narrative="SECOND")
     assert fold_events([second, first]).narrative == "SECOND"
+
+
+def test_an_update_with_a_closed_status_ends_the_call() -> None:
+    state = fold_events([*HISTORY[:1], event("updated", 7, 2, status="closed")])
+    assert state.status == "closed"
+    assert state.ended_at == T0 + timedelta(minutes=7)

@@ -345,3 +345,49 @@ async def test_random_json_bodies_never_cause_a_server_error(
     assert response.status_code in (202, 413, 422), response.text
     if response.status_code != 202:
         assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["call"].update(narrative="SUBJ\x00 OD"), "call.narrative"),
+        (lambda d: d.update(event_id="ev\x001"), "event_id"),
+        (lambda d: d["call"].update(incident_number="26-\x00"), "call.incident_number"),
+        (lambda d: d.update(occurred_at="0001-01-01T00:00:00+05:00"), "occurred_at"),
+        (lambda d: d.update(occurred_at="9999-12-31T23:59:59-05:00"), "occurred_at"),
+        (lambda d: d.update(occurred_at=1763900000), "occurred_at"),
+        (lambda d: d["call"].update(priority="2"), "call.priority"),
+        (lambda d: d["call"].update(priority=True), "call.priority"),
+        (lambda d: d["call"]["location"].update(lat="38.3"), "call.location.lat"),
+        (lambda d: d["call"].update(status=""), "call.status"),
+        (lambda d: d["call"]["location"].update(address="  "), "call.location.address"),
+    ],
+)
+async def test_values_the_database_cannot_hold_or_that_need_coercion_are_422(
+    client: httpx.AsyncClient, source: Source, db: Database, mutate: Any, field: str
+) -> None:
+    document = cad_event()
+    mutate(document)
+    problem = assert_problem(await post(client, source, document), 422)
+    assert field in [p["name"] for p in problem["invalid-params"]]
+    assert await stored_events(db) == 0
+
+
+async def test_deeply_nested_json_is_422_not_a_crash(
+    client: httpx.AsyncClient, source: Source
+) -> None:
+    body = b"[" * 30_000 + b"]" * 30_000
+    response = await client.post(URL, content=body, headers=signed_headers(source.secret, body))
+    assert response.status_code in (413, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("name", ["%00", "UPPER", "a" * 70, "bad%20id"])
+async def test_malformed_source_ids_are_404_without_a_query(
+    client: httpx.AsyncClient, source: Source, name: str
+) -> None:
+    body = encode(cad_event())
+    response = await client.post(
+        f"/v1/cad/{name}/events", content=body, headers=signed_headers(source.secret, body)
+    )
+    assert_problem(response, 404)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -136,3 +137,64 @@ async def test_concurrent_workers_fold_out_of_order_events_to_the_in_order_state
             select(func.count()).select_from(CadEvent).where(CadEvent.processed_at.is_(None))
         )
     assert pending == 0
+
+
+async def test_ingest_is_not_blocked_by_a_worker_holding_the_call_lock(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from corespond.calls import service as calls
+    from corespond.ingest import service
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db) as client:
+        call_id = (await post(client, source, cad_event("e1"))).json()["call_id"]
+        async with committed_db.sessionmaker() as worker_session, worker_session.begin():
+            await calls.lock(worker_session, uuid.UUID(call_id))  # a worker mid-fold
+            update = cad_event("e2", "call.updated", "2026-11-23T05:00:00-05:00", narrative="N2")
+            response = await asyncio.wait_for(post(client, source, update), timeout=3)
+            assert response.status_code == 202
+            # The fold under this lock reads history after locking, so it sees e2 too.
+            await service.process_pending(worker_session, 100)
+    [call] = await folded_calls(committed_db)
+    assert call.narrative == "N2"
+    assert call.event_count == 2
+
+
+async def test_an_event_that_cannot_be_folded_backs_off_and_is_reported_dead(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from sqlalchemy import update
+
+    from corespond.ingest import service
+    from corespond.ingest.repository import MAX_ATTEMPTS
+    from corespond.metrics import EVENTS_UNPROCESSED
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db) as client:
+        await post(client, source, cad_event("good", incident_number="A-1"))
+        await post(client, source, cad_event("bad", incident_number="B-1"))
+    async with committed_db.sessionmaker() as session, session.begin():
+        # A payload this version cannot read (say, written by a future release).
+        await session.execute(
+            update(CadEvent).where(CadEvent.event_id == "bad").values(payload={"v": 99})
+        )
+
+    worker = EventWorker(committed_db)
+    assert await worker.drain() == 2
+    async with committed_db.sessionmaker() as session:
+        bad = await session.scalar(select(CadEvent).where(CadEvent.event_id == "bad"))
+        assert bad is not None
+        assert (bad.attempts, bad.processed_at) == (1, None)
+        assert bad.next_attempt_at is not None
+        assert bad.last_error == "KeyError"
+    assert await worker.drain() == 0  # backing off, not hot-looping
+    assert len(await folded_calls(committed_db)) == 1  # the good call was not held back
+
+    async with committed_db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(CadEvent).where(CadEvent.event_id == "bad").values(attempts=MAX_ATTEMPTS)
+        )
+    await worker.sweep()
+    assert EVENTS_UNPROCESSED.labels("dead")._value.get() == 1
+    async with committed_db.sessionmaker() as session:
+        assert await service.unprocessed_counts(session) == (0, 1)

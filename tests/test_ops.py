@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from corespond.app import create_app
 from corespond.config import Settings
@@ -70,3 +71,39 @@ async def test_unknown_route_and_wrong_method_are_problem_documents(
 ) -> None:
     assert_problem(await client.get("/v2/nothing"), 404)
     assert_problem(await client.delete("/healthz"), 405)
+
+
+async def test_a_bug_is_a_500_problem_with_request_id_and_logs_no_data(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    import io
+    import logging
+
+    import structlog
+
+    from corespond.logging import configure_logging
+
+    async def broken() -> None:
+        raise RuntimeError("SUBJ NAME JOHN Q PUBLIC USED HEROIN")
+
+    app.add_api_route("/test-only/boom", broken)
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    try:
+        response = await client.get("/test-only/boom", headers={"X-Request-ID": "req-1"})
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert_problem(response, 500, "req-1")
+    assert response.headers["x-request-id"] == "req-1"
+    logs = stream.getvalue()
+    assert '"unhandled_error"' in logs
+    assert "RuntimeError" in logs
+    assert "HEROIN" not in logs
+
+
+async def test_unknown_http_methods_share_one_metrics_label(client: httpx.AsyncClient) -> None:
+    await client.request("BREW", "/healthz")
+    text = (await client.get("/metrics")).text
+    assert 'method="BREW"' not in text
+    assert 'method="OTHER"' in text

@@ -109,3 +109,21 @@ def test_arbitrary_headers_only_ever_fail_as_invalid_signature(
     }
     with pytest.raises(InvalidSignature):
         verify(body, headers, [generate_secret()])
+
+
+def test_a_malformed_token_does_not_hide_a_valid_signature() -> None:
+    secret = generate_secret()
+    headers = signed_headers(secret, BODY)
+    valid = headers["webhook-signature"]
+    for noise in ("garbage", "v1,abc", "v1,", ",", "v1a,xyz"):
+        headers["webhook-signature"] = f"{noise} {valid}"
+        verify(BODY, headers, [secret])
+
+
+@pytest.mark.parametrize("timestamp", ["1763900000.5", "1e9", " 1763900000", "-1", "0x10"])
+def test_timestamp_must_be_integer_seconds(timestamp: str) -> None:
+    secret = generate_secret()
+    headers = signed_headers(secret, BODY)
+    headers["webhook-timestamp"] = timestamp
+    with pytest.raises(InvalidSignature, match="integer"):
+        verify(BODY, headers, [secret])

@@ -140,6 +140,7 @@ def upgrade() -> None:
         sa.Column("call_id", sa.Uuid(), nullable=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["call_id"], ["call.id"], name=op.f("fk_cad_event_call_id_call")),
         sa.ForeignKeyConstraint(

@@ -53,7 +53,13 @@ class Database:
     @classmethod
     def connect(cls, url: str, **engine_kwargs: Any) -> Database:
         engine = create_async_engine(
-            asyncpg_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10, **engine_kwargs
+            asyncpg_url(url),
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            # Error messages must never quote parameters: they hold call narratives.
+            hide_parameters=True,
+            **engine_kwargs,
         )
         return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
 

@@ -1,8 +1,8 @@
 """Typed domain errors and the one handler that renders them as RFC 9457 problem documents.
 
 Every error a client can cause is a ``Problem`` subclass with its HTTP status; routes declare
-them in ``responses=`` through :func:`problem_responses`. Anything else that escapes is a bug
-and is answered with a bare 500 problem that leaks nothing.
+them in ``responses=`` through :func:`problem_responses`. Anything else that escapes is a bug;
+``middleware.RequestContextMiddleware`` answers it with a bare 500 problem that leaks nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -209,19 +210,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             media_type=PROBLEM_MEDIA_TYPE,
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-        return JSONResponse(
-            {
-                "type": PROBLEM_BASE + "internal",
-                "title": "Internal error",
-                "status": 500,
-                "instance": request.url.path,
-            },
-            status_code=500,
-            media_type=PROBLEM_MEDIA_TYPE,
-        )
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 is "data exception": a value the database cannot hold. Fields are
+        # validated before they get here; this is the backstop that keeps it a 4xx.
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        if sqlstate.startswith("22"):
+            return problem_response(
+                InvalidPayload("a value in the request cannot be stored or compared"), request
+            )
+        raise exc
 
 
 def problem_responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "corespond_http_requests_total",
@@ -27,4 +27,9 @@ EVENTS_PROCESSED = Counter(
 EVENT_FOLD_FAILURES = Counter(
     "corespond_cad_event_fold_failures_total",
     "Calls whose events could not be folded (retried later).",
+)
+EVENTS_UNPROCESSED = Gauge(
+    "corespond_cad_events_unprocessed",
+    "CAD events not yet folded, by state: pending (will be tried) or dead (out of attempts).",
+    ["state"],
 )

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import traceback
 import uuid
 
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corespond.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from corespond.metrics import REQUEST_SECONDS, REQUESTS
 
 REQUEST_ID_HEADER = "x-request-id"
+KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 log = structlog.get_logger("corespond.access")
@@ -35,20 +39,47 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # A bug, never client input. Log where, not what: exception text can quote data
+            # (a narrative in a failed statement). Answer 500 here, so nothing re-raises into
+            # the server's own logger with the full message.
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            log.error(
+                "unhandled_error",
+                error_type=type(exc).__name__,
+                at=f"{frame.filename}:{frame.lineno}" if frame else None,
+            )
+            if not response_started:
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
+                    }
+                )
+                body = {
+                    "type": PROBLEM_BASE + "internal",
+                    "title": "Internal error",
+                    "status": 500,
+                    "detail": f"quote request id {request_id} when reporting this",
+                }
+                await send({"type": "http.response.body", "body": json.dumps(body).encode()})
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
             REQUESTS.labels(method, route, str(status)).inc()
             REQUEST_SECONDS.labels(method, route).observe(elapsed)
             log.info(

@@ -80,8 +80,11 @@ def _apply(state: CallState, event: FoldableEvent) -> None:
 
     if event.event_type in ENDING_EVENTS:
         state.status = ENDING_EVENTS[event.event_type]
-        state.ended_at = event.occurred_at
     elif state.status is None:
         state.status = OPEN_STATUS
-    if state.status not in ENDING_EVENTS.values():
+    if state.status in ENDING_EVENTS.values():
+        # Ended by a close/cancel event or by an update carrying that status; a later
+        # event that keeps the status does not move the time.
+        state.ended_at = state.ended_at or event.occurred_at
+    else:
         state.ended_at = None

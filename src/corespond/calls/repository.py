@@ -45,7 +45,10 @@ async def insert_or_get_call_id(
 
 
 async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
-    return await session.scalar(select(Call).where(Call.id == call_id).with_for_update())
+    # FOR NO KEY UPDATE: does not block ingest, whose event rows only reference the call.
+    return await session.scalar(
+        select(Call).where(Call.id == call_id).with_for_update(key_share=True)
+    )
 
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
@@ -17,8 +16,11 @@ from corespond.db import SessionDep
 from corespond.errors import BadRequest, Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
 from corespond.ingest import service as ingest
+from corespond.ingest.schemas import QueryTimestamp
 
 router = APIRouter(tags=["calls"])
+
+NO_NUL = r"^[^\x00]*$"
 
 CallReader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor"))]
 
@@ -31,13 +33,15 @@ CallReader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor
 async def list_calls(
     session: SessionDep,
     principal: CallReader,
-    source: Annotated[str | None, Query(max_length=63, description="CAD source id")] = None,
-    agency: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[
-        str | None, Query(max_length=32, description="e.g. dispatched, closed")
+    source: Annotated[
+        str | None, Query(max_length=63, pattern=NO_NUL, description="CAD source id")
     ] = None,
-    opened_from: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
-    opened_to: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+    agency: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    status: Annotated[
+        str | None, Query(max_length=32, pattern=NO_NUL, description="e.g. dispatched, closed")
+    ] = None,
+    opened_from: Annotated[QueryTimestamp | None, Query(description="opened at or after")] = None,
+    opened_to: Annotated[QueryTimestamp | None, Query(description="opened before")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:

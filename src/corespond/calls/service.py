@@ -17,7 +17,7 @@ from corespond.calls import repository
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
-from corespond.errors import BadRequest, NotFound
+from corespond.errors import BadRequest, Forbidden, NotFound
 
 
 async def ensure_call(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID:
@@ -25,10 +25,16 @@ async def ensure_call(session: AsyncSession, source_id: str, incident_number: st
     return await repository.insert_or_get_call_id(session, source_id, incident_number)
 
 
+async def lock(session: AsyncSession, call_id: uuid.UUID) -> None:
+    """Take a call's row lock for this transaction, before reading what it will be rebuilt from."""
+    if await repository.lock_call(session, call_id) is None:
+        raise NotFound(f"call {call_id} not found")
+
+
 async def refold(
     session: AsyncSession, call_id: uuid.UUID, events: Iterable[FoldableEvent]
 ) -> Call:
-    """Rebuild a call from all its events. The caller holds the call's row lock."""
+    """Rebuild a call from all its events. Call ``lock`` first, then read the events."""
     call = await repository.lock_call(session, call_id)
     if call is None:
         raise NotFound(f"call {call_id} not found")
@@ -41,9 +47,15 @@ async def refold(
 
 
 def _agency_scope(principal: Principal) -> str | None:
-    if principal.scope is not None and principal.scope.kind == "agency":
+    """The agency a key is limited to; other scope kinds cannot read calls yet (fail closed)."""
+    if principal.scope is None:
+        return None
+    if principal.scope.kind == "agency":
         return principal.scope.value
-    return None
+    raise Forbidden(
+        f"keys scoped to a {principal.scope.kind} cannot read calls until calls carry one; "
+        "use an unscoped or agency-scoped key"
+    )
 
 
 def _visible(call: Call, principal: Principal) -> bool:
@@ -53,6 +65,7 @@ def _visible(call: Call, principal: Principal) -> bool:
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
     """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
+    _agency_scope(principal)
     call = await repository.get_call(session, call_id)
     if call is None or not _visible(call, principal):
         raise NotFound(f"call {call_id} not found")
@@ -89,6 +102,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(created_at), uuid.UUID(call_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise BadRequest("cursor is not one this service issued") from exc
-    if parsed[0].tzinfo is None:
+    if parsed[0].tzinfo is None or not 1970 <= parsed[0].year < 2200:
         raise BadRequest("cursor is not one this service issued")
     return parsed

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from corespond.db import Database
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
-from corespond.metrics import EVENTS_PROCESSED
+from corespond.metrics import EVENTS_PROCESSED, EVENTS_UNPROCESSED
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +55,12 @@ class EventWorker:
             await self._listen()
         try:
             await self.drain()
+            async with self._database.sessionmaker() as session:
+                pending, dead = await service.unprocessed_counts(session)
+            EVENTS_UNPROCESSED.labels("pending").set(pending)
+            EVENTS_UNPROCESSED.labels("dead").set(dead)
+            if dead:
+                log.warning("cad_events_dead", count=dead, hint="see cad_event.last_error")
         except Exception as exc:  # a sweep must never kill the scheduler job
             log.error("cad_event_sweep_failed", error_type=type(exc).__name__)
 

@@ -57,4 +57,5 @@ class CadEvent(Base):
     call_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("call.id"))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)

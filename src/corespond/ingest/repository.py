@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,7 +47,11 @@ async def claim_pending(session: AsyncSession, limit: int) -> Sequence[CadEvent]
     return (
         await session.scalars(
             select(CadEvent)
-            .where(CadEvent.processed_at.is_(None), CadEvent.attempts < MAX_ATTEMPTS)
+            .where(
+                CadEvent.processed_at.is_(None),
+                CadEvent.attempts < MAX_ATTEMPTS,
+                or_(CadEvent.next_attempt_at.is_(None), CadEvent.next_attempt_at <= func.now()),
+            )
             .order_by(CadEvent.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -74,15 +78,28 @@ async def mark_processed(session: AsyncSession, event_pks: Sequence[int]) -> Non
 
 
 async def mark_failed(session: AsyncSession, event_pks: Sequence[int], error: str) -> None:
-    await session.execute(
-        update(CadEvent)
-        .where(CadEvent.id.in_(event_pks))
-        .values(attempts=CadEvent.attempts + 1, last_error=error[:500])
+    """Record a failed attempt; the next one waits 2, 4, 8 … seconds (at most 10 minutes)."""
+    rows = await session.execute(
+        select(CadEvent.id, CadEvent.attempts).where(CadEvent.id.in_(event_pks))
     )
+    now = datetime.now(UTC)
+    for event_pk, attempts in rows.all():
+        backoff = timedelta(seconds=min(600, 2 ** (attempts + 1)))
+        await session.execute(
+            update(CadEvent)
+            .where(CadEvent.id == event_pk)
+            .values(attempts=attempts + 1, next_attempt_at=now + backoff, last_error=error[:500])
+        )
 
 
-async def pending_count(session: AsyncSession) -> int:
-    count = await session.scalar(
-        select(func.count()).select_from(CadEvent).where(CadEvent.processed_at.is_(None))
-    )
-    return int(count or 0)
+async def unprocessed_counts(session: AsyncSession) -> tuple[int, int]:
+    """(pending, dead): events still to fold, and events that ran out of attempts."""
+    dead = CadEvent.attempts >= MAX_ATTEMPTS
+    row = (
+        await session.execute(
+            select(func.count().filter(~dead), func.count().filter(dead)).where(
+                CadEvent.processed_at.is_(None)
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])

@@ -69,6 +69,8 @@ def parse_event(body: bytes) -> CadEvent:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidPayload("body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidPayload("body is nested too deeply") from exc
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object (a CAD event)")
     try:
@@ -100,15 +102,18 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
     """Receive a signed call event from a CAD system; stored durably before the 202."""
     settings = request.app.state.settings
     box: SecretBox = request.app.state.secret_box
+    if not sources.SOURCE_ID_PATTERN.fullmatch(source):
+        raise NotFound("unknown CAD source")
+    # The body is read before the first query, so a slow client never holds a connection.
+    body = await read_body_limited(request, settings.max_event_bytes)
     cad_source = await sources.get_source(session, source)
     try:
-        body = await read_body_limited(request, settings.max_event_bytes)
         webhook_id = verify(body, request.headers, sources.verification_secrets(cad_source, box))
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
         event = parse_event(body)
-    except (PayloadTooLarge, InvalidSignature, UnsupportedMediaType, InvalidPayload):
+    except (InvalidSignature, UnsupportedMediaType, InvalidPayload):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
         raise
     result = await service.ingest(session, cad_source.id, event, body, webhook_id)

@@ -1,19 +1,85 @@
-"""The CAD event contract: what ``POST /v1/cad/{source}/events`` accepts and answers."""
+"""The CAD event contract: what ``POST /v1/cad/{source}/events`` accepts and answers.
+
+The schema is strict: no unknown fields, no type coercion (``"2"`` is not a priority), times
+as RFC 3339 strings with an offset, text without NUL characters and within length caps.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal, Self
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 EventType = Literal["call.created", "call.updated", "call.closed", "call.cancelled"]
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-MidText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Hazard = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-
 NARRATIVE_MAX_CHARS = 8000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refuse it here with a field name, not later.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _rfc3339_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with a UTC offset")
+    return value
+
+
+def _within_service_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("date-time is out of range") from exc
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("date-time must be between 1970 and 2200")
+    return utc
+
+
+NoNul = AfterValidator(_no_nul)
+
+
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_within_service_range)
+]
+"""An RFC 3339 date-time with an offset, within 1970-2200, normalised to UTC."""
+
+QueryTimestamp = Annotated[AwareDatetime, AfterValidator(_within_service_range)]
+
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
+]
+MidText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
+]
+Hazard = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul
+]
+IncidentNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul
+]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul]
+Narrative = Annotated[str, StringConstraints(max_length=NARRATIVE_MAX_CHARS), NoNul]
+CadStatus = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NoNul
+]
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
 
 
 class CadLocation(BaseModel):
@@ -23,8 +89,8 @@ class CadLocation(BaseModel):
 
     address: MidText | None = None
     city: ShortText | None = None
-    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
-    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    lat: Latitude | None = None
+    lon: Longitude | None = None
 
     @model_validator(mode="after")
     def _lat_lon_together(self) -> Self:
@@ -38,17 +104,15 @@ class CadCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    incident_number: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
-    ]
+    incident_number: IncidentNumber
     agency: ShortText | None = None
     call_type: ShortText | None = None
     call_type_description: MidText | None = None
-    priority: int | None = Field(default=None, ge=0, le=99)
+    priority: Annotated[int, Field(ge=0, le=99, strict=True)] | None = None
     location: CadLocation | None = None
-    narrative: Annotated[str, StringConstraints(max_length=NARRATIVE_MAX_CHARS)] | None = None
+    narrative: Narrative | None = None
     hazards: list[Hazard] | None = Field(default=None, max_length=32)
-    status: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+    status: CadStatus | None = None
 
 
 class CadEvent(BaseModel):
@@ -83,9 +147,9 @@ class CadEvent(BaseModel):
         },
     )
 
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    event_id: EventId
     event_type: EventType
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     call: CadCall
 
     def missing_on_create(self) -> list[str]:

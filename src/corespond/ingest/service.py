@@ -111,9 +111,13 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
     if orphans:
         await repository.mark_processed(session, orphans)
 
-    for call_id, event_pks in by_call.items():
+    # Calls are locked in one global order so that two workers can never deadlock.
+    for call_id, event_pks in sorted(by_call.items()):
         try:
             async with session.begin_nested():
+                # Lock first, then read: a history read before the lock could miss an event
+                # another worker folds meanwhile, and this fold would overwrite that one.
+                await calls.lock(session, call_id)
                 history = await repository.events_of_call(session, call_id)
                 await calls.refold(session, call_id, [foldable(e) for e in history])
                 await repository.mark_processed(session, event_pks)
@@ -147,5 +151,6 @@ async def event_history(session: AsyncSession, call_id: uuid.UUID) -> Sequence[E
     ]
 
 
-async def pending_count(session: AsyncSession) -> int:
-    return await repository.pending_count(session)
+async def unprocessed_counts(session: AsyncSession) -> tuple[int, int]:
+    """(pending, dead) counts of events not yet folded."""
+    return await repository.unprocessed_counts(session)

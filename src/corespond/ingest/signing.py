@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -11,6 +13,17 @@ from corespond.errors import InvalidSignature
 
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_HEADER_CHARS = 4096
+_TIMESTAMP = re.compile(r"^\d{1,12}$")
+
+
+def _well_formed(token: str) -> bool:
+    version, sep, signature = token.partition(",")
+    if not sep or version != "v1":
+        return False
+    try:
+        return len(base64.b64decode(signature, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
@@ -27,6 +40,14 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> s
         raise InvalidSignature("webhook headers are too long")
     if not secrets:
         raise InvalidSignature("this CAD source has no live signing secret")
+    if not _TIMESTAMP.fullmatch(present["webhook-timestamp"]):
+        raise InvalidSignature("webhook-timestamp must be integer Unix seconds")
+    # Tokens of other versions or malformed ones are skipped, as the spec asks, so that one
+    # bad token does not hide a valid signature next to it.
+    tokens = [t for t in present["webhook-signature"].split(" ") if _well_formed(t)]
+    if not tokens:
+        raise InvalidSignature("webhook-signature holds no well-formed v1 signature")
+    present["webhook-signature"] = " ".join(tokens)
 
     last_error = "no matching signature found"
     for secret in secrets:
