@@ -44,6 +44,7 @@ async def invoke(*args: str) -> tuple[int, str]:
         [],
         ["serve"],
         ["migrate"],
+        ["worker"],
         ["demo"],
         ["sources"],
         ["sources", "add"],

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -198,3 +199,34 @@ async def test_an_event_that_cannot_be_folded_backs_off_and_is_reported_dead(
     assert EVENTS_UNPROCESSED.labels("dead")._value.get() == 1
     async with committed_db.sessionmaker() as session:
         assert await service.unprocessed_counts(session) == (0, 1)
+
+
+async def test_standalone_worker_process_folds_events_and_stops_on_sigterm(
+    settings: Settings, committed_db: Database, box: SecretBox, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import TEST_KEY
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db, worker_enabled=False) as client:
+        assert (await post(client, source, cad_event())).status_code == 202
+    env = {
+        **os.environ,
+        "DATABASE_URL": committed_db.engine.url.render_as_string(hide_password=False),
+        "CORESPOND_SECRET_KEY": TEST_KEY.decode(),
+        "CORESPOND_DATA_DIR": str(tmp_path),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "corespond", "worker",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await until(lambda: _has_folded(committed_db), within=20)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, stderr.decode()
+    assert b"worker_stopped" in stderr

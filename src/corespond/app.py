@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from corespond.config import Settings, get_settings
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from corespond.ingest.jobs import EventWorker
+from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
 from corespond.middleware import RequestContextMiddleware
@@ -53,15 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.worker = worker
     if settings.worker_enabled:
         await worker.start()
-        scheduler.add_job(
-            worker.sweep,
-            "interval",
-            seconds=settings.worker_sweep_seconds,
-            id="cad-event-sweep",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
+        schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
     scheduler.start()
     app.state.scheduler = scheduler
     log.info("started", version=__version__, worker=settings.worker_enabled)

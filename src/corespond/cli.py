@@ -111,6 +111,27 @@ def serve(
     )
 
 
+@app.command()
+def worker() -> None:
+    """Run only the event worker, no HTTP (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
+    from corespond.ingest.jobs import run_worker_forever
+    from corespond.logging import configure_logging
+
+    settings, url = _settings_with_database()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def runner() -> None:
+        database = Database.connect(url)
+        try:
+            await run_worker_forever(
+                database, settings.worker_batch_size, settings.worker_sweep_seconds
+            )
+        finally:
+            await database.dispose()
+
+    asyncio.run(runner())
+
+
 @app.command("demo")
 def demo_command() -> None:
     """Seed demo data (a CAD source, keys, a few calls) and print how to use it."""

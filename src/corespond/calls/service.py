@@ -25,19 +25,16 @@ async def ensure_call(session: AsyncSession, source_id: str, incident_number: st
     return await repository.insert_or_get_call_id(session, source_id, incident_number)
 
 
-async def lock(session: AsyncSession, call_id: uuid.UUID) -> None:
+async def lock(session: AsyncSession, call_id: uuid.UUID) -> Call:
     """Take a call's row lock for this transaction, before reading what it will be rebuilt from."""
-    if await repository.lock_call(session, call_id) is None:
-        raise NotFound(f"call {call_id} not found")
-
-
-async def refold(
-    session: AsyncSession, call_id: uuid.UUID, events: Iterable[FoldableEvent]
-) -> Call:
-    """Rebuild a call from all its events. Call ``lock`` first, then read the events."""
     call = await repository.lock_call(session, call_id)
     if call is None:
         raise NotFound(f"call {call_id} not found")
+    return call
+
+
+async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEvent]) -> Call:
+    """Rebuild a locked call (see ``lock``) from all its events."""
     state = fold_events(events)
     for name, value in asdict(state).items():
         setattr(call, name, value)

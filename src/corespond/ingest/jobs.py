@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corespond.db import Database
@@ -115,3 +118,36 @@ class EventWorker:
                 await self._listen_conn.invalidate()
                 await self._listen_conn.close()
             self._listen_conn = None
+
+
+def schedule_sweep(scheduler: AsyncIOScheduler, worker: EventWorker, seconds: float) -> None:
+    """Sweep for unprocessed events every ``seconds`` (and once right away)."""
+    scheduler.add_job(
+        worker.sweep,
+        "interval",
+        seconds=seconds,
+        id="cad-event-sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+
+
+async def run_worker_forever(database: Database, batch_size: int, sweep_seconds: float) -> None:
+    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    worker = EventWorker(database, batch_size)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    await worker.start()
+    schedule_sweep(scheduler, worker, sweep_seconds)
+    scheduler.start()
+    log.info("worker_started")
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await worker.stop()
+        log.info("worker_stopped")

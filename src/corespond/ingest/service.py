@@ -99,8 +99,9 @@ def foldable(stored: StoredEvent) -> FoldableEvent:
 async def process_pending(session: AsyncSession, batch_size: int) -> int:
     """Fold one batch of stored, unprocessed events into their calls; returns how many.
 
-    Each call is refolded in its own savepoint: one event that cannot be folded is recorded
-    with its error and retried later, and does not hold back the others.
+    The batch is tried in one savepoint; if any call fails, each call is retried in its own
+    savepoint, so one event that cannot be folded is recorded with its error (and retried
+    later with backoff) without holding back the others.
     """
     claimed = await repository.claim_pending(session, batch_size)
     by_call: dict[uuid.UUID, list[int]] = {}
@@ -110,16 +111,24 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
     orphans = [e.id for e in claimed if e.call_id is None]
     if orphans:
         await repository.mark_processed(session, orphans)
-
     # Calls are locked in one global order so that two workers can never deadlock.
-    for call_id, event_pks in sorted(by_call.items()):
+    batch = sorted(by_call.items())
+    if not batch:
+        return len(claimed)
+
+    try:
+        async with session.begin_nested():
+            for call_id, _ in batch:
+                await _fold_call(session, call_id)
+            await repository.mark_processed(session, [pk for _, pks in batch for pk in pks])
+        return len(claimed)
+    except Exception:  # noqa: S110 - retried call by call below, where failures are recorded
+        pass
+
+    for call_id, event_pks in batch:
         try:
             async with session.begin_nested():
-                # Lock first, then read: a history read before the lock could miss an event
-                # another worker folds meanwhile, and this fold would overwrite that one.
-                await calls.lock(session, call_id)
-                history = await repository.events_of_call(session, call_id)
-                await calls.refold(session, call_id, [foldable(e) for e in history])
+                await _fold_call(session, call_id)
                 await repository.mark_processed(session, event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
@@ -127,6 +136,14 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
             EVENT_FOLD_FAILURES.inc()
             await repository.mark_failed(session, event_pks, reason)
     return len(claimed)
+
+
+async def _fold_call(session: AsyncSession, call_id: uuid.UUID) -> None:
+    # Lock first, then read: a history read before the lock could miss an event another
+    # worker folds meanwhile, and this fold would then overwrite that one.
+    call = await calls.lock(session, call_id)
+    history = await repository.events_of_call(session, call_id)
+    await calls.refold(session, call, [foldable(e) for e in history])
 
 
 def _safe_reason(exc: Exception) -> str:
