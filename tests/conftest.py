@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,17 @@ class PgServer:
     async def drop(self, name: str) -> None:
         await _admin(self.base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    @asynccontextmanager
+    async def cloned(self) -> AsyncIterator[Database]:
+        """A fresh migrated database, dropped on exit."""
+        name = await self.clone()
+        database = Database.connect(self.url(name))
+        try:
+            yield database
+        finally:
+            await database.dispose()
+            await self.drop(name)
+
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
@@ -110,13 +122,8 @@ async def test_server() -> AsyncIterator[PgServer]:
 
 @pytest.fixture(scope="session")
 async def shared_database(test_server: PgServer) -> AsyncIterator[Database]:
-    name = await test_server.clone()
-    database = Database.connect(test_server.url(name))
-    try:
+    async with test_server.cloned() as database:
         yield database
-    finally:
-        await database.dispose()
-        await test_server.drop(name)
 
 
 @pytest.fixture
@@ -136,13 +143,8 @@ async def db(shared_database: Database) -> AsyncIterator[Database]:
 @pytest.fixture
 async def committed_db(test_server: PgServer) -> AsyncIterator[Database]:
     """A database of its own where commits are real (races, LISTEN/NOTIFY, restarts)."""
-    name = await test_server.clone()
-    database = Database.connect(test_server.url(name))
-    try:
+    async with test_server.cloned() as database:
         yield database
-    finally:
-        await database.dispose()
-        await test_server.drop(name)
 
 
 @pytest.fixture

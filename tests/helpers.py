@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+from corespond.ingest.schemas import EXAMPLE_EVENT
 
 
 def signed_headers(
@@ -36,22 +39,7 @@ def cad_event(
     **call: Any,
 ) -> dict[str, Any]:
     """A CAD event like the one in the API outline; keyword arguments override call fields."""
-    body: dict[str, Any] = {
-        "incident_number": "26-118734",
-        "agency": "CHARLESTON PD",
-        "call_type": "OD",
-        "call_type_description": "OVERDOSE",
-        "priority": 2,
-        "location": {
-            "address": "1 Capitol St",
-            "city": "Charleston",
-            "lat": 38.3498,
-            "lon": -81.6326,
-        },
-        "narrative": "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
-        "hazards": [],
-        "status": "dispatched",
-    }
+    body: dict[str, Any] = copy.deepcopy(EXAMPLE_EVENT["call"])
     if event_type != "call.created":
         body = {"incident_number": body["incident_number"]}
     body.update(call)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.auth import service as auth
 from corespond.crypto import SecretBox
 from corespond.ingest import service as ingest
-from corespond.ingest.schemas import CadEvent
+from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
 from corespond.sources import service as sources
 from corespond.sources.models import CadSource
 
@@ -44,22 +45,7 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
             "event_id": "demo-cad:1001",
             "event_type": "call.created",
             "occurred_at": at(0),
-            "call": {
-                "incident_number": "DEMO-0001",
-                "agency": "CHARLESTON PD",
-                "call_type": "OD",
-                "call_type_description": "OVERDOSE",
-                "priority": 2,
-                "location": {
-                    "address": "1 Capitol St",
-                    "city": "Charleston",
-                    "lat": 38.3498,
-                    "lon": -81.6326,
-                },
-                "narrative": "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
-                "hazards": [],
-                "status": "dispatched",
-            },
+            "call": {**copy.deepcopy(EXAMPLE_EVENT["call"]), "incident_number": "DEMO-0001"},
         },
         # The update is listed (and stored) before the create it follows: folding by
         # occurred_at still yields the in-order result.

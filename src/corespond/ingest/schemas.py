@@ -115,37 +115,34 @@ class CadCall(BaseModel):
     status: CadStatus | None = None
 
 
+EXAMPLE_EVENT: dict[str, Any] = {
+    "event_id": "kanawha-911:884213",
+    "event_type": "call.created",
+    "occurred_at": "2026-11-23T04:12:09-05:00",
+    "call": {
+        "incident_number": "26-118734",
+        "agency": "CHARLESTON PD",
+        "call_type": "OD",
+        "call_type_description": "OVERDOSE",
+        "priority": 2,
+        "location": {
+            "address": "1 Capitol St",
+            "city": "Charleston",
+            "lat": 38.3498,
+            "lon": -81.6326,
+        },
+        "narrative": "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
+        "hazards": [],
+        "status": "dispatched",
+    },
+}
+"""The API outline's example: an overdose, person revived and conscious, no weapons."""
+
+
 class CadEvent(BaseModel):
     """One event from a CAD system about one call."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "event_id": "kanawha-911:884213",
-                    "event_type": "call.created",
-                    "occurred_at": "2026-11-23T04:12:09-05:00",
-                    "call": {
-                        "incident_number": "26-118734",
-                        "agency": "CHARLESTON PD",
-                        "call_type": "OD",
-                        "call_type_description": "OVERDOSE",
-                        "priority": 2,
-                        "location": {
-                            "address": "1 Capitol St",
-                            "city": "Charleston",
-                            "lat": 38.3498,
-                            "lon": -81.6326,
-                        },
-                        "narrative": "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
-                        "hazards": [],
-                        "status": "dispatched",
-                    },
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_EVENT]})
 
     event_id: EventId
     event_type: EventType
