@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check check bench clean help
+.PHONY: install run test lint format typecheck openapi openapi-check check eval bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,18 @@ openapi-check: install  ## fail if openapi/openapi.json is not what the app gene
 	$(BIN)/corespond openapi --check
 
 check: lint typecheck openapi-check test  ## everything CI should be green on
+
+REAL_CALL_TYPES ?= ../shared/data/real_call_types.json
+
+eval: install  ## triage rules on the labelled set (dev and held-out) and on real call types
+	$(BIN)/corespond triage eval tests/data/triage_calls.jsonl --split dev
+	@echo
+	$(BIN)/corespond triage eval tests/data/triage_calls.jsonl --split holdout
+	@echo
+	@if [ -f $(REAL_CALL_TYPES) ]; then $(BIN)/corespond triage real-call-types $(REAL_CALL_TYPES); \
+	else echo "$(REAL_CALL_TYPES) not found: skipped the real call-type check"; fi
+	@echo
+	$(BIN)/python bench/triage.py
 
 bench: install  ## ingest load test against a running server (see bench/README.md)
 	$(BIN)/python bench/ingest.py

@@ -18,6 +18,7 @@ from corespond.ingest.models import CadEvent
 from corespond.ingest.service import process_pending
 from corespond.sources.models import CadSource
 from corespond.sources.service import rotate_secret
+from corespond.triage.ruleset import load_rules
 from tests.conftest import Source, make_key
 from tests.helpers import cad_event, encode, signed_headers
 
@@ -40,7 +41,7 @@ async def stored_events(db: Database) -> int:
 
 async def fold(db: Database) -> None:
     async with db.sessionmaker() as session, session.begin():
-        await process_pending(session, 100)
+        await process_pending(session, 100, load_rules())
 
 
 def assert_problem(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:

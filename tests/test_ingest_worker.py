@@ -19,6 +19,7 @@ from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.ingest.jobs import EventWorker
 from corespond.ingest.models import CadEvent
+from corespond.triage.ruleset import load_rules
 from tests.conftest import Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
 
@@ -155,7 +156,7 @@ async def test_ingest_is_not_blocked_by_a_worker_holding_the_call_lock(
             response = await asyncio.wait_for(post(client, source, update), timeout=3)
             assert response.status_code == 202
             # The fold under this lock reads history after locking, so it sees e2 too.
-            await service.process_pending(worker_session, 100)
+            await service.process_pending(worker_session, 100, load_rules())
     [call] = await folded_calls(committed_db)
     assert call.narrative == "N2"
     assert call.event_count == 2
@@ -230,3 +231,20 @@ async def test_standalone_worker_process_folds_events_and_stops_on_sigterm(
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 0, stderr.decode()
     assert b"worker_stopped" in stderr
+
+
+async def test_sweep_triages_calls_that_have_no_decision(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from sqlalchemy import update
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db, worker_enabled=False) as client:
+        await post(client, source, cad_event())
+    worker = EventWorker(committed_db)
+    await worker.drain()
+    async with committed_db.sessionmaker() as session, session.begin():
+        await session.execute(update(Call).values(decision=None))  # as before triage existed
+    await worker.sweep()
+    [call] = await folded_calls(committed_db)
+    assert call.decision == "eligible"

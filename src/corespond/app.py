@@ -26,6 +26,8 @@ from corespond.ingest.schemas import CadEvent
 from corespond.middleware import RequestContextMiddleware
 from corespond.migrate import head_revisions
 from corespond.ops.router import router as ops_router
+from corespond.triage.router import router as triage_router
+from corespond.triage.service import RuleBook
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.database
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
     scheduler = AsyncIOScheduler(timezone=UTC)
-    worker = EventWorker(database, settings.worker_batch_size)
+    worker = EventWorker(database, settings.worker_batch_size, app.state.rulebook)
     app.state.worker = worker
     if settings.worker_enabled:
         await worker.start()
@@ -82,11 +84,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     app.state.secret_box = secret_box(settings)
     app.state.migration_heads = head_revisions(settings.migrations_dir)
+    # Loaded here, so a broken rule file stops the service from starting at all.
+    app.state.rulebook = RuleBook(settings.triage_rules_file)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(ingest_router)
     app.include_router(calls_router)
+    app.include_router(triage_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         description="Fernet key that encrypts CAD signing secrets at rest. Required in production.",
     )
     migrations_dir: Path = PROJECT_ROOT / "migrations"
+    triage_rules_file: Path | None = Field(
+        default=None,
+        description="YAML file extending the packaged triage rules; reloaded when it changes.",
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000

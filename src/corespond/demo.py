@@ -16,6 +16,7 @@ from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
 from corespond.sources import service as sources
 from corespond.sources.models import CadSource
+from corespond.triage.ruleset import load_rules
 
 DEMO_SOURCE = "demo-cad"
 DEMO_ADMIN_KEY_NAME = "demo admin"
@@ -138,5 +139,5 @@ async def seed_demo(
         event = CadEvent.model_validate(document)
         result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
         accepted += result.status == "accepted"
-    await ingest.process_pending(session, batch_size=100)
+    await ingest.process_pending(session, batch_size=100, rules=load_rules())
     return DemoCredentials(DEMO_SOURCE, secret, admin_key, dispatcher_key, accepted)

@@ -33,3 +33,16 @@ EVENTS_UNPROCESSED = Gauge(
     "CAD events not yet folded, by state: pending (will be tried) or dead (out of attempts).",
     ["state"],
 )
+TRIAGE_DECISIONS = Counter(
+    "corespond_triage_decisions_total",
+    "Triage decisions recorded, by decision.",
+    ["decision"],
+)
+TURNED_DANGEROUS = Counter(
+    "corespond_triage_turned_dangerous_total",
+    "Calls that were eligible or under review and then showed a danger signal.",
+)
+RULES_RELOAD_FAILURES = Counter(
+    "corespond_triage_rules_reload_failures_total",
+    "Rule-file reloads refused as invalid (the last good rules stay in force).",
+)

@@ -5,7 +5,16 @@ from corespond.calls.models import Call
 from corespond.db import Base
 from corespond.ingest.models import CadEvent
 from corespond.sources.models import CadSource, CadSourceSecret
+from corespond.triage.models import TriageDecisionRecord
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "CadEvent", "CadSource", "CadSourceSecret", "Call", "metadata"]
+__all__ = [
+    "ApiKey",
+    "CadEvent",
+    "CadSource",
+    "CadSourceSecret",
+    "Call",
+    "TriageDecisionRecord",
+    "metadata",
+]

@@ -53,3 +53,8 @@ class Call(Base):
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
     folded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The current triage decision (its history lives with triage).
+    decision: Mapped[str | None] = mapped_column(Text, index=True)
+    decision_summary: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    turned_dangerous_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

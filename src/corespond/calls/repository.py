@@ -21,6 +21,7 @@ class CallFilter:
     source: str | None = None
     agency: str | None = None
     status: str | None = None
+    decision: str | None = None
     opened_from: datetime | None = None
     opened_to: datetime | None = None
 
@@ -72,6 +73,8 @@ async def list_calls(
         query = query.where(func.upper(Call.agency) == where.agency.upper())
     if where.status:
         query = query.where(Call.status == where.status)
+    if where.decision:
+        query = query.where(Call.decision == where.decision)
     if where.opened_from:
         query = query.where(Call.opened_at >= where.opened_from)
     if where.opened_to:
@@ -80,3 +83,14 @@ async def list_calls(
         query = query.where(tuple_(Call.created_at, Call.id) < tuple_(*after))
     query = query.order_by(Call.created_at.desc(), Call.id.desc()).limit(limit)
     return (await session.scalars(query)).all()
+
+
+async def untriaged_ids(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(Call.id)
+        .where(Call.folded_at.is_not(None), Call.decision.is_(None))
+        .order_by(Call.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+    return list(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -17,6 +17,8 @@ from corespond.errors import BadRequest, Forbidden, InvalidPayload, NotFound, Un
 from corespond.errors import problem_responses as problems
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import QueryTimestamp
+from corespond.triage import service as triage
+from corespond.triage.schemas import ReasonOut, TriageRecordOut
 
 router = APIRouter(tags=["calls"])
 
@@ -40,6 +42,9 @@ async def list_calls(
     status: Annotated[
         str | None, Query(max_length=32, pattern=NO_NUL, description="e.g. dispatched, closed")
     ] = None,
+    decision: Annotated[
+        Literal["eligible", "review", "ineligible"] | None, Query(description="triage decision")
+    ] = None,
     opened_from: Annotated[QueryTimestamp | None, Query(description="opened at or after")] = None,
     opened_to: Annotated[QueryTimestamp | None, Query(description="opened before")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -47,7 +52,12 @@ async def list_calls(
 ) -> CallPage:
     """List calls newest first, filtered; follow `next_cursor` for more."""
     where = CallFilter(
-        source=source, agency=agency, status=status, opened_from=opened_from, opened_to=opened_to
+        source=source,
+        agency=agency,
+        status=status,
+        decision=decision,
+        opened_from=opened_from,
+        opened_to=opened_to,
     )
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
@@ -74,4 +84,16 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
         )
         for e in history
     ]
-    return CallDetail(**CallOut.of(call).model_dump(), events=events)
+    decisions = [
+        TriageRecordOut(
+            decision=record.decision,  # type: ignore[arg-type]
+            summary=record.summary,
+            reasons=[ReasonOut(**reason) for reason in record.reasons],
+            rules_version=record.rules_version,
+            inputs_sha256=record.inputs_sha256,
+            turned_dangerous=record.turned_dangerous,
+            decided_at=record.decided_at,
+        )
+        for record in await triage.history(session, call.id)
+    ]
+    return CallDetail(**CallOut.of(call).model_dump(), events=events, triage=decisions)

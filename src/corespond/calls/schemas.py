@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from corespond.calls.models import Call
+from corespond.triage.schemas import TriageRecordOut
 
 
 class CallLocation(BaseModel):
@@ -51,6 +52,13 @@ class CallOut(BaseModel):
     event_count: int
     created_at: datetime
     folded_at: datetime | None = Field(description="When the call was last rebuilt from events.")
+    decision: Literal["eligible", "review", "ineligible"] | None = Field(
+        description="Current triage decision; null until the call has been triaged."
+    )
+    decision_summary: str | None = Field(description="The decision and its reasons in one line.")
+    turned_dangerous_at: datetime | None = Field(
+        description="When a call that was eligible or under review showed a danger signal."
+    )
 
     @classmethod
     def of(cls, call: Call) -> CallOut:
@@ -72,13 +80,17 @@ class CallOut(BaseModel):
             event_count=call.event_count,
             created_at=call.created_at,
             folded_at=call.folded_at,
+            decision=call.decision,  # type: ignore[arg-type]
+            decision_summary=call.decision_summary,
+            turned_dangerous_at=call.turned_dangerous_at,
         )
 
 
 class CallDetail(CallOut):
-    """A call with its CAD event history."""
+    """A call with its CAD event history and its triage history (oldest first)."""
 
     events: list[CallEventOut]
+    triage: list[TriageRecordOut]
 
 
 class CallPage(BaseModel):

@@ -18,6 +18,7 @@ from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
 from corespond.errors import BadRequest, Forbidden, NotFound
+from corespond.triage.classifier import TriageDecision, TriageInput
 
 
 async def ensure_call(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID:
@@ -41,6 +42,37 @@ async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEve
     call.folded_at = datetime.now(UTC)
     await session.flush()
     return call
+
+
+def triage_input(call: Call) -> TriageInput:
+    """What triage reads of a call."""
+    return TriageInput(
+        source=call.source_id,
+        agency=call.agency,
+        call_type=call.call_type,
+        call_type_description=call.call_type_description,
+        narrative=call.narrative,
+        hazards=tuple(call.hazards or ()),
+    )
+
+
+async def record_decision(
+    session: AsyncSession, call: Call, decision: TriageDecision, turned_dangerous: bool
+) -> None:
+    """Make ``decision`` the call's current one (its history is kept by triage)."""
+    call.decision = decision.decision
+    call.decision_summary = decision.summary
+    call.decided_at = datetime.now(UTC)
+    if turned_dangerous:
+        call.turned_dangerous_at = call.decided_at
+    elif decision.decision != "ineligible":
+        call.turned_dangerous_at = None
+    await session.flush()
+
+
+async def untriaged(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """Folded calls that have no triage decision yet."""
+    return await repository.untriaged_ids(session, limit)
 
 
 def _agency_scope(principal: Principal) -> str | None:

@@ -23,6 +23,7 @@ from corespond.db import Database
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
 from corespond.metrics import EVENTS_PROCESSED, EVENTS_UNPROCESSED
+from corespond.triage.service import RuleBook
 
 log = structlog.get_logger(__name__)
 
@@ -30,8 +31,11 @@ log = structlog.get_logger(__name__)
 class EventWorker:
     """Drains pending CAD events; ``drain`` is safe to call from several tasks at once."""
 
-    def __init__(self, database: Database, batch_size: int = 100) -> None:
+    def __init__(
+        self, database: Database, batch_size: int = 100, rulebook: RuleBook | None = None
+    ) -> None:
         self._database = database
+        self._rulebook = rulebook or RuleBook()
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -43,8 +47,9 @@ class EventWorker:
         total = 0
         async with self._lock:
             while True:
+                rules = self._rulebook.rules
                 async with self._database.sessionmaker() as session, session.begin():
-                    handled = await service.process_pending(session, self._batch_size)
+                    handled = await service.process_pending(session, self._batch_size, rules)
                 total += handled
                 if handled < self._batch_size:
                     break
@@ -57,7 +62,10 @@ class EventWorker:
         if self._task is not None and not self._listening():
             await self._listen()
         try:
+            self._rulebook.reload_if_changed()
             await self.drain()
+            async with self._database.sessionmaker() as session, session.begin():
+                await service.triage_untriaged(session, self._rulebook.rules)
             async with self._database.sessionmaker() as session:
                 pending, dead = await service.unprocessed_counts(session)
             EVENTS_UNPROCESSED.labels("pending").set(pending)
@@ -133,13 +141,15 @@ def schedule_sweep(scheduler: AsyncIOScheduler, worker: EventWorker, seconds: fl
     )
 
 
-async def run_worker_forever(database: Database, batch_size: int, sweep_seconds: float) -> None:
+async def run_worker_forever(
+    database: Database, batch_size: int, sweep_seconds: float, rulebook: RuleBook
+) -> None:
     """The worker on its own (``corespond worker``) until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = EventWorker(database, batch_size)
+    worker = EventWorker(database, batch_size, rulebook)
     scheduler = AsyncIOScheduler(timezone=UTC)
     await worker.start()
     schedule_sweep(scheduler, worker, sweep_seconds)

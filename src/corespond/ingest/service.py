@@ -24,6 +24,8 @@ from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
 from corespond.metrics import EVENT_FOLD_FAILURES
+from corespond.triage import service as triage
+from corespond.triage.ruleset import RuleSet
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +98,7 @@ def foldable(stored: StoredEvent) -> FoldableEvent:
     )
 
 
-async def process_pending(session: AsyncSession, batch_size: int) -> int:
+async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet) -> int:
     """Fold one batch of stored, unprocessed events into their calls; returns how many.
 
     The batch is tried in one savepoint; if any call fails, each call is retried in its own
@@ -119,7 +121,7 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
     try:
         async with session.begin_nested():
             for call_id, _ in batch:
-                await _fold_call(session, call_id)
+                await _fold_call(session, call_id, rules)
             await repository.mark_processed(session, [pk for _, pks in batch for pk in pks])
         return len(claimed)
     except Exception:  # noqa: S110 - retried call by call below, where failures are recorded
@@ -128,7 +130,7 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
     for call_id, event_pks in batch:
         try:
             async with session.begin_nested():
-                await _fold_call(session, call_id)
+                await _fold_call(session, call_id, rules)
                 await repository.mark_processed(session, event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
@@ -138,12 +140,26 @@ async def process_pending(session: AsyncSession, batch_size: int) -> int:
     return len(claimed)
 
 
-async def _fold_call(session: AsyncSession, call_id: uuid.UUID) -> None:
+async def _fold_call(session: AsyncSession, call_id: uuid.UUID, rules: RuleSet) -> None:
     # Lock first, then read: a history read before the lock could miss an event another
     # worker folds meanwhile, and this fold would then overwrite that one.
     call = await calls.lock(session, call_id)
     history = await repository.events_of_call(session, call_id)
     await calls.refold(session, call, [foldable(e) for e in history])
+    outcome = await triage.triage(session, call.id, calls.triage_input(call), rules)
+    if outcome.changed:
+        await calls.record_decision(session, call, outcome.decision, outcome.turned_dangerous)
+
+
+async def triage_untriaged(session: AsyncSession, rules: RuleSet, limit: int = 100) -> int:
+    """Triage folded calls that have no decision yet (calls from before triage existed)."""
+    done = 0
+    for call_id in await calls.untriaged(session, limit):
+        call = await calls.lock(session, call_id)
+        outcome = await triage.triage(session, call.id, calls.triage_input(call), rules)
+        await calls.record_decision(session, call, outcome.decision, outcome.turned_dangerous)
+        done += 1
+    return done
 
 
 def _safe_reason(exc: Exception) -> str:

@@ -1,0 +1,289 @@
+"""The triage decision: a pure function of a call's text and a rule set.
+
+Policy (PRODUCT.md, "Eligibility policy"), in the order it is applied:
+
+1. any danger signal (weapon, violence, robbery, sales, impaired driving …) -> ``ineligible``;
+   a danger signal always beats a substance signal;
+2. no substance signal at all -> ``ineligible``;
+3. a substance signal with an open risk (threat, suicidal, juvenile, unresponsive, hazard
+   flag) -> ``review``;
+4. otherwise -> ``eligible``.
+
+Signals come from call-type code mappings and from words and phrases in the call type, its
+description, the narrative and the hazard flags, with negation ("NO WEAPONS SEEN") honoured
+only within its clause. Every decision lists the rules that fired and the text that made
+them fire, so a dispatcher can read why in one line and an auditor can replay it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from corespond.triage.ruleset import Phrase, Rule, RuleSet
+from corespond.triage.text import Field, normalise, tokenise
+
+Decision = Literal["eligible", "review", "ineligible"]
+ReasonKind = Literal["danger", "risk", "substance", "negated", "resolved", "policy"]
+
+_LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
+_NO_HAZARD = frozenset({"", "NONE", "N/A", "NA", "NO HAZARDS", "NO HAZARD", "NIL"})
+_KIND_ORDER = {"danger": 0, "risk": 1, "substance": 2, "negated": 3, "resolved": 4, "policy": 5}
+
+
+@dataclass(frozen=True)
+class TriageInput:
+    """What triage reads of a call; nothing else can influence the decision."""
+
+    source: str | None = None
+    agency: str | None = None
+    call_type: str | None = None
+    call_type_description: str | None = None
+    narrative: str | None = None
+    hazards: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        """SHA-256 of the inputs, so a stored decision can be replayed and compared."""
+        canonical = json.dumps(
+            [
+                self.source,
+                self.agency,
+                self.call_type,
+                self.call_type_description,
+                self.narrative,
+                list(self.hazards),
+            ],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why: the rule, what kind of signal it is, and the text that raised it."""
+
+    rule: str
+    kind: ReasonKind
+    label: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TriageDecision:
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    summary: str
+    rules_version: str
+    inputs_sha256: str
+
+    @property
+    def danger(self) -> bool:
+        return any(r.kind == "danger" for r in self.reasons)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    rule: Rule
+    field: str
+    text: str
+    position: tuple[int, int]  # (field order, token index); codes come first
+    negated: bool
+
+
+FIELD_ORDER = ("call_type", "description", "narrative", "hazards")
+
+
+def classify(call: TriageInput, rules: RuleSet) -> TriageDecision:
+    """Decide ``eligible``, ``review`` or ``ineligible`` for ``call`` under ``rules``."""
+    fields = [
+        tokenise("call_type", call.call_type or "", rules.abbreviations),
+        tokenise("description", call.call_type_description or "", rules.abbreviations),
+        tokenise("narrative", call.narrative or "", rules.abbreviations),
+        tokenise("hazards", " ; ".join(call.hazards), rules.abbreviations),
+    ]
+    hits = _code_hits(call, rules)
+    for order, field in enumerate(fields):
+        hits.extend(_phrase_hits(field, order, rules))
+        hits.extend(_age_hits(field, order, rules))
+    hits.extend(_hazard_hits(call.hazards, rules))
+    hits, resolved = _apply_resolutions(hits, fields, rules)
+    return _decide(call, rules, hits, resolved)
+
+
+def _code_hits(call: TriageInput, rules: RuleSet) -> list[_Hit]:
+    if not call.call_type:
+        return []
+    code = " ".join(normalise(call.call_type).split())
+    leading = _LEADING_CODE.match(code)
+    candidates = [code] + ([leading.group(1)] if leading else [])
+    for codes in rules.codes_for(call.source, call.agency):
+        key = next((c for c in candidates if c in codes), None)
+        if key is None:
+            key = next(
+                (k for k in codes if k.endswith("*") and code.startswith(k[:-1].rstrip())), None
+            )
+        if key is not None:
+            return [
+                _Hit(rules.rules[rule_id], "call_type", f"code {key}", (-1, -1), negated=False)
+                for rule_id in codes[key]
+            ]
+    return []
+
+
+def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
+    words = [t.text for t in field.tokens]
+    hits: list[_Hit] = []
+    for index, word in enumerate(words):
+        candidates = list(rules.index.get(word, ()))
+        candidates.extend((r, p) for prefix, r, p in rules.prefix_index if word.startswith(prefix))
+        for rule, phrase in candidates:
+            if field.name not in rule.fields or not phrase.matches_at(words, index):
+                continue
+            last = index + len(phrase.words) - 1
+            if _inside_any(rule.unless, words, index, last):
+                continue
+            negated = rule.negatable and _negated(field, index, last, rules)
+            hits.append(_Hit(rule, field.name, field.span(index, last), (order, index), negated))
+    return hits
+
+
+def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, last: int) -> bool:
+    """Whether words[first..last] lies within a match of one of ``phrases``."""
+    for phrase in phrases:
+        length = len(phrase.words)
+        for start in range(max(0, last - length + 1), first + 1):
+            if phrase.matches_at(words, start):
+                return True
+    return False
+
+
+def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
+    tokens = field.tokens
+    clause = tokens[first].clause
+    for k in range(first - 1, max(-1, first - 1 - rules.negation_window), -1):
+        token = tokens[k]
+        if token.clause != clause or token.text in rules.terminators:
+            break
+        if token.text in rules.negate_before:
+            # "NOT SURE IF ARMED", "NO ONE ELSE": the cue does not negate what follows.
+            return tokens[k + 1].text not in rules.not_after_cue
+    for k in range(last + 1, min(len(tokens), last + 3)):
+        token = tokens[k]
+        if token.clause != clause or token.text in rules.terminators:
+            break
+        if token.text in rules.negate_after:
+            return True
+    return False
+
+
+def _age_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
+    hits = []
+    for rule in rules.rules.values():
+        if rule.age_below is None or field.name not in rule.fields:
+            continue
+        for age, start, end in field.ages:
+            if age < rule.age_below:
+                hits.append(_Hit(rule, field.name, field.raw[start:end], (order, 0), False))
+    return hits
+
+
+def _hazard_hits(hazards: Sequence[str], rules: RuleSet) -> list[_Hit]:
+    flags = [h for h in hazards if " ".join(normalise(h).split()) not in _NO_HAZARD]
+    return [
+        _Hit(rule, "hazards", flag, (3, 0), negated=False)
+        for rule in rules.rules.values()
+        if rule.any_hazard
+        for flag in flags
+    ]
+
+
+def _apply_resolutions(
+    hits: list[_Hit], fields: Sequence[Field], rules: RuleSet
+) -> tuple[list[_Hit], list[_Hit]]:
+    """Drop a rule's hits when a resolving phrase is said after the last of them."""
+    resolved: list[_Hit] = []
+    for rule in rules.rules.values():
+        if not rule.resolved_by:
+            continue
+        own = [h for h in hits if h.rule is rule and not h.negated]
+        if not own:
+            continue
+        latest = max(h.position for h in own)
+        resolver = _first_resolver_after(rule, fields, latest, rules)
+        if resolver is not None:
+            resolved.append(resolver)
+            hits = [h for h in hits if h.rule is not rule]
+    return hits, resolved
+
+
+def _first_resolver_after(
+    rule: Rule, fields: Sequence[Field], after: tuple[int, int], rules: RuleSet
+) -> _Hit | None:
+    for order, field in enumerate(fields):
+        if field.name == "hazards":
+            continue
+        words = [t.text for t in field.tokens]
+        for index in range(len(words)):
+            if (order, index) <= after:
+                continue
+            for phrase in rule.resolved_by:
+                if phrase.matches_at(words, index):
+                    last = index + len(phrase.words) - 1
+                    if not _negated(field, index, last, rules):
+                        return _Hit(
+                            rule, field.name, field.span(index, last), (order, index), False
+                        )
+    return None
+
+
+def _decide(
+    call: TriageInput, rules: RuleSet, hits: list[_Hit], resolved: list[_Hit]
+) -> TriageDecision:
+    live = [h for h in hits if not h.negated]
+    kinds = {h.rule.kind for h in live}
+    reasons = _reasons(live, hits, resolved)
+    if "danger" in kinds:
+        decision: Decision = "ineligible"
+        deciding = [r for r in reasons if r.kind == "danger"]
+    elif "substance" not in kinds:
+        decision = "ineligible"
+        policy = Reason(
+            "policy.no_substance", "policy", "no substance involvement", "none stated or implied"
+        )
+        reasons = [*reasons, policy]
+        deciding = [policy]
+    elif "risk" in kinds:
+        decision = "review"
+        deciding = [r for r in reasons if r.kind == "risk"]
+    else:
+        decision = "eligible"
+        deciding = [r for r in reasons if r.kind == "substance"]
+    summary = f"{decision}: " + "; ".join(f"{r.label} ({r.detail})" for r in deciding[:3])
+    if decision == "eligible":
+        summary += "; no danger signals"
+    return TriageDecision(decision, tuple(reasons), summary, rules.version, call.digest())
+
+
+def _reasons(live: list[_Hit], hits: list[_Hit], resolved: list[_Hit]) -> list[Reason]:
+    reasons: dict[tuple[str, str], Reason] = {}
+    for hit in live:
+        detail = f"{hit.text} in {hit.field}" if not hit.text.startswith("code ") else hit.text
+        reasons.setdefault(
+            (hit.rule.id, detail), Reason(hit.rule.id, hit.rule.kind, hit.rule.label, detail)
+        )
+    for hit in hits:
+        if hit.negated:
+            detail = f"{hit.text} in {hit.field}, negated"
+            reasons.setdefault(
+                (hit.rule.id, detail), Reason(hit.rule.id, "negated", hit.rule.label, detail)
+            )
+    for hit in resolved:
+        detail = f"resolved by {hit.text} in {hit.field}"
+        reasons.setdefault(
+            (hit.rule.id, detail), Reason(hit.rule.id, "resolved", hit.rule.label, detail)
+        )
+    return sorted(reasons.values(), key=lambda r: _KIND_ORDER[r.kind])

@@ -1,0 +1,39 @@
+"""``POST /v1/triage/classify``: the stateless dry run of the triage rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from corespond.auth.deps import require_role
+from corespond.auth.models import ROLES
+from corespond.auth.service import Principal
+from corespond.errors import Forbidden, InvalidPayload, Unauthorized, problem_responses
+from corespond.triage.classifier import TriageInput, classify
+from corespond.triage.schemas import ClassifyRequest, ClassifyResponse
+from corespond.triage.service import RuleBook
+
+router = APIRouter(tags=["triage"])
+
+AnyKey = Annotated[Principal, Depends(require_role(*ROLES))]
+
+
+@router.post(
+    "/v1/triage/classify",
+    response_model=ClassifyResponse,
+    responses=problem_responses(Unauthorized, Forbidden, InvalidPayload),
+)
+async def classify_call(body: ClassifyRequest, request: Request, _: AnyKey) -> ClassifyResponse:
+    """Classify a call without storing anything: check a CAD code mapping or a narrative."""
+    rulebook: RuleBook = request.app.state.rulebook
+    call = body.call
+    inputs = TriageInput(
+        source=body.source,
+        agency=call.agency,
+        call_type=call.call_type,
+        call_type_description=call.call_type_description,
+        narrative=call.narrative,
+        hazards=tuple(call.hazards),
+    )
+    return ClassifyResponse.of(classify(inputs, rulebook.rules))

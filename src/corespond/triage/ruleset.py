@@ -1,0 +1,401 @@
+"""The triage rule file: its schema, loading with line-numbered errors, and compiling.
+
+A rule file is YAML. The packaged ``rules.yaml`` is the default; a deployment may name an
+override file (``CORESPOND_TRIAGE_RULES_FILE``) whose sections extend or replace it: rules
+with the same id are replaced, code mappings and abbreviations are merged key by key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Kind = Literal["danger", "risk", "substance"]
+TextField = Literal["call_type", "description", "narrative", "hazards"]
+ALL_FIELDS: tuple[TextField, ...] = ("call_type", "description", "narrative", "hazards")
+_PHRASE = re.compile(r"^[A-Z0-9]+\*?( [A-Z0-9]+\*?)*$")
+_RULE_ID = re.compile(r"^(danger|risk|substance)\.[a-z0-9_]+$")
+
+
+class RuleFileError(ValueError):
+    """A rule file that cannot be used, with where (file:line) and why."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[int | None, str]]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = [
+            f"{source}:{line}: {why}" if line else f"{source}: {why}" for line, why in problems
+        ]
+        super().__init__("\n".join(lines))
+
+
+def _phrases(value: list[str]) -> list[str]:
+    cleaned = []
+    for phrase in value:
+        text = " ".join(phrase.upper().split())
+        if not _PHRASE.fullmatch(text):
+            raise ValueError(
+                f"phrase {phrase!r}: use letters, digits and spaces; '*' only ends a word"
+            )
+        cleaned.append(text)
+    return cleaned
+
+
+class RuleSpec(BaseModel):
+    """One rule: a kind of signal and the words and phrases that raise it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="kind.name, e.g. danger.weapon")
+    label: str = Field(description="What a dispatcher reads, e.g. 'weapon mentioned'.")
+    phrases: list[str] = Field(default_factory=list)
+    fields: list[TextField] = Field(default_factory=lambda: list(ALL_FIELDS))
+    negatable: bool = True
+    unless: list[str] = Field(
+        default_factory=list, description="Phrases inside which a match does not count."
+    )
+    resolved_by: list[str] = Field(
+        default_factory=list,
+        description="Phrases that, said after the last match, cancel it ('NOW CONSCIOUS').",
+    )
+    age_below: int | None = Field(default=None, ge=1, le=30)
+    any_hazard: bool = Field(default=False, description="Fires on any hazard flag.")
+
+    @field_validator("id")
+    @classmethod
+    def _id_names_its_kind(cls, value: str) -> str:
+        if not _RULE_ID.fullmatch(value):
+            raise ValueError("id must be danger.*, risk.* or substance.* in lower case")
+        return value
+
+    @field_validator("phrases", "unless", "resolved_by")
+    @classmethod
+    def _valid_phrases(cls, value: list[str]) -> list[str]:
+        return _phrases(value)
+
+    @property
+    def kind(self) -> Kind:
+        return self.id.split(".", 1)[0]  # type: ignore[return-value]
+
+
+class NegationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    before: list[str] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)
+    window: int = Field(default=3, ge=1, le=8)
+    not_after_cue: list[str] = Field(
+        default_factory=list, description="Words that make a cue no negation: 'NOT SURE'."
+    )
+    terminators: list[str] = Field(default_factory=list)
+
+    @field_validator("before", "after", "not_after_cue", "terminators")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [v.upper().strip() for v in value]
+
+
+CodeMap = dict[str, list[str]]
+
+
+class CodesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: CodeMap = Field(default_factory=dict)
+    by_source: dict[str, CodeMap] = Field(default_factory=dict)
+    by_agency: dict[str, CodeMap] = Field(default_factory=dict)
+
+
+class RuleFile(BaseModel):
+    """A whole rule file (the override file may leave any section out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=40)
+    abbreviations: dict[str, list[str] | str] = Field(default_factory=dict)
+    negation: NegationSpec | None = None
+    rules: list[RuleSpec] = Field(default_factory=list)
+    codes: CodesSpec = Field(default_factory=CodesSpec)
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A compiled phrase: words, each exact or (ending in ``*``) a prefix."""
+
+    words: tuple[str, ...]
+    prefix: tuple[bool, ...]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Phrase:
+        parts = text.split()
+        return cls(tuple(p.rstrip("*") for p in parts), tuple(p.endswith("*") for p in parts), text)
+
+    def matches_at(self, words: Sequence[str], index: int) -> bool:
+        if index + len(self.words) > len(words):
+            return False
+        for offset, (word, is_prefix) in enumerate(zip(self.words, self.prefix, strict=True)):
+            token = words[index + offset]
+            if not (token.startswith(word) if is_prefix else token == word):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: Kind
+    label: str
+    phrases: tuple[Phrase, ...]
+    fields: frozenset[str]
+    negatable: bool
+    unless: tuple[Phrase, ...]
+    resolved_by: tuple[Phrase, ...]
+    age_below: int | None
+    any_hazard: bool
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated, compiled rule set, ready for :func:`classify`."""
+
+    version: str
+    rules: Mapping[str, Rule]
+    abbreviations: Mapping[str, tuple[str, ...]]
+    negate_before: frozenset[str]
+    negate_after: frozenset[str]
+    negation_window: int
+    not_after_cue: frozenset[str]
+    terminators: frozenset[str]
+    default_codes: Mapping[str, tuple[str, ...]]
+    source_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
+    agency_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
+    index: Mapping[str, tuple[tuple[Rule, Phrase], ...]] = field(repr=False)
+    prefix_index: tuple[tuple[str, Rule, Phrase], ...] = field(repr=False)
+
+    def codes_for(
+        self, source: str | None, agency: str | None
+    ) -> list[Mapping[str, tuple[str, ...]]]:
+        """Code maps in precedence order: the agency's, the source's, the defaults."""
+        maps: list[Mapping[str, tuple[str, ...]]] = []
+        if agency and agency.upper() in self.agency_codes:
+            maps.append(self.agency_codes[agency.upper()])
+        if source and source in self.source_codes:
+            maps.append(self.source_codes[source])
+        maps.append(self.default_codes)
+        return maps
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+class RuleLoader(yaml.SafeLoader):
+    """YAML without the 1.1 surprise that NO, YES, ON and OFF are booleans: in a rule file
+    they are words ("NO WEAPONS SEEN"). Only true and false are booleans."""
+
+
+RuleLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each path in a composed YAML document to its (1-based) line."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            lines.update({k: v for k, v in _line_index(value, child).items() if k != child})
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, position)))
+    return lines
+
+
+def _line_of(lines: Mapping[tuple[Any, ...], int], loc: Sequence[Any]) -> int | None:
+    path = tuple(loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+def parse_rule_file(text: str, source: str) -> RuleFile:
+    """Validate a rule file's text; ``RuleFileError`` names each problem with its line."""
+    try:
+        node = yaml.compose(text, Loader=RuleLoader)
+        document = yaml.load(text, Loader=RuleLoader)  # noqa: S506 - RuleLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleFileError(source, [(line, f"not valid YAML: {problem}")]) from exc
+    if node is None or not isinstance(document, dict):
+        raise RuleFileError(source, [(1, "a rule file is a YAML mapping with a 'version'")])
+    lines = _line_index(node)
+    try:
+        parsed = RuleFile.model_validate(document)
+    except ValidationError as exc:
+        problems = [
+            (_line_of(lines, err["loc"]), f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+            for err in exc.errors(include_input=False)
+        ]
+        raise RuleFileError(source, problems) from exc
+    duplicate = _duplicate_ids(parsed.rules)
+    if duplicate:
+        raise RuleFileError(
+            source,
+            [
+                (_line_of(lines, ("rules", i, "id")), f"rule id {rid!r} appears twice")
+                for i, rid in duplicate
+            ],
+        )
+    return parsed
+
+
+def _duplicate_ids(rules: Sequence[RuleSpec]) -> list[tuple[int, str]]:
+    seen: set[str] = set()
+    duplicates = []
+    for position, rule in enumerate(rules):
+        if rule.id in seen:
+            duplicates.append((position, rule.id))
+        seen.add(rule.id)
+    return duplicates
+
+
+def merge(base: RuleFile, override: RuleFile) -> RuleFile:
+    """``base`` with ``override`` applied: same-id rules replaced, maps merged by key."""
+    rules = {rule.id: rule for rule in base.rules}
+    rules.update({rule.id: rule for rule in override.rules})
+    codes = CodesSpec(
+        default={**base.codes.default, **override.codes.default},
+        by_source=_merge_maps(base.codes.by_source, override.codes.by_source),
+        by_agency=_merge_maps(base.codes.by_agency, override.codes.by_agency),
+    )
+    return RuleFile(
+        version=f"{base.version}+{override.version}",
+        abbreviations={**base.abbreviations, **override.abbreviations},
+        negation=override.negation or base.negation,
+        rules=list(rules.values()),
+        codes=codes,
+    )
+
+
+def _merge_maps(base: dict[str, CodeMap], extra: dict[str, CodeMap]) -> dict[str, CodeMap]:
+    merged = {key: dict(value) for key, value in base.items()}
+    for key, value in extra.items():
+        merged.setdefault(key, {}).update(value)
+    return merged
+
+
+def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
+    """Check cross-references and build the lookup structures the classifier uses."""
+    rules = {r.id: _compile_rule(r) for r in spec.rules}
+    problems = [
+        (None, f"codes.{where}: code {code!r} names unknown rule {rule_id!r}")
+        for where, codes in _all_code_maps(spec.codes)
+        for code, ids in codes.items()
+        for rule_id in ids
+        if rule_id not in rules
+    ]
+    if spec.negation is None:
+        problems.append((None, "negation: section missing"))
+    if problems:
+        raise RuleFileError(source, problems)
+    assert spec.negation is not None  # noqa: S101 - checked above, narrows the type
+
+    index: dict[str, list[tuple[Rule, Phrase]]] = {}
+    prefix_index: list[tuple[str, Rule, Phrase]] = []
+    for rule in rules.values():
+        for phrase in rule.phrases:
+            if phrase.prefix[0]:
+                prefix_index.append((phrase.words[0], rule, phrase))
+            else:
+                index.setdefault(phrase.words[0], []).append((rule, phrase))
+
+    def code_map(codes: CodeMap) -> dict[str, tuple[str, ...]]:
+        return {" ".join(k.upper().split()): tuple(v) for k, v in codes.items()}
+
+    return RuleSet(
+        version=f"{spec.version}#{digest[:8]}",
+        rules=rules,
+        abbreviations={
+            k.upper(): tuple((v if isinstance(v, str) else " ".join(v)).upper().split())
+            for k, v in spec.abbreviations.items()
+        },
+        negate_before=frozenset(spec.negation.before),
+        negate_after=frozenset(spec.negation.after),
+        negation_window=spec.negation.window,
+        not_after_cue=frozenset(spec.negation.not_after_cue),
+        terminators=frozenset(spec.negation.terminators),
+        default_codes=code_map(spec.codes.default),
+        source_codes={k: code_map(v) for k, v in spec.codes.by_source.items()},
+        agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
+        index={k: tuple(v) for k, v in index.items()},
+        prefix_index=tuple(prefix_index),
+    )
+
+
+def _all_code_maps(codes: CodesSpec) -> Iterable[tuple[str, CodeMap]]:
+    yield "default", codes.default
+    for key, value in codes.by_source.items():
+        yield f"by_source.{key}", value
+    for key, value in codes.by_agency.items():
+        yield f"by_agency.{key}", value
+
+
+def _compile_rule(spec: RuleSpec) -> Rule:
+    return Rule(
+        id=spec.id,
+        kind=spec.kind,
+        label=spec.label,
+        phrases=tuple(Phrase.parse(p) for p in spec.phrases),
+        fields=frozenset(spec.fields),
+        negatable=spec.negatable,
+        unless=tuple(Phrase.parse(p) for p in spec.unless),
+        resolved_by=tuple(Phrase.parse(p) for p in spec.resolved_by),
+        age_below=spec.age_below,
+        any_hazard=spec.any_hazard,
+    )
+
+
+def default_rules_text() -> str:
+    return resources.files("corespond.triage").joinpath("rules.yaml").read_text("utf-8")
+
+
+@functools.cache
+def _packaged_rules() -> RuleSet:
+    text = default_rules_text()
+    spec = parse_rule_file(text, "rules.yaml (packaged)")
+    return compile_rules(spec, "rules.yaml (packaged)", hashlib.sha256(text.encode()).hexdigest())
+
+
+def load_rules(override: Path | None = None) -> RuleSet:
+    """The packaged rules, with ``override`` applied if given. Raises ``RuleFileError``."""
+    if override is None:
+        return _packaged_rules()
+    base_text = default_rules_text()
+    spec = parse_rule_file(base_text, "rules.yaml (packaged)")
+    digest = hashlib.sha256(base_text.encode())
+    try:
+        text = override.read_text("utf-8")
+    except OSError as exc:
+        raise RuleFileError(str(override), [(None, f"cannot read: {exc.strerror}")]) from exc
+    spec = merge(spec, parse_rule_file(text, str(override)))
+    digest.update(text.encode())
+    return compile_rules(spec, str(override), digest.hexdigest())

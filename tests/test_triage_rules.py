@@ -1,0 +1,229 @@
+"""The triage classifier on its own (no database): policy, negation, ages, codes, speed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from corespond.triage.classifier import TriageInput, classify
+from corespond.triage.ruleset import load_rules
+
+RULES = load_rules()
+
+
+def decide(narrative: str = "", call_type: str = "", **kwargs: object) -> str:
+    call = TriageInput(call_type=call_type, narrative=narrative, **kwargs)  # type: ignore[arg-type]
+    return classify(call, RULES).decision
+
+
+@pytest.mark.parametrize(
+    ("call_type", "narrative"),
+    [
+        ("OD", "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN"),
+        ("INTOX", "RP ADV MALE SUBJ ETOH, ASKING ABOUT DETOX, NOTHING PHYSICAL"),
+        ("WELFARE", "SISTER REQ CHECK, BROTHER USING AGAIN, WANTS TREATMENT"),
+        ("DISTURB", "VERBAL ONLY, BOTH PARTIES DRUNK, NOTHING PHYSICAL"),
+        ("LIQUOR VIOLATIONS (INCLUDES INTOXICATED PERSON)", ""),
+        ("23C01", "WAS UNRESPONSIVE, NOW ALERT AND TALKING"),
+        ("CITASST", "SUBJ RECENTLY RELEASED FROM SWRJ, NEEDS RECOVERY SUPPORT"),
+        ("EDP", "SUBJ TWEAKING ON METH IN PARKING LOT, NO WPNS"),
+    ],
+)
+def test_substance_calls_without_danger_are_eligible(call_type: str, narrative: str) -> None:
+    assert decide(narrative, call_type) == "eligible"
+
+
+@pytest.mark.parametrize(
+    ("call_type", "narrative", "rule"),
+    [
+        ("113C_Disturb/Nuis Intoxic Wpn", "", "danger.weapon"),
+        ("INTOX", "NO WEAPONS SEEN BUT RP SAYS HE HAS A KNIFE IN HIS POCKET", "danger.weapon"),
+        ("OD", "SHOTS FIRED IN AREA, ONE SUBJ DOWN", "danger.shots_fired"),
+        ("DRUGS", "SUBJ SELLING PILLS OUT OF CAR", "danger.drug_sales"),
+        ("INTOX", "DRUNK DRIVER SWERVING ON RT 60", "danger.impaired_driving"),
+        ("DISTURB", "ETOH SUBJ PUNCHED HIS GIRLFRIEND, SHE IS BLEEDING", "danger.violence"),
+        ("WELFARE", "SUBJ PASSED OUT IN CAR, ENGINE RUNNING, BEER CANS", "danger.impaired_driving"),
+        ("OD", "SUBJ BARRICADED IN BATHROOM, HIGH ON METH", "danger.hostage_barricade"),
+        ("INTOX", "SUBJ TRIED TO ROB THE CLERK, DRUNK", "danger.robbery"),
+    ],
+)
+def test_any_danger_signal_makes_a_call_ineligible(
+    call_type: str, narrative: str, rule: str
+) -> None:
+    decision = classify(TriageInput(call_type=call_type, narrative=narrative), RULES)
+    assert decision.decision == "ineligible"
+    assert rule in [r.rule for r in decision.reasons if r.kind == "danger"]
+
+
+@pytest.mark.parametrize(
+    ("narrative", "hazards", "rule"),
+    [
+        ("15 YOA FEMALE TOOK PILLS, CONSCIOUS", (), "risk.juvenile"),
+        ("16 YEAR OLD INTOX AT PARTY", (), "risk.juvenile"),
+        ("SUBJ ETOH, SAYS HE WANTS TO KILL HIMSELF", (), "risk.suicidal"),
+        ("SUBJ UNRESPONSIVE AFTER USING HEROIN, EMS EN ROUTE", (), "risk.unresponsive"),
+        ("DRUNK SUBJ THREATENING NEIGHBOR, NO WEAPONS", (), "risk.threat"),
+        ("SUBJ INTOX ON PORCH", ("OFFICER SAFETY",), "risk.hazard_flag"),
+    ],
+)
+def test_substance_with_an_open_risk_goes_to_review(
+    narrative: str, hazards: tuple[str, ...], rule: str
+) -> None:
+    decision = classify(TriageInput(narrative=narrative, hazards=hazards), RULES)
+    assert decision.decision == "review"
+    assert rule in [r.rule for r in decision.reasons if r.kind == "risk"]
+
+
+@pytest.mark.parametrize(
+    ("call_type", "narrative"),
+    [
+        ("NOISE", "LOUD MUSIC NEXT DOOR"),
+        ("THEFT", "BIKE STOLEN FROM PORCH"),
+        ("DISTURB", "DENIES DRUG USE, ARGUING OVER PARKING"),
+        ("THAZ", "ICE ON ROADWAY NEAR BRIDGE"),
+        ("MNTL", "SUBJ HEARING VOICES, NOT ON ANY DRUGS PER MOTHER"),
+        ("--CASUALTY,NON-TRAF,NON-CRIM - NON-DRUG RELATED", ""),
+    ],
+)
+def test_calls_without_substance_involvement_are_ineligible(call_type: str, narrative: str) -> None:
+    decision = classify(TriageInput(call_type=call_type, narrative=narrative), RULES)
+    assert decision.decision == "ineligible"
+    assert decision.reasons[-1].rule == "policy.no_substance"
+
+
+def test_age_of_an_adult_is_not_a_juvenile_signal() -> None:
+    assert decide("45 YOA MALE INTOX ON BENCH") == "eligible"
+    assert decide("19 YEAR OLD FEMALE DRUNK, FRIENDS WITH HER") == "eligible"
+
+
+def test_negated_suicidal_statement_is_not_a_risk() -> None:
+    assert decide("SUBJ INTOX, NOT SUICIDAL PER SISTER") == "eligible"
+
+
+def test_agency_code_mapping_overrides_the_default(tmp_path: object) -> None:
+    from pathlib import Path
+
+    override = Path(str(tmp_path)) / "local.yaml"
+    override.write_text(
+        'version: "local-1"\n'
+        "codes:\n"
+        "  by_agency:\n"
+        "    BLUEFIELD PD:\n"
+        '      "103D": [substance.alcohol]\n'
+    )
+    rules = load_rules(override)
+    assert rules.version.startswith("2026.")
+    assert "+local-1#" in rules.version
+    call = TriageInput(agency="Bluefield PD", call_type="103D")
+    assert classify(call, rules).decision == "eligible"
+    assert classify(TriageInput(agency="PRINCETON PD", call_type="103D"), rules).decision == (
+        "ineligible"
+    )
+
+
+def test_decision_explains_itself_in_one_line() -> None:
+    decision = classify(
+        TriageInput(call_type="OD", narrative="SUBJ REVIVED, NO WEAPONS SEEN, HAS A KNIFE"), RULES
+    )
+    assert decision.summary.startswith("ineligible: weapon (KNIFE in narrative)")
+    assert "\n" not in decision.summary
+    assert decision.rules_version == RULES.version
+    assert len(decision.inputs_sha256) == 64
+
+
+def test_same_inputs_give_the_same_decision_and_hash() -> None:
+    call = TriageInput(call_type="OD", narrative="SUBJ CONSCIOUS")
+    assert classify(call, RULES) == classify(call, RULES)
+
+
+# --- properties -------------------------------------------------------------------------
+
+ELIGIBLE_NARRATIVES = [
+    "SUBJ REVIVED WITH NARCAN, CONSCIOUS AND TALKING",
+    "RP ADV MALE SUBJ ETOH, ASKING ABOUT DETOX",
+    "FEMALE SUBJ SAYS SHE RELAPSED ON FENT AND WANTS HELP GETTING CLEAN",
+    "INTOX MALE SLEEPING IN DOORWAY OF CHURCH, BREATHING",
+    "SUBJ HIGH ON METH, PACING IN FRONT YARD, VERBAL ONLY",
+]
+WEAPON_PHRASES = [
+    "HAS A KNIFE",
+    "SUBJ ARMED WITH A GUN",
+    "PISTOL IN WAISTBAND",
+    "WAVING A MACHETE",
+    "SHOTGUN IN TRUCK",
+    "CARRYING A BAT",
+]
+filler = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ ", min_size=0, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    narrative=st.sampled_from(ELIGIBLE_NARRATIVES),
+    weapon=st.sampled_from(WEAPON_PHRASES),
+    before=filler,
+    joiner=st.sampled_from([", ", ". ", " AND ", "; ", " - "]),
+)
+def test_adding_a_weapon_phrase_never_leaves_a_call_eligible(
+    narrative: str, weapon: str, before: str, joiner: str
+) -> None:
+    assert decide(narrative) == "eligible"
+    assert decide(f"{before} {narrative}{joiner}{weapon}") != "eligible"
+    assert decide(f"{weapon}{joiner}{narrative}") != "eligible"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weapon=st.sampled_from(WEAPON_PHRASES),
+    other=st.sampled_from(
+        [
+            "SUBJ PUNCHED RP",
+            "DRUNK DRIVER ON RT 60",
+            "SUBJ SELLING PILLS",
+            "SHOTS FIRED",
+            "SUBJ BARRICADED IN GARAGE",
+        ]
+    ),
+)
+def test_no_weapons_alone_does_not_clear_a_call_that_had_other_danger(
+    weapon: str, other: str
+) -> None:
+    assert decide(f"SUBJ INTOX, {other}, {weapon}") == "ineligible"
+    assert decide(f"SUBJ INTOX, {other}, NO WEAPONS SEEN") == "ineligible"
+
+
+def test_no_weapons_clears_a_call_whose_only_danger_was_the_weapon() -> None:
+    assert decide("SUBJ INTOX, WEAPON") == "ineligible"
+    assert decide("SUBJ INTOX, NO WEAPONS") == "eligible"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    narrative=st.sampled_from(
+        [*ELIGIBLE_NARRATIVES, "NO WEAPONS SEEN BUT HAS KNIFE", "15 YOA ETOH", "LOUD MUSIC"]
+    ),
+    case=st.lists(st.booleans(), min_size=80, max_size=80),
+    spaces=st.lists(st.integers(min_value=1, max_value=4), min_size=20, max_size=20),
+)
+def test_decision_does_not_depend_on_letter_case_or_spacing(
+    narrative: str, case: list[bool], spaces: list[int]
+) -> None:
+    words = narrative.split(" ")
+    spaced = "".join(w + " " * spaces[i % len(spaces)] for i, w in enumerate(words))
+    mixed = "".join(c.lower() if case[i % len(case)] else c for i, c in enumerate(spaced))
+    assume(mixed.strip())
+    assert decide(mixed) == decide(narrative)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    call_type=st.text(max_size=60),
+    narrative=st.text(max_size=400),
+    hazards=st.lists(st.text(max_size=30), max_size=4),
+)
+def test_any_text_gets_a_decision(call_type: str, narrative: str, hazards: list[str]) -> None:
+    decision = classify(
+        TriageInput(call_type=call_type, narrative=narrative, hazards=tuple(hazards)), RULES
+    )
+    assert decision.decision in ("eligible", "review", "ineligible")
+    assert decision.summary
