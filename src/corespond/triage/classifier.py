@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from corespond.triage.ruleset import Phrase, Rule, RuleSet
-from corespond.triage.text import Field, normalise, tokenise
+from corespond.triage.text import Field, Token, normalise, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
 ReasonKind = Literal["danger", "risk", "substance", "negated", "resolved", "policy"]
@@ -147,7 +147,10 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
             if _inside_any(rule.unless, words, index, last):
                 continue
             negated = rule.negatable and _negated(field, index, last, rules)
-            hits.append(_Hit(rule, field.name, field.span(index, last), (order, index), negated))
+            raised = rule
+            if rule.becomes and _preceded_by(rule.hypothetical, field, index):
+                raised = rules.rules[rule.becomes]
+            hits.append(_Hit(raised, field.name, field.span(index, last), (order, index), negated))
     return hits
 
 
@@ -161,22 +164,74 @@ def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, las
     return False
 
 
+def _preceded_by(cues: Sequence[Phrase], field: Field, first: int, reach: int = 3) -> bool:
+    """Whether a cue phrase ends within ``reach`` words before ``first``, in its clause."""
+    tokens = field.tokens
+    words = [t.text for t in tokens]
+    clause = tokens[first].clause
+    for start in range(max(0, first - reach - 2), first):
+        if tokens[start].clause != clause:
+            continue
+        for cue in cues:
+            end = start + len(cue.words)
+            if first - reach <= end <= first and cue.matches_at(words, start):
+                return True
+    return False
+
+
+_LIST_WORDS = frozenset({"OR", "NOR"})
+
+
 def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     tokens = field.tokens
     clause = tokens[first].clause
-    for k in range(first - 1, max(-1, first - 1 - rules.negation_window), -1):
+    budget = rules.negation_window
+    k = first - 1
+    while k >= 0 and budget > 0:
         token = tokens[k]
         if token.clause != clause or token.text in rules.terminators:
             break
-        if token.text in rules.negate_before:
-            # "NOT SURE IF ARMED", "NO ONE ELSE": the cue does not negate what follows.
-            return tokens[k + 1].text not in rules.not_after_cue
+        k -= 1
+        if token.text in _LIST_WORDS:
+            # "NO HX DRUGS OR ETOH": a negation reaches along a list joined by OR / NOR.
+            budget += 1
+            continue
+        budget -= 1
+        if token.text not in rules.negate_before:
+            continue
+        # "NOT SURE IF ARMED", "NO ONE ELSE": the cue does not negate what follows.
+        return tokens[k + 2].text not in rules.not_after_cue
     for k in range(last + 1, min(len(tokens), last + 3)):
         token = tokens[k]
         if token.clause != clause or token.text in rules.terminators:
             break
         if token.text in rules.negate_after:
             return True
+    return _answered_no(tokens, first, last, rules)
+
+
+def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet) -> bool:
+    """A question ("ANY WEAPONS") whose answer, opening the next clause, is negative."""
+    clause = tokens[first].clause
+    asked = any(
+        tokens[k].text in rules.question and tokens[k].clause == clause
+        for k in range(max(0, first - 2), first)
+    )
+    if not asked:
+        return False
+    start = last + 1
+    while start < len(tokens) and tokens[start].clause == clause:
+        start += 1
+    for k in range(start, min(len(tokens), start + 4)):
+        if tokens[k].clause != clause + 1:
+            return False
+        text = tokens[k].text
+        if text in rules.answer_skip:
+            continue
+        if text in rules.negate_before or text in rules.negate_after:
+            following = tokens[k + 1].text if k + 1 < len(tokens) else ""
+            return following not in rules.not_after_cue
+        return False
     return False
 
 

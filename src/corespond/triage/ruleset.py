@@ -69,6 +69,14 @@ class RuleSpec(BaseModel):
     )
     age_below: int | None = Field(default=None, ge=1, le=30)
     any_hazard: bool = Field(default=False, description="Fires on any hazard flag.")
+    hypothetical: list[str] = Field(
+        default_factory=list,
+        description="Phrases that, just before a match, make it a threat, not an act "
+        "('WILL BEAT HER', 'THREATENED TO HIT HIM').",
+    )
+    becomes: str | None = Field(
+        default=None, description="The rule a hypothetical match raises instead."
+    )
 
     @field_validator("id")
     @classmethod
@@ -77,7 +85,7 @@ class RuleSpec(BaseModel):
             raise ValueError("id must be danger.*, risk.* or substance.* in lower case")
         return value
 
-    @field_validator("phrases", "unless", "resolved_by")
+    @field_validator("phrases", "unless", "resolved_by", "hypothetical")
     @classmethod
     def _valid_phrases(cls, value: list[str]) -> list[str]:
         return _phrases(value)
@@ -97,8 +105,14 @@ class NegationSpec(BaseModel):
         default_factory=list, description="Words that make a cue no negation: 'NOT SURE'."
     )
     terminators: list[str] = Field(default_factory=list)
+    question: list[str] = Field(
+        default_factory=list, description="Words that make a match a question: 'ANY WEAPONS'."
+    )
+    answer_skip: list[str] = Field(
+        default_factory=list, description="Words passed over before the answer: 'RP STS NONE'."
+    )
 
-    @field_validator("before", "after", "not_after_cue", "terminators")
+    @field_validator("before", "after", "not_after_cue", "terminators", "question", "answer_skip")
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
         return [v.upper().strip() for v in value]
@@ -162,6 +176,8 @@ class Rule:
     resolved_by: tuple[Phrase, ...]
     age_below: int | None
     any_hazard: bool
+    hypothetical: tuple[Phrase, ...]
+    becomes: str | None
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,8 @@ class RuleSet:
     negation_window: int
     not_after_cue: frozenset[str]
     terminators: frozenset[str]
+    question: frozenset[str]
+    answer_skip: frozenset[str]
     default_codes: Mapping[str, tuple[str, ...]]
     source_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
     agency_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
@@ -313,6 +331,16 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         for rule_id in ids
         if rule_id not in rules
     ]
+    problems.extend(
+        (None, f"rule {r.id}: becomes names unknown rule {r.becomes!r}")
+        for r in spec.rules
+        if r.becomes is not None and r.becomes not in rules
+    )
+    problems.extend(
+        (None, f"rule {r.id}: hypothetical needs becomes")
+        for r in spec.rules
+        if r.hypothetical and r.becomes is None
+    )
     if spec.negation is None:
         problems.append((None, "negation: section missing"))
     if problems:
@@ -343,6 +371,8 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         negation_window=spec.negation.window,
         not_after_cue=frozenset(spec.negation.not_after_cue),
         terminators=frozenset(spec.negation.terminators),
+        question=frozenset(spec.negation.question),
+        answer_skip=frozenset(spec.negation.answer_skip),
         default_codes=code_map(spec.codes.default),
         source_codes={k: code_map(v) for k, v in spec.codes.by_source.items()},
         agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
@@ -371,6 +401,8 @@ def _compile_rule(spec: RuleSpec) -> Rule:
         resolved_by=tuple(Phrase.parse(p) for p in spec.resolved_by),
         age_below=spec.age_below,
         any_hazard=spec.any_hazard,
+        hypothetical=tuple(Phrase.parse(p) for p in spec.hypothetical),
+        becomes=spec.becomes,
     )
 
 

@@ -20,6 +20,9 @@ _APOSTROPHE = re.compile("['`\u2019]")
 _AGE = re.compile(
     r"\b(\d{1,2})\s*(?:-\s*)?(?:YOA|YO|Y/O|Y\.O\.?|YOM|YOF|YRS?\.?\s*OLD|YEARS?[\s-]*OLD|YR[\s-]*OLD)\b"
     r"|\bAGE[\s:]*(\d{1,2})\b"
+    # "W/M 16", "B/F APPROX 15", and age ranges "APPROX 16-17".
+    r"|\b[WBHAIU]/[MF]\s*(?:APPROX\.?\s*)?(\d{1,2})\b"
+    r"|\bAPPROX\.?\s*(\d{1,2})\s*-\s*\d{1,2}\b"
 )
 
 
@@ -67,5 +70,7 @@ def tokenise(
         expansion = abbreviations.get(word) if abbreviations else None
         for part in expansion or (word,):
             tokens.append(Token(part, clause, match.start(), match.end()))
-    ages = tuple((int(m.group(1) or m.group(2)), m.start(), m.end()) for m in _AGE.finditer(raw))
+    ages = tuple(
+        (int(next(g for g in m.groups() if g)), m.start(), m.end()) for m in _AGE.finditer(raw)
+    )
     return Field(name, raw, tuple(tokens), ages)
