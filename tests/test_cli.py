@@ -124,10 +124,24 @@ async def test_demo_seeds_a_source_keys_and_folded_calls_and_can_run_again(
     code, output = await invoke("demo")
     assert code == 0, output
     assert "demo-cad" in output
-    assert "demo events accepted this run: 5" in output
+    assert "demo events accepted this run: 8" in output
     secret = re.search(r"whsec_\S+", output)
     code, again = await invoke("demo")
     assert code == 0, again
     assert "demo events accepted this run: 0" in again
     assert secret
     assert secret.group() in again
+
+
+async def test_demo_calls_show_every_triage_outcome(cli_env: Database) -> None:
+    from corespond.calls.models import Call
+
+    code, output = await invoke("demo")
+    assert code == 0, output
+    async with cli_env.sessionmaker() as session:
+        calls = {c.incident_number: c for c in await session.scalars(select(Call))}
+    assert calls["DEMO-0001"].decision == "eligible"
+    assert calls["DEMO-0004"].decision == "review"
+    assert calls["DEMO-0005"].decision == "ineligible"
+    assert calls["DEMO-0005"].turned_dangerous_at is not None
+    assert calls["DEMO-0002"].status == "onscene"

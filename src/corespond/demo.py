@@ -99,6 +99,48 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
             "occurred_at": at(25),
             "call": {"incident_number": "DEMO-0003"},
         },
+        # Review: a juvenile subject.
+        {
+            "event_id": "demo-cad:1006",
+            "event_type": "call.created",
+            "occurred_at": at(14),
+            "call": {
+                "incident_number": "DEMO-0004",
+                "agency": "KANAWHA COUNTY SHERIFF",
+                "call_type": "23C01",
+                "call_type_description": "OVERDOSE / POISONING",
+                "priority": 2,
+                "location": {"address": "5 Elk River Rd", "city": "Elkview"},
+                "narrative": "16 YOA FEMALE TOOK PILLS AT PARTY, AWAKE AND TALKING",
+                "hazards": [],
+                "status": "dispatched",
+            },
+        },
+        # Eligible at first, then a weapon appears: the call turns dangerous.
+        {
+            "event_id": "demo-cad:1007",
+            "event_type": "call.created",
+            "occurred_at": at(16),
+            "call": {
+                "incident_number": "DEMO-0005",
+                "agency": "CHARLESTON PD",
+                "call_type": "113C_Disturb/Nuis Intoxicated",
+                "priority": 3,
+                "location": {"address": "800 Quarrier St", "city": "Charleston"},
+                "narrative": "ETOH MALE YELLING AT PASSERSBY, VERBAL ONLY",
+                "hazards": [],
+                "status": "dispatched",
+            },
+        },
+        {
+            "event_id": "demo-cad:1008",
+            "event_type": "call.updated",
+            "occurred_at": at(19),
+            "call": {
+                "incident_number": "DEMO-0005",
+                "narrative": "ETOH MALE YELLING AT PASSERSBY, NOW WAVING A KNIFE",
+            },
+        },
     ]
 
 
@@ -134,10 +176,12 @@ async def seed_demo(
     )
 
     accepted = 0
+    rules = load_rules()
     for document in demo_events(now):
         body = json.dumps(document).encode()
         event = CadEvent.model_validate(document)
         result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
         accepted += result.status == "accepted"
-    await ingest.process_pending(session, batch_size=100, rules=load_rules())
+        # One event at a time, as a live feed would be: each step is triaged and kept.
+        await ingest.process_pending(session, batch_size=100, rules=rules)
     return DemoCredentials(DEMO_SOURCE, secret, admin_key, dispatcher_key, accepted)
