@@ -317,10 +317,22 @@ def _decide(
     else:
         decision = "eligible"
         deciding = [r for r in reasons if r.kind == "substance"]
-    summary = f"{decision}: " + "; ".join(f"{r.label} ({r.detail})" for r in deciding[:3])
+    summary = f"{decision}: " + _summarise(deciding)
     if decision == "eligible":
         summary += "; no danger signals"
     return TriageDecision(decision, tuple(reasons), summary, rules.version, call.digest())
+
+
+def _summarise(reasons: Sequence[Reason], rules: int = 3, details: int = 2) -> str:
+    """'weapon (KNIFE in narrative); threats (code THREATS, THREATENING in narrative)'."""
+    grouped: dict[str, list[str]] = {}
+    for reason in reasons:
+        grouped.setdefault(reason.label, []).append(reason.detail)
+    parts = [
+        f"{label} ({', '.join(found[:details])}{', ...' if len(found) > details else ''})"
+        for label, found in list(grouped.items())[:rules]
+    ]
+    return "; ".join(parts)
 
 
 def _reasons(live: list[_Hit], hits: list[_Hit], resolved: list[_Hit]) -> list[Reason]:
