@@ -15,6 +15,7 @@ from corespond.triage.evaluation import check_real_call_types, evaluate, read_la
 from corespond.triage.ruleset import load_rules
 
 LABELLED = PROJECT_ROOT / "tests" / "data" / "triage_calls.jsonl"
+FRESH = PROJECT_ROOT / "tests" / "data" / "triage_calls_fresh.jsonl"
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 RULES = load_rules()
 
@@ -26,8 +27,9 @@ def test_labelled_set_is_large_and_has_a_holdout() -> None:
     assert sum(c.danger for c in calls) >= 90
 
 
-def test_no_danger_call_is_ever_classified_eligible() -> None:
-    report = evaluate(read_labelled(LABELLED), RULES)
+@pytest.mark.parametrize("path", [LABELLED, FRESH], ids=["labelled", "fresh"])
+def test_no_danger_call_is_ever_classified_eligible(path: Path) -> None:
+    report = evaluate(read_labelled(path), RULES)
     assert report.danger_eligible == []
 
 

@@ -227,3 +227,47 @@ def test_any_text_gets_a_decision(call_type: str, narrative: str, hazards: list[
     )
     assert decision.decision in ("eligible", "review", "ineligible")
     assert decision.summary
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        # a threat of violence is a threat (review), not violence in progress
+        ("ETOH MALE TOLD NEIGHBOR HE WOULD BEAT HIM UP, NO WEAPONS", "review"),
+        ("HIGH ON METH, THREATENED TO HIT HER, HAS NOT TOUCHED HER", "review"),
+        ("DRUNK, PUNCHED HIS BROTHER IN THE FACE", "ineligible"),
+        # questions answered in the next clause
+        ("USING FETTY, ASKED IF ANY WEAPONS IN HOME, RP STS NONE", "eligible"),
+        ("USING FETTY, ANY WEAPONS? UNKNOWN", "ineligible"),
+        ("USING FETTY, ANY WEAPONS? NO ANSWER AT DOOR", "ineligible"),
+        # negation reaches along lists and filler words, not past a clause or BUT
+        ("NO HX DRUGS OR ETOH, LOUD MUSIC", "ineligible"),
+        ("SUBJ ETOH, NO MENTION OF ANY WEAPON", "eligible"),
+        ("SUBJ ETOH, NO WEAPONS SEEN, KNIFE ON TABLE", "ineligible"),
+        ("SUBJ ETOH, NOT SURE IF HE HAS A GUN", "ineligible"),
+        # children present are not the subject
+        ("DAUGHTER 28 PASSED OUT DRUNK, NOW AWAKE, GRANDKIDS 4 AND 7 YOA NEXT DOOR", "eligible"),
+        # a vehicle leaving is impaired driving
+        ("HUSBAND LEFT DRUNK IN HIS TRUCK HEADED TOWARD TOWN", "ineligible"),
+        ("INTOX SUBJ IN BACK SEAT OF PARKED CAR, ENGINE OFF, NO ONE IN DRIVER SEAT", "eligible"),
+    ],
+)
+def test_narrative_structures(narrative: str, expected: str) -> None:
+    assert decide(narrative) == expected
+
+
+def test_any_word_wildcard_in_a_phrase(tmp_path: object) -> None:
+    from pathlib import Path
+
+    override = Path(str(tmp_path)) / "local.yaml"
+    override.write_text(
+        'version: "w1"\n'
+        "rules:\n"
+        "  - id: danger.local_vehicle\n"
+        "    label: leaving on a vehicle\n"
+        "    phrases: [RODE OFF ON _ ATV]\n"
+    )
+    rules = load_rules(override)
+    drunk_on_atv = TriageInput(narrative="SUBJ DRUNK, RODE OFF ON HIS ATV")
+    assert classify(drunk_on_atv, rules).decision == "ineligible"
+    assert classify(TriageInput(narrative="SUBJ DRUNK, RODE OFF"), rules).decision == "eligible"

@@ -179,9 +179,6 @@ def _preceded_by(cues: Sequence[Phrase], field: Field, first: int, reach: int = 
     return False
 
 
-_LIST_WORDS = frozenset({"OR", "NOR"})
-
-
 def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     tokens = field.tokens
     clause = tokens[first].clause
@@ -192,9 +189,9 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
         if token.clause != clause or token.text in rules.terminators:
             break
         k -= 1
-        if token.text in _LIST_WORDS:
-            # "NO HX DRUGS OR ETOH": a negation reaches along a list joined by OR / NOR.
-            budget += 1
+        if token.text in rules.negation_free:
+            # "NO HX DRUGS OR ETOH", "NO MENTION OF ANY WEAPON": lists and filler words
+            # do not use up a negation's reach.
             continue
         budget -= 1
         if token.text not in rules.negate_before:
@@ -241,9 +238,18 @@ def _age_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
         if rule.age_below is None or field.name not in rule.fields:
             continue
         for age, start, end in field.ages:
-            if age < rule.age_below:
+            if age < rule.age_below and not _bystanders(field, start):
                 hits.append(_Hit(rule, field.name, field.raw[start:end], (order, 0), False))
     return hits
+
+
+_BYSTANDER_WORDS = ("KIDS", "CHILDREN", "GRANDKIDS", "GRANDCHILDREN", "CHILD", "SIBLINGS")
+
+
+def _bystanders(field: Field, start: int) -> bool:
+    """Ages of children listed as others present ("GRANDKIDS 4 AND 7 YOA ARE NEXT DOOR")."""
+    before = field.raw[max(0, start - 30) : start].split()
+    return any(word in _BYSTANDER_WORDS for word in before[-4:])
 
 
 def _hazard_hits(hazards: Sequence[str], rules: RuleSet) -> list[_Hit]:

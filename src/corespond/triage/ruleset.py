@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Kind = Literal["danger", "risk", "substance"]
 TextField = Literal["call_type", "description", "narrative", "hazards"]
 ALL_FIELDS: tuple[TextField, ...] = ("call_type", "description", "narrative", "hazards")
-_PHRASE = re.compile(r"^[A-Z0-9]+\*?( [A-Z0-9]+\*?)*$")
+# Words, a word ending in * (prefix), or _ (any one word, not first: "LEFT _ IN HIS TRUCK").
+_PHRASE = re.compile(r"^[A-Z0-9]+\*?( ([A-Z0-9]+\*?|_))*$")
 _RULE_ID = re.compile(r"^(danger|risk|substance)\.[a-z0-9_]+$")
 
 
@@ -44,7 +45,8 @@ def _phrases(value: list[str]) -> list[str]:
         text = " ".join(phrase.upper().split())
         if not _PHRASE.fullmatch(text):
             raise ValueError(
-                f"phrase {phrase!r}: use letters, digits and spaces; '*' only ends a word"
+                f"phrase {phrase!r}: use letters, digits and spaces; '*' only ends a word, "
+                "'_' (any word) stands alone and not first"
             )
         cleaned.append(text)
     return cleaned
@@ -104,6 +106,11 @@ class NegationSpec(BaseModel):
     not_after_cue: list[str] = Field(
         default_factory=list, description="Words that make a cue no negation: 'NOT SURE'."
     )
+    free: list[str] = Field(
+        default_factory=list,
+        description="Words a negation reaches across without using its window ('NO SIGNS OF "
+        "ANY DRUG USE'): lists (OR, NOR), articles, 'OF', 'ANY'.",
+    )
     terminators: list[str] = Field(default_factory=list)
     question: list[str] = Field(
         default_factory=list, description="Words that make a match a question: 'ANY WEAPONS'."
@@ -112,7 +119,9 @@ class NegationSpec(BaseModel):
         default_factory=list, description="Words passed over before the answer: 'RP STS NONE'."
     )
 
-    @field_validator("before", "after", "not_after_cue", "terminators", "question", "answer_skip")
+    @field_validator(
+        "before", "after", "not_after_cue", "terminators", "question", "answer_skip", "free"
+    )
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
         return [v.upper().strip() for v in value]
@@ -152,7 +161,9 @@ class Phrase:
     @classmethod
     def parse(cls, text: str) -> Phrase:
         parts = text.split()
-        return cls(tuple(p.rstrip("*") for p in parts), tuple(p.endswith("*") for p in parts), text)
+        # "_" is a prefix match on the empty string: any one word.
+        words = tuple("" if p == "_" else p.rstrip("*") for p in parts)
+        return cls(words, tuple(p.endswith("*") or p == "_" for p in parts), text)
 
     def matches_at(self, words: Sequence[str], index: int) -> bool:
         if index + len(self.words) > len(words):
@@ -194,6 +205,7 @@ class RuleSet:
     terminators: frozenset[str]
     question: frozenset[str]
     answer_skip: frozenset[str]
+    negation_free: frozenset[str]
     default_codes: Mapping[str, tuple[str, ...]]
     source_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
     agency_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
@@ -373,6 +385,7 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         terminators=frozenset(spec.negation.terminators),
         question=frozenset(spec.negation.question),
         answer_skip=frozenset(spec.negation.answer_skip),
+        negation_free=frozenset(spec.negation.free),
         default_codes=code_map(spec.codes.default),
         source_codes={k: code_map(v) for k, v in spec.codes.by_source.items()},
         agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
