@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -248,3 +249,31 @@ async def test_sweep_triages_calls_that_have_no_decision(
     await worker.sweep()
     [call] = await folded_calls(committed_db)
     assert call.decision == "eligible"
+
+
+async def test_open_calls_are_retriaged_when_the_rules_change(
+    settings: Settings, committed_db: Database, box: SecretBox, tmp_path: Path
+) -> None:
+    from corespond.triage.service import RuleBook
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db, worker_enabled=False) as client:
+        event = cad_event(
+            call_type="103D", call_type_description="CHECK SUBJECT", narrative="SUBJ AT DOOR"
+        )
+        await post(client, source, event)
+    override = tmp_path / "local.yaml"
+    override.write_text('version: "l1"\n')
+    book = RuleBook(override)
+    worker = EventWorker(committed_db, rulebook=book)
+    await worker.drain()
+    [call] = await folded_calls(committed_db)
+    assert call.decision == "ineligible"  # 103D means nothing here yet
+
+    override.write_text('version: "l2"\ncodes:\n  default:\n    "103D": [substance.alcohol]\n')
+    os.utime(override, (5, 5))
+    await worker.sweep()
+    [call] = await folded_calls(committed_db)
+    assert call.decision == "eligible"
+    assert call.decision_rules_version is not None
+    assert "+l2#" in call.decision_rules_version

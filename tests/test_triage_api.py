@@ -163,3 +163,51 @@ async def test_decision_filter_rejects_unknown_values(
 ) -> None:
     key = await make_key(db, "supervisor")
     assert_problem(await client.get("/v1/calls?decision=maybe", headers=bearer(key)), 422)
+
+
+async def test_danger_stays_even_if_a_later_update_drops_it_from_the_text(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    call_id = await post(client, source, cad_event("e1"))
+    await fold(db)
+    for event_id, minute, narrative in (
+        ("e2", "20", "SUBJ NOW HOLDING A KNIFE"),
+        ("e3", "25", "SUBJ CALM, TALKING WITH OFFICERS"),
+    ):
+        update = cad_event(
+            event_id, "call.updated", f"2026-11-23T04:{minute}:00-05:00", narrative=narrative
+        )
+        await post(client, source, update)
+        await fold(db)
+    key = await make_key(db, "supervisor")
+    call = (await client.get(f"/v1/calls/{call_id}", headers=bearer(key))).json()
+    assert [r["decision"] for r in call["triage"]] == ["eligible", "ineligible", "ineligible"]
+    assert call["decision"] == "ineligible"
+    assert call["decision_summary"].startswith("ineligible: danger reported earlier")
+    assert call["triage"][-1]["reasons"][0]["rule"] == "policy.earlier_danger"
+    assert call["turned_dangerous_at"] is not None
+
+
+async def test_turning_dangerous_is_flagged_after_an_ineligible_step(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    first = cad_event(
+        "e1", call_type="WELFARE", call_type_description="WELFARE CHECK", narrative="SUBJ DRUNK"
+    )
+    call_id = await post(client, source, first)
+    await fold(db)
+    steps = (
+        ("e2", "20", "RP NOW SAYS SUBJ IS SOBER AND CALM"),  # no substance: ineligible
+        ("e3", "25", "SUBJ PULLED A GUN ON RP"),  # then danger
+    )
+    for event_id, minute, narrative in steps:
+        update = cad_event(
+            event_id, "call.updated", f"2026-11-23T04:{minute}:00-05:00", narrative=narrative
+        )
+        await post(client, source, update)
+        await fold(db)
+    key = await make_key(db, "supervisor")
+    call = (await client.get(f"/v1/calls/{call_id}", headers=bearer(key))).json()
+    assert [r["decision"] for r in call["triage"]] == ["eligible", "ineligible", "ineligible"]
+    assert [r["turned_dangerous"] for r in call["triage"]] == [False, False, True]
+    assert call["turned_dangerous_at"] is not None

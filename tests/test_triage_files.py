@@ -102,3 +102,39 @@ def test_broken_override_refuses_to_start(tmp_path: Path) -> None:
     override.write_text("rules: 3\n")
     with pytest.raises(RuleFileError):
         RuleBook(override)
+
+
+def test_duplicate_keys_are_refused_with_their_line() -> None:
+    text = (
+        'version: "1"\ncodes:\n  default:\n    OD: [substance.overdose]\n    OD: [danger.weapon]\n'
+    )
+    [(line, why)] = problems_of(text)
+    assert line == 5
+    assert "duplicate key 'OD'" in why
+
+
+def test_a_prefix_code_key_needs_two_characters() -> None:
+    problems = problems_of('version: "1"\ncodes:\n  default:\n    "*": [substance.overdose]\n')
+    assert any("at least 2 characters" in why for _, why in problems)
+
+
+def test_override_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    override = tmp_path / "local.yaml"
+    override.write_bytes(b'version: "\xff\xfe"\n')
+    with pytest.raises(RuleFileError, match="not UTF-8"):
+        load_rules(override)
+
+
+def test_an_agency_override_can_add_danger_but_never_remove_it(tmp_path: Path) -> None:
+    from corespond.triage.classifier import TriageInput, classify
+
+    override = tmp_path / "local.yaml"
+    override.write_text(
+        'version: "l1"\ncodes:\n  by_agency:\n    LOGAN COUNTY SHERIFF:\n'
+        '      WEAPON: [substance.alcohol]\n      "Disturb & Intox": [substance.alcohol]\n'
+    )
+    rules = load_rules(override)
+    weapon = TriageInput(agency="Logan County Sheriff", call_type="WEAPON")
+    assert classify(weapon, rules).decision == "ineligible"
+    keyed = TriageInput(agency="LOGAN COUNTY SHERIFF", call_type="DISTURB AND INTOX")
+    assert classify(keyed, rules).decision == "eligible"

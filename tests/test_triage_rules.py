@@ -271,3 +271,96 @@ def test_any_word_wildcard_in_a_phrase(tmp_path: object) -> None:
     drunk_on_atv = TriageInput(narrative="SUBJ DRUNK, RODE OFF ON HIS ATV")
     assert classify(drunk_on_atv, rules).decision == "ineligible"
     assert classify(TriageInput(narrative="SUBJ DRUNK, RODE OFF"), rules).decision == "eligible"
+
+
+# Narratives found by a review to slip through earlier versions of the rules.
+ADVERSARIAL = {
+    "ineligible": [
+        "INTOX MALE NO ID SHOTS FIRED",
+        "INTOX NO INJ GUN ON TABLE",
+        "INTOX, UNIT NO 3 MALE STABBED",
+        "BF NOT ON SCENE ASSAULTED HER WHILE DRUNK",
+        "INTOX SON NOT LISTENING KICKED DOG AND MOM",
+        "INTOX NO GUN ONLY KNIFE",
+        "INTOX DENIES INJURIES STABBED",
+        "INTOX, SHOTS FIRED NONE INJURED",
+        "INTOX, FIGHT NONE INJURED",
+        "DRUNK, PUNCHED HIM NEGATIVE INJURIES",
+        "ETOH STABBING NEG INJURIES REPORTED",
+        "INTOX BF WILL NOT STOP HITTING HER",
+        "DRUNK BF WOULD NOT LEAVE AND HIT HER",
+        "INTOX BF DID NOT STOP HITTING HER",
+        "DRUNK, THREATENED HER AND SLAPPED HER",
+        "INTOX, ASKED HER TO COME OUTSIDE AND THEN BEAT HER",
+        "DRUNK, BEAT THE VICTIM",
+        "DRUNK BEAT THE CRAP OUT OF HER",
+        "INTOX, GOT HIT BY HER BF",
+        "ETOH KEEPS GETTING HIT BY HIS GF",
+        "HIGH, SHOOTING UP THE NEIGHBORHOOD",
+        "DRUNK SHOT UP THE HOUSE",
+        "PILLS FOR SALE",
+        "DRUNK KILLED HIS WIFE",
+        "DRUNK STRUCK HER",
+        "INTOX SMACKED HER",
+        "DRUNK KNOCKED HER OUT",
+        "ETOH SLASHED TIRES AND HER ARM",
+        "DRUNK CUT HIS GF",
+        "DRUNK FIRED ROUNDS",
+        "ETOH SET HOUSE ON FIRE",
+        "INTOX AT GUNPOINT",
+        "INTOX KNIFEPOINT",
+        "ETOH POCKETKNIFE",
+        "DRUNK HAS 12 GAUGE",
+        "DRUNK HAS A STRAP",
+        "DRUNK HAS KNIF",
+        "DRUNK NIFE",
+        "DRUNK GUNN",
+        "DRUNK WEAPN",
+        "DRUNK STABED",
+        "DRUNK FIRE ARM",
+        "DRUNK DRIVR",
+        "INTOX VEHICLE IN DITCH",
+        "INTOX FENDER BENDER",
+        "INTOX PASSED OUT IN DRIVER SEAT",
+    ],
+    "not_eligible_no_substance": [
+        "MALE ACTING ODD",
+        "OD GREEN JACKET",
+        "ATM WITHDRAWAL",
+        "HAMMERED ON DOOR",
+        "LOITERING OUTSIDE LIQUOR STORE",
+        "FORGOT TO TAKE HIS PILLS",
+        "IN RECOVERY AFTER SURGERY",
+        "HAS THE SHAKES, DIABETIC",
+        "FEVER HIGH",
+        "DRINKING COFFEE",
+        "CRANK CALLS",
+        "WEED WHACKER",
+        "CHILD INGESTED BLEACH",
+    ],
+    "eligible": ["NO SHOES INTOX MALE", "INTOX NEGATIVE FOR WEAPONS", "DRUNK HOLDING A BEER"],
+    "review": [
+        "OD, UNRESP, RESP ARREST",
+        "OD NOT BREATHING, RP WALKING OUTSIDE",
+        "OD UNCONSCIOUS, RP STANDING BY",
+        "OD NO LONGER CONSCIOUS",
+        "OD SEMI CONSCIOUS",
+        "INTOX KID 14",
+        "INTOX SON (16)",
+        "INTOX SUBJ IS 16",
+        "ETOH S/I",
+        "DRUNK SAYS KMS",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("expected", "narrative"),
+    [(expected, text) for expected, texts in ADVERSARIAL.items() for text in texts],
+)
+def test_adversarial_narratives(expected: str, narrative: str) -> None:
+    decision = decide(narrative, "DIST")
+    if expected == "not_eligible_no_substance":
+        assert decision != "eligible"
+    else:
+        assert decision == expected

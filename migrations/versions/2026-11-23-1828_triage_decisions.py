@@ -50,6 +50,7 @@ def upgrade() -> None:
     op.add_column("call", sa.Column("decision", sa.Text(), nullable=True))
     op.add_column("call", sa.Column("decision_summary", sa.Text(), nullable=True))
     op.add_column("call", sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("call", sa.Column("decision_rules_version", sa.Text(), nullable=True))
     op.add_column(
         "call", sa.Column("turned_dangerous_at", sa.DateTime(timezone=True), nullable=True)
     )
@@ -59,6 +60,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_call_decision"), table_name="call")
     op.drop_column("call", "turned_dangerous_at")
+    op.drop_column("call", "decision_rules_version")
     op.drop_column("call", "decided_at")
     op.drop_column("call", "decision_summary")
     op.drop_column("call", "decision")

@@ -57,4 +57,5 @@ class Call(Base):
     decision: Mapped[str | None] = mapped_column(Text, index=True)
     decision_summary: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_rules_version: Mapped[str | None] = mapped_column(Text)
     turned_dangerous_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

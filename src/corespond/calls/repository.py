@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,10 +85,18 @@ async def list_calls(
     return (await session.scalars(query)).all()
 
 
-async def untriaged_ids(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+async def needing_triage_ids(
+    session: AsyncSession, rules_version: str, limit: int
+) -> list[uuid.UUID]:
     rows = await session.scalars(
         select(Call.id)
-        .where(Call.folded_at.is_not(None), Call.decision.is_(None))
+        .where(
+            Call.folded_at.is_not(None),
+            or_(
+                Call.decision.is_(None),
+                and_(Call.ended_at.is_(None), Call.decision_rules_version != rules_version),
+            ),
+        )
         .order_by(Call.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True, key_share=True)

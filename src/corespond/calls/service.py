@@ -57,22 +57,26 @@ def triage_input(call: Call) -> TriageInput:
 
 
 async def record_decision(
-    session: AsyncSession, call: Call, decision: TriageDecision, turned_dangerous: bool
+    session: AsyncSession,
+    call: Call,
+    decision: TriageDecision,
+    turned_dangerous: bool,
+    rules_version: str,
 ) -> None:
-    """Make ``decision`` the call's current one (its history is kept by triage)."""
+    """Make ``decision`` the call's current one (its history is kept by triage).
+    ``turned_dangerous_at`` is set once and never cleared."""
     call.decision = decision.decision
     call.decision_summary = decision.summary
+    call.decision_rules_version = rules_version
     call.decided_at = datetime.now(UTC)
-    if turned_dangerous:
+    if turned_dangerous and call.turned_dangerous_at is None:
         call.turned_dangerous_at = call.decided_at
-    elif decision.decision != "ineligible":
-        call.turned_dangerous_at = None
     await session.flush()
 
 
-async def untriaged(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    """Folded calls that have no triage decision yet."""
-    return await repository.untriaged_ids(session, limit)
+async def needing_triage(session: AsyncSession, rules_version: str, limit: int) -> list[uuid.UUID]:
+    """Folded calls with no decision, and open calls decided under other rules."""
+    return await repository.needing_triage_ids(session, rules_version, limit)
 
 
 def _agency_scope(principal: Principal) -> str | None:

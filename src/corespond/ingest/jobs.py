@@ -65,7 +65,7 @@ class EventWorker:
             self._rulebook.reload_if_changed()
             await self.drain()
             async with self._database.sessionmaker() as session, session.begin():
-                await service.triage_untriaged(session, self._rulebook.rules)
+                await service.retriage(session, self._rulebook.rules)
             async with self._database.sessionmaker() as session:
                 pending, dead = await service.unprocessed_counts(session)
             EVENTS_UNPROCESSED.labels("pending").set(pending)

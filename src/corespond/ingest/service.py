@@ -20,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls import service as calls
 from corespond.calls.folding import FoldableEvent
+from corespond.calls.models import Call
 from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
 from corespond.metrics import EVENT_FOLD_FAILURES
 from corespond.triage import service as triage
 from corespond.triage.ruleset import RuleSet
+from corespond.triage.service import Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -120,44 +122,64 @@ async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet
 
     try:
         async with session.begin_nested():
-            for call_id, _ in batch:
-                await _fold_call(session, call_id, rules)
+            outcomes = [await _fold_call(session, call_id, rules) for call_id, _ in batch]
             await repository.mark_processed(session, [pk for _, pks in batch for pk in pks])
-        return len(claimed)
     except Exception:  # noqa: S110 - retried call by call below, where failures are recorded
         pass
+    else:
+        for outcome in outcomes:
+            triage.announce(outcome)
+        return len(claimed)
 
     for call_id, event_pks in batch:
         try:
             async with session.begin_nested():
-                await _fold_call(session, call_id, rules)
+                outcome = await _fold_call(session, call_id, rules)
                 await repository.mark_processed(session, event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
             log.error("cad_event_fold_failed", call_id=str(call_id), reason=reason)
             EVENT_FOLD_FAILURES.inc()
             await repository.mark_failed(session, event_pks, reason)
+        else:
+            triage.announce(outcome)
     return len(claimed)
 
 
-async def _fold_call(session: AsyncSession, call_id: uuid.UUID, rules: RuleSet) -> None:
+async def _fold_call(session: AsyncSession, call_id: uuid.UUID, rules: RuleSet) -> Outcome:
     # Lock first, then read: a history read before the lock could miss an event another
     # worker folds meanwhile, and this fold would then overwrite that one.
     call = await calls.lock(session, call_id)
     history = await repository.events_of_call(session, call_id)
     await calls.refold(session, call, [foldable(e) for e in history])
+    return await _triage_locked(session, call, rules)
+
+
+async def _triage_locked(session: AsyncSession, call: Call, rules: RuleSet) -> Outcome:
     outcome = await triage.triage(session, call.id, calls.triage_input(call), rules)
-    if outcome.changed:
-        await calls.record_decision(session, call, outcome.decision, outcome.turned_dangerous)
+    stale = (
+        call.decision != outcome.decision.decision or call.decision_rules_version != rules.version
+    )
+    if outcome.changed or stale:
+        await calls.record_decision(
+            session, call, outcome.decision, outcome.turned_dangerous, rules.version
+        )
+    return outcome
 
 
-async def triage_untriaged(session: AsyncSession, rules: RuleSet, limit: int = 100) -> int:
-    """Triage folded calls that have no decision yet (calls from before triage existed)."""
+async def retriage(session: AsyncSession, rules: RuleSet, limit: int = 100) -> int:
+    """Triage calls that have no decision yet, and open calls decided under other rules
+    (after a rules reload, or calls stored before triage existed). One savepoint per call."""
     done = 0
-    for call_id in await calls.untriaged(session, limit):
-        call = await calls.lock(session, call_id)
-        outcome = await triage.triage(session, call.id, calls.triage_input(call), rules)
-        await calls.record_decision(session, call, outcome.decision, outcome.turned_dangerous)
+    for call_id in await calls.needing_triage(session, rules.version, limit):
+        try:
+            async with session.begin_nested():
+                call = await calls.lock(session, call_id)
+                outcome = await _triage_locked(session, call, rules)
+        except Exception as exc:
+            log.error("retriage_failed", call_id=str(call_id), reason=_safe_reason(exc))
+            continue
+        triage.announce(outcome)
         done += 1
     return done
 

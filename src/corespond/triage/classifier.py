@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from corespond.triage.ruleset import Phrase, Rule, RuleSet
+from corespond.triage.ruleset import Phrase, Rule, RuleSet, code_key
 from corespond.triage.text import Field, Token, normalise, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
@@ -115,23 +115,28 @@ def classify(call: TriageInput, rules: RuleSet) -> TriageDecision:
 
 
 def _code_hits(call: TriageInput, rules: RuleSet) -> list[_Hit]:
+    """Signals of the call-type code: the most specific map decides, except that a danger
+    signal from any level is always kept (an override may add danger, never remove it)."""
     if not call.call_type:
         return []
-    code = " ".join(normalise(call.call_type).split())
+    code = code_key(call.call_type)
     leading = _LEADING_CODE.match(code)
     candidates = [code] + ([leading.group(1)] if leading else [])
+    hits: list[_Hit] = []
+    decided = False
     for codes in rules.codes_for(call.source, call.agency):
         key = next((c for c in candidates if c in codes), None)
         if key is None:
-            key = next(
-                (k for k in codes if k.endswith("*") and code.startswith(k[:-1].rstrip())), None
-            )
-        if key is not None:
-            return [
-                _Hit(rules.rules[rule_id], "call_type", f"code {key}", (-1, -1), negated=False)
-                for rule_id in codes[key]
-            ]
-    return []
+            prefixes = [k for k in codes if k.endswith("*") and code.startswith(k[:-1].rstrip())]
+            key = max(prefixes, key=len, default=None)
+        if key is None:
+            continue
+        for rule_id in codes[key]:
+            rule = rules.rules[rule_id]
+            if not decided or rule.kind == "danger":
+                hits.append(_Hit(rule, "call_type", f"code {key}", (-1, -1), negated=False))
+        decided = True
+    return hits
 
 
 def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
@@ -151,7 +156,35 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
             if rule.becomes and _preceded_by(rule.hypothetical, field, index):
                 raised = rules.rules[rule.becomes]
             hits.append(_Hit(raised, field.name, field.span(index, last), (order, index), negated))
-    return hits
+    return _carry_negation_along_lists(hits, field, rules)
+
+
+def _carry_negation_along_lists(hits: list[_Hit], field: Field, rules: RuleSet) -> list[_Hit]:
+    """ "NO DRUGS OR ETOH": an item joined by OR / NOR (AND, for non-danger items) to a
+    negated item in the same clause is negated too."""
+    words = [t.text for t in field.tokens]
+    ordered = sorted(hits, key=lambda h: h.position)
+    out: list[_Hit] = []
+    negated_until: int | None = None  # token index where the last negated item ended
+    for hit in ordered:
+        start = hit.position[1]
+        joiners = rules.danger_lists if hit.rule.kind == "danger" else rules.lists
+        if (
+            not hit.negated
+            and hit.rule.negatable
+            and negated_until is not None
+            and field.tokens[start].clause == field.tokens[negated_until].clause
+            and start > negated_until
+        ):
+            between = words[negated_until + 1 : start]
+            if any(w in joiners for w in between) and all(
+                w in joiners or w in rules.negation_free for w in between
+            ):
+                hit = _Hit(hit.rule, hit.field, hit.text, hit.position, negated=True)
+        if hit.negated:
+            negated_until = start + len(hit.text.split()) - 1
+        out.append(hit)
+    return out
 
 
 def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, last: int) -> bool:
@@ -164,47 +197,63 @@ def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, las
     return False
 
 
-def _preceded_by(cues: Sequence[Phrase], field: Field, first: int, reach: int = 3) -> bool:
-    """Whether a cue phrase ends within ``reach`` words before ``first``, in its clause."""
+_HYPOTHETICAL_BRIDGE = frozenset({"TO", "COME", "GO", "OVER", "BACK", "AND", "UP", "THERE"})
+
+
+def _preceded_by(cues: Sequence[Phrase], field: Field, first: int) -> bool:
+    """Whether a cue phrase ends right before ``first``, or before a run of bridge words
+    ("GOING TO COME OVER AND BEAT HIM"); any other word in between breaks it."""
     tokens = field.tokens
     words = [t.text for t in tokens]
     clause = tokens[first].clause
-    for start in range(max(0, first - reach - 2), first):
-        if tokens[start].clause != clause:
-            continue
+    end = first
+    while True:
         for cue in cues:
-            end = start + len(cue.words)
-            if first - reach <= end <= first and cue.matches_at(words, start):
+            start = end - len(cue.words)
+            if start >= 0 and tokens[start].clause == clause and cue.matches_at(words, start):
                 return True
-    return False
+        if end == 0 or words[end - 1] not in _HYPOTHETICAL_BRIDGE:
+            return False
+        if tokens[end - 1].clause != clause:
+            return False
+        end -= 1
 
 
 def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
+    """Whether the match at tokens ``first..last`` is clearly negated.
+
+    Only filler words may stand between a cue and what it negates ("NO SIGNS OF ANY DRUG
+    USE"): any other word ends the reach, because a negation read too widely hides danger
+    ("INTOX MALE NO ID SHOTS FIRED").
+    """
     tokens = field.tokens
     clause = tokens[first].clause
-    budget = rules.negation_window
+    fillers = 0
     k = first - 1
-    while k >= 0 and budget > 0:
-        token = tokens[k]
-        if token.clause != clause or token.text in rules.terminators:
-            break
-        k -= 1
-        if token.text in rules.negation_free:
-            # "NO HX DRUGS OR ETOH", "NO MENTION OF ANY WEAPON": lists and filler words
-            # do not use up a negation's reach.
-            continue
-        budget -= 1
-        if token.text not in rules.negate_before:
-            continue
-        # "NOT SURE IF ARMED", "NO ONE ELSE": the cue does not negate what follows.
-        return tokens[k + 2].text not in rules.not_after_cue
-    for k in range(last + 1, min(len(tokens), last + 3)):
-        token = tokens[k]
-        if token.clause != clause or token.text in rules.terminators:
-            break
-        if token.text in rules.negate_after:
+    while k >= 0 and tokens[k].clause == clause and fillers <= rules.negation_window:
+        text = tokens[k].text
+        if text in rules.negate_before:
             return True
+        if text not in rules.negation_free:
+            break
+        fillers += 1
+        k -= 1
+    if _negated_after(tokens, last, clause, rules):
+        return True
     return _answered_no(tokens, first, last, rules)
+
+
+def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleSet) -> bool:
+    """ "WEAPONS NEGATIVE", "WPNS NONE SEEN"; not "SHOTS FIRED NONE INJURED"."""
+    k = last + 1
+    if k < len(tokens) and tokens[k].clause == clause and tokens[k].text in rules.negate_after:
+        following = k + 1
+        return (
+            following >= len(tokens)
+            or tokens[following].clause != clause
+            or tokens[following].text in rules.after_ok
+        )
+    return False
 
 
 def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet) -> bool:
@@ -294,11 +343,25 @@ def _first_resolver_after(
             for phrase in rule.resolved_by:
                 if phrase.matches_at(words, index):
                     last = index + len(phrase.words) - 1
-                    if not _negated(field, index, last, rules):
+                    if not _resolver_negated(field, index):
                         return _Hit(
                             rule, field.name, field.span(index, last), (order, index), False
                         )
     return None
+
+
+_RESOLVER_NEGATORS = frozenset(
+    {"NO", "NOT", "NEVER", "SEMI", "BARELY", "LONGER", "PARTIALLY", "NON", "UN", "HARDLY"}
+)
+
+
+def _resolver_negated(field: Field, first: int) -> bool:
+    """ "SEMI CONSCIOUS", "NO LONGER CONSCIOUS", "NOT ALERT": no recovery."""
+    clause = field.tokens[first].clause
+    return any(
+        field.tokens[k].text in _RESOLVER_NEGATORS and field.tokens[k].clause == clause
+        for k in range(max(0, first - 2), first)
+    )
 
 
 def _decide(

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from corespond.triage.text import normalise
+
 Kind = Literal["danger", "risk", "substance"]
 TextField = Literal["call_type", "description", "narrative", "hazards"]
 ALL_FIELDS: tuple[TextField, ...] = ("call_type", "description", "narrative", "hazards")
@@ -112,6 +114,15 @@ class NegationSpec(BaseModel):
         "ANY DRUG USE'): lists (OR, NOR), articles, 'OF', 'ANY'.",
     )
     terminators: list[str] = Field(default_factory=list)
+    after_ok: list[str] = Field(
+        default_factory=list, description="Words that may follow an after-cue: 'NONE SEEN'."
+    )
+    lists: list[str] = Field(
+        default_factory=list, description="Words along which a negation carries: 'NO A OR B'."
+    )
+    danger_lists: list[str] = Field(
+        default_factory=list, description="The same, for danger items (narrower)."
+    )
     question: list[str] = Field(
         default_factory=list, description="Words that make a match a question: 'ANY WEAPONS'."
     )
@@ -120,7 +131,16 @@ class NegationSpec(BaseModel):
     )
 
     @field_validator(
-        "before", "after", "not_after_cue", "terminators", "question", "answer_skip", "free"
+        "before",
+        "after",
+        "not_after_cue",
+        "terminators",
+        "question",
+        "answer_skip",
+        "free",
+        "after_ok",
+        "lists",
+        "danger_lists",
     )
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
@@ -130,12 +150,31 @@ class NegationSpec(BaseModel):
 CodeMap = dict[str, list[str]]
 
 
+def _check_code_keys(codes: CodeMap) -> CodeMap:
+    for key in codes:
+        if key.endswith("*") and len(key.rstrip("*").strip()) < 2:
+            raise ValueError(f"code key {key!r}: a prefix needs at least 2 characters before '*'")
+    return codes
+
+
 class CodesSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default: CodeMap = Field(default_factory=dict)
     by_source: dict[str, CodeMap] = Field(default_factory=dict)
     by_agency: dict[str, CodeMap] = Field(default_factory=dict)
+
+    @field_validator("default")
+    @classmethod
+    def _default_keys(cls, value: CodeMap) -> CodeMap:
+        return _check_code_keys(value)
+
+    @field_validator("by_source", "by_agency")
+    @classmethod
+    def _nested_keys(cls, value: dict[str, CodeMap]) -> dict[str, CodeMap]:
+        for codes in value.values():
+            _check_code_keys(codes)
+        return value
 
 
 class RuleFile(BaseModel):
@@ -206,6 +245,9 @@ class RuleSet:
     question: frozenset[str]
     answer_skip: frozenset[str]
     negation_free: frozenset[str]
+    after_ok: frozenset[str]
+    lists: frozenset[str]
+    danger_lists: frozenset[str]
     default_codes: Mapping[str, tuple[str, ...]]
     source_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
     agency_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
@@ -233,6 +275,22 @@ class RuleLoader(yaml.SafeLoader):
     they are words ("NO WEAPONS SEEN"). Only true and false are booleans."""
 
 
+def _mapping_without_duplicates(loader: RuleLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+RuleLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping_without_duplicates,
+)
 RuleLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -369,7 +427,7 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
                 index.setdefault(phrase.words[0], []).append((rule, phrase))
 
     def code_map(codes: CodeMap) -> dict[str, tuple[str, ...]]:
-        return {" ".join(k.upper().split()): tuple(v) for k, v in codes.items()}
+        return {code_key(k): tuple(v) for k, v in codes.items()}
 
     return RuleSet(
         version=f"{spec.version}#{digest[:8]}",
@@ -386,12 +444,20 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         question=frozenset(spec.negation.question),
         answer_skip=frozenset(spec.negation.answer_skip),
         negation_free=frozenset(spec.negation.free),
+        after_ok=frozenset(spec.negation.after_ok),
+        lists=frozenset(spec.negation.lists),
+        danger_lists=frozenset(spec.negation.danger_lists),
         default_codes=code_map(spec.codes.default),
         source_codes={k: code_map(v) for k, v in spec.codes.by_source.items()},
         agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
         index={k: tuple(v) for k, v in index.items()},
         prefix_index=tuple(prefix_index),
     )
+
+
+def code_key(call_type: str) -> str:
+    """A call type or a code-map key in one comparable form (case, spacing, '&', quotes)."""
+    return " ".join(normalise(call_type).split())
 
 
 def _all_code_maps(codes: CodesSpec) -> Iterable[tuple[str, CodeMap]]:
@@ -441,6 +507,8 @@ def load_rules(override: Path | None = None) -> RuleSet:
         text = override.read_text("utf-8")
     except OSError as exc:
         raise RuleFileError(str(override), [(None, f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise RuleFileError(str(override), [(None, "not UTF-8 text")]) from exc
     spec = merge(spec, parse_rule_file(text, str(override)))
     digest.update(text.encode())
     return compile_rules(spec, str(override), digest.hexdigest())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.metrics import RULES_RELOAD_FAILURES, TRIAGE_DECISIONS, TURNED_DANGEROUS
 from corespond.triage import repository
-from corespond.triage.classifier import TriageDecision, TriageInput, classify
+from corespond.triage.classifier import Reason, TriageDecision, TriageInput, classify
 from corespond.triage.models import TriageDecisionRecord
 from corespond.triage.ruleset import RuleFileError, RuleSet, load_rules
 
@@ -65,27 +65,43 @@ class RuleBook:
 @dataclass(frozen=True)
 class Outcome:
     """What triage did for a call: the decision in force, whether it is new, and whether
-    the call just turned dangerous."""
+    the call just turned dangerous (it was eligible or under review, now shows danger)."""
 
+    call_id: uuid.UUID
     decision: TriageDecision
     changed: bool
     turned_dangerous: bool
+    was: str | None = None
 
 
 async def triage(
     session: AsyncSession, call_id: uuid.UUID, inputs: TriageInput, rules: RuleSet
 ) -> Outcome:
     """Classify a call and record the decision, unless the same inputs under the same rules
-    were decided already (then the history is left as it is)."""
+    were decided already (then the history is left as it is).
+
+    Danger is sticky: once any decision about a call found danger, later ones stay
+    ineligible even if the text no longer says so (a narrative replaced by a partial update
+    must not clear a knife that was reported).
+    """
+    earlier = await repository.history(session, call_id)
     decision = classify(inputs, rules)
-    previous = await repository.latest(session, call_id)
+    earlier_danger = [r for r in earlier if r.danger]
+    if earlier_danger and not decision.danger:
+        decision = _with_earlier_danger(decision, earlier_danger[-1])
+    previous = earlier[-1] if earlier else None
     if (
         previous is not None
         and previous.inputs_sha256 == decision.inputs_sha256
         and previous.rules_version == decision.rules_version
     ):
-        return Outcome(decision, changed=False, turned_dangerous=False)
-    turned = decision.danger and previous is not None and previous.decision != "ineligible"
+        return Outcome(call_id, decision, changed=False, turned_dangerous=False)
+    turned = (
+        decision.danger
+        and previous is not None
+        and not previous.danger
+        and any(r.decision in ("eligible", "review") for r in earlier)
+    )
     await repository.add(
         session,
         TriageDecisionRecord(
@@ -99,16 +115,44 @@ async def triage(
             turned_dangerous=turned,
         ),
     )
-    TRIAGE_DECISIONS.labels(decision.decision).inc()
-    if turned:
+    return Outcome(
+        call_id,
+        decision,
+        changed=True,
+        turned_dangerous=turned,
+        was=previous.decision if previous else None,
+    )
+
+
+def _with_earlier_danger(decision: TriageDecision, danger: TriageDecisionRecord) -> TriageDecision:
+    rules = sorted({r["rule"] for r in danger.reasons if r.get("kind") == "danger"})
+    reason = Reason(
+        "policy.earlier_danger",
+        "danger",
+        "danger reported earlier on this call",
+        f"{', '.join(rules)} at {danger.decided_at.isoformat(timespec='seconds')}",
+    )
+    return replace(
+        decision,
+        decision="ineligible",
+        reasons=(reason, *decision.reasons),
+        summary=f"ineligible: {reason.label} ({reason.detail})",
+    )
+
+
+def announce(outcome: Outcome) -> None:
+    """Metrics and the turned-dangerous alert, once the decision is safely recorded."""
+    if not outcome.changed:
+        return
+    TRIAGE_DECISIONS.labels(outcome.decision.decision).inc()
+    if outcome.turned_dangerous:
         TURNED_DANGEROUS.inc()
         log.warning(
             "call_turned_dangerous",
-            call_id=str(call_id),
-            was=previous.decision if previous else None,
-            rules=[r.rule for r in decision.reasons if r.kind == "danger"],
+            call_id=str(outcome.call_id),
+            was=outcome.was,
+            rules=[r.rule for r in outcome.decision.reasons if r.kind == "danger"],
         )
-    return Outcome(decision, changed=True, turned_dangerous=turned)
 
 
 async def history(session: AsyncSession, call_id: uuid.UUID) -> Sequence[TriageDecisionRecord]:

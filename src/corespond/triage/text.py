@@ -23,6 +23,9 @@ _AGE = re.compile(
     # "W/M 16", "B/F APPROX 15", and age ranges "APPROX 16-17".
     r"|\b[WBHAIU]/[MF]\s*(?:APPROX\.?\s*)?(\d{1,2})\b"
     r"|\bAPPROX\.?\s*(\d{1,2})\s*-\s*\d{1,2}\b"
+    # "KID 14", "SON (16)", "SUBJ IS 16": a person word and an age standing alone.
+    r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
+    r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
 )
 
 
