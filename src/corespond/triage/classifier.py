@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from corespond.triage.ruleset import Phrase, Rule, RuleSet, code_key
+from corespond.triage.ruleset import PREFIX_KEY, Phrase, Rule, RuleSet, code_key
 from corespond.triage.text import Field, Token, normalise, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
@@ -144,12 +144,18 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
     hits: list[_Hit] = []
     for index, word in enumerate(words):
         candidates = list(rules.index.get(word, ()))
-        candidates.extend((r, p) for prefix, r, p in rules.prefix_index if word.startswith(prefix))
+        for key in {word[:n] for n in range(1, PREFIX_KEY + 1)}:
+            candidates.extend(
+                (r, p)
+                for prefix, r, p in rules.prefix_index.get(key, ())
+                if word.startswith(prefix)
+            )
         for rule, phrase in candidates:
             if field.name not in rule.fields or not phrase.matches_at(words, index):
                 continue
             last = index + len(phrase.words) - 1
-            if _inside_any(rule.unless, words, index, last):
+            unless = (*rule.unless_by_word.get(word, ()), *rule.unless_always)
+            if unless and _inside_any(unless, words, index, last):
                 continue
             negated = rule.negatable and _negated(field, index, last, rules)
             raised = rule

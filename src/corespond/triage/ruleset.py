@@ -26,6 +26,7 @@ TextField = Literal["call_type", "description", "narrative", "hazards"]
 ALL_FIELDS: tuple[TextField, ...] = ("call_type", "description", "narrative", "hazards")
 # Words, a word ending in * (prefix), or _ (any one word, not first: "LEFT _ IN HIS TRUCK").
 _PHRASE = re.compile(r"^[A-Z0-9]+\*?( ([A-Z0-9]+\*?|_))*$")
+PREFIX_KEY = 3
 _RULE_ID = re.compile(r"^(danger|risk|substance)\.[a-z0-9_]+$")
 
 
@@ -228,6 +229,10 @@ class Rule:
     any_hazard: bool
     hypothetical: tuple[Phrase, ...]
     becomes: str | None
+    # unless-phrases by each exact word they contain (a match must share its first word
+    # with a phrase that contains it); phrases with * or _ words are always tried.
+    unless_by_word: Mapping[str, tuple[Phrase, ...]] = field(default_factory=dict, repr=False)
+    unless_always: tuple[Phrase, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,8 @@ class RuleSet:
     source_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
     agency_codes: Mapping[str, Mapping[str, tuple[str, ...]]]
     index: Mapping[str, tuple[tuple[Rule, Phrase], ...]] = field(repr=False)
-    prefix_index: tuple[tuple[str, Rule, Phrase], ...] = field(repr=False)
+    # Prefix phrases by the first PREFIX_KEY letters of their first word.
+    prefix_index: Mapping[str, tuple[tuple[str, Rule, Phrase], ...]] = field(repr=False)
 
     def codes_for(
         self, source: str | None, agency: str | None
@@ -418,11 +424,12 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
     assert spec.negation is not None  # noqa: S101 - checked above, narrows the type
 
     index: dict[str, list[tuple[Rule, Phrase]]] = {}
-    prefix_index: list[tuple[str, Rule, Phrase]] = []
+    prefix_index: dict[str, list[tuple[str, Rule, Phrase]]] = {}
     for rule in rules.values():
         for phrase in rule.phrases:
             if phrase.prefix[0]:
-                prefix_index.append((phrase.words[0], rule, phrase))
+                first = phrase.words[0]
+                prefix_index.setdefault(first[:PREFIX_KEY], []).append((first, rule, phrase))
             else:
                 index.setdefault(phrase.words[0], []).append((rule, phrase))
 
@@ -451,7 +458,7 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         source_codes={k: code_map(v) for k, v in spec.codes.by_source.items()},
         agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
         index={k: tuple(v) for k, v in index.items()},
-        prefix_index=tuple(prefix_index),
+        prefix_index={k: tuple(v) for k, v in prefix_index.items()},
     )
 
 
@@ -469,6 +476,7 @@ def _all_code_maps(codes: CodesSpec) -> Iterable[tuple[str, CodeMap]]:
 
 
 def _compile_rule(spec: RuleSpec) -> Rule:
+    unless = tuple(Phrase.parse(p) for p in spec.unless)
     return Rule(
         id=spec.id,
         kind=spec.kind,
@@ -476,13 +484,25 @@ def _compile_rule(spec: RuleSpec) -> Rule:
         phrases=tuple(Phrase.parse(p) for p in spec.phrases),
         fields=frozenset(spec.fields),
         negatable=spec.negatable,
-        unless=tuple(Phrase.parse(p) for p in spec.unless),
+        unless=unless,
         resolved_by=tuple(Phrase.parse(p) for p in spec.resolved_by),
         age_below=spec.age_below,
         any_hazard=spec.any_hazard,
         hypothetical=tuple(Phrase.parse(p) for p in spec.hypothetical),
         becomes=spec.becomes,
+        unless_by_word=_by_word(unless),
+        unless_always=tuple(p for p in unless if any(p.prefix)),
     )
+
+
+def _by_word(phrases: Sequence[Phrase]) -> dict[str, tuple[Phrase, ...]]:
+    index: dict[str, list[Phrase]] = {}
+    for phrase in phrases:
+        if any(phrase.prefix):
+            continue
+        for word in set(phrase.words):
+            index.setdefault(word, []).append(phrase)
+    return {word: tuple(found) for word, found in index.items()}
 
 
 def default_rules_text() -> str:
