@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+import corespond.models  # noqa: F401 - every table, so foreign keys resolve
 from corespond import __version__
 from corespond.calls.router import router as calls_router
 from corespond.config import Settings, get_settings

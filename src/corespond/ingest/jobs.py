@@ -19,6 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
 from corespond.db import Database
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
