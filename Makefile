@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check check eval bench clean help
+.PHONY: install run test lint format typecheck openapi openapi-check check eval bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,13 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	else echo "$(REAL_CALL_TYPES) not found: skipped the real call-type check"; fi
 	@echo
 	$(BIN)/python bench/triage.py
+
+geo-data: install  ## rebuild the packaged county polygons and places (GEO_STATES="54 39")
+	$(BIN)/pip install --quiet -e '.[dev,geo-build]'
+	$(BIN)/python tools/build_geo.py $(foreach s,$(or $(GEO_STATES),54),--state $(s))
+
+bench-geo: install  ## point -> county lookups per second
+	$(BIN)/python bench/geo.py
 
 bench: install  ## ingest load test against a running server (see bench/README.md)
 	$(BIN)/python bench/ingest.py

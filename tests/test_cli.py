@@ -53,6 +53,11 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
+        ["agencies", "add"],
+        ["agencies", "list"],
+        ["triage", "eval"],
+        ["triage", "check"],
+        ["triage", "classify"],
     ],
 )
 def test_every_command_explains_itself(command: list[str]) -> None:
@@ -124,7 +129,7 @@ async def test_demo_seeds_a_source_keys_and_folded_calls_and_can_run_again(
     code, output = await invoke("demo")
     assert code == 0, output
     assert "demo-cad" in output
-    assert "demo events accepted this run: 8" in output
+    assert "demo events accepted this run: 9" in output
     secret = re.search(r"whsec_\S+", output)
     code, again = await invoke("demo")
     assert code == 0, again
@@ -145,3 +150,35 @@ async def test_demo_calls_show_every_triage_outcome(cli_env: Database) -> None:
     assert calls["DEMO-0005"].decision == "ineligible"
     assert calls["DEMO-0005"].turned_dangerous_at is not None
     assert calls["DEMO-0002"].status == "onscene"
+    assert (calls["DEMO-0001"].county_fips, calls["DEMO-0001"].county_method) == ("54039", "point")
+    assert (calls["DEMO-0002"].county_fips, calls["DEMO-0002"].county_method) == ("54039", "place")
+    assert (calls["DEMO-0006"].county_fips, calls["DEMO-0006"].county_method) == ("54045", "agency")
+
+
+async def test_agencies_add_and_list(cli_env: Database) -> None:
+    code, output = await invoke("agencies", "add", "Bluefield PD", "--county", "Mercer")
+    assert code == 0, output
+    assert "BLUEFIELD PD: home county Mercer (54055)" in output
+    code, output = await invoke("agencies", "add", "Nowhere PD", "--county", "Atlantis")
+    assert code == 2
+    assert "unknown county" in output
+    code, output = await invoke("agencies", "list")
+    assert code == 0
+    assert "BLUEFIELD PD" in output
+    assert "54055" in output
+
+
+async def test_county_scope_is_stored_as_fips_whichever_way_it_is_written(
+    cli_env: Database,
+) -> None:
+    code, output = await invoke(
+        "keys", "create", "--role", "supervisor", "--scope", "county:Kanawha", "--name", "k"
+    )
+    assert code == 0, output
+    async with cli_env.sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.name == "k"))
+    assert key is not None
+    assert key.scope_value == "54039"
+    code, output = await invoke("keys", "create", "--role", "supervisor", "--scope", "county:Oz")
+    assert code == 2
+    assert "unknown county" in output

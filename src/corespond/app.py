@@ -21,6 +21,8 @@ from corespond.config import Settings, get_settings
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from corespond.geo.router import router as geo_router
+from corespond.geo.service import geography_for
 from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
@@ -52,7 +54,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.database
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
     scheduler = AsyncIOScheduler(timezone=UTC)
-    worker = EventWorker(database, settings.worker_batch_size, app.state.rulebook)
+    worker = EventWorker(
+        database, settings.worker_batch_size, app.state.rulebook, app.state.geography
+    )
     app.state.worker = worker
     if settings.worker_enabled:
         await worker.start()
@@ -87,12 +91,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.migration_heads = head_revisions(settings.migrations_dir)
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)
+    app.state.geography = geography_for(tuple(settings.geo_states))
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(ingest_router)
     app.include_router(calls_router)
     app.include_router(triage_router)
+    app.include_router(geo_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -38,6 +38,7 @@ app = typer.Typer(
 sources_app = typer.Typer(help="CAD sources: the dispatch systems allowed to post call events.")
 keys_app = typer.Typer(help="API keys for people and their tools.")
 cad_app = typer.Typer(help="Tools for CAD integrators.")
+agencies_app = typer.Typer(help="Agencies: the names CAD uses and their home counties.")
 triage_app = typer.Typer(
     help="Triage rules: evaluate them on labelled calls, check a rule file, try a call."
 )
@@ -45,6 +46,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cad_app, name="cad")
 app.add_typer(triage_app, name="triage")
+app.add_typer(agencies_app, name="agencies")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -119,6 +121,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run only the event worker, no HTTP (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
+    from corespond.geo.service import geography_for
     from corespond.ingest.jobs import run_worker_forever
     from corespond.logging import configure_logging
     from corespond.triage.service import RuleBook
@@ -134,6 +137,7 @@ def worker() -> None:
                 settings.worker_batch_size,
                 settings.worker_sweep_seconds,
                 RuleBook(settings.triage_rules_file),
+                geography_for(tuple(settings.geo_states)),
             )
         finally:
             await database.dispose()
@@ -282,9 +286,17 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (shown once)."""
     from corespond.auth.service import Scope, create_key
+    from corespond.errors import InvalidPayload
+    from corespond.geo.service import geography_for
 
     async def work(session: AsyncSession, settings: Settings) -> str:
         parsed = Scope.parse(scope) if scope else None
+        if parsed is not None and parsed.kind == "county":
+            # Stored as the FIPS code, whichever way it was written ("county:Kanawha").
+            found = geography_for(tuple(settings.geo_states)).atlas.named(parsed.value)
+            if found is None:
+                raise InvalidPayload(f"unknown county {parsed.value!r} in scope")
+            parsed = Scope("county", found.fips)
         _, token = await create_key(session, role=role, scope=parsed, name=name)
         return token
 
@@ -351,6 +363,39 @@ def _rules(override: Path | None) -> RuleSet:
     except RuleFileError as exc:
         err.print(f"[red]invalid rule file[/red]\n{exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
+
+
+@agencies_app.command("add")
+def agencies_add(
+    name: Annotated[str, typer.Argument(help="The agency as CAD names it, e.g. 'BLUEFIELD PD'.")],
+    county: Annotated[str, typer.Option(help="Home county: name ('Mercer') or FIPS (54055).")],
+    ori: Annotated[str | None, typer.Option(help="NCIC Originating Agency Identifier.")] = None,
+) -> None:
+    """Register an agency and its home county (where its calls are placed when nothing
+    else says where they are)."""
+    from corespond.agencies.service import add_agency
+    from corespond.geo.service import geography_for
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        atlas = geography_for(tuple(settings.geo_states)).atlas
+        agency, home = await add_agency(session, atlas, name=name, county=county, ori=ori)
+        return f"{agency.name}: home county {home.name} ({home.fips})"
+
+    out.print(_run_in_session(work), markup=False)
+
+
+@agencies_app.command("list")
+def agencies_list() -> None:
+    """List registered agencies with their home counties."""
+    from corespond.agencies.service import list_agencies
+
+    async def work(session: AsyncSession, settings: Settings) -> list[tuple[str, str, str]]:
+        return [(a.name, a.ori or "-", a.home_county_fips) for a in await list_agencies(session)]
+
+    table = Table("agency", "ORI", "home county FIPS")
+    for row in _run_in_session(work):
+        table.add_row(*row)
+    (out if out.is_terminal else Console(width=240)).print(table)
 
 
 @triage_app.command("eval")

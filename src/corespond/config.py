@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         description="Fernet key that encrypts CAD signing secrets at rest. Required in production.",
     )
     migrations_dir: Path = PROJECT_ROOT / "migrations"
+    geo_states: tuple[str, ...] = Field(
+        default=("54",),
+        description="State FIPS codes of the service area (data built by tools/build_geo.py).",
+    )
     triage_rules_file: Path | None = Field(
         default=None,
         description="YAML file extending the packaged triage rules; reloaded when it changes.",

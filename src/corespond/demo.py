@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies import service as agencies
 from corespond.auth import service as auth
 from corespond.crypto import SecretBox
+from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
 from corespond.sources import service as sources
@@ -19,6 +21,19 @@ from corespond.sources.models import CadSource
 from corespond.triage.ruleset import load_rules
 
 DEMO_SOURCE = "demo-cad"
+# Agencies of the program and their home counties (PRODUCT.md); more join as data.
+DEMO_AGENCIES = (
+    ("CHARLESTON PD", "Kanawha"),
+    ("KANAWHA COUNTY SHERIFF", "Kanawha"),
+    ("HUNTINGTON PD", "Cabell"),
+    ("LOGAN COUNTY SHERIFF", "Logan"),
+    ("BLUEFIELD PD", "Mercer"),
+    ("PRINCETON PD", "Mercer"),
+    ("MORGANTOWN PD", "Monongalia"),
+    ("BECKLEY PD", "Raleigh"),
+    ("PARKERSBURG PD", "Wood"),
+    ("FAYETTEVILLE PD", "Fayette"),
+)
 DEMO_ADMIN_KEY_NAME = "demo admin"
 DEMO_DISPATCHER_KEY_NAME = "demo dispatcher (CHARLESTON PD)"
 
@@ -116,6 +131,22 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
                 "status": "dispatched",
             },
         },
+        # No coordinates and no known place: the county is the agency's home county.
+        {
+            "event_id": "demo-cad:1009",
+            "event_type": "call.created",
+            "occurred_at": at(21),
+            "call": {
+                "incident_number": "DEMO-0006",
+                "agency": "LOGAN COUNTY SHERIFF",
+                "call_type": "WELFARE",
+                "priority": 3,
+                "location": {"address": "RT 10 NEAR MILE MARKER 12"},
+                "narrative": "MALE SITTING ON GUARDRAIL, APPEARS INTOX, ASKING FOR A RIDE TO DETOX",
+                "hazards": [],
+                "status": "dispatched",
+            },
+        },
         # Eligible at first, then a weapon appears: the call turns dangerous.
         {
             "event_id": "demo-cad:1007",
@@ -174,6 +205,11 @@ async def seed_demo(
         scope=auth.Scope("agency", "CHARLESTON PD"),
         name=DEMO_DISPATCHER_KEY_NAME,
     )
+
+    atlas = geography_for().atlas
+    for agency, county in DEMO_AGENCIES:
+        if await agencies.find(session, agency) is None:
+            await agencies.add_agency(session, atlas, name=agency, county=county)
 
     accepted = 0
     rules = load_rules()

@@ -1,5 +1,6 @@
 """Every table, imported in one place so that metadata is complete (Alembic, tests)."""
 
+from corespond.agencies.models import Agency
 from corespond.auth.models import ApiKey
 from corespond.calls.models import Call
 from corespond.db import Base
@@ -10,6 +11,7 @@ from corespond.triage.models import TriageDecisionRecord
 metadata = Base.metadata
 
 __all__ = [
+    "Agency",
     "ApiKey",
     "CadEvent",
     "CadSource",

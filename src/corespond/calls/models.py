@@ -53,6 +53,11 @@ class Call(Base):
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
     folded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where: the county and how it was found (point, place, agency, outside, unknown).
+    county_fips: Mapped[str | None] = mapped_column(Text, index=True)
+    county_name: Mapped[str | None] = mapped_column(Text)
+    county_method: Mapped[str | None] = mapped_column(Text)
+    county_detail: Mapped[str | None] = mapped_column(Text)
     # The current triage decision (its history lives with triage).
     decision: Mapped[str | None] = mapped_column(Text, index=True)
     decision_summary: Mapped[str | None] = mapped_column(Text)

@@ -22,8 +22,17 @@ class CallFilter:
     agency: str | None = None
     status: str | None = None
     decision: str | None = None
+    county_fips: str | None = None
     opened_from: datetime | None = None
     opened_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ScopeFilter:
+    """The part of the program a key may see."""
+
+    agency: str | None = None
+    county_fips: str | None = None
 
 
 async def insert_or_get_call_id(
@@ -60,13 +69,17 @@ async def list_calls(
     session: AsyncSession,
     where: CallFilter,
     *,
-    agency_scope: str | None,
+    scope: ScopeFilter,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Call]:
     query = select(Call)
-    if agency_scope is not None:
-        query = query.where(func.upper(Call.agency) == agency_scope.upper())
+    if scope.agency is not None:
+        query = query.where(func.upper(Call.agency) == scope.agency.upper())
+    if scope.county_fips is not None:
+        query = query.where(Call.county_fips == scope.county_fips)
+    if where.county_fips:
+        query = query.where(Call.county_fips == where.county_fips)
     if where.source:
         query = query.where(Call.source_id == where.source)
     if where.agency:
@@ -94,6 +107,7 @@ async def needing_triage_ids(
             Call.folded_at.is_not(None),
             or_(
                 Call.decision.is_(None),
+                Call.county_method.is_(None),
                 and_(Call.ended_at.is_(None), Call.decision_rules_version != rules_version),
             ),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
@@ -13,7 +13,14 @@ from corespond.calls import service
 from corespond.calls.repository import CallFilter
 from corespond.calls.schemas import CallDetail, CallEventOut, CallOut, CallPage
 from corespond.db import SessionDep
-from corespond.errors import BadRequest, Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidParam,
+    InvalidPayload,
+    NotFound,
+    Unauthorized,
+)
 from corespond.errors import problem_responses as problems
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import QueryTimestamp
@@ -33,6 +40,7 @@ CallReader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor
     responses=problems(BadRequest, Unauthorized, Forbidden, InvalidPayload),
 )
 async def list_calls(
+    request: Request,
     session: SessionDep,
     principal: CallReader,
     source: Annotated[
@@ -45,13 +53,26 @@ async def list_calls(
     decision: Annotated[
         Literal["eligible", "review", "ineligible"] | None, Query(description="triage decision")
     ] = None,
+    county: Annotated[
+        str | None, Query(max_length=40, pattern=NO_NUL, description="FIPS code or county name")
+    ] = None,
     opened_from: Annotated[QueryTimestamp | None, Query(description="opened at or after")] = None,
     opened_to: Annotated[QueryTimestamp | None, Query(description="opened before")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:
     """List calls newest first, filtered; follow `next_cursor` for more."""
+    county_fips = None
+    if county is not None:
+        found = request.app.state.geography.atlas.named(county)
+        if found is None:
+            raise InvalidPayload(
+                "county is not in the service area",
+                [InvalidParam(name="county", reason=f"unknown county {county!r}")],
+            )
+        county_fips = found.fips
     where = CallFilter(
+        county_fips=county_fips,
         source=source,
         agency=agency,
         status=status,

@@ -19,6 +19,18 @@ class CallLocation(BaseModel):
     lon: float | None
 
 
+class CallCounty(BaseModel):
+    """The county of a call and how it was found."""
+
+    fips: str | None
+    name: str | None
+    method: Literal["point", "place", "agency", "outside", "unknown"] | None = Field(
+        description="point: from lat/lon; place: ZIP or city; agency: the agency's home county; "
+        "outside: the point is beyond the service area (not snapped); null until located."
+    )
+    detail: str | None
+
+
 class CallEventOut(BaseModel):
     """One CAD event of the call, in folding order (``occurred_at``, then receipt)."""
 
@@ -40,6 +52,7 @@ class CallOut(BaseModel):
     call_type_description: str | None
     priority: int | None
     location: CallLocation
+    county: CallCounty
     narrative: str | None
     hazards: list[str]
     status: str | None = Field(
@@ -71,6 +84,12 @@ class CallOut(BaseModel):
             call_type_description=call.call_type_description,
             priority=call.priority,
             location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+            county=CallCounty(
+                fips=call.county_fips,
+                name=call.county_name,
+                method=call.county_method,  # type: ignore[arg-type]
+                detail=call.county_detail,
+            ),
             narrative=call.narrative,
             hazards=list(call.hazards or []),
             status=call.status,

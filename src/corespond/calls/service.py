@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies import service as agencies
 from corespond.auth.service import Principal
 from corespond.calls import repository
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
 from corespond.errors import BadRequest, Forbidden, NotFound
+from corespond.geo.service import Geography, locate_call
 from corespond.triage.classifier import TriageDecision, TriageInput
 
 
@@ -42,6 +44,25 @@ async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEve
     call.folded_at = datetime.now(UTC)
     await session.flush()
     return call
+
+
+async def locate(session: AsyncSession, call: Call, geography: Geography) -> None:
+    """Set the call's county from its point, else its place, else its agency's home."""
+    home = await agencies.home_county(session, geography.atlas, call.agency)
+    finding = locate_call(
+        geography,
+        lat=call.lat,
+        lon=call.lon,
+        address=call.address,
+        city=call.city,
+        agency=call.agency,
+        agency_home=home,
+    )
+    call.county_fips = finding.fips
+    call.county_name = finding.name
+    call.county_method = finding.method
+    call.county_detail = finding.detail
+    await session.flush()
 
 
 def triage_input(call: Call) -> TriageInput:
@@ -79,26 +100,30 @@ async def needing_triage(session: AsyncSession, rules_version: str, limit: int) 
     return await repository.needing_triage_ids(session, rules_version, limit)
 
 
-def _agency_scope(principal: Principal) -> str | None:
-    """The agency a key is limited to; other scope kinds cannot read calls yet (fail closed)."""
+def _scope_filter(principal: Principal) -> repository.ScopeFilter:
+    """What a key's scope limits calls to; provider scopes cannot read calls yet (403)."""
     if principal.scope is None:
-        return None
+        return repository.ScopeFilter()
     if principal.scope.kind == "agency":
-        return principal.scope.value
+        return repository.ScopeFilter(agency=principal.scope.value)
+    if principal.scope.kind == "county":
+        return repository.ScopeFilter(county_fips=principal.scope.value)
     raise Forbidden(
         f"keys scoped to a {principal.scope.kind} cannot read calls until calls carry one; "
-        "use an unscoped or agency-scoped key"
+        "use an unscoped, agency- or county-scoped key"
     )
 
 
 def _visible(call: Call, principal: Principal) -> bool:
-    scope = _agency_scope(principal)
-    return scope is None or (call.agency or "").upper() == scope.upper()
+    scope = _scope_filter(principal)
+    if scope.agency is not None and (call.agency or "").upper() != scope.agency.upper():
+        return False
+    return scope.county_fips is None or call.county_fips == scope.county_fips
 
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
     """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
-    _agency_scope(principal)
+    _scope_filter(principal)
     call = await repository.get_call(session, call_id)
     if call is None or not _visible(call, principal):
         raise NotFound(f"call {call_id} not found")
@@ -116,7 +141,7 @@ async def list_calls(
     """A page of calls, newest first, and the cursor of the next page (None at the end)."""
     after = decode_cursor(cursor) if cursor else None
     rows = await repository.list_calls(
-        session, where, agency_scope=_agency_scope(principal), after=after, limit=limit + 1
+        session, where, scope=_scope_filter(principal), after=after, limit=limit + 1
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None

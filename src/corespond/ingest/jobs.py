@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
 from corespond.db import Database
+from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
 from corespond.metrics import EVENTS_PROCESSED, EVENTS_UNPROCESSED
@@ -33,10 +34,15 @@ class EventWorker:
     """Drains pending CAD events; ``drain`` is safe to call from several tasks at once."""
 
     def __init__(
-        self, database: Database, batch_size: int = 100, rulebook: RuleBook | None = None
+        self,
+        database: Database,
+        batch_size: int = 100,
+        rulebook: RuleBook | None = None,
+        geography: Geography | None = None,
     ) -> None:
         self._database = database
         self._rulebook = rulebook or RuleBook()
+        self._geography = geography or geography_for()
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -50,7 +56,9 @@ class EventWorker:
             while True:
                 rules = self._rulebook.rules
                 async with self._database.sessionmaker() as session, session.begin():
-                    handled = await service.process_pending(session, self._batch_size, rules)
+                    handled = await service.process_pending(
+                        session, self._batch_size, rules, self._geography
+                    )
                 total += handled
                 if handled < self._batch_size:
                     break
@@ -66,7 +74,7 @@ class EventWorker:
             self._rulebook.reload_if_changed()
             await self.drain()
             async with self._database.sessionmaker() as session, session.begin():
-                await service.retriage(session, self._rulebook.rules)
+                await service.retriage(session, self._rulebook.rules, self._geography)
             async with self._database.sessionmaker() as session:
                 pending, dead = await service.unprocessed_counts(session)
             EVENTS_UNPROCESSED.labels("pending").set(pending)
@@ -143,14 +151,18 @@ def schedule_sweep(scheduler: AsyncIOScheduler, worker: EventWorker, seconds: fl
 
 
 async def run_worker_forever(
-    database: Database, batch_size: int, sweep_seconds: float, rulebook: RuleBook
+    database: Database,
+    batch_size: int,
+    sweep_seconds: float,
+    rulebook: RuleBook,
+    geography: Geography,
 ) -> None:
     """The worker on its own (``corespond worker``) until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = EventWorker(database, batch_size, rulebook)
+    worker = EventWorker(database, batch_size, rulebook, geography)
     scheduler = AsyncIOScheduler(timezone=UTC)
     await worker.start()
     schedule_sweep(scheduler, worker, sweep_seconds)

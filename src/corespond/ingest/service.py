@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.calls import service as calls
 from corespond.calls.folding import FoldableEvent
 from corespond.calls.models import Call
+from corespond.geo.service import Geography, geography_for
 from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
@@ -100,13 +101,19 @@ def foldable(stored: StoredEvent) -> FoldableEvent:
     )
 
 
-async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet) -> int:
+async def process_pending(
+    session: AsyncSession,
+    batch_size: int,
+    rules: RuleSet,
+    geography: Geography | None = None,
+) -> int:
     """Fold one batch of stored, unprocessed events into their calls; returns how many.
 
     The batch is tried in one savepoint; if any call fails, each call is retried in its own
     savepoint, so one event that cannot be folded is recorded with its error (and retried
     later with backoff) without holding back the others.
     """
+    geography = geography or geography_for()
     claimed = await repository.claim_pending(session, batch_size)
     by_call: dict[uuid.UUID, list[int]] = {}
     for stored in claimed:
@@ -122,7 +129,9 @@ async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet
 
     try:
         async with session.begin_nested():
-            outcomes = [await _fold_call(session, call_id, rules) for call_id, _ in batch]
+            outcomes = [
+                await _fold_call(session, call_id, rules, geography) for call_id, _ in batch
+            ]
             await repository.mark_processed(session, [pk for _, pks in batch for pk in pks])
     except Exception:  # noqa: S110 - retried call by call below, where failures are recorded
         pass
@@ -134,7 +143,7 @@ async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet
     for call_id, event_pks in batch:
         try:
             async with session.begin_nested():
-                outcome = await _fold_call(session, call_id, rules)
+                outcome = await _fold_call(session, call_id, rules, geography)
                 await repository.mark_processed(session, event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
@@ -146,12 +155,15 @@ async def process_pending(session: AsyncSession, batch_size: int, rules: RuleSet
     return len(claimed)
 
 
-async def _fold_call(session: AsyncSession, call_id: uuid.UUID, rules: RuleSet) -> Outcome:
+async def _fold_call(
+    session: AsyncSession, call_id: uuid.UUID, rules: RuleSet, geography: Geography
+) -> Outcome:
     # Lock first, then read: a history read before the lock could miss an event another
     # worker folds meanwhile, and this fold would then overwrite that one.
     call = await calls.lock(session, call_id)
     history = await repository.events_of_call(session, call_id)
     await calls.refold(session, call, [foldable(e) for e in history])
+    await calls.locate(session, call, geography)
     return await _triage_locked(session, call, rules)
 
 
@@ -167,14 +179,19 @@ async def _triage_locked(session: AsyncSession, call: Call, rules: RuleSet) -> O
     return outcome
 
 
-async def retriage(session: AsyncSession, rules: RuleSet, limit: int = 100) -> int:
-    """Triage calls that have no decision yet, and open calls decided under other rules
-    (after a rules reload, or calls stored before triage existed). One savepoint per call."""
+async def retriage(
+    session: AsyncSession, rules: RuleSet, geography: Geography | None = None, limit: int = 100
+) -> int:
+    """Locate and triage calls that have no county or decision yet, and open calls decided
+    under other rules (after a rules reload, or calls stored before these steps existed).
+    One savepoint per call."""
+    geography = geography or geography_for()
     done = 0
     for call_id in await calls.needing_triage(session, rules.version, limit):
         try:
             async with session.begin_nested():
                 call = await calls.lock(session, call_id)
+                await calls.locate(session, call, geography)
                 outcome = await _triage_locked(session, call, rules)
         except Exception as exc:
             log.error("retriage_failed", call_id=str(call_id), reason=_safe_reason(exc))

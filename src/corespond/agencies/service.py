@@ -1,0 +1,46 @@
+"""Agencies: registering them and finding an agency's home county."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.agencies.models import Agency
+from corespond.errors import Conflict, InvalidPayload
+from corespond.geo.atlas import County, CountyAtlas
+
+
+async def add_agency(
+    session: AsyncSession, atlas: CountyAtlas, *, name: str, county: str, ori: str | None = None
+) -> tuple[Agency, County]:
+    """Register an agency with its home county (a name like 'Kanawha' or a FIPS code)."""
+    home = atlas.named(county)
+    if home is None:
+        raise InvalidPayload(f"unknown county {county!r} (give a name or a 5-digit FIPS code)")
+    clean = " ".join(name.upper().split())
+    if not clean or len(clean) > 100:
+        raise InvalidPayload("agency name must be 1-100 characters")
+    if await find(session, clean) is not None:
+        raise Conflict(f"agency {clean!r} already exists")
+    agency = Agency(name=clean, ori=ori.upper() if ori else None, home_county_fips=home.fips)
+    session.add(agency)
+    await session.flush()
+    return agency, home
+
+
+async def find(session: AsyncSession, name: str) -> Agency | None:
+    return await session.scalar(select(Agency).where(Agency.name == " ".join(name.upper().split())))
+
+
+async def home_county(session: AsyncSession, atlas: CountyAtlas, name: str | None) -> County | None:
+    """The home county of the agency CAD named, if the agency is registered."""
+    if not name:
+        return None
+    agency = await find(session, name)
+    return atlas.by_fips.get(agency.home_county_fips) if agency is not None else None
+
+
+async def list_agencies(session: AsyncSession) -> Sequence[Agency]:
+    return (await session.scalars(select(Agency).order_by(Agency.name))).all()
