@@ -246,3 +246,70 @@ async def test_agency_with_unknown_county_or_twice_is_refused(db: Database) -> N
         await add_agency(session, ATLAS, name="Y PD", county="Wood")
         with pytest.raises(Conflict):
             await add_agency(session, ATLAS, name="y pd", county="Wood")
+
+
+@pytest.mark.parametrize(
+    ("address", "city"),
+    [
+        ("1 Main St, Ashland, KY 41101", "ASHLAND"),
+        ("1 Main St, Bluefield, VA 24605", "BLUEFIELD"),
+        ("1 Main St, Cincinnati, OH", None),
+        ("1 Main St 45631", "Gallipolis"),
+    ],
+)
+def test_an_address_in_another_state_is_outside_not_a_county_of_ours(
+    address: str, city: str | None
+) -> None:
+    finding = locate_call(GEO, lat=None, lon=None, address=address, city=city)
+    assert (finding.fips, finding.method) == (None, "outside")
+
+
+@pytest.mark.parametrize(
+    ("address", "city", "fips"),
+    [
+        ("PO BOX 25301", "LOGAN", "54045"),  # a box number is not a ZIP code
+        ("25601 RT 10", "CHARLESTON", "54039"),  # nor is a house number
+        ("1 Main St 257011234", None, "54011"),  # ZIP+4 without the hyphen
+        ("1 Capitol St, Charleston, W.Va.", None, "54039"),
+        ("1 Capitol St, Charleston, WV, USA", None, "54039"),
+        ("1 Main St", "ST. ALBANS", "54039"),
+        ("1 Main St", "Mt Hope", "54019"),
+        ("1 Main St", "FT GAY", "54099"),
+    ],
+)
+def test_addresses_read_the_way_dispatch_writes_them(
+    address: str, city: str | None, fips: str
+) -> None:
+    finding = locate_call(GEO, lat=None, lon=None, address=address, city=city)
+    assert (finding.fips, finding.method) == (fips, "place")
+
+
+@pytest.mark.parametrize(
+    "address", ["MAIN ST & JEFFERSON", "100 N WASHINGTON", "KANAWHA BLVD / BROOKS"]
+)
+def test_street_names_are_not_read_as_towns(address: str) -> None:
+    logan = ATLAS.named("Logan")
+    finding = locate_call(
+        GEO, lat=None, lon=None, address=address, city="CHAS", agency="LCSO", agency_home=logan
+    )
+    assert finding.method == "agency"
+
+
+def test_no_fix_and_swapped_coordinates_are_said_not_silently_used() -> None:
+    no_fix = locate_call(GEO, lat=0, lon=0, address="1 Main St, Logan, WV 25601", city=None)
+    assert (no_fix.fips, no_fix.method) == ("54045", "place")
+    assert "0,0 ignored" in no_fix.detail
+    swapped = locate_call(GEO, lat=-81.9935, lon=37.8487, address=None, city=None)
+    assert (swapped.fips, swapped.method) == ("54045", "point")
+    assert "swapped" in swapped.detail
+
+
+async def test_agency_found_despite_punctuation_or_by_ori(db: Database) -> None:
+    from corespond.agencies.service import add_agency, find
+
+    async with db.sessionmaker() as session, session.begin():
+        await add_agency(session, ATLAS, name="Bluefield PD", county="Mercer", ori="WV0270100")
+        for written in ("BLUEFIELD P.D.", "bluefield pd", "WV0270100"):
+            found = await find(session, written)
+            assert found is not None, written
+            assert found.name == "BLUEFIELD PD"

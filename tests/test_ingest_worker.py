@@ -277,3 +277,26 @@ async def test_open_calls_are_retriaged_when_the_rules_change(
     assert call.decision == "eligible"
     assert call.decision_rules_version is not None
     assert "+l2#" in call.decision_rules_version
+
+
+async def test_a_call_nowhere_is_placed_once_its_agency_is_registered(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from corespond.agencies.service import add_agency
+    from corespond.geo.service import geography_for
+
+    source = await make_source(committed_db, box)
+    event = cad_event(agency="WAYNE COUNTY SHERIFF", location={"address": "RT 52 MM 4"})
+    async with running(settings, committed_db, worker_enabled=False) as client:
+        await post(client, source, event)
+    worker = EventWorker(committed_db)
+    await worker.drain()
+    [call] = await folded_calls(committed_db)
+    assert (call.county_fips, call.county_method) == (None, "unknown")
+
+    async with committed_db.sessionmaker() as session, session.begin():
+        atlas = geography_for().atlas
+        await add_agency(session, atlas, name="Wayne County Sheriff", county="Wayne")
+    await worker.sweep()
+    [call] = await folded_calls(committed_db)
+    assert (call.county_fips, call.county_method) == ("54099", "agency")

@@ -80,17 +80,32 @@ def build_counties(state: str) -> dict[str, str]:
 
 
 def build_places(state: str, counties: dict[str, str]) -> None:
+    """Write places_<state>.json. A ZIP's county is the polygon its point falls in (labels
+    in the source are sometimes blank or another state's); the label is used only when the
+    point is outside the state. Every dropped or corrected row is reported."""
     import zipcodes
+
+    from corespond.geo.atlas import CountyAtlas
 
     abbreviation = STATE_ABBREVIATIONS.get(state)
     if abbreviation is None:
         sys.exit(f"add the postal abbreviation of state {state} to STATE_ABBREVIATIONS")
+    geojson = json.loads((OUT / f"counties_{state}.geojson").read_text())
+    atlas = CountyAtlas.from_features(geojson["features"])
     places = []
     for row in zipcodes.filter_by(state=abbreviation):
-        county = row["county"].upper().removesuffix(" COUNTY").removesuffix(" CITY")
-        fips = counties.get(county)
-        if fips is None or not row["lat"] or not row["long"]:
+        label = row["county"].upper().removesuffix(" COUNTY").removesuffix(" CITY")
+        if not row["lat"] or not row["long"]:
+            print(f"  dropped {row['zip_code']} {row['city']}: no point")
             continue
+        inside = atlas.locate(float(row["lat"]), float(row["long"]))
+        fips = inside.fips if inside is not None else counties.get(label)
+        if fips is None:
+            print(f"  dropped {row['zip_code']} {row['city']}: county {label!r} unknown")
+            continue
+        if counties.get(label) != fips:
+            moved_to = inside.name if inside is not None else "?"
+            print(f"  {row['zip_code']} {row['city']}: county {label or '(blank)'} -> {moved_to}")
         places.append(
             {
                 "zip": row["zip_code"],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies.models import Agency
@@ -19,7 +20,7 @@ async def add_agency(
     home = atlas.named(county)
     if home is None:
         raise InvalidPayload(f"unknown county {county!r} (give a name or a 5-digit FIPS code)")
-    clean = " ".join(name.upper().split())
+    clean = agency_key(name)
     if not clean or len(clean) > 100:
         raise InvalidPayload("agency name must be 1-100 characters")
     if await find(session, clean) is not None:
@@ -30,8 +31,17 @@ async def add_agency(
     return agency, home
 
 
+def agency_key(name: str) -> str:
+    """'Bluefield P.D.' and 'BLUEFIELD PD' alike: upper case, no punctuation, single spaces."""
+    return " ".join(re.sub(r"[^A-Z0-9 ]+", "", name.upper()).split())
+
+
 async def find(session: AsyncSession, name: str) -> Agency | None:
-    return await session.scalar(select(Agency).where(Agency.name == " ".join(name.upper().split())))
+    """An agency by the name CAD used (punctuation and case ignored) or by its ORI."""
+    key = agency_key(name)
+    return await session.scalar(
+        select(Agency).where(or_(Agency.name == key, Agency.ori == key.replace(" ", ""))).limit(1)
+    )
 
 
 async def home_county(session: AsyncSession, atlas: CountyAtlas, name: str | None) -> County | None:

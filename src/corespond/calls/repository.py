@@ -108,6 +108,8 @@ async def needing_triage_ids(
             or_(
                 Call.decision.is_(None),
                 Call.county_method.is_(None),
+                # still nowhere: an agency registered since may place it
+                and_(Call.ended_at.is_(None), Call.county_method == "unknown"),
                 and_(Call.ended_at.is_(None), Call.decision_rules_version != rules_version),
             ),
         )

@@ -48,16 +48,20 @@ async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEve
 
 async def locate(session: AsyncSession, call: Call, geography: Geography) -> None:
     """Set the call's county from its point, else its place, else its agency's home."""
-    home = await agencies.home_county(session, geography.atlas, call.agency)
     finding = locate_call(
-        geography,
-        lat=call.lat,
-        lon=call.lon,
-        address=call.address,
-        city=call.city,
-        agency=call.agency,
-        agency_home=home,
+        geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
     )
+    if finding.needs_agency:  # the agency is looked up only when nothing else says where
+        home = await agencies.home_county(session, geography.atlas, call.agency)
+        finding = locate_call(
+            geography,
+            lat=call.lat,
+            lon=call.lon,
+            address=call.address,
+            city=call.city,
+            agency=call.agency,
+            agency_home=home,
+        )
     call.county_fips = finding.fips
     call.county_name = finding.name
     call.county_method = finding.method

@@ -54,7 +54,11 @@ class CountyAtlas:
     def __init__(self, counties: Sequence[County]) -> None:
         self.counties = sorted(counties, key=lambda c: c.fips)
         self.by_fips = {c.fips: c for c in self.counties}
-        self._by_name = {c.name.upper(): c for c in self.counties}
+        names: dict[str, list[County]] = {}
+        for county in self.counties:
+            names.setdefault(county.name.upper(), []).append(county)
+        # A name shared across states (Wayne, Jackson …) must be asked for by FIPS code.
+        self._by_name = {name: found[0] for name, found in names.items() if len(found) == 1}
         geometries = [c.geometry for c in self.counties]
         for geometry in geometries:
             shapely.prepare(geometry)

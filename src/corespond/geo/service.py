@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from corespond.geo.atlas import County, CountyAtlas, atlas_for
-from corespond.geo.gazetteer import Gazetteer, gazetteer_for
+from corespond.geo.gazetteer import Gazetteer, OutOfArea, gazetteer_for
 
 Method = Literal["point", "place", "agency", "outside", "unknown"]
 
@@ -27,13 +27,17 @@ def geography_for(states: tuple[str, ...] = ("54",)) -> Geography:
 
 @dataclass(frozen=True)
 class CountyFinding:
-    """A call's county and how it was found (``outside``: a point beyond the service area,
-    reported as such and never snapped to the nearest county)."""
+    """A call's county and how it was found (``outside``: a point or address beyond the
+    service area, reported as such and never snapped to the nearest county)."""
 
     fips: str | None
     name: str | None
     method: Method
     detail: str
+
+    @property
+    def needs_agency(self) -> bool:
+        return self.method == "unknown"
 
 
 def locate_call(
@@ -43,24 +47,42 @@ def locate_call(
     lon: float | None,
     address: str | None,
     city: str | None,
-    agency: str | None,
-    agency_home: County | None,
+    agency: str | None = None,
+    agency_home: County | None = None,
 ) -> CountyFinding:
-    """The county of a call, by the strongest evidence it carries."""
+    """The county of a call, by the strongest evidence it carries.
+
+    Coordinates of 0,0 are a CAD's "no fix", not a place, and are ignored (said in the
+    detail); coordinates with latitude and longitude swapped are used swapped, also said.
+    """
+    note = ""
     if lat is not None and lon is not None:
-        county = geography.atlas.locate(lat, lon)
-        if county is None:
+        if lat == 0 and lon == 0:
+            note = "coordinates 0,0 ignored; "
+        else:
+            county = geography.atlas.locate(lat, lon)
+            if county is not None:
+                return CountyFinding(county.fips, county.name, "point", f"{lat:.5f},{lon:.5f}")
+            swapped = geography.atlas.locate(lon, lat) if -90 <= lon <= 90 else None
+            if swapped is not None:
+                return CountyFinding(
+                    swapped.fips,
+                    swapped.name,
+                    "point",
+                    f"{lon:.5f},{lat:.5f} (latitude and longitude were swapped)",
+                )
             return CountyFinding(
                 None, None, "outside", f"{lat:.5f},{lon:.5f} is outside the service area"
             )
-        return CountyFinding(county.fips, county.name, "point", f"{lat:.5f},{lon:.5f}")
     place = geography.gazetteer.resolve(address, city)
+    if isinstance(place, OutOfArea):
+        return CountyFinding(None, None, "outside", note + place.reason)
     if place is not None and place.fips in geography.atlas.by_fips:
         county = geography.atlas.by_fips[place.fips]
         evidence = f"ZIP {place.matched}" if place.by == "zip" else f"city {place.matched}"
-        return CountyFinding(county.fips, county.name, "place", evidence)
+        return CountyFinding(county.fips, county.name, "place", note + evidence)
     if agency_home is not None:
         return CountyFinding(
-            agency_home.fips, agency_home.name, "agency", f"home county of {agency}"
+            agency_home.fips, agency_home.name, "agency", f"{note}home county of {agency}"
         )
-    return CountyFinding(None, None, "unknown", "no coordinates, known place or agency")
+    return CountyFinding(None, None, "unknown", note + "no coordinates, known place or agency")
