@@ -182,3 +182,52 @@ async def test_county_scope_is_stored_as_fips_whichever_way_it_is_written(
     code, output = await invoke("keys", "create", "--role", "supervisor", "--scope", "county:Oz")
     assert code == 2
     assert "unknown county" in output
+
+
+def test_cad_send_explains_a_missing_file_an_unreachable_server_and_a_bad_secret(
+    tmp_path: Path,
+) -> None:
+    from corespond.sources.service import generate_secret
+
+    secret = generate_secret()
+    missing = runner.invoke(app, ["cad", "send", str(tmp_path / "nope.json"), "--secret", secret])
+    assert missing.exit_code == 2
+    assert "nope.json" in missing.output
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    unreachable = runner.invoke(
+        app, ["cad", "send", str(event), "--secret", secret, "--url", "http://127.0.0.1:9"]
+    )
+    assert unreachable.exit_code == 2
+    assert "cannot reach" in unreachable.output
+    bad = runner.invoke(app, ["cad", "send", str(event), "--secret", "whsec_%%%"])
+    assert bad.exit_code == 2
+    assert "not a whsec_" in bad.output
+
+
+def test_serve_refuses_to_start_on_a_broken_rule_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: [\n")
+    monkeypatch.setenv("CORESPOND_TRIAGE_RULES_FILE", str(rules))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "invalid triage rules" in result.output
+    assert "bad.yaml:" in result.output
+
+
+async def test_rotation_grace_cannot_be_negative_and_callback_must_be_a_url(
+    cli_env: Database,
+) -> None:
+    code, output = await invoke("sources", "add", "x-911", "--name", "X", "--callback-url", "nope")
+    assert code == 2
+    assert "callback URL" in output
+    await invoke("sources", "add", "y-911", "--name", "Y")
+    code, output = await invoke("sources", "rotate-secret", "y-911", "--grace-hours", "-5")
+    assert code == 2

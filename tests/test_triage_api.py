@@ -211,3 +211,16 @@ async def test_turning_dangerous_is_flagged_after_an_ineligible_step(
     assert [r["decision"] for r in call["triage"]] == ["eligible", "ineligible", "ineligible"]
     assert [r["turned_dangerous"] for r in call["triage"]] == [False, False, True]
     assert call["turned_dangerous_at"] is not None
+
+
+async def test_dry_run_non_json_body_names_the_body(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    key = await make_key(db, "dispatcher")
+    response = await client.post(
+        "/v1/triage/classify",
+        content=b"{oops",
+        headers={**bearer(key), "content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["invalid-params"] == [{"name": "(body)", "reason": "body is not valid JSON"}]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from corespond.config import PROJECT_ROOT, Settings, get_settings
 from corespond.crypto import secret_box
@@ -102,20 +104,33 @@ def serve(
     from corespond.app import create_app
     from corespond.logging import configure_logging
     from corespond.migrate import upgrade_to_head
+    from corespond.triage.ruleset import RuleFileError
 
     settings, url = _settings_with_database()
+    try:
+        application = create_app(settings)
+    except RuleFileError as exc:
+        err.print(f"[red]cannot start: invalid triage rules[/red]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
     if run_migrations:
         upgrade_to_head(settings.migrations_dir, url)
     if demo:
         _print_demo(_seed_demo(), settings, host, port)
     configure_logging(settings.log_level, json=settings.log_json)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, that lets the
+    # embedded PostgreSQL be stopped by its exit handler instead of being left running.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
         access_log=False,
     )
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -252,7 +267,7 @@ def sources_rotate_secret(
     source_id: Annotated[str, typer.Argument(help="The CAD source.")],
     grace_hours: Annotated[
         float | None,
-        typer.Option(help="How long the old secret keeps working (default from settings)."),
+        typer.Option(min=0, help="How long the old secret keeps working (default from settings)."),
     ] = None,
 ) -> None:
     """Issue a new signing secret; the old one stays valid for a grace period."""
@@ -320,23 +335,24 @@ def cad_send(
     if not secret:
         err.print("[red]error:[/red] give --secret or set CORESPOND_CAD_SECRET")
         raise typer.Exit(2)
-    signer = Webhook(secret)
+    try:
+        signer = Webhook(secret)
+    except (ValueError, binascii.Error, EmptyWebhookSecretError) as exc:
+        err.print(f"[red]error:[/red] the secret is not a whsec_ base64 secret ({exc})")
+        raise typer.Exit(2) from None
     failed = False
     with httpx.Client(base_url=url, timeout=10) as client:
         for path in files:
-            body = path.read_text()
-            message_id = f"msg_{uuid.uuid4().hex}"
-            now = datetime.now(UTC)
-            response = client.post(
-                f"/v1/cad/{source}/events",
-                content=body.encode(),
-                headers={
-                    "content-type": "application/json",
-                    "webhook-id": message_id,
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": signer.sign(message_id, now, body),
-                },
-            )
+            try:
+                body = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                err.print(f"[red]error:[/red] {path}: {getattr(exc, 'strerror', None) or exc}")
+                raise typer.Exit(2) from None
+            try:
+                response = _post_signed(client, source, body, signer)
+            except httpx.HTTPError as exc:
+                err.print(f"[red]error:[/red] cannot reach {url}: {exc}")
+                raise typer.Exit(2) from None
             failed |= response.is_error
             out.print(f"{path}: {response.status_code}")
             try:
@@ -345,6 +361,21 @@ def cad_send(
                 out.print(response.text)
     if failed:
         raise typer.Exit(1)
+
+
+def _post_signed(client: httpx.Client, source: str, body: str, signer: Webhook) -> httpx.Response:
+    message_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    return client.post(
+        f"/v1/cad/{source}/events",
+        content=body.encode(),
+        headers={
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(message_id, now, body),
+        },
+    )
 
 
 RulesOption = Annotated[
@@ -392,9 +423,13 @@ def agencies_list() -> None:
     async def work(session: AsyncSession, settings: Settings) -> list[tuple[str, str, str]]:
         return [(a.name, a.ori or "-", a.home_county_fips) for a in await list_agencies(session)]
 
-    table = Table("agency", "ORI", "home county FIPS")
-    for row in _run_in_session(work):
-        table.add_row(*row)
+    from corespond.geo.service import geography_for
+
+    atlas = geography_for(tuple(get_settings().geo_states)).atlas
+    table = Table("agency", "ORI", "home county", "FIPS")
+    for name, ori, fips in _run_in_session(work):
+        county = atlas.by_fips.get(fips)
+        table.add_row(name, ori, county.name if county else "?", fips)
     (out if out.is_terminal else Console(width=240)).print(table)
 
 

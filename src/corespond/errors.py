@@ -152,6 +152,9 @@ def invalid_params_from_errors(errors: Iterable[Any]) -> list[InvalidParam]:
     """Turn pydantic error dicts into named fields, dropping FastAPI's ``body`` prefix."""
     params: list[InvalidParam] = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            params.append(InvalidParam(name="(body)", reason="body is not valid JSON"))
+            continue
         loc = [str(part) for part in err.get("loc", ()) if part != "body"]
         params.append(InvalidParam(name=".".join(loc) or "(body)", reason=str(err.get("msg", ""))))
     return params

@@ -19,7 +19,10 @@ async def add_agency(
     """Register an agency with its home county (a name like 'Kanawha' or a FIPS code)."""
     home = atlas.named(county)
     if home is None:
-        raise InvalidPayload(f"unknown county {county!r} (give a name or a 5-digit FIPS code)")
+        raise InvalidPayload(
+            f"unknown county {county!r}: give its name or, if the name is in several states, "
+            "its 5-digit FIPS code"
+        )
     clean = agency_key(name)
     if not clean or len(clean) > 100:
         raise InvalidPayload("agency name must be 1-100 characters")

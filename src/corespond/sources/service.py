@@ -50,6 +50,8 @@ async def create_source(
             "source id must be 1-63 lower-case letters, digits, '-' or '_', starting with a "
             f"letter or digit: {source_id!r}"
         )
+    if callback_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", callback_url):
+        raise InvalidPayload(f"callback URL must be an http(s) URL: {callback_url!r}")
     if await session.get(CadSource, source_id) is not None:
         raise Conflict(f"CAD source {source_id!r} already exists")
     source = CadSource(
