@@ -29,6 +29,7 @@ from corespond.ingest.schemas import CadEvent
 from corespond.middleware import RequestContextMiddleware
 from corespond.migrate import head_revisions
 from corespond.ops.router import router as ops_router
+from corespond.roster.router import router as roster_router
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(calls_router)
     app.include_router(triage_router)
     app.include_router(geo_router)
+    app.include_router(roster_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import typer
@@ -40,6 +40,7 @@ app = typer.Typer(
 sources_app = typer.Typer(help="CAD sources: the dispatch systems allowed to post call events.")
 keys_app = typer.Typer(help="API keys for people and their tools.")
 cad_app = typer.Typer(help="Tools for CAD integrators.")
+roster_app = typer.Typer(help="Rosters: providers, and importing shifts from CSV or iCalendar.")
 agencies_app = typer.Typer(help="Agencies: the names CAD uses and their home counties.")
 triage_app = typer.Typer(
     help="Triage rules: evaluate them on labelled calls, check a rule file, try a call."
@@ -49,6 +50,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(cad_app, name="cad")
 app.add_typer(triage_app, name="triage")
 app.add_typer(agencies_app, name="agencies")
+app.add_typer(roster_app, name="roster")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -394,6 +396,93 @@ def _rules(override: Path | None) -> RuleSet:
     except RuleFileError as exc:
         err.print(f"[red]invalid rule file[/red]\n{exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
+
+
+@roster_app.command("import")
+def roster_import(
+    file: Annotated[Path, typer.Argument(help="Shifts as .csv, or .ics (iCalendar).")],
+    provider: Annotated[str, typer.Option(help="Provider whose roster this is.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row, apply nothing.")
+    ] = False,
+    window_days: Annotated[
+        int, typer.Option(min=1, max=400, help="Expand iCalendar recurrences this far ahead.")
+    ] = 60,
+) -> None:
+    """Import a provider's shifts: a report per row; all rows are applied, or none."""
+    from rich.progress import Progress
+
+    from corespond.auth.service import Principal
+    from corespond.geo.service import geography_for
+    from corespond.roster.imports import default_window, run_import
+
+    fmt: Literal["csv", "ics"] = "ics" if file.suffix.lower() in (".ics", ".ical") else "csv"
+    try:
+        text = file.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]error:[/red] {file}: {getattr(exc, 'strerror', None) or exc}")
+        raise typer.Exit(2) from None
+    operator = Principal(key_id=uuid.UUID(int=0), name="command line", role="admin", scope=None)
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def work(session: AsyncSession, settings: Settings) -> Any:
+            return await run_import(
+                session,
+                operator,
+                geography_for(tuple(settings.geo_states)).atlas,
+                provider_id=provider,
+                fmt=fmt,
+                text=text,
+                dry_run=dry_run,
+                timezone=settings.program_timezone,
+                window=default_window(days=window_days),
+                progress=progress,
+            )
+
+        report = _run_in_session(work)
+    for row in report.rows:
+        if row.result == "error":
+            out.print(f"{file}:{row.line}: {row.key}: {row.reason}", markup=False, highlight=False)
+    counts = report.counts()
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    verdict = (
+        "dry run, nothing applied"
+        if dry_run
+        else "applied"
+        if report.applied
+        else "NOT applied (fix the errors above)"
+    )
+    out.print(f"{len(report.rows)} rows: {summary} - {verdict}", markup=False)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@roster_app.command("add-provider")
+def roster_add_provider(
+    provider_id: Annotated[str, typer.Argument(help="Short id, e.g. recovery-point.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    county: Annotated[
+        list[str] | None,
+        typer.Option(help="County served, 'Kanawha' or 'Kanawha:backup' (repeatable)."),
+    ] = None,
+) -> None:
+    """Register a provider and the counties it serves."""
+    from corespond.geo.service import geography_for
+    from corespond.roster.service import create_provider, set_counties
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        await create_provider(session, provider_id, name)
+        served = [(c.partition(":")[0], c.partition(":")[2] or "primary") for c in county or []]
+        atlas = geography_for(tuple(settings.geo_states)).atlas
+        rows = await set_counties(session, atlas, provider_id, served)
+        return ", ".join(f"{r.county_fips} ({r.role})" for r in rows) or "no counties yet"
+
+    out.print(f"provider {provider_id}: {_run_in_session(work)}", markup=False)
 
 
 @agencies_app.command("add")

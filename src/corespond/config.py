@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         default=("54",),
         description="State FIPS codes of the service area (data built by tools/build_geo.py).",
     )
+    program_timezone: str = Field(
+        default="America/New_York",
+        description="Time zone shift times are entered and shown in when they carry no offset.",
+    )
+    required_credentials: tuple[str, ...] = Field(
+        default=("prss_certification", "cjis_background", "nda"),
+        description="Credentials a peer must hold, unexpired, to be offered a call.",
+    )
     triage_rules_file: Path | None = Field(
         default=None,
         description="YAML file extending the packaged triage rules; reloaded when it changes.",

@@ -5,6 +5,15 @@ from corespond.auth.models import ApiKey
 from corespond.calls.models import Call
 from corespond.db import Base
 from corespond.ingest.models import CadEvent
+from corespond.roster.models import (
+    Credential,
+    Peer,
+    PeerStatusChange,
+    Provider,
+    ProviderCounty,
+    Shift,
+    ShiftChange,
+)
 from corespond.sources.models import CadSource, CadSourceSecret
 from corespond.triage.models import TriageDecisionRecord
 
@@ -17,6 +26,13 @@ __all__ = [
     "CadSource",
     "CadSourceSecret",
     "Call",
+    "Credential",
+    "Peer",
+    "PeerStatusChange",
+    "Provider",
+    "ProviderCounty",
+    "Shift",
+    "ShiftChange",
     "TriageDecisionRecord",
     "metadata",
 ]

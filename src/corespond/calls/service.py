@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -12,13 +9,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond import pagination
 from corespond.agencies import service as agencies
 from corespond.auth.service import Principal
 from corespond.calls import repository
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
-from corespond.errors import BadRequest, Forbidden, NotFound
+from corespond.errors import Forbidden, NotFound
 from corespond.geo.service import Geography, locate_call
 from corespond.triage.classifier import TriageDecision, TriageInput
 
@@ -153,17 +151,8 @@ async def list_calls(
 
 
 def encode_cursor(call: Call) -> str:
-    raw = json.dumps([call.created_at.isoformat(), str(call.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(call.created_at, call.id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, call_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at), uuid.UUID(call_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest("cursor is not one this service issued") from exc
-    if parsed[0].tzinfo is None or not 1970 <= parsed[0].year < 2200:
-        raise BadRequest("cursor is not one this service issued")
-    return parsed
+    return pagination.decode_cursor(cursor)

@@ -1,0 +1,573 @@
+"""Rosters: providers and their counties, peers and their credentials, shifts, status.
+
+Who may change what: admins everything; a ``provider_admin`` key scoped to a provider only
+that provider's peers and shifts. Shift times are stored in UTC; times without an offset are
+wall-clock times in the program's time zone.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth.service import Principal
+from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from corespond.geo.atlas import CountyAtlas
+from corespond.roster.models import (
+    CREDENTIAL_KINDS,
+    PEER_STATUSES,
+    SHIFT_KINDS,
+    Credential,
+    Peer,
+    PeerStatusChange,
+    Provider,
+    ProviderCounty,
+    Shift,
+    ShiftChange,
+)
+
+PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def actor(principal: Principal) -> str:
+    """How a change is attributed in history: the key's name and role."""
+    return f"{principal.name} ({principal.role})"
+
+
+def require_provider_access(principal: Principal, provider_id: str) -> None:
+    """Provider admins act only on their own provider."""
+    if principal.role == "provider_admin":
+        if principal.scope is None or principal.scope.kind != "provider":
+            raise Forbidden("a provider_admin key needs a provider scope")
+        if principal.scope.value != provider_id:
+            raise Forbidden(f"this key manages provider {principal.scope.value!r} only")
+
+
+def visible_provider(principal: Principal) -> str | None:
+    """The provider a key is limited to when reading rosters (None: all)."""
+    if principal.scope is not None and principal.scope.kind == "provider":
+        return principal.scope.value
+    return None
+
+
+# --- providers -----------------------------------------------------------------------------
+
+
+async def create_provider(session: AsyncSession, provider_id: str, name: str) -> Provider:
+    """Register a provider."""
+    if not PROVIDER_ID.fullmatch(provider_id):
+        raise InvalidPayload(f"provider id must be a lower-case slug: {provider_id!r}")
+    if await session.get(Provider, provider_id) is not None:
+        raise Conflict(f"provider {provider_id!r} already exists")
+    provider = Provider(id=provider_id, name=name.strip())
+    session.add(provider)
+    await session.flush()
+    return provider
+
+
+async def get_provider(session: AsyncSession, provider_id: str) -> Provider:
+    provider = await session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFound(f"provider {provider_id!r} not found")
+    return provider
+
+
+async def list_providers(session: AsyncSession) -> Sequence[Provider]:
+    return (await session.scalars(select(Provider).order_by(Provider.id))).all()
+
+
+async def provider_counties(
+    session: AsyncSession, provider_id: str | None = None
+) -> Sequence[ProviderCounty]:
+    query = select(ProviderCounty).order_by(ProviderCounty.county_fips)
+    if provider_id is not None:
+        query = query.where(ProviderCounty.provider_id == provider_id)
+    return (await session.scalars(query)).all()
+
+
+async def set_counties(
+    session: AsyncSession,
+    atlas: CountyAtlas,
+    provider_id: str,
+    counties: Sequence[tuple[str, str]],
+) -> Sequence[ProviderCounty]:
+    """Replace the counties a provider serves: (county name or FIPS, primary|backup)."""
+    await get_provider(session, provider_id)
+    resolved = []
+    for county, role in counties:
+        found = atlas.named(county)
+        if found is None:
+            raise InvalidPayload(f"unknown county {county!r}")
+        if role not in ("primary", "backup"):
+            raise InvalidPayload(f"role must be primary or backup: {role!r}")
+        resolved.append((found.fips, role))
+    for row in await provider_counties(session, provider_id):
+        await session.delete(row)
+    await session.flush()
+    for fips, role in resolved:
+        session.add(ProviderCounty(provider_id=provider_id, county_fips=fips, role=role))
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("a county has one primary provider; another provider is primary") from exc
+    return await provider_counties(session, provider_id)
+
+
+async def county_providers(session: AsyncSession) -> dict[str, str]:
+    """County FIPS -> its primary provider's id."""
+    rows = await session.execute(
+        select(ProviderCounty.county_fips, ProviderCounty.provider_id).where(
+            ProviderCounty.role == "primary"
+        )
+    )
+    return {str(fips): str(provider) for fips, provider in rows.all()}
+
+
+# --- peers ---------------------------------------------------------------------------------
+
+
+async def create_peer(
+    session: AsyncSession, principal: Principal, provider_id: str, **fields: Any
+) -> Peer:
+    """Add a peer to a provider's roster."""
+    require_provider_access(principal, provider_id)
+    await get_provider(session, provider_id)
+    peer = Peer(provider_id=provider_id, status="off_duty", **fields)
+    session.add(peer)
+    await session.flush()
+    session.add(PeerStatusChange(peer_id=peer.id, status="off_duty", changed_by=actor(principal)))
+    await session.flush()
+    return peer
+
+
+async def get_peer(session: AsyncSession, peer_id: uuid.UUID, principal: Principal) -> Peer:
+    peer = await session.get(Peer, peer_id)
+    limit = visible_provider(principal)
+    if peer is None or (limit is not None and peer.provider_id != limit):
+        raise NotFound(f"peer {peer_id} not found")
+    return peer
+
+
+async def update_peer(
+    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, **fields: Any
+) -> Peer:
+    peer = await get_peer(session, peer_id, principal)
+    require_provider_access(principal, peer.provider_id)
+    for name, value in fields.items():
+        setattr(peer, name, value)
+    await session.flush()
+    return peer
+
+
+async def list_peers(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    provider_id: str | None,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Peer]:
+    query = select(Peer)
+    scope = visible_provider(principal)
+    if scope is not None:
+        query = query.where(Peer.provider_id == scope)
+    if provider_id is not None:
+        query = query.where(Peer.provider_id == provider_id)
+    if status is not None:
+        query = query.where(Peer.status == status)
+    if after is not None:
+        query = query.where(tuple_(Peer.created_at, Peer.id) > tuple_(*after))
+    query = query.order_by(Peer.created_at, Peer.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def set_status(
+    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, status: str
+) -> Peer:
+    """Set a peer's status (available, busy, off_duty); each change is kept."""
+    if status not in PEER_STATUSES:
+        raise InvalidPayload(f"status must be one of {', '.join(PEER_STATUSES)}")
+    peer = await get_peer(session, peer_id, principal)
+    require_provider_access(principal, peer.provider_id)
+    if peer.status != status:
+        peer.status = status
+        peer.status_changed_at = datetime.now(UTC)
+        session.add(PeerStatusChange(peer_id=peer.id, status=status, changed_by=actor(principal)))
+        await session.flush()
+    return peer
+
+
+async def credentials_of(
+    session: AsyncSession, peer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Credential]]:
+    found: dict[uuid.UUID, list[Credential]] = {peer_id: [] for peer_id in peer_ids}
+    if not peer_ids:
+        return found
+    rows = await session.scalars(
+        select(Credential).where(Credential.peer_id.in_(peer_ids)).order_by(Credential.kind)
+    )
+    for credential in rows:
+        found[credential.peer_id].append(credential)
+    return found
+
+
+async def set_credential(
+    session: AsyncSession,
+    principal: Principal,
+    peer_id: uuid.UUID,
+    kind: str,
+    *,
+    reference: str | None,
+    expires_at: datetime | None,
+) -> Credential:
+    """Record a peer's credential of one kind (replacing the previous one)."""
+    if kind not in CREDENTIAL_KINDS:
+        raise InvalidPayload(f"credential kind must be one of {', '.join(CREDENTIAL_KINDS)}")
+    peer = await get_peer(session, peer_id, principal)
+    require_provider_access(principal, peer.provider_id)
+    credential = await session.scalar(
+        select(Credential).where(Credential.peer_id == peer.id, Credential.kind == kind)
+    )
+    if credential is None:
+        credential = Credential(peer_id=peer.id, kind=kind)
+        session.add(credential)
+    credential.reference = reference
+    credential.expires_at = expires_at
+    credential.updated_at = datetime.now(UTC)
+    await session.flush()
+    return credential
+
+
+def credential_problems(
+    credentials: Sequence[Credential], required: Sequence[str], at: datetime
+) -> list[str]:
+    """What keeps a peer from being offered a call at ``at``: missing or expired kinds."""
+    held = {c.kind: c for c in credentials}
+    problems = []
+    for kind in required:
+        credential = held.get(kind)
+        if credential is None:
+            problems.append(f"{kind} missing")
+        elif credential.expires_at is not None and credential.expires_at <= at:
+            problems.append(f"{kind} expired {credential.expires_at:%Y-%m-%d}")
+    return problems
+
+
+async def expiring_credentials(
+    session: AsyncSession, principal: Principal, within: timedelta, now: datetime | None = None
+) -> Sequence[tuple[Credential, Peer]]:
+    """Credentials that expire within ``within`` (or already have), soonest first."""
+    now = now or datetime.now(UTC)
+    query = (
+        select(Credential, Peer)
+        .join(Peer, Peer.id == Credential.peer_id)
+        .where(Credential.expires_at.is_not(None), Credential.expires_at <= now + within)
+        .order_by(Credential.expires_at)
+    )
+    scope = visible_provider(principal)
+    if scope is not None:
+        query = query.where(Peer.provider_id == scope)
+    return [(c, p) for c, p in (await session.execute(query)).all()]
+
+
+# --- shifts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShiftInput:
+    peer_id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    counties: tuple[str, ...]
+    kind: str = "on_duty"
+    external_key: str | None = None
+
+
+def resolve_counties(atlas: CountyAtlas, counties: Sequence[str]) -> tuple[str, ...]:
+    """County names or FIPS codes -> sorted FIPS codes; unknown names are refused."""
+    if not counties:
+        raise InvalidPayload("a shift covers at least one county")
+    resolved = set()
+    for county in counties:
+        found = atlas.named(county)
+        if found is None:
+            raise InvalidPayload(f"unknown county {county!r}")
+        resolved.add(found.fips)
+    return tuple(sorted(resolved))
+
+
+def _snapshot(shift: Shift) -> dict[str, Any]:
+    return {
+        "peer_id": str(shift.peer_id),
+        "starts_at": shift.starts_at.isoformat(),
+        "ends_at": shift.ends_at.isoformat(),
+        "counties": list(shift.counties),
+        "kind": shift.kind,
+    }
+
+
+def _check_shift(data: ShiftInput) -> None:
+    if data.kind not in SHIFT_KINDS:
+        raise InvalidPayload(f"kind must be one of {', '.join(SHIFT_KINDS)}")
+    if data.ends_at <= data.starts_at:
+        raise InvalidPayload("a shift ends after it starts")
+    if data.ends_at - data.starts_at > timedelta(hours=48):
+        raise InvalidPayload("a shift lasts at most 48 hours")
+
+
+async def _refuse_overlap(
+    session: AsyncSession,
+    shift_id: uuid.UUID,
+    peer_id: uuid.UUID,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> None:
+    # Checked before the change is made so the answer can name the other shift; the
+    # exclusion constraint still decides when two writers race.
+    overlapping = await _overlapping(session, shift_id, peer_id, starts_at, ends_at)
+    if overlapping is not None:
+        raise Conflict(
+            "the peer already has a shift at that time "
+            f"({overlapping.starts_at:%Y-%m-%d %H:%M} to {overlapping.ends_at:%H:%M} UTC)"
+        )
+
+
+async def _flush_guarded(session: AsyncSession) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23P01":
+            raise Conflict("the peer already has a shift at that time") from exc
+        raise
+
+
+async def _overlapping(
+    session: AsyncSession,
+    shift_id: uuid.UUID,
+    peer_id: uuid.UUID,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> Shift | None:
+    return await session.scalar(
+        select(Shift)
+        .where(
+            Shift.peer_id == peer_id,
+            Shift.cancelled_at.is_(None),
+            Shift.id != shift_id,
+            Shift.starts_at < ends_at,
+            Shift.ends_at > starts_at,
+        )
+        .limit(1)
+    )
+
+
+async def create_shift(session: AsyncSession, principal: Principal, data: ShiftInput) -> Shift:
+    """Put a peer on a shift; an overlap with another of the peer's shifts is refused."""
+    _check_shift(data)
+    peer = await get_peer(session, data.peer_id, principal)
+    require_provider_access(principal, peer.provider_id)
+    shift_id = uuid.uuid4()
+    await _refuse_overlap(session, shift_id, peer.id, data.starts_at, data.ends_at)
+    shift = Shift(
+        id=shift_id,
+        peer_id=peer.id,
+        provider_id=peer.provider_id,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        counties=list(data.counties),
+        kind=data.kind,
+        external_key=data.external_key,
+        created_by=actor(principal),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(shift)
+            await session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23P01":
+            raise Conflict("the peer already has a shift at that time") from exc
+        raise
+    session.add(
+        ShiftChange(
+            shift_id=shift.id, action="created", changed_by=actor(principal), after=_snapshot(shift)
+        )
+    )
+    await session.flush()
+    return shift
+
+
+async def get_shift(session: AsyncSession, shift_id: uuid.UUID, principal: Principal) -> Shift:
+    shift = await session.get(Shift, shift_id)
+    limit = visible_provider(principal)
+    if shift is None or (limit is not None and shift.provider_id != limit):
+        raise NotFound(f"shift {shift_id} not found")
+    return shift
+
+
+async def update_shift(
+    session: AsyncSession, principal: Principal, shift: Shift, data: ShiftInput
+) -> bool:
+    """Change a shift (times, counties, kind); returns whether anything changed."""
+    _check_shift(data)
+    require_provider_access(principal, shift.provider_id)
+    if shift.cancelled_at is not None:
+        raise Conflict("the shift was cancelled")
+    before = _snapshot(shift)
+    await _refuse_overlap(session, shift.id, shift.peer_id, data.starts_at, data.ends_at)
+    shift.starts_at, shift.ends_at = data.starts_at, data.ends_at
+    shift.counties, shift.kind = list(data.counties), data.kind
+    after = _snapshot(shift)
+    if after == before:
+        return False
+    await _flush_guarded(session)
+    session.add(
+        ShiftChange(
+            shift_id=shift.id,
+            action="updated",
+            changed_by=actor(principal),
+            before=before,
+            after=after,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def cancel_shift(session: AsyncSession, principal: Principal, shift: Shift) -> Shift:
+    """Cancel a shift; it stays in the history with who cancelled it and when."""
+    require_provider_access(principal, shift.provider_id)
+    if shift.cancelled_at is None:
+        shift.cancelled_at = datetime.now(UTC)
+        shift.cancelled_by = actor(principal)
+        session.add(
+            ShiftChange(
+                shift_id=shift.id,
+                action="cancelled",
+                changed_by=actor(principal),
+                before=_snapshot(shift),
+            )
+        )
+        await session.flush()
+    return shift
+
+
+async def shift_history(session: AsyncSession, shift_id: uuid.UUID) -> Sequence[ShiftChange]:
+    return (
+        await session.scalars(
+            select(ShiftChange).where(ShiftChange.shift_id == shift_id).order_by(ShiftChange.id)
+        )
+    ).all()
+
+
+async def list_shifts(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    peer_id: uuid.UUID | None,
+    provider_id: str | None,
+    county_fips: str | None,
+    starts_from: datetime | None,
+    starts_to: datetime | None,
+    include_cancelled: bool,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Shift]:
+    query = select(Shift)
+    scope = visible_provider(principal)
+    if scope is not None:
+        query = query.where(Shift.provider_id == scope)
+    if peer_id is not None:
+        query = query.where(Shift.peer_id == peer_id)
+    if provider_id is not None:
+        query = query.where(Shift.provider_id == provider_id)
+    if county_fips is not None:
+        query = query.where(Shift.counties.contains([county_fips]))
+    if starts_from is not None:
+        query = query.where(Shift.ends_at > starts_from)
+    if starts_to is not None:
+        query = query.where(Shift.starts_at < starts_to)
+    if not include_cancelled:
+        query = query.where(Shift.cancelled_at.is_(None))
+    if after is not None:
+        query = query.where(tuple_(Shift.starts_at, Shift.id) > tuple_(*after))
+    query = query.order_by(Shift.starts_at, Shift.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+# --- who is on -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnShift:
+    """A peer on shift at an instant in a county, with what would keep them from a call."""
+
+    peer: Peer
+    shift: Shift
+    credentials: list[Credential]
+    credential_problems: list[str]
+
+    @property
+    def offerable(self) -> bool:
+        return self.peer.status == "available" and not self.credential_problems
+
+
+_LIVE_AT = text("tstzrange(shift.starts_at, shift.ends_at, '[)') @> CAST(:at AS timestamptz)")
+
+
+async def on_shift(
+    session: AsyncSession, county_fips: str, at: datetime, required: Sequence[str]
+) -> list[OnShift]:
+    """Peers on a live shift covering ``county_fips`` at ``at``, with status and credentials.
+
+    Uses the GiST range index and the GIN index on counties; a year of shifts for hundreds
+    of peers stays a few index probes.
+    """
+    rows = (
+        await session.execute(
+            select(Shift, Peer)
+            .join(Peer, Peer.id == Shift.peer_id)
+            .where(
+                Shift.cancelled_at.is_(None),
+                Shift.counties.contains([county_fips]),
+                _LIVE_AT.bindparams(at=at),
+            )
+            .order_by(Peer.display_name)
+        )
+    ).all()
+    credentials = await credentials_of(session, [peer.id for _, peer in rows])
+    return [
+        OnShift(
+            peer=peer,
+            shift=shift,
+            credentials=credentials[peer.id],
+            credential_problems=credential_problems(credentials[peer.id], required, at),
+        )
+        for shift, peer in rows
+    ]
+
+
+async def next_on_shift(
+    session: AsyncSession, county_fips: str, after: datetime
+) -> datetime | None:
+    """The next instant after ``after`` at which a shift in ``county_fips`` begins."""
+    found: datetime | None = await session.scalar(
+        select(func.min(Shift.starts_at)).where(
+            and_(
+                Shift.cancelled_at.is_(None),
+                Shift.counties.contains([county_fips]),
+                Shift.starts_at > after,
+            )
+        )
+    )
+    return found
