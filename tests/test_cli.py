@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from corespond.auth.models import ApiKey
 from corespond.cli import app
-from corespond.config import get_settings
+from corespond.config import PROJECT_ROOT, get_settings
 from corespond.db import Database
 from tests.conftest import TEST_KEY
 
@@ -55,6 +56,8 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["openapi"],
         ["agencies", "add"],
         ["agencies", "list"],
+        ["roster", "import"],
+        ["roster", "add-provider"],
         ["triage", "eval"],
         ["triage", "check"],
         ["triage", "classify"],
@@ -154,6 +157,23 @@ async def test_demo_calls_show_every_triage_outcome(cli_env: Database) -> None:
     assert (calls["DEMO-0002"].county_fips, calls["DEMO-0002"].county_method) == ("54039", "place")
     assert (calls["DEMO-0006"].county_fips, calls["DEMO-0006"].county_method) == ("54045", "agency")
 
+    from datetime import UTC, datetime
+
+    from corespond.roster import service
+
+    async with cli_env.sessionmaker() as session:
+        on = await service.on_shift(
+            session, "54039", datetime.now(UTC), ("prss_certification", "cjis_background", "nda")
+        )
+        logan = await service.on_shift(
+            session, "54045", datetime.now(UTC), ("prss_certification", "cjis_background", "nda")
+        )
+    assert {o.peer.display_name: o.offerable for o in on} == {
+        "Casey Adkins": True,
+        "Jordan Miller": True,
+    }
+    assert [o.credential_problems[0].split(" expired")[0] for o in logan] == ["nda"]
+
 
 async def test_agencies_add_and_list(cli_env: Database) -> None:
     code, output = await invoke("agencies", "add", "Bluefield PD", "--county", "Mercer")
@@ -231,3 +251,41 @@ async def test_rotation_grace_cannot_be_negative_and_callback_must_be_a_url(
     await invoke("sources", "add", "y-911", "--name", "Y")
     code, output = await invoke("sources", "rotate-secret", "y-911", "--grace-hours", "-5")
     assert code == 2
+
+
+async def test_roster_commands_add_a_provider_and_import_shifts(cli_env: Database) -> None:
+    from corespond.auth.service import Principal
+    from corespond.roster import service
+
+    code, output = await invoke(
+        "roster", "add-provider", "wvsl", "--name", "WVSL", "--county", "Kanawha",
+        "--county", "Putnam:backup",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "54039 (primary)" in output
+    admin = Principal(key_id=uuid.uuid4(), name="t", role="admin", scope=None)
+    async with cli_env.sessionmaker() as session, session.begin():
+        for name in ("Jordan Miller", "Casey Adkins"):
+            await service.create_peer(session, admin, "wvsl", display_name=name)
+    csv = PROJECT_ROOT / "examples" / "rosters" / "shifts.csv"
+    code, output = await invoke("roster", "import", str(csv), "--provider", "wvsl", "--dry-run")
+    assert code == 0, output
+    assert "3 created" in output
+    assert "dry run, nothing applied" in output
+    code, output = await invoke("roster", "import", str(csv), "--provider", "wvsl")
+    assert "applied" in output
+    code, output = await invoke("roster", "import", str(csv), "--provider", "wvsl")
+    assert "3 unchanged" in output
+
+
+async def test_roster_import_names_bad_lines(cli_env: Database, tmp_path: Path) -> None:
+    await invoke("roster", "add-provider", "wvsl", "--name", "WVSL")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "shift_id,peer,starts_at,ends_at,counties\n"
+        "x,Nobody,2026-11-23 07:00,2026-11-23 19:00,Kanawha\n"
+    )
+    code, output = await invoke("roster", "import", str(bad), "--provider", "wvsl")
+    assert code == 1
+    assert "bad.csv:2: x: no peer 'Nobody'" in output
+    assert "NOT applied" in output

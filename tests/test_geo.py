@@ -170,7 +170,12 @@ async def test_counties_api_lists_counties_with_neighbours(
     cabell = next(c for c in counties if c["fips"] == "54011")
     assert cabell["name"] == "Cabell"
     assert "54099" in [n["fips"] for n in cabell["adjacent"]]
-    assert cabell["provider"] is None
+    assert cabell["provider"] is None  # no provider serves it yet
+    from tests.test_roster import seed
+
+    await seed(db, "recovery-point", county="Cabell")
+    counties = (await client.get("/v1/counties", headers=bearer(key))).json()
+    assert next(c for c in counties if c["fips"] == "54011")["provider"] == "recovery-point"
     detail = (await client.get("/v1/counties/54039", headers=bearer(key))).json()
     assert detail["geojson"]["type"] == "Feature"
     assert detail["geojson"]["geometry"]["type"] in ("Polygon", "MultiPolygon")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
 from corespond.auth import service as auth
+from corespond.auth.service import Principal
 from corespond.crypto import SecretBox
+from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
+from corespond.roster import service as roster
+from corespond.roster.models import Provider
 from corespond.sources import service as sources
 from corespond.sources.models import CadSource
 from corespond.triage.ruleset import load_rules
@@ -211,6 +216,8 @@ async def seed_demo(
         if await agencies.find(session, agency) is None:
             await agencies.add_agency(session, atlas, name=agency, county=county)
 
+    await _seed_rosters(session, atlas, now)
+
     accepted = 0
     rules = load_rules()
     # Seeded once: the demo's events carry times relative to the first run.
@@ -223,3 +230,63 @@ async def seed_demo(
         # One event at a time, as a live feed would be: each step is triaged and kept.
         await ingest.process_pending(session, batch_size=100, rules=rules)
     return DemoCredentials(DEMO_SOURCE, secret, admin_key, dispatcher_key, accepted)
+
+
+DEMO_PROVIDERS = (
+    ("wvsl", "West Virginia Sober Living", ("Kanawha", "Logan", "Mercer", "Raleigh")),
+    ("recovery-point", "Recovery Point", ("Cabell", "Monongalia", "Wood")),
+)
+# (provider, name, phone, embedded agency, home place, counties, credentials expire in days)
+DEMO_PEERS = (
+    ("wvsl", "Jordan Miller", "304-555-0101", "CHARLESTON PD", "Charleston", ("Kanawha",), 300),
+    ("wvsl", "Casey Adkins", "304-555-0102", None, "St. Albans", ("Kanawha", "Putnam"), 20),
+    ("wvsl", "Sam Cole", "304-555-0103", None, "Logan", ("Logan",), -3),
+    ("recovery-point", "Riley Hatfield", "304-555-0201", None, "Huntington", ("Cabell",), 200),
+)
+
+
+async def _seed_rosters(session: AsyncSession, atlas: CountyAtlas, now: datetime) -> None:
+    """Providers with their counties, peers with credentials, and shifts around now: one
+    peer whose credentials are about to expire and one whose have (never offered a call)."""
+    if await session.get(Provider, DEMO_PROVIDERS[0][0]) is not None:
+        return
+    operator = Principal(key_id=uuid.UUID(int=0), name="demo", role="admin", scope=None)
+    for provider_id, name, counties in DEMO_PROVIDERS:
+        await roster.create_provider(session, provider_id, name)
+        await roster.set_counties(session, atlas, provider_id, [(c, "primary") for c in counties])
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for provider_id, name, phone, agency, home, covers, expires_in in DEMO_PEERS:
+        place = geography_for().gazetteer.by_city(home)
+        peer = await roster.create_peer(
+            session,
+            operator,
+            provider_id,
+            display_name=name,
+            phone=phone,
+            home_place=home,
+            home_lat=place.lat if place else None,
+            home_lon=place.lon if place else None,
+            embedded_agency=agency,
+            languages=["en"],
+        )
+        for kind in ("prss_certification", "cjis_background", "nda"):
+            await roster.set_credential(
+                session,
+                operator,
+                peer.id,
+                kind,
+                reference=f"{kind[:4].upper()}-{name.split()[1].upper()}",
+                expires_at=now + timedelta(days=expires_in if kind == "nda" else 400),
+            )
+        await roster.set_status(session, operator, peer.id, "available")
+        for day in range(3):
+            await roster.create_shift(
+                session,
+                operator,
+                roster.ShiftInput(
+                    peer_id=peer.id,
+                    starts_at=start + timedelta(days=day),
+                    ends_at=start + timedelta(days=day, hours=12),
+                    counties=roster.resolve_counties(atlas, covers),
+                ),
+            )

@@ -15,6 +15,7 @@ from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized, problem_responses
 from corespond.geo.atlas import County
 from corespond.geo.service import Geography
+from corespond.roster import service as roster
 
 router = APIRouter(tags=["geography"])
 
@@ -34,7 +35,7 @@ class CountyOut(BaseModel):
     state: str = Field(description="State FIPS code, e.g. 54.")
     adjacent: list[CountyRef] = Field(description="Counties sharing a boundary line.")
     provider: str | None = Field(
-        default=None, description="Provider serving the county (null until rosters name one)."
+        default=None, description="Id of the county's primary provider (null: none yet)."
     )
 
 
@@ -53,7 +54,7 @@ def _geography(request: Request) -> Geography:
     return geography
 
 
-def _county_out(geography: Geography, county: County) -> CountyOut:
+def _county_out(geography: Geography, county: County, providers: dict[str, str]) -> CountyOut:
     return CountyOut(
         fips=county.fips,
         name=county.name,
@@ -61,6 +62,7 @@ def _county_out(geography: Geography, county: County) -> CountyOut:
         adjacent=[
             CountyRef(fips=c.fips, name=c.name) for c in geography.atlas.neighbours(county.fips)
         ],
+        provider=providers.get(county.fips),
     )
 
 
@@ -69,10 +71,11 @@ def _county_out(geography: Geography, county: County) -> CountyOut:
     response_model=list[CountyOut],
     responses=problem_responses(Unauthorized, Forbidden),
 )
-async def list_counties(request: Request, _: AnyKey) -> list[CountyOut]:
-    """Every county of the service area with its neighbours."""
+async def list_counties(request: Request, session: SessionDep, _: AnyKey) -> list[CountyOut]:
+    """Every county of the service area with its neighbours and primary provider."""
     geography = _geography(request)
-    return [_county_out(geography, c) for c in geography.atlas.counties]
+    providers = await roster.county_providers(session)
+    return [_county_out(geography, c, providers) for c in geography.atlas.counties]
 
 
 @router.get(
@@ -82,6 +85,7 @@ async def list_counties(request: Request, _: AnyKey) -> list[CountyOut]:
 )
 async def get_county(
     request: Request,
+    session: SessionDep,
     _: AnyKey,
     fips: Annotated[str, Path(pattern=r"^[0-9]{5}$", description="5-digit FIPS code")],
 ) -> CountyDetail:
@@ -90,7 +94,9 @@ async def get_county(
     county = geography.atlas.by_fips.get(fips)
     if county is None:
         raise NotFound(f"county {fips} is not in the service area")
-    return CountyDetail(**_county_out(geography, county).model_dump(), geojson=county.geojson)
+    providers = await roster.county_providers(session)
+    detail = _county_out(geography, county, providers).model_dump()
+    return CountyDetail(**detail, geojson=county.geojson)
 
 
 @router.get(
