@@ -105,7 +105,7 @@ async def test_reading_calls_needs_a_key(client: httpx.AsyncClient) -> None:
 async def test_roles_without_call_access_get_403(
     client: httpx.AsyncClient, db: Database, role: str
 ) -> None:
-    key = await make_key(db, role)
+    key = await make_key(db, role, "provider:wvsl" if role == "provider_admin" else None)
     assert_problem(await client.get("/v1/calls", headers=bearer(key)), 403, role)
 
 

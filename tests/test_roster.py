@@ -427,3 +427,149 @@ async def test_import_refuses_other_formats_and_bad_headers(
 def test_example_files_exist() -> None:
     assert Path(EXAMPLES / "shifts.csv").exists()
     assert Path(EXAMPLES / "shifts.ics").exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "reason"),
+    [
+        ("9999-12-31T23:00:00-05:00", "between 2000 and 2100"),
+        ("2026-11-01 01:30", "happens twice"),  # the repeated autumn hour needs an offset
+    ],
+)
+async def test_out_of_range_and_ambiguous_times_are_refused(
+    client: httpx.AsyncClient, db: Database, start: str, reason: str
+) -> None:
+    peers = await seed(db)
+    key = await make_key(db, "admin")
+    response = await post_shift(client, key, peers["Jordan Miller"], start, "2026-11-01 08:00")
+    assert_problem(response, 422, reason)
+    listed = await client.get("/v1/shifts?from=9999-12-31T23:00-05:00", headers=bearer(key))
+    assert_problem(listed, 422)
+
+
+async def test_csv_oddities_are_reported_not_crashing(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await seed(db, peers=("Jordan Miller", "Casey Adkins"))
+    key = await make_key(db, "admin")
+    headers = {**bearer(key), "content-type": "text/csv"}
+    huge = b'shift_id,peer,starts_at,ends_at,counties\nx,"' + b"A" * 200_000 + b'",a,b,c\n'
+    response = await client.post("/v1/rosters/import?provider=wvsl", content=huge, headers=headers)
+    assert_problem(response, 422, "line")
+    twice = (
+        "shift_id,peer,starts_at,ends_at,counties\n"
+        "a,Jordan Miller,2026-11-23 07:00,2026-11-23 19:00,Kanawha\n"
+        "a,Casey Adkins,2026-11-24 07:00,2026-11-24 19:00,Kanawha\n"
+    )
+    response = await client.post(
+        "/v1/rosters/import?provider=wvsl", content=twice.encode(), headers=headers
+    )
+    problem = assert_problem(response, 422)
+    assert "repeats the one on line 2" in problem["report"]["rows"][1]["reason"]
+
+
+async def test_a_cancelled_shift_is_not_restored_by_a_reimport(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await seed(db, peers=("Jordan Miller", "Casey Adkins"))
+    key = await make_key(db, "admin")
+    headers = {**bearer(key), "content-type": "text/csv"}
+    body = (EXAMPLES / "shifts.csv").read_bytes()
+    first = (
+        await client.post("/v1/rosters/import?provider=wvsl", content=body, headers=headers)
+    ).json()
+    cancelled = first["rows"][0]["shift_id"]
+    await client.delete(f"/v1/shifts/{cancelled}", headers=bearer(key))
+    again = (
+        await client.post("/v1/rosters/import?provider=wvsl", content=body, headers=headers)
+    ).json()
+    assert again["applied"] is True
+    assert again["rows"][0]["reason"] == "cancelled since; not restored by an import"
+
+
+async def test_moving_a_one_off_calendar_event_updates_its_shift(db: Database) -> None:
+    await seed(db)
+    event = "\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//t//EN",
+            "BEGIN:VEVENT",
+            "UID:one-off-1",
+            "SUMMARY:Jordan Miller",
+            "LOCATION:Kanawha",
+            "DTSTART:20261210T190000",
+            "DTEND:20261211T070000",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+    window = (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    moved = event.replace("T190000", "T200000")
+    results = []
+    for text in (event, moved):
+        async with db.sessionmaker() as session, session.begin():
+            report = await run_import(
+                session, ADMIN, ATLAS, provider_id="wvsl", fmt="ics", text=text,
+                dry_run=False, timezone=ZONE, window=window,
+            )  # fmt: skip
+        results.append(report.counts())
+    assert results == [
+        {"created": 1, "updated": 0, "unchanged": 0, "error": 0},
+        {"created": 0, "updated": 1, "unchanged": 0, "error": 0},
+    ]
+
+
+async def test_sub_hourly_recurrences_are_refused(client: httpx.AsyncClient, db: Database) -> None:
+    await seed(db)
+    key = await make_key(db, "admin")
+    text = (
+        (EXAMPLES / "shifts.ics")
+        .read_text()
+        .replace("FREQ=WEEKLY;BYDAY=TU;COUNT=6", "FREQ=SECONDLY")
+    )
+    response = await client.post(
+        "/v1/rosters/import?provider=wvsl",
+        content=text.encode(),
+        headers={**bearer(key), "content-type": "text/calendar"},
+    )
+    assert_problem(response, 422, "more frequent than hourly")
+
+
+async def test_keys_must_match_their_roster_role(client: httpx.AsyncClient, db: Database) -> None:
+    from corespond.auth.service import Scope, create_key
+    from corespond.errors import InvalidPayload
+
+    peers = await seed(db, peers=("Jordan Miller", "Casey Adkins"))
+    async with db.sessionmaker() as session, session.begin():
+        with pytest.raises(InvalidPayload, match="provider scope"):
+            await create_key(session, role="provider_admin")
+        with pytest.raises(InvalidPayload, match="provider scope"):
+            await create_key(session, role="provider_admin", scope=Scope("county", "54039"))
+    own = await make_key(db, "peer", f"peer:{peers['Jordan Miller']}")
+    unscoped = await make_key(db, "peer")
+    ok = await client.post(
+        f"/v1/peers/{peers['Jordan Miller']}/status",
+        json={"status": "available"},
+        headers=bearer(own),
+    )
+    assert ok.status_code == 200
+    for key, peer in ((own, "Casey Adkins"), (unscoped, "Jordan Miller")):
+        response = await client.post(
+            f"/v1/peers/{peers[peer]}/status", json={"status": "busy"}, headers=bearer(key)
+        )
+        assert_problem(response, 403, "own peer")
+
+
+async def test_a_county_listed_twice_is_a_clear_error(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await seed(db)
+    key = await make_key(db, "admin")
+    response = await client.put(
+        "/v1/providers/wvsl/counties",
+        json=[{"county": "Kanawha"}, {"county": "54039", "role": "backup"}],
+        headers=bearer(key),
+    )
+    assert_problem(response, 422, "listed twice")

@@ -35,7 +35,7 @@ def upgrade() -> None:
         ),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "(scope_kind IS NULL AND scope_value IS NULL) OR (scope_kind IN ('agency', 'county', 'provider') AND scope_value IS NOT NULL)",
+            "(scope_kind IS NULL AND scope_value IS NULL) OR (scope_kind IN ('agency', 'county', 'provider', 'peer') AND scope_value IS NOT NULL)",
             name=op.f("ck_api_key_scope_complete"),
         ),
         sa.CheckConstraint(

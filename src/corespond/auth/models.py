@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from corespond.db import Base
 
 ROLES = ("dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin")
-SCOPE_KINDS = ("agency", "county", "provider")
+SCOPE_KINDS = ("agency", "county", "provider", "peer")
 
 
 class ApiKey(Base):

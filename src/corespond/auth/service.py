@@ -19,7 +19,8 @@ KEY_PREFIX = "csk_"
 
 @dataclass(frozen=True)
 class Scope:
-    """What part of the program a key is limited to, e.g. ``agency:BLUEFIELD PD``."""
+    """What part of the program a key is limited to, e.g. ``agency:BLUEFIELD PD``, or for a
+    peer's own key ``peer:<peer id>``."""
 
     kind: str
     value: str
@@ -59,6 +60,10 @@ async def create_key(
     """Issue a key; returns the row and the plaintext key, which is never stored."""
     if role not in ROLES:
         raise InvalidPayload(f"role must be one of {', '.join(ROLES)}: {role!r}")
+    if role == "provider_admin" and (scope is None or scope.kind != "provider"):
+        raise InvalidPayload("a provider_admin key needs a provider scope: provider:ID")
+    if scope is not None and scope.kind == "peer" and role != "peer":
+        raise InvalidPayload("a peer: scope is for peer keys")
     prefix = secrets.token_hex(4)
     token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(

@@ -21,6 +21,7 @@ its UID and start, so re-importing the same calendar changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.service import Principal
@@ -40,6 +41,7 @@ from corespond.roster import service
 from corespond.roster.models import Peer, Shift
 from corespond.roster.times import to_utc
 
+MAX_OCCURRENCES = 20_000
 CSV_COLUMNS = ("shift_id", "peer", "starts_at", "ends_at", "counties", "kind")
 REQUIRED_COLUMNS = ("peer", "starts_at", "ends_at", "counties")
 Result = Literal["created", "updated", "unchanged", "error"]
@@ -107,15 +109,27 @@ def parse_csv(text: str) -> tuple[list[ParsedRow], list[RowReport]]:
     reader.fieldnames = header
     rows: list[ParsedRow] = []
     errors: list[RowReport] = []
-    for record in reader:
-        line = reader.line_num
+    seen: dict[str, int] = {}
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise ImportFileError(f"line {reader.line_num}: {exc}") from exc
+    for record, line in zip(records, _record_lines(text, len(records)), strict=False):
         values = {k: (v or "").strip() for k, v in record.items() if k is not None}
         counties = tuple(c.strip() for c in values.get("counties", "").split(";") if c.strip())
         blank = [c for c in REQUIRED_COLUMNS if not values.get(c)]
-        key = values.get("shift_id") or f"{values.get('peer', '')}@{values.get('starts_at', '')}"
+        # Without a shift id the key is made from the peer and the UTC start once both are known.
+        key = values.get("shift_id") or ""
         if blank:
             errors.append(RowReport(line, key, "error", f"empty {', '.join(blank)}"))
             continue
+        if key and key in seen:
+            errors.append(
+                RowReport(line, key, "error", f"shift_id repeats the one on line {seen[key]}")
+            )
+            continue
+        if key:
+            seen[key] = line
         rows.append(
             ParsedRow(
                 line=line,
@@ -130,6 +144,18 @@ def parse_csv(text: str) -> tuple[list[ParsedRow], list[RowReport]]:
     return rows, errors
 
 
+def _record_lines(text: str, count: int) -> list[int]:
+    """The starting line of each CSV record after the header (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text))
+    lines = []
+    next(reader, None)
+    start = reader.line_num + 1
+    for _ in reader:
+        lines.append(start)
+        start = reader.line_num + 1
+    return lines[:count]
+
+
 def parse_ical(
     text: str, window_start: datetime, window_end: datetime
 ) -> tuple[list[ParsedRow], list[RowReport]]:
@@ -137,6 +163,8 @@ def parse_ical(
     import icalendar
     import recurring_ical_events
 
+    if re.search(r"FREQ=(SECONDLY|MINUTELY)", text, re.IGNORECASE):
+        raise ImportFileError("recurrences more frequent than hourly are not shifts")
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
@@ -145,10 +173,25 @@ def parse_ical(
         match.group(1).strip(): text.count("\n", 0, match.start()) + 1
         for match in re.finditer(r"^UID:(.*)$", text, re.MULTILINE)
     }
+    # The library marks every occurrence with a RECURRENCE-ID; only events of a series
+    # (RRULE / RDATE, or overridden occurrences) need it in their key.
+    series = {
+        str(component.get("UID", "")).strip()
+        for component in calendar.walk("VEVENT")
+        if component.get("RRULE") or component.get("RDATE") or component.get("RECURRENCE-ID")
+    }
     rows: list[ParsedRow] = []
     errors: list[RowReport] = []
     try:
-        occurrences = recurring_ical_events.of(calendar).between(window_start, window_end)
+        occurrences = []
+        for occurrence in recurring_ical_events.of(calendar).between(window_start, window_end):
+            occurrences.append(occurrence)
+            if len(occurrences) > MAX_OCCURRENCES:
+                raise ImportFileError(
+                    f"more than {MAX_OCCURRENCES} shifts in the window; import a shorter window"
+                )
+    except ImportFileError:
+        raise
     except Exception as exc:  # the library raises several kinds on malformed rules
         raise ImportFileError(f"cannot expand the calendar's recurrences: {exc}") from exc
     for event in occurrences:
@@ -163,7 +206,10 @@ def parse_ical(
             location = ";".join(str(c) for cat in cats for c in getattr(cat, "cats", [cat]))
         counties = tuple(c.strip() for c in re.split(r"[;,]", location) if c.strip())
         start_value = start.dt if start is not None else None
-        key = f"{uid}@{_instant(start_value)}"
+        # A one-off event is its UID; an occurrence of a recurring one, UID and RECURRENCE-ID
+        # (its place in the series), so moving an event or an occurrence updates the shift.
+        recurrence = event.get("RECURRENCE-ID")
+        key = f"{uid}@{_instant(recurrence.dt)}" if uid in series and recurrence else uid
         if not uid or start is None or end is None or not peer or not counties:
             what = (
                 "UID"
@@ -214,6 +260,12 @@ async def apply_rows(
     """Create or update one shift per row, each in its own savepoint, reporting each."""
     service.require_provider_access(principal, provider_id)
     await service.get_provider(session, provider_id)
+    # One import per provider at a time: two concurrent imports of one file would race on
+    # the same shift ids.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"roster-import:{provider_id}"},
+    )
     peers = {
         p.display_name.upper(): p
         for p in await session.scalars(select(Peer).where(Peer.provider_id == provider_id))
@@ -246,22 +298,28 @@ async def _apply_row(
     peer = peers.get(row.peer.upper()) or await _peer_by_id(session, provider_id, row.peer)
     if peer is None:
         raise NotFound(f"no peer {row.peer!r} in provider {provider_id!r}")
+    starts_at = to_utc(row.starts_at, timezone, "starts_at")
+    key = row.key or f"{peer.id}@{starts_at.isoformat()}"
+    entry.key = key
     data = service.ShiftInput(
         peer_id=peer.id,
-        starts_at=to_utc(row.starts_at, timezone, "starts_at"),
+        starts_at=starts_at,
         ends_at=to_utc(row.ends_at, timezone, "ends_at"),
         counties=service.resolve_counties(atlas, row.counties),
         kind=row.kind,
-        external_key=row.key,
+        external_key=key,
     )
     existing = await session.scalar(
-        select(Shift).where(Shift.provider_id == provider_id, Shift.external_key == row.key)
+        select(Shift).where(Shift.provider_id == provider_id, Shift.external_key == key)
     )
     if existing is None:
         shift = await service.create_shift(session, principal, data)
         entry.result, entry.shift_id = "created", shift.id
         return
     entry.shift_id = existing.id
+    if existing.cancelled_at is not None:
+        entry.result, entry.reason = "unchanged", "cancelled since; not restored by an import"
+        return
     if existing.peer_id != peer.id:
         raise Conflict("the shift id belongs to another peer's shift")
     changed = await service.update_shift(session, principal, existing, data)
@@ -295,7 +353,8 @@ async def run_import(
     if fmt == "csv":
         rows, unreadable = parse_csv(text)
     else:
-        rows, unreadable = parse_ical(text, *(window or default_window()))
+        # Expanding recurrences is CPU work; off the event loop, so requests keep flowing.
+        rows, unreadable = await asyncio.to_thread(parse_ical, text, *(window or default_window()))
     report.rows.extend(unreadable)
     outer = await session.begin_nested()
     await apply_rows(

@@ -55,6 +55,8 @@ def visible_provider(principal: Principal) -> str | None:
     """The provider a key is limited to when reading rosters (None: all)."""
     if principal.scope is not None and principal.scope.kind == "provider":
         return principal.scope.value
+    if principal.role == "provider_admin":
+        raise Forbidden("a provider_admin key needs a provider scope")
     return None
 
 
@@ -101,11 +103,13 @@ async def set_counties(
 ) -> Sequence[ProviderCounty]:
     """Replace the counties a provider serves: (county name or FIPS, primary|backup)."""
     await get_provider(session, provider_id)
-    resolved = []
+    resolved: list[tuple[str, str]] = []
     for county, role in counties:
         found = atlas.named(county)
         if found is None:
             raise InvalidPayload(f"unknown county {county!r}")
+        if found.fips in {fips for fips, _ in resolved}:
+            raise InvalidPayload(f"county {found.name} is listed twice")
         if role not in ("primary", "backup"):
             raise InvalidPayload(f"role must be primary or backup: {role!r}")
         resolved.append((found.fips, role))
@@ -197,6 +201,12 @@ async def set_status(
     """Set a peer's status (available, busy, off_duty); each change is kept."""
     if status not in PEER_STATUSES:
         raise InvalidPayload(f"status must be one of {', '.join(PEER_STATUSES)}")
+    if principal.role == "peer" and (
+        principal.scope is None
+        or principal.scope.kind != "peer"
+        or principal.scope.value != str(peer_id)
+    ):
+        raise Forbidden("a peer key sets only its own peer's status (scope peer:<id>)")
     peer = await get_peer(session, peer_id, principal)
     require_provider_access(principal, peer.provider_id)
     if peer.status != status:
