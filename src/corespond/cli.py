@@ -297,7 +297,10 @@ def keys_create(
     ],
     scope: Annotated[
         str | None,
-        typer.Option(help="Limit the key, e.g. 'agency:BLUEFIELD PD', 'county:54039'."),
+        typer.Option(
+            help="Limit the key: 'agency:BLUEFIELD PD', 'county:Kanawha', 'provider:wvsl' "
+            "(required for provider_admin), 'peer:<peer id>' (a peer's own key)."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,
 ) -> None:
