@@ -318,3 +318,17 @@ async def test_agency_found_despite_punctuation_or_by_ori(db: Database) -> None:
             found = await find(session, written)
             assert found is not None, written
             assert found.name == "BLUEFIELD PD"
+
+
+@pytest.mark.parametrize(
+    ("address", "city", "fips"),
+    [
+        ("1 Capitol St., Charleston, W.Va.", None, "54039"),  # runs of punctuation
+        ("1 Capitol St,, Charleston,, WV.", None, "54039"),
+    ],
+)
+def test_punctuation_runs_do_not_shift_the_state_cut(
+    address: str, city: str | None, fips: str
+) -> None:
+    finding = locate_call(GEO, lat=None, lon=None, address=address, city=city)
+    assert (finding.fips, finding.method) == (fips, "place")

@@ -306,17 +306,14 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (shown once)."""
     from corespond.auth.service import Scope, create_key
-    from corespond.errors import InvalidPayload
-    from corespond.geo.service import geography_for
+    from corespond.geo.service import geography_for, require_county
 
     async def work(session: AsyncSession, settings: Settings) -> str:
         parsed = Scope.parse(scope) if scope else None
         if parsed is not None and parsed.kind == "county":
             # Stored as the FIPS code, whichever way it was written ("county:Kanawha").
-            found = geography_for(tuple(settings.geo_states)).atlas.named(parsed.value)
-            if found is None:
-                raise InvalidPayload(f"unknown county {parsed.value!r} in scope")
-            parsed = Scope("county", found.fips)
+            atlas = geography_for(tuple(settings.geo_states)).atlas
+            parsed = Scope("county", require_county(atlas, parsed.value, "scope").fips)
         _, token = await create_key(session, role=role, scope=parsed, name=name)
         return token
 

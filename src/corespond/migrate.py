@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -39,7 +38,3 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
 def upgrade_to_head(migrations_dir: Path, database_url: str) -> None:
     """Run ``alembic upgrade head`` (blocking; call from a thread inside an event loop)."""
     command.upgrade(alembic_config(migrations_dir, database_url), "head")
-
-
-async def upgrade_to_head_async(migrations_dir: Path, database_url: str) -> None:
-    await asyncio.to_thread(upgrade_to_head, migrations_dir, database_url)

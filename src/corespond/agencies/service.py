@@ -11,18 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.agencies.models import Agency
 from corespond.errors import Conflict, InvalidPayload
 from corespond.geo.atlas import County, CountyAtlas
+from corespond.geo.service import require_county
 
 
 async def add_agency(
     session: AsyncSession, atlas: CountyAtlas, *, name: str, county: str, ori: str | None = None
 ) -> tuple[Agency, County]:
     """Register an agency with its home county (a name like 'Kanawha' or a FIPS code)."""
-    home = atlas.named(county)
-    if home is None:
-        raise InvalidPayload(
-            f"unknown county {county!r}: give its name or, if the name is in several states, "
-            "its 5-digit FIPS code"
-        )
+    home = require_county(atlas, county)
     clean = agency_key(name)
     if not clean or len(clean) > 100:
         raise InvalidPayload("agency name must be 1-100 characters")

@@ -16,12 +16,12 @@ from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
     Forbidden,
-    InvalidParam,
     InvalidPayload,
     NotFound,
     Unauthorized,
 )
 from corespond.errors import problem_responses as problems
+from corespond.geo.service import require_county
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import QueryTimestamp
 from corespond.triage import service as triage
@@ -62,15 +62,8 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:
     """List calls newest first, filtered; follow `next_cursor` for more."""
-    county_fips = None
-    if county is not None:
-        found = request.app.state.geography.atlas.named(county)
-        if found is None:
-            raise InvalidPayload(
-                "county is not in the service area",
-                [InvalidParam(name="county", reason=f"unknown county {county!r}")],
-            )
-        county_fips = found.fips
+    atlas = request.app.state.geography.atlas
+    county_fips = require_county(atlas, county).fips if county is not None else None
     where = CallFilter(
         county_fips=county_fips,
         source=source,

@@ -141,18 +141,13 @@ async def list_calls(
     limit: int,
 ) -> tuple[Sequence[Call], str | None]:
     """A page of calls, newest first, and the cursor of the next page (None at the end)."""
-    after = decode_cursor(cursor) if cursor else None
+    after = pagination.decode_cursor(cursor) if cursor else None
     rows = await repository.list_calls(
         session, where, scope=_scope_filter(principal), after=after, limit=limit + 1
     )
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+    last = page[-1] if page else None
+    next_cursor = (
+        pagination.encode_cursor(last.created_at, last.id) if last and len(rows) > limit else None
+    )
     return page, next_cursor
-
-
-def encode_cursor(call: Call) -> str:
-    return pagination.encode_cursor(call.created_at, call.id)
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    return pagination.decode_cursor(cursor)

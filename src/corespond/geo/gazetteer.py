@@ -28,6 +28,7 @@ from typing import Any, Literal
 _TRAILING_ZIP = re.compile(r"(?<![#\d])(\d{5})(?:-?\d{4})?$")
 _NOT_ZIP_BEFORE = re.compile(r"(?:\bBOX|\bAPT|\bUNIT|\bSTE|\bSUITE|#)\s*$")
 _PUNCTUATION = re.compile(r"[^A-Z0-9 ]+")
+_ONE_PUNCTUATION = re.compile(r"[^A-Z0-9 ]")
 _PREFIXES = {"ST": "SAINT", "MT": "MOUNT", "FT": "FORT", "PT": "POINT"}
 _DIRECTIONS = {"N": "NORTH", "S": "SOUTH", "E": "EAST", "W": "WEST"}
 _COUNTRY = ("USA", "US", "UNITED STATES")
@@ -143,19 +144,15 @@ def _split_tail(address: str) -> tuple[str, str | None, str | None]:
         code = match.group(1)
         text = text[: match.start()].rstrip(" ,.;")
     state = None
-    squashed = _PUNCTUATION.sub(" ", text)
+    # One space per character, so offsets in ``squashed`` are offsets in ``text``.
+    squashed = _ONE_PUNCTUATION.sub(" ", text)
     for name in sorted(_STATES, key=len, reverse=True):
         if squashed.endswith(" " + name) or squashed == name:
             state = name
             cut = len(squashed) - len(name)
-            text = text[: _offset(text, cut)].rstrip(" ,.;")
+            text = text[:cut].rstrip(" ,.;")
             break
     return text, state, code
-
-
-def _offset(text: str, squashed_cut: int) -> int:
-    # _PUNCTUATION.sub replaces one character by one, so offsets line up.
-    return squashed_cut
 
 
 def load_rows(state: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
+from corespond.errors import InvalidParam, InvalidPayload
 from corespond.geo.atlas import County, CountyAtlas, atlas_for
 from corespond.geo.gazetteer import Gazetteer, OutOfArea, gazetteer_for
 
@@ -23,6 +24,18 @@ class Geography:
 @functools.cache
 def geography_for(states: tuple[str, ...] = ("54",)) -> Geography:
     return Geography(atlas_for(states), gazetteer_for(states))
+
+
+def require_county(atlas: CountyAtlas, name: str, field: str = "county") -> County:
+    """The county a client named (name or 5-digit FIPS), else a 422 naming the field."""
+    county = atlas.named(name)
+    if county is None:
+        raise InvalidPayload(
+            f"unknown county {name!r}: give a county of the service area by name or, if the "
+            "name is in several states, by its 5-digit FIPS code",
+            [InvalidParam(name=field, reason=f"unknown county {name!r}")],
+        )
+    return county
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from corespond.errors import (
     UnsupportedMediaType,
     problem_responses,
 )
-from corespond.geo.service import Geography
+from corespond.geo.service import Geography, require_county
 from corespond.ingest.router import read_body_limited
 from corespond.pagination import decode_cursor, encode_cursor
 from corespond.roster import imports, service
@@ -310,12 +310,8 @@ async def list_shifts(
 ) -> ShiftPage:
     """Shifts overlapping [from, to), earliest first; filter by peer, provider, county."""
     zone = _settings(request).program_timezone
-    county_fips = None
-    if county is not None:
-        found = _geography(request).atlas.named(county)
-        if found is None:
-            raise InvalidPayload(f"unknown county {county!r}")
-        county_fips = found.fips
+    atlas = _geography(request).atlas
+    county_fips = require_county(atlas, county).fips if county is not None else None
     rows = list(
         await service.list_shifts(
             session,

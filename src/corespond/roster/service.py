@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.auth.service import Principal
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from corespond.geo.atlas import CountyAtlas
+from corespond.geo.service import require_county
 from corespond.roster.models import (
     CREDENTIAL_KINDS,
     PEER_STATUSES,
@@ -105,9 +106,7 @@ async def set_counties(
     await get_provider(session, provider_id)
     resolved: list[tuple[str, str]] = []
     for county, role in counties:
-        found = atlas.named(county)
-        if found is None:
-            raise InvalidPayload(f"unknown county {county!r}")
+        found = require_county(atlas, county)
         if found.fips in {fips for fips, _ in resolved}:
             raise InvalidPayload(f"county {found.name} is listed twice")
         if role not in ("primary", "backup"):
@@ -309,10 +308,7 @@ def resolve_counties(atlas: CountyAtlas, counties: Sequence[str]) -> tuple[str, 
         raise InvalidPayload("a shift covers at least one county")
     resolved = set()
     for county in counties:
-        found = atlas.named(county)
-        if found is None:
-            raise InvalidPayload(f"unknown county {county!r}")
-        resolved.add(found.fips)
+        resolved.add(require_county(atlas, county, "counties").fips)
     return tuple(sorted(resolved))
 
 
