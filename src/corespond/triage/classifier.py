@@ -31,7 +31,6 @@ Decision = Literal["eligible", "review", "ineligible"]
 ReasonKind = Literal["danger", "risk", "substance", "negated", "resolved", "policy"]
 
 _LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
-_NO_HAZARD = frozenset({"", "NONE", "N/A", "NA", "NO HAZARDS", "NO HAZARD", "NIL"})
 _KIND_ORDER = {"danger": 0, "risk": 1, "substance": 2, "negated": 3, "resolved": 4, "policy": 5}
 
 
@@ -159,7 +158,7 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
                 continue
             negated = rule.negatable and _negated(field, index, last, rules)
             raised = rule
-            if rule.becomes and _preceded_by(rule.hypothetical, field, index):
+            if rule.becomes and _preceded_by(rule, field, index):
                 raised = rules.rules[rule.becomes]
             hits.append(_Hit(raised, field.name, field.span(index, last), (order, index), negated))
     return _carry_negation_along_lists(hits, field, rules)
@@ -203,10 +202,7 @@ def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, las
     return False
 
 
-_HYPOTHETICAL_BRIDGE = frozenset({"TO", "COME", "GO", "OVER", "BACK", "AND", "UP", "THERE"})
-
-
-def _preceded_by(cues: Sequence[Phrase], field: Field, first: int) -> bool:
+def _preceded_by(rule: Rule, field: Field, first: int) -> bool:
     """Whether a cue phrase ends right before ``first``, or before a run of bridge words
     ("GOING TO COME OVER AND BEAT HIM"); any other word in between breaks it."""
     tokens = field.tokens
@@ -214,11 +210,11 @@ def _preceded_by(cues: Sequence[Phrase], field: Field, first: int) -> bool:
     clause = tokens[first].clause
     end = first
     while True:
-        for cue in cues:
+        for cue in rule.hypothetical:
             start = end - len(cue.words)
             if start >= 0 and tokens[start].clause == clause and cue.matches_at(words, start):
                 return True
-        if end == 0 or words[end - 1] not in _HYPOTHETICAL_BRIDGE:
+        if end == 0 or words[end - 1] not in rule.hypothetical_bridge:
             return False
         if tokens[end - 1].clause != clause:
             return False
@@ -293,27 +289,24 @@ def _age_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
         if rule.age_below is None or field.name not in rule.fields:
             continue
         for age, start, end in field.ages:
-            if age < rule.age_below and not _bystanders(field, start):
+            if age < rule.age_below and not _bystanders(rule, field, start):
                 hits.append(_Hit(rule, field.name, field.raw[start:end], (order, 0), False))
     return hits
 
 
-_BYSTANDER_WORDS = ("KIDS", "CHILDREN", "GRANDKIDS", "GRANDCHILDREN", "CHILD", "SIBLINGS")
-
-
-def _bystanders(field: Field, start: int) -> bool:
+def _bystanders(rule: Rule, field: Field, start: int) -> bool:
     """Ages of children listed as others present ("GRANDKIDS 4 AND 7 YOA ARE NEXT DOOR")."""
     before = field.raw[max(0, start - 30) : start].split()
-    return any(word in _BYSTANDER_WORDS for word in before[-4:])
+    return any(word in rule.age_bystanders for word in before[-4:])
 
 
 def _hazard_hits(hazards: Sequence[str], rules: RuleSet) -> list[_Hit]:
-    flags = [h for h in hazards if " ".join(normalise(h).split()) not in _NO_HAZARD]
     return [
         _Hit(rule, "hazards", flag, (3, 0), negated=False)
         for rule in rules.rules.values()
         if rule.any_hazard
-        for flag in flags
+        for flag in hazards
+        if " ".join(normalise(flag).split()) not in rule.not_hazards
     ]
 
 
@@ -349,23 +342,18 @@ def _first_resolver_after(
             for phrase in rule.resolved_by:
                 if phrase.matches_at(words, index):
                     last = index + len(phrase.words) - 1
-                    if not _resolver_negated(field, index):
+                    if not _resolver_negated(rule, field, index):
                         return _Hit(
                             rule, field.name, field.span(index, last), (order, index), False
                         )
     return None
 
 
-_RESOLVER_NEGATORS = frozenset(
-    {"NO", "NOT", "NEVER", "SEMI", "BARELY", "LONGER", "PARTIALLY", "NON", "UN", "HARDLY"}
-)
-
-
-def _resolver_negated(field: Field, first: int) -> bool:
+def _resolver_negated(rule: Rule, field: Field, first: int) -> bool:
     """ "SEMI CONSCIOUS", "NO LONGER CONSCIOUS", "NOT ALERT": no recovery."""
     clause = field.tokens[first].clause
     return any(
-        field.tokens[k].text in _RESOLVER_NEGATORS and field.tokens[k].clause == clause
+        field.tokens[k].text in rule.resolver_negators and field.tokens[k].clause == clause
         for k in range(max(0, first - 2), first)
     )
 

@@ -82,6 +82,22 @@ class RuleSpec(BaseModel):
     becomes: str | None = Field(
         default=None, description="The rule a hypothetical match raises instead."
     )
+    hypothetical_bridge: list[str] = Field(
+        default_factory=list,
+        description="Words that may stand between a hypothetical cue and the act "
+        "('GOING TO COME OVER AND BEAT HIM').",
+    )
+    resolver_negators: list[str] = Field(
+        default_factory=list,
+        description="Words just before a resolving phrase that cancel it ('SEMI CONSCIOUS').",
+    )
+    age_bystanders: list[str] = Field(
+        default_factory=list,
+        description="Words just before an age that make it someone else's ('KIDS 4 AND 7').",
+    )
+    not_hazards: list[str] = Field(
+        default_factory=list, description="Hazard entries that mean no hazard ('NONE')."
+    )
 
     @field_validator("id")
     @classmethod
@@ -89,6 +105,11 @@ class RuleSpec(BaseModel):
         if not _RULE_ID.fullmatch(value):
             raise ValueError("id must be danger.*, risk.* or substance.* in lower case")
         return value
+
+    @field_validator("hypothetical_bridge", "resolver_negators", "age_bystanders", "not_hazards")
+    @classmethod
+    def _upper_words(cls, value: list[str]) -> list[str]:
+        return [" ".join(v.upper().split()) for v in value]
 
     @field_validator("phrases", "unless", "resolved_by", "hypothetical")
     @classmethod
@@ -229,6 +250,10 @@ class Rule:
     any_hazard: bool
     hypothetical: tuple[Phrase, ...]
     becomes: str | None
+    hypothetical_bridge: frozenset[str]
+    resolver_negators: frozenset[str]
+    age_bystanders: frozenset[str]
+    not_hazards: frozenset[str]
     # unless-phrases by each exact word they contain (a match must share its first word
     # with a phrase that contains it); phrases with * or _ words are always tried.
     unless_by_word: Mapping[str, tuple[Phrase, ...]] = field(default_factory=dict, repr=False)
@@ -490,6 +515,10 @@ def _compile_rule(spec: RuleSpec) -> Rule:
         any_hazard=spec.any_hazard,
         hypothetical=tuple(Phrase.parse(p) for p in spec.hypothetical),
         becomes=spec.becomes,
+        hypothetical_bridge=frozenset(spec.hypothetical_bridge),
+        resolver_negators=frozenset(spec.resolver_negators),
+        age_bystanders=frozenset(spec.age_bystanders),
+        not_hazards=frozenset(spec.not_hazards),
         unless_by_word=_by_word(unless),
         unless_always=tuple(p for p in unless if any(p.prefix)),
     )
