@@ -224,3 +224,42 @@ async def test_dry_run_non_json_body_names_the_body(
     )
     problem = assert_problem(response, 422)
     assert problem["invalid-params"] == [{"name": "(body)", "reason": "body is not valid JSON"}]
+
+
+async def test_the_api_picks_up_a_changed_rule_file_without_a_worker(
+    settings: Any, db: Database, tmp_path: Any
+) -> None:
+    import asyncio
+    import os
+
+    from asgi_lifespan import LifespanManager
+
+    from corespond.app import create_app
+
+    override = tmp_path / "local.yaml"
+    override.write_text('version: "l1"\n')
+    app = create_app(
+        settings.model_copy(
+            update={
+                "triage_rules_file": override,
+                "worker_enabled": False,
+                "worker_sweep_seconds": 0.1,
+            }
+        ),
+        database=db,
+    )
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            key = await make_key(db, "dispatcher")
+            body = {"call": {"call_type": "103D", "narrative": "SUBJ AT DOOR"}}
+            first = (await classify(client, key, body)).json()
+            assert first["decision"] == "ineligible"
+            override.write_text(
+                'version: "l2"\ncodes:\n  default:\n    "103D": [substance.alcohol]\n'
+            )
+            os.utime(override, (7, 7))
+            await asyncio.sleep(0.5)
+            second = (await classify(client, key, body)).json()
+    assert second["decision"] == "eligible"
+    assert "+l2#" in second["rules_version"]

@@ -62,6 +62,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.worker_enabled:
         await worker.start()
         schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
+    # The rule file is re-read on a timer, not per request; a broken one is logged and the
+    # last good rules stay in force (the worker, in or out of this process, does the same).
+    scheduler.add_job(
+        app.state.rulebook.reload_if_changed,
+        "interval",
+        seconds=settings.worker_sweep_seconds,
+        id="triage-rules-reload",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     app.state.scheduler = scheduler
     log.info("started", version=__version__, worker=settings.worker_enabled)

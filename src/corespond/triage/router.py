@@ -27,7 +27,6 @@ AnyKey = Annotated[Principal, Depends(require_role(*ROLES))]
 async def classify_call(body: ClassifyRequest, request: Request, _: AnyKey) -> ClassifyResponse:
     """Classify a call without storing anything: check a CAD code mapping or a narrative."""
     rulebook: RuleBook = request.app.state.rulebook
-    rulebook.reload_if_changed()  # one stat(); keeps the dry run in step with the worker
     call = body.call
     inputs = TriageInput(
         source=body.source,
