@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies import repository
 from corespond.agencies.models import Agency
 from corespond.errors import Conflict, InvalidPayload
 from corespond.geo.atlas import County, CountyAtlas
@@ -38,9 +38,7 @@ def agency_key(name: str) -> str:
 async def find(session: AsyncSession, name: str) -> Agency | None:
     """An agency by the name CAD used (punctuation and case ignored) or by its ORI."""
     key = agency_key(name)
-    return await session.scalar(
-        select(Agency).where(or_(Agency.name == key, Agency.ori == key.replace(" ", ""))).limit(1)
-    )
+    return await repository.by_name_or_ori(session, key, key.replace(" ", ""))
 
 
 async def home_county(session: AsyncSession, atlas: CountyAtlas, name: str | None) -> County | None:
@@ -52,4 +50,4 @@ async def home_county(session: AsyncSession, atlas: CountyAtlas, name: str | Non
 
 
 async def list_agencies(session: AsyncSession) -> Sequence[Agency]:
-    return (await session.scalars(select(Agency).order_by(Agency.name))).all()
+    return await repository.list_agencies(session)

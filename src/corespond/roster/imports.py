@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.service import Principal
 from corespond.errors import Conflict, NotFound, Problem
 from corespond.geo.atlas import CountyAtlas
-from corespond.roster import service
-from corespond.roster.models import Peer, Shift
+from corespond.roster import repository, service
+from corespond.roster.models import Peer
 from corespond.roster.times import to_utc
 
 MAX_OCCURRENCES = 20_000
@@ -262,13 +261,9 @@ async def apply_rows(
     await service.get_provider(session, provider_id)
     # One import per provider at a time: two concurrent imports of one file would race on
     # the same shift ids.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-        {"key": f"roster-import:{provider_id}"},
-    )
+    await repository.lock_provider_imports(session, provider_id)
     peers = {
-        p.display_name.upper(): p
-        for p in await session.scalars(select(Peer).where(Peer.provider_id == provider_id))
+        p.display_name.upper(): p for p in await repository.peers_of_provider(session, provider_id)
     }
     for done, row in enumerate(rows, start=1):
         entry = RowReport(row.line, row.key)
@@ -309,9 +304,7 @@ async def _apply_row(
         kind=row.kind,
         external_key=key,
     )
-    existing = await session.scalar(
-        select(Shift).where(Shift.provider_id == provider_id, Shift.external_key == key)
-    )
+    existing = await repository.shift_by_key(session, provider_id, key)
     if existing is None:
         shift = await service.create_shift(session, principal, data)
         entry.result, entry.shift_id = "created", shift.id

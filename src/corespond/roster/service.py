@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,7 @@ from corespond.auth.service import Principal
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import require_county
+from corespond.roster import repository
 from corespond.roster.models import (
     CREDENTIAL_KINDS,
     PEER_STATUSES,
@@ -84,16 +84,13 @@ async def get_provider(session: AsyncSession, provider_id: str) -> Provider:
 
 
 async def list_providers(session: AsyncSession) -> Sequence[Provider]:
-    return (await session.scalars(select(Provider).order_by(Provider.id))).all()
+    return await repository.list_providers(session)
 
 
 async def provider_counties(
     session: AsyncSession, provider_id: str | None = None
 ) -> Sequence[ProviderCounty]:
-    query = select(ProviderCounty).order_by(ProviderCounty.county_fips)
-    if provider_id is not None:
-        query = query.where(ProviderCounty.provider_id == provider_id)
-    return (await session.scalars(query)).all()
+    return await repository.provider_counties(session, provider_id)
 
 
 async def set_counties(
@@ -127,12 +124,7 @@ async def set_counties(
 
 async def county_providers(session: AsyncSession) -> dict[str, str]:
     """County FIPS -> its primary provider's id."""
-    rows = await session.execute(
-        select(ProviderCounty.county_fips, ProviderCounty.provider_id).where(
-            ProviderCounty.role == "primary"
-        )
-    )
-    return {str(fips): str(provider) for fips, provider in rows.all()}
+    return await repository.primary_providers(session)
 
 
 # --- peers ---------------------------------------------------------------------------------
@@ -180,18 +172,10 @@ async def list_peers(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Peer]:
-    query = select(Peer)
-    scope = visible_provider(principal)
-    if scope is not None:
-        query = query.where(Peer.provider_id == scope)
-    if provider_id is not None:
-        query = query.where(Peer.provider_id == provider_id)
-    if status is not None:
-        query = query.where(Peer.status == status)
-    if after is not None:
-        query = query.where(tuple_(Peer.created_at, Peer.id) > tuple_(*after))
-    query = query.order_by(Peer.created_at, Peer.id).limit(limit)
-    return (await session.scalars(query)).all()
+    providers = [p for p in (visible_provider(principal), provider_id) if p is not None]
+    return await repository.list_peers(
+        session, provider_ids=providers, status=status, after=after, limit=limit
+    )
 
 
 async def set_status(
@@ -220,12 +204,7 @@ async def credentials_of(
     session: AsyncSession, peer_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Credential]]:
     found: dict[uuid.UUID, list[Credential]] = {peer_id: [] for peer_id in peer_ids}
-    if not peer_ids:
-        return found
-    rows = await session.scalars(
-        select(Credential).where(Credential.peer_id.in_(peer_ids)).order_by(Credential.kind)
-    )
-    for credential in rows:
+    for credential in await repository.credentials_of(session, peer_ids):
         found[credential.peer_id].append(credential)
     return found
 
@@ -244,9 +223,7 @@ async def set_credential(
         raise InvalidPayload(f"credential kind must be one of {', '.join(CREDENTIAL_KINDS)}")
     peer = await get_peer(session, peer_id, principal)
     require_provider_access(principal, peer.provider_id)
-    credential = await session.scalar(
-        select(Credential).where(Credential.peer_id == peer.id, Credential.kind == kind)
-    )
+    credential = await repository.credential(session, peer.id, kind)
     if credential is None:
         credential = Credential(peer_id=peer.id, kind=kind)
         session.add(credential)
@@ -277,16 +254,9 @@ async def expiring_credentials(
 ) -> Sequence[tuple[Credential, Peer]]:
     """Credentials that expire within ``within`` (or already have), soonest first."""
     now = now or datetime.now(UTC)
-    query = (
-        select(Credential, Peer)
-        .join(Peer, Peer.id == Credential.peer_id)
-        .where(Credential.expires_at.is_not(None), Credential.expires_at <= now + within)
-        .order_by(Credential.expires_at)
+    return await repository.credentials_expiring_before(
+        session, now + within, visible_provider(principal)
     )
-    scope = visible_provider(principal)
-    if scope is not None:
-        query = query.where(Peer.provider_id == scope)
-    return [(c, p) for c, p in (await session.execute(query)).all()]
 
 
 # --- shifts --------------------------------------------------------------------------------
@@ -340,7 +310,7 @@ async def _refuse_overlap(
 ) -> None:
     # Checked before the change is made so the answer can name the other shift; the
     # exclusion constraint still decides when two writers race.
-    overlapping = await _overlapping(session, shift_id, peer_id, starts_at, ends_at)
+    overlapping = await repository.overlapping_shift(session, shift_id, peer_id, starts_at, ends_at)
     if overlapping is not None:
         raise Conflict(
             "the peer already has a shift at that time "
@@ -356,26 +326,6 @@ async def _flush_guarded(session: AsyncSession) -> None:
         if getattr(exc.orig, "sqlstate", None) == "23P01":
             raise Conflict("the peer already has a shift at that time") from exc
         raise
-
-
-async def _overlapping(
-    session: AsyncSession,
-    shift_id: uuid.UUID,
-    peer_id: uuid.UUID,
-    starts_at: datetime,
-    ends_at: datetime,
-) -> Shift | None:
-    return await session.scalar(
-        select(Shift)
-        .where(
-            Shift.peer_id == peer_id,
-            Shift.cancelled_at.is_(None),
-            Shift.id != shift_id,
-            Shift.starts_at < ends_at,
-            Shift.ends_at > starts_at,
-        )
-        .limit(1)
-    )
 
 
 async def create_shift(session: AsyncSession, principal: Principal, data: ShiftInput) -> Shift:
@@ -469,11 +419,7 @@ async def cancel_shift(session: AsyncSession, principal: Principal, shift: Shift
 
 
 async def shift_history(session: AsyncSession, shift_id: uuid.UUID) -> Sequence[ShiftChange]:
-    return (
-        await session.scalars(
-            select(ShiftChange).where(ShiftChange.shift_id == shift_id).order_by(ShiftChange.id)
-        )
-    ).all()
+    return await repository.shift_changes(session, shift_id)
 
 
 async def list_shifts(
@@ -489,26 +435,17 @@ async def list_shifts(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Shift]:
-    query = select(Shift)
-    scope = visible_provider(principal)
-    if scope is not None:
-        query = query.where(Shift.provider_id == scope)
-    if peer_id is not None:
-        query = query.where(Shift.peer_id == peer_id)
-    if provider_id is not None:
-        query = query.where(Shift.provider_id == provider_id)
-    if county_fips is not None:
-        query = query.where(Shift.counties.contains([county_fips]))
-    if starts_from is not None:
-        query = query.where(Shift.ends_at > starts_from)
-    if starts_to is not None:
-        query = query.where(Shift.starts_at < starts_to)
-    if not include_cancelled:
-        query = query.where(Shift.cancelled_at.is_(None))
-    if after is not None:
-        query = query.where(tuple_(Shift.starts_at, Shift.id) > tuple_(*after))
-    query = query.order_by(Shift.starts_at, Shift.id).limit(limit)
-    return (await session.scalars(query)).all()
+    where = repository.ShiftFilter(
+        peer_id=peer_id,
+        provider_id=provider_id,
+        county_fips=county_fips,
+        starts_from=starts_from,
+        starts_to=starts_to,
+        include_cancelled=include_cancelled,
+    )
+    return await repository.list_shifts(
+        session, where, provider_scope=visible_provider(principal), after=after, limit=limit
+    )
 
 
 # --- who is on -----------------------------------------------------------------------------
@@ -528,9 +465,6 @@ class OnShift:
         return self.peer.status == "available" and not self.credential_problems
 
 
-_LIVE_AT = text("tstzrange(shift.starts_at, shift.ends_at, '[)') @> CAST(:at AS timestamptz)")
-
-
 async def on_shift(
     session: AsyncSession, county_fips: str, at: datetime, required: Sequence[str]
 ) -> list[OnShift]:
@@ -539,18 +473,7 @@ async def on_shift(
     Uses the GiST range index and the GIN index on counties; a year of shifts for hundreds
     of peers stays a few index probes.
     """
-    rows = (
-        await session.execute(
-            select(Shift, Peer)
-            .join(Peer, Peer.id == Shift.peer_id)
-            .where(
-                Shift.cancelled_at.is_(None),
-                Shift.counties.contains([county_fips]),
-                _LIVE_AT.bindparams(at=at),
-            )
-            .order_by(Peer.display_name)
-        )
-    ).all()
+    rows = await repository.live_shifts_at(session, county_fips, at)
     credentials = await credentials_of(session, [peer.id for _, peer in rows])
     return [
         OnShift(
@@ -567,13 +490,4 @@ async def next_on_shift(
     session: AsyncSession, county_fips: str, after: datetime
 ) -> datetime | None:
     """The next instant after ``after`` at which a shift in ``county_fips`` begins."""
-    found: datetime | None = await session.scalar(
-        select(func.min(Shift.starts_at)).where(
-            and_(
-                Shift.cancelled_at.is_(None),
-                Shift.counties.contains([county_fips]),
-                Shift.starts_at > after,
-            )
-        )
-    )
-    return found
+    return await repository.first_start_after(session, county_fips, after)
