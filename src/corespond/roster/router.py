@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -136,8 +136,6 @@ async def set_provider_counties(
 
 
 async def _peer_out(request: Request, session: SessionDep, peers: list[Peer]) -> list[PeerOut]:
-    from datetime import UTC, datetime
-
     credentials = await service.credentials_of(session, [p.id for p in peers])
     required = _settings(request).required_credentials
     now = datetime.now(UTC)
@@ -203,8 +201,6 @@ async def expiring_credentials(
     days: Annotated[int, Query(ge=0, le=365)] = 30,
 ) -> list[ExpiringCredential]:
     """Credentials expiring within ``days`` (default 30), or already expired, soonest first."""
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     rows = await service.expiring_credentials(session, principal, timedelta(days=days), now)
     return [
@@ -439,8 +435,6 @@ async def import_roster(
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPayload("the file is not UTF-8 text") from exc
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     report = await imports.run_import(
         session,

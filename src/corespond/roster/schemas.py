@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -187,8 +188,6 @@ class ShiftOut(BaseModel):
 
     @classmethod
     def of(cls, shift: Shift, zone: str) -> ShiftOut:
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(zone)
         return cls(
             id=shift.id,
