@@ -350,7 +350,7 @@ async def test_csv_dry_run_then_apply_then_reimport_is_idempotent(
         await client.post("/v1/rosters/import?provider=wvsl", content=body, headers=headers)
     ).json()
     assert again["counts"] == {"created": 0, "updated": 0, "unchanged": 3, "error": 0}
-    changed = body.replace(b"2026-11-24 19:00,Kanawha,on_duty", b"2026-11-24 20:00,Kanawha,on_duty")
+    changed = body.replace(b"2027-02-16 19:00,Kanawha,on_duty", b"2027-02-16 20:00,Kanawha,on_duty")
     updated = (
         await client.post("/v1/rosters/import?provider=wvsl", content=changed, headers=headers)
     ).json()

@@ -3,7 +3,7 @@
 CSV (UTF-8, header required; see ``examples/rosters/shifts.csv``)::
 
     shift_id,peer,starts_at,ends_at,counties,kind
-    wvsl-2026-11-23-a,Jordan Miller,2026-11-23 19:00,2026-11-24 07:00,Kanawha;Putnam,on_duty
+    wvsl-0215-night,Jordan Miller,2027-02-15 19:00,2027-02-16 07:00,Kanawha;Putnam,on_duty
 
 * ``shift_id``: the scheduling tool's id for the shift; re-importing the same id updates
   that shift instead of adding another (optional: without it peer and start identify it);
