@@ -112,7 +112,7 @@ async def test_notify_wakes_the_worker_without_waiting_for_the_sweep(
     ) as client:
         await asyncio.sleep(0.2)  # let the start-up sweep pass
         assert (await post(client, source, cad_event())).status_code == 202
-        await until(lambda: _has_folded(committed_db), within=3)
+        await until(lambda: _has_folded(committed_db), within=15)
 
 
 async def test_concurrent_workers_fold_out_of_order_events_to_the_in_order_state(
@@ -226,10 +226,10 @@ async def test_standalone_worker_process_folds_events_and_stops_on_sigterm(
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        await until(lambda: _has_folded(committed_db), within=20)
+        await until(lambda: _has_folded(committed_db), within=90)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
     assert b"worker_stopped" in stderr
 
