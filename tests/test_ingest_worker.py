@@ -43,7 +43,7 @@ async def post(client: httpx.AsyncClient, source: Source, document: object) -> h
     return await client.post(URL, content=body, headers=signed_headers(source.secret, body))
 
 
-async def until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
