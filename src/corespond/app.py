@@ -16,7 +16,11 @@ from fastapi.openapi.utils import get_openapi
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve
 from corespond import __version__
+from corespond.assignments.jobs import AssignmentJobs, schedule_timers
+from corespond.assignments.router import router as assignments_router
+from corespond.assignments.service import MatchPolicy
 from corespond.calls.router import router as calls_router
+from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
@@ -26,7 +30,7 @@ from corespond.geo.service import geography_for
 from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
-from corespond.middleware import RequestContextMiddleware
+from corespond.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from corespond.migrate import head_revisions
 from corespond.ops.router import router as ops_router
 from corespond.roster.router import router as roster_router
@@ -55,13 +59,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.database
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
     scheduler = AsyncIOScheduler(timezone=UTC)
+    assignments = AssignmentJobs(
+        database, MatchPolicy.of(settings), app.state.geography, app.state.clock
+    )
+    app.state.assignment_jobs = assignments
     worker = EventWorker(
-        database, settings.worker_batch_size, app.state.rulebook, app.state.geography
+        database,
+        settings.worker_batch_size,
+        app.state.rulebook,
+        app.state.geography,
+        assignments.follow_up,
     )
     app.state.worker = worker
     if settings.worker_enabled:
         await worker.start()
         schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
+        schedule_timers(scheduler, assignments, settings.timer_sweep_seconds)
     # The rule file is re-read on a timer, not per request; a broken one is logged and the
     # last good rules stay in force (the worker, in or out of this process, does the same).
     scheduler.add_job(
@@ -103,7 +116,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)
     app.state.geography = geography_for(tuple(settings.geo_states))
+    app.state.clock = system_clock
     install_problem_handlers(app)
+    # Inner first: the body limit runs inside the request context (id, access log).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=max(settings.max_body_bytes, settings.max_event_bytes),
+        exempt=("/v1/rosters/import",),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(ingest_router)
@@ -111,6 +131,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(triage_router)
     app.include_router(geo_router)
     app.include_router(roster_router)
+    app.include_router(assignments_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

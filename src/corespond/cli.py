@@ -137,7 +137,10 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the event worker, no HTTP (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
+    """Run only the worker, no HTTP: folds CAD events, follows up assignments and keeps offer
+    deadlines (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
+    from corespond.assignments.jobs import AssignmentJobs
+    from corespond.assignments.service import MatchPolicy
     from corespond.geo.service import geography_for
     from corespond.ingest.jobs import run_worker_forever
     from corespond.logging import configure_logging
@@ -148,13 +151,16 @@ def worker() -> None:
 
     async def runner() -> None:
         database = Database.connect(url)
+        geography = geography_for(tuple(settings.geo_states))
         try:
             await run_worker_forever(
                 database,
                 settings.worker_batch_size,
                 settings.worker_sweep_seconds,
                 RuleBook(settings.triage_rules_file),
-                geography_for(tuple(settings.geo_states)),
+                geography,
+                AssignmentJobs(database, MatchPolicy.of(settings), geography),
+                settings.timer_sweep_seconds,
             )
         finally:
             await database.dispose()

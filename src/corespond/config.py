@@ -57,12 +57,35 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body any JSON endpoint reads (roster imports have "
+        "their own, larger limit).",
+    )
     secret_rotation_grace_hours: float = Field(default=24.0, ge=0)
 
     worker_enabled: bool = True
     worker_sweep_seconds: float = Field(default=5.0, gt=0)
     worker_batch_size: int = Field(default=100, ge=1)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    ack_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a peer has to accept an offer before it goes to the next one.",
+    )
+    fallback_max_km: float = Field(
+        default=60.0,
+        ge=0,
+        description="Farthest a peer from a neighbouring county may be from the call "
+        "(straight-line km) to be offered it when no one in the county is free.",
+    )
+    timer_sweep_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often offer deadlines and pending assignment work are checked.",
+    )
 
     @model_validator(mode="after")
     def _production_needs_explicit_config(self) -> Settings:

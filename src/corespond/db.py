@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from corespond.config import Settings
+from corespond.errors import Problem
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -148,11 +149,18 @@ def database_of(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, else rolled back."""
+    """One transaction per request: committed when the endpoint returns, else rolled back
+    (except for a problem that records what it refuses, see ``Problem.keeps_changes``)."""
     async with database_of(request).sessionmaker() as session:
         try:
             yield session
             await session.commit()
+        except Problem as problem:
+            if problem.keeps_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
         except BaseException:
             await session.rollback()
             raise

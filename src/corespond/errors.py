@@ -50,6 +50,9 @@ class Problem(Exception):
     status: ClassVar[int] = 400
     slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    # True for a refusal that is itself recorded (a request that went unfilled): the
+    # request's transaction is committed, not rolled back, before the problem is sent.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -46,3 +46,20 @@ RULES_RELOAD_FAILURES = Counter(
     "corespond_triage_rules_reload_failures_total",
     "Rule-file reloads refused as invalid (the last good rules stay in force).",
 )
+ASSIGNMENT_CHANGES = Counter(
+    "corespond_assignment_changes_total",
+    "Assignment changes, by what happened (offered, accepted, expired, unfilled …).",
+    ["change"],
+)
+MATCH_SECONDS = Histogram(
+    "corespond_match_seconds",
+    "Time to match a request (rank the candidates, make the offer or record it unfilled), "
+    "by trigger (auto, dispatcher).",
+    ["trigger"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SUPERVISOR_ALERTS = Counter(
+    "corespond_supervisor_alerts_total",
+    "Alerts raised for the supervisor on duty, by kind (unfilled, danger).",
+    ["kind"],
+)

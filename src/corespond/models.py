@@ -1,9 +1,11 @@
 """Every table, imported in one place so that metadata is complete (Alembic, tests)."""
 
 from corespond.agencies.models import Agency
+from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
 from corespond.auth.models import ApiKey
 from corespond.calls.models import Call
 from corespond.db import Base
+from corespond.dispatch.models import OutboxMessage
 from corespond.ingest.models import CadEvent
 from corespond.roster.models import (
     Credential,
@@ -22,12 +24,16 @@ metadata = Base.metadata
 __all__ = [
     "Agency",
     "ApiKey",
+    "Assignment",
+    "AssignmentChange",
     "CadEvent",
     "CadSource",
     "CadSourceSecret",
     "Call",
     "Credential",
+    "OutboxMessage",
     "Peer",
+    "PeerRequest",
     "PeerStatusChange",
     "Provider",
     "ProviderCounty",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Text, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
@@ -24,4 +24,9 @@ class Agency(Base):
     name: Mapped[str] = mapped_column(Text, unique=True)
     ori: Mapped[str | None] = mapped_column(Text)
     home_county_fips: Mapped[str] = mapped_column(Text)
+    # Eligible calls of this agency are matched as soon as triage decides, without a request.
+    auto_request: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Peers wait for the scene to be reported secure before going en route. An agency whose
+    # peers ride in the officer's unit switches this off.
+    scene_gate: Mapped[bool] = mapped_column(Boolean, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

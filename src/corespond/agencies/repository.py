@@ -18,3 +18,7 @@ async def by_name_or_ori(session: AsyncSession, name: str, ori: str) -> Agency |
 
 async def list_agencies(session: AsyncSession) -> Sequence[Agency]:
     return (await session.scalars(select(Agency).order_by(Agency.name))).all()
+
+
+async def auto_requesting(session: AsyncSession) -> Sequence[Agency]:
+    return (await session.scalars(select(Agency).where(Agency.auto_request))).all()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import repository
 from corespond.agencies.models import Agency
-from corespond.errors import Conflict, InvalidPayload
+from corespond.errors import Conflict, InvalidPayload, NotFound
 from corespond.geo.atlas import County, CountyAtlas
 from corespond.geo.service import require_county
 
@@ -51,3 +51,41 @@ async def home_county(session: AsyncSession, atlas: CountyAtlas, name: str | Non
 
 async def list_agencies(session: AsyncSession) -> Sequence[Agency]:
     return await repository.list_agencies(session)
+
+
+async def auto_request_matcher(session: AsyncSession) -> Callable[[str | None], bool]:
+    """A test of whether CAD's agency name (or ORI) is an agency that opted in to automatic
+    peer requests (read once, then applied to many calls)."""
+    names: set[str] = set()
+    oris: set[str] = set()
+    for agency in await repository.auto_requesting(session):
+        names.add(agency.name)
+        if agency.ori:
+            oris.add(agency.ori)
+
+    def matches(name: str | None) -> bool:
+        if not name:
+            return False
+        key = agency_key(name)
+        return key in names or key.replace(" ", "") in oris
+
+    return matches
+
+
+async def configure(
+    session: AsyncSession,
+    name: str,
+    *,
+    auto_request: bool | None = None,
+    scene_gate: bool | None = None,
+) -> Agency:
+    """Change how matching treats an agency's calls."""
+    agency = await find(session, name)
+    if agency is None:
+        raise NotFound(f"agency {agency_key(name)!r} is not registered")
+    if auto_request is not None:
+        agency.auto_request = auto_request
+    if scene_gate is not None:
+        agency.scene_gate = scene_gate
+    await session.flush()
+    return agency

@@ -6,12 +6,14 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.assignments import service as assignments
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
 from corespond.calls import service
 from corespond.calls.repository import CallFilter
-from corespond.calls.schemas import CallDetail, CallEventOut, CallOut, CallPage
+from corespond.calls.schemas import CallAssignment, CallDetail, CallEventOut, CallOut, CallPage
 from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
@@ -76,7 +78,28 @@ async def list_calls(
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
-    return CallPage(items=[CallOut.of(c) for c in rows], next_cursor=next_cursor)
+    briefs = await _assignments(session, [c.id for c in rows])
+    items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
+    return CallPage(items=items, next_cursor=next_cursor)
+
+
+async def _assignments(
+    session: AsyncSession, call_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, CallAssignment]:
+    found = await assignments.latest_for_calls(session, call_ids)
+    return {
+        call_id: CallAssignment(
+            id=assignment.id,
+            status=assignment.status,
+            peer_id=assignment.peer_id,
+            peer_display_name=peer.display_name if peer else None,
+            provider_id=assignment.provider_id,
+            expires_at=assignment.expires_at,
+            scene_secured_at=assignment.scene_secured_at,
+            next_available_at=assignment.next_available_at,
+        )
+        for call_id, (assignment, peer) in found.items()
+    }
 
 
 @router.get(
@@ -110,4 +133,10 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
         )
         for record in await triage.history(session, call.id)
     ]
-    return CallDetail(**CallOut.of(call).model_dump(), events=events, triage=decisions)
+    brief = (await _assignments(session, [call.id])).get(call.id)
+    return CallDetail(
+        **CallOut.of(call).model_dump(exclude={"assignment"}),
+        assignment=brief,
+        events=events,
+        triage=decisions,
+    )

@@ -41,6 +41,19 @@ class CallEventOut(BaseModel):
     processed: bool
 
 
+class CallAssignment(BaseModel):
+    """The call's live assignment, else its latest (see ``/v1/assignments/{id}``)."""
+
+    id: uuid.UUID
+    status: str
+    peer_id: uuid.UUID | None
+    peer_display_name: str | None
+    provider_id: str | None
+    expires_at: datetime | None
+    scene_secured_at: datetime | None
+    next_available_at: datetime | None
+
+
 class CallOut(BaseModel):
     """A call folded from its CAD events."""
 
@@ -71,6 +84,9 @@ class CallOut(BaseModel):
     decision_summary: str | None = Field(description="The decision and its reasons in one line.")
     turned_dangerous_at: datetime | None = Field(
         description="When a call that was eligible or under review showed a danger signal."
+    )
+    assignment: CallAssignment | None = Field(
+        default=None, description="The peer assignment: the live one, else the latest."
     )
 
     @classmethod

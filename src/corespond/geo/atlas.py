@@ -64,6 +64,9 @@ class CountyAtlas:
             shapely.prepare(geometry)
         self._tree = STRtree(geometries)
         self.adjacency = self._adjacency()
+        self.centres = {
+            c.fips: (c.geometry.centroid.y, c.geometry.centroid.x) for c in self.counties
+        }
 
     @classmethod
     def from_features(cls, features: Iterable[dict[str, Any]]) -> CountyAtlas:

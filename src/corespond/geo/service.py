@@ -47,6 +47,9 @@ class CountyFinding:
     name: str | None
     method: Method
     detail: str
+    # The position the call is placed at: its own point, or its ZIP's or town's (else None).
+    lat: float | None = None
+    lon: float | None = None
 
     @property
     def needs_agency(self) -> bool:
@@ -75,7 +78,9 @@ def locate_call(
         else:
             county = geography.atlas.locate(lat, lon)
             if county is not None:
-                return CountyFinding(county.fips, county.name, "point", f"{lat:.5f},{lon:.5f}")
+                return CountyFinding(
+                    county.fips, county.name, "point", f"{lat:.5f},{lon:.5f}", lat, lon
+                )
             swapped = geography.atlas.locate(lon, lat) if -90 <= lon <= 90 else None
             if swapped is not None:
                 return CountyFinding(
@@ -83,6 +88,8 @@ def locate_call(
                     swapped.name,
                     "point",
                     f"{lon:.5f},{lat:.5f} (latitude and longitude were swapped)",
+                    lon,
+                    lat,
                 )
             return CountyFinding(
                 None, None, "outside", f"{lat:.5f},{lon:.5f} is outside the service area"
@@ -93,7 +100,9 @@ def locate_call(
     if place is not None and place.fips in geography.atlas.by_fips:
         county = geography.atlas.by_fips[place.fips]
         evidence = f"ZIP {place.matched}" if place.by == "zip" else f"city {place.matched}"
-        return CountyFinding(county.fips, county.name, "place", note + evidence)
+        return CountyFinding(
+            county.fips, county.name, "place", note + evidence, place.lat, place.lon
+        )
     if agency_home is not None:
         return CountyFinding(
             agency_home.fips, agency_home.name, "agency", f"{note}home county of {agency}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
+from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.db import Database
 from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service
@@ -39,8 +42,10 @@ class EventWorker:
         batch_size: int = 100,
         rulebook: RuleBook | None = None,
         geography: Geography | None = None,
+        after_fold: Callable[[Sequence[uuid.UUID]], Awaitable[Any]] | None = None,
     ) -> None:
         self._database = database
+        self._after_fold = after_fold
         self._rulebook = rulebook or RuleBook()
         self._geography = geography or geography_for()
         self._batch_size = batch_size
@@ -55,11 +60,14 @@ class EventWorker:
         async with self._lock:
             while True:
                 rules = self._rulebook.rules
+                folded: list[uuid.UUID] = []
                 async with self._database.sessionmaker() as session, session.begin():
                     handled = await service.process_pending(
-                        session, self._batch_size, rules, self._geography
+                        session, self._batch_size, rules, self._geography, folded
                     )
                 total += handled
+                if folded and self._after_fold is not None:
+                    await self._after_fold(folded)
                 if handled < self._batch_size:
                     break
         if total:
@@ -156,16 +164,20 @@ async def run_worker_forever(
     sweep_seconds: float,
     rulebook: RuleBook,
     geography: Geography,
+    assignments: AssignmentJobs,
+    timer_seconds: float,
 ) -> None:
-    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM."""
+    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM: folds events
+    and keeps the assignment timers."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = EventWorker(database, batch_size, rulebook, geography)
+    worker = EventWorker(database, batch_size, rulebook, geography, assignments.follow_up)
     scheduler = AsyncIOScheduler(timezone=UTC)
     await worker.start()
     schedule_sweep(scheduler, worker, sweep_seconds)
+    schedule_timers(scheduler, assignments, timer_seconds)
     scheduler.start()
     log.info("worker_started")
     try:

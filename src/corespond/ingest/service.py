@@ -106,8 +106,11 @@ async def process_pending(
     batch_size: int,
     rules: RuleSet,
     geography: Geography | None = None,
+    folded: list[uuid.UUID] | None = None,
 ) -> int:
     """Fold one batch of stored, unprocessed events into their calls; returns how many.
+    The ids of the calls folded are appended to ``folded`` (for the follow-up on
+    assignments, which runs after this transaction commits).
 
     The batch is tried in one savepoint; if any call fails, each call is retried in its own
     savepoint, so one event that cannot be folded is recorded with its error (and retried
@@ -138,6 +141,8 @@ async def process_pending(
     else:
         for outcome in outcomes:
             triage.announce(outcome)
+        if folded is not None:
+            folded.extend(call_id for call_id, _ in batch)
         return len(claimed)
 
     for call_id, event_pks in batch:
@@ -152,6 +157,8 @@ async def process_pending(
             await repository.mark_failed(session, event_pks, reason)
         else:
             triage.announce(outcome)
+            if folded is not None:
+                folded.append(call_id)
     return len(claimed)
 
 

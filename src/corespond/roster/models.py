@@ -78,6 +78,10 @@ class Peer(Base):
     embedded_agency: Mapped[str | None] = mapped_column(Text)
     languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     status: Mapped[str] = mapped_column(Text, server_default="off_duty")
+    # Where the peer was last known to be (reported with an assignment update).
+    last_lat: Mapped[float | None] = mapped_column(Double)
+    last_lon: Mapped[float | None] = mapped_column(Double)
+    last_located_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, select, text, tuple_
+from sqlalchemy import Select, and_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift, ShiftChange
@@ -36,6 +36,27 @@ async def provider_counties(
     if provider_id is not None:
         query = query.where(ProviderCounty.provider_id == provider_id)
     return (await session.scalars(query)).all()
+
+
+async def county_provider_rows(session: AsyncSession, county_fips: str) -> Sequence[ProviderCounty]:
+    return (
+        await session.scalars(
+            select(ProviderCounty).where(ProviderCounty.county_fips == county_fips)
+        )
+    ).all()
+
+
+async def set_status_if(
+    session: AsyncSession, peer_id: uuid.UUID, expected: str, status: str, at: datetime
+) -> bool:
+    changed = await session.scalar(
+        update(Peer)
+        .where(Peer.id == peer_id, Peer.status == expected)
+        .values(status=status, status_changed_at=at)
+        .returning(Peer.id)
+        .execution_options(synchronize_session=False)
+    )
+    return changed is not None
 
 
 async def primary_providers(session: AsyncSession) -> dict[str, str]:

@@ -122,6 +122,11 @@ async def set_counties(
     return await provider_counties(session, provider_id)
 
 
+async def providers_serving(session: AsyncSession, county_fips: str) -> set[str]:
+    """The providers serving a county, as primary or backup."""
+    return {pc.provider_id for pc in await repository.county_provider_rows(session, county_fips)}
+
+
 async def county_providers(session: AsyncSession) -> dict[str, str]:
     """County FIPS -> its primary provider's id."""
     return await repository.primary_providers(session)
@@ -198,6 +203,23 @@ async def set_status(
         session.add(PeerStatusChange(peer_id=peer.id, status=status, changed_by=actor(principal)))
         await session.flush()
     return peer
+
+
+async def change_status_if(
+    session: AsyncSession,
+    peer_id: uuid.UUID,
+    expected: str,
+    status: str,
+    changed_by: str,
+    at: datetime,
+) -> bool:
+    """Set a peer's status if it is still ``expected`` (one compare-and-set statement), with
+    its history row; False if it had changed (a peer who went off duty stays off duty)."""
+    if not await repository.set_status_if(session, peer_id, expected, status, at):
+        return False
+    session.add(PeerStatusChange(peer_id=peer_id, status=status, changed_by=changed_by))
+    await session.flush()
+    return True
 
 
 async def credentials_of(

@@ -30,6 +30,12 @@ class CadSource(Base):
     display_name: Mapped[str] = mapped_column(Text)
     callback_url: Mapped[str | None] = mapped_column(Text)
     agencies: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # What in this CAD's events means police have secured the scene: a call status, or a
+    # flag in the call's hazards list (compared without regard to case).
+    scene_secure_statuses: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default="{scene_secure}"
+    )
+    scene_secure_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

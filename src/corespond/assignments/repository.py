@@ -1,0 +1,230 @@
+"""Every query of the assignments domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments.models import (
+    LIVE_STATUSES,
+    Assignment,
+    AssignmentChange,
+    PeerRequest,
+)
+from corespond.calls.models import Call
+from corespond.sources.models import CadSource
+
+
+@dataclass(frozen=True)
+class AssignmentFilter:
+    status: str | None = None
+    call_id: uuid.UUID | None = None
+    peer_id: uuid.UUID | None = None
+    provider_id: str | None = None
+    county_fips: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+async def live_for_call(session: AsyncSession, call_id: uuid.UUID) -> Assignment | None:
+    return await session.scalar(
+        select(Assignment).where(
+            Assignment.call_id == call_id, Assignment.status.in_(LIVE_STATUSES)
+        )
+    )
+
+
+async def latest_for_calls(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Assignment]:
+    """Each call's live assignment, else its most recent one."""
+    if not call_ids:
+        return {}
+    rows = await session.scalars(
+        select(Assignment)
+        .where(Assignment.call_id.in_(call_ids))
+        .ext(distinct_on(Assignment.call_id))
+        .order_by(
+            Assignment.call_id,
+            Assignment.status.in_(LIVE_STATUSES).desc(),
+            Assignment.created_at.desc(),
+        )
+    )
+    return {a.call_id: a for a in rows}
+
+
+async def has_request(session: AsyncSession, call_id: uuid.UUID) -> bool:
+    found = await session.scalar(select(PeerRequest.id).where(PeerRequest.call_id == call_id))
+    return found is not None
+
+
+async def tried_peers(session: AsyncSession, request_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Peers already offered this request, with how their offer ended (or stands)."""
+    rows = await session.execute(
+        select(Assignment.peer_id, Assignment.status).where(
+            Assignment.request_id == request_id, Assignment.peer_id.is_not(None)
+        )
+    )
+    return {peer_id: status for peer_id, status in rows.all() if peer_id is not None}
+
+
+async def busy_peers(session: AsyncSession, peer_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``peer_ids`` holding an active assignment."""
+    if not peer_ids:
+        return set()
+    rows = await session.scalars(
+        select(Assignment.peer_id).where(
+            Assignment.peer_id.in_(peer_ids), Assignment.status.in_(LIVE_STATUSES)
+        )
+    )
+    return {peer_id for peer_id in rows if peer_id is not None}
+
+
+async def last_offered(
+    session: AsyncSession, peer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    if not peer_ids:
+        return {}
+    rows = await session.execute(
+        select(Assignment.peer_id, func.max(Assignment.offered_at))
+        .where(Assignment.peer_id.in_(peer_ids))
+        .group_by(Assignment.peer_id)
+    )
+    return {peer_id: at for peer_id, at in rows.all() if peer_id is not None and at is not None}
+
+
+async def insert_offer(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
+    """Insert an offer unless the peer (or the call) already has a live assignment; the
+    database decides, so two transactions can never both win the same peer."""
+    inserted: uuid.UUID | None = await session.scalar(
+        insert(Assignment).values(**values).on_conflict_do_nothing().returning(Assignment.id)
+    )
+    return inserted
+
+
+async def compare_and_set(
+    session: AsyncSession,
+    assignment_id: uuid.UUID,
+    expected: Sequence[str],
+    values: dict[str, Any],
+    *conditions: Any,
+) -> Assignment | None:
+    """Move an assignment on only if its status is one of ``expected`` (and ``conditions``
+    hold), in one statement; None if another change got there first."""
+    return await session.scalar(
+        update(Assignment)
+        .where(Assignment.id == assignment_id, Assignment.status.in_(expected), *conditions)
+        .values(**values)
+        .returning(Assignment)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+
+
+async def add_change(session: AsyncSession, change: AssignmentChange) -> None:
+    session.add(change)
+    await session.flush()
+
+
+async def changes_of(session: AsyncSession, assignment_id: uuid.UUID) -> Sequence[AssignmentChange]:
+    return (
+        await session.scalars(
+            select(AssignmentChange)
+            .where(AssignmentChange.assignment_id == assignment_id)
+            .order_by(AssignmentChange.id)
+        )
+    ).all()
+
+
+async def due_offers(session: AsyncSession, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+    """Offers past their deadline, oldest deadline first."""
+    return (
+        await session.scalars(
+            select(Assignment.id)
+            .where(Assignment.status == "offered", Assignment.expires_at <= now)
+            .order_by(Assignment.expires_at)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def live_with_calls(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID] | None = None
+) -> Sequence[tuple[Assignment, Call, CadSource]]:
+    """Live assignments with their calls and sources (at most one per peer: a short list)."""
+    query = (
+        select(Assignment, Call, CadSource)
+        .join(Call, Call.id == Assignment.call_id)
+        .join(CadSource, CadSource.id == Call.source_id)
+        .where(Assignment.status.in_(LIVE_STATUSES))
+    )
+    if call_ids is not None:
+        query = query.where(Assignment.call_id.in_(call_ids))
+    rows = await session.execute(query)
+    return [(a, c, s) for a, c, s in rows.all()]
+
+
+async def unrequested_eligible(
+    session: AsyncSession,
+    since: datetime,
+    limit: int,
+    call_ids: Sequence[uuid.UUID] | None = None,
+) -> Sequence[tuple[uuid.UUID, str | None]]:
+    """Open eligible calls decided since ``since`` that no one has requested a peer for."""
+    query = (
+        select(Call.id, Call.agency)
+        .where(
+            Call.decision == "eligible",
+            Call.ended_at.is_(None),
+            Call.decided_at >= since,
+            ~select(PeerRequest.id).where(PeerRequest.call_id == Call.id).exists(),
+        )
+        .order_by(Call.decided_at)
+        .limit(limit)
+    )
+    if call_ids is not None:
+        query = query.where(Call.id.in_(call_ids))
+    rows = await session.execute(query)
+    return [(call_id, agency) for call_id, agency in rows.all()]
+
+
+async def list_assignments(
+    session: AsyncSession,
+    where: AssignmentFilter,
+    *,
+    agency: str | None,
+    call_county: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Assignment]:
+    query = select(Assignment)
+    if agency is not None or call_county is not None:
+        query = query.join(Call, Call.id == Assignment.call_id)
+        if agency is not None:
+            query = query.where(func.upper(Call.agency) == agency.upper())
+        if call_county is not None:
+            query = query.where(Call.county_fips == call_county)
+    if where.status is not None:
+        query = query.where(Assignment.status == where.status)
+    if where.call_id is not None:
+        query = query.where(Assignment.call_id == where.call_id)
+    if where.peer_id is not None:
+        query = query.where(Assignment.peer_id == where.peer_id)
+    if where.provider_id is not None:
+        query = query.where(Assignment.provider_id == where.provider_id)
+    if where.county_fips is not None:
+        query = query.where(Assignment.county_fips == where.county_fips)
+    if where.created_from is not None:
+        query = query.where(Assignment.created_at >= where.created_from)
+    if where.created_to is not None:
+        query = query.where(Assignment.created_at < where.created_to)
+    if after is not None:
+        query = query.where(tuple_(Assignment.created_at, Assignment.id) < tuple_(*after))
+    query = query.order_by(Assignment.created_at.desc(), Assignment.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,320 @@
+"""Peer requests and assignments: ``/v1/calls/{id}/peer-requests``, ``/v1/assignments``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments import service
+from corespond.assignments.models import Assignment
+from corespond.assignments.repository import AssignmentFilter
+from corespond.assignments.schemas import (
+    AssignmentDetail,
+    AssignmentOut,
+    AssignmentPage,
+    ClearIn,
+    PeerUpdateIn,
+    Status,
+    assignment_out,
+)
+from corespond.assignments.service import (
+    AssignmentConflict,
+    CallNotRequestable,
+    Clearing,
+    Context,
+    MatchPolicy,
+    NoCoverage,
+    SceneNotSecure,
+)
+from corespond.auth.deps import require_role
+from corespond.auth.service import Principal
+from corespond.calls.models import Call
+from corespond.db import SessionDep
+from corespond.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from corespond.errors import problem_responses as problems
+from corespond.geo.service import require_county
+from corespond.ingest.schemas import QueryTimestamp
+from corespond.pagination import decode_cursor, encode_cursor
+from corespond.roster.models import Peer
+
+router = APIRouter(tags=["assignments"])
+
+Requester = Annotated[Principal, Depends(require_role("dispatcher", "supervisor"))]
+Reader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor", "peer"))]
+PeerActor = Annotated[Principal, Depends(require_role("peer", "supervisor"))]
+
+WRITE_PROBLEMS = problems(
+    Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, InvalidPayload
+)
+
+
+def context(request: Request) -> Context:
+    """What matching runs with for this request: policy, map, and the time now."""
+    return Context(
+        MatchPolicy.of(request.app.state.settings),
+        request.app.state.geography,
+        request.app.state.clock(),
+    )
+
+
+Ctx = Annotated[Context, Depends(context)]
+
+
+async def _view(
+    session: AsyncSession,
+    request: Request,
+    principal: Principal,
+    assignment: Assignment,
+    *,
+    detail: bool = False,
+) -> AssignmentOut:
+    call = await session.get(Call, assignment.call_id)
+    if call is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"call {assignment.call_id} not found")
+    peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
+    history = list(await service.history(session, assignment.id)) if detail else None
+    return assignment_out(
+        assignment, call, peer, principal, request.app.state.geography.atlas, history
+    )
+
+
+@router.post(
+    "/v1/calls/{call_id}/peer-requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AssignmentOut,
+    responses={
+        200: {"model": AssignmentOut, "description": "The call already has a live assignment."},
+        **problems(Unauthorized, Forbidden, NotFound, NoCoverage, InvalidPayload),
+    },
+)
+async def request_peer(
+    call_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: Requester,
+    ctx: Ctx,
+) -> AssignmentOut:
+    """Ask for a peer on an `eligible` or `review` call.
+
+    `201` with the offer made (status `offered`: the best candidate has
+    `expires_at` to accept, then the next is asked); `200` with the call's live
+    assignment if it has one. `409` problems: `no-coverage` (no one free in the county or
+    within the travel limit in a neighbouring one; the request is recorded as `unfilled`,
+    dispatch is told, and `next_available_at` says when the next shift starts),
+    `call-not-requestable` (ineligible, not yet triaged, or ended).
+    """
+    result = await service.request_peer(session, principal, call_id, ctx)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return await _view(session, request, principal, result.assignment)
+
+
+@router.get(
+    "/v1/assignments",
+    response_model=AssignmentPage,
+    responses=problems(BadRequest, Unauthorized, Forbidden, InvalidPayload),
+)
+async def list_assignments(
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    call: Annotated[uuid.UUID | None, Query(description="Assignments of one call")] = None,
+    peer: Annotated[uuid.UUID | None, Query(description="Assignments of one peer")] = None,
+    provider: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None,
+    county: Annotated[
+        str | None, Query(max_length=40, pattern=r"^[^\x00]*$", description="FIPS or name")
+    ] = None,
+    created_from: Annotated[QueryTimestamp | None, Query(alias="from")] = None,
+    created_to: Annotated[QueryTimestamp | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AssignmentPage:
+    """Assignments newest first. A peer's key lists only that peer's (their offers to
+    answer: `?status=offered`); `?status=unfilled` is the supervisor's list of requests no
+    one could take."""
+    atlas = request.app.state.geography.atlas
+    where = AssignmentFilter(
+        status=status_,
+        call_id=call,
+        peer_id=peer,
+        provider_id=provider,
+        county_fips=require_county(atlas, county).fips if county else None,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    after = decode_cursor(cursor) if cursor else None
+    rows = await service.list_assignments(session, principal, where, after=after, limit=limit + 1)
+    page = rows[:limit]
+    items = [await _view(session, request, principal, a) for a in page]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return AssignmentPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/assignments/{assignment_id}",
+    response_model=AssignmentDetail,
+    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+)
+async def get_assignment(
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+) -> AssignmentOut:
+    """One assignment with its history; the ranking shows why this peer was chosen."""
+    assignment = await service.get_assignment(session, assignment_id, principal)
+    return await _view(session, request, principal, assignment, detail=True)
+
+
+async def _peer_action(
+    action: str,
+    assignment_id: uuid.UUID,
+    body: PeerUpdateIn | None,
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    ctx: Context,
+) -> AssignmentOut:
+    position = (body.position.lat, body.position.lon) if body and body.position else None
+    assignment = await service.act(
+        session, principal, assignment_id, action, ctx, position=position
+    )
+    return await _view(session, request, principal, assignment)
+
+
+OptionalUpdate = Annotated[PeerUpdateIn | None, Body()]
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/accept", response_model=AssignmentOut, responses=WRITE_PROBLEMS
+)
+async def accept(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: PeerActor,
+    ctx: Ctx,
+    body: OptionalUpdate = None,
+) -> AssignmentOut:
+    """The peer takes the call. `409 offer-expired` if the deadline passed (the call has
+    gone to the next peer); `409 assignment-conflict` if it was cancelled meanwhile."""
+    return await _peer_action("accept", assignment_id, body, request, session, principal, ctx)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/decline",
+    response_model=AssignmentOut,
+    responses=WRITE_PROBLEMS,
+)
+async def decline(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: PeerActor,
+    ctx: Ctx,
+    body: OptionalUpdate = None,
+) -> AssignmentOut:
+    """The peer cannot take it; the next candidate is offered the call at once."""
+    return await _peer_action("decline", assignment_id, body, request, session, principal, ctx)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/en-route",
+    response_model=AssignmentOut,
+    responses={**WRITE_PROBLEMS, **problems(SceneNotSecure)},
+)
+async def en_route(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: PeerActor,
+    ctx: Ctx,
+    body: OptionalUpdate = None,
+) -> AssignmentOut:
+    """The peer sets off. Refused with `409 scene-not-secure` until police report the scene
+    secure (by CAD or a dispatcher), unless the agency's peers ride with the officer."""
+    return await _peer_action("en-route", assignment_id, body, request, session, principal, ctx)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/on-scene",
+    response_model=AssignmentOut,
+    responses=WRITE_PROBLEMS,
+)
+async def on_scene(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: PeerActor,
+    ctx: Ctx,
+    body: OptionalUpdate = None,
+) -> AssignmentOut:
+    """The peer has arrived."""
+    return await _peer_action("on-scene", assignment_id, body, request, session, principal, ctx)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/clear", response_model=AssignmentOut, responses=WRITE_PROBLEMS
+)
+async def clear(
+    assignment_id: uuid.UUID,
+    body: ClearIn,
+    request: Request,
+    session: SessionDep,
+    principal: PeerActor,
+    ctx: Ctx,
+) -> AssignmentOut:
+    """The co-response is over; the peer records the outcome (for program evaluation only:
+    dispatch hears `cleared`, never the outcome)."""
+    clearing = Clearing(body.outcome, tuple(dict.fromkeys(body.referrals)))
+    assignment = await service.act(
+        session, principal, assignment_id, "clear", ctx, clearing=clearing
+    )
+    return await _view(session, request, principal, assignment)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/cancel",
+    response_model=AssignmentOut,
+    responses=problems(Unauthorized, Forbidden, NotFound, AssignmentConflict, InvalidPayload),
+)
+async def cancel(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Requester,
+    ctx: Ctx,
+) -> AssignmentOut:
+    """The dispatcher calls the peer off; the peer is free again."""
+    assignment = await service.act(session, principal, assignment_id, "cancel", ctx)
+    return await _view(session, request, principal, assignment)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/scene-secure",
+    response_model=AssignmentOut,
+    responses=problems(
+        Unauthorized, Forbidden, NotFound, AssignmentConflict, CallNotRequestable, InvalidPayload
+    ),
+)
+async def scene_secure(
+    assignment_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Requester,
+    ctx: Ctx,
+) -> AssignmentOut:
+    """Police report the scene secure: the staged peer may go in (`assignment.scene_secure`
+    goes to dispatch and the peer). Saying it twice changes nothing."""
+    assignment = await service.scene_secure(session, principal, assignment_id, ctx)
+    return await _view(session, request, principal, assignment)

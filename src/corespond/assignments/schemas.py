@@ -1,0 +1,249 @@
+"""Assignments as the API shows them, and what peers and dispatchers send."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from corespond.assignments.models import Assignment, AssignmentChange
+from corespond.auth.service import Principal
+from corespond.calls.models import Call
+from corespond.calls.schemas import CallLocation
+from corespond.geo.atlas import CountyAtlas
+from corespond.roster.models import Peer
+
+Status = Literal[
+    "offered",
+    "accepted",
+    "en_route",
+    "on_scene",
+    "cleared",
+    "declined",
+    "expired",
+    "cancelled",
+    "unfilled",
+]
+Outcome = Literal["contact_made", "referred", "declined_services", "no_contact"]
+Referral = Literal["detox", "inpatient", "outpatient", "mat", "recovery_housing", "other_services"]
+
+
+class Position(BaseModel):
+    """Where the peer is now (optional; improves the next ranking)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
+
+
+class PeerUpdateIn(BaseModel):
+    """Body of a peer's accept / decline / en-route / on-scene (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    position: Position | None = None
+
+
+class ClearIn(BaseModel):
+    """What came of the co-response. Kept for program evaluation; never sent to dispatch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome = Field(
+        description="contact_made; referred (say where in `referrals`); declined_services; "
+        "no_contact."
+    )
+    referrals: list[Referral] = Field(default=[], max_length=6)
+
+
+class CountyRef(BaseModel):
+    fips: str
+    name: str
+
+
+class CallRef(BaseModel):
+    """The call, as much as the co-response needs: no narrative, nothing law-enforcement only."""
+
+    id: uuid.UUID
+    source: str
+    incident_number: str
+    agency: str | None
+    call_type: str | None
+    call_type_description: str | None
+    status: str | None
+    decision: str | None
+    county: CountyRef | None
+    location: CallLocation
+    hazards: list[str]
+
+
+class PeerRef(BaseModel):
+    id: uuid.UUID
+    display_name: str
+    provider_id: str
+    phone: str | None
+
+
+class RankedOut(BaseModel):
+    place: int
+    peer_id: uuid.UUID
+    display_name: str
+    provider_id: str
+    county_fips: str
+    distance_km: float | None
+    reasons: list[str]
+
+
+class LeftOutOut(BaseModel):
+    peer_id: uuid.UUID
+    display_name: str
+    why: str
+
+
+class RankingOut(BaseModel):
+    """Who could be offered the call when this assignment was made, best first, with the
+    reasons for each place; and the peers on shift who were left out, with why."""
+
+    call_position: str | None
+    candidates: list[RankedOut]
+    left_out: list[LeftOutOut]
+    summary: str | None = None
+
+
+class ChangeOut(BaseModel):
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str | None
+    changed_at: datetime
+
+
+class AssignmentOut(BaseModel):
+    """One offer of a call to a peer and what became of it (``unfilled``: no one to offer)."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID
+    status: Status
+    call: CallRef
+    peer: PeerRef | None
+    county: CountyRef | None = Field(description="Where the peer comes from.")
+    fallback: bool = Field(description="The peer comes from a neighbouring county.")
+    place: int | None = Field(description="The peer's place in the ranking (1 = first).")
+    distance_km: float | None
+    offered_at: datetime | None
+    expires_at: datetime | None = Field(description="Accept before this, or the offer moves on.")
+    accepted_at: datetime | None
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    ended_at: datetime | None
+    scene_secure_required: bool = Field(
+        description="The peer stays staged after accepting until the scene is reported secure."
+    )
+    scene_secured_at: datetime | None
+    scene_secured_by: str | None
+    cancel_reason: Literal["dispatcher", "danger", "call_cancelled", "call_closed"] | None
+    next_available_at: datetime | None = Field(
+        description="Unfilled: when the next shift in the call's county starts."
+    )
+    outcome: Outcome | None = Field(
+        default=None, description="Shown to peers and supervisors; not to dispatch."
+    )
+    referrals: list[Referral] | None = None
+    ranking: RankingOut | None = Field(default=None, description="Not shown to peers.")
+
+
+class AssignmentDetail(AssignmentOut):
+    history: list[ChangeOut]
+
+
+class AssignmentPage(BaseModel):
+    items: list[AssignmentOut]
+    next_cursor: str | None
+    order: Literal["newest_first"] = "newest_first"
+
+
+def _county(atlas: CountyAtlas, fips: str | None) -> CountyRef | None:
+    county = atlas.by_fips.get(fips) if fips else None
+    return CountyRef(fips=county.fips, name=county.name) if county else None
+
+
+def assignment_out(
+    assignment: Assignment,
+    call: Call,
+    peer: Peer | None,
+    principal: Principal,
+    atlas: CountyAtlas,
+    history: list[AssignmentChange] | None = None,
+) -> AssignmentOut:
+    """The view of an assignment a key's role may see: outcomes not for dispatchers,
+    the ranking (other peers) not for peers."""
+    fields: dict[str, Any] = {
+        "id": assignment.id,
+        "request_id": assignment.request_id,
+        "status": assignment.status,
+        "call": CallRef(
+            id=call.id,
+            source=call.source_id,
+            incident_number=call.incident_number,
+            agency=call.agency,
+            call_type=call.call_type,
+            call_type_description=call.call_type_description,
+            status=call.status,
+            decision=call.decision,
+            county=_county(atlas, call.county_fips),
+            location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+            hazards=list(call.hazards or []),
+        ),
+        "peer": (
+            PeerRef(
+                id=peer.id,
+                display_name=peer.display_name,
+                provider_id=peer.provider_id,
+                phone=peer.phone,
+            )
+            if peer
+            else None
+        ),
+        "county": _county(atlas, assignment.county_fips),
+        "fallback": assignment.fallback,
+        "place": assignment.place,
+        "distance_km": (
+            round(assignment.distance_km, 2) if assignment.distance_km is not None else None
+        ),
+        "offered_at": assignment.offered_at,
+        "expires_at": assignment.expires_at,
+        "accepted_at": assignment.accepted_at,
+        "en_route_at": assignment.en_route_at,
+        "on_scene_at": assignment.on_scene_at,
+        "ended_at": assignment.ended_at,
+        "scene_secure_required": assignment.scene_secure_required,
+        "scene_secured_at": assignment.scene_secured_at,
+        "scene_secured_by": assignment.scene_secured_by,
+        "cancel_reason": assignment.cancel_reason,
+        "next_available_at": assignment.next_available_at,
+    }
+    if principal.role != "dispatcher":
+        fields["outcome"] = assignment.outcome
+        fields["referrals"] = list(assignment.referrals or [])
+    if principal.role != "peer":
+        fields["ranking"] = RankingOut.model_validate(
+            {"call_position": None, "candidates": [], "left_out": [], **(assignment.ranking or {})}
+        )
+    if history is not None:
+        return AssignmentDetail(
+            **fields,
+            history=[
+                ChangeOut(
+                    from_status=c.from_status,
+                    to_status=c.to_status,
+                    actor=c.actor,
+                    reason=c.reason,
+                    changed_at=c.changed_at,
+                )
+                for c in history
+            ],
+        )
+    return AssignmentOut(**fields)

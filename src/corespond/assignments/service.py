@@ -1,0 +1,902 @@
+"""Matching a call to a peer, and moving assignments through their lifecycle.
+
+Locking: everything that changes a call's assignments first takes the call's row lock
+(``FOR NO KEY UPDATE``), then works on assignment and peer rows. One lock order everywhere,
+and one call per transaction, so two requests can only ever wait for each other, never
+deadlock. Which peer wins is left to the database: an offer is an ``INSERT … ON CONFLICT
+DO NOTHING`` against the unique index of active assignments per peer, so two calls racing
+for the last free peer end with one offer and one next-best candidate (or ``unfilled``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.agencies import service as agencies
+from corespond.assignments import repository
+from corespond.assignments.lifecycle import COMMITTED, PEER_ACTIONS, TRANSITIONS, refusal
+from corespond.assignments.models import (
+    LIVE_STATUSES,
+    OUTCOMES,
+    REFERRALS,
+    Assignment,
+    AssignmentChange,
+    PeerRequest,
+)
+from corespond.assignments.ranking import (
+    CallSite,
+    Candidate,
+    Left,
+    Point,
+    Ranked,
+    neighbours_within,
+    rank,
+)
+from corespond.auth.service import Principal
+from corespond.calls import service as calls
+from corespond.calls.models import Call
+from corespond.config import Settings
+from corespond.dispatch import outbox
+from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from corespond.geo.service import Geography, locate_call
+from corespond.metrics import ASSIGNMENT_CHANGES, MATCH_SECONDS, SUPERVISOR_ALERTS
+from corespond.roster import service as roster
+from corespond.roster.models import Peer, Shift
+from corespond.sources.models import CadSource
+
+log = structlog.get_logger(__name__)
+
+# Calls decided longer ago than this are not matched automatically by the sweep (a call
+# that sat unrequested for half a day is history, not a dispatch).
+AUTO_REQUEST_WINDOW = timedelta(hours=12)
+
+
+# --- problems ------------------------------------------------------------------------------
+
+
+class NoCoverage(Conflict):
+    """No peer could be offered the call; the unfilled request is recorded and dispatch told."""
+
+    slug = "no-coverage"
+    title = "No peer available"
+    keeps_changes: ClassVar[bool] = True
+
+
+class CallNotRequestable(Conflict):
+    slug = "call-not-requestable"
+    title = "A peer cannot be requested for this call"
+
+
+class AssignmentConflict(Conflict):
+    slug = "assignment-conflict"
+    title = "The assignment is not in a state that allows this"
+
+
+class SceneNotSecure(Conflict):
+    slug = "scene-not-secure"
+    title = "The scene has not been reported secure"
+
+
+class OfferExpired(Conflict):
+    slug = "offer-expired"
+    title = "The offer expired"
+    keeps_changes: ClassVar[bool] = True
+
+
+class CancelledForDanger(Conflict):
+    slug = "cancelled-danger"
+    title = "The assignment was cancelled: the call now reports danger"
+    keeps_changes: ClassVar[bool] = True
+
+
+# --- what matching runs with ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    ack_timeout: timedelta
+    fallback_max_km: float
+    required_credentials: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> MatchPolicy:
+        return cls(
+            ack_timeout=timedelta(seconds=settings.ack_timeout_seconds),
+            fallback_max_km=settings.fallback_max_km,
+            required_credentials=tuple(settings.required_credentials),
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """The policy, the map and the time one piece of work runs with."""
+
+    policy: MatchPolicy
+    geography: Geography
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """What the peer reports on clearing (kept for program evaluation, never sent out)."""
+
+    outcome: str
+    referrals: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise InvalidPayload(f"outcome must be one of {', '.join(OUTCOMES)}")
+        unknown = [r for r in self.referrals if r not in REFERRALS]
+        if unknown:
+            raise InvalidPayload(f"referrals must be among {', '.join(REFERRALS)}")
+        if (self.outcome == "referred") != bool(self.referrals):
+            raise InvalidPayload("referrals are given with, and only with, outcome 'referred'")
+
+
+def actor(principal: Principal) -> str:
+    return roster.actor(principal)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _own_peer_id(principal: Principal) -> uuid.UUID | None:
+    """The peer a peer key belongs to (None for other roles); a peer key needs that scope."""
+    if principal.role != "peer":
+        return None
+    if principal.scope is None or principal.scope.kind != "peer":
+        raise Forbidden("a peer key needs a peer scope (peer:<id>)")
+    try:
+        return uuid.UUID(principal.scope.value)
+    except ValueError as exc:
+        raise Forbidden("this key's peer scope is not a peer id") from exc
+
+
+async def get_assignment(
+    session: AsyncSession, assignment_id: uuid.UUID, principal: Principal
+) -> Assignment:
+    """An assignment the key may see, else ``NotFound`` (no hint that it exists).
+
+    A peer sees only their own; a provider-scoped key its provider's; other keys those of
+    the calls they may read.
+    """
+    assignment = await session.get(Assignment, assignment_id)
+    missing = NotFound(f"assignment {assignment_id} not found")
+    if assignment is None:
+        raise missing
+    own = _own_peer_id(principal)
+    if own is not None:
+        if assignment.peer_id != own:
+            raise missing
+        return assignment
+    if principal.scope is not None and principal.scope.kind == "provider":
+        if assignment.provider_id != principal.scope.value:
+            raise missing
+        return assignment
+    try:
+        await calls.get_call(session, assignment.call_id, principal)
+    except NotFound:
+        raise missing from None
+    return assignment
+
+
+async def list_assignments(
+    session: AsyncSession,
+    principal: Principal,
+    where: repository.AssignmentFilter,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Assignment]:
+    own = _own_peer_id(principal)
+    agency = county = None
+    if own is not None:
+        where = repository.AssignmentFilter(**{**where.__dict__, "peer_id": own})
+    elif principal.scope is not None and principal.scope.kind == "provider":
+        where = repository.AssignmentFilter(
+            **{**where.__dict__, "provider_id": principal.scope.value}
+        )
+    elif principal.scope is not None and principal.scope.kind == "agency":
+        agency = principal.scope.value
+    elif principal.scope is not None and principal.scope.kind == "county":
+        county = principal.scope.value
+    return await repository.list_assignments(
+        session, where, agency=agency, call_county=county, after=after, limit=limit
+    )
+
+
+async def history(session: AsyncSession, assignment_id: uuid.UUID) -> Sequence[AssignmentChange]:
+    return await repository.changes_of(session, assignment_id)
+
+
+async def latest_for_calls(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Assignment, Peer | None]]:
+    """Each call's live assignment, else its latest, with the peer."""
+    found = await repository.latest_for_calls(session, call_ids)
+    out: dict[uuid.UUID, tuple[Assignment, Peer | None]] = {}
+    for call_id, assignment in found.items():
+        peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
+        out[call_id] = (assignment, peer)
+    return out
+
+
+# --- requesting a peer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    assignment: Assignment
+    created: bool
+
+
+def dangerous(call: Call) -> bool:
+    """The call was eligible or under review and then reported danger (sticky)."""
+    return call.decision == "ineligible" and call.turned_dangerous_at is not None
+
+
+def _refuse_unrequestable(call: Call) -> None:
+    if call.decision is None:
+        raise CallNotRequestable(
+            "the call has not been triaged yet; try again in a moment",
+            extra={"decision": None},
+        )
+    if call.decision == "ineligible":
+        raise CallNotRequestable(
+            f"the call is ineligible for a peer ({call.decision_summary})",
+            extra={"decision": call.decision},
+        )
+    if call.status in ("closed", "cancelled"):
+        raise CallNotRequestable(f"the call is {call.status}", extra={"decision": call.decision})
+
+
+async def request_peer(
+    session: AsyncSession,
+    principal: Principal,
+    call_id: uuid.UUID,
+    ctx: Context,
+) -> RequestOutcome:
+    """A dispatcher's request: the call's live assignment if it has one, else a new offer.
+    No one to offer: the request is recorded unfilled and ``NoCoverage`` raised."""
+    await calls.get_call(session, call_id, principal)
+    result = await _request(session, call_id, "dispatcher", actor(principal), ctx)
+    if result.assignment.status == "unfilled":
+        raise NoCoverage(
+            result.assignment.ranking.get("summary", "no peer is free for this call"),
+            extra={
+                "assignment_id": str(result.assignment.id),
+                "next_available_at": (
+                    result.assignment.next_available_at.isoformat()
+                    if result.assignment.next_available_at
+                    else None
+                ),
+            },
+        )
+    return result
+
+
+async def _request(
+    session: AsyncSession, call_id: uuid.UUID, trigger: str, by: str, ctx: Context
+) -> RequestOutcome:
+    call = await calls.lock(session, call_id)
+    live = await repository.live_for_call(session, call.id)
+    if live is not None:
+        return RequestOutcome(live, created=False)
+    _refuse_unrequestable(call)
+    started = time.perf_counter()
+    request = PeerRequest(id=uuid.uuid4(), call_id=call.id, trigger=trigger, requested_by=by)
+    session.add(request)
+    await session.flush()
+    assignment = await _offer_next(session, call, request.id, by, ctx)
+    MATCH_SECONDS.labels(trigger).observe(time.perf_counter() - started)
+    return RequestOutcome(assignment, created=True)
+
+
+def call_site(call: Call, geography: Geography) -> CallSite:
+    """The call's agency and the best position known for it (its point, else its place)."""
+    finding = locate_call(
+        geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
+    )
+    point = None
+    if finding.lat is not None and finding.lon is not None:
+        what = "the call" if finding.method == "point" else f"the call's {finding.detail}"
+        point = Point(finding.lat, finding.lon, what)
+    return CallSite(agency=call.agency, point=point)
+
+
+def peer_point(peer: Peer, shift: Shift) -> Point | None:
+    """Where a peer is: last reported during this shift, else their home base."""
+    if (
+        peer.last_located_at is not None
+        and peer.last_lat is not None
+        and peer.last_lon is not None
+        and peer.last_located_at >= shift.starts_at
+    ):
+        stamp = peer.last_located_at.isoformat(timespec="minutes")
+        return Point(peer.last_lat, peer.last_lon, f"last known point at {stamp}")
+    if peer.home_lat is not None and peer.home_lon is not None:
+        where = f"home base {peer.home_place}" if peer.home_place else "home base"
+        return Point(peer.home_lat, peer.home_lon, where)
+    return None
+
+
+async def _candidates(
+    session: AsyncSession,
+    county_fips: str,
+    ctx: Context,
+    *,
+    in_call_county: bool,
+    tried: dict[uuid.UUID, str],
+    seen: set[uuid.UUID],
+    providers: set[str],
+) -> tuple[list[Candidate], list[Left]]:
+    """Peers on shift in a county now who could be offered the call, and those who cannot
+    (with why). ``providers``: the providers whose peers may come (those serving the call's
+    county, which must also serve this one)."""
+    county = ctx.geography.atlas.by_fips[county_fips]
+    serving = await roster.providers_serving(session, county_fips)
+    rows = [
+        r
+        for r in await roster.on_shift(
+            session, county_fips, ctx.now, ctx.policy.required_credentials
+        )
+        if r.peer.id not in seen
+    ]
+    ids = [r.peer.id for r in rows]
+    seen.update(ids)
+    busy = await repository.busy_peers(session, ids)
+    last = await repository.last_offered(session, ids)
+    centre = ctx.geography.atlas.centres[county_fips]
+    candidates: list[Candidate] = []
+    left: list[Left] = []
+    for row in rows:
+        peer = row.peer
+        why = None
+        if peer.provider_id not in serving or peer.provider_id not in providers:
+            why = f"provider {peer.provider_id} does not serve the call's county"
+        elif peer.id in tried:
+            why = f"already offered this request ({tried[peer.id]})"
+        elif peer.id in busy:
+            why = "on another assignment"
+        elif peer.status != "available":
+            why = f"status {peer.status}"
+        elif row.credential_problems:
+            why = "credentials: " + "; ".join(row.credential_problems)
+        if why is not None:
+            left.append(Left(peer.id, peer.display_name, why))
+            continue
+        candidates.append(
+            Candidate(
+                peer_id=peer.id,
+                display_name=peer.display_name,
+                provider_id=peer.provider_id,
+                county_fips=county_fips,
+                county_name=county.name,
+                in_call_county=in_call_county,
+                embedded_agency=peer.embedded_agency,
+                point=peer_point(peer, row.shift),
+                last_assigned_at=last.get(peer.id),
+                area_centre=Point(centre[0], centre[1], f"the centre of {county.name} County"),
+            )
+        )
+    return candidates, left
+
+
+async def _offer_next(
+    session: AsyncSession, call: Call, request_id: uuid.UUID, by: str, ctx: Context
+) -> Assignment:
+    """Offer the call (locked) to the best candidate not yet tried by this request: first
+    in its county, then in neighbouring counties of the same providers within the travel
+    limit; no one left: an ``unfilled`` assignment saying when the next shift starts."""
+    if call.county_fips is None or call.county_fips not in ctx.geography.atlas.by_fips:
+        return await _unfilled(
+            session,
+            call,
+            request_id,
+            by,
+            ctx,
+            [],
+            [],
+            f"the call's county is unknown ({call.county_method})",
+        )
+    tried = await repository.tried_peers(session, request_id)
+    site = call_site(call, ctx.geography)
+    seen: set[uuid.UUID] = set()
+    serving = await roster.providers_serving(session, call.county_fips)
+    found, left = await _candidates(
+        session,
+        call.county_fips,
+        ctx,
+        in_call_county=True,
+        tried=tried,
+        seen=seen,
+        providers=serving,
+    )
+    ranked = rank(found, site)
+    offered = await _offer_first_free(session, call, request_id, ranked, left, by, ctx, site)
+    if offered is not None:
+        return offered
+
+    nearby: list[Candidate] = []
+    for neighbour in ctx.geography.atlas.neighbours(call.county_fips):
+        more, more_left = await _candidates(
+            session,
+            neighbour.fips,
+            ctx,
+            in_call_county=False,
+            tried=tried,
+            seen=seen,
+            providers=serving,
+        )
+        nearby.extend(more)
+        left.extend(more_left)
+    near, far = neighbours_within(nearby, site, ctx.policy.fallback_max_km)
+    left.extend(far)
+    fallback = rank(near, site)
+    offered = await _offer_first_free(session, call, request_id, fallback, left, by, ctx, site)
+    if offered is not None:
+        return offered
+    summary = (
+        f"no peer free in {call.county_name} County or within "
+        f"{ctx.policy.fallback_max_km:.0f} km in a neighbouring county"
+    )
+    return await _unfilled(session, call, request_id, by, ctx, [*ranked, *fallback], left, summary)
+
+
+def _ranking_record(
+    ranked: Sequence[Ranked], left: Sequence[Left], site: CallSite, summary: str | None = None
+) -> dict[str, Any]:
+    return {
+        "call_position": site.point.what if site.point else None,
+        "candidates": [
+            {
+                "place": r.place,
+                "peer_id": str(r.candidate.peer_id),
+                "display_name": r.candidate.display_name,
+                "provider_id": r.candidate.provider_id,
+                "county_fips": r.candidate.county_fips,
+                "distance_km": round(r.distance_km, 2) if r.distance_km is not None else None,
+                "reasons": list(r.reasons),
+            }
+            for r in ranked
+        ],
+        "left_out": [
+            {"peer_id": str(x.peer_id), "display_name": x.display_name, "why": x.why} for x in left
+        ],
+        **({"summary": summary} if summary else {}),
+    }
+
+
+async def _offer_first_free(
+    session: AsyncSession,
+    call: Call,
+    request_id: uuid.UUID,
+    ranked: Sequence[Ranked],
+    left: list[Left],
+    by: str,
+    ctx: Context,
+    site: CallSite,
+) -> Assignment | None:
+    if not ranked:
+        return None
+    gate = await _scene_gate(session, call)
+    for choice in ranked:
+        candidate = choice.candidate
+        values = {
+            "id": uuid.uuid4(),
+            "request_id": request_id,
+            "call_id": call.id,
+            "peer_id": candidate.peer_id,
+            "provider_id": candidate.provider_id,
+            "status": "offered",
+            "county_fips": candidate.county_fips,
+            "fallback": not candidate.in_call_county,
+            "place": choice.place,
+            "distance_km": choice.distance_km,
+            "ranking": _ranking_record(ranked, left, site),
+            "offered_at": ctx.now,
+            "expires_at": ctx.now + ctx.policy.ack_timeout,
+            "scene_secure_required": gate,
+        }
+        inserted = await repository.insert_offer(session, values)
+        if inserted is None:
+            # Another call took this peer a moment ago (its offer is not committed yet, or
+            # just was); the database said so. The next candidate is asked.
+            left.append(Left(candidate.peer_id, candidate.display_name, "taken by another call"))
+            continue
+        assignment = await session.get(Assignment, inserted)
+        if assignment is None:  # pragma: no cover - inserted in this transaction
+            raise LookupError(f"assignment {inserted} vanished")
+        await _record(session, call, assignment, None, by, None, "assignment.offered", ctx)
+        if gate:
+            source = await session.get(CadSource, call.source_id)
+            if source is not None and cad_says_secure(call.status, call.hazards, source):
+                await _mark_secure(session, call, assignment, "CAD", ctx)
+        return assignment
+    return None
+
+
+async def _scene_gate(session: AsyncSession, call: Call) -> bool:
+    """Whether the peer waits for the scene to be secured: yes, unless the agency opted out."""
+    agency = await agencies.find(session, call.agency) if call.agency else None
+    return True if agency is None else agency.scene_gate
+
+
+async def _unfilled(
+    session: AsyncSession,
+    call: Call,
+    request_id: uuid.UUID,
+    by: str,
+    ctx: Context,
+    ranked: Sequence[Ranked],
+    left: Sequence[Left],
+    summary: str,
+) -> Assignment:
+    next_at = (
+        await roster.next_on_shift(session, call.county_fips, ctx.now)
+        if call.county_fips is not None
+        else None
+    )
+    site = call_site(call, ctx.geography)
+    assignment = Assignment(
+        id=uuid.uuid4(),
+        request_id=request_id,
+        call_id=call.id,
+        peer_id=None,
+        status="unfilled",
+        county_fips=call.county_fips,
+        ranking=_ranking_record(ranked, left, site, summary),
+        ended_at=ctx.now,
+        next_available_at=next_at,
+        scene_secure_required=False,
+    )
+    session.add(assignment)
+    await session.flush()
+    await _record(session, call, assignment, None, by, summary, "assignment.unfilled", ctx)
+    SUPERVISOR_ALERTS.labels("unfilled").inc()
+    log.warning(
+        "supervisor_alert",
+        kind="unfilled",
+        call_id=str(call.id),
+        county=call.county_fips,
+        next_available_at=next_at.isoformat() if next_at else None,
+        summary=summary,
+    )
+    return assignment
+
+
+async def _record(
+    session: AsyncSession,
+    call: Call,
+    assignment: Assignment,
+    was: str | None,
+    by: str,
+    reason: str | None,
+    event: str,
+    ctx: Context,
+) -> None:
+    """The history row and the outbox message of one change, in its transaction."""
+    await repository.add_change(
+        session,
+        AssignmentChange(
+            assignment_id=assignment.id,
+            from_status=was,
+            to_status=assignment.status,
+            actor=by,
+            reason=reason,
+            changed_at=ctx.now,
+        ),
+    )
+    peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
+    await outbox.enqueue(session, event, ctx.now, assignment, call, peer)
+    ASSIGNMENT_CHANGES.labels(event.removeprefix("assignment.")).inc()
+
+
+# --- the lifecycle -------------------------------------------------------------------------
+
+
+async def act(
+    session: AsyncSession,
+    principal: Principal,
+    assignment_id: uuid.UUID,
+    action: str,
+    ctx: Context,
+    *,
+    clearing: Clearing | None = None,
+    position: tuple[float, float] | None = None,
+) -> Assignment:
+    """Take ``action`` on an assignment for ``principal``; a peer only on their own."""
+    assignment = await get_assignment(session, assignment_id, principal)
+    own = _own_peer_id(principal)
+    if action in PEER_ACTIONS and principal.role == "peer" and assignment.peer_id != own:
+        raise NotFound(f"assignment {assignment_id} not found")
+    if action not in PEER_ACTIONS and principal.role == "peer":
+        raise Forbidden(f"a peer key cannot {action} an assignment")
+    call = await calls.lock(session, assignment.call_id)
+    await session.refresh(assignment)
+    by = actor(principal)
+    if action != "cancel" and assignment.status in LIVE_STATUSES and dangerous(call):
+        await _move(session, call, assignment, "cancel", "corespond (triage)", "danger", ctx)
+        raise CancelledForDanger(
+            f"the call now reports danger ({call.decision_summary}); the assignment is cancelled",
+            extra={"status": "cancelled", "cancel_reason": "danger"},
+        )
+    if action == "en-route" and assignment.status == "accepted" and not _scene_clear(assignment):
+        raise SceneNotSecure(
+            "stay staged: police have not reported the scene secure yet; you will be told "
+            "(assignment.scene_secure) when they do"
+        )
+    moved = await _move(
+        session,
+        call,
+        assignment,
+        action,
+        by,
+        "dispatcher" if action == "cancel" else None,
+        ctx,
+        clearing=clearing,
+    )
+    if action in ("en-route", "on-scene"):
+        point = position
+        if point is None and action == "on-scene":
+            site = call_site(call, ctx.geography)
+            point = (site.point.lat, site.point.lon) if site.point else None
+        if point is not None:
+            await _place_peer(session, moved, point, ctx)
+    return moved
+
+
+def _scene_clear(assignment: Assignment) -> bool:
+    return not assignment.scene_secure_required or assignment.scene_secured_at is not None
+
+
+async def _move(
+    session: AsyncSession,
+    call: Call,
+    assignment: Assignment,
+    action: str,
+    by: str,
+    reason: str | None,
+    ctx: Context,
+    *,
+    clearing: Clearing | None = None,
+) -> Assignment:
+    """One transition as a compare-and-set, with everything that follows from it."""
+    transition = TRANSITIONS[action]
+    was = assignment.status
+    values: dict[str, Any] = {"status": transition.target, transition.stamp: ctx.now}
+    conditions = []
+    if action == "accept":
+        conditions.append(Assignment.expires_at > ctx.now)
+    if action == "clear":
+        if clearing is None:
+            raise InvalidPayload("clearing needs an outcome")
+        values["outcome"] = clearing.outcome
+        values["referrals"] = list(clearing.referrals)
+    if action == "cancel":
+        values["cancel_reason"] = reason
+    moved = await repository.compare_and_set(
+        session, assignment.id, transition.sources, values, *conditions
+    )
+    if moved is None:
+        await session.refresh(assignment)
+        if action == "accept" and assignment.status == "offered":
+            deadline = assignment.expires_at
+            await expire(session, call, assignment, ctx)
+            raise OfferExpired(
+                f"the offer expired at {deadline.isoformat() if deadline else '?'}; "
+                "it has gone to the next peer",
+                extra={"status": "expired"},
+            )
+        raise AssignmentConflict(
+            refusal(action, assignment.status), extra={"status": assignment.status}
+        )
+    await _record(session, call, moved, was, by, reason, transition.event, ctx)
+    await _follow_peer_status(session, moved, was, ctx)
+    if action in ("decline", "expire"):
+        await _offer_next(session, call, moved.request_id, "corespond (next candidate)", ctx)
+    if action == "cancel":
+        log.info("assignment_cancelled", assignment_id=str(moved.id), reason=reason)
+    return moved
+
+
+async def expire(session: AsyncSession, call: Call, assignment: Assignment, ctx: Context) -> bool:
+    """Expire an offer past its deadline and offer the call to the next candidate.
+    False if the offer was answered (or expired) first."""
+    moved = await repository.compare_and_set(
+        session,
+        assignment.id,
+        ("offered",),
+        {"status": "expired", "ended_at": ctx.now},
+        Assignment.expires_at <= ctx.now,
+    )
+    if moved is None:
+        return False
+    await _record(
+        session,
+        call,
+        moved,
+        "offered",
+        "corespond (timer)",
+        "not accepted in time",
+        "assignment.expired",
+        ctx,
+    )
+    await _offer_next(session, call, moved.request_id, "corespond (next candidate)", ctx)
+    return True
+
+
+async def _follow_peer_status(
+    session: AsyncSession, assignment: Assignment, was: str, ctx: Context
+) -> None:
+    """A peer who accepts is busy; when a committed assignment ends they are available
+    again (unless they went off duty meanwhile)."""
+    if assignment.peer_id is None:
+        return
+    new = None
+    if assignment.status in COMMITTED and was == "offered":
+        new, expected = "busy", "available"
+    elif assignment.status not in LIVE_STATUSES and was in COMMITTED:
+        new, expected = "available", "busy"
+    if new is None:
+        return
+    if await roster.change_status_if(
+        session,
+        assignment.peer_id,
+        expected,
+        new,
+        f"assignment {assignment.id} {assignment.status}",
+        ctx.now,
+    ):
+        log.info("peer_status_followed", peer_id=str(assignment.peer_id), status=new)
+
+
+async def _place_peer(
+    session: AsyncSession, assignment: Assignment, point: tuple[float, float], ctx: Context
+) -> None:
+    peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
+    if peer is None:
+        return
+    peer.last_lat, peer.last_lon = point
+    peer.last_located_at = ctx.now
+    await session.flush()
+
+
+async def scene_secure(
+    session: AsyncSession, principal: Principal, assignment_id: uuid.UUID, ctx: Context
+) -> Assignment:
+    """A dispatcher reports the scene secure; the peer may go in."""
+    assignment = await get_assignment(session, assignment_id, principal)
+    call = await calls.lock(session, assignment.call_id)
+    await session.refresh(assignment)
+    return await _mark_secure(session, call, assignment, actor(principal), ctx)
+
+
+async def _mark_secure(
+    session: AsyncSession, call: Call, assignment: Assignment, by: str, ctx: Context
+) -> Assignment:
+    if assignment.scene_secured_at is not None:
+        return assignment  # said before; once is enough
+    moved = await repository.compare_and_set(
+        session,
+        assignment.id,
+        LIVE_STATUSES,
+        {"scene_secured_at": ctx.now, "scene_secured_by": by},
+        Assignment.scene_secured_at.is_(None),
+    )
+    if moved is None:
+        await session.refresh(assignment)
+        raise AssignmentConflict(
+            f"the assignment is {assignment.status}; the scene can no longer be reported secure",
+            extra={"status": assignment.status},
+        )
+    await _record(
+        session, call, moved, moved.status, by, "scene secure", "assignment.scene_secure", ctx
+    )
+    return moved
+
+
+# --- keeping assignments in step with CAD and triage ---------------------------------------
+
+
+def cad_says_secure(status: str | None, hazards: Sequence[str] | None, source: CadSource) -> bool:
+    """Whether the call's CAD status or one of its flags means the scene is secure."""
+    statuses = {s.strip().lower() for s in source.scene_secure_statuses or ()}
+    flags = {f.strip().lower() for f in source.scene_secure_flags or ()}
+    if status is not None and status.strip().lower() in statuses:
+        return True
+    return any(h.strip().lower() in flags for h in hazards or ())
+
+
+def cancel_reason(call: Call, assignment: Assignment) -> str | None:
+    """Why a live assignment must be cancelled now, if it must."""
+    if dangerous(call):
+        return "danger"
+    if call.status == "cancelled":
+        return "call_cancelled"
+    if call.status == "closed" and assignment.status != "on_scene":
+        return "call_closed"  # a peer on scene clears it themselves, with the outcome
+    return None
+
+
+async def calls_to_follow_up(
+    session: AsyncSession, ctx: Context, call_ids: Sequence[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Calls whose assignments are out of step with what CAD and triage now say: a live
+    assignment on a call that turned dangerous or ended, a scene CAD reports secure, or an
+    eligible call of an agency that opted in to automatic requests with no request yet."""
+    due: set[uuid.UUID] = set()
+    for assignment, call, source in await repository.live_with_calls(session, call_ids):
+        if cancel_reason(call, assignment) is not None or (
+            assignment.scene_secured_at is None
+            and cad_says_secure(call.status, call.hazards, source)
+        ):
+            due.add(call.id)
+    waiting = await repository.unrequested_eligible(
+        session, ctx.now - AUTO_REQUEST_WINDOW, limit=500, call_ids=call_ids
+    )
+    if waiting:
+        automatic = await agencies.auto_request_matcher(session)
+        due.update(call_id for call_id, agency in waiting if automatic(agency))
+    return sorted(due)
+
+
+async def follow_up(session: AsyncSession, call_id: uuid.UUID, ctx: Context) -> str | None:
+    """Bring one call's assignment in step (see ``calls_to_follow_up``); what was done."""
+    call = await calls.lock(session, call_id)
+    live = await repository.live_for_call(session, call.id)
+    if live is not None:
+        reason = cancel_reason(call, live)
+        if reason is not None:
+            await _move(session, call, live, "cancel", "corespond", reason, ctx)
+            if reason == "danger":
+                SUPERVISOR_ALERTS.labels("danger").inc()
+                log.warning(
+                    "assignment_cancelled_for_danger",
+                    call_id=str(call.id),
+                    assignment_id=str(live.id),
+                    peer_id=str(live.peer_id),
+                )
+            return f"cancelled ({reason})"
+        source = await session.get(CadSource, call.source_id)
+        if (
+            source is not None
+            and live.scene_secured_at is None
+            and cad_says_secure(call.status, call.hazards, source)
+        ):
+            await _mark_secure(session, call, live, "CAD", ctx)
+            return "scene secure"
+        return None
+    if (
+        call.decision == "eligible"
+        and call.ended_at is None
+        and not await repository.has_request(session, call.id)
+        and (await agencies.auto_request_matcher(session))(call.agency)
+    ):
+        result = await _request(session, call.id, "auto", "corespond (agency opted in)", ctx)
+        return f"requested ({result.assignment.status})"
+    return None
+
+
+async def due_offers(session: AsyncSession, ctx: Context, limit: int = 100) -> Sequence[uuid.UUID]:
+    return await repository.due_offers(session, ctx.now, limit)
+
+
+async def expire_offer(session: AsyncSession, assignment_id: uuid.UUID, ctx: Context) -> bool:
+    """The timer of one offer: expire it if still unanswered past its deadline."""
+    assignment = await session.get(Assignment, assignment_id)
+    if assignment is None:
+        return False
+    call = await calls.lock(session, assignment.call_id)
+    await session.refresh(assignment)
+    if assignment.status != "offered":
+        return False
+    return await expire(session, call, assignment, ctx)
