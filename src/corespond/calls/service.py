@@ -67,15 +67,17 @@ async def locate(session: AsyncSession, call: Call, geography: Geography) -> Non
     await session.flush()
 
 
-def triage_input(call: Call) -> TriageInput:
-    """What triage reads of a call."""
+def triage_input(call: Call, not_hazards: Sequence[str] = ()) -> TriageInput:
+    """What triage reads of a call. ``not_hazards``: flags the call's CAD uses for something
+    else (the scene reported secure), left out of the hazards triage weighs."""
+    ignored = {flag.strip().lower() for flag in not_hazards}
     return TriageInput(
         source=call.source_id,
         agency=call.agency,
         call_type=call.call_type,
         call_type_description=call.call_type_description,
         narrative=call.narrative,
-        hazards=tuple(call.hazards or ()),
+        hazards=tuple(h for h in call.hazards or () if h.strip().lower() not in ignored),
     )
 
 

@@ -26,6 +26,7 @@ from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
 from corespond.metrics import EVENT_FOLD_FAILURES
+from corespond.sources.models import CadSource
 from corespond.triage import service as triage
 from corespond.triage.ruleset import RuleSet
 from corespond.triage.service import Outcome
@@ -175,7 +176,9 @@ async def _fold_call(
 
 
 async def _triage_locked(session: AsyncSession, call: Call, rules: RuleSet) -> Outcome:
-    outcome = await triage.triage(session, call.id, calls.triage_input(call), rules)
+    source = await session.get(CadSource, call.source_id)
+    flags = source.scene_secure_flags if source is not None else ()
+    outcome = await triage.triage(session, call.id, calls.triage_input(call, flags), rules)
     stale = (
         call.decision != outcome.decision.decision or call.decision_rules_version != rules.version
     )
