@@ -51,11 +51,13 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["sources", "add"],
         ["sources", "list"],
         ["sources", "rotate-secret"],
+        ["sources", "scene-secure"],
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
         ["agencies", "add"],
         ["agencies", "list"],
+        ["agencies", "configure"],
         ["roster", "import"],
         ["roster", "add-provider"],
         ["triage", "eval"],
@@ -132,7 +134,7 @@ async def test_demo_seeds_a_source_keys_and_folded_calls_and_can_run_again(
     code, output = await invoke("demo")
     assert code == 0, output
     assert "demo-cad" in output
-    assert "demo events accepted this run: 9" in output
+    assert "demo events accepted this run: 10" in output
     secret = re.search(r"whsec_\S+", output)
     code, again = await invoke("demo")
     assert code == 0, again
@@ -175,6 +177,55 @@ async def test_demo_calls_show_every_triage_outcome(cli_env: Database) -> None:
     assert [o.credential_problems[0].split(" expired")[0] for o in logan] == ["nda"]
 
 
+async def test_demo_routes_calls_end_to_end(cli_env: Database) -> None:
+    from corespond.assignments.models import Assignment
+    from corespond.calls.models import Call
+    from corespond.dispatch.models import OutboxMessage
+
+    code, output = await invoke("demo")
+    assert code == 0, output
+    assert "supervisor key" in output
+    assert "(Casey Adkins)" in output
+    async with cli_env.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Call.incident_number, Assignment)
+                .join(Assignment, Assignment.call_id == Call.id)
+                .order_by(Assignment.created_at)
+            )
+        ).all()
+        by_call: dict[str, list[Assignment]] = {}
+        for incident, assignment in rows:
+            by_call.setdefault(incident, []).append(assignment)
+        routed = by_call["DEMO-0001"][0]
+        assert (routed.status, routed.outcome, routed.referrals) == (
+            "cleared",
+            "referred",
+            ["detox"],
+        )
+        assert routed.scene_secured_by == "CAD"
+        assert [a.cancel_reason for a in by_call["DEMO-0005"]] == ["danger"]
+        assert [a.cancel_reason for a in by_call["DEMO-0003"]] == ["call_closed"]
+        # Not opted in: waits for a dispatcher.
+        assert "DEMO-0002" not in by_call
+        assert "DEMO-0006" not in by_call
+        types = (
+            await session.scalars(
+                select(OutboxMessage.event_type)
+                .where(OutboxMessage.call_id == routed.call_id)
+                .order_by(OutboxMessage.seq)
+            )
+        ).all()
+    assert types == [
+        "assignment.offered",
+        "assignment.accepted",
+        "assignment.scene_secure",
+        "assignment.en_route",
+        "assignment.on_scene",
+        "assignment.cleared",
+    ]
+
+
 async def test_agencies_add_and_list(cli_env: Database) -> None:
     code, output = await invoke("agencies", "add", "Bluefield PD", "--county", "Mercer")
     assert code == 0, output
@@ -186,6 +237,35 @@ async def test_agencies_add_and_list(cli_env: Database) -> None:
     assert code == 0
     assert "BLUEFIELD PD" in output
     assert "54055" in output
+
+
+async def test_agencies_matching_settings(cli_env: Database) -> None:
+    code, output = await invoke(
+        "agencies", "add", "Morgantown PD", "--county", "Monongalia", "--auto-request"
+    )
+    assert code == 0, output
+    assert "automatic peer requests, scene gate on" in output
+    code, output = await invoke("agencies", "configure", "morgantown p.d.", "--no-scene-gate")
+    assert code == 0, output
+    assert "MORGANTOWN PD: automatic peer requests, scene gate off" in output
+    code, output = await invoke("agencies", "configure", "Gotham PD", "--auto-request")
+    assert code == 2
+    assert "not registered" in output
+    code, output = await invoke("agencies", "list")
+    assert "scene gate off" in output
+
+
+async def test_sources_scene_secure_signals(cli_env: Database) -> None:
+    code, output = await invoke("sources", "add", "mercer-911", "--name", "Mercer 911")
+    assert code == 0, output
+    code, output = await invoke(
+        "sources", "scene-secure", "mercer-911", "--status", "SECURE", "--flag", "10-98 SEC"
+    )
+    assert code == 0, output
+    assert "scene secure when status is SECURE; or flagged 10-98 SEC" in output
+    code, output = await invoke("sources", "scene-secure", "nowhere", "--status", "x")
+    assert code == 2
+    assert "unknown CAD source" in output
 
 
 async def test_county_scope_is_stored_as_fips_whichever_way_it_is_written(

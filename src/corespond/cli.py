@@ -176,10 +176,11 @@ def demo_command() -> None:
 
 
 def _seed_demo() -> DemoCredentials:
+    from corespond.assignments.service import MatchPolicy
     from corespond.demo import seed_demo
 
     async def work(session: AsyncSession, settings: Settings) -> DemoCredentials:
-        return await seed_demo(session, secret_box(settings))
+        return await seed_demo(session, secret_box(settings), policy=MatchPolicy.of(settings))
 
     return _run_in_session(work)
 
@@ -194,9 +195,15 @@ def _print_demo(
     out.print(f"  signing secret  {creds.source_secret}")
     out.print(f"admin key       {creds.admin_key}")
     out.print(f"dispatcher key  {creds.dispatcher_key}  (scope agency:CHARLESTON PD)")
+    out.print(f"supervisor key  {creds.supervisor_key}")
+    for name, key in creds.peer_keys.items():
+        out.print(f"peer key        {key}  ({name})")
     out.print(f"demo events accepted this run: {creds.events_accepted}")
-    out.print("\nTry:")
+    out.print("\nTry (the README walks through the rest):")
     out.print(f"  export CORESPOND_KEY={creds.admin_key}")
+    out.print(f"  export SUPERVISOR_KEY={creds.supervisor_key}")
+    for name, key in creds.peer_keys.items():
+        out.print(f"  export {name.split()[0].upper()}_KEY={key}")
     out.print(f"  export CORESPOND_CAD_SECRET={creds.source_secret}")
     out.print(f'  curl -s {base}/v1/calls -H "Authorization: Bearer $CORESPOND_KEY"')
     out.print(f"  {program} cad send examples/events/od-created.json --url {base}")
@@ -268,6 +275,36 @@ def sources_list() -> None:
         )
     # Piped output is not cut to 80 columns: scripts and logs get whole rows.
     (out if out.is_terminal else Console(width=240)).print(table)
+
+
+@sources_app.command("scene-secure")
+def sources_scene_secure(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="A call status meaning the scene is secure (repeatable)."),
+    ] = None,
+    flag: Annotated[
+        list[str] | None,
+        typer.Option("--flag", help="A flag in the call's hazards meaning the same (repeatable)."),
+    ] = None,
+) -> None:
+    """Set what in this CAD's events means police have secured the scene (replaces the
+    statuses and flags set before; a new source starts with the status 'scene_secure').
+    A staged peer may go en route once a call shows one of them."""
+    from corespond.sources.service import set_scene_secure_signals
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        source = await set_scene_secure_signals(
+            session, source_id, statuses=status or [], flags=flag or []
+        )
+        return (
+            f"{source.id}: scene secure when status is "
+            f"{', '.join(source.scene_secure_statuses) or '(none)'}; "
+            f"or flagged {', '.join(source.scene_secure_flags) or '(none)'}"
+        )
+
+    out.print(_run_in_session(work), markup=False)
 
 
 @sources_app.command("rotate-secret")
@@ -496,16 +533,68 @@ def agencies_add(
     name: Annotated[str, typer.Argument(help="The agency as CAD names it, e.g. 'BLUEFIELD PD'.")],
     county: Annotated[str, typer.Option(help="Home county: name ('Mercer') or FIPS (54055).")],
     ori: Annotated[str | None, typer.Option(help="NCIC Originating Agency Identifier.")] = None,
+    auto_request: Annotated[
+        bool,
+        typer.Option(
+            "--auto-request/--no-auto-request",
+            help="Offer a peer on eligible calls at once, without a dispatcher asking.",
+        ),
+    ] = False,
+    scene_gate: Annotated[
+        bool,
+        typer.Option(
+            "--scene-gate/--no-scene-gate",
+            help="Peers wait for the scene to be reported secure (off: peers ride with the "
+            "officer).",
+        ),
+    ] = True,
 ) -> None:
     """Register an agency and its home county (where its calls are placed when nothing
     else says where they are)."""
-    from corespond.agencies.service import add_agency
+    from corespond.agencies.service import add_agency, configure
     from corespond.geo.service import geography_for
 
     async def work(session: AsyncSession, settings: Settings) -> str:
         atlas = geography_for(tuple(settings.geo_states)).atlas
         agency, home = await add_agency(session, atlas, name=name, county=county, ori=ori)
-        return f"{agency.name}: home county {home.name} ({home.fips})"
+        await configure(session, agency.name, auto_request=auto_request, scene_gate=scene_gate)
+        return f"{agency.name}: home county {home.name} ({home.fips}); {_matching(agency)}"
+
+    out.print(_run_in_session(work), markup=False)
+
+
+def _matching(agency: Any) -> str:
+    requests = "automatic peer requests" if agency.auto_request else "requests by dispatcher"
+    gate = "scene gate on" if agency.scene_gate else "scene gate off (peers ride along)"
+    return f"{requests}, {gate}"
+
+
+@agencies_app.command("configure")
+def agencies_configure(
+    name: Annotated[str, typer.Argument(help="The agency, by name or ORI.")],
+    auto_request: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-request/--no-auto-request",
+            help="Offer a peer on eligible calls at once, without a dispatcher asking.",
+            show_default=False,
+        ),
+    ] = None,
+    scene_gate: Annotated[
+        bool | None,
+        typer.Option(
+            "--scene-gate/--no-scene-gate",
+            help="Peers wait for the scene to be reported secure before going en route.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Change how matching treats an agency's calls (only the options given change)."""
+    from corespond.agencies.service import configure
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        agency = await configure(session, name, auto_request=auto_request, scene_gate=scene_gate)
+        return f"{agency.name}: {_matching(agency)}"
 
     out.print(_run_in_session(work), markup=False)
 
@@ -515,16 +604,19 @@ def agencies_list() -> None:
     """List registered agencies with their home counties."""
     from corespond.agencies.service import list_agencies
 
-    async def work(session: AsyncSession, settings: Settings) -> list[tuple[str, str, str]]:
-        return [(a.name, a.ori or "-", a.home_county_fips) for a in await list_agencies(session)]
+    async def work(session: AsyncSession, settings: Settings) -> list[tuple[str, ...]]:
+        return [
+            (a.name, a.ori or "-", a.home_county_fips, _matching(a))
+            for a in await list_agencies(session)
+        ]
 
     from corespond.geo.service import geography_for
 
     atlas = geography_for(tuple(get_settings().geo_states)).atlas
-    table = Table("agency", "ORI", "home county", "FIPS")
-    for name, ori, fips in _run_in_session(work):
+    table = Table("agency", "ORI", "home county", "FIPS", "matching")
+    for name, ori, fips, matching in _run_in_session(work):
         county = atlas.by_fips.get(fips)
-        table.add_row(name, ori, county.name if county else "?", fips)
+        table.add_row(name, ori, county.name if county else "?", fips, matching)
     (out if out.is_terminal else Console(width=240)).print(table)
 
 

@@ -12,8 +12,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
+from corespond.assignments import service as assignments
+from corespond.assignments.service import Clearing, Context, MatchPolicy
 from corespond.auth import service as auth
 from corespond.auth.service import Principal
+from corespond.calls import service as calls
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import geography_for
@@ -39,8 +43,13 @@ DEMO_AGENCIES = (
     ("PARKERSBURG PD", "Wood"),
     ("FAYETTEVILLE PD", "Fayette"),
 )
+# Agencies whose eligible calls are matched without a dispatcher asking.
+DEMO_AUTO_REQUEST = ("CHARLESTON PD",)
 DEMO_ADMIN_KEY_NAME = "demo admin"
 DEMO_DISPATCHER_KEY_NAME = "demo dispatcher (CHARLESTON PD)"
+DEMO_SUPERVISOR_KEY_NAME = "demo supervisor"
+DEMO_PEER_KEY_NAME = "demo peer ({name})"
+DEMO_PEER_KEYS = ("Jordan Miller", "Casey Adkins")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class DemoCredentials:
     source_secret: str
     admin_key: str
     dispatcher_key: str
+    supervisor_key: str
+    peer_keys: dict[str, str]
     events_accepted: int
 
 
@@ -181,14 +192,25 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
 
 
 async def seed_demo(
-    session: AsyncSession, box: SecretBox, now: datetime | None = None
+    session: AsyncSession,
+    box: SecretBox,
+    now: datetime | None = None,
+    policy: MatchPolicy | None = None,
 ) -> DemoCredentials:
     """Create (or reuse) the demo source, issue fresh demo keys and ingest the demo events.
 
+    The events are fed one at a time, as a live feed would be, each followed up as the
+    worker does: Charleston PD opted in to automatic requests, so its eligible calls are
+    offered a peer at once; one is then routed end to end (accepted, scene secured by CAD,
+    en route, on scene, cleared), one is cancelled when CAD closes it, one when a knife is
+    reported. Kanawha County Sheriff's eligible call waits for a dispatcher to ask.
+
     Safe to run again: the source and its secret are reused, old demo keys are revoked, and
-    the events come back as duplicates.
+    the events are seeded only once.
     """
     now = now or datetime.now(UTC)
+    geography = geography_for()
+    ctx = Context(policy or MatchPolicy.of(Settings()), geography, now)
     existing = await session.get(CadSource, DEMO_SOURCE)
     if existing is None:
         _, secret = await sources.create_source(
@@ -201,35 +223,102 @@ async def seed_demo(
     else:
         secret = sources.stored_secret(existing, box)
 
-    for name in (DEMO_ADMIN_KEY_NAME, DEMO_DISPATCHER_KEY_NAME):
+    atlas = geography.atlas
+    for agency, county in DEMO_AGENCIES:
+        if await agencies.find(session, agency) is None:
+            await agencies.add_agency(session, atlas, name=agency, county=county)
+            if agency in DEMO_AUTO_REQUEST:
+                await agencies.configure(session, agency, auto_request=True)
+
+    peers = await _seed_rosters(session, atlas, now)
+    keys = await _issue_keys(session, peers)
+
+    accepted = 0
+    if existing is None:  # seeded once: the events carry times relative to the first run
+        for document in demo_events(now):
+            accepted += await _feed(session, document, ctx)
+        accepted += await _route_end_to_end(session, peers["Jordan Miller"], now, ctx)
+    return DemoCredentials(
+        DEMO_SOURCE,
+        secret,
+        keys["admin"],
+        keys["dispatcher"],
+        keys["supervisor"],
+        {name: keys[name] for name in DEMO_PEER_KEYS},
+        accepted,
+    )
+
+
+async def _issue_keys(session: AsyncSession, peers: dict[str, uuid.UUID]) -> dict[str, str]:
+    """Fresh demo keys (earlier demo keys are revoked)."""
+    peer_names = {name: DEMO_PEER_KEY_NAME.format(name=name) for name in DEMO_PEER_KEYS}
+    for name in (
+        DEMO_ADMIN_KEY_NAME,
+        DEMO_DISPATCHER_KEY_NAME,
+        DEMO_SUPERVISOR_KEY_NAME,
+        *peer_names.values(),
+    ):
         await auth.revoke_keys_named(session, name)
-    _, admin_key = await auth.create_key(session, role="admin", name=DEMO_ADMIN_KEY_NAME)
-    _, dispatcher_key = await auth.create_key(
+    keys = {}
+    _, keys["admin"] = await auth.create_key(session, role="admin", name=DEMO_ADMIN_KEY_NAME)
+    _, keys["dispatcher"] = await auth.create_key(
         session,
         role="dispatcher",
         scope=auth.Scope("agency", "CHARLESTON PD"),
         name=DEMO_DISPATCHER_KEY_NAME,
     )
+    _, keys["supervisor"] = await auth.create_key(
+        session, role="supervisor", name=DEMO_SUPERVISOR_KEY_NAME
+    )
+    for name, key_name in peer_names.items():
+        if name in peers:
+            _, keys[name] = await auth.create_key(
+                session, role="peer", scope=auth.Scope("peer", str(peers[name])), name=key_name
+            )
+    return keys
 
-    atlas = geography_for().atlas
-    for agency, county in DEMO_AGENCIES:
-        if await agencies.find(session, agency) is None:
-            await agencies.add_agency(session, atlas, name=agency, county=county)
 
-    await _seed_rosters(session, atlas, now)
+async def _feed(session: AsyncSession, document: dict[str, Any], ctx: Context) -> int:
+    """Ingest one event, fold it and follow it up, as the worker would."""
+    body = json.dumps(document).encode()
+    event = CadEvent.model_validate(document)
+    result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
+    folded: list[uuid.UUID] = []
+    await ingest.process_pending(session, 100, load_rules(), ctx.geography, folded)
+    for call_id in await assignments.calls_to_follow_up(session, ctx, folded):
+        await assignments.follow_up(session, call_id, ctx)
+    return int(result.status == "accepted")
 
-    accepted = 0
-    rules = load_rules()
-    # Seeded once: the demo's events carry times relative to the first run.
-    documents = demo_events(now) if existing is None else []
-    for document in documents:
-        body = json.dumps(document).encode()
-        event = CadEvent.model_validate(document)
-        result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
-        accepted += result.status == "accepted"
-        # One event at a time, as a live feed would be: each step is triaged and kept.
-        await ingest.process_pending(session, batch_size=100, rules=rules)
-    return DemoCredentials(DEMO_SOURCE, secret, admin_key, dispatcher_key, accepted)
+
+async def _route_end_to_end(
+    session: AsyncSession, jordan: uuid.UUID, now: datetime, ctx: Context
+) -> int:
+    """DEMO-0001 from offer to clearing: the peer accepts, CAD reports the scene secure,
+    the peer goes en route, arrives, and clears with a referral."""
+    peer = Principal(
+        key_id=uuid.UUID(int=0),
+        name="Jordan Miller",
+        role="peer",
+        scope=auth.Scope("peer", str(jordan)),
+    )
+    call_id = await calls.id_of(session, DEMO_SOURCE, "DEMO-0001")
+    live = await assignments.live_for_call(session, call_id) if call_id else None
+    if live is None or live.peer_id != jordan:
+        return 0
+    await assignments.act(session, peer, live.id, "accept", ctx)
+    secure = {
+        "event_id": "demo-cad:1010",
+        "event_type": "call.updated",
+        "occurred_at": (now.replace(microsecond=0) - timedelta(minutes=2)).isoformat(),
+        "call": {"incident_number": "DEMO-0001", "status": "scene_secure"},
+    }
+    fed = await _feed(session, secure, ctx)
+    for action in ("en-route", "on-scene"):
+        await assignments.act(session, peer, live.id, action, ctx)
+    await assignments.act(
+        session, peer, live.id, "clear", ctx, clearing=Clearing("referred", ("detox",))
+    )
+    return fed
 
 
 DEMO_PROVIDERS = (
@@ -245,11 +334,15 @@ DEMO_PEERS = (
 )
 
 
-async def _seed_rosters(session: AsyncSession, atlas: CountyAtlas, now: datetime) -> None:
+async def _seed_rosters(
+    session: AsyncSession, atlas: CountyAtlas, now: datetime
+) -> dict[str, uuid.UUID]:
     """Providers with their counties, peers with credentials, and shifts around now: one
-    peer whose credentials are about to expire and one whose have (never offered a call)."""
+    peer whose credentials are about to expire and one whose have (never offered a call).
+    Returns the demo peers' ids by name."""
     if await session.get(Provider, DEMO_PROVIDERS[0][0]) is not None:
-        return
+        return await roster.peer_ids_named(session, [p[1] for p in DEMO_PEERS])
+    ids: dict[str, uuid.UUID] = {}
     operator = Principal(key_id=uuid.UUID(int=0), name="demo", role="admin", scope=None)
     for provider_id, name, counties in DEMO_PROVIDERS:
         await roster.create_provider(session, provider_id, name)
@@ -269,6 +362,7 @@ async def _seed_rosters(session: AsyncSession, atlas: CountyAtlas, now: datetime
             embedded_agency=agency,
             languages=["en"],
         )
+        ids[name] = peer.id
         for kind in ("prss_certification", "cjis_background", "nda"):
             await roster.set_credential(
                 session,
@@ -290,3 +384,4 @@ async def _seed_rosters(session: AsyncSession, atlas: CountyAtlas, now: datetime
                     counties=roster.resolve_counties(atlas, covers),
                 ),
             )
+    return ids

@@ -213,6 +213,11 @@ async def list_assignments(
     )
 
 
+async def live_for_call(session: AsyncSession, call_id: uuid.UUID) -> Assignment | None:
+    """The call's live assignment (offered, accepted, en route or on scene), if any."""
+    return await repository.live_for_call(session, call_id)
+
+
 async def history(session: AsyncSession, assignment_id: uuid.UUID) -> Sequence[AssignmentChange]:
     return await repository.changes_of(session, assignment_id)
 

@@ -35,6 +35,15 @@ class ScopeFilter:
     county_fips: str | None = None
 
 
+async def call_id_of(
+    session: AsyncSession, source_id: str, incident_number: str
+) -> uuid.UUID | None:
+    found: uuid.UUID | None = await session.scalar(
+        select(Call.id).where(Call.source_id == source_id, Call.incident_number == incident_number)
+    )
+    return found
+
+
 async def insert_or_get_call_id(
     session: AsyncSession, source_id: str, incident_number: str
 ) -> uuid.UUID:

@@ -26,6 +26,11 @@ async def ensure_call(session: AsyncSession, source_id: str, incident_number: st
     return await repository.insert_or_get_call_id(session, source_id, incident_number)
 
 
+async def id_of(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID | None:
+    """The id of the call for (source, incident number), if there is one."""
+    return await repository.call_id_of(session, source_id, incident_number)
+
+
 async def lock(session: AsyncSession, call_id: uuid.UUID) -> Call:
     """Take a call's row lock for this transaction, before reading what it will be rebuilt from."""
     call = await repository.lock_call(session, call_id)

@@ -47,6 +47,13 @@ class AgencyOut(BaseModel):
     name: str
     ori: str | None
     home_county: CountyRef
+    auto_request: bool = Field(
+        description="Eligible calls are offered a peer as soon as they are triaged."
+    )
+    scene_gate: bool = Field(
+        description="Peers wait for the scene to be reported secure before going en route "
+        "(off for agencies whose peers ride in the officer's unit)."
+    )
 
 
 def _geography(request: Request) -> Geography:
@@ -116,6 +123,8 @@ async def list_agencies(request: Request, session: SessionDep, _: AnyKey) -> lis
                 name=agency.name,
                 ori=agency.ori,
                 home_county=CountyRef(fips=agency.home_county_fips, name=name),
+                auto_request=agency.auto_request,
+                scene_gate=agency.scene_gate,
             )
         )
     return out

@@ -68,6 +68,15 @@ async def primary_providers(session: AsyncSession) -> dict[str, str]:
     return {str(fips): str(provider) for fips, provider in rows.all()}
 
 
+async def peer_ids_named(session: AsyncSession, names: Sequence[str]) -> dict[str, uuid.UUID]:
+    rows = await session.execute(
+        select(Peer.display_name, Peer.id)
+        .where(Peer.display_name.in_(names))
+        .order_by(Peer.created_at.desc())
+    )
+    return {str(name): peer_id for name, peer_id in rows.all()}
+
+
 async def peers_of_provider(session: AsyncSession, provider_id: str) -> Sequence[Peer]:
     return (await session.scalars(select(Peer).where(Peer.provider_id == provider_id))).all()
 

@@ -157,6 +157,11 @@ async def get_peer(session: AsyncSession, peer_id: uuid.UUID, principal: Princip
     return peer
 
 
+async def peer_ids_named(session: AsyncSession, names: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Peers' ids by display name (the first of each name)."""
+    return await repository.peer_ids_named(session, names)
+
+
 async def update_peer(
     session: AsyncSession, principal: Principal, peer_id: uuid.UUID, **fields: Any
 ) -> Peer:

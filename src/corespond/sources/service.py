@@ -67,6 +67,21 @@ async def create_source(
     return source, secret
 
 
+async def set_scene_secure_signals(
+    session: AsyncSession, source_id: str, *, statuses: list[str], flags: list[str]
+) -> CadSource:
+    """What in this CAD's events means police have secured the scene: call statuses, and
+    flags in the call's hazards list (compared without regard to case). Replaces both."""
+    source = await get_source(session, source_id)
+    for value in (*statuses, *flags):
+        if not value.strip() or len(value) > 64 or "\x00" in value:
+            raise InvalidPayload(f"a status or flag must be 1-64 characters: {value!r}")
+    source.scene_secure_statuses = sorted({s.strip() for s in statuses})
+    source.scene_secure_flags = sorted({f.strip() for f in flags})
+    await session.flush()
+    return source
+
+
 async def get_source(session: AsyncSession, source_id: str) -> CadSource:
     """The enabled source with this id, else ``NotFound``."""
     source = await session.get(CadSource, source_id)
