@@ -347,7 +347,9 @@ async def _candidates(
     (with why). ``providers``: the providers whose peers may come (those serving the call's
     county, which must also serve this one)."""
     county = ctx.geography.atlas.by_fips[county_fips]
-    serving = await roster.providers_serving(session, county_fips)
+    serving = (
+        providers if in_call_county else await roster.providers_serving(session, county_fips)
+    )
     rows = [
         r
         for r in await roster.on_shift(
