@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
+from corespond.calls.models import Call
 from corespond.db import Database
 from corespond.dispatch.models import OutboxMessage
 from corespond.roster.models import Peer
@@ -70,7 +71,10 @@ async def test_full_lifecycle(client: httpx.AsyncClient, db: Database, source: S
 
     first = await request(client, p)
     assert first.status_code == 201, first.text
-    offer = first.json()
+    assert first.json()["ranking"] is None  # who else and why is for supervisors
+    offer = (
+        await client.get(f"/v1/assignments/{first.json()['id']}", headers=auth(p.supervisor))
+    ).json()
     assert offer["status"] == "offered"
     assert offer["peer"]["display_name"] == "Ana"  # nearest
     assert offer["place"] == 1
@@ -151,6 +155,7 @@ async def test_full_lifecycle(client: httpx.AsyncClient, db: Database, source: S
     seen_by_dispatch = (await client.get(url, headers=auth(p.dispatcher))).json()
     assert seen_by_dispatch["outcome"] is None
     assert seen_by_dispatch["referrals"] is None
+    assert seen_by_dispatch["ranking"] is None
     seen_by_peer = (await client.get(url, headers=auth(p.ana_key))).json()
     assert seen_by_peer["ranking"] is None
     assert seen_by_peer["outcome"] == "referred"
@@ -240,7 +245,7 @@ async def test_who_is_left_out_and_why(
         await program.peer(session, "Stranger", provider_id="other")
         await program.peer(session, "Ok", home=CHARLESTON)
         call = await program.call(session, source.id)
-    dispatcher = await make_key(db, "dispatcher")
+    dispatcher = await make_key(db, "supervisor")  # sees the ranking
     offer = (
         await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
     ).json()
@@ -351,7 +356,7 @@ async def test_transitions_out_of_order_are_conflicts(
     for action in ("on-scene", "en-route"):
         response = await client.post(f"{url}/{action}", headers=auth(p.ana_key))
         assert response.status_code == 409
-        assert response.json()["status"] == "offered"
+        assert response.json()["assignment_status"] == "offered"
     cleared = await client.post(
         f"{url}/clear", headers=auth(p.ana_key), json={"outcome": "no_contact"}
     )
@@ -439,7 +444,7 @@ async def test_embedded_peer_is_preferred(
         await program.peer(session, "Near", home=CHARLESTON)
         await program.peer(session, "Embedded", home=ST_ALBANS, embedded="Charleston PD")
         call = await program.call(session, source.id)
-    dispatcher = await make_key(db, "dispatcher")
+    dispatcher = await make_key(db, "supervisor")  # sees the ranking
     offer = (
         await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
     ).json()
@@ -464,3 +469,130 @@ async def test_a_peer_on_one_call_is_not_offered_another(
         unfilled = await session.get(Assignment, uuid.UUID(two.json()["assignment_id"]))
         assert unfilled is not None
         assert unfilled.ranking["left_out"][0]["why"] == "on another assignment"
+
+
+async def test_next_available_skips_shifts_of_peers_who_could_not_be_offered(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    now = datetime.now(UTC)
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "other", {PUTNAM: "primary"})
+        # Starts soonest, but the NDA will have expired by then.
+        await program.peer(
+            session,
+            "Lapsing",
+            shift_hours=(2, 10),
+            credentials={
+                "prss_certification": None,
+                "cjis_background": None,
+                "nda": now + timedelta(hours=1),
+            },
+        )
+        # Next, but of a provider that does not serve Kanawha.
+        await program.peer(session, "Other", provider_id="other", shift_hours=(3, 11))
+        await program.peer(session, "Later", shift_hours=(5, 13))
+        call = await program.call(session, source.id)
+    dispatcher = await make_key(db, "dispatcher")
+    response = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    problem = response.json()
+    assert response.status_code == 409
+    next_at = datetime.fromisoformat(problem["next_available_at"])
+    assert timedelta(hours=4.9) < next_at - now < timedelta(hours=5.1)
+
+
+async def test_unfilled_says_who_was_on_and_why_not(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.peer(session, "Off", status="off_duty")
+        call = await program.call(session, source.id)
+    dispatcher = await make_key(db, "dispatcher")
+    response = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    problem = response.json()
+    assert "1 on shift, none free to take it" in problem["detail"]
+    assert "Off" not in problem["detail"]  # names and reasons are for supervisors
+    supervisor = await make_key(db, "supervisor")
+    unfilled = await client.get(
+        f"/v1/assignments/{problem['assignment_id']}", headers=auth(supervisor)
+    )
+    assert unfilled.json()["ranking"]["left_out"][0]["why"] == "status off_duty"
+
+
+async def test_decline_on_a_call_that_ended_does_not_offer_it_again(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    async with db.sessionmaker() as session, session.begin():
+        call = await session.get(Call, p.call.id)
+        assert call is not None
+        call.status = "cancelled"  # CAD cancelled it; the follow-up has not run yet
+    declined = await client.post(f"/v1/assignments/{offer['id']}/decline", headers=auth(p.ana_key))
+    assert declined.status_code == 200
+    assert await outbox_types(db, p.call.id) == ["assignment.offered", "assignment.declined"]
+
+
+async def test_scene_secured_during_one_offer_holds_for_the_next(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    url = f"/v1/assignments/{offer['id']}"
+    assert (await client.post(f"{url}/scene-secure", headers=auth(p.dispatcher))).status_code == 200
+    await client.post(f"{url}/decline", headers=auth(p.ana_key))
+    [second] = (await client.get("/v1/assignments?status=offered", headers=auth(p.ben_key))).json()[
+        "items"
+    ]
+    assert second["scene_secured_at"] is not None
+    url = f"/v1/assignments/{second['id']}"
+    assert (await client.post(f"{url}/accept", headers=auth(p.ben_key))).status_code == 200
+    assert (await client.post(f"{url}/en-route", headers=auth(p.ben_key))).status_code == 200
+
+
+async def test_an_old_assignment_id_points_to_the_live_one(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    await client.post(f"/v1/assignments/{offer['id']}/decline", headers=auth(p.ana_key))
+    stale = await client.post(f"/v1/assignments/{offer['id']}/cancel", headers=auth(p.dispatcher))
+    problem = stale.json()
+    assert stale.status_code == 409
+    assert problem["status"] == 409
+    assert problem["assignment_status"] == "declined"
+    live = await client.get(f"/v1/calls/{p.call.id}", headers=auth(p.dispatcher))
+    assert problem["live_assignment_id"] == live.json()["assignment"]["id"]
+
+
+async def test_asking_again_right_after_no_coverage_gives_the_same_answer(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        call = await program.call(session, source.id)
+    dispatcher = await make_key(db, "dispatcher")
+    first = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    again = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    assert first.status_code == again.status_code == 409
+    assert first.json()["assignment_id"] == again.json()["assignment_id"]
+    assert await outbox_types(db, call.id) == ["assignment.unfilled"]
+
+
+async def test_a_position_sent_with_any_answer_is_kept(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    accepted = await client.post(
+        f"/v1/assignments/{offer['id']}/accept",
+        headers=auth(p.ana_key),
+        json={"position": {"lat": 38.35, "lon": -81.63}},
+    )
+    assert accepted.status_code == 200
+    async with db.sessionmaker() as session:
+        peer = await session.get(Peer, p.ana.id)
+        assert peer is not None
+        assert (peer.last_lat, peer.last_lon) == (38.35, -81.63)
+        assert peer.last_located_at is not None

@@ -252,3 +252,25 @@ async def test_unknown_county_goes_unfilled_not_lost(
     assert response.status_code == 409
     assert "county is unknown" in response.json()["detail"]
     assert uuid.UUID(response.json()["assignment_id"])
+
+
+async def test_a_sweep_cancels_for_danger_before_any_offer_expires(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
+) -> None:
+    await setup(db)
+    async with db.sessionmaker() as session, session.begin():
+        await program.peer(session, "Ben", home=program.ST_ALBANS)
+    await send(client, source, cad_event("e1", occurred_at=stamp(3)))
+    await worker(app, db).drain()
+    offer = await live(db)
+    assert offer is not None
+    await send(
+        client, source, cad_event("e2", "call.updated", stamp(1), narrative="SUBJ HAS A KNIFE")
+    )
+    # Folded by a worker that does not follow up (a crash right after the fold, say) …
+    await EventWorker(db, rulebook=app.state.rulebook, geography=app.state.geography).drain()
+    # … and the next sweep runs after the offer's deadline has passed.
+    jobs = app.state.assignment_jobs
+    jobs._clock = lambda: datetime.now(UTC) + timedelta(minutes=5)
+    await jobs.sweep()
+    assert await outbox_types(db, offer.call_id) == ["assignment.offered", "assignment.cancelled"]

@@ -209,3 +209,27 @@ async def test_two_instances_expire_each_offer_once(
         )
         assert all(n == 1 for n in peers.values())
         assert all(p.status == "available" for p in (await session.scalars(select(Peer))).all())
+
+
+async def test_a_lock_taken_after_a_read_sees_the_row_as_it_is_now(
+    committed_db: Database, box: SecretBox
+) -> None:
+    """A call read, then changed by another transaction, then locked: the holder of the
+    lock decides on the new row (a weapon reported meanwhile), not the copy it read."""
+    from corespond.calls import service as calls
+    from corespond.calls.models import Call
+
+    source = await make_source(committed_db, box)
+    async with committed_db.sessionmaker() as session, session.begin():
+        call = await program.call(session, source.id)
+    async with committed_db.sessionmaker() as reader:
+        assert (await reader.get(Call, call.id)).decision == "eligible"  # type: ignore[union-attr]
+        async with committed_db.sessionmaker() as writer, writer.begin():
+            stored = await writer.get(Call, call.id)
+            assert stored is not None
+            stored.decision = "ineligible"
+            stored.turned_dangerous_at = datetime.now(UTC)
+        locked = await calls.lock(reader, call.id)
+        assert locked.decision == "ineligible"
+        assert locked.turned_dangerous_at is not None
+        await reader.rollback()

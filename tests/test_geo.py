@@ -238,6 +238,8 @@ async def test_agencies_api_lists_home_counties(client: httpx.AsyncClient, db: D
         "name": "BLUEFIELD PD",
         "ori": "WV0270100",
         "home_county": {"fips": "54055", "name": "Mercer"},
+        "auto_request": False,
+        "scene_gate": True,
     }
 
 

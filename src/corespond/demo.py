@@ -341,7 +341,9 @@ async def _seed_rosters(
     peer whose credentials are about to expire and one whose have (never offered a call).
     Returns the demo peers' ids by name."""
     if await session.get(Provider, DEMO_PROVIDERS[0][0]) is not None:
-        return await roster.peer_ids_named(session, [p[1] for p in DEMO_PEERS])
+        return await roster.peer_ids_named(
+            session, [p[1] for p in DEMO_PEERS], [p[0] for p in DEMO_PROVIDERS]
+        )
     ids: dict[str, uuid.UUID] = {}
     operator = Principal(key_id=uuid.UUID(int=0), name="demo", role="admin", scope=None)
     for provider_id, name, counties in DEMO_PROVIDERS:

@@ -44,6 +44,9 @@ class ProblemDocument(BaseModel):
     )
 
 
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 class Problem(Exception):
     """Base of every error a client can cause; rendered as problem+json."""
 
@@ -76,6 +79,9 @@ class Problem(Exception):
             body["detail"] = self.detail
         if instance:
             body["instance"] = instance
+        clash = RESERVED_MEMBERS & self.extra.keys()
+        if clash:  # a bug in the caller; never let it rewrite the standard members
+            raise ValueError(f"problem extension members reuse standard names: {sorted(clash)}")
         body.update(self.extra)
         return body
 

@@ -53,6 +53,12 @@ async def list_agencies(session: AsyncSession) -> Sequence[Agency]:
     return await repository.list_agencies(session)
 
 
+async def auto_request_keys(session: AsyncSession) -> tuple[list[str], list[str]]:
+    """The name keys and ORIs of the agencies that opted in to automatic requests."""
+    agencies = await repository.auto_requesting(session)
+    return [a.name for a in agencies], [a.ori for a in agencies if a.ori]
+
+
 async def auto_request_matcher(session: AsyncSession) -> Callable[[str | None], bool]:
     """A test of whether CAD's agency name (or ORI) is an agency that opted in to automatic
     peer requests (read once, then applied to many calls)."""

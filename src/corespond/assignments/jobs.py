@@ -47,13 +47,15 @@ class AssignmentJobs:
         Returns how many things were done. Never raises (it is a scheduler job)."""
         done = 0
         try:
+            # Follow-ups first: a call that turned dangerous or ended is settled before any
+            # of its offers expires and would be offered to the next peer.
+            async with self._database.sessionmaker() as session:
+                calls = await service.calls_to_follow_up(session, self.context())
+            done += await self.follow_up(calls)
             async with self._database.sessionmaker() as session:
                 due = await service.due_offers(session, self.context())
             for assignment_id in due:
                 done += await self._expire(assignment_id)
-            async with self._database.sessionmaker() as session:
-                calls = await service.calls_to_follow_up(session, self.context())
-            done += await self.follow_up(calls)
         except Exception as exc:
             log.error("assignment_sweep_failed", error_type=type(exc).__name__)
         return done
@@ -63,8 +65,12 @@ class AssignmentJobs:
         transaction, so one call's trouble holds back no other."""
         if not call_ids:
             return 0
-        async with self._database.sessionmaker() as session:
-            due = await service.calls_to_follow_up(session, self.context(), call_ids)
+        try:
+            async with self._database.sessionmaker() as session:
+                due = await service.calls_to_follow_up(session, self.context(), call_ids)
+        except Exception as exc:  # the sweep will find them again
+            log.error("assignment_follow_up_failed", error_type=type(exc).__name__)
+            return 0
         done = 0
         for call_id in due:
             try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,17 +87,51 @@ async def busy_peers(session: AsyncSession, peer_ids: Sequence[uuid.UUID]) -> se
     return {peer_id for peer_id in rows if peer_id is not None}
 
 
-async def last_offered(
+async def last_accepted(
     session: AsyncSession, peer_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, datetime]:
+    """When each peer last took a call (accepted an offer)."""
     if not peer_ids:
         return {}
     rows = await session.execute(
-        select(Assignment.peer_id, func.max(Assignment.offered_at))
+        select(Assignment.peer_id, func.max(Assignment.accepted_at))
         .where(Assignment.peer_id.in_(peer_ids))
         .group_by(Assignment.peer_id)
     )
     return {peer_id: at for peer_id, at in rows.all() if peer_id is not None and at is not None}
+
+
+async def scene_secured_earlier(
+    session: AsyncSession, call_id: uuid.UUID
+) -> tuple[datetime, str | None] | None:
+    """When (and by whom) the scene of a call was first reported secure, on any of its
+    assignments: police secured the scene, whichever peer was offered the call then."""
+    row = (
+        await session.execute(
+            select(Assignment.scene_secured_at, Assignment.scene_secured_by)
+            .where(Assignment.call_id == call_id, Assignment.scene_secured_at.is_not(None))
+            .order_by(Assignment.scene_secured_at)
+            .limit(1)
+        )
+    ).first()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+async def latest_unfilled_since(
+    session: AsyncSession, call_id: uuid.UUID, since: datetime
+) -> Assignment | None:
+    return await session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.call_id == call_id,
+            Assignment.status == "unfilled",
+            Assignment.created_at >= since,
+        )
+        .order_by(Assignment.created_at.desc())
+        .limit(1)
+    )
 
 
 async def insert_offer(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
@@ -170,19 +204,33 @@ async def live_with_calls(
     return [(a, c, s) for a, c, s in rows.all()]
 
 
+def agency_key_sql(column: Any) -> Any:
+    """SQL of ``agencies.service.agency_key``: upper case, no punctuation, single spaces."""
+    return func.btrim(
+        func.regexp_replace(
+            func.regexp_replace(func.upper(column), "[^A-Z0-9 ]+", "", "g"), " +", " ", "g"
+        )
+    )
+
+
 async def unrequested_eligible(
     session: AsyncSession,
     since: datetime,
     limit: int,
+    agencies: Sequence[str],
+    oris: Sequence[str],
     call_ids: Sequence[uuid.UUID] | None = None,
-) -> Sequence[tuple[uuid.UUID, str | None]]:
-    """Open eligible calls decided since ``since`` that no one has requested a peer for."""
+) -> Sequence[uuid.UUID]:
+    """Open eligible calls of the given agencies (by name key or ORI) decided since
+    ``since`` that no one has requested a peer for."""
+    key = agency_key_sql(Call.agency)
     query = (
-        select(Call.id, Call.agency)
+        select(Call.id)
         .where(
             Call.decision == "eligible",
             Call.ended_at.is_(None),
             Call.decided_at >= since,
+            or_(key.in_(agencies), func.replace(key, " ", "").in_(oris)),
             ~select(PeerRequest.id).where(PeerRequest.call_id == Call.id).exists(),
         )
         .order_by(Call.decided_at)
@@ -190,8 +238,7 @@ async def unrequested_eligible(
     )
     if call_ids is not None:
         query = query.where(Call.id.in_(call_ids))
-    rows = await session.execute(query)
-    return [(call_id, agency) for call_id, agency in rows.all()]
+    return (await session.scalars(query)).all()
 
 
 async def list_assignments(

@@ -152,7 +152,9 @@ class AssignmentOut(BaseModel):
         default=None, description="Shown to peers and supervisors; not to dispatch."
     )
     referrals: list[Referral] | None = None
-    ranking: RankingOut | None = Field(default=None, description="Not shown to peers.")
+    ranking: RankingOut | None = Field(
+        default=None, description="Why this peer: shown to supervisors only."
+    )
 
 
 class AssignmentDetail(AssignmentOut):
@@ -178,8 +180,8 @@ def assignment_out(
     atlas: CountyAtlas,
     history: list[AssignmentChange] | None = None,
 ) -> AssignmentOut:
-    """The view of an assignment a key's role may see: outcomes not for dispatchers,
-    the ranking (other peers) not for peers."""
+    """The view of an assignment a key's role may see: outcomes not for dispatchers; the
+    ranking (other peers, their credentials and status) for supervisors only."""
     fields: dict[str, Any] = {
         "id": assignment.id,
         "request_id": assignment.request_id,
@@ -228,7 +230,7 @@ def assignment_out(
     if principal.role != "dispatcher":
         fields["outcome"] = assignment.outcome
         fields["referrals"] = list(assignment.referrals or [])
-    if principal.role != "peer":
+    if principal.role in ("supervisor", "admin"):
         fields["ranking"] = RankingOut.model_validate(
             {"call_position": None, "candidates": [], "left_out": [], **(assignment.ranking or {})}
         )

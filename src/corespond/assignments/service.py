@@ -57,6 +57,8 @@ log = structlog.get_logger(__name__)
 # Calls decided longer ago than this are not matched automatically by the sweep (a call
 # that sat unrequested for half a day is history, not a dispatch).
 AUTO_REQUEST_WINDOW = timedelta(hours=12)
+# A request repeated this soon after one went unfilled gets that answer again.
+REPEAT_UNFILLED_WINDOW = timedelta(seconds=15)
 
 
 # --- problems ------------------------------------------------------------------------------
@@ -293,9 +295,15 @@ async def _request(
 ) -> RequestOutcome:
     call = await calls.lock(session, call_id)
     live = await repository.live_for_call(session, call.id)
-    if live is not None:
+    if live is not None and cancel_reason(call, live) is None:
         return RequestOutcome(live, created=False)
-    _refuse_unrequestable(call)
+    _refuse_unrequestable(call)  # a live assignment here is about to be cancelled
+    recent = await repository.latest_unfilled_since(
+        session, call.id, ctx.now - REPEAT_UNFILLED_WINDOW
+    )
+    if recent is not None:
+        # A dispatcher pressing retry gets the same answer, not another alert for everyone.
+        return RequestOutcome(recent, created=False)
     started = time.perf_counter()
     request = PeerRequest(id=uuid.uuid4(), call_id=call.id, trigger=trigger, requested_by=by)
     session.add(request)
@@ -347,9 +355,7 @@ async def _candidates(
     (with why). ``providers``: the providers whose peers may come (those serving the call's
     county, which must also serve this one)."""
     county = ctx.geography.atlas.by_fips[county_fips]
-    serving = (
-        providers if in_call_county else await roster.providers_serving(session, county_fips)
-    )
+    serving = providers if in_call_county else await roster.providers_serving(session, county_fips)
     rows = [
         r
         for r in await roster.on_shift(
@@ -360,7 +366,7 @@ async def _candidates(
     ids = [r.peer.id for r in rows]
     seen.update(ids)
     busy = await repository.busy_peers(session, ids)
-    last = await repository.last_offered(session, ids)
+    last = await repository.last_accepted(session, ids)
     centre = ctx.geography.atlas.centres[county_fips]
     candidates: list[Candidate] = []
     left: list[Left] = []
@@ -455,7 +461,12 @@ async def _offer_next(
         f"no peer free in {call.county_name} County or within "
         f"{ctx.policy.fallback_max_km:.0f} km in a neighbouring county"
     )
-    return await _unfilled(session, call, request_id, by, ctx, [*ranked, *fallback], left, summary)
+    if left:
+        # Who and why is for supervisors (the ranking); dispatch hears how many.
+        summary += f" ({len(left)} on shift, none free to take it)"
+    return await _unfilled(
+        session, call, request_id, by, ctx, [*ranked, *fallback], left, summary, serving
+    )
 
 
 def _ranking_record(
@@ -495,6 +506,7 @@ async def _offer_first_free(
     if not ranked:
         return None
     gate = await _scene_gate(session, call)
+    secured = await repository.scene_secured_earlier(session, call.id) if gate else None
     for choice in ranked:
         candidate = choice.candidate
         values = {
@@ -512,6 +524,8 @@ async def _offer_first_free(
             "offered_at": ctx.now,
             "expires_at": ctx.now + ctx.policy.ack_timeout,
             "scene_secure_required": gate,
+            "scene_secured_at": secured[0] if secured else None,
+            "scene_secured_by": secured[1] if secured else None,
         }
         inserted = await repository.insert_offer(session, values)
         if inserted is None:
@@ -523,7 +537,7 @@ async def _offer_first_free(
         if assignment is None:  # pragma: no cover - inserted in this transaction
             raise LookupError(f"assignment {inserted} vanished")
         await _record(session, call, assignment, None, by, None, "assignment.offered", ctx)
-        if gate:
+        if gate and secured is None:
             source = await session.get(CadSource, call.source_id)
             if source is not None and cad_says_secure(call.status, call.hazards, source):
                 await _mark_secure(session, call, assignment, "CAD", ctx)
@@ -546,9 +560,16 @@ async def _unfilled(
     ranked: Sequence[Ranked],
     left: Sequence[Left],
     summary: str,
+    serving: set[str] | None = None,
 ) -> Assignment:
     next_at = (
-        await roster.next_on_shift(session, call.county_fips, ctx.now)
+        await roster.next_offerable_start(
+            session,
+            call.county_fips,
+            ctx.now,
+            ctx.policy.required_credentials,
+            serving if serving is not None else set(),
+        )
         if call.county_fips is not None
         else None
     )
@@ -633,8 +654,8 @@ async def act(
     if action != "cancel" and assignment.status in LIVE_STATUSES and dangerous(call):
         await _move(session, call, assignment, "cancel", "corespond (triage)", "danger", ctx)
         raise CancelledForDanger(
-            f"the call now reports danger ({call.decision_summary}); the assignment is cancelled",
-            extra={"status": "cancelled", "cancel_reason": "danger"},
+            "the call now reports danger; the assignment is cancelled: do not go",
+            extra={"assignment_status": "cancelled", "cancel_reason": "danger"},
         )
     if action == "en-route" and assignment.status == "accepted" and not _scene_clear(assignment):
         raise SceneNotSecure(
@@ -651,13 +672,12 @@ async def act(
         ctx,
         clearing=clearing,
     )
-    if action in ("en-route", "on-scene"):
-        point = position
-        if point is None and action == "on-scene":
-            site = call_site(call, ctx.geography)
-            point = (site.point.lat, site.point.lon) if site.point else None
-        if point is not None:
-            await _place_peer(session, moved, point, ctx)
+    point = position
+    if point is None and action == "on-scene":
+        site = call_site(call, ctx.geography)
+        point = (site.point.lat, site.point.lon) if site.point else None
+    if point is not None and action in PEER_ACTIONS:
+        await _place_peer(session, moved, point, ctx)
     return moved
 
 
@@ -698,18 +718,28 @@ async def _move(
         if action == "accept" and assignment.status == "offered":
             deadline = assignment.expires_at
             await expire(session, call, assignment, ctx)
+            after = await repository.live_for_call(session, call.id)
             raise OfferExpired(
                 f"the offer expired at {deadline.isoformat() if deadline else '?'}; "
-                "it has gone to the next peer",
-                extra={"status": "expired"},
+                + (
+                    "the call has been offered to the next peer"
+                    if after is not None
+                    else "no other peer was free to offer it to"
+                ),
+                extra={"assignment_status": "expired"},
             )
-        raise AssignmentConflict(
-            refusal(action, assignment.status), extra={"status": assignment.status}
-        )
+        extra: dict[str, Any] = {"assignment_status": assignment.status}
+        detail = refusal(action, assignment.status)
+        live = await repository.live_for_call(session, call.id)
+        if live is not None and live.id != assignment.id:
+            # A dispatcher holding an old offer's id is pointed at the one that counts now.
+            extra["live_assignment_id"] = str(live.id)
+            detail += f"; the call's live assignment is {live.id} ({live.status})"
+        raise AssignmentConflict(detail, extra=extra)
     await _record(session, call, moved, was, by, reason, transition.event, ctx)
     await _follow_peer_status(session, moved, was, ctx)
     if action in ("decline", "expire"):
-        await _offer_next(session, call, moved.request_id, "corespond (next candidate)", ctx)
+        await _reoffer(session, call, moved.request_id, ctx)
     if action == "cancel":
         log.info("assignment_cancelled", assignment_id=str(moved.id), reason=reason)
     return moved
@@ -737,8 +767,19 @@ async def expire(session: AsyncSession, call: Call, assignment: Assignment, ctx:
         "assignment.expired",
         ctx,
     )
-    await _offer_next(session, call, moved.request_id, "corespond (next candidate)", ctx)
+    await _reoffer(session, call, moved.request_id, ctx)
     return True
+
+
+async def _reoffer(
+    session: AsyncSession, call: Call, request_id: uuid.UUID, ctx: Context
+) -> Assignment | None:
+    """After a decline or an expiry: the next candidate, unless the call can no longer have
+    a peer (it turned dangerous, ended, or is no longer eligible): then the request ends."""
+    if cancel_reason_for_call(call) is not None or call.decision not in ("eligible", "review"):
+        log.info("peer_request_ended", call_id=str(call.id), why="call no longer requestable")
+        return None
+    return await _offer_next(session, call, request_id, "corespond (next candidate)", ctx)
 
 
 async def _follow_peer_status(
@@ -803,7 +844,7 @@ async def _mark_secure(
         await session.refresh(assignment)
         raise AssignmentConflict(
             f"the assignment is {assignment.status}; the scene can no longer be reported secure",
-            extra={"status": assignment.status},
+            extra={"assignment_status": assignment.status},
         )
     await _record(
         session, call, moved, moved.status, by, "scene secure", "assignment.scene_secure", ctx
@@ -825,12 +866,20 @@ def cad_says_secure(status: str | None, hazards: Sequence[str] | None, source: C
 
 def cancel_reason(call: Call, assignment: Assignment) -> str | None:
     """Why a live assignment must be cancelled now, if it must."""
+    reason = cancel_reason_for_call(call)
+    if reason == "call_closed" and assignment.status == "on_scene":
+        return None  # a peer on scene clears it themselves, with the outcome
+    return reason
+
+
+def cancel_reason_for_call(call: Call) -> str | None:
+    """Why no peer may be (or stay) on this call, if so: danger, or CAD ended it."""
     if dangerous(call):
         return "danger"
     if call.status == "cancelled":
         return "call_cancelled"
-    if call.status == "closed" and assignment.status != "on_scene":
-        return "call_closed"  # a peer on scene clears it themselves, with the outcome
+    if call.status == "closed":
+        return "call_closed"
     return None
 
 
@@ -840,20 +889,23 @@ async def calls_to_follow_up(
     """Calls whose assignments are out of step with what CAD and triage now say: a live
     assignment on a call that turned dangerous or ended, a scene CAD reports secure, or an
     eligible call of an agency that opted in to automatic requests with no request yet."""
-    due: set[uuid.UUID] = set()
+    cancel: list[uuid.UUID] = []
+    secure: list[uuid.UUID] = []
     for assignment, call, source in await repository.live_with_calls(session, call_ids):
-        if cancel_reason(call, assignment) is not None or (
-            assignment.scene_secured_at is None
-            and cad_says_secure(call.status, call.hazards, source)
+        if cancel_reason(call, assignment) is not None:
+            cancel.append(call.id)
+        elif assignment.scene_secured_at is None and cad_says_secure(
+            call.status, call.hazards, source
         ):
-            due.add(call.id)
-    waiting = await repository.unrequested_eligible(
-        session, ctx.now - AUTO_REQUEST_WINDOW, limit=500, call_ids=call_ids
-    )
-    if waiting:
-        automatic = await agencies.auto_request_matcher(session)
-        due.update(call_id for call_id, agency in waiting if automatic(agency))
-    return sorted(due)
+            secure.append(call.id)
+    names, oris = await agencies.auto_request_keys(session)
+    waiting: Sequence[uuid.UUID] = []
+    if names or oris:
+        waiting = await repository.unrequested_eligible(
+            session, ctx.now - AUTO_REQUEST_WINDOW, 500, names, oris, call_ids
+        )
+    # Cancellations first: a peer heading into danger must hear before anyone is matched.
+    return sorted(cancel) + sorted(secure) + [c for c in waiting if c not in cancel]
 
 
 async def follow_up(session: AsyncSession, call_id: uuid.UUID, ctx: Context) -> str | None:

@@ -65,8 +65,13 @@ async def insert_or_get_call_id(
 
 async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
     # FOR NO KEY UPDATE: does not block ingest, whose event rows only reference the call.
+    # populate_existing: a copy read before the lock was taken is refreshed, so whoever holds
+    # the lock decides on the row as it is now, not as it was before the wait.
     return await session.scalar(
-        select(Call).where(Call.id == call_id).with_for_update(key_share=True)
+        select(Call)
+        .where(Call.id == call_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     )
 
 

@@ -68,10 +68,12 @@ async def primary_providers(session: AsyncSession) -> dict[str, str]:
     return {str(fips): str(provider) for fips, provider in rows.all()}
 
 
-async def peer_ids_named(session: AsyncSession, names: Sequence[str]) -> dict[str, uuid.UUID]:
+async def peer_ids_named(
+    session: AsyncSession, names: Sequence[str], providers: Sequence[str]
+) -> dict[str, uuid.UUID]:
     rows = await session.execute(
         select(Peer.display_name, Peer.id)
-        .where(Peer.display_name.in_(names))
+        .where(Peer.display_name.in_(names), Peer.provider_id.in_(providers))
         .order_by(Peer.created_at.desc())
     )
     return {str(name): peer_id for name, peer_id in rows.all()}
@@ -211,6 +213,23 @@ async def live_shifts_at(
             _LIVE_AT.bindparams(at=at),
         )
         .order_by(Peer.display_name)
+    )
+    return [(shift, peer) for shift, peer in rows.all()]
+
+
+async def shifts_starting_after(
+    session: AsyncSession, county_fips: str, after: datetime, limit: int
+) -> Sequence[tuple[Shift, Peer]]:
+    rows = await session.execute(
+        select(Shift, Peer)
+        .join(Peer, Peer.id == Shift.peer_id)
+        .where(
+            Shift.cancelled_at.is_(None),
+            Shift.counties.contains([county_fips]),
+            Shift.starts_at > after,
+        )
+        .order_by(Shift.starts_at)
+        .limit(limit)
     )
     return [(shift, peer) for shift, peer in rows.all()]
 

@@ -157,9 +157,11 @@ async def get_peer(session: AsyncSession, peer_id: uuid.UUID, principal: Princip
     return peer
 
 
-async def peer_ids_named(session: AsyncSession, names: Sequence[str]) -> dict[str, uuid.UUID]:
-    """Peers' ids by display name (the first of each name)."""
-    return await repository.peer_ids_named(session, names)
+async def peer_ids_named(
+    session: AsyncSession, names: Sequence[str], providers: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Peers' ids by display name (the first of each name) among these providers' peers."""
+    return await repository.peer_ids_named(session, names, providers)
 
 
 async def update_peer(
@@ -511,6 +513,28 @@ async def on_shift(
         )
         for shift, peer in rows
     ]
+
+
+async def next_offerable_start(
+    session: AsyncSession,
+    county_fips: str,
+    after: datetime,
+    required: Sequence[str],
+    providers: set[str],
+    look_ahead: int = 50,
+) -> datetime | None:
+    """When the next shift in a county starts whose peer could be offered a call then: of
+    a provider serving the county, with every required credential valid at its start (a
+    peer's status then cannot be known). None if none of the next ``look_ahead`` shifts
+    qualifies."""
+    rows = await repository.shifts_starting_after(session, county_fips, after, look_ahead)
+    credentials = await credentials_of(session, list({peer.id for _, peer in rows}))
+    for shift, peer in rows:
+        if peer.provider_id not in providers:
+            continue
+        if not credential_problems(credentials[peer.id], required, shift.starts_at):
+            return shift.starts_at
+    return None
 
 
 async def next_on_shift(
