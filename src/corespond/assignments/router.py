@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
@@ -40,6 +41,7 @@ from corespond.errors import (
     InvalidPayload,
     NotFound,
     PayloadTooLarge,
+    Problem,
     Unauthorized,
 )
 from corespond.errors import problem_responses as problems
@@ -176,91 +178,53 @@ async def get_assignment(
     return await _view(session, request, principal, assignment, detail=True)
 
 
-async def _peer_action(
-    action: str,
-    assignment_id: uuid.UUID,
-    body: PeerUpdateIn | None,
-    request: Request,
-    session: AsyncSession,
-    principal: Principal,
-    ctx: Context,
-) -> AssignmentOut:
-    position = (body.position.lat, body.position.lon) if body and body.position else None
-    assignment = await service.act(
-        session, principal, assignment_id, action, ctx, position=position
-    )
-    return await _view(session, request, principal, assignment)
-
-
 OptionalUpdate = Annotated[PeerUpdateIn | None, Body()]
 
-
-@router.post(
-    "/v1/assignments/{assignment_id}/accept", response_model=AssignmentOut, responses=WRITE_PROBLEMS
-)
-async def accept(
-    assignment_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: PeerActor,
-    ctx: Ctx,
-    body: OptionalUpdate = None,
-) -> AssignmentOut:
-    """The peer takes the call. `409 offer-expired` if the deadline passed (the call has
-    gone to the next peer); `409 assignment-conflict` if it was cancelled meanwhile."""
-    return await _peer_action("accept", assignment_id, body, request, session, principal, ctx)
-
-
-@router.post(
-    "/v1/assignments/{assignment_id}/decline",
-    response_model=AssignmentOut,
-    responses=WRITE_PROBLEMS,
-)
-async def decline(
-    assignment_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: PeerActor,
-    ctx: Ctx,
-    body: OptionalUpdate = None,
-) -> AssignmentOut:
-    """The peer cannot take it; the next candidate is offered the call at once."""
-    return await _peer_action("decline", assignment_id, body, request, session, principal, ctx)
+# A peer's answers with an optional position: action -> (what it means, extra problems).
+PEER_UPDATES: dict[str, tuple[str, tuple[type[Problem], ...]]] = {
+    "accept": (
+        "The peer takes the call. `409 offer-expired` if the deadline passed (the call has "
+        "gone to the next peer); `409 assignment-conflict` if it was cancelled meanwhile.",
+        (),
+    ),
+    "decline": ("The peer cannot take it; the next candidate is offered the call at once.", ()),
+    "en-route": (
+        "The peer sets off. Refused with `409 scene-not-secure` until police report the scene "
+        "secure (by CAD or a dispatcher), unless the agency's peers ride with the officer.",
+        (SceneNotSecure,),
+    ),
+    "on-scene": ("The peer has arrived.", ()),
+}
 
 
-@router.post(
-    "/v1/assignments/{assignment_id}/en-route",
-    response_model=AssignmentOut,
-    responses={**WRITE_PROBLEMS, **problems(SceneNotSecure)},
-)
-async def en_route(
-    assignment_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: PeerActor,
-    ctx: Ctx,
-    body: OptionalUpdate = None,
-) -> AssignmentOut:
-    """The peer sets off. Refused with `409 scene-not-secure` until police report the scene
-    secure (by CAD or a dispatcher), unless the agency's peers ride with the officer."""
-    return await _peer_action("en-route", assignment_id, body, request, session, principal, ctx)
+def _peer_update(action: str, doc: str) -> Callable[..., Awaitable[AssignmentOut]]:
+    async def endpoint(
+        assignment_id: uuid.UUID,
+        request: Request,
+        session: SessionDep,
+        principal: PeerActor,
+        ctx: Ctx,
+        body: OptionalUpdate = None,
+    ) -> AssignmentOut:
+        position = (body.position.lat, body.position.lon) if body and body.position else None
+        assignment = await service.act(
+            session, principal, assignment_id, action, ctx, position=position
+        )
+        return await _view(session, request, principal, assignment)
+
+    endpoint.__name__ = action.replace("-", "_")
+    endpoint.__doc__ = doc
+    return endpoint
 
 
-@router.post(
-    "/v1/assignments/{assignment_id}/on-scene",
-    response_model=AssignmentOut,
-    responses=WRITE_PROBLEMS,
-)
-async def on_scene(
-    assignment_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: PeerActor,
-    ctx: Ctx,
-    body: OptionalUpdate = None,
-) -> AssignmentOut:
-    """The peer has arrived."""
-    return await _peer_action("on-scene", assignment_id, body, request, session, principal, ctx)
+for _action, (_doc, _extra) in PEER_UPDATES.items():
+    router.add_api_route(
+        f"/v1/assignments/{{assignment_id}}/{_action}",
+        _peer_update(_action, _doc),
+        methods=["POST"],
+        response_model=AssignmentOut,
+        responses={**WRITE_PROBLEMS, **problems(*_extra)},
+    )
 
 
 @router.post(

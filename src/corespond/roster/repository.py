@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift, ShiftChange
@@ -217,17 +217,21 @@ async def live_shifts_at(
     return [(shift, peer) for shift, peer in rows.all()]
 
 
+def _live_starting_after(county_fips: str, after: datetime) -> ColumnElement[bool]:
+    return and_(
+        Shift.cancelled_at.is_(None),
+        Shift.counties.contains([county_fips]),
+        Shift.starts_at > after,
+    )
+
+
 async def shifts_starting_after(
     session: AsyncSession, county_fips: str, after: datetime, limit: int
 ) -> Sequence[tuple[Shift, Peer]]:
     rows = await session.execute(
         select(Shift, Peer)
         .join(Peer, Peer.id == Shift.peer_id)
-        .where(
-            Shift.cancelled_at.is_(None),
-            Shift.counties.contains([county_fips]),
-            Shift.starts_at > after,
-        )
+        .where(_live_starting_after(county_fips, after))
         .order_by(Shift.starts_at)
         .limit(limit)
     )
@@ -238,13 +242,7 @@ async def first_start_after(
     session: AsyncSession, county_fips: str, after: datetime
 ) -> datetime | None:
     found: datetime | None = await session.scalar(
-        select(func.min(Shift.starts_at)).where(
-            and_(
-                Shift.cancelled_at.is_(None),
-                Shift.counties.contains([county_fips]),
-                Shift.starts_at > after,
-            )
-        )
+        select(func.min(Shift.starts_at)).where(_live_starting_after(county_fips, after))
     )
     return found
 
