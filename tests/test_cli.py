@@ -52,6 +52,8 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["sources", "list"],
         ["sources", "rotate-secret"],
         ["sources", "scene-secure"],
+        ["sources", "set-callback"],
+        ["dispatch-sink"],
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
@@ -253,6 +255,33 @@ async def test_agencies_matching_settings(cli_env: Database) -> None:
     assert "not registered" in output
     code, output = await invoke("agencies", "list")
     assert "scene gate off" in output
+
+
+async def test_sources_set_callback(cli_env: Database) -> None:
+    code, output = await invoke("sources", "add", "mercer-911", "--name", "Mercer 911")
+    assert code == 0, output
+    code, output = await invoke(
+        "sources", "set-callback", "mercer-911", "http://127.0.0.1:9100/events"
+    )
+    assert code == 0, output
+    assert "callback http://127.0.0.1:9100/events; 0 waiting event(s) go now" in output
+    code, output = await invoke(
+        "sources", "set-callback", "mercer-911", "https://u:p@cad.example.org/"
+    )
+    assert code == 2
+    assert "must not carry credentials" in output
+    code, output = await invoke("sources", "set-callback", "mercer-911", "--remove")
+    assert code == 0, output
+    assert "no callback" in output
+    code, output = await invoke("sources", "set-callback", "mercer-911")
+    assert code == 2
+    assert "give a URL, or --remove" in output
+
+
+def test_dispatch_sink_refuses_a_bad_secret() -> None:
+    result = runner.invoke(app, ["dispatch-sink", "--secret", "nope"])
+    assert result.exit_code == 2
+    assert "not a whsec_ secret" in result.output
 
 
 async def test_sources_scene_secure_signals(cli_env: Database) -> None:

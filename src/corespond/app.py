@@ -24,6 +24,8 @@ from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
+from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
+from corespond.dispatch.router import router as dispatch_router
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
@@ -71,10 +73,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assignments.follow_up,
     )
     app.state.worker = worker
+    relay = Relay(
+        database,
+        app.state.http,
+        app.state.secret_box,
+        DeliveryPolicy.of(settings),
+        app.state.clock,
+    )
+    app.state.relay = relay
     if settings.worker_enabled:
         await worker.start()
+        await relay.start()
         schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
         schedule_timers(scheduler, assignments, settings.timer_sweep_seconds)
+        schedule_relay(scheduler, relay, settings.relay_sweep_seconds)
     # The rule file is re-read on a timer, not per request; a broken one is logged and the
     # last good rules stay in force (the worker, in or out of this process, does the same).
     scheduler.add_job(
@@ -92,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         scheduler.shutdown(wait=False)
+        await relay.stop()
         await worker.stop()
         await app.state.http.aclose()
         if owned:
@@ -132,6 +145,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(geo_router)
     app.include_router(roster_router)
     app.include_router(assignments_router)
+    app.include_router(dispatch_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

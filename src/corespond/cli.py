@@ -141,6 +141,7 @@ def worker() -> None:
     deadlines (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
     from corespond.assignments.jobs import AssignmentJobs
     from corespond.assignments.service import MatchPolicy
+    from corespond.dispatch.relay import DeliveryPolicy, Relay
     from corespond.geo.service import geography_for
     from corespond.ingest.jobs import run_worker_forever
     from corespond.logging import configure_logging
@@ -152,6 +153,8 @@ def worker() -> None:
     async def runner() -> None:
         database = Database.connect(url)
         geography = geography_for(tuple(settings.geo_states))
+        http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
+        relay = Relay(database, http, secret_box(settings), DeliveryPolicy.of(settings))
         try:
             await run_worker_forever(
                 database,
@@ -161,8 +164,11 @@ def worker() -> None:
                 geography,
                 AssignmentJobs(database, MatchPolicy.of(settings), geography),
                 settings.timer_sweep_seconds,
+                relay,
+                settings.relay_sweep_seconds,
             )
         finally:
+            await http.aclose()
             await database.dispose()
 
     asyncio.run(runner())
@@ -244,6 +250,7 @@ def sources_add(
             display_name=name,
             callback_url=callback_url,
             agencies=agency or [],
+            environment=settings.environment,
         )
         return secret
 
@@ -275,6 +282,35 @@ def sources_list() -> None:
         )
     # Piped output is not cut to 80 columns: scripts and logs get whole rows.
     (out if out.is_terminal else Console(width=240)).print(table)
+
+
+@sources_app.command("set-callback")
+def sources_set_callback(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+    url: Annotated[
+        str | None,
+        typer.Argument(help="Where assignment events go (https; omit with --remove)."),
+    ] = None,
+    remove: Annotated[bool, typer.Option(help="Stop delivering to this CAD.")] = False,
+) -> None:
+    """Set the URL assignment events are delivered to, signed with the source's secret.
+    Checked now: https (http only in development), no credentials in the URL, and in
+    production no internal address. Redirects are never followed."""
+    from corespond.dispatch.service import send_pending_now
+    from corespond.sources.service import set_callback
+
+    if (url is None) == (not remove):
+        err.print("give a URL, or --remove")
+        raise typer.Exit(2)
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        source = await set_callback(session, source_id, url, settings.environment)
+        if source.callback_url is None:
+            return f"{source.id}: no callback; assignment events are kept, not sent"
+        waiting = await send_pending_now(session, source.id, datetime.now(UTC))
+        return f"{source.id}: callback {source.callback_url}; {waiting} waiting event(s) go now"
+
+    out.print(_run_in_session(work), markup=False)
 
 
 @sources_app.command("scene-secure")
@@ -380,11 +416,7 @@ def cad_send(
     if not secret:
         err.print("[red]error:[/red] give --secret or set CORESPOND_CAD_SECRET")
         raise typer.Exit(2)
-    try:
-        signer = Webhook(secret)
-    except (ValueError, binascii.Error, EmptyWebhookSecretError) as exc:
-        err.print(f"[red]error:[/red] the secret is not a whsec_ base64 secret ({exc})")
-        raise typer.Exit(2) from None
+    signer = _webhook(secret)
     failed = False
     with httpx.Client(base_url=url, timeout=10) as client:
         for path in files:
@@ -406,6 +438,18 @@ def cad_send(
                 out.print(response.text)
     if failed:
         raise typer.Exit(1)
+
+
+def _webhook(secret: str) -> Webhook:
+    """A signer/verifier for a ``whsec_`` secret, or exit 2 saying what is wrong with it."""
+    if not secret.startswith("whsec_"):
+        err.print("[red]error:[/red] the secret is not a whsec_ secret")
+        raise typer.Exit(2)
+    try:
+        return Webhook(secret)
+    except (ValueError, binascii.Error, EmptyWebhookSecretError) as exc:
+        err.print(f"[red]error:[/red] the secret is not a whsec_ base64 secret ({exc})")
+        raise typer.Exit(2) from None
 
 
 def _post_signed(client: httpx.Client, source: str, body: str, signer: Webhook) -> httpx.Response:
@@ -743,6 +787,37 @@ def triage_classify(
     for reason in decision.reasons:
         out.print(f"  {reason.kind:<9} {reason.rule:<28} {reason.detail}", markup=False)
     out.print(f"rules {decision.rules_version}", markup=False)
+
+
+@app.command("dispatch-sink")
+def dispatch_sink(
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="CORESPOND_CAD_SECRET", help="The CAD source's whsec_ secret to verify with."
+        ),
+    ],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9100,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    fail_first: Annotated[
+        int, typer.Option(min=0, help="Answer 503 to this many first deliveries (see retries).")
+    ] = 0,
+) -> None:
+    """Receive assignment events like a CAD would: verify each signature (Standard
+    Webhooks) and print what dispatch would see. Point a source at it with
+    `corespond sources set-callback SOURCE http://127.0.0.1:9100/`."""
+    import uvicorn
+
+    from corespond.dispatch.sink import sink_app
+
+    _webhook(secret)
+    out.print(f"listening on http://{host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(
+        sink_app(secret, fail_first=fail_first, say=lambda line: out.print(line, markup=False)),
+        host=host,
+        port=port,
+        log_level="warning",
+    )
 
 
 @app.command()

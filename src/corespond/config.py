@@ -87,6 +87,24 @@ class Settings(BaseSettings):
         description="How often offer deadlines and pending assignment work are checked.",
     )
 
+    relay_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Deliveries to CAD callbacks in flight at once."
+    )
+    relay_sweep_seconds: float = Field(
+        default=5.0, gt=0, description="Safety-net sweep for due deliveries (NOTIFY wakes it)."
+    )
+    delivery_horizon_hours: float = Field(
+        default=24.0, gt=0, description="How long a message is retried before it is dead."
+    )
+    delivery_backoff_cap_seconds: float = Field(
+        default=600.0, gt=0, description="Longest wait between two attempts."
+    )
+    delivery_alert_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A source whose deliveries have been failing this long raises an alert.",
+    )
+
     @model_validator(mode="after")
     def _production_needs_explicit_config(self) -> Settings:
         if self.environment == "production":

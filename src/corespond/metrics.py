@@ -63,3 +63,17 @@ SUPERVISOR_ALERTS = Counter(
     "Alerts raised for the supervisor on duty, by kind (unfilled, danger).",
     ["kind"],
 )
+DELIVERIES = Counter(
+    "corespond_dispatch_deliveries_total",
+    "Delivery attempts to CAD callbacks, by source and outcome (delivered, retry, dead).",
+    ["source", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "corespond_dispatch_delivery_seconds",
+    "Time for a CAD callback to answer a delivery.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+DISPATCH_FAILING_SOURCES = Gauge(
+    "corespond_dispatch_failing_sources",
+    "CAD sources whose deliveries have been failing for longer than the alert threshold.",
+)

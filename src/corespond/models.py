@@ -5,7 +5,7 @@ from corespond.assignments.models import Assignment, AssignmentChange, PeerReque
 from corespond.auth.models import ApiKey
 from corespond.calls.models import Call
 from corespond.db import Base
-from corespond.dispatch.models import OutboxMessage
+from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.ingest.models import CadEvent
 from corespond.roster.models import (
     Credential,
@@ -31,6 +31,7 @@ __all__ = [
     "CadSourceSecret",
     "Call",
     "Credential",
+    "DeliveryAttempt",
     "OutboxMessage",
     "Peer",
     "PeerRequest",

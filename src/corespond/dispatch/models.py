@@ -11,9 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Text,
@@ -35,6 +38,7 @@ class OutboxMessage(Base):
         UniqueConstraint("call_id", "seq"),
         CheckConstraint(f"state IN {OUTBOX_STATES!r}", name="state_known"),
         Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        Index("ix_outbox_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -51,3 +55,25 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """One try at delivering an outbox message: when, the answer, how long it took."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    url: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Double)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)  # delivered, retry, dead

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments.models import Assignment
 from corespond.calls.models import Call
+from corespond.dispatch import repository
 from corespond.dispatch.models import OutboxMessage
 from corespond.roster.models import Peer, Provider
 
@@ -98,20 +99,16 @@ async def enqueue(
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown dispatch event type {event_type!r}")
     provider = await session.get(Provider, peer.provider_id) if peer is not None else None
-    seq = await session.scalar(
-        select(func.coalesce(func.max(OutboxMessage.seq), 0) + 1).where(
-            OutboxMessage.call_id == call.id
-        )
-    )
     message = OutboxMessage(
         source_id=call.source_id,
         call_id=call.id,
-        seq=seq,
+        seq=await repository.next_seq(session, call.id),
         event_type=event_type,
         payload=payload(event_type, at, assignment, call, peer, provider),
     )
     session.add(message)
     await session.flush()
+    await repository.notify_relay(session)
     return message
 
 

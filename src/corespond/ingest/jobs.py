@@ -19,14 +19,15 @@ from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
 from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.db import Database
+from corespond.dispatch.relay import Relay, schedule_relay
 from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
+from corespond.listen import Listener
 from corespond.metrics import EVENTS_PROCESSED, EVENTS_UNPROCESSED
 from corespond.triage.service import RuleBook
 
@@ -51,7 +52,7 @@ class EventWorker:
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._listen_conn: AsyncConnection | None = None
+        self._listener = Listener(database, NOTIFY_CHANNEL, self._wake.set)
         self._task: asyncio.Task[None] | None = None
 
     async def drain(self) -> int:
@@ -76,8 +77,8 @@ class EventWorker:
 
     async def sweep(self) -> None:
         """The scheduler's periodic pass; also re-establishes a lost LISTEN connection."""
-        if self._task is not None and not self._listening():
-            await self._listen()
+        if self._task is not None and not self._listener.alive():
+            await self._listener.start()
         try:
             self._rulebook.reload_if_changed()
             await self.drain()
@@ -94,7 +95,7 @@ class EventWorker:
 
     async def start(self) -> None:
         """Listen for notifications and drain whenever one arrives."""
-        await self._listen()
+        await self._listener.start()
         self._task = asyncio.create_task(self._run(), name="cad-event-worker")
 
     async def stop(self) -> None:
@@ -103,7 +104,7 @@ class EventWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._close_listener()
+        await self._listener.close()
 
     async def _run(self) -> None:
         while True:
@@ -114,35 +115,6 @@ class EventWorker:
             except Exception as exc:
                 log.error("cad_event_drain_failed", error_type=type(exc).__name__)
                 await asyncio.sleep(1)
-
-    def _notified(self, *_: Any) -> None:
-        self._wake.set()
-
-    def _listening(self) -> bool:
-        if self._listen_conn is None or self._listen_conn.closed:
-            return False
-        raw = self._listen_conn.sync_connection
-        driver = raw.connection.driver_connection if raw is not None else None
-        return driver is not None and not driver.is_closed()
-
-    async def _listen(self) -> None:
-        await self._close_listener()
-        try:
-            conn = await self._database.engine.connect()
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.add_listener(NOTIFY_CHANNEL, self._notified)  # type: ignore[union-attr]
-        except Exception as exc:
-            log.warning("cad_event_listen_failed", error_type=type(exc).__name__)
-            return
-        self._listen_conn = conn
-        self._wake.set()  # catch up on anything stored while we were not listening
-
-    async def _close_listener(self) -> None:
-        if self._listen_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._listen_conn.invalidate()
-                await self._listen_conn.close()
-            self._listen_conn = None
 
 
 def schedule_sweep(scheduler: AsyncIOScheduler, worker: EventWorker, seconds: float) -> None:
@@ -166,9 +138,11 @@ async def run_worker_forever(
     geography: Geography,
     assignments: AssignmentJobs,
     timer_seconds: float,
+    relay: Relay | None = None,
+    relay_seconds: float = 5.0,
 ) -> None:
-    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM: folds events
-    and keeps the assignment timers."""
+    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM: folds events,
+    keeps the assignment timers and delivers the outbox to CAD callbacks."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -178,11 +152,16 @@ async def run_worker_forever(
     await worker.start()
     schedule_sweep(scheduler, worker, sweep_seconds)
     schedule_timers(scheduler, assignments, timer_seconds)
+    if relay is not None:
+        await relay.start()
+        schedule_relay(scheduler, relay, relay_seconds)
     scheduler.start()
     log.info("worker_started")
     try:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        if relay is not None:
+            await relay.stop()
         await worker.stop()
         log.info("worker_stopped")

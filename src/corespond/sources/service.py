@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,7 @@ async def create_source(
     display_name: str,
     callback_url: str | None = None,
     agencies: list[str] | None = None,
+    environment: str = "development",
 ) -> tuple[CadSource, str]:
     """Register a CAD source; returns it with its signing secret (shown to the operator once)."""
     if not SOURCE_ID_PATTERN.fullmatch(source_id):
@@ -50,8 +53,8 @@ async def create_source(
             "source id must be 1-63 lower-case letters, digits, '-' or '_', starting with a "
             f"letter or digit: {source_id!r}"
         )
-    if callback_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", callback_url):
-        raise InvalidPayload(f"callback URL must be an http(s) URL: {callback_url!r}")
+    if callback_url is not None:
+        callback_url = check_callback_url(callback_url, environment)
     if await session.get(CadSource, source_id) is not None:
         raise Conflict(f"CAD source {source_id!r} already exists")
     source = CadSource(
@@ -65,6 +68,65 @@ async def create_source(
     session.add(source)
     await session.flush()
     return source, secret
+
+
+def check_callback_url(url: str, environment: str) -> str:
+    """A callback URL the relay may post to, else ``InvalidPayload`` saying why.
+
+    https outside development and tests; no credentials in the URL (the relay signs every
+    message instead); no fragment. In production the host may not be a loopback, private,
+    link-local or otherwise reserved address, so a mistyped or hostile URL cannot point the
+    relay at internal services (redirects are never followed either).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidPayload(f"callback URL is not a valid URL: {exc}") from None
+    if len(url) > 2000 or any(c.isspace() for c in url.strip()):
+        raise InvalidPayload("callback URL must be one URL of at most 2000 characters")
+    relaxed = environment in ("development", "test")
+    allowed = ("https", "http") if relaxed else ("https",)
+    if parts.scheme not in allowed:
+        raise InvalidPayload(
+            f"callback URL must use {' or '.join(allowed)}"
+            + ("" if relaxed else " (http is allowed only in development)")
+        )
+    if not parts.hostname:
+        raise InvalidPayload("callback URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidPayload("callback URL must not carry credentials; messages are signed")
+    if parts.fragment:
+        raise InvalidPayload("callback URL must not have a #fragment")
+    if port == 0:
+        raise InvalidPayload("callback URL port must not be 0")
+    if not relaxed and _internal_host(parts.hostname):
+        raise InvalidPayload(
+            f"callback URL host {parts.hostname!r} is internal (loopback, private or reserved)"
+        )
+    return urlunsplit(parts)
+
+
+def _internal_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        (".localhost", ".local", ".internal")
+    ):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+async def set_callback(
+    session: AsyncSession, source_id: str, url: str | None, environment: str
+) -> CadSource:
+    """Set (or, with None, remove) where assignment events for this CAD are delivered."""
+    source = await get_source(session, source_id)
+    source.callback_url = check_callback_url(url, environment) if url else None
+    await session.flush()
+    return source
 
 
 async def set_scene_secure_signals(

@@ -1,0 +1,370 @@
+"""The relay: delivers outbox messages to each CAD's callback, signed, retried, in order.
+
+* Claimed one at a time with ``FOR UPDATE SKIP LOCKED`` in a transaction that stays open for
+  the HTTP request, so two relays (in one process or several) never send one message at the
+  same time, and a relay killed mid-delivery leaves its message pending for the next try.
+* A call's message n+1 is not claimable while message n is pending (delivered or dead ends
+  the wait); different calls go out in parallel (``relay_concurrency`` at once).
+* 2xx: delivered. 4xx other than 408 and 429 (and any 3xx: redirects are not followed):
+  dead at once, it will not get better by repeating. Timeouts, connection errors, 5xx, 408
+  and 429 are retried with capped exponential backoff and full jitter (``Retry-After`` is
+  honoured) until the horizon; then dead. Every attempt is logged in ``delivery_attempt``.
+* Woken by ``NOTIFY corespond_outbox`` from the transaction that wrote the message, and swept
+  on a timer as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from standardwebhooks.webhooks import Webhook
+
+from corespond import __version__
+from corespond.clock import Clock, system_clock
+from corespond.config import Settings
+from corespond.crypto import SecretBox
+from corespond.db import Database
+from corespond.dispatch import repository
+from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
+from corespond.listen import Listener
+from corespond.metrics import (
+    DELIVERIES,
+    DELIVERY_SECONDS,
+    DISPATCH_FAILING_SOURCES,
+    SUPERVISOR_ALERTS,
+)
+from corespond.sources.models import CadSource
+from corespond.sources.service import stored_secret
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429})
+BODY_KEPT = 1024  # characters of a response body kept in the attempt log
+BACKOFF_BASE_SECONDS = 1.0
+NO_CALLBACK_RETRY = timedelta(minutes=5)
+ALERT_REPEAT = timedelta(minutes=10)  # a failing source is logged again this often
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    concurrency: int
+    horizon: timedelta
+    backoff_cap: timedelta
+    alert_after: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> DeliveryPolicy:
+        return cls(
+            concurrency=settings.relay_concurrency,
+            horizon=timedelta(hours=settings.delivery_horizon_hours),
+            backoff_cap=timedelta(seconds=settings.delivery_backoff_cap_seconds),
+            alert_after=timedelta(seconds=settings.delivery_alert_after_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attempt came to."""
+
+    status_code: int | None
+    body: str | None
+    error: str | None
+    latency_ms: float
+    retry_after: timedelta | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def permanent(self) -> bool:
+        """A refusal that repeating will not change."""
+        code = self.status_code
+        return code is not None and 300 <= code < 500 and code not in RETRYABLE_STATUS
+
+
+def backoff(attempts: int, cap: timedelta, rng: random.Random) -> timedelta:
+    """Full jitter: a random wait up to min(cap, base * 2^attempts)."""
+    ceiling = min(cap.total_seconds(), BACKOFF_BASE_SECONDS * 2 ** min(attempts, 30))
+    return timedelta(seconds=rng.uniform(0, ceiling))
+
+
+def retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as a wait, if it is one."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(timedelta(0), when - now)
+    return None
+
+
+def body_of(message: OutboxMessage) -> str:
+    """The exact bytes signed and sent (compact JSON of the stored payload)."""
+    return json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
+
+
+class Relay:
+    def __init__(
+        self,
+        database: Database,
+        http: httpx.AsyncClient,
+        box: SecretBox,
+        policy: DeliveryPolicy,
+        clock: Clock = system_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._database = database
+        self._http = http
+        self._box = box
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._wake = asyncio.Event()
+        self._listener = Listener(database, repository.NOTIFY_CHANNEL, self._wake.set)
+        self._task: asyncio.Task[None] | None = None
+        self._alerted: dict[str, datetime] = {}  # failing sources, when last logged
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._listener.start()
+        self._task = asyncio.create_task(self._run(), name="dispatch-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._listener.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                wait = await self._until_next_due()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+                await self.drain()
+            except Exception as exc:
+                log.error("dispatch_drain_failed", error_type=type(exc).__name__)
+                await asyncio.sleep(1)
+
+    async def _until_next_due(self) -> float:
+        """Seconds until the next retry is due (so a backoff of 2 s is not a sweep's 5 s)."""
+        async with self._database.sessionmaker() as session:
+            due = await repository.next_due_at(session)
+        if due is None:
+            return 60.0
+        return min(60.0, max(0.05, (due - self._clock()).total_seconds()))
+
+    async def sweep(self) -> None:
+        """The scheduler's pass: re-listen if the connection was lost, deliver what is due,
+        and raise (or clear) the alert of sources whose deliveries keep failing."""
+        try:
+            if self._task is not None and not self._listener.alive():
+                await self._listener.start()
+            await self.drain()
+            await self.check_sources()
+        except Exception as exc:  # a sweep must never kill the scheduler job
+            log.error("dispatch_sweep_failed", error_type=type(exc).__name__)
+
+    async def drain(self) -> int:
+        """Deliver every message due now (a retry scheduled meanwhile waits for the next
+        pass, however short its backoff); returns how many attempts were made."""
+        cutoff = self._clock()
+        counts = await asyncio.gather(
+            *(self._lane(cutoff) for _ in range(self._policy.concurrency))
+        )
+        return sum(counts)
+
+    async def _lane(self, cutoff: datetime) -> int:
+        done = 0
+        while await self.deliver_one(cutoff):
+            done += 1
+        return done
+
+    # --- one message -----------------------------------------------------------------------
+
+    async def deliver_one(self, due_by: datetime | None = None) -> bool:
+        """Claim the next message due by ``due_by`` (default now) and try it once; False
+        when nothing is due."""
+        async with self._database.sessionmaker() as session, session.begin():
+            message = await repository.claim_next(session, due_by or self._clock())
+            if message is None:
+                return False
+            source = await session.get(CadSource, message.source_id)
+            url = source.callback_url if source is not None else None
+            if source is None or url is None:
+                answer = Answer(None, None, "no callback URL configured for this source", 0.0)
+            else:
+                answer = await self._post(message, source, url)
+            await self._record(session, message, url, answer, self._clock())
+        return True
+
+    async def _post(self, message: OutboxMessage, source: CadSource, url: str) -> Answer:
+        body = body_of(message)
+        sent_at = datetime.now(UTC)
+        webhook_id = str(message.id)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": f"corespond/{__version__}",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": Webhook(stored_secret(source, self._box)).sign(
+                webhook_id, sent_at, body
+            ),
+        }
+        started = time.perf_counter()
+        try:
+            response = await self._http.post(
+                url, content=body.encode(), headers=headers, follow_redirects=False
+            )
+        except httpx.TimeoutException as exc:
+            return Answer(None, None, f"timeout ({type(exc).__name__})", _ms(started))
+        except httpx.HTTPError as exc:
+            return Answer(None, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
+        latency = _ms(started)
+        DELIVERY_SECONDS.observe(latency / 1000)
+        return Answer(
+            response.status_code,
+            response.text[:BODY_KEPT],
+            None,
+            latency,
+            retry_after(response.headers.get("retry-after"), sent_at)
+            if response.status_code in (429, 503)
+            else None,
+        )
+
+    async def _record(
+        self,
+        session: Any,
+        message: OutboxMessage,
+        url: str | None,
+        answer: Answer,
+        now: datetime,
+    ) -> None:
+        if url is None:
+            # Not an attempt: this CAD takes no callbacks (yet). Kept, looked at again later,
+            # dead at the horizon; set a callback URL and they go out at once.
+            message.last_error = answer.error
+            message.next_attempt_at = now + NO_CALLBACK_RETRY
+            if now + NO_CALLBACK_RETRY - message.created_at > self._policy.horizon:
+                message.state = "dead"
+                message.dead_at = now
+            return
+        message.attempts += 1
+        message.last_attempt_at = now
+        message.last_status_code = answer.status_code
+        if answer.delivered:
+            outcome = "delivered"
+            message.state = "delivered"
+            message.delivered_at = now
+            message.last_error = None
+        elif answer.permanent:
+            outcome = "dead"
+            message.state = "dead"
+            message.dead_at = now
+            message.last_error = f"HTTP {answer.status_code}: refused, not retried"
+        else:
+            wait = answer.retry_after or backoff(
+                message.attempts, self._policy.backoff_cap, self._rng
+            )
+            message.last_error = answer.error or f"HTTP {answer.status_code}"
+            if now + wait - message.created_at > self._policy.horizon:
+                outcome = "dead"
+                message.state = "dead"
+                message.dead_at = now
+                message.last_error += "; retried until the horizon, given up"
+            else:
+                outcome = "retry"
+                message.next_attempt_at = now + wait
+        await repository.add_attempt(
+            session,
+            DeliveryAttempt(
+                message_id=message.id,
+                attempt=message.attempts,
+                attempted_at=now,
+                url=url,
+                status_code=answer.status_code,
+                latency_ms=round(answer.latency_ms, 2),
+                response_body=answer.body,
+                error=answer.error,
+                outcome=outcome,
+            ),
+        )
+        DELIVERIES.labels(message.source_id, outcome).inc()
+        log.info(
+            "dispatch_delivery",
+            message_id=str(message.id),
+            source=message.source_id,
+            event_type=message.event_type,
+            outcome=outcome,
+            status_code=answer.status_code,
+            attempt=message.attempts,
+        )
+
+    # --- failing sources -------------------------------------------------------------------
+
+    async def check_sources(self) -> list[str]:
+        """Sources whose oldest failed, still pending message is older than the alert
+        threshold: a dispatch centre that stops hearing from us must be noticed."""
+        async with self._database.sessionmaker() as session:
+            failing_since = await repository.failing_since_by_source(session)
+        now = self._clock()
+        failing = sorted(
+            source
+            for source, since in failing_since.items()
+            if now - since > self._policy.alert_after
+        )
+        for source in failing:
+            if source not in self._alerted:
+                SUPERVISOR_ALERTS.labels("deliveries_failing").inc()
+            last = self._alerted.get(source)
+            if last is None or now - last >= ALERT_REPEAT:
+                log.warning(
+                    "supervisor_alert",
+                    kind="deliveries_failing",
+                    source=source,
+                    failing_since=failing_since[source].isoformat(),
+                )
+                self._alerted[source] = now
+        for source in set(self._alerted) - set(failing):
+            log.info("deliveries_recovered", source=source)
+            del self._alerted[source]
+        DISPATCH_FAILING_SOURCES.set(len(failing))
+        return failing
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def schedule_relay(scheduler: AsyncIOScheduler, relay: Relay, seconds: float) -> None:
+    """Sweep every ``seconds`` (and once right away: a restart delivers what was left)."""
+    scheduler.add_job(
+        relay.sweep,
+        "interval",
+        seconds=seconds,
+        id="dispatch-relay",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )

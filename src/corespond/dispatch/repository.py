@@ -1,0 +1,148 @@
+"""Every query of the dispatch domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
+
+NOTIFY_CHANNEL = "corespond_outbox"
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    state: str | None = None
+    source_id: str | None = None
+    call_id: uuid.UUID | None = None
+
+
+async def notify_relay(session: AsyncSession) -> None:
+    """Wake the relays once this transaction commits (NOTIFY is transactional)."""
+    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+async def next_seq(session: AsyncSession, call_id: uuid.UUID) -> int:
+    seq = await session.scalar(
+        select(func.coalesce(func.max(OutboxMessage.seq), 0) + 1).where(
+            OutboxMessage.call_id == call_id
+        )
+    )
+    return int(seq or 1)
+
+
+async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | None:
+    """The next due message that is first in its call's order, locked for this transaction
+    (others skip it). A call's next message waits while an earlier one is still pending."""
+    earlier = OutboxMessage.__table__.alias("earlier")
+    blocked = (
+        select(earlier.c.id)
+        .where(
+            and_(
+                earlier.c.call_id == OutboxMessage.call_id,
+                earlier.c.seq < OutboxMessage.seq,
+                earlier.c.state == "pending",
+            )
+        )
+        .exists()
+    )
+    return await session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now, ~blocked)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    found: datetime | None = await session.scalar(
+        select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
+    )
+    return found
+
+
+async def add_attempt(session: AsyncSession, attempt: DeliveryAttempt) -> None:
+    session.add(attempt)
+    await session.flush()
+
+
+async def attempts_of(session: AsyncSession, message_id: uuid.UUID) -> Sequence[DeliveryAttempt]:
+    return (
+        await session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.message_id == message_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    ).all()
+
+
+async def list_messages(
+    session: AsyncSession,
+    where: DeliveryFilter,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[OutboxMessage]:
+    query = select(OutboxMessage)
+    if where.state is not None:
+        query = query.where(OutboxMessage.state == where.state)
+    if where.source_id is not None:
+        query = query.where(OutboxMessage.source_id == where.source_id)
+    if where.call_id is not None:
+        query = query.where(OutboxMessage.call_id == where.call_id)
+    if after is not None:
+        query = query.where(tuple_(OutboxMessage.created_at, OutboxMessage.id) < tuple_(*after))
+    query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+@dataclass(frozen=True)
+class SourceBacklog:
+    source_id: str
+    pending: int
+    dead: int
+    failing_since: datetime | None  # oldest pending message that has failed at least once
+    last_delivered_at: datetime | None
+
+
+async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
+    rows = await session.execute(
+        select(
+            OutboxMessage.source_id,
+            func.count().filter(OutboxMessage.state == "pending"),
+            func.count().filter(OutboxMessage.state == "dead"),
+            func.min(OutboxMessage.created_at).filter(
+                OutboxMessage.state == "pending", OutboxMessage.attempts > 0
+            ),
+            func.max(OutboxMessage.delivered_at),
+        ).group_by(OutboxMessage.source_id)
+    )
+    return [SourceBacklog(*row) for row in rows.all()]
+
+
+async def failing_since_by_source(session: AsyncSession) -> dict[str, datetime]:
+    """Per source, the oldest pending message that has already failed (pending rows only)."""
+    rows = await session.execute(
+        select(OutboxMessage.source_id, func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.state == "pending", OutboxMessage.attempts > 0)
+        .group_by(OutboxMessage.source_id)
+    )
+    return {str(source): since for source, since in rows.all()}
+
+
+async def make_due(session: AsyncSession, source_id: str, now: datetime) -> int:
+    rows = await session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.source_id == source_id, OutboxMessage.state == "pending")
+        .values(next_attempt_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(rows.all())
