@@ -17,8 +17,10 @@ from starlette.responses import Response
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
-from corespond.dispatch.relay import DeliveryPolicy, Relay
+from corespond.dispatch.relay import DeliveryPolicy, Relay, retry_after
+from corespond.dispatch.repository import notify_relay
 from corespond.sources.models import CadSource
+from corespond.sources.service import rotate_secret
 from tests import program
 from tests.conftest import Source, make_source
 from tests.receiver import Receiver
@@ -67,7 +69,10 @@ async def messages(
                     payload={
                         "type": "assignment.offered",
                         "timestamp": datetime.now(UTC).isoformat(),
-                        "data": {"call": {"incident_number": call.incident_number}, "seq": seq},
+                        "data": {
+                            "sequence": seq,
+                            "call": {"incident_number": call.incident_number},
+                        },
                     },
                 )
                 session.add(message)
@@ -298,7 +303,7 @@ async def test_order_per_call_with_calls_in_parallel(
     by_call: dict[str, list[int]] = defaultdict(list)
     for got in receiver.delivered():
         data = got.event["data"]
-        by_call[data["call"]["incident_number"]].append(data["seq"])
+        by_call[data["call"]["incident_number"]].append(data["sequence"])
     assert len(by_call) == 12
     assert all(seqs == [1, 2, 3, 4, 5] for seqs in by_call.values()), by_call
     assert len(receiver.delivered()) == len(made)
@@ -358,7 +363,8 @@ async def test_two_relays_on_one_database(
     assert all(counts)  # both relays took a share
     by_call: dict[str, list[int]] = defaultdict(list)
     for got in receiver.received:
-        by_call[got.event["data"]["call"]["incident_number"]].append(got.event["data"]["seq"])
+        data = got.event["data"]
+        by_call[data["call"]["incident_number"]].append(data["sequence"])
     assert all(seqs == [1, 2, 3, 4] for seqs in by_call.values())
 
 
@@ -374,5 +380,108 @@ async def test_failing_source_raises_an_alert_and_clears_it(
     relay._clock = lambda: now + timedelta(minutes=6)
     assert await relay.check_sources() == [cad.id]
     async with committed_db.sessionmaker() as session, session.begin():
-        await session.execute(update(OutboxMessage).values(state="delivered"))
-    assert await relay.check_sources() == []
+        await session.execute(
+            update(OutboxMessage).values(state="delivered", delivered_at=now + timedelta(minutes=6))
+        )
+    assert await relay.check_sources() == []  # a delivery after the failures: recovered
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120),
+        ("0", 0),
+        ("99999999999999999999", 24 * 3600),  # clamped to the horizon
+        ("\u00b2", None),  # a digit to str.isdigit, not to HTTP
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0),  # a date in the past: now
+        ("Mon, 23 Nov 2026 12:10:00 GMT", 600),
+    ],
+)
+def test_retry_after_header(header: str, seconds: int | None) -> None:
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    wait = retry_after(header, now, timedelta(hours=24))
+    assert (wait.total_seconds() if wait is not None else None) == seconds
+
+
+async def test_signed_with_every_live_secret_during_a_rotation(
+    committed_db: Database, cad: Source, box: SecretBox, http: httpx.AsyncClient
+) -> None:
+    receiver = await Receiver(cad.secret).start()  # the CAD still verifies with the old one
+    try:
+        await point_at(committed_db, cad, receiver.url)
+        async with committed_db.sessionmaker() as session, session.begin():
+            await rotate_secret(session, box, cad.id, grace=timedelta(hours=24))
+        [message] = await messages(committed_db, cad)
+        await Relay(committed_db, http, box, FAST).drain()
+    finally:
+        await receiver.stop()
+    assert [r.verified for r in receiver.received] == [True]
+    assert (await stored(committed_db, message.id)).state == "delivered"
+
+
+async def test_a_source_refusing_everything_raises_the_alert(
+    committed_db: Database, cad: Source, box: SecretBox, http: httpx.AsyncClient
+) -> None:
+    async def unauthorised(_: int) -> Response:
+        return Response(status_code=401)
+
+    receiver = await Receiver(cad.secret, unauthorised).start()
+    try:
+        await point_at(committed_db, cad, receiver.url)
+        await messages(committed_db, cad, calls=3)
+        now = datetime.now(UTC)
+        relay = Relay(committed_db, http, box, FAST, clock=lambda: now)
+        await relay.drain()
+    finally:
+        await receiver.stop()
+    relay._clock = lambda: now + timedelta(minutes=10)
+    assert await relay.check_sources() == [cad.id]
+
+
+async def test_the_relay_wakes_on_notify_and_does_not_spin(
+    committed_db: Database,
+    cad: Source,
+    box: SecretBox,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from corespond.dispatch import repository
+
+    claims = 0
+    real_claim = repository.claim_next
+
+    async def counting(*args: object, **kwargs: object) -> OutboxMessage | None:
+        nonlocal claims
+        claims += 1
+        return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "claim_next", counting)
+    receiver = await Receiver(cad.secret).start()
+    relay = Relay(committed_db, http, box, FAST)
+    try:
+        await point_at(committed_db, cad, receiver.url)
+        # Message 1 waits out a long backoff; message 2 is due but must wait behind it.
+        first, second = await messages(committed_db, cad, each=2)
+        async with committed_db.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == first.id)
+                .values(next_attempt_at=datetime.now(UTC) + timedelta(hours=1), attempts=1)
+            )
+        await relay.start()
+        await asyncio.sleep(1.5)
+        assert claims < 20, claims  # a handful of passes, not a busy loop
+        # A new message on another call is delivered at once: NOTIFY woke the relay.
+        [woken] = await messages(committed_db, cad)
+        async with committed_db.sessionmaker() as session, session.begin():
+            await notify_relay(session)
+        for _ in range(100):
+            if any(r.webhook_id == str(woken.id) for r in receiver.received):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await relay.stop()
+        await receiver.stop()
+    assert [r.webhook_id for r in receiver.received] == [str(woken.id)]
+    assert (await stored(committed_db, second.id)).state == "pending"

@@ -42,6 +42,14 @@ from tests.test_ingest_api import assert_problem
         ("ftp://cad.example.org/", "development", "must use https or http"),
         ("https:///nohost", "development", "no host"),
         ("https://cad.example.org:99999/", "development", "not a valid URL"),
+        ("https://2130706433/", "production", "internal"),
+        ("https://0x7f000001/", "production", "internal"),
+        ("https://127.1/", "production", "internal"),
+        ("https://0177.0.0.1/", "production", "internal"),
+        ("https://localhost./", "production", "internal"),
+        ("https://[::ffff:127.0.0.1]/", "production", "internal"),
+        ("https://[64:ff9b::a9fe:a9fe]/", "production", "internal"),
+        ("https://[2002:7f00:1::]/", "production", "internal"),
     ],
 )
 def test_callback_urls_refused(url: str, environment: str, why: str) -> None:
@@ -82,8 +90,13 @@ async def test_deliveries_api(client: httpx.AsyncClient, db: Database, source: S
     assert detail.status_code == 200
     assert detail.json()["attempt_log"] == []
 
-    again = await client.post(f"/v1/deliveries/{dead['id']}/redeliver", headers=auth(supervisor))
-    assert again.status_code == 200
+    # Message 2 of the call is on its way: sending 1 again would put an older state last.
+    refused = await client.post(f"/v1/deliveries/{dead['id']}/redeliver", headers=auth(supervisor))
+    assert_problem(refused, 409, "force=true")
+    again = await client.post(
+        f"/v1/deliveries/{dead['id']}/redeliver?force=true", headers=auth(supervisor)
+    )
+    assert again.status_code == 200, again.text
     assert again.json()["state"] == "pending"
     assert again.json()["attempts"] == 3
 
@@ -158,7 +171,9 @@ async def test_an_assignment_reaches_the_cad_signed_and_in_order(
     (woken by NOTIFY) delivers both events to the CAD's callback."""
     source = await make_source(committed_db, box)
     receiver = await Receiver(source.secret).start()
-    app = create_app(settings.model_copy(update={"worker_enabled": True}), database=committed_db)
+    # Sweeps far apart: only the NOTIFY sent with each change can wake the relay in time.
+    quiet = {"worker_enabled": True, "relay_sweep_seconds": 3600, "worker_sweep_seconds": 3600}
+    app = create_app(settings.model_copy(update=quiet), database=committed_db)
     try:
         await point_at(committed_db, source, receiver.url)
         async with committed_db.sessionmaker() as session, session.begin():
@@ -192,6 +207,7 @@ async def test_an_assignment_reaches_the_cad_signed_and_in_order(
         "incident_number": call.incident_number,
     }
     assert data["assignment"]["status"] == "accepted"
+    assert [r.event["data"]["sequence"] for r in receiver.received] == [1, 2]
 
 
 async def wait_for(condition: Any, seconds: float = 15) -> None:

@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.secret_box,
         DeliveryPolicy.of(settings),
         app.state.clock,
+        environment=settings.environment,
     )
     app.state.relay = relay
     if settings.worker_enabled:

@@ -154,7 +154,13 @@ def worker() -> None:
         database = Database.connect(url)
         geography = geography_for(tuple(settings.geo_states))
         http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
-        relay = Relay(database, http, secret_box(settings), DeliveryPolicy.of(settings))
+        relay = Relay(
+            database,
+            http,
+            secret_box(settings),
+            DeliveryPolicy.of(settings),
+            environment=settings.environment,
+        )
         try:
             await run_worker_forever(
                 database,

@@ -37,7 +37,13 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("call_id", "seq"),
         CheckConstraint(f"state IN {OUTBOX_STATES!r}", name="state_known"),
-        Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        # The relay's claim walks this in order (and stops at the first claimable row).
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            "created_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
         Index("ix_outbox_created_at_id", "created_at", "id"),
     )
 
@@ -55,6 +61,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
+    # Retries run until the horizon counted from here (a redelivery starts a new one).
+    retry_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

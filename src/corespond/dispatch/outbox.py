@@ -40,8 +40,11 @@ def payload(
     call: Call,
     peer: Peer | None,
     provider: Provider | None,
+    sequence: int,
 ) -> dict[str, Any]:
-    """The message body: ``{"type", "timestamp", "data": {assignment, call, peer}}``."""
+    """The message body: ``{"type", "timestamp", "data": {sequence, assignment, call,
+    peer}}``; ``sequence`` numbers the call's messages 1, 2, … so a receiver can tell an
+    older state (a redelivery) from a newer one."""
 
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
@@ -50,6 +53,7 @@ def payload(
         "type": event_type,
         "timestamp": at.isoformat(),
         "data": {
+            "sequence": sequence,
             "assignment": {
                 "id": str(assignment.id),
                 "status": assignment.status,
@@ -99,12 +103,13 @@ async def enqueue(
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown dispatch event type {event_type!r}")
     provider = await session.get(Provider, peer.provider_id) if peer is not None else None
+    seq = await repository.next_seq(session, call.id)
     message = OutboxMessage(
         source_id=call.source_id,
         call_id=call.id,
-        seq=await repository.next_seq(session, call.id),
+        seq=seq,
         event_type=event_type,
-        payload=payload(event_type, at, assignment, call, peer, provider),
+        payload=payload(event_type, at, assignment, call, peer, provider, seq),
     )
     session.add(message)
     await session.flush()

@@ -37,6 +37,7 @@ from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.dispatch import repository
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
+from corespond.errors import InvalidPayload
 from corespond.listen import Listener
 from corespond.metrics import (
     DELIVERIES,
@@ -45,7 +46,7 @@ from corespond.metrics import (
     SUPERVISOR_ALERTS,
 )
 from corespond.sources.models import CadSource
-from corespond.sources.service import stored_secret
+from corespond.sources.service import check_callback_url, verification_secrets
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ RETRYABLE_STATUS = frozenset({408, 429})
 BODY_KEPT = 1024  # characters of a response body kept in the attempt log
 BACKOFF_BASE_SECONDS = 1.0
 NO_CALLBACK_RETRY = timedelta(minutes=5)
+MIN_IDLE_SECONDS = 0.25
 ALERT_REPEAT = timedelta(minutes=10)  # a failing source is logged again this often
 
 
@@ -100,18 +102,20 @@ def backoff(attempts: int, cap: timedelta, rng: random.Random) -> timedelta:
     return timedelta(seconds=rng.uniform(0, ceiling))
 
 
-def retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as a wait, if it is one."""
+def retry_after(value: str | None, now: datetime, longest: timedelta) -> timedelta | None:
+    """A ``Retry-After`` header (delay seconds or an HTTP date) as a wait between 0 and
+    ``longest``; None if it is neither."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    with contextlib.suppress(TypeError, ValueError, IndexError):
+    if value.isascii() and value.isdigit():
+        seconds = min(int(value[:12]), int(longest.total_seconds()))
+        return timedelta(seconds=seconds)
+    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
         when = email.utils.parsedate_to_datetime(value)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(timedelta(0), when - now)
+        return min(longest, max(timedelta(0), when - now))
     return None
 
 
@@ -129,8 +133,10 @@ class Relay:
         policy: DeliveryPolicy,
         clock: Clock = system_clock,
         rng: random.Random | None = None,
+        environment: str = "development",
     ) -> None:
         self._database = database
+        self._environment = environment
         self._http = http
         self._box = box
         self._policy = policy
@@ -139,6 +145,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._listener = Listener(database, repository.NOTIFY_CHANNEL, self._wake.set)
         self._task: asyncio.Task[None] | None = None
+        self._drain_lock = asyncio.Lock()  # one drain at a time: ``concurrency`` connections
         self._alerted: dict[str, datetime] = {}  # failing sources, when last logged
 
     # --- running ---------------------------------------------------------------------------
@@ -162,18 +169,22 @@ class Relay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
-                await self.drain()
+                if await self.drain() == 0:
+                    # Nothing was claimable: do not spin on a due time that someone else
+                    # (another relay, a lock) is holding.
+                    await asyncio.sleep(MIN_IDLE_SECONDS)
             except Exception as exc:
                 log.error("dispatch_drain_failed", error_type=type(exc).__name__)
                 await asyncio.sleep(1)
 
     async def _until_next_due(self) -> float:
-        """Seconds until the next retry is due (so a backoff of 2 s is not a sweep's 5 s)."""
+        """Seconds until the next claimable retry is due (so a backoff of 2 s is not a
+        sweep's 5 s); a message waiting behind an earlier one of its call does not count."""
         async with self._database.sessionmaker() as session:
             due = await repository.next_due_at(session)
         if due is None:
             return 60.0
-        return min(60.0, max(0.05, (due - self._clock()).total_seconds()))
+        return min(60.0, max(MIN_IDLE_SECONDS, (due - self._clock()).total_seconds()))
 
     async def sweep(self) -> None:
         """The scheduler's pass: re-listen if the connection was lost, deliver what is due,
@@ -189,11 +200,15 @@ class Relay:
     async def drain(self) -> int:
         """Deliver every message due now (a retry scheduled meanwhile waits for the next
         pass, however short its backoff); returns how many attempts were made."""
-        cutoff = self._clock()
-        counts = await asyncio.gather(
-            *(self._lane(cutoff) for _ in range(self._policy.concurrency))
-        )
-        return sum(counts)
+        async with self._drain_lock:
+            cutoff = self._clock()
+            counts = await asyncio.gather(
+                *(self._lane(cutoff) for _ in range(self._policy.concurrency)),
+                return_exceptions=True,
+            )
+        for failure in (c for c in counts if isinstance(c, BaseException)):
+            log.error("dispatch_lane_failed", error_type=type(failure).__name__)
+        return sum(c for c in counts if isinstance(c, int))
 
     async def _lane(self, cutoff: datetime) -> int:
         done = 0
@@ -212,32 +227,48 @@ class Relay:
                 return False
             source = await session.get(CadSource, message.source_id)
             url = source.callback_url if source is not None else None
-            if source is None or url is None:
+            if source is None or source.disabled_at is not None:
+                url = None
+                answer = Answer(None, None, "the source is disabled", 0.0)
+            elif url is None:
                 answer = Answer(None, None, "no callback URL configured for this source", 0.0)
             else:
-                answer = await self._post(message, source, url)
+                try:
+                    answer = await self._post(message, source, url)
+                except Exception as exc:  # recorded as a failed attempt, never a silent loop
+                    answer = Answer(None, None, f"relay error: {type(exc).__name__}", 0.0)
             await self._record(session, message, url, answer, self._clock())
         return True
 
     async def _post(self, message: OutboxMessage, source: CadSource, url: str) -> Answer:
+        try:  # the stored URL is checked again: it may predate today's rules
+            check_callback_url(url, self._environment)
+        except InvalidPayload as exc:
+            return Answer(None, None, f"callback URL refused: {exc.detail}", 0.0)
         body = body_of(message)
-        sent_at = datetime.now(UTC)
+        sent_at = datetime.now(UTC)  # the signature's timestamp must be real time
         webhook_id = str(message.id)
+        # Signed with every live secret: during a rotation's grace period the CAD may still
+        # verify with the old one (Standard Webhooks allows several signatures).
+        signatures = " ".join(
+            Webhook(secret).sign(webhook_id, sent_at, body)
+            for secret in verification_secrets(source, self._box, sent_at)
+        )
         headers = {
             "content-type": "application/json",
             "user-agent": f"corespond/{__version__}",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": Webhook(stored_secret(source, self._box)).sign(
-                webhook_id, sent_at, body
-            ),
+            "webhook-signature": signatures,
         }
         started = time.perf_counter()
         try:
-            response = await self._http.post(
-                url, content=body.encode(), headers=headers, follow_redirects=False
-            )
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self._http.timeout.read or 10.0):
+                async with self._http.stream(
+                    "POST", url, content=body.encode(), headers=headers, follow_redirects=False
+                ) as response:
+                    kept = await _first_bytes(response, BODY_KEPT)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             return Answer(None, None, f"timeout ({type(exc).__name__})", _ms(started))
         except httpx.HTTPError as exc:
             return Answer(None, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
@@ -245,10 +276,10 @@ class Relay:
         DELIVERY_SECONDS.observe(latency / 1000)
         return Answer(
             response.status_code,
-            response.text[:BODY_KEPT],
+            kept.decode("utf-8", errors="replace"),
             None,
             latency,
-            retry_after(response.headers.get("retry-after"), sent_at)
+            retry_after(response.headers.get("retry-after"), sent_at, self._policy.horizon)
             if response.status_code in (429, 503)
             else None,
         )
@@ -266,7 +297,7 @@ class Relay:
             # dead at the horizon; set a callback URL and they go out at once.
             message.last_error = answer.error
             message.next_attempt_at = now + NO_CALLBACK_RETRY
-            if now + NO_CALLBACK_RETRY - message.created_at > self._policy.horizon:
+            if now + NO_CALLBACK_RETRY - _horizon_start(message) > self._policy.horizon:
                 message.state = "dead"
                 message.dead_at = now
             return
@@ -288,7 +319,7 @@ class Relay:
                 message.attempts, self._policy.backoff_cap, self._rng
             )
             message.last_error = answer.error or f"HTTP {answer.status_code}"
-            if now + wait - message.created_at > self._policy.horizon:
+            if now + wait - _horizon_start(message) > self._policy.horizon:
                 outcome = "dead"
                 message.state = "dead"
                 message.dead_at = now
@@ -351,6 +382,20 @@ class Relay:
             del self._alerted[source]
         DISPATCH_FAILING_SOURCES.set(len(failing))
         return failing
+
+
+def _horizon_start(message: OutboxMessage) -> datetime:
+    return message.retry_from or message.created_at
+
+
+async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a response body, without reading the rest into memory."""
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept.extend(chunk[: limit - len(kept)])
+        if len(kept) >= limit:
+            break
+    return bytes(kept)
 
 
 def _ms(started: float) -> float:

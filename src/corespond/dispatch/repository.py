@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select, text, tuple_, update
+from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
@@ -36,11 +37,10 @@ async def next_seq(session: AsyncSession, call_id: uuid.UUID) -> int:
     return int(seq or 1)
 
 
-async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | None:
-    """The next due message that is first in its call's order, locked for this transaction
-    (others skip it). A call's next message waits while an earlier one is still pending."""
+def _waits_behind_earlier() -> Any:
+    """An earlier message of the same call is still pending: this one must wait."""
     earlier = OutboxMessage.__table__.alias("earlier")
-    blocked = (
+    return (
         select(earlier.c.id)
         .where(
             and_(
@@ -51,9 +51,18 @@ async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | No
         )
         .exists()
     )
+
+
+async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | None:
+    """The next due message that is first in its call's order, locked for this transaction
+    (others skip it). A call's next message waits while an earlier one is still pending."""
     return await session.scalar(
         select(OutboxMessage)
-        .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now, ~blocked)
+        .where(
+            OutboxMessage.state == "pending",
+            OutboxMessage.next_attempt_at <= now,
+            ~_waits_behind_earlier(),
+        )
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -62,8 +71,11 @@ async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | No
 
 
 async def next_due_at(session: AsyncSession) -> datetime | None:
+    """When the next claimable message (first pending of its call) is due."""
     found: datetime | None = await session.scalar(
-        select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
+        select(func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.state == "pending", ~_waits_behind_earlier()
+        )
     )
     return found
 
@@ -128,13 +140,35 @@ async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
 
 
 async def failing_since_by_source(session: AsyncSession) -> dict[str, datetime]:
-    """Per source, the oldest pending message that has already failed (pending rows only)."""
-    rows = await session.execute(
-        select(OutboxMessage.source_id, func.min(OutboxMessage.created_at))
-        .where(OutboxMessage.state == "pending", OutboxMessage.attempts > 0)
+    """Per source, since when dispatch has not been hearing from us: the first failed or
+    refused attempt after its last delivery, or the oldest message still waiting for a
+    callback URL to be set."""
+    last_delivered = (
+        select(OutboxMessage.source_id, func.max(OutboxMessage.delivered_at).label("at"))
+        .where(OutboxMessage.delivered_at.is_not(None))
+        .group_by(OutboxMessage.source_id)
+        .subquery()
+    )
+    failed = await session.execute(
+        select(OutboxMessage.source_id, func.min(DeliveryAttempt.attempted_at))
+        .join(DeliveryAttempt, DeliveryAttempt.message_id == OutboxMessage.id)
+        .outerjoin(last_delivered, last_delivered.c.source_id == OutboxMessage.source_id)
+        .where(
+            DeliveryAttempt.outcome != "delivered",
+            or_(last_delivered.c.at.is_(None), DeliveryAttempt.attempted_at > last_delivered.c.at),
+        )
         .group_by(OutboxMessage.source_id)
     )
-    return {str(source): since for source, since in rows.all()}
+    since = {str(source): at for source, at in failed.all()}
+    waiting = await session.execute(
+        select(OutboxMessage.source_id, func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.state == "pending", OutboxMessage.attempts == 0)
+        .where(OutboxMessage.last_error.is_not(None))
+        .group_by(OutboxMessage.source_id)
+    )
+    for source, at in waiting.all():
+        since[str(source)] = min(at, since.get(str(source), at))
+    return since
 
 
 async def make_due(session: AsyncSession, source_id: str, now: datetime) -> int:
@@ -146,3 +180,27 @@ async def make_due(session: AsyncSession, source_id: str, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return len(rows.all())
+
+
+async def lock_message(session: AsyncSession, message_id: uuid.UUID) -> OutboxMessage | None:
+    """The message, locked; raises at once (NOWAIT) if a relay is delivering it."""
+    return await session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .with_for_update(nowait=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def later_sent(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
+    """A later message of the same call that was delivered, or is on its way."""
+    return await session.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.call_id == message.call_id,
+            OutboxMessage.seq > message.seq,
+            OutboxMessage.state.in_(("delivered", "pending")),
+        )
+        .order_by(OutboxMessage.seq)
+        .limit(1)
+    )

@@ -16,7 +16,14 @@ from corespond.dispatch import service
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.repository import DeliveryFilter
-from corespond.errors import BadRequest, Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    NotFound,
+    Unauthorized,
+)
 from corespond.errors import problem_responses as problems
 from corespond.pagination import decode_cursor, encode_cursor
 
@@ -182,11 +189,19 @@ async def get_delivery(
 @router.post(
     "/v1/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryOut,
-    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+    responses=problems(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload),
 )
 async def redeliver(
-    delivery_id: uuid.UUID, request: Request, session: SessionDep, _: Supervisor
+    delivery_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    _: Supervisor,
+    force: Annotated[
+        bool, Query(description="Send it even though a later message of the call went out.")
+    ] = False,
 ) -> DeliveryOut:
-    """Send it again now, with the same `webhook-id` (receivers drop repeats by it)."""
-    message = await service.redeliver(session, delivery_id, request.app.state.clock())
+    """Send it again now, with the same `webhook-id` (receivers drop repeats by it) and a
+    fresh retry horizon. `409` if a later message of the call already went out (the CAD
+    would see an older state last) unless `force=true`, or if it is being sent right now."""
+    message = await service.redeliver(session, delivery_id, request.app.state.clock(), force=force)
     return DeliveryOut(**_out(message))

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.dispatch import repository
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.dispatch.repository import DeliveryFilter
-from corespond.errors import NotFound
+from corespond.errors import Conflict, NotFound
 from corespond.sources.service import list_sources
 
 
@@ -37,15 +38,35 @@ async def attempts(session: AsyncSession, message_id: uuid.UUID) -> Sequence[Del
     return await repository.attempts_of(session, message_id)
 
 
-async def redeliver(session: AsyncSession, message_id: uuid.UUID, now: datetime) -> OutboxMessage:
-    """Send a message again (dead, delivered, or pending and waiting out a backoff): it is
-    due now, with the same ``webhook-id``, so a receiver that has it already can drop it."""
-    message = await session.get(OutboxMessage, message_id, with_for_update=True)
+async def redeliver(
+    session: AsyncSession, message_id: uuid.UUID, now: datetime, *, force: bool = False
+) -> OutboxMessage:
+    """Send a message again (dead, delivered, or pending and waiting out a backoff): due
+    now, with the same ``webhook-id`` (a receiver that has it can drop it) and a fresh retry
+    horizon. Refused when a later message of the call already went out, since the CAD
+    would then see an older state last, unless ``force`` (the payload's ``sequence`` lets
+    the receiver put it in its place)."""
+    try:
+        message = await repository.lock_message(session, message_id)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise Conflict("the message is being delivered right now; try again") from None
+        raise
     if message is None:
         raise NotFound(f"delivery {message_id} not found")
+    later = await repository.later_sent(session, message)
+    if later is not None and not force:
+        raise Conflict(
+            f"message {later.seq} of this call went out after this one ({message.seq}); "
+            "redelivering would show the CAD an older state last. Pass force=true to send "
+            "it anyway (receivers can order by data.sequence)",
+            extra={"later_delivery_id": str(later.id)},
+        )
     message.state = "pending"
     message.next_attempt_at = now
+    message.retry_from = now
     message.dead_at = None
+    message.delivered_at = None
     await session.flush()
     await repository.notify_relay(session)
     return message

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import re
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +19,7 @@ from corespond.crypto import SecretBox
 from corespond.errors import Conflict, InvalidPayload, NotFound
 from corespond.sources.models import CadSource, CadSourceSecret
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
@@ -55,6 +58,7 @@ async def create_source(
         )
     if callback_url is not None:
         callback_url = check_callback_url(callback_url, environment)
+        await check_callback_host_resolves(callback_url, environment)
     if await session.get(CadSource, source_id) is not None:
         raise Conflict(f"CAD source {source_id!r} already exists")
     source = CadSource(
@@ -107,16 +111,59 @@ def check_callback_url(url: str, environment: str) -> str:
     return urlunsplit(parts)
 
 
+async def check_callback_host_resolves(url: str, environment: str) -> None:
+    """In production, the callback's name must resolve, and only to public addresses (a
+    name pointing inside the network is refused like an internal address). Checked when the
+    URL is set; the relay also never follows redirects."""
+    if environment in ("development", "test"):
+        return
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if _numeric_address(host) is not None:
+        return  # already checked as an address
+    try:
+        infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
+    except OSError as exc:
+        raise InvalidPayload(f"callback URL host {host!r} does not resolve ({exc})") from None
+    for *_, sockaddr in infos:
+        if _internal_address(ipaddress.ip_address(sockaddr[0])):
+            raise InvalidPayload(
+                f"callback URL host {host!r} resolves to an internal address ({sockaddr[0]})"
+            )
+
+
+def _numeric_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names, in any spelling a resolver accepts (``127.1``,
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``[::1]``), else None (a name)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _internal_address(embedded)
+    return not address.is_global
+
+
 def _internal_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+    host = host.rstrip(".").lower()
+    if host in ("localhost", "localhost.localdomain") or host.endswith(
         (".localhost", ".local", ".internal")
     ):
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+    address = _numeric_address(host)
+    return address is not None and _internal_address(address)
 
 
 async def set_callback(
@@ -124,7 +171,10 @@ async def set_callback(
 ) -> CadSource:
     """Set (or, with None, remove) where assignment events for this CAD are delivered."""
     source = await get_source(session, source_id)
-    source.callback_url = check_callback_url(url, environment) if url else None
+    if url:
+        url = check_callback_url(url, environment)
+        await check_callback_host_resolves(url, environment)
+    source.callback_url = url or None
     await session.flush()
     return source
 
