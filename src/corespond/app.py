@@ -22,6 +22,8 @@ from corespond.assignments.service import MatchPolicy
 from corespond.calls.router import router as calls_router
 from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
+from corespond.coverage.page import router as supervisor_page
+from corespond.coverage.router import router as coverage_router
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
 from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
@@ -147,6 +149,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(roster_router)
     app.include_router(assignments_router)
     app.include_router(dispatch_router)
+    app.include_router(coverage_router)
+    app.include_router(supervisor_page)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         description="How often offer deadlines and pending assignment work are checked.",
     )
 
+    supervisor_refresh_seconds: float = Field(
+        default=15.0, ge=0.5, description="How often the supervisor page refreshes itself."
+    )
     relay_concurrency: int = Field(
         default=4, ge=1, le=32, description="Deliveries to CAD callbacks in flight at once."
     )

@@ -1,0 +1,264 @@
+"""The supervisor page at ``/supervisor``: the state's counties coloured by coverage now, the
+counties served with their peers, the gaps of the next 24 hours, unfilled requests and
+failing deliveries, refreshed in place every few seconds.
+
+Sign-in is a supervisor (or admin) API key entered once in a form and kept in a cookie that
+is ``HttpOnly``, ``SameSite=Strict`` and, over TLS, ``Secure``; nothing is loaded from
+another site (no CDN, no map tiles: the counties are drawn from the packaged GeoJSON).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from datetime import timedelta
+from importlib import resources
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from shapely.geometry import MultiPolygon, Polygon
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth.service import Principal, authenticate
+from corespond.coverage import service
+from corespond.db import SessionDep
+from corespond.dispatch.relay import DeliveryPolicy
+from corespond.dispatch.service import source_status
+from corespond.errors import NotFound, Unauthorized
+from corespond.geo.atlas import CountyAtlas
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "corespond_supervisor"
+COOKIE_PATH = "/supervisor"
+SESSION_HOURS = 12
+MAP_WIDTH = 600.0
+STATIC = {"supervisor.css": "text/css", "supervisor.js": "text/javascript"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+templates = Environment(
+    loader=PackageLoader("corespond.coverage", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        principal = await authenticate(session, token)
+    except Unauthorized:
+        return None
+    return principal if principal.role in ("supervisor", "admin") else None
+
+
+def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = templates.get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+@router.get("/supervisor")
+async def page(request: Request, session: SessionDep) -> Response:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        return _html("login.html")
+    states = {c.fips: c for c in await _coverage(request, session)}
+    zone = request.app.state.settings.program_timezone
+    return _html(
+        "supervisor.html",
+        who=principal.name,
+        refresh_seconds=request.app.state.settings.supervisor_refresh_seconds,
+        as_of=request.app.state.clock().astimezone(ZoneInfo(zone)).strftime("%a %H:%M"),
+        timezone=zone,
+        map=_map(request.app.state.geography.atlas, states),
+    )
+
+
+@router.post("/supervisor/login")
+async def login(
+    request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    try:
+        principal = await authenticate(session, key.strip())
+    except Unauthorized:
+        return _html("login.html", 401, error="That key is not valid or has been revoked.")
+    if principal.role not in ("supervisor", "admin"):
+        return _html("login.html", 403, error=f"A {principal.role} key cannot open this page.")
+    response = RedirectResponse("/supervisor", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        key.strip(),
+        max_age=SESSION_HOURS * 3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_over_tls(request),
+    )
+    return response
+
+
+@router.post("/supervisor/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/supervisor", status_code=303)
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_over_tls(request)
+    )
+    return response
+
+
+@router.get("/supervisor/data")
+async def data(request: Request, session: SessionDep) -> Response:
+    """What the page shows, for its refresh (the same sign-in cookie)."""
+    if await _signed_in(request, session) is None:
+        raise Unauthorized("sign in at /supervisor")
+    now = request.app.state.clock()
+    counties = await _coverage(request, session)
+    atlas = request.app.state.geography.atlas
+    served = [c.fips for c in counties if c.provider_id is not None]
+    gaps = await service.gaps_between(session, atlas, now, now + timedelta(hours=24), served)
+    policy = DeliveryPolicy.of(request.app.state.settings)
+    deliveries = await source_status(session, now, policy.alert_after)
+    unfilled = await service.unfilled_recent(session, now - timedelta(hours=24))
+    body = {
+        "at": now.isoformat(),
+        "counties": [
+            {
+                "fips": c.fips,
+                "name": c.name,
+                "provider": c.provider_id,
+                "served": c.provider_id is not None,
+                "state": _state(c),
+                "available": c.available,
+                "on_shift": len(c.peers),
+                "active_assignments": c.active_assignments,
+                "unfilled_24h": c.unfilled_24h,
+                "peers": [
+                    {
+                        "display_name": p.display_name,
+                        "free": p.free,
+                        "why_not": p.why_not,
+                        "shift_ends_at": p.shift_ends_at.isoformat(),
+                    }
+                    for p in c.peers
+                ],
+            }
+            for c in counties
+        ],
+        "gaps": {
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(hours=24)).isoformat(),
+            "counties": [
+                {
+                    "fips": g.fips,
+                    "name": g.name,
+                    "uncovered_hours": round(g.uncovered_hours, 1),
+                    "gaps": [
+                        {"starts_at": s.isoformat(), "ends_at": e.isoformat()} for s, e in g.gaps
+                    ],
+                }
+                for g in gaps
+            ],
+        },
+        "unfilled": unfilled,
+        "deliveries": [
+            {
+                "source": d.source_id,
+                "pending": d.pending,
+                "dead": d.dead,
+                "failing_since": d.failing_since.isoformat() if d.failing_since else None,
+                "alert": d.alert,
+            }
+            for d in deliveries
+        ],
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/supervisor/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no such file: {name}")
+    text = resources.files("corespond.coverage").joinpath(f"static/{name}").read_text()
+    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+
+async def _coverage(request: Request, session: AsyncSession) -> list[service.CountyCoverage]:
+    return await service.coverage_at(
+        session,
+        request.app.state.geography.atlas,
+        request.app.state.clock(),
+        request.app.state.settings.required_credentials,
+    )
+
+
+def _state(county: service.CountyCoverage) -> str:
+    if county.provider_id is None and not county.peers:
+        return "unserved"
+    return county.state
+
+
+def _over_tls(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+
+
+def _map(atlas: CountyAtlas, states: dict[str, service.CountyCoverage]) -> dict[str, Any]:
+    shapes = _shapes(atlas)
+    counties = []
+    for fips, name, d, x, y in shapes["counties"]:
+        state = states.get(fips)
+        label_state = _state(state) if state else "unserved"
+        counties.append(
+            {
+                "fips": fips,
+                "name": name,
+                "d": d,
+                "x": x,
+                "y": y,
+                "state": label_state,
+                "served": bool(state and state.provider_id),
+                "label": f"{name}: {label_state}",
+            }
+        )
+    return {"width": shapes["width"], "height": shapes["height"], "counties": counties}
+
+
+@functools.cache
+def _shapes(atlas: CountyAtlas) -> dict[str, Any]:
+    """SVG paths of the counties (simplified, equirectangular at the state's latitude)."""
+    west, south, east, north = (
+        min(c.geometry.bounds[0] for c in atlas.counties),
+        min(c.geometry.bounds[1] for c in atlas.counties),
+        max(c.geometry.bounds[2] for c in atlas.counties),
+        max(c.geometry.bounds[3] for c in atlas.counties),
+    )
+    squash = math.cos(math.radians((south + north) / 2))
+    scale = MAP_WIDTH / ((east - west) * squash)
+    height = (north - south) * scale
+
+    def xy(lon: float, lat: float) -> str:
+        return f"{(lon - west) * squash * scale:.1f},{(north - lat) * scale:.1f}"
+
+    counties = []
+    for county in atlas.counties:
+        shape = county.geometry.simplify(0.003, preserve_topology=True)
+        polygons = shape.geoms if isinstance(shape, MultiPolygon) else [shape]
+        rings = [
+            "M" + " L".join(xy(lon, lat) for lon, lat in polygon.exterior.coords) + " Z"
+            for polygon in polygons
+            if isinstance(polygon, Polygon)
+        ]
+        point = county.geometry.representative_point()
+        x, y = (float(v) for v in xy(point.x, point.y).split(","))
+        counties.append((county.fips, county.name, " ".join(rings), x, y))
+    return {"width": round(MAP_WIDTH, 1), "height": round(height, 1), "counties": counties}

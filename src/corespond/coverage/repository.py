@@ -1,0 +1,79 @@
+"""Every query of the coverage domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments.models import LIVE_STATUSES, Assignment, PeerRequest
+from corespond.calls.models import Call
+from corespond.roster.models import Peer, Shift
+
+_OVERLAPS = text(
+    "tstzrange(shift.starts_at, shift.ends_at, '[)') && tstzrange(CAST(:start AS timestamptz), "
+    "CAST(:end AS timestamptz), '[)')"
+)
+
+
+async def shifts_overlapping(
+    session: AsyncSession, start: datetime, end: datetime
+) -> Sequence[tuple[Shift, Peer]]:
+    """Live shifts overlapping ``[start, end)``, with their peers (the GiST range index)."""
+    rows = await session.execute(
+        select(Shift, Peer)
+        .join(Peer, Peer.id == Shift.peer_id)
+        .where(Shift.cancelled_at.is_(None), _OVERLAPS.bindparams(start=start, end=end))
+        .order_by(Shift.starts_at)
+    )
+    return [(shift, peer) for shift, peer in rows.all()]
+
+
+async def live_assignments_by_county(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Call.county_fips, func.count())
+        .select_from(Assignment)
+        .join(Call, Call.id == Assignment.call_id)
+        .where(Assignment.status.in_(LIVE_STATUSES))
+        .group_by(Call.county_fips)
+    )
+    return {str(fips): int(n) for fips, n in rows.all() if fips is not None}
+
+
+async def unfilled_since(
+    session: AsyncSession, since: datetime
+) -> Sequence[tuple[Assignment, Call]]:
+    rows = await session.execute(
+        select(Assignment, Call)
+        .join(Call, Call.id == Assignment.call_id)
+        .where(Assignment.status == "unfilled", Assignment.created_at >= since)
+        .order_by(Assignment.created_at.desc())
+    )
+    return [(a, c) for a, c in rows.all()]
+
+
+async def eligible_calls(
+    session: AsyncSession, start: datetime, end: datetime
+) -> Sequence[tuple[str | None, int]]:
+    rows = await session.execute(
+        select(Call.county_fips, func.count())
+        .where(Call.decision == "eligible", Call.decided_at >= start, Call.decided_at < end)
+        .group_by(Call.county_fips)
+    )
+    return [(fips, int(n)) for fips, n in rows.all()]
+
+
+async def requests_with_assignments(
+    session: AsyncSession, start: datetime, end: datetime
+) -> Sequence[tuple[PeerRequest, Call, Assignment]]:
+    """Requests made in ``[start, end)`` with their calls and every assignment of each."""
+    rows = await session.execute(
+        select(PeerRequest, Call, Assignment)
+        .join(Call, Call.id == PeerRequest.call_id)
+        .join(Assignment, Assignment.request_id == PeerRequest.id)
+        .where(PeerRequest.created_at >= start, PeerRequest.created_at < end)
+        .order_by(PeerRequest.created_at, Assignment.created_at)
+    )
+    return [(r, c, a) for r, c, a in rows.all()]

@@ -1,0 +1,309 @@
+"""Coverage for supervisors: ``/v1/coverage``, ``/v1/coverage/gaps``, ``/v1/coverage/summary``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from corespond.auth.deps import require_role
+from corespond.auth.service import Principal
+from corespond.coverage import service
+from corespond.coverage.service import SUMMARY_COLUMNS, SummaryRow
+from corespond.db import SessionDep
+from corespond.errors import Forbidden, InvalidPayload, Unauthorized
+from corespond.errors import problem_responses as problems
+from corespond.geo.service import require_county
+from corespond.roster.times import to_utc
+
+router = APIRouter(tags=["coverage"])
+
+Supervisor = Annotated[Principal, Depends(require_role("supervisor"))]
+TimeParam = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        pattern=r"^[^\x00]*$",
+        description="RFC 3339, or a wall-clock time in the program's time zone.",
+    ),
+]
+MAX_WINDOW = timedelta(days=92)
+
+
+class PeerOnShiftOut(BaseModel):
+    peer_id: str
+    display_name: str
+    provider_id: str
+    status: str = Field(description="available, busy (on an assignment) or off_duty")
+    shift_ends_at: datetime
+    free: bool = Field(description="Could be offered a call now.")
+    why_not: str | None
+
+
+class CountyCoverageOut(BaseModel):
+    fips: str
+    name: str
+    provider_id: str | None = Field(description="The county's primary provider.")
+    state: Literal["available", "busy", "none"] = Field(
+        description="available: a peer free now; busy: on shift but none free; none: no one."
+    )
+    covered: bool
+    available: int
+    peers_on_shift: list[PeerOnShiftOut]
+    active_assignments: int
+    unfilled_24h: int = Field(description="Requests that went unfilled in the last 24 hours.")
+
+
+class CoverageOut(BaseModel):
+    at: datetime
+    counties: list[CountyCoverageOut]
+
+
+class GapOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    hours: float
+
+
+class CountyGapsOut(BaseModel):
+    fips: str
+    name: str
+    provider_id: str | None
+    uncovered_hours: float
+    gaps: list[GapOut]
+
+
+class GapsOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    counties: list[CountyGapsOut]
+
+
+class SummaryRowOut(BaseModel):
+    county_fips: str | None
+    county: str | None
+    provider: str | None
+    eligible_calls: int
+    requests: int
+    filled: int
+    unfilled: int
+    median_minutes_to_accept: float | None
+    outcomes: dict[str, int]
+    referrals: dict[str, int]
+
+
+class SummaryOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    rows: list[SummaryRowOut]
+
+
+def _zone(request: Request) -> ZoneInfo:
+    return ZoneInfo(request.app.state.settings.program_timezone)
+
+
+def _when(request: Request, value: str | None, field: str, default: datetime) -> datetime:
+    if value is None:
+        return default
+    return to_utc(value, request.app.state.settings.program_timezone, field)
+
+
+def _window(
+    request: Request, start: str | None, end: str | None, default: timedelta
+) -> tuple[datetime, datetime]:
+    now = request.app.state.clock()
+    begins = _when(request, start, "from", now)
+    ends = _when(request, end, "to", begins + default)
+    if ends <= begins:
+        raise InvalidPayload("'to' must be after 'from'")
+    if ends - begins > MAX_WINDOW:
+        raise InvalidPayload(f"the window may be at most {MAX_WINDOW.days} days")
+    return begins, ends
+
+
+@router.get(
+    "/v1/coverage",
+    response_model=CoverageOut,
+    responses=problems(Unauthorized, Forbidden, InvalidPayload),
+)
+async def coverage(
+    request: Request, session: SessionDep, _: Supervisor, at: TimeParam = None
+) -> CoverageOut:
+    """Every county of the service area at `at` (default now): its provider, peers on shift
+    (status, shift end, free or why not), how many are free, live assignments, and requests
+    that went unfilled in the 24 hours before."""
+    when = _when(request, at, "at", request.app.state.clock())
+    zone = _zone(request)
+    rows = await service.coverage_at(
+        session,
+        request.app.state.geography.atlas,
+        when,
+        request.app.state.settings.required_credentials,
+    )
+    return CoverageOut(
+        at=when.astimezone(zone),
+        counties=[
+            CountyCoverageOut(
+                fips=r.fips,
+                name=r.name,
+                provider_id=r.provider_id,
+                state=r.state,  # type: ignore[arg-type]
+                covered=r.covered,
+                available=r.available,
+                peers_on_shift=[
+                    PeerOnShiftOut(
+                        peer_id=p.peer_id,
+                        display_name=p.display_name,
+                        provider_id=p.provider_id,
+                        status=p.status,
+                        shift_ends_at=p.shift_ends_at.astimezone(zone),
+                        free=p.free,
+                        why_not=p.why_not,
+                    )
+                    for p in r.peers
+                ],
+                active_assignments=r.active_assignments,
+                unfilled_24h=r.unfilled_24h,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get(
+    "/v1/coverage/gaps",
+    response_model=GapsOut,
+    responses=problems(Unauthorized, Forbidden, InvalidPayload),
+)
+async def coverage_gaps(
+    request: Request,
+    session: SessionDep,
+    _: Supervisor,
+    start: Annotated[TimeParam, Query(alias="from")] = None,
+    end: Annotated[TimeParam, Query(alias="to")] = None,
+    county: Annotated[
+        list[str] | None, Query(max_length=60, description="FIPS or name; repeatable")
+    ] = None,
+    provided_only: Annotated[
+        bool, Query(description="Only counties some provider serves.")
+    ] = False,
+) -> GapsOut:
+    """Per county, the stretches with no peer on shift between `from` (default now) and
+    `to` (default 7 days later), overlapping shifts merged, clipped to the window, in the
+    program's time zone; and the total uncovered hours (real hours, across DST changes)."""
+    begins, ends = _window(request, start, end, timedelta(days=7))
+    atlas = request.app.state.geography.atlas
+    wanted = [require_county(atlas, c).fips for c in county] if county else None
+    rows = await service.gaps_between(session, atlas, begins, ends, wanted)
+    if provided_only:
+        rows = [r for r in rows if r.provider_id is not None]
+    zone = _zone(request)
+    return GapsOut(
+        starts_at=begins.astimezone(zone),
+        ends_at=ends.astimezone(zone),
+        counties=[
+            CountyGapsOut(
+                fips=r.fips,
+                name=r.name,
+                provider_id=r.provider_id,
+                uncovered_hours=round(r.uncovered_hours, 2),
+                gaps=[
+                    GapOut(
+                        starts_at=s.astimezone(zone),
+                        ends_at=e.astimezone(zone),
+                        hours=round((e - s).total_seconds() / 3600, 2),
+                    )
+                    for s, e in r.gaps
+                ],
+            )
+            for r in rows
+        ],
+    )
+
+
+def _summary_out(row: SummaryRow) -> SummaryRowOut:
+    return SummaryRowOut(
+        county_fips=row.county_fips,
+        county=row.county,
+        provider=row.provider_id,
+        eligible_calls=row.eligible_calls,
+        requests=row.requests,
+        filled=row.filled,
+        unfilled=row.unfilled,
+        median_minutes_to_accept=row.median_minutes_to_accept,
+        outcomes=dict(row.outcomes),
+        referrals=dict(row.referrals),
+    )
+
+
+@router.get(
+    "/v1/coverage/summary",
+    response_model=SummaryOut,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
+        **problems(Unauthorized, Forbidden, InvalidPayload),
+    },
+)
+async def coverage_summary(
+    request: Request,
+    session: SessionDep,
+    _: Supervisor,
+    start: Annotated[TimeParam, Query(alias="from")] = None,
+    end: Annotated[TimeParam, Query(alias="to")] = None,
+) -> SummaryOut | Response:
+    """For program evaluation, per county and provider between `from` (default 30 days
+    ago) and `to` (default now): calls triaged eligible, requests, filled, unfilled, median
+    minutes from request to acceptance, outcomes and referrals. `Accept: text/csv` for a
+    spreadsheet."""
+    now = request.app.state.clock()
+    default_start = now - timedelta(days=30)
+    begins = _when(request, start, "from", default_start)
+    ends = _when(request, end, "to", now if start is None else begins + timedelta(days=30))
+    if ends <= begins:
+        raise InvalidPayload("'to' must be after 'from'")
+    if ends - begins > timedelta(days=366):
+        raise InvalidPayload("the window may be at most 366 days")
+    rows = await service.summary(session, request.app.state.geography.atlas, begins, ends)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(_csv(rows), media_type="text/csv; charset=utf-8")
+    zone = _zone(request)
+    return SummaryOut(
+        starts_at=begins.astimezone(zone),
+        ends_at=ends.astimezone(zone),
+        rows=[_summary_out(r) for r in rows],
+    )
+
+
+def _csv(rows: list[SummaryRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(SUMMARY_COLUMNS)
+    for r in rows:
+        base = [
+            r.county_fips or "",
+            r.county or "",
+            r.provider_id or "",
+            r.eligible_calls,
+            r.requests,
+            r.filled,
+            r.unfilled,
+            "" if r.median_minutes_to_accept is None else r.median_minutes_to_accept,
+        ]
+        outcomes = [
+            r.outcomes.get(c.removeprefix("outcome_"), 0)
+            for c in SUMMARY_COLUMNS
+            if c.startswith("outcome_")
+        ]
+        referrals = [
+            r.referrals.get(c.removeprefix("referral_"), 0)
+            for c in SUMMARY_COLUMNS
+            if c.startswith("referral_")
+        ]
+        writer.writerow([*base, *outcomes, *referrals])
+    return out.getvalue()

@@ -1,0 +1,209 @@
+"""Coverage, gaps and the program summary over the API, on a real database; the supervisor
+page's sign-in, cookie and data over HTTP (the browser test is test_supervisor_browser.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from corespond.db import Database
+from tests import program
+from tests.conftest import Source, make_key
+from tests.program import CABELL, KANAWHA, PUTNAM
+from tests.test_assignments import auth
+from tests.test_ingest_api import assert_problem
+
+
+async def seed(db: Database, source: Source) -> dict[str, object]:
+    now = datetime.now(UTC)
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session, counties={KANAWHA: "primary", PUTNAM: "primary"})
+        await program.provider(session, "rp", {CABELL: "primary"})
+        free = await program.peer(session, "Free Fran", shift_hours=(-1, 5))
+        await program.peer(session, "Off Otto", status="off_duty", shift_hours=(-1, 5))
+        busy = await program.peer(
+            session, "Cabell Cy", provider_id="rp", counties=(CABELL,), shift_hours=(-2, 2)
+        )
+        call = await program.call(session, source.id, county=CABELL)
+    return {"now": now, "free": free, "busy": busy, "call": call}
+
+
+async def test_coverage_now(client: httpx.AsyncClient, db: Database, source: Source) -> None:
+    data = await seed(db, source)
+    supervisor = await make_key(db, "supervisor")
+    # Cabell's only peer takes a call: on shift, none free.
+    offer = await client.post(
+        f"/v1/calls/{data['call'].id}/peer-requests",
+        headers=auth(supervisor),  # type: ignore[attr-defined]
+    )
+    assert offer.status_code == 201
+    response = await client.get("/v1/coverage", headers=auth(supervisor))
+    assert response.status_code == 200
+    counties = {c["name"]: c for c in response.json()["counties"]}
+    assert len(counties) == 55
+    kanawha = counties["Kanawha"]
+    assert (kanawha["state"], kanawha["covered"], kanawha["available"]) == ("available", True, 1)
+    assert kanawha["provider_id"] == "wvsl"
+    who = {p["display_name"]: p for p in kanawha["peers_on_shift"]}
+    assert who["Off Otto"]["free"] is False
+    assert who["Off Otto"]["why_not"] == "status off_duty"
+    assert datetime.fromisoformat(who["Free Fran"]["shift_ends_at"]).utcoffset() is not None
+    cabell = counties["Cabell"]
+    assert (cabell["state"], cabell["covered"], cabell["active_assignments"]) == ("busy", False, 1)
+    assert cabell["peers_on_shift"][0]["why_not"] == "on an assignment"
+    assert (counties["Putnam"]["state"], counties["Putnam"]["provider_id"]) == ("none", "wvsl")
+    assert counties["Logan"]["provider_id"] is None
+
+    later = await client.get(
+        "/v1/coverage",
+        params={"at": (data["now"] + timedelta(hours=6)).isoformat()},  # type: ignore[operator]
+        headers=auth(supervisor),
+    )
+    assert {c["name"]: c["state"] for c in later.json()["counties"]}["Kanawha"] == "none"
+
+
+async def test_gaps(client: httpx.AsyncClient, db: Database, source: Source) -> None:
+    data = await seed(db, source)
+    now: datetime = data["now"]  # type: ignore[assignment]
+    supervisor = await make_key(db, "supervisor")
+    response = await client.get(
+        "/v1/coverage/gaps",
+        params={
+            "from": now.isoformat(),
+            "to": (now + timedelta(hours=24)).isoformat(),
+            "county": ["Kanawha", "54011"],
+        },
+        headers=auth(supervisor),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert datetime.fromisoformat(body["starts_at"]).utcoffset() in (
+        timedelta(hours=-5),
+        timedelta(hours=-4),
+    )  # in the program's time zone
+    rows = {r["name"]: r for r in body["counties"]}
+    # Kanawha: two overlapping shifts until now+5h, then nothing.
+    [gap] = rows["Kanawha"]["gaps"]
+    assert gap["hours"] == 19.0
+    assert rows["Kanawha"]["uncovered_hours"] == 19.0
+    assert rows["Cabell"]["uncovered_hours"] == 22.0
+    served = await client.get(
+        "/v1/coverage/gaps", params={"provided_only": "true"}, headers=auth(supervisor)
+    )
+    assert {r["name"] for r in served.json()["counties"]} == {"Kanawha", "Putnam", "Cabell"}
+    assert {r["uncovered_hours"] for r in served.json()["counties"]} != {0}
+
+
+async def test_summary_json_and_csv(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    data = await seed(db, source)
+    supervisor = await make_key(db, "supervisor")
+    busy_key = await make_key(db, "peer", f"peer:{data['busy'].id}")  # type: ignore[attr-defined]
+    offer = (
+        await client.post(
+            f"/v1/calls/{data['call'].id}/peer-requests",
+            headers=auth(supervisor),  # type: ignore[attr-defined]
+        )
+    ).json()
+    url = f"/v1/assignments/{offer['id']}"
+    await client.post(f"{url}/accept", headers=auth(busy_key))
+    await client.post(f"{url}/scene-secure", headers=auth(supervisor))
+    await client.post(f"{url}/en-route", headers=auth(busy_key))
+    await client.post(f"{url}/on-scene", headers=auth(busy_key))
+    cleared = await client.post(
+        f"{url}/clear", headers=auth(busy_key), json={"outcome": "referred", "referrals": ["mat"]}
+    )
+    assert cleared.status_code == 200
+    async with db.sessionmaker() as session, session.begin():
+        await program.call(session, source.id)  # eligible, Kanawha, never requested
+    response = await client.get("/v1/coverage/summary", headers=auth(supervisor))
+    assert response.status_code == 200
+    rows = {(r["county"], r["provider"]): r for r in response.json()["rows"]}
+    cabell = rows[("Cabell", "rp")]
+    assert (cabell["eligible_calls"], cabell["requests"], cabell["filled"]) == (1, 1, 1)
+    assert cabell["outcomes"] == {"referred": 1}
+    assert cabell["referrals"] == {"mat": 1}
+    assert cabell["median_minutes_to_accept"] is not None
+    assert rows[("Kanawha", "wvsl")]["eligible_calls"] == 1
+
+    as_csv = await client.get(
+        "/v1/coverage/summary", headers={**auth(supervisor), "accept": "text/csv"}
+    )
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(as_csv.text)))
+    cabell_row = next(r for r in table if r["county"] == "Cabell")
+    assert cabell_row["outcome_referred"] == "1"
+    assert cabell_row["referral_mat"] == "1"
+
+
+async def test_coverage_refuses_cleanly(client: httpx.AsyncClient, db: Database) -> None:
+    supervisor = await make_key(db, "supervisor")
+    dispatcher = await make_key(db, "dispatcher")
+    for path in ("/v1/coverage", "/v1/coverage/gaps", "/v1/coverage/summary"):
+        assert_problem(await client.get(path), 401)
+        assert_problem(await client.get(path, headers=auth(dispatcher)), 403)
+    bad = [
+        ("/v1/coverage", {"at": "yesterday"}, "not a date"),
+        ("/v1/coverage", {"at": "2026-03-08 02:30"}, "does not exist"),
+        ("/v1/coverage/gaps", {"from": "2026-11-02 00:00", "to": "2026-11-01 00:00"}, "after"),
+        ("/v1/coverage/gaps", {"from": "2026-01-01 00:00", "to": "2026-12-01 00:00"}, "at most"),
+        ("/v1/coverage/gaps", {"county": "Atlantis"}, "unknown county"),
+        ("/v1/coverage/summary", {"from": "1999-01-01 00:00"}, "between"),
+    ]
+    for path, params, why in bad:
+        assert_problem(await client.get(path, params=params, headers=auth(supervisor)), 422, why)
+
+
+async def test_supervisor_sign_in_and_out(client: httpx.AsyncClient, db: Database) -> None:
+    supervisor = await make_key(db, "supervisor")
+    dispatcher = await make_key(db, "dispatcher")
+    first = await client.get("/supervisor")
+    assert first.status_code == 200
+    assert "Supervisor API key" in first.text
+    assert "default-src 'self'" in first.headers["content-security-policy"]
+    assert (await client.get("/supervisor/data")).status_code == 401
+
+    wrong = await client.post("/supervisor/login", data={"key": "csk_nope"})
+    assert wrong.status_code == 401
+    assert "not valid" in wrong.text
+    not_allowed = await client.post("/supervisor/login", data={"key": dispatcher})
+    assert not_allowed.status_code == 403
+    assert "dispatcher key cannot" in not_allowed.text
+
+    signed = await client.post(
+        "/supervisor/login", data={"key": supervisor}, headers={"x-forwarded-proto": "https"}
+    )
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"]
+    for flag in ("HttpOnly", "SameSite=strict", "Secure", "Path=/supervisor"):
+        assert flag.lower() in cookie.lower()
+    client.cookies.set("corespond_supervisor", supervisor, path="/supervisor")
+    page = await client.get("/supervisor")
+    assert page.status_code == 200
+    assert 'id="map"' in page.text
+    assert page.text.count('class="county ') == 55
+    data = await client.get("/supervisor/data")
+    assert data.status_code == 200
+    assert len(data.json()["counties"]) == 55
+    assert (await client.get("/supervisor/static/supervisor.js")).status_code == 200
+    assert (await client.get("/supervisor/static/secret.py")).status_code == 404
+
+    out = await client.post("/supervisor/logout")
+    assert out.status_code == 303
+    assert "corespond_supervisor=" in out.headers["set-cookie"]
+    plain = await client.post("/supervisor/login", data={"key": supervisor})
+    assert "secure" not in plain.headers["set-cookie"].lower()  # plain HTTP: not Secure
+
+
+async def test_page_with_a_revoked_key_asks_to_sign_in_again(
+    client: httpx.AsyncClient, app: FastAPI, db: Database
+) -> None:
+    client.cookies.set("corespond_supervisor", "csk_revoked_or_made_up", path="/supervisor")
+    page = await client.get("/supervisor")
+    assert "Supervisor API key" in page.text
+    assert (await client.get("/supervisor/data")).status_code == 401
