@@ -211,6 +211,7 @@ def _print_demo(
     for name, key in creds.peer_keys.items():
         out.print(f"peer key        {key}  ({name})")
     out.print(f"demo events accepted this run: {creds.events_accepted}")
+    out.print(f"supervisor page: {base}/supervisor (sign in with the supervisor key)")
     out.print("\nTry (the README walks through the rest):")
     out.print(f"  export CORESPOND_KEY={creds.admin_key}")
     out.print(f"  export SUPERVISOR_KEY={creds.supervisor_key}")
