@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-import asyncpg
 import httpx
+import scratch  # bench/scratch.py: the scratch database and percentile lines
 import uvicorn
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,24 +36,15 @@ from starlette.routing import Route
 from corespond.calls.models import Call
 from corespond.config import get_settings
 from corespond.crypto import secret_box
-from corespond.db import Database, resolve_database_url
+from corespond.db import Database
 from corespond.dispatch.models import OutboxMessage
 from corespond.dispatch.relay import DeliveryPolicy, Relay
 from corespond.dispatch.repository import notify_relay
 from corespond.logging import configure_logging
-from corespond.migrate import upgrade_to_head
 from corespond.sources.service import create_source, set_callback
 
 NAME = "corespond_bench_dispatch"
 SOURCE = "bench-cad"
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 class Receiver:
@@ -122,23 +111,10 @@ async def calls(database: Database, count: int, prefix: str) -> list[uuid.UUID]:
     return ids
 
 
-def line(name: str, values: list[float]) -> str:
-    values = sorted(values)
-    return (
-        f"  {name:<24} n={len(values):<5} p50 {values[len(values) // 2] * 1000:7.1f} ms  "
-        f"p99 {values[min(len(values) - 1, int(len(values) * 0.99))] * 1000:7.1f} ms  "
-        f"mean {statistics.fmean(values) * 1000:7.1f} ms"
-    )
-
-
 async def main(args: argparse.Namespace) -> None:
     settings = get_settings()
     configure_logging("WARNING", json=True)
-    base = resolve_database_url(settings)
-    await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await admin(base, f'CREATE DATABASE "{NAME}"')
-    url = make_url(base).set(database=NAME).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade_to_head, settings.migrations_dir, url)
+    url = await scratch.create(settings, NAME)
     database = Database.connect(url)
     box = secret_box(settings)
     async with database.sessionmaker() as session, session.begin():
@@ -196,12 +172,12 @@ async def main(args: argparse.Namespace) -> None:
         latencies = [
             receiver.answered[k] - t for k, t in committed.items() if k in receiver.answered
         ]
-        print(line(f"commit -> 2xx @ {args.rate:g}/s", latencies))
+        print(scratch.line(f"commit -> 2xx @ {args.rate:g}/s", latencies, 24))
     if receiver.server is not None:
         receiver.server.should_exit = True
     await database.dispose()
     if not args.keep:
-        await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+        await scratch.drop(settings, NAME)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -36,11 +35,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
+import scratch  # bench/scratch.py: the scratch database and percentile lines
 from shapely.geometry import Point
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 from standardwebhooks.webhooks import Webhook
 
 from corespond.agencies.models import Agency
@@ -48,9 +46,8 @@ from corespond.auth.service import create_key
 from corespond.calls.models import Call
 from corespond.config import get_settings
 from corespond.crypto import secret_box
-from corespond.db import Database, resolve_database_url
+from corespond.db import Database
 from corespond.geo.service import geography_for
-from corespond.migrate import upgrade_to_head
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift
 from corespond.sources.service import create_source
 
@@ -59,14 +56,6 @@ NAME = "corespond_bench_matching"
 SOURCE = "bench-cad"
 AUTO_AGENCY = "BENCH AUTO PD"
 MANUAL_AGENCY = "BENCH PD"
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def points_in(fips: str, count: int, rng: random.Random) -> list[tuple[float, float]]:
@@ -298,25 +287,10 @@ async def automatic_path(
     return rows
 
 
-def line(name: str, values: list[float]) -> str:
-    if not values:
-        return f"  {name:<28} no samples"
-    values = sorted(values)
-    return (
-        f"  {name:<28} n={len(values):<5} p50 {values[len(values) // 2] * 1000:7.1f} ms  "
-        f"p99 {values[min(len(values) - 1, int(len(values) * 0.99))] * 1000:7.1f} ms  "
-        f"mean {statistics.fmean(values) * 1000:7.1f} ms"
-    )
-
-
 async def main(args: argparse.Namespace) -> None:
     free_port_or_exit(args.port)
     settings = get_settings()
-    base = resolve_database_url(settings)
-    await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await admin(base, f'CREATE DATABASE "{NAME}"')
-    url = make_url(base).set(database=NAME).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade_to_head, settings.migrations_dir, url)
+    url = await scratch.create(settings, NAME)
     database = Database.connect(url)
     rng = random.Random(7)
     keys = await seed(database, args, rng)
@@ -348,10 +322,10 @@ async def main(args: argparse.Namespace) -> None:
         server.wait(timeout=30)
         await database.dispose()
         if not args.keep:
-            await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+            await scratch.drop(settings, NAME)
     print(f"dispatcher requests: {dict(sorted(codes.items()))} (concurrency {args.concurrency})")
-    print(line("stored call -> offer (HTTP)", latencies))
-    print(line("CAD event -> offer (auto)", automatic))
+    print(scratch.line("stored call -> offer (HTTP)", latencies))
+    print(scratch.line("CAD event -> offer (auto)", automatic))
 
 
 if __name__ == "__main__":

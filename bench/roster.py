@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
+import scratch  # bench/scratch.py: the scratch database and percentile lines
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 from corespond.config import get_settings
-from corespond.db import Database, resolve_database_url
-from corespond.migrate import upgrade_to_head
+from corespond.db import Database
 from corespond.roster import service
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift
 
@@ -32,21 +29,9 @@ COUNTIES = ("54011", "54039", "54045", "54055", "54061", "54081", "54107")
 NAME = "corespond_bench_roster"
 
 
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main(args: argparse.Namespace) -> None:
     settings = get_settings()
-    base = resolve_database_url(settings)
-    await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-    await admin(base, f'CREATE DATABASE "{NAME}"')
-    url = make_url(base).set(database=NAME).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade_to_head, settings.migrations_dir, url)
+    url = await scratch.create(settings, NAME)
     database = Database.connect(url)
     rng = random.Random(5)
     start = datetime(2026, 1, 1, 7, tzinfo=UTC)
@@ -112,19 +97,11 @@ async def main(args: argparse.Namespace) -> None:
             next_times.append(time.perf_counter() - t0)
     await database.dispose()
     if not args.keep:
-        await admin(base, f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-
-    def line(name: str, values: list[float]) -> str:
-        values.sort()
-        return (
-            f"  {name:<14} p50 {values[len(values) // 2] * 1000:.2f} ms  "
-            f"p99 {values[int(len(values) * 0.99)] * 1000:.2f} ms  "
-            f"mean {statistics.fmean(values) * 1000:.2f} ms"
-        )
+        await scratch.drop(settings, NAME)
 
     print(f"{args.queries} queries of each kind ({found / args.queries:.1f} peers on per query)")
-    print(line("on_shift", on_times))
-    print(line("next_on_shift", next_times))
+    print(scratch.line("on_shift", on_times, 14))
+    print(scratch.line("next_on_shift", next_times, 14))
 
 
 if __name__ == "__main__":
