@@ -159,6 +159,11 @@ async def test_coverage_refuses_cleanly(client: httpx.AsyncClient, db: Database)
         assert_problem(await client.get(path, params=params, headers=auth(supervisor)), 422, why)
 
 
+def session_token(response: httpx.Response) -> str:
+    cookie = response.headers["set-cookie"]
+    return cookie.split(";")[0].split("=", 1)[1]
+
+
 async def test_supervisor_sign_in_and_out(client: httpx.AsyncClient, db: Database) -> None:
     supervisor = await make_key(db, "supervisor")
     dispatcher = await make_key(db, "dispatcher")
@@ -182,7 +187,10 @@ async def test_supervisor_sign_in_and_out(client: httpx.AsyncClient, db: Databas
     cookie = signed.headers["set-cookie"]
     for flag in ("HttpOnly", "SameSite=strict", "Secure", "Path=/supervisor"):
         assert flag.lower() in cookie.lower()
-    client.cookies.set("corespond_supervisor", supervisor, path="/supervisor")
+    token = session_token(signed)
+    assert supervisor not in cookie
+    assert len(token) > 30
+    client.cookies.set("corespond_supervisor", token, path="/supervisor")
     page = await client.get("/supervisor")
     assert page.status_code == 200
     assert 'id="map"' in page.text
@@ -196,14 +204,168 @@ async def test_supervisor_sign_in_and_out(client: httpx.AsyncClient, db: Databas
     out = await client.post("/supervisor/logout")
     assert out.status_code == 303
     assert "corespond_supervisor=" in out.headers["set-cookie"]
+    client.cookies.set("corespond_supervisor", token, path="/supervisor")  # a copied cookie
+    assert (await client.get("/supervisor/data")).status_code == 401  # ended on the server
     plain = await client.post("/supervisor/login", data={"key": supervisor})
-    assert "secure" not in plain.headers["set-cookie"].lower()  # plain HTTP: not Secure
+    assert "secure" not in plain.headers["set-cookie"].lower()  # plain HTTP in development
 
 
-async def test_page_with_a_revoked_key_asks_to_sign_in_again(
+async def test_sign_in_and_out_refuse_other_sites(client: httpx.AsyncClient, db: Database) -> None:
+    supervisor = await make_key(db, "supervisor")
+    forged = await client.post(
+        "/supervisor/login",
+        data={"key": supervisor},
+        headers={"origin": "http://evil.example", "host": "test"},
+    )
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers
+    cross = await client.post("/supervisor/logout", headers={"sec-fetch-site": "cross-site"})
+    assert cross.status_code == 403
+    same = await client.post(
+        "/supervisor/login",
+        data={"key": supervisor},
+        headers={"origin": "http://test", "sec-fetch-site": "same-origin"},
+    )
+    assert same.status_code == 303
+
+
+async def test_a_revoked_key_ends_its_sessions(client: httpx.AsyncClient, db: Database) -> None:
+    from corespond.auth.service import revoke_keys_named
+
+    async with db.sessionmaker() as session, session.begin():
+        from corespond.auth.service import create_key
+
+        _, key = await create_key(session, role="supervisor", name="night sup")
+    signed = await client.post("/supervisor/login", data={"key": key})
+    client.cookies.set("corespond_supervisor", session_token(signed), path="/supervisor")
+    assert (await client.get("/supervisor/data")).status_code == 200
+    async with db.sessionmaker() as session, session.begin():
+        await revoke_keys_named(session, "night sup")
+    assert (await client.get("/supervisor/data")).status_code == 401
+
+
+async def test_page_with_an_unknown_session_asks_to_sign_in_again(
     client: httpx.AsyncClient, app: FastAPI, db: Database
 ) -> None:
-    client.cookies.set("corespond_supervisor", "csk_revoked_or_made_up", path="/supervisor")
+    client.cookies.set("corespond_supervisor", "made-up", path="/supervisor")
     page = await client.get("/supervisor")
     assert "Supervisor API key" in page.text
     assert (await client.get("/supervisor/data")).status_code == 401
+
+
+async def test_scoped_keys(client: httpx.AsyncClient, db: Database, source: Source) -> None:
+    await seed(db, source)
+    kanawha_only = await make_key(db, "supervisor", "county:54039")
+    agency = await make_key(db, "supervisor", "agency:CHARLESTON PD")
+    counties = (await client.get("/v1/coverage", headers=auth(kanawha_only))).json()["counties"]
+    assert [c["name"] for c in counties] == ["Kanawha"]
+    gaps = await client.get(
+        "/v1/coverage/gaps", params={"county": "Cabell"}, headers=auth(kanawha_only)
+    )
+    assert gaps.json()["counties"] == []
+    assert_problem(await client.get("/v1/coverage", headers=auth(agency)), 403, "by county")
+    refused = await client.post("/supervisor/login", data={"key": agency})
+    assert refused.status_code == 403
+
+
+async def test_a_peer_whose_provider_does_not_serve_the_county_does_not_cover_it(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "rp", {CABELL: "primary"})
+        await program.peer(session, "Stray", provider_id="rp", counties=(KANAWHA,))
+    supervisor = await make_key(db, "supervisor")
+    counties = {
+        c["name"]: c
+        for c in (await client.get("/v1/coverage", headers=auth(supervisor))).json()["counties"]
+    }
+    kanawha = counties["Kanawha"]
+    assert (kanawha["state"], kanawha["covered"]) == ("busy", False)
+    assert "does not serve this county" in kanawha["peers_on_shift"][0]["why_not"]
+    gaps = await client.get(
+        "/v1/coverage/gaps", params={"county": "Kanawha"}, headers=auth(supervisor)
+    )
+    assert gaps.json()["counties"][0]["uncovered_hours"] == 168.0  # the whole week
+
+
+async def test_coverage_ahead_is_what_is_scheduled(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.peer(session, "Later Lee", status="off_duty", shift_hours=(20, 28))
+    supervisor = await make_key(db, "supervisor")
+    ahead = await client.get(
+        "/v1/coverage",
+        params={"at": (datetime.now(UTC) + timedelta(hours=22)).isoformat()},
+        headers=auth(supervisor),
+    )
+    body = ahead.json()
+    assert body["basis"] == "scheduled"
+    kanawha = next(c for c in body["counties"] if c["name"] == "Kanawha")
+    assert (kanawha["state"], kanawha["available"]) == ("available", 1)
+    assert kanawha["peers_on_shift"][0]["status"] == "scheduled"
+
+
+async def test_gaps_across_the_autumn_change_in_wall_clock_time(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        night = await program.peer(session, "Night Nat", shift_hours=(-1000, -999))
+        early = await program.peer(session, "Early Eve", shift_hours=(-1000, -999))
+        # 19:00 EDT to 07:00 EST, the night the clocks go back: 13 real hours …
+        await program.shift(session, night, datetime(2026, 10, 31, 23, tzinfo=UTC), 13, (KANAWHA,))
+        # … and an overlapping 04:00-10:00 EST.
+        await program.shift(session, early, datetime(2026, 11, 1, 9, tzinfo=UTC), 6, (KANAWHA,))
+    supervisor = await make_key(db, "supervisor")
+    response = await client.get(
+        "/v1/coverage/gaps",
+        params={
+            "from": "2026-10-31 12:00",
+            "to": "2026-11-01 12:00",
+            "county": ["Kanawha", "54039"],
+        },
+        headers=auth(supervisor),
+    )
+    assert response.status_code == 200, response.text
+    [kanawha] = response.json()["counties"]  # the county asked for twice is listed once
+    assert [g["hours"] for g in kanawha["gaps"]] == [7.0, 2.0]
+    assert kanawha["uncovered_hours"] == 9.0
+    first = kanawha["gaps"][0]
+    assert first["starts_at"] == "2026-10-31T12:00:00-04:00"
+    assert first["ends_at"] == "2026-10-31T19:00:00-04:00"
+    assert kanawha["gaps"][1]["starts_at"] == "2026-11-01T10:00:00-05:00"
+
+
+async def test_summary_attributes_a_backup_providers_fill_and_counts_every_request(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "backup", {KANAWHA: "backup"})
+        helper = await program.peer(session, "Backup Bo", provider_id="backup")
+        first = await program.call(session, source.id)
+        second = await program.call(session, source.id)
+    supervisor = await make_key(db, "supervisor")
+    key = await make_key(db, "peer", f"peer:{helper.id}")
+    offer = (
+        await client.post(f"/v1/calls/{first.id}/peer-requests", headers=auth(supervisor))
+    ).json()
+    await client.post(f"/v1/assignments/{offer['id']}/accept", headers=auth(key))
+    unfilled = await client.post(f"/v1/calls/{second.id}/peer-requests", headers=auth(supervisor))
+    assert unfilled.status_code == 409
+    rows = {
+        (r["county"], r["provider"]): r
+        for r in (await client.get("/v1/coverage/summary", headers=auth(supervisor))).json()["rows"]
+    }
+    assert rows[("Kanawha", "backup")]["filled"] == 1
+    wvsl = rows[("Kanawha", "wvsl")]
+    assert (wvsl["eligible_calls"], wvsl["requests"], wvsl["unfilled"]) == (2, 1, 1)
+    counties = (await client.get("/v1/coverage", headers=auth(supervisor))).json()["counties"]
+    assert next(c for c in counties if c["name"] == "Kanawha")["unfilled_24h"] == 1
+    refused_csv = await client.get(
+        "/v1/coverage/summary", headers={**auth(supervisor), "accept": "text/csv;q=0, */*"}
+    )
+    assert refused_csv.headers["content-type"].startswith("application/json")

@@ -71,7 +71,13 @@ async def test_the_page_draws_every_county_and_updates_without_reloading(
             await page.fill("#key", key)
             await page.press("#key", "Enter")  # the form works from the keyboard
             await page.wait_for_selector("#map")
-            assert await page.locator("path.county").count() == 55
+            counties = page.locator("path.county")
+            assert await counties.count() == 55
+            for index in range(55):  # each one really drawn, not an empty path
+                box = await counties.nth(index).bounding_box()
+                assert box is not None
+                assert box["width"] > 1
+                assert box["height"] > 1
             kanawha = page.locator(f"#county-{KANAWHA}")
             assert "none" in (await kanawha.get_attribute("class") or "")
             assert await kanawha.get_attribute("tabindex") == "0"

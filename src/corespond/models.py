@@ -2,7 +2,7 @@
 
 from corespond.agencies.models import Agency
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
-from corespond.auth.models import ApiKey
+from corespond.auth.models import ApiKey, WebSession
 from corespond.calls.models import Call
 from corespond.db import Base
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
@@ -41,5 +41,6 @@ __all__ = [
     "Shift",
     "ShiftChange",
     "TriageDecisionRecord",
+    "WebSession",
     "metadata",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, LargeBinary, Text, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, LargeBinary, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
@@ -36,3 +36,17 @@ class ApiKey(Base):
     scope_value: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A browser sign-in (the supervisor page): the cookie holds a random token whose hash
+    is stored here, tied to the key it was opened with; ended by sign-out, by its expiry, or
+    when the key is revoked."""
+
+    __tablename__ = "web_session"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_key.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,12 +6,12 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.auth.models import ROLES, SCOPE_KINDS, ApiKey
+from corespond.auth.models import ROLES, SCOPE_KINDS, ApiKey, WebSession
 from corespond.errors import InvalidPayload, Unauthorized
 
 KEY_PREFIX = "csk_"
@@ -100,3 +100,46 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         raise Unauthorized("API key is not valid or has been revoked")
     scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
     return Principal(key_id=key.id, name=key.name, role=key.role, scope=scope)
+
+
+async def open_session(
+    session: AsyncSession, principal: Principal, lifetime: timedelta, now: datetime
+) -> str:
+    """A browser sign-in for ``principal``: returns the token for its cookie (only a hash is
+    stored)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(token_hash=hash_key(token), key_id=principal.key_id, expires_at=now + lifetime)
+    )
+    await session.flush()
+    return token
+
+
+async def session_principal(session: AsyncSession, token: str, now: datetime) -> Principal | None:
+    """Who a browser session belongs to, if it is open and its key is live."""
+    if not token or len(token) > 100:
+        return None
+    row = (
+        await session.execute(
+            select(ApiKey)
+            .join(WebSession, WebSession.key_id == ApiKey.id)
+            .where(
+                WebSession.token_hash == hash_key(token),
+                WebSession.ended_at.is_(None),
+                WebSession.expires_at > now,
+                ApiKey.revoked_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    scope = Scope(row.scope_kind, row.scope_value) if row.scope_kind and row.scope_value else None
+    return Principal(key_id=row.id, name=row.name, role=row.role, scope=scope)
+
+
+async def end_session(session: AsyncSession, token: str, now: datetime) -> None:
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.token_hash == hash_key(token), WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )

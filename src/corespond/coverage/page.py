@@ -2,9 +2,12 @@
 counties served with their peers, the gaps of the next 24 hours, unfilled requests and
 failing deliveries, refreshed in place every few seconds.
 
-Sign-in is a supervisor (or admin) API key entered once in a form and kept in a cookie that
-is ``HttpOnly``, ``SameSite=Strict`` and, over TLS, ``Secure``; nothing is loaded from
-another site (no CDN, no map tiles: the counties are drawn from the packaged GeoJSON).
+Sign-in: a supervisor (or admin) API key entered once in a form opens a session; the cookie
+holds a random token (only its hash is stored) that is ``HttpOnly``, ``SameSite=Strict``,
+limited to ``/supervisor``, ``Secure`` over TLS and outside development, and ends at sign-out,
+after 12 hours, or when the key is revoked. Sign-in and sign-out accept only posts from this
+site. Nothing is loaded from another site (no CDN, no map tiles: the counties are drawn from
+the packaged GeoJSON).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -22,17 +26,31 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.auth.service import Principal, authenticate
+from corespond.auth.service import (
+    Principal,
+    authenticate,
+    end_session,
+    open_session,
+    session_principal,
+)
 from corespond.coverage import service
+from corespond.coverage.router import scoped_counties
 from corespond.db import SessionDep
 from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.service import source_status
-from corespond.errors import NotFound, Unauthorized
+from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.geo.atlas import CountyAtlas
 
 router = APIRouter(include_in_schema=False)
 
 COOKIE = "corespond_supervisor"
+ALLOWED = ("supervisor", "admin")
+LABELS = {
+    "available": "peer available",
+    "busy": "on shift, none free",
+    "none": "no peer on shift",
+    "unserved": "no provider",
+}
 COOKIE_PATH = "/supervisor"
 SESSION_HOURS = 12
 MAP_WIDTH = 600.0
@@ -55,11 +73,27 @@ async def _signed_in(request: Request, session: AsyncSession) -> Principal | Non
     token = request.cookies.get(COOKIE)
     if not token:
         return None
+    principal = await session_principal(session, token, request.app.state.clock())
+    return principal if principal is not None and principal.role in ALLOWED else None
+
+
+def _same_site(request: Request) -> bool:
+    """A form post from this site: the browser says so (Sec-Fetch-Site), or the Origin (or
+    Referer) is this host. Refuses another site's page posting a sign-in or a sign-out."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:
+        return True  # not a browser (curl, tests): no cross-site form to fear
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _scoped(principal: Principal) -> list[str] | None:
     try:
-        principal = await authenticate(session, token)
-    except Unauthorized:
-        return None
-    return principal if principal.role in ("supervisor", "admin") else None
+        return scoped_counties(principal)
+    except Forbidden:
+        return []
 
 
 def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -72,7 +106,7 @@ async def page(request: Request, session: SessionDep) -> Response:
     principal = await _signed_in(request, session)
     if principal is None:
         return _html("login.html")
-    states = {c.fips: c for c in await _coverage(request, session)}
+    states = {c.fips: c for c in await _coverage(request, session, principal)}
     zone = request.app.state.settings.program_timezone
     return _html(
         "supervisor.html",
@@ -88,30 +122,42 @@ async def page(request: Request, session: SessionDep) -> Response:
 async def login(
     request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
+    if not _same_site(request):
+        return _html("login.html", 403, error="Sign in from this page.")
     try:
         principal = await authenticate(session, key.strip())
     except Unauthorized:
         return _html("login.html", 401, error="That key is not valid or has been revoked.")
-    if principal.role not in ("supervisor", "admin"):
+    if principal.role not in ALLOWED:
         return _html("login.html", 403, error=f"A {principal.role} key cannot open this page.")
+    if _scoped(principal) == []:
+        return _html("login.html", 403, error="This key's scope does not cover any county.")
+    token = await open_session(
+        session, principal, timedelta(hours=SESSION_HOURS), request.app.state.clock()
+    )
     response = RedirectResponse("/supervisor", status_code=303)
     response.set_cookie(
         COOKIE,
-        key.strip(),
+        token,
         max_age=SESSION_HOURS * 3600,
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=_over_tls(request),
+        secure=_secure(request),
     )
     return response
 
 
 @router.post("/supervisor/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, session: SessionDep) -> Response:
+    if not _same_site(request):
+        return _html("login.html", 403, error="Sign out from this page.")
+    token = request.cookies.get(COOKIE)
+    if token:
+        await end_session(session, token, request.app.state.clock())
     response = RedirectResponse("/supervisor", status_code=303)
     response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_over_tls(request)
+        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
     )
     return response
 
@@ -119,16 +165,18 @@ async def logout(request: Request) -> Response:
 @router.get("/supervisor/data")
 async def data(request: Request, session: SessionDep) -> Response:
     """What the page shows, for its refresh (the same sign-in cookie)."""
-    if await _signed_in(request, session) is None:
+    principal = await _signed_in(request, session)
+    if principal is None:
         raise Unauthorized("sign in at /supervisor")
     now = request.app.state.clock()
-    counties = await _coverage(request, session)
+    counties = await _coverage(request, session, principal)
     atlas = request.app.state.geography.atlas
     served = [c.fips for c in counties if c.provider_id is not None]
     gaps = await service.gaps_between(session, atlas, now, now + timedelta(hours=24), served)
     policy = DeliveryPolicy.of(request.app.state.settings)
-    deliveries = await source_status(session, now, policy.alert_after)
-    unfilled = await service.unfilled_recent(session, now - timedelta(hours=24))
+    scope = _scoped(principal)
+    deliveries = await source_status(session, now, policy.alert_after) if scope is None else []
+    unfilled = await service.unfilled_recent(session, now - timedelta(hours=24), scope)
     body = {
         "at": now.isoformat(),
         "counties": [
@@ -192,13 +240,19 @@ async def static(name: str) -> Response:
     return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
-async def _coverage(request: Request, session: AsyncSession) -> list[service.CountyCoverage]:
-    return await service.coverage_at(
+async def _coverage(
+    request: Request, session: AsyncSession, principal: Principal
+) -> list[service.CountyCoverage]:
+    now = request.app.state.clock()
+    _, counties = await service.coverage_at(
         session,
         request.app.state.geography.atlas,
-        request.app.state.clock(),
+        now,
         request.app.state.settings.required_credentials,
+        now,
+        _scoped(principal),
     )
+    return counties
 
 
 def _state(county: service.CountyCoverage) -> str:
@@ -207,7 +261,12 @@ def _state(county: service.CountyCoverage) -> str:
     return county.state
 
 
-def _over_tls(request: Request) -> bool:
+def _secure(request: Request) -> bool:
+    """``Secure`` over TLS (direct or behind a proxy saying so), and always outside
+    development and tests, where a proxy that forgot ``X-Forwarded-Proto`` must not make
+    the cookie travel in clear."""
+    if request.app.state.settings.environment not in ("development", "test"):
+        return True
     forwarded = request.headers.get("x-forwarded-proto", "")
     return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
 
@@ -227,7 +286,7 @@ def _map(atlas: CountyAtlas, states: dict[str, service.CountyCoverage]) -> dict[
                 "y": y,
                 "state": label_state,
                 "served": bool(state and state.provider_id),
-                "label": f"{name}: {label_state}",
+                "label": f"{name}: {LABELS[label_state]}",
             }
         )
     return {"width": shapes["width"], "height": shapes["height"], "counties": counties}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,16 +43,42 @@ async def live_assignments_by_county(session: AsyncSession) -> dict[str, int]:
     return {str(fips): int(n) for fips, n in rows.all() if fips is not None}
 
 
-async def unfilled_since(
-    session: AsyncSession, since: datetime
-) -> Sequence[tuple[Assignment, Call]]:
+async def unfilled_since(session: AsyncSession, since: datetime) -> Sequence[Any]:
+    """Unfilled requests since ``since``: only the columns a supervisor list needs (never
+    the call's narrative)."""
     rows = await session.execute(
-        select(Assignment, Call)
+        select(
+            Assignment.created_at,
+            Assignment.next_available_at,
+            Assignment.ranking["summary"].astext.label("summary"),
+            Call.source_id,
+            Call.incident_number,
+            Call.county_fips,
+            Call.county_name,
+        )
         .join(Call, Call.id == Assignment.call_id)
         .where(Assignment.status == "unfilled", Assignment.created_at >= since)
         .order_by(Assignment.created_at.desc())
+        .limit(200)
     )
-    return [(a, c) for a, c in rows.all()]
+    return rows.all()
+
+
+async def unfilled_counties(
+    session: AsyncSession, start: datetime, end: datetime
+) -> Sequence[str | None]:
+    """The county of each request that went unfilled in ``[start, end)``."""
+    return (
+        await session.scalars(
+            select(Call.county_fips)
+            .join(Assignment, Assignment.call_id == Call.id)
+            .where(
+                Assignment.status == "unfilled",
+                Assignment.created_at >= start,
+                Assignment.created_at < end,
+            )
+        )
+    ).all()
 
 
 async def eligible_calls(

@@ -62,6 +62,10 @@ class CountyCoverageOut(BaseModel):
 
 class CoverageOut(BaseModel):
     at: datetime
+    basis: Literal["now", "scheduled"] = Field(
+        description="now: peer status and assignments count; scheduled (an `at` more than 5 "
+        "minutes from now): what the roster schedules, status unknown."
+    )
     counties: list[CountyCoverageOut]
 
 
@@ -93,6 +97,8 @@ class SummaryRowOut(BaseModel):
     requests: int
     filled: int
     unfilled: int
+    cancelled: int
+    open: int
     median_minutes_to_accept: float | None
     outcomes: dict[str, int]
     referrals: dict[str, int]
@@ -133,21 +139,25 @@ def _window(
     responses=problems(Unauthorized, Forbidden, InvalidPayload),
 )
 async def coverage(
-    request: Request, session: SessionDep, _: Supervisor, at: TimeParam = None
+    request: Request, session: SessionDep, principal: Supervisor, at: TimeParam = None
 ) -> CoverageOut:
     """Every county of the service area at `at` (default now): its provider, peers on shift
     (status, shift end, free or why not), how many are free, live assignments, and requests
     that went unfilled in the 24 hours before."""
-    when = _when(request, at, "at", request.app.state.clock())
+    now = request.app.state.clock()
+    when = _when(request, at, "at", now)
     zone = _zone(request)
-    rows = await service.coverage_at(
+    basis, rows = await service.coverage_at(
         session,
         request.app.state.geography.atlas,
         when,
         request.app.state.settings.required_credentials,
+        now,
+        scoped_counties(principal),
     )
     return CoverageOut(
         at=when.astimezone(zone),
+        basis=basis,  # type: ignore[arg-type]
         counties=[
             CountyCoverageOut(
                 fips=r.fips,
@@ -184,7 +194,7 @@ async def coverage(
 async def coverage_gaps(
     request: Request,
     session: SessionDep,
-    _: Supervisor,
+    principal: Supervisor,
     start: Annotated[TimeParam, Query(alias="from")] = None,
     end: Annotated[TimeParam, Query(alias="to")] = None,
     county: Annotated[
@@ -199,7 +209,10 @@ async def coverage_gaps(
     program's time zone; and the total uncovered hours (real hours, across DST changes)."""
     begins, ends = _window(request, start, end, timedelta(days=7))
     atlas = request.app.state.geography.atlas
-    wanted = [require_county(atlas, c).fips for c in county] if county else None
+    wanted = list(dict.fromkeys(require_county(atlas, c).fips for c in county)) if county else None
+    allowed = scoped_counties(principal)
+    if allowed is not None:
+        wanted = [f for f in (wanted or allowed) if f in allowed]
     rows = await service.gaps_between(session, atlas, begins, ends, wanted)
     if provided_only:
         rows = [r for r in rows if r.provider_id is not None]
@@ -236,6 +249,8 @@ def _summary_out(row: SummaryRow) -> SummaryRowOut:
         requests=row.requests,
         filled=row.filled,
         unfilled=row.unfilled,
+        cancelled=row.cancelled,
+        open=row.open,
         median_minutes_to_accept=row.median_minutes_to_accept,
         outcomes=dict(row.outcomes),
         referrals=dict(row.referrals),
@@ -253,7 +268,7 @@ def _summary_out(row: SummaryRow) -> SummaryRowOut:
 async def coverage_summary(
     request: Request,
     session: SessionDep,
-    _: Supervisor,
+    principal: Supervisor,
     start: Annotated[TimeParam, Query(alias="from")] = None,
     end: Annotated[TimeParam, Query(alias="to")] = None,
 ) -> SummaryOut | Response:
@@ -270,14 +285,46 @@ async def coverage_summary(
     if ends - begins > timedelta(days=366):
         raise InvalidPayload("the window may be at most 366 days")
     rows = await service.summary(session, request.app.state.geography.atlas, begins, ends)
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(_csv(rows), media_type="text/csv; charset=utf-8")
+    allowed = scoped_counties(principal)
+    if allowed is not None:
+        rows = [r for r in rows if r.county_fips in allowed]
+    if _wants_csv(request.headers.get("accept", "")):
+        stamp = f"{begins:%Y%m%dT%H%M}Z-{ends:%Y%m%dT%H%M}Z"
+        return Response(
+            _csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="corespond-summary-{stamp}.csv"'
+            },
+        )
     zone = _zone(request)
     return SummaryOut(
         starts_at=begins.astimezone(zone),
         ends_at=ends.astimezone(zone),
         rows=[_summary_out(r) for r in rows],
     )
+
+
+def scoped_counties(principal: Principal) -> list[str] | None:
+    """The counties a key may see coverage of: a county-scoped key its county; unscoped all.
+    Other scopes (agency, provider, peer) do not describe a part of the map: refused."""
+    if principal.scope is None:
+        return None
+    if principal.scope.kind == "county":
+        return [principal.scope.value]
+    raise Forbidden(
+        f"coverage is by county; a key scoped to a {principal.scope.kind} cannot read it "
+        "(use an unscoped or county-scoped supervisor key)"
+    )
+
+
+def _wants_csv(accept: str) -> bool:
+    """``text/csv`` is acceptable (and not refused with ``q=0``)."""
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        if kind.lower() == "text/csv":
+            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00") for p in params)
+    return False
 
 
 def _csv(rows: list[SummaryRow]) -> str:
@@ -293,6 +340,8 @@ def _csv(rows: list[SummaryRow]) -> str:
             r.requests,
             r.filled,
             r.unfilled,
+            r.cancelled,
+            r.open,
             "" if r.median_minutes_to_accept is None else r.median_minutes_to_accept,
         ]
         outcomes = [

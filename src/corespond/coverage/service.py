@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments.models import OUTCOMES, REFERRALS, Assignment, PeerRequest
+from corespond.assignments.models import (
+    LIVE_STATUSES,
+    OUTCOMES,
+    REFERRALS,
+    Assignment,
+    PeerRequest,
+)
 from corespond.assignments.repository import busy_peers
 from corespond.calls.models import Call
 from corespond.coverage import repository
@@ -49,61 +55,76 @@ class CountyCoverage:
 
     @property
     def state(self) -> str:
-        """available: someone free now; busy: on shift but none free; none: no one on."""
+        """available: someone could be sent; busy: on shift but none free; none: no one."""
         if self.available:
             return "available"
         return "busy" if self.peers else "none"
 
 
+# An instant this close to now is "now": statuses and assignments count. Further away, the
+# coverage is what the roster schedules (status then cannot be known).
+NOW_TOLERANCE = timedelta(minutes=5)
+
+
 async def coverage_at(
-    session: AsyncSession, atlas: CountyAtlas, at: datetime, required: Sequence[str]
-) -> list[CountyCoverage]:
-    """Every county of the service area at ``at``."""
-    primary = await roster.county_providers(session)
+    session: AsyncSession,
+    atlas: CountyAtlas,
+    at: datetime,
+    required: Sequence[str],
+    now: datetime,
+    counties: Sequence[str] | None = None,
+) -> tuple[str, list[CountyCoverage]]:
+    """Every county of the service area (or ``counties``) at ``at``, and the basis: ``now``
+    (peer status and assignments count) or ``scheduled`` (shifts, providers, credentials).
+    A peer counts as free only where matching could send them: on shift, of a provider
+    serving the county, credentials valid (and, now, available and not on a call)."""
+    current = abs(at - now) <= NOW_TOLERANCE
+    serving = await roster.serving_by_county(session)
     rows = await repository.shifts_overlapping(session, at, at + timedelta(microseconds=1))
     peer_ids = list({peer.id for _, peer in rows})
     credentials = await roster.credentials_of(session, peer_ids)
-    busy = await busy_peers(session, peer_ids)
-    active = await repository.live_assignments_by_county(session)
+    busy = await busy_peers(session, peer_ids) if current else set()
+    active = await repository.live_assignments_by_county(session) if current else {}
     unfilled = Counter(
-        call.county_fips
-        for _, call in await repository.unfilled_since(session, at - timedelta(hours=24))
+        fips for fips in await repository.unfilled_counties(session, at - timedelta(hours=24), at)
     )
     by_county: dict[str, list[PeerOnShift]] = defaultdict(list)
     for shift, peer in rows:
         problems = roster.credential_problems(credentials[peer.id], required, at)
-        why = (
-            "on an assignment"
-            if peer.id in busy
-            else f"status {peer.status}"
-            if peer.status != "available"
-            else "; ".join(problems)
-            if problems
-            else None
-        )
         for fips in shift.counties:
+            why = None
+            if peer.provider_id not in serving.get(fips, {}):
+                why = f"provider {peer.provider_id} does not serve this county"
+            elif current and peer.id in busy:
+                why = "on an assignment"
+            elif current and peer.status != "available":
+                why = f"status {peer.status}"
+            elif problems:
+                why = "; ".join(problems)
             by_county[fips].append(
                 PeerOnShift(
                     peer_id=str(peer.id),
                     display_name=peer.display_name,
                     provider_id=peer.provider_id,
-                    status="busy" if peer.id in busy else peer.status,
+                    status=("busy" if peer.id in busy else peer.status) if current else "scheduled",
                     shift_ends_at=shift.ends_at,
                     free=why is None,
                     why_not=why,
                 )
             )
-    return [
+    wanted = set(counties) if counties is not None else None
+    return ("now" if current else "scheduled"), [
         CountyCoverage(
             fips=county.fips,
             name=county.name,
-            provider_id=primary.get(county.fips),
+            provider_id=roster.lead_provider(serving.get(county.fips, {})),
             peers=sorted(by_county[county.fips], key=lambda p: p.display_name),
             available=sum(p.free for p in by_county[county.fips]),
             active_assignments=active.get(county.fips, 0),
             unfilled_24h=unfilled.get(county.fips, 0),
         )
         for county in atlas.counties
+        if wanted is None or county.fips in wanted
     ]
 
 
@@ -126,18 +147,22 @@ async def gaps_between(
     end: datetime,
     counties: Sequence[str] | None = None,
 ) -> list[CountyGaps]:
-    """Per county, the stretches of ``[start, end)`` with no peer on shift."""
-    primary = await roster.county_providers(session)
+    """Per county, the stretches of ``[start, end)`` with no peer on shift for a provider
+    serving it (a shift elsewhere's provider cannot be sent there)."""
+    serving = await roster.serving_by_county(session)
     intervals: dict[str, list[Interval]] = defaultdict(list)
-    for shift, _ in await repository.shifts_overlapping(session, start, end):
+    for shift, peer in await repository.shifts_overlapping(session, start, end):
         for fips in shift.counties:
-            intervals[fips].append((shift.starts_at, shift.ends_at))
-    wanted = counties or [c.fips for c in atlas.counties]
+            if peer.provider_id in serving.get(fips, {}):
+                intervals[fips].append((shift.starts_at, shift.ends_at))
+    wanted = (
+        list(dict.fromkeys(counties)) if counties is not None else [c.fips for c in atlas.counties]
+    )
     return [
         CountyGaps(
             fips=fips,
             name=atlas.by_fips[fips].name,
-            provider_id=primary.get(fips),
+            provider_id=roster.lead_provider(serving.get(fips, {})),
             gaps=uncovered(intervals[fips], start, end),
         )
         for fips in wanted
@@ -153,6 +178,8 @@ class SummaryRow:
     requests: int = 0
     filled: int = 0
     unfilled: int = 0
+    cancelled: int = 0  # ended before anyone accepted: call ended, danger, dispatcher
+    open: int = 0  # still being offered
     accept_minutes: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     referrals: Counter[str] = field(default_factory=Counter)
@@ -165,10 +192,13 @@ class SummaryRow:
 async def summary(
     session: AsyncSession, atlas: CountyAtlas, start: datetime, end: datetime
 ) -> list[SummaryRow]:
-    """Per county and provider, for program evaluation: eligible calls, requests, filled,
-    unfilled, median minutes from request to acceptance, outcomes and referrals. A request
-    counts for the provider whose peer accepted it, else the county's primary provider."""
-    primary = await roster.county_providers(session)
+    """Per county and provider, for program evaluation: eligible calls, requests (filled:
+    a peer accepted; unfilled: no one could be offered it; cancelled before anyone accepted;
+    still open), median minutes from request to acceptance, outcomes and referrals. A
+    request counts for the provider whose peer accepted it, else the county's lead provider
+    (its primary, else a backup), as do its eligible calls."""
+    serving = await roster.serving_by_county(session)
+    primary = {fips: roster.lead_provider(providers) for fips, providers in serving.items()}
     rows: dict[tuple[str | None, str | None], SummaryRow] = {}
 
     def row(fips: str | None, provider: str | None) -> SummaryRow:
@@ -206,6 +236,10 @@ async def summary(
                 target.referrals.update(accepted.referrals or [])
         elif assignments[-1].status == "unfilled":
             target.unfilled += 1
+        elif assignments[-1].status in LIVE_STATUSES:
+            target.open += 1
+        else:
+            target.cancelled += 1
     return sorted(rows.values(), key=lambda r: (r.county or "~", r.provider_id or "~"))
 
 
@@ -217,23 +251,28 @@ SUMMARY_COLUMNS = (
     "requests",
     "filled",
     "unfilled",
+    "cancelled",
+    "open",
     "median_minutes_to_accept",
     *(f"outcome_{o}" for o in OUTCOMES),
     *(f"referral_{r}" for r in REFERRALS),
 )
 
 
-async def unfilled_recent(session: AsyncSession, since: datetime) -> list[dict[str, str | None]]:
+async def unfilled_recent(
+    session: AsyncSession, since: datetime, counties: Sequence[str] | None = None
+) -> list[dict[str, str | None]]:
     """Unfilled requests since ``since``, newest first, as the supervisor page lists them."""
     return [
         {
-            "at": assignment.created_at.isoformat(),
-            "call": f"{call.source_id}/{call.incident_number}",
-            "county": call.county_name,
-            "next_available_at": (
-                assignment.next_available_at.isoformat() if assignment.next_available_at else None
-            ),
-            "why": (assignment.ranking or {}).get("summary"),
+            "at": row.created_at.isoformat(),
+            "call": f"{row.source_id}/{row.incident_number}",
+            "county": row.county_name,
+            "next_available_at": row.next_available_at.isoformat()
+            if row.next_available_at
+            else None,
+            "why": row.summary,
         }
-        for assignment, call in await repository.unfilled_since(session, since)
+        for row in await repository.unfilled_since(session, since)
+        if counties is None or row.county_fips in counties
     ]

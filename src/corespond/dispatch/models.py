@@ -45,6 +45,7 @@ class OutboxMessage(Base):
             postgresql_where=text("state = 'pending'"),
         ),
         Index("ix_outbox_created_at_id", "created_at", "id"),
+        Index("ix_outbox_source_id_delivered_at", "source_id", "delivered_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -127,6 +127,21 @@ async def providers_serving(session: AsyncSession, county_fips: str) -> set[str]
     return {pc.provider_id for pc in await repository.county_provider_rows(session, county_fips)}
 
 
+async def serving_by_county(session: AsyncSession) -> dict[str, dict[str, str]]:
+    """County FIPS -> {provider id: role} for every provider serving it (primary or backup)."""
+    out: dict[str, dict[str, str]] = {}
+    for row in await repository.provider_counties(session):
+        out.setdefault(row.county_fips, {})[row.provider_id] = row.role
+    return out
+
+
+def lead_provider(serving: dict[str, str]) -> str | None:
+    """The provider shown for a county: its primary, else a backup."""
+    primaries = [p for p, role in serving.items() if role == "primary"]
+    candidates = primaries or sorted(serving)
+    return candidates[0] if candidates else None
+
+
 async def county_providers(session: AsyncSession) -> dict[str, str]:
     """County FIPS -> its primary provider's id."""
     return await repository.primary_providers(session)

@@ -7,11 +7,16 @@
   const time = (iso) => iso ? new Date(iso).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit", timeZone: zone }) : "—";
   const cell = (row, text, cls) => { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; };
 
+  const seen = new Map();  // county -> state, to announce changes (not every refresh)
+
   function render(data) {
     document.getElementById("as-of").textContent = time(data.at);
+    const changes = [];
     for (const c of data.counties) {
       const path = document.getElementById("county-" + c.fips);
       if (!path) continue;
+      if (seen.has(c.fips) && seen.get(c.fips) !== c.state) changes.push(c.name + " now: " + labels[c.state]);
+      seen.set(c.fips, c.state);
       path.setAttribute("class", "county " + c.state);
       const label = c.name + ": " + labels[c.state] + (c.served ? " (" + c.available + " free, " + c.on_shift + " on shift)" : "");
       path.setAttribute("aria-label", label);
@@ -70,7 +75,8 @@
       cell(row, d.source); cell(row, String(d.pending)); cell(row, String(d.dead)); cell(row, time(d.failing_since));
       cell(row, d.alert ? "failing" : "ok", d.alert ? "alert" : "");
     }
-    document.getElementById("live").textContent = "updated " + new Date().toLocaleTimeString([], { timeZone: zone });
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString([], { timeZone: zone });
+    if (changes.length) document.getElementById("changes").textContent = changes.join(". ");
   }
 
   async function poll() {
@@ -78,11 +84,20 @@
       const response = await fetch("/supervisor/data", { credentials: "same-origin", headers: { accept: "application/json" } });
       if (response.status === 401) { window.location.assign("/supervisor"); return; }
       if (response.ok) render(await response.json());
-      else document.getElementById("live").textContent = "refresh failed (" + response.status + "); retrying";
+      else document.getElementById("updated").textContent = "refresh failed (" + response.status + "); retrying";
     } catch (e) {
-      document.getElementById("live").textContent = "offline; retrying";
+      document.getElementById("updated").textContent = "offline; retrying";
     }
-    setTimeout(poll, refresh);
+    timer = setTimeout(poll, refresh);
+  }
+  let timer = null;
+  // A hidden tab does not poll; it catches up as soon as it is shown again.
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(timer);
+    if (!document.hidden) poll();
+  });
+  for (const path of document.querySelectorAll("path.county")) {
+    path.addEventListener("focus", () => { document.getElementById("focused").textContent = path.getAttribute("aria-label"); });
   }
   window.corespondLoadedAt = Date.now();
   poll();
