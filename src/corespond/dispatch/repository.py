@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
+from corespond.sources.models import CadSource
 
 NOTIFY_CHANNEL = "corespond_outbox"
 
@@ -125,6 +126,9 @@ class SourceBacklog:
 
 
 async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
+    """Per source: what waits, what died, the oldest failed message still waiting, the last
+    delivery. Reads pending and dead rows and one index probe per source, never the whole
+    history of delivered messages."""
     rows = await session.execute(
         select(
             OutboxMessage.source_id,
@@ -133,10 +137,24 @@ async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
             func.min(OutboxMessage.created_at).filter(
                 OutboxMessage.state == "pending", OutboxMessage.attempts > 0
             ),
-            func.max(OutboxMessage.delivered_at),
-        ).group_by(OutboxMessage.source_id)
+        )
+        .where(OutboxMessage.state.in_(("pending", "dead")))
+        .group_by(OutboxMessage.source_id)
     )
-    return [SourceBacklog(*row) for row in rows.all()]
+    waiting = {str(source): (int(p), int(d), since) for source, p, d, since in rows.all()}
+    sources = (await session.scalars(select(CadSource.id))).all()
+    out = []
+    for source_id in sources:
+        last = await session.scalar(
+            select(OutboxMessage.delivered_at)
+            .where(OutboxMessage.source_id == source_id, OutboxMessage.delivered_at.is_not(None))
+            .order_by(OutboxMessage.delivered_at.desc())
+            .limit(1)
+        )
+        pending, dead, since = waiting.get(source_id, (0, 0, None))
+        if pending or dead or last is not None:
+            out.append(SourceBacklog(source_id, pending, dead, since, last))
+    return out
 
 
 async def failing_since_by_source(session: AsyncSession) -> dict[str, datetime]:

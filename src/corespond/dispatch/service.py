@@ -95,10 +95,13 @@ async def source_status(
 ) -> list[SourceDelivery]:
     """Per CAD source: its callback, what waits, what died, since when it has been failing."""
     backlog = {b.source_id: b for b in await repository.backlog_by_source(session)}
+    # The same test the relay's alert uses: no delivery since a failure (or events waiting
+    # for a callback URL).
+    failing = await repository.failing_since_by_source(session)
     out = []
     for source in await list_sources(session):
         b = backlog.get(source.id)
-        failing_since = b.failing_since if b else None
+        failing_since = failing.get(source.id)
         out.append(
             SourceDelivery(
                 source_id=source.id,
