@@ -54,6 +54,7 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["sources", "scene-secure"],
         ["sources", "set-callback"],
         ["dispatch-sink"],
+        ["audit", "verify"],
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
@@ -276,6 +277,26 @@ async def test_sources_set_callback(cli_env: Database) -> None:
     code, output = await invoke("sources", "set-callback", "mercer-911")
     assert code == 2
     assert "give a URL, or --remove" in output
+
+
+async def test_audit_verify(cli_env: Database) -> None:
+    from sqlalchemy import text
+
+    from corespond.audit import service as audit
+
+    async with cli_env.sessionmaker() as session, session.begin():
+        for n in range(3):
+            await audit.record(session, None, "call.read", "call", str(n), actor="test")
+    code, output = await invoke("audit", "verify")
+    assert code == 0, output
+    assert "intact: 3 entries" in output
+    async with cli_env.sessionmaker() as session, session.begin():
+        await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await session.execute(text("UPDATE audit_log SET record_id = 'x' WHERE record_id = '1'"))
+        await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+    code, output = await invoke("audit", "verify")
+    assert code == 1
+    assert "broken" in output
 
 
 def test_dispatch_sink_refuses_a_bad_secret() -> None:

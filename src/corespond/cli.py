@@ -796,6 +796,30 @@ def triage_classify(
     out.print(f"rules {decision.rules_version}", markup=False)
 
 
+audit_app = typer.Typer(help="The audit log: who read or changed what.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 naming the first entry that was altered,
+    or that follows a removed one."""
+    from corespond.audit.service import Verification, verify
+
+    async def work(session: AsyncSession, settings: Settings) -> Verification:
+        return await verify(session)
+
+    result = _run_in_session(work)
+    if result.intact:
+        out.print(f"audit log intact: {result.entries} entries, chain verified")
+        return
+    err.print(
+        f"[red]audit log broken[/red] at entry {result.broken_at} "
+        f"(after {result.entries} good entries): altered, or an entry before it was removed"
+    )
+    raise typer.Exit(1)
+
+
 @app.command("dispatch-sink")
 def dispatch_sink(
     secret: Annotated[

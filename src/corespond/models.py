@@ -2,6 +2,7 @@
 
 from corespond.agencies.models import Agency
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
+from corespond.audit.models import AuditEntry
 from corespond.auth.models import ApiKey, WebSession
 from corespond.calls.models import Call
 from corespond.db import Base
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKey",
     "Assignment",
     "AssignmentChange",
+    "AuditEntry",
     "CadEvent",
     "CadSource",
     "CadSourceSecret",

@@ -30,6 +30,7 @@ from corespond.assignments.service import (
     NoCoverage,
     SceneNotSecure,
 )
+from corespond.audit import service as audit
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
@@ -160,6 +161,14 @@ async def list_assignments(
     after = decode_cursor(cursor) if cursor else None
     rows = await service.list_assignments(session, principal, where, after=after, limit=limit + 1)
     page = rows[:limit]
+    await audit.record(
+        session,
+        principal,
+        "assignment.list",
+        "assignment",
+        None,
+        {"ids": [str(a.id) for a in page]},
+    )
     items = [await _view(session, request, principal, a) for a in page]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return AssignmentPage(items=items, next_cursor=next_cursor)
@@ -175,6 +184,7 @@ async def get_assignment(
 ) -> AssignmentOut:
     """One assignment with its history; the ranking shows why this peer was chosen."""
     assignment = await service.get_assignment(session, assignment_id, principal)
+    await audit.record(session, principal, "assignment.read", "assignment", assignment.id)
     return await _view(session, request, principal, assignment, detail=True)
 
 

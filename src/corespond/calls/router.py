@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
+from corespond.audit import service as audit
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
 from corespond.calls import service
@@ -78,6 +79,9 @@ async def list_calls(
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
+    await audit.record(
+        session, principal, "call.list", "call", None, {"ids": [str(c.id) for c in rows]}
+    )
     briefs = await _assignments(session, [c.id for c in rows])
     items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
     return CallPage(items=items, next_cursor=next_cursor)
@@ -110,6 +114,7 @@ async def _assignments(
 async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReader) -> CallDetail:
     """One call as CAD last described it, with its event history."""
     call = await service.get_call(session, call_id, principal)
+    await audit.record(session, principal, "call.read", "call", call.id)
     history = await ingest.event_history(session, call.id)
     events = [
         CallEventOut(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from corespond.audit import service as audit
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
 from corespond.coverage import service
@@ -285,6 +286,14 @@ async def coverage_summary(
     if ends - begins > timedelta(days=366):
         raise InvalidPayload("the window may be at most 366 days")
     rows = await service.summary(session, request.app.state.geography.atlas, begins, ends)
+    await audit.record(
+        session,
+        principal,
+        "outcome.summary",
+        "summary",
+        None,
+        {"from": begins.isoformat(), "to": ends.isoformat()},
+    )
     allowed = scoped_counties(principal)
     if allowed is not None:
         rows = [r for r in rows if r.county_fips in allowed]

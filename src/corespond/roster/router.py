@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from corespond.audit.deps import audited
 from corespond.auth.deps import require_role
 from corespond.auth.service import Principal
 from corespond.config import Settings
@@ -103,7 +104,13 @@ async def list_providers(request: Request, session: SessionDep, _: Reader) -> li
     ]
 
 
-@router.post("/v1/providers", status_code=201, response_model=ProviderOut, responses=WRITE)
+@router.post(
+    "/v1/providers",
+    status_code=201,
+    response_model=ProviderOut,
+    responses=WRITE,
+    dependencies=[audited("provider")],
+)
 async def create_provider(
     body: ProviderCreate, request: Request, session: SessionDep, _: Admin
 ) -> ProviderOut:
@@ -120,7 +127,12 @@ async def get_provider(
     return await _provider_out(request, session, provider_id)
 
 
-@router.put("/v1/providers/{provider_id}/counties", response_model=ProviderOut, responses=WRITE)
+@router.put(
+    "/v1/providers/{provider_id}/counties",
+    response_model=ProviderOut,
+    responses=WRITE,
+    dependencies=[audited("provider")],
+)
 async def set_provider_counties(
     provider_id: str,
     body: list[CountyServed],
@@ -171,7 +183,13 @@ async def list_peers(
     return PeerPage(items=await _peer_out(request, session, page), next_cursor=next_cursor)
 
 
-@router.post("/v1/peers", status_code=201, response_model=PeerOut, responses=WRITE)
+@router.post(
+    "/v1/peers",
+    status_code=201,
+    response_model=PeerOut,
+    responses=WRITE,
+    dependencies=[audited("peer")],
+)
 async def create_peer(
     body: PeerCreate, request: Request, session: SessionDep, principal: Manager
 ) -> PeerOut:
@@ -225,7 +243,12 @@ async def get_peer(
     return (await _peer_out(request, session, [peer]))[0]
 
 
-@router.patch("/v1/peers/{peer_id}", response_model=PeerOut, responses=WRITE)
+@router.patch(
+    "/v1/peers/{peer_id}",
+    response_model=PeerOut,
+    responses=WRITE,
+    dependencies=[audited("peer")],
+)
 async def update_peer(
     peer_id: uuid.UUID, body: PeerUpdate, request: Request, session: SessionDep, principal: Manager
 ) -> PeerOut:
@@ -244,7 +267,12 @@ async def update_peer(
     return (await _peer_out(request, session, [peer]))[0]
 
 
-@router.put("/v1/peers/{peer_id}/credentials/{kind}", response_model=CredentialOut, responses=WRITE)
+@router.put(
+    "/v1/peers/{peer_id}/credentials/{kind}",
+    response_model=CredentialOut,
+    responses=WRITE,
+    dependencies=[audited("peer")],
+)
 async def set_credential(
     peer_id: uuid.UUID,
     kind: CredentialKind,
@@ -259,7 +287,12 @@ async def set_credential(
     return CredentialOut.of(credential)
 
 
-@router.post("/v1/peers/{peer_id}/status", response_model=PeerOut, responses=WRITE)
+@router.post(
+    "/v1/peers/{peer_id}/status",
+    response_model=PeerOut,
+    responses=WRITE,
+    dependencies=[audited("peer")],
+)
 async def set_status(
     peer_id: uuid.UUID,
     body: StatusIn,
@@ -327,7 +360,13 @@ async def list_shifts(
     return ShiftPage(items=[ShiftOut.of(s, zone) for s in page], next_cursor=next_cursor)
 
 
-@router.post("/v1/shifts", status_code=201, response_model=ShiftOut, responses=WRITE)
+@router.post(
+    "/v1/shifts",
+    status_code=201,
+    response_model=ShiftOut,
+    responses=WRITE,
+    dependencies=[audited("shift")],
+)
 async def create_shift(
     body: ShiftCreate, request: Request, session: SessionDep, principal: Manager
 ) -> ShiftOut:
@@ -348,7 +387,12 @@ async def get_shift(
     return ShiftOut.of(shift, _settings(request).program_timezone)
 
 
-@router.patch("/v1/shifts/{shift_id}", response_model=ShiftOut, responses=WRITE)
+@router.patch(
+    "/v1/shifts/{shift_id}",
+    response_model=ShiftOut,
+    responses=WRITE,
+    dependencies=[audited("shift")],
+)
 async def update_shift(
     shift_id: uuid.UUID,
     body: ShiftUpdate,
@@ -371,7 +415,12 @@ async def update_shift(
     return ShiftOut.of(shift, zone)
 
 
-@router.delete("/v1/shifts/{shift_id}", response_model=ShiftOut, responses=WRITE)
+@router.delete(
+    "/v1/shifts/{shift_id}",
+    response_model=ShiftOut,
+    responses=WRITE,
+    dependencies=[audited("shift")],
+)
 async def cancel_shift(
     shift_id: uuid.UUID, request: Request, session: SessionDep, principal: Manager
 ) -> ShiftOut:
@@ -401,6 +450,7 @@ async def shift_history(
 
 @router.post(
     "/v1/rosters/import",
+    dependencies=[audited("roster")],
     response_model=ImportReportOut,
     responses={
         **WRITE,

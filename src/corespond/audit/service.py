@@ -1,0 +1,141 @@
+"""Writing and checking the audit log.
+
+Entries are chained: each one's hash covers the previous hash and its own content, taken
+under a transaction-scoped advisory lock so the chain has one order. ``verify`` recomputes
+the chain and names the first entry that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.audit.models import AuditEntry
+from corespond.auth.service import Principal
+
+CHAIN_LOCK = "corespond-audit-chain"
+
+
+def canonical(entry: AuditEntry) -> bytes:
+    """The content an entry's hash covers (everything but its id and hashes)."""
+    content = {
+        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "key_id": str(entry.key_id) if entry.key_id else None,
+        "actor": entry.actor,
+        "role": entry.role,
+        "action": entry.action,
+        "record_type": entry.record_type,
+        "record_id": entry.record_id,
+        "request_id": entry.request_id,
+        "detail": entry.detail or {},
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(prev: bytes | None, entry: AuditEntry) -> bytes:
+    return hashlib.sha256((prev or b"") + canonical(entry)).digest()
+
+
+async def record(
+    session: AsyncSession,
+    principal: Principal | None,
+    action: str,
+    record_type: str,
+    record_id: str | uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+) -> AuditEntry:
+    """Append an entry in the caller's transaction (it stands or falls with what it records)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": CHAIN_LOCK})
+    prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        key_id=principal.key_id if principal else None,
+        actor=actor or (principal.name if principal else "corespond"),
+        role=principal.role if principal else None,
+        action=action,
+        record_type=record_type,
+        record_id=str(record_id) if record_id is not None else None,
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        detail=detail or {},
+        prev_hash=prev,
+    )
+    entry.hash = chain_hash(prev, entry)
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    broken_at: int | None  # id of the first entry whose hash does not match
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+
+async def verify(session: AsyncSession, batch: int = 5000) -> Verification:
+    """Recompute the chain from the first entry."""
+    prev: bytes | None = None
+    count = 0
+    last_id = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.id > last_id)
+                .order_by(AuditEntry.id)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return Verification(count, None)
+        for entry in rows:
+            if entry.prev_hash != prev or entry.hash != chain_hash(prev, entry):
+                return Verification(count, entry.id)
+            prev = entry.hash
+            count += 1
+            last_id = entry.id
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    action: str | None,
+    record_type: str | None,
+    record_id: str | None,
+    actor_key: uuid.UUID | None,
+    start: datetime | None,
+    end: datetime | None,
+    before: tuple[datetime, int] | None,
+    limit: int,
+) -> Sequence[AuditEntry]:
+    query = select(AuditEntry)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if record_type is not None:
+        query = query.where(AuditEntry.record_type == record_type)
+    if record_id is not None:
+        query = query.where(AuditEntry.record_id == record_id)
+    if actor_key is not None:
+        query = query.where(AuditEntry.key_id == actor_key)
+    if start is not None:
+        query = query.where(AuditEntry.at >= start)
+    if end is not None:
+        query = query.where(AuditEntry.at < end)
+    if before is not None:
+        query = query.where(tuple_(AuditEntry.at, AuditEntry.id) < tuple_(*before))
+    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,125 @@
+"""The audit log: reads and changes on record, append-only, a hash chain that shows tampering."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from corespond.audit import service as audit
+from corespond.audit.models import AuditEntry
+from corespond.db import Database
+from tests import program
+from tests.conftest import Source, make_key
+from tests.test_assignments import Program, auth, request
+from tests.test_ingest_api import assert_problem
+
+
+async def entries(db: Database) -> list[AuditEntry]:
+    async with db.sessionmaker() as session:
+        return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+
+async def test_reads_and_changes_are_on_record(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    before = len(await entries(db))
+    response = await client.get(
+        f"/v1/calls/{p.call.id}", headers={**auth(p.dispatcher), "x-request-id": "req-audit-1"}
+    )
+    assert response.status_code == 200
+    await client.get("/v1/calls", headers=auth(p.dispatcher))
+    await client.get(f"/v1/assignments/{offer['id']}", headers=auth(p.ana_key))
+    admin = await make_key(db, "admin")
+    created = await client.post(
+        "/v1/peers",
+        json={"provider_id": "wvsl", "display_name": "New Nia"},
+        headers=auth(admin),
+    )
+    assert created.status_code == 201
+    refused = await client.post(  # a change that is refused leaves no entry
+        "/v1/peers", json={"provider_id": "wvsl", "display_name": "X"}, headers=auth(p.ana_key)
+    )
+    assert refused.status_code == 403
+
+    logged = (await entries(db))[before:]
+    assert [e.action for e in logged] == ["call.read", "call.list", "assignment.read", "peer.post"]
+    read = logged[0]
+    assert (read.record_type, read.record_id) == ("call", str(p.call.id))
+    assert (read.role, read.request_id) == ("dispatcher", "req-audit-1")
+    assert str(p.call.id) in logged[1].detail["ids"]
+    assert logged[2].role == "peer"
+    assert logged[2].record_id == offer["id"]
+    assert logged[3].detail["route"] == "/v1/peers"
+
+
+async def test_the_log_is_append_only_and_the_chain_shows_tampering(
+    committed_db: Database,
+) -> None:
+    async with committed_db.sessionmaker() as session, session.begin():
+        for n in range(5):
+            await audit.record(session, None, "call.read", "call", f"c{n}", actor="test")
+    async with committed_db.sessionmaker() as session:
+        result = await audit.verify(session)
+    assert result.intact
+    assert result.entries == 5
+
+    for statement in (
+        "UPDATE audit_log SET actor = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        async with committed_db.sessionmaker() as session, session.begin():
+            with pytest.raises(DBAPIError, match="append-only"):
+                await session.execute(text(statement))
+
+    rows = await entries(committed_db)
+    # Someone with the power to switch the trigger off edits one entry …
+    async with committed_db.sessionmaker() as session, session.begin():
+        await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await session.execute(
+            text("UPDATE audit_log SET actor = 'someone else' WHERE id = :id"), {"id": rows[2].id}
+        )
+        await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+    async with committed_db.sessionmaker() as session:
+        assert (await audit.verify(session)).broken_at == rows[2].id
+
+
+async def test_a_removed_entry_breaks_the_chain(committed_db: Database) -> None:
+    async with committed_db.sessionmaker() as session, session.begin():
+        for n in range(3):
+            await audit.record(session, None, "peer.post", "peer", f"p{n}", actor="test")
+    rows = await entries(committed_db)
+    async with committed_db.sessionmaker() as session, session.begin():
+        await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": rows[1].id})
+        await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+    async with committed_db.sessionmaker() as session:
+        assert (await audit.verify(session)).broken_at == rows[2].id
+
+
+async def test_audit_api_for_auditors(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        call = await program.call(session, source.id)
+    dispatcher = await make_key(db, "dispatcher")
+    auditor = await make_key(db, "auditor")
+    await client.get(f"/v1/calls/{call.id}", headers=auth(dispatcher))
+    page = await client.get(
+        "/v1/audit",
+        params={"record_type": "call", "record_id": str(call.id)},
+        headers=auth(auditor),
+    )
+    assert page.status_code == 200
+    [entry] = page.json()["items"]
+    assert entry["action"] == "call.read"
+    assert entry["role"] == "dispatcher"
+    assert len(entry["hash"]) == 64
+    assert_problem(await client.get("/v1/audit", headers=auth(dispatcher)), 403)
+    assert_problem(await client.get("/v1/audit"), 401)
+    assert_problem(await client.get("/v1/audit?action=DROP%20TABLE", headers=auth(auditor)), 422)
+    assert_problem(await client.get("/v1/audit?cursor=nope", headers=auth(auditor)), 400)
