@@ -134,7 +134,7 @@ async def call(
         lon=at[1] if at else None,
         address="1 Capitol St",
         city="Charleston",
-        narrative="SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN",
+        narrative=fields.pop("narrative", "SUBJ REVIVED WITH NARCAN, CONSCIOUS, NO WEAPONS SEEN"),
         status=status,
         county_fips=county,
         county_name={KANAWHA: "Kanawha", PUTNAM: "Putnam", CABELL: "Cabell"}.get(county or ""),

@@ -83,7 +83,7 @@ async def test_full_lifecycle(client: httpx.AsyncClient, db: Database, source: S
     ranking = offer["ranking"]
     assert [c["display_name"] for c in ranking["candidates"]] == ["Ana", "Ben"]
     assert any("km from the call" in r for r in ranking["candidates"][0]["reasons"])
-    assert "narrative" not in offer["call"]
+    assert offer["call"]["narrative_removed"] == []  # nothing law-enforcement only here
 
     # Asking again returns the live assignment.
     again = await request(client, p)

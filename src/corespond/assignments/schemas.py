@@ -12,6 +12,7 @@ from corespond.assignments.models import Assignment, AssignmentChange
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
 from corespond.calls.schemas import CallLocation
+from corespond.confidentiality.redaction import redact
 from corespond.geo.atlas import CountyAtlas
 from corespond.roster.models import Peer
 
@@ -65,7 +66,7 @@ class CountyRef(BaseModel):
 
 
 class CallRef(BaseModel):
-    """The call, as much as the co-response needs: no narrative, nothing law-enforcement only."""
+    """The call, as much as the co-response needs: nothing law-enforcement only."""
 
     id: uuid.UUID
     source: str
@@ -78,6 +79,13 @@ class CallRef(BaseModel):
     county: CountyRef | None
     location: CallLocation
     hazards: list[str]
+    narrative: str | None = Field(
+        description="The narrative as a peer may see it: criminal history, warrants, NCIC/VCIN "
+        "returns, probation or parole and internal officer notes removed."
+    )
+    narrative_removed: list[str] = Field(
+        description="Which redaction rules removed something (see redaction.yaml)."
+    )
 
 
 class PeerRef(BaseModel):
@@ -182,6 +190,7 @@ def assignment_out(
 ) -> AssignmentOut:
     """The view of an assignment a key's role may see: outcomes not for dispatchers; the
     ranking (other peers, their credentials and status) for supervisors only."""
+    redacted = redact(call.narrative)
     fields: dict[str, Any] = {
         "id": assignment.id,
         "request_id": assignment.request_id,
@@ -198,6 +207,8 @@ def assignment_out(
             county=_county(atlas, call.county_fips),
             location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
             hazards=list(call.hazards or []),
+            narrative=redacted.text,
+            narrative_removed=list(redacted.removed),
         ),
         "peer": (
             PeerRef(

@@ -1,0 +1,91 @@
+"""Redaction for peers, by the declared rules: each case and what must never survive."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from corespond.confidentiality.redaction import redact
+from corespond.db import Database
+from tests import program
+from tests.conftest import Source, make_key
+from tests.test_assignments import auth
+
+R = "[removed: law-enforcement only]"
+
+CASES = [
+    (
+        "nothing to remove",
+        "SUBJ REVIVED WITH NARCAN, CONSCIOUS",
+        "SUBJ REVIVED WITH NARCAN, CONSCIOUS",
+        (),
+    ),
+    (
+        "an NCIC return with a warrant",
+        "SUBJ REVIVED. NCIC RETURN SHOWS ACTIVE WARRANT. ASKING FOR DETOX",
+        f"SUBJ REVIVED. {R}. ASKING FOR DETOX",
+        ("warrants",),
+    ),
+    (
+        "criminal history",
+        "ETOH MALE; PRIORS FOR DUI; CALM",
+        f"ETOH MALE; {R}; CALM",
+        ("criminal_history",),
+    ),
+    ("a VCIN hit", "VCIN HIT FOR FTA / SUBJ CALM", f"{R} / SUBJ CALM", ("warrants",)),
+    ("parole", "SUBJ ON PAROLE. WANTS HELP", f"{R}. WANTS HELP", ("supervision",)),
+    (
+        "an internal officer note to the end of its line",
+        "BROTHER USING AGAIN\nINTERNAL: SUBJ IS A CI FOR NARCOTICS\nSISTER ON SCENE",
+        f"BROTHER USING AGAIN\n{R}\nSISTER ON SCENE",
+        ("internal_note",),
+    ),
+    (
+        "an officer note after text on the same line",
+        "SUBJ CALM OFFICER NOTES: KNOWN TO UNIT 4",
+        f"SUBJ CALM {R}",
+        ("internal_note",),
+    ),
+    ("lower case too", "cch shows priors. calm", f"{R}. calm", ("criminal_history",)),
+    ("an empty narrative", "", "", ()),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "expected", "rules"), CASES, ids=[c[0] for c in CASES])
+def test_redaction(what: str, text: str, expected: str, rules: tuple[str, ...]) -> None:
+    result = redact(text)
+    assert result.text == expected
+    assert result.removed == rules
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["NCIC", "VCIN", "WARRANT", "PRIORS", "PAROLE", "CRIMINAL HISTORY", "CI FOR", "KNOWN TO UNIT"],
+)
+def test_nothing_law_enforcement_only_survives(secret: str) -> None:
+    narrative = (
+        "OD, REVIVED. NCIC CLEAR? NO, VCIN SHOWS WARRANT. PRIORS X3; CRIMINAL HISTORY ATTACHED / "
+        "ON PAROLE\nINTERNAL: CI FOR DRUG UNIT\nOFFICER NOTE: KNOWN TO UNIT 4"
+    )
+    text = redact(narrative).text or ""
+    assert secret not in text.upper()
+    assert "OD, REVIVED." in text
+
+
+async def test_the_peer_view_carries_the_redacted_narrative(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        peer = await program.peer(session, "Ana")
+        call = await program.call(
+            session, source.id, narrative="SUBJ REVIVED, NO WEAPONS. NCIC SHOWS WARRANT FOR FTA"
+        )
+    dispatcher = await make_key(db, "dispatcher")
+    key = await make_key(db, "peer", f"peer:{peer.id}")
+    offer = (
+        await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    ).json()
+    seen = (await client.get(f"/v1/assignments/{offer['id']}", headers=auth(key))).json()
+    assert seen["call"]["narrative"] == f"SUBJ REVIVED, NO WEAPONS. {R}"
+    assert seen["call"]["narrative_removed"] == ["warrants"]
