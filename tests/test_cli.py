@@ -55,6 +55,9 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["sources", "set-callback"],
         ["dispatch-sink"],
         ["audit", "verify"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["keys", "rotate"],
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
@@ -419,3 +422,24 @@ async def test_roster_import_names_bad_lines(cli_env: Database, tmp_path: Path) 
     assert code == 1
     assert "bad.csv:2: x: no peer 'Nobody'" in output
     assert "NOT applied" in output
+
+
+async def test_keys_cli(cli_env: Database) -> None:
+    code, output = await invoke(
+        "keys", "create", "--role", "auditor", "--name", "Audit Ann", "--expires-days", "30"
+    )
+    assert code == 0, output
+    prefix = output.split("csk_")[1].split("_")[0]
+    code, listed = await invoke("keys", "list")
+    assert code == 0
+    assert "Audit Ann" in listed
+    assert prefix in listed
+    code, rotated = await invoke("keys", "rotate", prefix, "--grace-hours", "1")
+    assert code == 0
+    assert "auditor key: csk_" in rotated
+    code, revoked = await invoke("keys", "revoke", prefix)
+    assert code == 0
+    assert f"revoked {prefix}" in revoked
+    code, missing = await invoke("keys", "revoke", "nosuchkey")
+    assert code == 2
+    assert "no API key" in missing

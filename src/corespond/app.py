@@ -20,6 +20,7 @@ from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.assignments.router import router as assignments_router
 from corespond.assignments.service import MatchPolicy
 from corespond.audit.router import router as audit_router
+from corespond.auth.router import router as keys_router
 from corespond.calls.router import router as calls_router
 from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(coverage_router)
     app.include_router(supervisor_page)
     app.include_router(audit_router)
+    app.include_router(keys_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -389,6 +389,9 @@ def keys_create(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(min=0.01, help="Expire after this many days (default never).")
+    ] = None,
 ) -> None:
     """Create an API key and print it (shown once)."""
     from corespond.auth.service import Scope, create_key
@@ -400,12 +403,76 @@ def keys_create(
             # Stored as the FIPS code, whichever way it was written ("county:Kanawha").
             atlas = geography_for(tuple(settings.geo_states)).atlas
             parsed = Scope("county", require_county(atlas, parsed.value, "scope").fips)
-        _, token = await create_key(session, role=role, scope=parsed, name=name)
+        expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+        _, token = await create_key(session, role=role, scope=parsed, name=name, expires_at=expires)
         return token
 
     token = _run_in_session(work)
     out.print(f"{role} key: {token}")
     out.print("Send it as 'Authorization: Bearer <key>'. It is not shown again.")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves): prefix, name, role, scope, expiry, last use."""
+    from corespond.auth.service import list_keys
+
+    async def work(session: AsyncSession, settings: Settings) -> list[tuple[str, ...]]:
+        def when(value: datetime | None) -> str:
+            return value.isoformat(timespec="minutes") if value else "-"
+
+        return [
+            (
+                k.prefix,
+                k.name,
+                k.role,
+                f"{k.scope_kind}:{k.scope_value}" if k.scope_kind else "-",
+                when(k.expires_at),
+                when(k.last_used_at),
+                when(k.revoked_at),
+            )
+            for k in await list_keys(session)
+        ]
+
+    table = Table("prefix", "name", "role", "scope", "expires", "last used", "revoked")
+    for row in _run_in_session(work):
+        table.add_row(*row)
+    (out if out.is_terminal else Console(width=240)).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or prefix (see keys list).")],
+) -> None:
+    """Revoke a key: refused from its next request on."""
+    from corespond.auth.service import find_key, revoke_key
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        found = await revoke_key(session, await find_key(session, key))
+        return f"revoked {found.prefix} ({found.name}, {found.role})"
+
+    out.print(_run_in_session(work), markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key: Annotated[str, typer.Argument(help="The key's id or prefix (see keys list).")],
+    grace_hours: Annotated[
+        float, typer.Option(min=0, max=168, help="Keep the old key working this long.")
+    ] = 0,
+) -> None:
+    """Issue a new key with the same name, role and scope, and retire the old one (at once,
+    or after --grace-hours)."""
+    from corespond.auth.service import find_key, rotate_key
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        new, token = await rotate_key(
+            session, await find_key(session, key), timedelta(hours=grace_hours)
+        )
+        return f"{new.role} key: {token}"
+
+    out.print(_run_in_session(work), markup=False)
+    out.print("It is not shown again.")
 
 
 @cad_app.command("send")

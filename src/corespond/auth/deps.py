@@ -24,7 +24,7 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
         if credentials is None:
             raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
         # A separate short session: authentication must not share the endpoint's transaction.
-        async with database_of(request).sessionmaker() as session:
+        async with database_of(request).sessionmaker() as session, session.begin():
             principal = await authenticate(session, credentials.credentials)
         if principal.role not in allowed:
             needed = ", ".join(sorted(allowed))

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.models import ROLES, SCOPE_KINDS, ApiKey, WebSession
-from corespond.errors import InvalidPayload, Unauthorized
+from corespond.errors import Conflict, InvalidPayload, NotFound, Unauthorized
 
 KEY_PREFIX = "csk_"
+LAST_USE_PRECISION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,16 @@ def hash_key(token: str) -> bytes:
 
 
 async def create_key(
-    session: AsyncSession, *, role: str, scope: Scope | None = None, name: str | None = None
+    session: AsyncSession,
+    *,
+    role: str,
+    scope: Scope | None = None,
+    name: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key; returns the row and the plaintext key, which is never stored."""
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidPayload("a key's expiry must be in the future")
     if role not in ROLES:
         raise InvalidPayload(f"role must be one of {', '.join(ROLES)}: {role!r}")
     if role == "provider_admin" and (scope is None or scope.kind != "provider"):
@@ -73,6 +82,7 @@ async def create_key(
         role=role,
         scope_kind=scope.kind if scope else None,
         scope_value=scope.value if scope else None,
+        expires_at=expires_at,
     )
     session.add(key)
     await session.flush()
@@ -98,6 +108,12 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     )
     if key is None:
         raise Unauthorized("API key is not valid or has been revoked")
+    now = datetime.now(UTC)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthorized(f"API key expired at {key.expires_at.isoformat(timespec='seconds')}")
+    if key.last_used_at is None or now - key.last_used_at > LAST_USE_PRECISION:
+        key.last_used_at = now  # at most once a minute: not a write per request
+        await session.flush()
     scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
     return Principal(key_id=key.id, name=key.name, role=key.role, scope=scope)
 
@@ -128,6 +144,7 @@ async def session_principal(session: AsyncSession, token: str, now: datetime) ->
                 WebSession.ended_at.is_(None),
                 WebSession.expires_at > now,
                 ApiKey.revoked_at.is_(None),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
             )
         )
     ).scalar_one_or_none()
@@ -143,3 +160,48 @@ async def end_session(session: AsyncSession, token: str, now: datetime) -> None:
         .where(WebSession.token_hash == hash_key(token), WebSession.ended_at.is_(None))
         .values(ended_at=now)
     )
+
+
+async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).all()
+
+
+async def find_key(session: AsyncSession, ref: str) -> ApiKey:
+    """A key by id or by its prefix (the 8 characters after ``csk_``)."""
+    try:
+        key = await session.get(ApiKey, uuid.UUID(ref))
+    except ValueError:
+        key = await session.scalar(
+            select(ApiKey).where(ApiKey.prefix == ref.removeprefix(KEY_PREFIX))
+        )
+    if key is None:
+        raise NotFound(f"no API key {ref!r}")
+    return key
+
+
+async def revoke_key(session: AsyncSession, key: ApiKey, at: datetime | None = None) -> ApiKey:
+    """Revoke a key; it is refused from the next request on (and its browser sessions end)."""
+    if key.revoked_at is None:
+        key.revoked_at = at or datetime.now(UTC)
+        await session.flush()
+    return key
+
+
+async def rotate_key(
+    session: AsyncSession, key: ApiKey, grace: timedelta = timedelta(0)
+) -> tuple[ApiKey, str]:
+    """A new key with the same name, role, scope and expiry; the old one stops working
+    after ``grace`` (at once by default)."""
+    if key.revoked_at is not None:
+        raise Conflict("a revoked key cannot be rotated; create a new one")
+    scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
+    new, token = await create_key(
+        session, role=key.role, scope=scope, name=key.name, expires_at=key.expires_at
+    )
+    now = datetime.now(UTC)
+    if grace > timedelta(0):
+        key.expires_at = min(key.expires_at or now + grace, now + grace)
+    else:
+        key.revoked_at = now
+    await session.flush()
+    return new, token
