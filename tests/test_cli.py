@@ -58,6 +58,7 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["keys", "list"],
         ["keys", "revoke"],
         ["keys", "rotate"],
+        ["retention"],
         ["keys", "create"],
         ["cad", "send"],
         ["openapi"],
@@ -443,3 +444,14 @@ async def test_keys_cli(cli_env: Database) -> None:
     code, missing = await invoke("keys", "revoke", "nosuchkey")
     assert code == 2
     assert "no API key" in missing
+
+
+async def test_retention_dry_run_and_run(cli_env: Database) -> None:
+    code, output = await invoke("demo")
+    assert code == 0, output
+    code, output = await invoke("retention", "--dry-run", "--days", "0.01")
+    assert code == 0, output
+    assert "would purge" in output
+    code, output = await invoke("retention", "--days", "365")
+    assert code == 0, output
+    assert "purged 0 call(s)" in output

@@ -39,6 +39,7 @@ from corespond.ingest.schemas import CadEvent
 from corespond.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from corespond.migrate import head_revisions
 from corespond.ops.router import router as ops_router
+from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.roster.router import router as roster_router
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
@@ -92,6 +93,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
         schedule_timers(scheduler, assignments, settings.timer_sweep_seconds)
         schedule_relay(scheduler, relay, settings.relay_sweep_seconds)
+        schedule_retention(
+            scheduler, RetentionJob(database, settings.narrative_retention_days, app.state.clock)
+        )
     # The rule file is re-read on a timer, not per request; a broken one is logged and the
     # last good rules stay in force (the worker, in or out of this process, does the same).
     scheduler.add_job(

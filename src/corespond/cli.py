@@ -887,6 +887,32 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+@app.command()
+def retention(
+    dry_run: Annotated[
+        bool, typer.Option(help="Count what would be purged; change nothing.")
+    ] = False,
+    days: Annotated[
+        float | None, typer.Option(min=0.01, help="Retention in days (default from settings).")
+    ] = None,
+) -> None:
+    """Purge narratives, addresses and raw event text of calls past the retention period
+    (the service does this daily); outcomes stay, de-identified."""
+    from corespond.retention.service import RetentionReport, purge
+
+    async def work(session: AsyncSession, settings: Settings) -> RetentionReport:
+        keep = timedelta(days=days or settings.narrative_retention_days)
+        return await purge(session, datetime.now(UTC), keep, dry_run=dry_run)
+
+    report = _run_in_session(work)
+    verb = "would purge" if report.dry_run else "purged"
+    out.print(
+        f"{verb} {report.calls} call(s) ended before {report.cutoff.isoformat(timespec='minutes')}"
+        f" and {report.delivery_bodies} stored CAD answer(s)",
+        markup=False,
+    )
+
+
 @app.command("dispatch-sink")
 def dispatch_sink(
     secret: Annotated[

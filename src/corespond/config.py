@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         description="How often offer deadlines and pending assignment work are checked.",
     )
 
+    narrative_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days after a call ends before its narrative, address and raw event text "
+        "are purged (outcomes stay, de-identified).",
+    )
     supervisor_refresh_seconds: float = Field(
         default=15.0, ge=0.5, description="How often the supervisor page refreshes itself."
     )

@@ -64,3 +64,5 @@ class Call(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_rules_version: Mapped[str | None] = mapped_column(Text)
     turned_dangerous_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When its narrative and location were purged after the retention period.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -119,6 +119,7 @@ async def needing_triage_ids(
         select(Call.id)
         .where(
             Call.folded_at.is_not(None),
+            Call.purged_at.is_(None),  # its text is gone: its last decision stands
             or_(
                 Call.decision.is_(None),
                 Call.county_method.is_(None),
