@@ -304,6 +304,9 @@ async def main(args: argparse.Namespace) -> None:
         "DATABASE_URL": url,
         "CORESPOND_LOG_LEVEL": "WARNING",
         "CORESPOND_WORKER_ENABLED": "true",
+        # A load generator is one key doing what many dispatchers would: lift the limit.
+        "CORESPOND_RATE_LIMIT_WRITES_PER_SECOND": "100000",
+        "CORESPOND_RATE_LIMIT_WRITES_BURST": "100000",
     }
     server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own console script, started once
         [str(program), "serve", "--port", str(args.port)], env=env

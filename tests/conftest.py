@@ -98,6 +98,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         secret_key=SecretStr(TEST_KEY.decode()),
         worker_enabled=False,
         log_json=True,
+        # Races and floods in tests are deliberate; the limits have tests of their own.
+        rate_limit_cad_per_second=10_000,
+        rate_limit_cad_burst=10_000,
+        rate_limit_writes_per_second=10_000,
+        rate_limit_writes_burst=10_000,
     )
 
 

@@ -36,7 +36,12 @@ from corespond.geo.service import geography_for
 from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
-from corespond.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from corespond.middleware import (
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    TokenBuckets,
+)
 from corespond.migrate import head_revisions
 from corespond.ops.router import router as ops_router
 from corespond.retention.jobs import RetentionJob, schedule_retention
@@ -145,6 +150,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         BodyLimitMiddleware,
         limit=max(settings.max_body_bytes, settings.max_event_bytes),
         exempt=("/v1/rosters/import",),
+    )
+    app.add_middleware(
+        RateLimitMiddleware,
+        cad=TokenBuckets(settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst),
+        writes=TokenBuckets(
+            settings.rate_limit_writes_per_second, settings.rate_limit_writes_burst
+        ),
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)

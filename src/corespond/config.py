@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="How often offer deadlines and pending assignment work are checked.",
     )
 
+    rate_limit_cad_per_second: float = Field(
+        default=50.0, gt=0, description="CAD events a second per source (per instance)."
+    )
+    rate_limit_cad_burst: float = Field(default=200.0, ge=1)
+    rate_limit_writes_per_second: float = Field(
+        default=10.0, gt=0, description="Other writes a second per API key (per instance)."
+    )
+    rate_limit_writes_burst: float = Field(default=50.0, ge=1)
     narrative_retention_days: float = Field(
         default=30.0,
         gt=0,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import time
 import traceback
@@ -158,3 +160,82 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class TokenBuckets:
+    """Token buckets by key: ``rate`` tokens a second up to ``burst``. In-process: each
+    instance limits what reaches it."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float) -> float:
+        """0 if a request may go now, else the seconds until one may."""
+        tokens, updated = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - updated) * self.rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > 10_000:  # forget idle keys (full buckets)
+            full = [
+                k for k, (t, u) in self._buckets.items() if t + (now - u) * self.rate >= self.burst
+            ]
+            for k in full:
+                del self._buckets[k]
+        return (1 - tokens) / self.rate
+
+
+_CAD_EVENTS = re.compile(r"^/v1/cad/([^/]+)/events$")
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class RateLimitMiddleware:
+    """Write requests are limited per CAD source (the event webhook) and per API key (every
+    other write; per client address without a key): over the limit, ``429`` with
+    ``Retry-After``, before anything is read or stored."""
+
+    def __init__(self, app: ASGIApp, cad: TokenBuckets, writes: TokenBuckets) -> None:
+        self.app = app
+        self.cad = cad
+        self.writes = writes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WRITES:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        match = _CAD_EVENTS.match(path)
+        if match:
+            buckets, key = self.cad, f"source:{match.group(1)}"
+        else:
+            headers = dict(scope["headers"])
+            token = headers.get(b"authorization", b"")
+            client = (scope.get("client") or ("?", 0))[0]
+            identity = hashlib.sha256(token).hexdigest()[:24] if token else f"ip:{client}"
+            buckets, key = self.writes, identity
+        wait = buckets.take(key, time.monotonic())
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            body = {
+                "type": PROBLEM_BASE + "rate-limited",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": f"over the limit of {buckets.rate:g} requests a second; "
+                f"retry in {seconds} s",
+            }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                        (b"retry-after", str(seconds).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+            return
+        await self.app(scope, receive, send)
