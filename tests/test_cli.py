@@ -455,3 +455,31 @@ async def test_retention_dry_run_and_run(cli_env: Database) -> None:
     code, output = await invoke("retention", "--days", "365")
     assert code == 0, output
     assert "purged 0 call(s)" in output
+
+
+def test_production_refuses_demo_data_and_template_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from corespond.config import Settings, get_settings
+
+    key = TEST_KEY.decode()
+    with pytest.raises(ValidationError, match="CHANGE-ME"):
+        Settings(
+            environment="production",
+            database_url="postgresql://corespond:CHANGE-ME@127.0.0.1/corespond",
+            secret_key=key,
+        )
+    with pytest.raises(ValidationError, match="Fernet key"):
+        Settings(environment="production", database_url="postgresql://c:s@db/c", secret_key="short")
+    monkeypatch.setenv("CORESPOND_ENVIRONMENT", "production")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://c:s@db.invalid/c")
+    monkeypatch.setenv("CORESPOND_SECRET_KEY", key)
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["demo"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "no demo data in production" in result.output

@@ -191,6 +191,11 @@ def _seed_demo() -> DemoCredentials:
     from corespond.assignments.service import MatchPolicy
     from corespond.demo import seed_demo
 
+    if get_settings().environment == "production":
+        # Demo keys and a demo CAD secret printed to a terminal have no place in production.
+        err.print("[red]refused:[/red] no demo data in production (CORESPOND_ENVIRONMENT)")
+        raise typer.Exit(2)
+
     async def work(session: AsyncSession, settings: Settings) -> DemoCredentials:
         return await seed_demo(session, secret_box(settings), policy=MatchPolicy.of(settings))
 

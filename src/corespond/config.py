@@ -129,6 +129,10 @@ class Settings(BaseSettings):
                 raise ValueError("CORESPOND_SECRET_KEY is required in production")
             if self.database_url is None:
                 raise ValueError("DATABASE_URL is required in production (no embedded database)")
+            if "CHANGE-ME" in self.database_url:
+                raise ValueError("DATABASE_URL still has the template's CHANGE-ME password")
+            if len(self.secret_key.get_secret_value()) != 44:
+                raise ValueError("CORESPOND_SECRET_KEY must be a Fernet key (44 characters)")
         return self
 
 
