@@ -31,7 +31,7 @@ from corespond.assignments.service import (
     SceneNotSecure,
 )
 from corespond.audit import service as audit
-from corespond.auth.deps import require_role
+from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
 from corespond.db import SessionDep
@@ -53,9 +53,9 @@ from corespond.roster.models import Peer
 
 router = APIRouter(tags=["assignments"])
 
-Requester = Annotated[Principal, Depends(require_role("dispatcher", "supervisor"))]
-Reader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor", "peer"))]
-PeerActor = Annotated[Principal, Depends(require_role("peer", "supervisor"))]
+Requester = Authorized
+Reader = Authorized
+PeerActor = Authorized
 
 WRITE_PROBLEMS = problems(
     Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, InvalidPayload

@@ -6,12 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from corespond.audit import service
-from corespond.auth.deps import require_role
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.errors import BadRequest, Forbidden, InvalidPayload, Unauthorized
 from corespond.errors import problem_responses as problems
@@ -20,7 +19,7 @@ from corespond.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["audit"])
 
-Auditor = Annotated[Principal, Depends(require_role("auditor"))]
+Auditor = Authorized
 Slug = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")]
 
 

@@ -1,12 +1,13 @@
-"""FastAPI dependencies that authenticate a bearer key and check its role."""
+"""The one dependency that authenticates a bearer key and applies the access table."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from corespond.auth.policy import POLICY
 from corespond.auth.service import Principal, authenticate
 from corespond.db import database_of
 from corespond.errors import Forbidden, Unauthorized
@@ -14,22 +15,30 @@ from corespond.errors import Forbidden, Unauthorized
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer csk_...`")
 
 
-def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting keys whose role is one of ``roles`` (``admin`` always is)."""
-    allowed = {*roles, "admin"}
+def rule_key(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
-    async def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-    ) -> Principal:
-        if credentials is None:
-            raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-        # A separate short session: authentication must not share the endpoint's transaction.
-        async with database_of(request).sessionmaker() as session, session.begin():
-            principal = await authenticate(session, credentials.credentials)
-        if principal.role not in allowed:
-            needed = ", ".join(sorted(allowed))
-            raise Forbidden(f"role {principal.role!r} may not do this; needs one of {needed}")
-        request.state.principal = principal
-        return principal
 
-    return dependency
+async def authorized(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    """The caller's principal if their key's role may call this endpoint (see
+    ``auth.policy.POLICY``; admins always may). An endpoint with no rule is refused."""
+    rule = POLICY.get(rule_key(request))
+    if rule is None or rule.public is not None:
+        raise Forbidden("no access rule allows a key here")
+    if credentials is None:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    # A separate short session: authentication must not share the endpoint's transaction.
+    async with database_of(request).sessionmaker() as session, session.begin():
+        principal = await authenticate(session, credentials.credentials)
+    allowed = {*rule.roles, "admin"}
+    if principal.role not in allowed:
+        needed = ", ".join(sorted(allowed))
+        raise Forbidden(f"role {principal.role!r} may not do this; needs one of {needed}")
+    request.state.principal = principal
+    return principal
+
+
+Authorized = Annotated[Principal, Depends(authorized)]

@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from corespond.audit import service as audit
 from corespond.auth import service
-from corespond.auth.deps import require_role
+from corespond.auth.deps import Authorized
 from corespond.auth.models import ApiKey
-from corespond.auth.service import Principal, Scope
+from corespond.auth.service import Scope
 from corespond.db import SessionDep
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
@@ -21,7 +21,7 @@ from corespond.geo.service import require_county
 
 router = APIRouter(tags=["keys"])
 
-Admin = Annotated[Principal, Depends(require_role())]
+Admin = Authorized
 Role = Literal["dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin"]
 
 

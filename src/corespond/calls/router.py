@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
 from corespond.audit import service as audit
-from corespond.auth.deps import require_role
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.calls import service
 from corespond.calls.repository import CallFilter
 from corespond.calls.schemas import CallAssignment, CallDetail, CallEventOut, CallOut, CallPage
@@ -34,7 +33,7 @@ router = APIRouter(tags=["calls"])
 
 NO_NUL = r"^[^\x00]*$"
 
-CallReader = Annotated[Principal, Depends(require_role("dispatcher", "supervisor"))]
+CallReader = Authorized
 
 
 @router.get(

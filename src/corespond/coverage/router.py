@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from corespond.audit import service as audit
-from corespond.auth.deps import require_role
+from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.coverage import service
 from corespond.coverage.service import SUMMARY_COLUMNS, SummaryRow
@@ -25,7 +25,7 @@ from corespond.roster.times import to_utc
 
 router = APIRouter(tags=["coverage"])
 
-Supervisor = Annotated[Principal, Depends(require_role("supervisor"))]
+Supervisor = Authorized
 TimeParam = Annotated[
     str | None,
     Query(

@@ -6,11 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from corespond.auth.deps import require_role
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.dispatch import service
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
@@ -29,7 +28,7 @@ from corespond.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["deliveries"])
 
-Supervisor = Annotated[Principal, Depends(require_role("supervisor"))]
+Supervisor = Authorized
 State = Literal["pending", "delivered", "dead"]
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from corespond.agencies import service as agencies
-from corespond.auth.deps import require_role
-from corespond.auth.models import ROLES
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized, problem_responses
 from corespond.geo.atlas import County
@@ -19,7 +17,7 @@ from corespond.roster import service as roster
 
 router = APIRouter(tags=["geography"])
 
-AnyKey = Annotated[Principal, Depends(require_role(*ROLES))]
+AnyKey = Authorized
 
 
 class CountyRef(BaseModel):

@@ -6,12 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from corespond.audit.deps import audited
-from corespond.auth.deps import require_role
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.config import Settings
 from corespond.db import SessionDep
 from corespond.errors import (
@@ -57,14 +56,10 @@ from corespond.roster.times import to_utc
 
 router = APIRouter(tags=["rosters"])
 
-Admin = Annotated[Principal, Depends(require_role())]
-Reader = Annotated[
-    Principal, Depends(require_role("dispatcher", "supervisor", "provider_admin", "auditor"))
-]
-Manager = Annotated[Principal, Depends(require_role("provider_admin"))]
-StatusSetter = Annotated[
-    Principal, Depends(require_role("peer", "supervisor", "provider_admin", "dispatcher"))
-]
+Admin = Authorized
+Reader = Authorized
+Manager = Authorized
+StatusSetter = Authorized
 IMPORT_LIMIT = 5 * 1024 * 1024
 READ = problem_responses(Unauthorized, Forbidden, NotFound, InvalidPayload, BadRequest)
 WRITE = problem_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Depends, Request
-
-from corespond.auth.deps import require_role
-from corespond.auth.models import ROLES
-from corespond.auth.service import Principal
+from corespond.auth.deps import Authorized
 from corespond.errors import Forbidden, InvalidPayload, Unauthorized, problem_responses
 from corespond.triage.classifier import TriageInput, classify
 from corespond.triage.schemas import ClassifyRequest, ClassifyResponse
@@ -16,7 +12,7 @@ from corespond.triage.service import RuleBook
 
 router = APIRouter(tags=["triage"])
 
-AnyKey = Annotated[Principal, Depends(require_role(*ROLES))]
+AnyKey = Authorized
 
 
 @router.post(

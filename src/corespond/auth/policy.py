@@ -1,0 +1,124 @@
+"""Who may call which endpoint: one table, enforced in one place (``auth.deps.authorized``).
+
+Each entry names the roles allowed (``admin`` always is) and the scope rule the endpoint's
+service applies within them. Endpoints that take no API key say why. A test fails for any
+route of the application that has no entry here, so a new endpoint cannot ship without a
+rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ANY_ROLE = ("dispatcher", "peer", "supervisor", "provider_admin", "auditor")
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: tuple[str, ...] = ()
+    scope: str = "unscoped"
+    public: str | None = None  # why no API key is needed (None: a key is)
+
+
+def key(*roles: str, scope: str = "unscoped") -> Rule:
+    return Rule(roles=roles, scope=scope)
+
+
+def public(why: str) -> Rule:
+    return Rule(public=why)
+
+
+CALLS_SCOPE = "an agency- or county-scoped key sees that agency's or county's calls"
+ROSTER_SCOPE = "a provider-scoped key sees and changes only its provider's roster"
+OWN = "a peer key acts only on that peer's own assignments"
+COUNTY = "a county-scoped key sees its county; other scopes are refused"
+
+POLICY: dict[str, Rule] = {
+    # Operations and the CAD webhook.
+    "GET /healthz": public("health probe"),
+    "GET /readyz": public("readiness probe"),
+    "GET /metrics": public("Prometheus scrape (no call data)"),
+    "POST /v1/cad/{source}/events": public("signed with the CAD source's secret"),
+    # Calls.
+    "GET /v1/calls": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
+    "GET /v1/calls/{call_id}": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
+    "POST /v1/calls/{call_id}/peer-requests": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
+    # Triage and geography: reference data, any key.
+    "POST /v1/triage/classify": key(*ANY_ROLE),
+    "GET /v1/counties": key(*ANY_ROLE),
+    "GET /v1/counties/{fips}": key(*ANY_ROLE),
+    "GET /v1/agencies": key(*ANY_ROLE),
+    # Rosters.
+    "GET /v1/providers": key("dispatcher", "supervisor", "provider_admin", "auditor"),
+    "POST /v1/providers": key(),
+    "GET /v1/providers/{provider_id}": key("dispatcher", "supervisor", "provider_admin", "auditor"),
+    "PUT /v1/providers/{provider_id}/counties": key(),
+    "GET /v1/peers": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "POST /v1/peers": key("provider_admin", scope=ROSTER_SCOPE),
+    "GET /v1/peers/credentials/expiring": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "GET /v1/peers/{peer_id}": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "PATCH /v1/peers/{peer_id}": key("provider_admin", scope=ROSTER_SCOPE),
+    "PUT /v1/peers/{peer_id}/credentials/{kind}": key("provider_admin", scope=ROSTER_SCOPE),
+    "POST /v1/peers/{peer_id}/status": key(
+        "dispatcher",
+        "peer",
+        "supervisor",
+        "provider_admin",
+        scope="a peer key sets only its own status; a provider-scoped key its provider's",
+    ),
+    "GET /v1/shifts": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "POST /v1/shifts": key("provider_admin", scope=ROSTER_SCOPE),
+    "GET /v1/shifts/{shift_id}": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "PATCH /v1/shifts/{shift_id}": key("provider_admin", scope=ROSTER_SCOPE),
+    "DELETE /v1/shifts/{shift_id}": key("provider_admin", scope=ROSTER_SCOPE),
+    "GET /v1/shifts/{shift_id}/history": key(
+        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+    ),
+    "POST /v1/rosters/import": key("provider_admin", scope=ROSTER_SCOPE),
+    # Assignments.
+    "GET /v1/assignments": key("dispatcher", "peer", "supervisor", scope=f"{CALLS_SCOPE}; {OWN}"),
+    "GET /v1/assignments/{assignment_id}": key(
+        "dispatcher", "peer", "supervisor", scope=f"{CALLS_SCOPE}; {OWN}"
+    ),
+    "POST /v1/assignments/{assignment_id}/accept": key("peer", "supervisor", scope=OWN),
+    "POST /v1/assignments/{assignment_id}/decline": key("peer", "supervisor", scope=OWN),
+    "POST /v1/assignments/{assignment_id}/en-route": key("peer", "supervisor", scope=OWN),
+    "POST /v1/assignments/{assignment_id}/on-scene": key("peer", "supervisor", scope=OWN),
+    "POST /v1/assignments/{assignment_id}/clear": key("peer", "supervisor", scope=OWN),
+    "POST /v1/assignments/{assignment_id}/cancel": key(
+        "dispatcher", "supervisor", scope=CALLS_SCOPE
+    ),
+    "POST /v1/assignments/{assignment_id}/scene-secure": key(
+        "dispatcher", "supervisor", scope=CALLS_SCOPE
+    ),
+    # Push to dispatch.
+    "GET /v1/deliveries": key("supervisor"),
+    "GET /v1/deliveries/sources": key("supervisor"),
+    "GET /v1/deliveries/{delivery_id}": key("supervisor"),
+    "POST /v1/deliveries/{delivery_id}/redeliver": key("supervisor"),
+    # Coverage.
+    "GET /v1/coverage": key("supervisor", scope=COUNTY),
+    "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
+    "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    "GET /supervisor": public("a sign-in form, or the page for a supervisor's session"),
+    "POST /supervisor/login": public("checks the key it is given (supervisor or admin)"),
+    "POST /supervisor/logout": public("ends the session of its cookie"),
+    "GET /supervisor/data": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/static/{name}": public("the page's script and style"),
+    # Audit and keys.
+    "GET /v1/audit": key("auditor"),
+    "GET /v1/keys": key(),
+    "POST /v1/keys": key(),
+    "POST /v1/keys/{key_id}/revoke": key(),
+    "POST /v1/keys/{key_id}/rotate": key(),
+}
