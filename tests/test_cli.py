@@ -483,3 +483,25 @@ def test_production_refuses_demo_data_and_template_values(
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert "no demo data in production" in result.output
+
+
+async def test_configuration_changes_from_the_cli_are_on_the_audit_log(cli_env: Database) -> None:
+    from corespond.audit.models import AuditEntry
+
+    code, output = await invoke("sources", "add", "wood-911", "--name", "Wood 911")
+    assert code == 0, output
+    code, output = await invoke("agencies", "add", "Parkersburg PD", "--county", "Wood")
+    assert code == 0, output
+    code, output = await invoke("keys", "create", "--role", "auditor", "--name", "Ann")
+    assert code == 0, output
+    async with cli_env.sessionmaker() as session:
+        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    assert [(e.action, e.record_id) for e in entries] == [
+        ("source.create", "wood-911"),
+        ("agency.create", "Parkersburg PD"),
+        ("key.create", "Ann"),
+    ]
+    assert all(e.actor.startswith("cli (") for e in entries)
+    code, output = await invoke("audit", "verify")
+    assert code == 0
+    assert "3 entries" in output

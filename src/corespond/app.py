@@ -40,6 +40,7 @@ from corespond.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
+    TimeoutMiddleware,
     TokenBuckets,
 )
 from corespond.migrate import head_revisions
@@ -149,6 +150,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(
         BodyLimitMiddleware,
         limit=max(settings.max_body_bytes, settings.max_event_bytes),
+        exempt=("/v1/rosters/import",),
+    )
+    app.add_middleware(
+        TimeoutMiddleware,
+        seconds=settings.request_timeout_seconds,
         exempt=("/v1/rosters/import",),
     )
     app.add_middleware(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import getpass
 import json
 import os
 import signal
@@ -62,15 +63,32 @@ def _settings_with_database() -> tuple[Settings, str]:
     return settings.model_copy(update={"database_url": url}), url
 
 
-def _run_in_session(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    """Run ``work(session, settings)`` in one committed transaction."""
+def _run_in_session(
+    work: Callable[[AsyncSession, Settings], Awaitable[T]],
+    audit: tuple[str, str | None] | None = None,
+) -> T:
+    """Run ``work(session, settings)`` in one committed transaction. ``audit``: (action,
+    record id) of a configuration change, put on the audit log in that transaction."""
     settings, url = _settings_with_database()
 
     async def runner() -> T:
+        from corespond.audit import service as audit_log
+
         database = Database.connect(url)
         try:
             async with database.sessionmaker() as session, session.begin():
-                return await work(session, settings)
+                result = await work(session, settings)
+                if audit is not None:
+                    action, record_id = audit
+                    await audit_log.record(
+                        session,
+                        None,
+                        action,
+                        action.split(".")[0],
+                        record_id,
+                        actor=f"cli ({getpass.getuser()})",
+                    )
+                return result
         finally:
             await database.dispose()
 
@@ -266,7 +284,7 @@ def sources_add(
         )
         return secret
 
-    secret = _run_in_session(work)
+    secret = _run_in_session(work, ("source.create", source_id))
     out.print(f"CAD source [bold]{source_id}[/bold] created.")
     out.print(f"signing secret: {secret}")
     out.print(
@@ -322,7 +340,7 @@ def sources_set_callback(
         waiting = await send_pending_now(session, source.id, datetime.now(UTC))
         return f"{source.id}: callback {source.callback_url}; {waiting} waiting event(s) go now"
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("source.set_callback", source_id)), markup=False)
 
 
 @sources_app.command("scene-secure")
@@ -352,7 +370,7 @@ def sources_scene_secure(
             f"or flagged {', '.join(source.scene_secure_flags) or '(none)'}"
         )
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("source.scene_secure", source_id)), markup=False)
 
 
 @sources_app.command("rotate-secret")
@@ -375,7 +393,7 @@ def sources_rotate_secret(
             grace=timedelta(hours=hours),
         )
 
-    secret, until = _run_in_session(work)
+    secret, until = _run_in_session(work, ("source.rotate_secret", source_id))
     out.print(f"new signing secret: {secret}")
     out.print(f"old secret(s) accepted until {until.isoformat(timespec='seconds')}")
 
@@ -412,7 +430,7 @@ def keys_create(
         _, token = await create_key(session, role=role, scope=parsed, name=name, expires_at=expires)
         return token
 
-    token = _run_in_session(work)
+    token = _run_in_session(work, ("key.create", name or role))
     out.print(f"{role} key: {token}")
     out.print("Send it as 'Authorization: Bearer <key>'. It is not shown again.")
 
@@ -456,7 +474,7 @@ def keys_revoke(
         found = await revoke_key(session, await find_key(session, key))
         return f"revoked {found.prefix} ({found.name}, {found.role})"
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("key.revoke", key)), markup=False)
 
 
 @keys_app.command("rotate")
@@ -476,7 +494,7 @@ def keys_rotate(
         )
         return f"{new.role} key: {token}"
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("key.rotate", key)), markup=False)
     out.print("It is not shown again.")
 
 
@@ -610,7 +628,7 @@ def roster_import(
                 progress=progress,
             )
 
-        report = _run_in_session(work)
+        report = _run_in_session(work, None if dry_run else ("roster.import", provider))
     for row in report.rows:
         if row.result == "error":
             out.print(f"{file}:{row.line}: {row.key}: {row.reason}", markup=False, highlight=False)
@@ -648,7 +666,10 @@ def roster_add_provider(
         rows = await set_counties(session, atlas, provider_id, served)
         return ", ".join(f"{r.county_fips} ({r.role})" for r in rows) or "no counties yet"
 
-    out.print(f"provider {provider_id}: {_run_in_session(work)}", markup=False)
+    out.print(
+        f"provider {provider_id}: {_run_in_session(work, ('provider.create', provider_id))}",
+        markup=False,
+    )
 
 
 @agencies_app.command("add")
@@ -683,7 +704,7 @@ def agencies_add(
         await configure(session, agency.name, auto_request=auto_request, scene_gate=scene_gate)
         return f"{agency.name}: home county {home.name} ({home.fips}); {_matching(agency)}"
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("agency.create", name)), markup=False)
 
 
 def _matching(agency: Any) -> str:
@@ -719,7 +740,7 @@ def agencies_configure(
         agency = await configure(session, name, auto_request=auto_request, scene_gate=scene_gate)
         return f"{agency.name}: {_matching(agency)}"
 
-    out.print(_run_in_session(work), markup=False)
+    out.print(_run_in_session(work, ("agency.configure", name)), markup=False)
 
 
 @agencies_app.command("list")
@@ -909,7 +930,7 @@ def retention(
         keep = timedelta(days=days or settings.narrative_retention_days)
         return await purge(session, datetime.now(UTC), keep, dry_run=dry_run)
 
-    report = _run_in_session(work)
+    report = _run_in_session(work, None if dry_run else ("retention.purge", None))
     verb = "would purge" if report.dry_run else "purged"
     out.print(
         f"{verb} {report.calls} call(s) ended before {report.cutoff.isoformat(timespec='minutes')}"

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         description="How often offer deadlines and pending assignment work are checked.",
     )
 
+    request_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest a request may take before a 503 (imports exempt)."
+    )
     rate_limit_cad_per_second: float = Field(
         default=50.0, gt=0, description="CAD events a second per source (per instance)."
     )

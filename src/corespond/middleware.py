@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -239,3 +240,49 @@ class RateLimitMiddleware:
             await send({"type": "http.response.body", "body": json.dumps(body).encode()})
             return
         await self.app(scope, receive, send)
+
+
+class TimeoutMiddleware:
+    """A request that takes longer than ``seconds`` is answered ``503`` with a problem
+    document (its transaction rolls back); roster imports, which may be long, are exempt."""
+
+    def __init__(self, app: ASGIApp, seconds: float, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if started:
+                raise
+            body = {
+                "type": PROBLEM_BASE + "timeout",
+                "title": "Request took too long",
+                "status": 503,
+                "detail": f"not answered within {self.seconds:g} s; nothing was changed, retry",
+            }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
