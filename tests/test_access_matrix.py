@@ -98,3 +98,75 @@ async def test_the_matrix(client: httpx.AsyncClient, db: Database) -> None:
 @pytest.mark.parametrize("endpoint", sorted(k for k, r in POLICY.items() if r.public))
 def test_public_endpoints_say_why(endpoint: str) -> None:
     assert POLICY[endpoint].public
+
+
+# --- scope: the same endpoints with data, for a key in scope and a key out of it -----------
+
+SCOPE_KIND = {"dispatcher": "agency", "supervisor": "county", "provider_admin": "provider"}
+SCOPED_KEYS = {
+    # role: (in scope, out of scope)
+    "dispatcher": ("agency:CHARLESTON PD", "agency:BLUEFIELD PD"),
+    "supervisor": ("county:54039", "county:54055"),
+    "provider_admin": ("provider:wvsl", "provider:rp"),
+}
+
+
+async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source: Any) -> None:
+    """Reads (and body-less actions) on real records: a key scoped to the record's agency,
+    county or provider is served; a key scoped elsewhere gets 403 or 404, never the data."""
+    from tests import program
+
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "rp", {"54011": "primary"})
+        peer = await program.peer(session, "Ana", home=program.CHARLESTON)
+        call = await program.call(session, source.id)
+    admin = await make_key(db, "admin")
+    offer = (await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(admin))).json()
+    shift = (await client.get("/v1/shifts", headers=auth(admin))).json()["items"][0]
+    ids = {
+        "call_id": str(call.id),
+        "assignment_id": offer["id"],
+        "peer_id": str(peer.id),
+        "shift_id": shift["id"],
+        "provider_id": "wvsl",
+        "fips": "54039",
+    }
+    gets = [
+        k
+        for k, rule in POLICY.items()
+        if rule.public is None and k.startswith("GET ") and rule.scope != "unscoped"
+    ]
+    failures = []
+    for role, (inside, outside) in SCOPED_KEYS.items():
+        keys = {"in": await make_key(db, role, inside), "out": await make_key(db, role, outside)}
+        for endpoint in gets:
+            if role not in POLICY[endpoint].roles:
+                continue
+            path = endpoint.split(" ", 1)[1]
+            url = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+            served = await client.get(url, headers=auth(keys["in"]))
+            if served.status_code != 200:
+                failures.append(f"{endpoint} as {role} {inside}: {served.status_code}")
+            if SCOPE_KIND[role] not in POLICY[endpoint].scope:
+                continue  # this kind of scope does not limit this endpoint (see its rule)
+            refused = await client.get(url, headers=auth(keys["out"]))
+            leaked = refused.status_code == 200 and _mentions(refused.json(), ids)
+            if refused.status_code not in (200, 403, 404) or leaked:
+                failures.append(f"{endpoint} as {role} {outside}: {refused.status_code}")
+    peer_in = await make_key(db, "peer", f"peer:{peer.id}")
+    peer_out = await make_key(db, "peer", f"peer:{uuid.uuid4()}")
+    for action in ("GET", "accept"):
+        url = f"/v1/assignments/{offer['id']}" + ("" if action == "GET" else f"/{action}")
+        method = "GET" if action == "GET" else "POST"
+        if (await client.request(method, url, headers=auth(peer_out))).status_code != 404:
+            failures.append(f"{method} {url} as another peer: not 404")
+        if (await client.request(method, url, headers=auth(peer_in))).status_code != 200:
+            failures.append(f"{method} {url} as the peer: refused")
+    assert not failures, "\n".join(failures)
+
+
+def _mentions(document: Any, ids: dict[str, str]) -> bool:
+    """A list answered to an out-of-scope key must not contain the in-scope records."""
+    text = str(document)
+    return any(ids[k] in text for k in ("call_id", "assignment_id", "peer_id", "shift_id"))
