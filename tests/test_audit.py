@@ -123,3 +123,28 @@ async def test_audit_api_for_auditors(
     assert_problem(await client.get("/v1/audit"), 401)
     assert_problem(await client.get("/v1/audit?action=DROP%20TABLE", headers=auth(auditor)), 422)
     assert_problem(await client.get("/v1/audit?cursor=nope", headers=auth(auditor)), 400)
+
+
+async def test_an_entry_forged_without_the_key_does_not_verify(committed_db: Database) -> None:
+    import hashlib
+    from datetime import UTC, datetime
+
+    async with committed_db.sessionmaker() as session, session.begin():
+        await audit.record(session, None, "call.read", "call", "c1", actor="test")
+    [first] = await entries(committed_db)
+    forged = AuditEntry(
+        at=datetime.now(UTC),
+        actor="someone",
+        action="call.read",
+        record_type="call",
+        record_id="c2",
+        detail={},
+        prev_hash=first.hash,
+    )
+    # A well-formed chain link, but a plain hash: whoever wrote it lacked the secret key.
+    forged.hash = hashlib.sha256(first.hash + audit.canonical(forged)).digest()
+    async with committed_db.sessionmaker() as session, session.begin():
+        session.add(forged)
+    async with committed_db.sessionmaker() as session:
+        result = await audit.verify(session)
+    assert result.broken_at == forged.id

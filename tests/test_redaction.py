@@ -89,3 +89,37 @@ async def test_the_peer_view_carries_the_redacted_narrative(
     seen = (await client.get(f"/v1/assignments/{offer['id']}", headers=auth(key))).json()
     assert seen["call"]["narrative"] == f"SUBJ REVIVED, NO WEAPONS. {R}"
     assert seen["call"]["narrative_removed"] == ["warrants"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "CRIM HX",
+        "CRIMINAL-HISTORY",
+        "ACTIVE WRNT",
+        "WARR",
+        "CAPIAS",
+        "10-29F",
+        "N.C.I.C.",
+        "ON FELONY PROBATION",
+        "PAROLEE",
+        "SEX OFFENDER",
+        "INTERNAL NOTE: KNOWN",
+        "OFC NOTES - KNOWN",
+        "LE-ONLY: KNOWN",
+        "ran subj, hit for fta",
+    ],
+)
+def test_spelling_variants_are_removed(variant: str) -> None:
+    # Last on its line: an internal-note marker removes everything after it.
+    result = redact(f"OD, CONSCIOUS, WANTS DETOX; {variant}")
+    assert result.removed, variant
+    assert "OD" in (result.text or "")
+    assert "WANTS DETOX" in (result.text or "")
+    kept = (result.text or "").replace(R, "")
+    for word in ("HX", "WRNT", "WARR", "CAPIAS", "NCIC", "N.C.I.C", "PAROLE", "OFFENDER", "KNOWN"):
+        assert word not in kept.upper(), (variant, result.text)
+
+
+def test_a_comma_keeps_the_rest_of_a_line_without_stops() -> None:
+    assert redact("SUBJ 10-29 CLEAR, OD, CONSCIOUS").text == f"{R}, OD, CONSCIOUS"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from corespond.calls.models import Call
 from corespond.db import Database
@@ -58,6 +58,7 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         assert call.decision_summary in call.narrative
         assert (call.address, call.lat, call.lon) == (None, None, None)
         assert call.county_fips == "54039"  # the county stays
+        assert call.county_detail is None  # which quoted the coordinates
         for event in await session.scalars(select(CadEvent)):
             assert "narrative" not in event.payload["call"]
             assert "location" not in event.payload["call"]
@@ -67,3 +68,25 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
     async with db.sessionmaker() as session, session.begin():
         again = await purge(session, ended + timedelta(days=40), timedelta(days=30))
         assert again.calls == 0  # once
+
+    # A late event brings text back: the call is purged again (and may be re-triaged).
+    # (The purge above ran on a clock 31 days ahead; put it back in real time first.)
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Call).values(purged_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    late = encode(
+        cad_event("r3", "call.updated", "2026-11-23T05:30:00-05:00", narrative="SUBJ ON FENTANYL")
+    )
+    await client.post(
+        f"/v1/cad/{source.id}/events", content=late, headers=signed_headers(source.secret, late)
+    )
+    async with db.sessionmaker() as session, session.begin():
+        await process_pending(session, 100, load_rules())
+    async with db.sessionmaker() as session, session.begin():
+        refilled = await purge(session, datetime.now(UTC) + timedelta(days=400), timedelta(days=30))
+        assert refilled.calls == 1
+    async with db.sessionmaker() as session:
+        call = await session.scalar(select(Call))
+        assert call is not None
+        assert "FENTANYL" not in (call.narrative or "")

@@ -19,6 +19,7 @@ from corespond import __version__
 from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.assignments.router import router as assignments_router
 from corespond.assignments.service import MatchPolicy
+from corespond.audit import service as audit_log
 from corespond.audit.router import router as audit_router
 from corespond.auth.router import router as keys_router
 from corespond.calls.router import router as calls_router
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.secret_box = secret_box(settings)
+    audit_log.use_chain_key(app.state.secret_box.derived_key("audit-chain"))
     app.state.migration_heads = head_revisions(settings.migrations_dir)
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)
@@ -157,11 +159,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         seconds=settings.request_timeout_seconds,
         exempt=("/v1/rosters/import",),
     )
+    # Per CAD source (charged after the signature check, in the webhook), per client address
+    # (every write, here) and per key (other writes, here).
+    app.state.source_limits = TokenBuckets(
+        settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst
+    )
     app.add_middleware(
         RateLimitMiddleware,
         cad=TokenBuckets(settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst),
         writes=TokenBuckets(
             settings.rate_limit_writes_per_second, settings.rate_limit_writes_burst
+        ),
+        addresses=TokenBuckets(
+            5 * settings.rate_limit_writes_per_second, 5 * settings.rate_limit_writes_burst
         ),
     )
     app.add_middleware(RequestContextMiddleware)

@@ -74,6 +74,7 @@ def _run_in_session(
     async def runner() -> T:
         from corespond.audit import service as audit_log
 
+        audit_log.use_chain_key(secret_box(settings).derived_key("audit-chain"))
         database = Database.connect(url)
         try:
             async with database.sessionmaker() as session, session.begin():
@@ -904,7 +905,8 @@ def audit_verify() -> None:
 
     result = _run_in_session(work)
     if result.intact:
-        out.print(f"audit log intact: {result.entries} entries, chain verified")
+        last = f"; last hash {result.last_hash.hex()}" if result.last_hash else ""
+        out.print(f"audit log intact: {result.entries} entries, chain verified{last}")
         return
     err.print(
         f"[red]audit log broken[/red] at entry {result.broken_at} "

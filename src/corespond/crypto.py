@@ -7,6 +7,8 @@ under ``data_dir`` created on first use).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -22,6 +24,11 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for another use (the audit chain's HMAC), derived from this one."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())

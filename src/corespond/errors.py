@@ -7,6 +7,7 @@ them in ``responses=`` through :func:`problem_responses`. Anything else that esc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -149,6 +150,19 @@ class InvalidPayload(Problem):
         if params:
             extra["invalid-params"] = [p.model_dump() for p in params]
         super().__init__(detail, extra=extra)
+
+
+class RateLimited(Problem):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, wait: float, rate: float) -> None:
+        seconds = max(1, math.ceil(wait))
+        super().__init__(
+            f"over the limit of {rate:g} requests a second; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 class ServiceUnavailable(Problem):

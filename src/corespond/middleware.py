@@ -194,52 +194,64 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class RateLimitMiddleware:
-    """Write requests are limited per CAD source (the event webhook) and per API key (every
-    other write; per client address without a key): over the limit, ``429`` with
-    ``Retry-After``, before anything is read or stored."""
+    """Write requests are limited per client address (every write; the CAD webhook has its
+    own rate, and its per-source limit is charged after the signature check, in the
+    endpoint) and per API key (the bearer token, however its scheme is spelled), before
+    anything is read or stored: over a limit, ``429`` with ``Retry-After``."""
 
-    def __init__(self, app: ASGIApp, cad: TokenBuckets, writes: TokenBuckets) -> None:
+    def __init__(
+        self, app: ASGIApp, cad: TokenBuckets, writes: TokenBuckets, addresses: TokenBuckets
+    ) -> None:
         self.app = app
         self.cad = cad
         self.writes = writes
+        self.addresses = addresses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WRITES:
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        match = _CAD_EVENTS.match(path)
-        if match:
-            buckets, key = self.cad, f"source:{match.group(1)}"
+        now = time.monotonic()
+        client = f"ip:{(scope.get('client') or ('?', 0))[0]}"
+        if _CAD_EVENTS.match(scope["path"]):
+            checks = [(self.cad, client)]
         else:
-            headers = dict(scope["headers"])
-            token = headers.get(b"authorization", b"")
-            client = (scope.get("client") or ("?", 0))[0]
-            identity = hashlib.sha256(token).hexdigest()[:24] if token else f"ip:{client}"
-            buckets, key = self.writes, identity
-        wait = buckets.take(key, time.monotonic())
-        if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            body = {
-                "type": PROBLEM_BASE + "rate-limited",
-                "title": "Too many requests",
-                "status": 429,
-                "detail": f"over the limit of {buckets.rate:g} requests a second; "
-                f"retry in {seconds} s",
-            }
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"retry-after", str(seconds).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
-            return
+            checks = [(self.addresses, client)]
+            token = _bearer_token(dict(scope["headers"]).get(b"authorization", b""))
+            if token:
+                checks.append((self.writes, "key:" + hashlib.sha256(token).hexdigest()[:24]))
+        for buckets, key in checks:
+            wait = buckets.take(key, now)
+            if wait > 0:
+                await _too_many(send, wait, buckets.rate)
+                return
         await self.app(scope, receive, send)
+
+
+def _bearer_token(header: bytes) -> bytes:
+    scheme, _, value = header.strip().partition(b" ")
+    return value.strip() if scheme.lower() == b"bearer" else header.strip()
+
+
+async def _too_many(send: Send, wait: float, rate: float) -> None:
+    seconds = max(1, math.ceil(wait))
+    body = {
+        "type": PROBLEM_BASE + "rate-limited",
+        "title": "Too many requests",
+        "status": 429,
+        "detail": f"over the limit of {rate:g} requests a second; retry in {seconds} s",
+    }
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"retry-after", str(seconds).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 class TimeoutMiddleware:

@@ -81,15 +81,19 @@ async def _view(
     assignment: Assignment,
     *,
     detail: bool = False,
+    audit_read: bool = True,
 ) -> AssignmentOut:
     call = await session.get(Call, assignment.call_id)
     if call is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound(f"call {assignment.call_id} not found")
     peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
     history = list(await service.history(session, assignment.id)) if detail else None
-    return assignment_out(
+    view = assignment_out(
         assignment, call, peer, principal, request.app.state.geography.atlas, history
     )
+    if audit_read:  # last: the chain's lock is then held only until the commit
+        await audit.record(session, principal, "assignment.read", "assignment", assignment.id)
+    return view
 
 
 @router.post(
@@ -161,6 +165,7 @@ async def list_assignments(
     after = decode_cursor(cursor) if cursor else None
     rows = await service.list_assignments(session, principal, where, after=after, limit=limit + 1)
     page = rows[:limit]
+    items = [await _view(session, request, principal, a, audit_read=False) for a in page]
     await audit.record(
         session,
         principal,
@@ -169,7 +174,6 @@ async def list_assignments(
         None,
         {"ids": [str(a.id) for a in page]},
     )
-    items = [await _view(session, request, principal, a) for a in page]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return AssignmentPage(items=items, next_cursor=next_cursor)
 
@@ -184,7 +188,6 @@ async def get_assignment(
 ) -> AssignmentOut:
     """One assignment with its history; the ranking shows why this peer was chosen."""
     assignment = await service.get_assignment(session, assignment_id, principal)
-    await audit.record(session, principal, "assignment.read", "assignment", assignment.id)
     return await _view(session, request, principal, assignment, detail=True)
 
 

@@ -8,6 +8,7 @@ the chain and names the first entry that does not match.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,16 @@ from corespond.audit.models import AuditEntry
 from corespond.auth.service import Principal
 
 CHAIN_LOCK = "corespond-audit-chain"
+
+# The chain is an HMAC under a key derived from CORESPOND_SECRET_KEY, which never enters the
+# database: someone who can write rows cannot forge a chain that verifies.
+_chain_key: bytes = b""
+
+
+def use_chain_key(key: bytes) -> None:
+    """Set the HMAC key of the chain (the application and the CLI do, from the secret key)."""
+    global _chain_key
+    _chain_key = key
 
 
 def canonical(entry: AuditEntry) -> bytes:
@@ -42,7 +53,7 @@ def canonical(entry: AuditEntry) -> bytes:
 
 
 def chain_hash(prev: bytes | None, entry: AuditEntry) -> bytes:
-    return hashlib.sha256((prev or b"") + canonical(entry)).digest()
+    return hmac.new(_chain_key, (prev or b"") + canonical(entry), hashlib.sha256).digest()
 
 
 async def record(
@@ -80,6 +91,7 @@ async def record(
 class Verification:
     entries: int
     broken_at: int | None  # id of the first entry whose hash does not match
+    last_hash: bytes | None = None  # keep it outside the database to notice a cut tail
 
     @property
     def intact(self) -> bool:
@@ -101,7 +113,7 @@ async def verify(session: AsyncSession, batch: int = 5000) -> Verification:
             )
         ).all()
         if not rows:
-            return Verification(count, None)
+            return Verification(count, None, prev)
         for entry in rows:
             if entry.prev_hash != prev or entry.hash != chain_hash(prev, entry):
                 return Verification(count, entry.id)

@@ -119,7 +119,8 @@ async def needing_triage_ids(
         select(Call.id)
         .where(
             Call.folded_at.is_not(None),
-            Call.purged_at.is_(None),  # its text is gone: its last decision stands
+            # Purged: its text is gone and its last decision stands, unless new events came.
+            or_(Call.purged_at.is_(None), Call.folded_at > Call.purged_at),
             or_(
                 Call.decision.is_(None),
                 Call.county_method.is_(None),

@@ -78,11 +78,11 @@ async def list_calls(
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
+    briefs = await _assignments(session, [c.id for c in rows])
+    items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
     await audit.record(
         session, principal, "call.list", "call", None, {"ids": [str(c.id) for c in rows]}
     )
-    briefs = await _assignments(session, [c.id for c in rows])
-    items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
     return CallPage(items=items, next_cursor=next_cursor)
 
 
@@ -113,7 +113,6 @@ async def _assignments(
 async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReader) -> CallDetail:
     """One call as CAD last described it, with its event history."""
     call = await service.get_call(session, call_id, principal)
-    await audit.record(session, principal, "call.read", "call", call.id)
     history = await ingest.event_history(session, call.id)
     events = [
         CallEventOut(
@@ -138,6 +137,7 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
         for record in await triage.history(session, call.id)
     ]
     brief = (await _assignments(session, [call.id])).get(call.id)
+    await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
     return CallDetail(
         **CallOut.of(call).model_dump(exclude={"assignment"}),
         assignment=brief,

@@ -17,7 +17,15 @@ from typing import Any
 
 import yaml
 
-SEGMENT_SPLIT = re.compile(r"(\n|;|\s/\s|(?<=[.!?])\s+)")
+SEGMENT_SPLIT = re.compile(r"(\n|;|,|\s/\s|(?<=[.!?])\s+)")
+_DOTTED = re.compile(r"\b(?:[A-Z]\.){2,}", re.IGNORECASE)
+
+
+def normalised(text: str) -> str:
+    """What rules are matched against: upper case, ``N.C.I.C.`` as ``NCIC``, hyphens and
+    slashes between words as spaces."""
+    text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text.upper())
+    return re.sub(r"(?<=\w)[-/](?=\w)", " ", text)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,9 @@ def redact(narrative: str | None, ruleset: RedactionRules | None = None) -> Reda
     removed: list[str] = []
     lines = []
     for line in narrative.splitlines() or [narrative]:
-        marker = ruleset.internal.search(line)
+        marker = ruleset.internal.search(normalised(line)) if _same_length(line) else None
+        if marker is None:
+            marker = ruleset.internal.search(line)
         if marker:
             removed.append("internal_note")
             line = line[: marker.start()].rstrip() + (" " if marker.start() else "")
@@ -65,6 +75,12 @@ def redact(narrative: str | None, ruleset: RedactionRules | None = None) -> Reda
     return Redaction(text, tuple(dict.fromkeys(removed)))
 
 
+def _same_length(line: str) -> bool:
+    """Whether normalising keeps positions (no dotted abbreviation shortened), so a marker
+    found in the normalised line cuts the original at the same place."""
+    return len(normalised(line)) == len(line)
+
+
 def _redact_segments(line: str, ruleset: RedactionRules, removed: list[str]) -> str:
     parts = SEGMENT_SPLIT.split(line)
     out = []
@@ -72,8 +88,9 @@ def _redact_segments(line: str, ruleset: RedactionRules, removed: list[str]) -> 
         if SEGMENT_SPLIT.fullmatch(part) or part == ruleset.replacement:
             out.append(part)
             continue
+        text = normalised(part)
         hit = next(
-            (rule_id for rule_id, pattern in ruleset.segment_rules if pattern.search(part)), None
+            (rule_id for rule_id, pattern in ruleset.segment_rules if pattern.search(text)), None
         )
         if hit is None:
             out.append(part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from corespond.errors import (
     InvalidSignature,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     UnsupportedMediaType,
     invalid_params_from_errors,
     problem_responses,
@@ -94,7 +96,12 @@ def parse_event(body: bytes) -> CadEvent:
     status_code=202,
     response_model=EventReceipt,
     responses=problem_responses(
-        InvalidSignature, NotFound, PayloadTooLarge, UnsupportedMediaType, InvalidPayload
+        InvalidSignature,
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InvalidPayload,
+        RateLimited,
     ),
     openapi_extra=_REQUEST_BODY,
 )
@@ -109,11 +116,15 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
     cad_source = await sources.get_source(session, source)
     try:
         webhook_id = verify(body, request.headers, sources.verification_secrets(cad_source, box))
+        # Charged only once the signature holds: nobody else can use up a source's limit.
+        wait = request.app.state.source_limits.take(f"source:{cad_source.id}", time.monotonic())
+        if wait > 0:
+            raise RateLimited(wait, request.app.state.source_limits.rate)
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
         event = parse_event(body)
-    except (InvalidSignature, UnsupportedMediaType, InvalidPayload):
+    except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
         raise
     result = await service.ingest(session, cad_source.id, event, body, webhook_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls.models import Call
@@ -33,7 +33,8 @@ class RetentionReport:
 
 def _due(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
-        Call.purged_at.is_(None),
+        # Not purged yet, or events arrived after the purge and brought text back.
+        or_(Call.purged_at.is_(None), Call.folded_at > Call.purged_at),
         func.coalesce(Call.ended_at, Call.last_event_at, Call.created_at) < cutoff,
     )
 
@@ -68,6 +69,8 @@ async def purge(
             city=None,
             lat=None,
             lon=None,
+            # The county stays; how it was found may quote the coordinates or the address.
+            county_detail=None,
             purged_at=now,
         )
         .execution_options(synchronize_session=False)
