@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from corespond.audit import service
+from corespond.audit.repository import AuditFilter
 from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.errors import BadRequest, Forbidden, InvalidPayload, Unauthorized
@@ -66,17 +67,16 @@ async def list_audit(
     if cursor:
         at, marker = decode_cursor(cursor)
         before = (at, marker.int)
-    rows = await service.list_entries(
-        session,
+    where = AuditFilter(
         action=action,
         record_type=record_type,
         record_id=record_id,
-        actor_key=key,
+        key_id=key,
         start=start,
         end=end,
         before=before,
-        limit=limit + 1,
     )
+    rows = await service.list_entries(session, where, limit=limit + 1)
     page = rows[:limit]
     next_cursor = (
         encode_cursor(page[-1].at, uuid.UUID(int=page[-1].id)) if len(rows) > limit else None

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.audit import repository
 from corespond.audit.models import AuditEntry
 from corespond.auth.service import Principal
 
@@ -67,8 +67,8 @@ async def record(
     actor: str | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction (it stands or falls with what it records)."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": CHAIN_LOCK})
-    prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    await repository.lock_chain(session, CHAIN_LOCK)
+    prev = await repository.last_hash(session)
     entry = AuditEntry(
         at=datetime.now(UTC),
         key_id=principal.key_id if principal else None,
@@ -82,8 +82,7 @@ async def record(
         prev_hash=prev,
     )
     entry.hash = chain_hash(prev, entry)
-    session.add(entry)
-    await session.flush()
+    await repository.add(session, entry)
     return entry
 
 
@@ -104,14 +103,7 @@ async def verify(session: AsyncSession, batch: int = 5000) -> Verification:
     count = 0
     last_id = 0
     while True:
-        rows = (
-            await session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.id > last_id)
-                .order_by(AuditEntry.id)
-                .limit(batch)
-            )
-        ).all()
+        rows = await repository.entries_after(session, last_id, batch)
         if not rows:
             return Verification(count, None, prev)
         for entry in rows:
@@ -123,31 +115,7 @@ async def verify(session: AsyncSession, batch: int = 5000) -> Verification:
 
 
 async def list_entries(
-    session: AsyncSession,
-    *,
-    action: str | None,
-    record_type: str | None,
-    record_id: str | None,
-    actor_key: uuid.UUID | None,
-    start: datetime | None,
-    end: datetime | None,
-    before: tuple[datetime, int] | None,
-    limit: int,
+    session: AsyncSession, where: repository.AuditFilter, *, limit: int
 ) -> Sequence[AuditEntry]:
-    query = select(AuditEntry)
-    if action is not None:
-        query = query.where(AuditEntry.action == action)
-    if record_type is not None:
-        query = query.where(AuditEntry.record_type == record_type)
-    if record_id is not None:
-        query = query.where(AuditEntry.record_id == record_id)
-    if actor_key is not None:
-        query = query.where(AuditEntry.key_id == actor_key)
-    if start is not None:
-        query = query.where(AuditEntry.at >= start)
-    if end is not None:
-        query = query.where(AuditEntry.at < end)
-    if before is not None:
-        query = query.where(tuple_(AuditEntry.at, AuditEntry.id) < tuple_(*before))
-    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-    return (await session.scalars(query)).all()
+    """Entries newest first."""
+    return await repository.list_entries(session, where, limit=limit)

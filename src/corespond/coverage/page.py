@@ -34,7 +34,6 @@ from corespond.auth.service import (
     session_principal,
 )
 from corespond.coverage import service
-from corespond.coverage.router import scoped_counties
 from corespond.db import SessionDep
 from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.service import source_status
@@ -91,7 +90,7 @@ def _same_site(request: Request) -> bool:
 
 def _scoped(principal: Principal) -> list[str] | None:
     try:
-        return scoped_counties(principal)
+        return service.scoped_counties(principal)
     except Forbidden:
         return []
 

@@ -14,9 +14,8 @@ from pydantic import BaseModel, Field
 
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
-from corespond.auth.service import Principal
 from corespond.coverage import service
-from corespond.coverage.service import SUMMARY_COLUMNS, SummaryRow
+from corespond.coverage.service import SUMMARY_COLUMNS, SummaryRow, scoped_counties
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, Unauthorized
 from corespond.errors import problem_responses as problems
@@ -311,19 +310,6 @@ async def coverage_summary(
         starts_at=begins.astimezone(zone),
         ends_at=ends.astimezone(zone),
         rows=[_summary_out(r) for r in rows],
-    )
-
-
-def scoped_counties(principal: Principal) -> list[str] | None:
-    """The counties a key may see coverage of: a county-scoped key its county; unscoped all.
-    Other scopes (agency, provider, peer) do not describe a part of the map: refused."""
-    if principal.scope is None:
-        return None
-    if principal.scope.kind == "county":
-        return [principal.scope.value]
-    raise Forbidden(
-        f"coverage is by county; a key scoped to a {principal.scope.kind} cannot read it "
-        "(use an unscoped or county-scoped supervisor key)"
     )
 
 

@@ -19,9 +19,11 @@ from corespond.assignments.models import (
     PeerRequest,
 )
 from corespond.assignments.repository import busy_peers
+from corespond.auth.service import Principal
 from corespond.calls.models import Call
 from corespond.coverage import repository
 from corespond.coverage.gaps import Interval, hours, uncovered
+from corespond.errors import Forbidden
 from corespond.geo.atlas import CountyAtlas
 from corespond.roster import service as roster
 
@@ -276,3 +278,16 @@ async def unfilled_recent(
         for row in await repository.unfilled_since(session, since)
         if counties is None or row.county_fips in counties
     ]
+
+
+def scoped_counties(principal: Principal) -> list[str] | None:
+    """The counties a key may see coverage of: a county-scoped key its county; unscoped all.
+    Other scopes (agency, provider, peer) do not describe a part of the map: refused."""
+    if principal.scope is None:
+        return None
+    if principal.scope.kind == "county":
+        return [principal.scope.value]
+    raise Forbidden(
+        f"coverage is by county; a key scoped to a {principal.scope.kind} cannot read it "
+        "(use an unscoped or county-scoped supervisor key)"
+    )
