@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,25 +57,6 @@ async def auto_request_keys(session: AsyncSession) -> tuple[list[str], list[str]
     """The name keys and ORIs of the agencies that opted in to automatic requests."""
     agencies = await repository.auto_requesting(session)
     return [a.name for a in agencies], [a.ori for a in agencies if a.ori]
-
-
-async def auto_request_matcher(session: AsyncSession) -> Callable[[str | None], bool]:
-    """A test of whether CAD's agency name (or ORI) is an agency that opted in to automatic
-    peer requests (read once, then applied to many calls)."""
-    names: set[str] = set()
-    oris: set[str] = set()
-    for agency in await repository.auto_requesting(session):
-        names.add(agency.name)
-        if agency.ori:
-            oris.add(agency.ori)
-
-    def matches(name: str | None) -> bool:
-        if not name:
-            return False
-        key = agency_key(name)
-        return key in names or key.replace(" ", "") in oris
-
-    return matches
 
 
 async def configure(

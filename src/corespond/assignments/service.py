@@ -934,15 +934,24 @@ async def follow_up(session: AsyncSession, call_id: uuid.UUID, ctx: Context) -> 
             await _mark_secure(session, call, live, "CAD", ctx)
             return "scene secure"
         return None
-    if (
-        call.decision == "eligible"
-        and call.ended_at is None
-        and not await repository.has_request(session, call.id)
-        and (await agencies.auto_request_matcher(session))(call.agency)
-    ):
+    if await _awaits_automatic_request(session, call.id, ctx):
         result = await _request(session, call.id, "auto", "corespond (agency opted in)", ctx)
         return f"requested ({result.assignment.status})"
     return None
+
+
+async def _awaits_automatic_request(
+    session: AsyncSession, call_id: uuid.UUID, ctx: Context
+) -> bool:
+    """Eligible, open, of an agency that opted in, never requested (one query, the same the
+    sweep uses to find such calls)."""
+    names, oris = await agencies.auto_request_keys(session)
+    if not names and not oris:
+        return False
+    waiting = await repository.unrequested_eligible(
+        session, ctx.now - AUTO_REQUEST_WINDOW, 1, names, oris, [call_id]
+    )
+    return bool(waiting)
 
 
 async def due_offers(session: AsyncSession, ctx: Context, limit: int = 100) -> Sequence[uuid.UUID]:

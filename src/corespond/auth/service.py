@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.auth import repository
 from corespond.auth.models import ROLES, SCOPE_KINDS, ApiKey, WebSession
 from corespond.errors import Conflict, InvalidPayload, NotFound, Unauthorized
 
@@ -91,21 +91,14 @@ async def create_key(
 
 async def revoke_keys_named(session: AsyncSession, name: str) -> int:
     """Revoke every live key with this name (the demo reissues its keys this way)."""
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await repository.revoke_named(session, name, datetime.now(UTC))
 
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
     """The principal of a live key, else ``Unauthorized``."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("API key is not valid")
-    key = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
-    )
+    key = await repository.live_key_by_hash(session, hash_key(token))
     if key is None:
         raise Unauthorized("API key is not valid or has been revoked")
     now = datetime.now(UTC)
@@ -114,8 +107,15 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     if key.last_used_at is None or now - key.last_used_at > LAST_USE_PRECISION:
         key.last_used_at = now  # at most once a minute: not a write per request
         await session.flush()
-    scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
-    return Principal(key_id=key.id, name=key.name, role=key.role, scope=scope)
+    return principal_of(key)
+
+
+def scope_of(key: ApiKey) -> Scope | None:
+    return Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
+
+
+def principal_of(key: ApiKey) -> Principal:
+    return Principal(key_id=key.id, name=key.name, role=key.role, scope=scope_of(key))
 
 
 async def open_session(
@@ -124,10 +124,10 @@ async def open_session(
     """A browser sign-in for ``principal``: returns the token for its cookie (only a hash is
     stored)."""
     token = secrets.token_urlsafe(32)
-    session.add(
-        WebSession(token_hash=hash_key(token), key_id=principal.key_id, expires_at=now + lifetime)
+    await repository.add_session(
+        session,
+        WebSession(token_hash=hash_key(token), key_id=principal.key_id, expires_at=now + lifetime),
     )
-    await session.flush()
     return token
 
 
@@ -135,45 +135,21 @@ async def session_principal(session: AsyncSession, token: str, now: datetime) ->
     """Who a browser session belongs to, if it is open and its key is live."""
     if not token or len(token) > 100:
         return None
-    row = (
-        await session.execute(
-            select(ApiKey)
-            .join(WebSession, WebSession.key_id == ApiKey.id)
-            .where(
-                WebSession.token_hash == hash_key(token),
-                WebSession.ended_at.is_(None),
-                WebSession.expires_at > now,
-                ApiKey.revoked_at.is_(None),
-                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-            )
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        return None
-    scope = Scope(row.scope_kind, row.scope_value) if row.scope_kind and row.scope_value else None
-    return Principal(key_id=row.id, name=row.name, role=row.role, scope=scope)
+    key = await repository.key_of_open_session(session, hash_key(token), now)
+    return principal_of(key) if key is not None else None
 
 
 async def end_session(session: AsyncSession, token: str, now: datetime) -> None:
-    await session.execute(
-        update(WebSession)
-        .where(WebSession.token_hash == hash_key(token), WebSession.ended_at.is_(None))
-        .values(ended_at=now)
-    )
+    await repository.end_session(session, hash_key(token), now)
 
 
 async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
-    return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).all()
+    return await repository.list_keys(session)
 
 
 async def find_key(session: AsyncSession, ref: str) -> ApiKey:
     """A key by id or by its prefix (the 8 characters after ``csk_``)."""
-    try:
-        key = await session.get(ApiKey, uuid.UUID(ref))
-    except ValueError:
-        key = await session.scalar(
-            select(ApiKey).where(ApiKey.prefix == ref.removeprefix(KEY_PREFIX))
-        )
+    key = await repository.key_by_ref(session, ref, KEY_PREFIX)
     if key is None:
         raise NotFound(f"no API key {ref!r}")
     return key
@@ -194,9 +170,8 @@ async def rotate_key(
     after ``grace`` (at once by default)."""
     if key.revoked_at is not None:
         raise Conflict("a revoked key cannot be rotated; create a new one")
-    scope = Scope(key.scope_kind, key.scope_value) if key.scope_kind and key.scope_value else None
     new, token = await create_key(
-        session, role=key.role, scope=scope, name=key.name, expires_at=key.expires_at
+        session, role=key.role, scope=scope_of(key), name=key.name, expires_at=key.expires_at
     )
     now = datetime.now(UTC)
     if grace > timedelta(0):
