@@ -369,3 +369,16 @@ async def test_summary_attributes_a_backup_providers_fill_and_counts_every_reque
         "/v1/coverage/summary", headers={**auth(supervisor), "accept": "text/csv;q=0, */*"}
     )
     assert refused_csv.headers["content-type"].startswith("application/json")
+
+
+async def test_sign_in_refuses_odd_input_cleanly(client: httpx.AsyncClient, db: Database) -> None:
+    too_long = await client.post("/supervisor/login", data={"key": "csk_" + "x" * 5000})
+    assert too_long.status_code == 422
+    assert too_long.headers["content-type"] == "application/problem+json"
+    not_a_form = await client.post(
+        "/supervisor/login", content=b"\xff\xfe", headers={"content-type": "application/json"}
+    )
+    assert 400 <= not_a_form.status_code < 500
+    empty = await client.post("/supervisor/login")
+    assert empty.status_code == 401
+    assert "not valid" in empty.text

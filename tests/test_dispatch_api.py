@@ -219,3 +219,21 @@ async def wait_for(condition: Any, seconds: float = 15) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+async def test_redeliver_refuses_odd_input(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    [message] = await messages(db, source)
+    supervisor = await make_key(db, "supervisor")
+    assert_problem(
+        await client.post(
+            f"/v1/deliveries/{message.id}/redeliver?force=maybe", headers=auth(supervisor)
+        ),
+        422,
+        "force",
+    )
+    async with db.sessionmaker() as session:
+        stored = await session.get(OutboxMessage, message.id)
+        assert stored is not None
+        assert stored.state == "pending"
