@@ -52,6 +52,8 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	@echo
 	$(BIN)/corespond triage eval tests/data/triage_calls_fresh.jsonl
 	@echo
+	$(BIN)/corespond triage eval tests/data/triage_blind_d.jsonl
+	@echo
 	@if [ -f $(REAL_CALL_TYPES) ]; then $(BIN)/corespond triage real-call-types $(REAL_CALL_TYPES); \
 	else echo "$(REAL_CALL_TYPES) not found: skipped the real call-type check"; fi
 	@echo

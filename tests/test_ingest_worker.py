@@ -259,7 +259,7 @@ async def test_open_calls_are_retriaged_when_the_rules_change(
     source = await make_source(committed_db, box)
     async with running(settings, committed_db, worker_enabled=False) as client:
         event = cad_event(
-            call_type="103D", call_type_description="CHECK SUBJECT", narrative="SUBJ AT DOOR"
+            call_type="103D", call_type_description="CHECK SUBJECT", narrative="SUBJ DRUNK AT DOOR"
         )
         await post(client, source, event)
     override = tmp_path / "local.yaml"
@@ -268,9 +268,9 @@ async def test_open_calls_are_retriaged_when_the_rules_change(
     worker = EventWorker(committed_db, rulebook=book)
     await worker.drain()
     [call] = await folded_calls(committed_db)
-    assert call.decision == "ineligible"  # 103D means nothing here yet
+    assert call.decision == "review"  # 103D is no kind of call these rules know yet
 
-    override.write_text('version: "l2"\ncodes:\n  default:\n    "103D": [substance.alcohol]\n')
+    override.write_text('version: "l2"\ncodes:\n  default:\n    "103D": [kind.intoxication]\n')
     os.utime(override, (5, 5))
     await worker.sweep()
     [call] = await folded_calls(committed_db)

@@ -252,11 +252,11 @@ async def test_the_api_picks_up_a_changed_rule_file_without_a_worker(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             key = await make_key(db, "dispatcher")
-            body = {"call": {"call_type": "103D", "narrative": "SUBJ AT DOOR"}}
+            body = {"call": {"call_type": "103D", "narrative": "SUBJ DRUNK AT DOOR"}}
             first = (await classify(client, key, body)).json()
-            assert first["decision"] == "ineligible"
+            assert first["decision"] == "review"  # 103D is no kind of call it knows
             override.write_text(
-                'version: "l2"\ncodes:\n  default:\n    "103D": [substance.alcohol]\n'
+                'version: "l2"\ncodes:\n  default:\n    "103D": [kind.intoxication]\n'
             )
             os.utime(override, (7, 7))
             # Polled, not slept: the reload runs on the scheduler, whenever it gets the CPU.

@@ -61,7 +61,7 @@ def test_no_and_yes_are_words_not_booleans() -> None:
 def test_override_naming_an_unknown_rule_is_refused(tmp_path: Path) -> None:
     override = tmp_path / "local.yaml"
     override.write_text('version: "l1"\ncodes:\n  default:\n    ZZ: [substance.unknown]\n')
-    with pytest.raises(RuleFileError, match=r"unknown rule 'substance\.unknown'"):
+    with pytest.raises(RuleFileError, match=r"unknown rule or kind 'substance\.unknown'"):
         load_rules(override)
 
 
@@ -131,10 +131,13 @@ def test_an_agency_override_can_add_danger_but_never_remove_it(tmp_path: Path) -
     override = tmp_path / "local.yaml"
     override.write_text(
         'version: "l1"\ncodes:\n  by_agency:\n    LOGAN COUNTY SHERIFF:\n'
-        '      WEAPON: [substance.alcohol]\n      "Disturb & Intox": [substance.alcohol]\n'
+        "      WEAPON: [substance.alcohol]\n"
+        '      "Disturb & Intox": [substance.alcohol, kind.intoxication]\n'
     )
     rules = load_rules(override)
     weapon = TriageInput(agency="Logan County Sheriff", call_type="WEAPON")
     assert classify(weapon, rules).decision == "ineligible"
-    keyed = TriageInput(agency="LOGAN COUNTY SHERIFF", call_type="DISTURB AND INTOX")
+    keyed = TriageInput(
+        agency="LOGAN COUNTY SHERIFF", call_type="DISTURB AND INTOX", narrative="SUBJ DRUNK"
+    )
     assert classify(keyed, rules).decision == "eligible"

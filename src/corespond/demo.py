@@ -158,7 +158,7 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
                 "call_type": "WELFARE",
                 "priority": 3,
                 "location": {"address": "RT 10 NEAR MILE MARKER 12"},
-                "narrative": "MALE SITTING ON GUARDRAIL, APPEARS INTOX, ASKING FOR A RIDE TO DETOX",
+                "narrative": "MALE AT THE BUS STOP, APPEARS INTOX, ASKING FOR A RIDE TO DETOX",
                 "hazards": [],
                 "status": "dispatched",
             },

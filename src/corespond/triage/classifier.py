@@ -24,14 +24,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from corespond.triage.ruleset import PREFIX_KEY, Phrase, Rule, RuleSet, code_key
+from corespond.triage.ruleset import (
+    PREFIX_KEY,
+    SAFE,
+    UNKNOWN,
+    CallKind,
+    Phrase,
+    Rule,
+    RuleSet,
+    code_key,
+)
 from corespond.triage.text import Field, Token, normalise, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
-ReasonKind = Literal["danger", "risk", "substance", "negated", "resolved", "policy"]
+ReasonKind = Literal[
+    "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy"
+]
 
 _LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
-_KIND_ORDER = {"danger": 0, "risk": 1, "substance": 2, "negated": 3, "resolved": 4, "policy": 5}
+_KIND_ORDER = {
+    "danger": 0,
+    "policy": 1,
+    "risk": 2,
+    "exclusion": 3,
+    "substance": 4,
+    "kind": 5,
+    "negated": 6,
+    "resolved": 7,
+}
+_REASON_KIND = {"exclude": "exclusion"}
+# Tokens with digits that are not words: unit numbers (2B12), times (0214, 0214HRS),
+# ordinals (3RD), routes (I64, US35, WV2), apartment and lot numbers (12B).
+_NON_WORD = re.compile(
+    r"^(\d{1,2}[A-Z]\d{1,3}|\d{3,4}(HRS|HR|H)?|\d+(ST|ND|RD|TH)|(I|US|WV|SR|CR|RT|RTE)\d{1,3}"
+    r"|\d{1,5}[A-Z]|[A-Z]\d{1,3})$"
+)
 
 
 @dataclass(frozen=True)
@@ -89,40 +116,80 @@ class _Hit:
     rule: Rule
     field: str
     text: str
-    position: tuple[int, int]  # (field order, token index); codes come first
+    position: tuple[int, int]  # (field order, first token index); codes come first
     negated: bool
+    last: int = -1  # last token index; -1 for codes and hazard flags
+
+
+@dataclass(frozen=True)
+class _KindHit:
+    kind: CallKind
+    text: str
+
+
+@dataclass
+class _Reading:
+    """What the classifier understood of each field: token indexes that a rule, a sense,
+    a harmless context or a kind accounted for."""
+
+    explained: dict[str, set[int]]
+
+    def add(self, field: str, first: int, last: int) -> None:
+        self.explained.setdefault(field, set()).update(range(first, last + 1))
 
 
 FIELD_ORDER = ("call_type", "description", "narrative", "hazards")
 
 
 def classify(call: TriageInput, rules: RuleSet) -> TriageDecision:
-    """Decide ``eligible``, ``review`` or ``ineligible`` for ``call`` under ``rules``."""
+    """Decide ``eligible``, ``review`` or ``ineligible`` for ``call`` under ``rules``.
+
+    Danger found -> ``ineligible``; no substance -> ``ineligible``; ``eligible`` only with
+    positive evidence on every axis (substance stated in the narrative, a kind of call a
+    peer may go to, a conflict said to be verbal, no risk, and every word understood);
+    anything short of that -> ``review``, naming what was missing.
+    """
     fields = [
-        tokenise("call_type", call.call_type or "", rules.abbreviations),
-        tokenise("description", call.call_type_description or "", rules.abbreviations),
-        tokenise("narrative", call.narrative or "", rules.abbreviations),
+        tokenise("call_type", call.call_type or "", rules.abbreviations, rules.known_words),
+        tokenise(
+            "description", call.call_type_description or "", rules.abbreviations, rules.known_words
+        ),
+        tokenise("narrative", call.narrative or "", rules.abbreviations, rules.known_words),
         tokenise("hazards", " ; ".join(call.hazards), rules.abbreviations),
     ]
-    hits = _code_hits(call, rules)
+    reading = _Reading({})
+    code_hits, kinds, code_key_found = _code_hits(call, rules)
+    hits = list(code_hits)
     for order, field in enumerate(fields):
-        hits.extend(_phrase_hits(field, order, rules))
+        hits.extend(_phrase_hits(field, order, rules, reading))
         hits.extend(_age_hits(field, order, rules))
     hits.extend(_hazard_hits(call.hazards, rules))
+    hits = _apply_senses(fields, hits, rules, reading)
+    for hit in hits:
+        if hit.position[1] >= 0:
+            reading.add(hit.field, hit.position[1], hit.last)
     hits, resolved = _apply_resolutions(hits, fields, rules)
-    return _decide(call, rules, hits, resolved)
+    for hit in resolved:
+        reading.add(hit.field, hit.position[1], hit.last)
+    kinds.extend(_kind_hits(fields, rules, reading))
+    verbal = _verbal_evidence(fields, hits, kinds, rules, reading)
+    unexplained = _unexplained(fields, rules, reading, code_key_found)
+    return _decide(call, rules, fields, hits, resolved, kinds, verbal, unexplained)
 
 
-def _code_hits(call: TriageInput, rules: RuleSet) -> list[_Hit]:
-    """Signals of the call-type code: the most specific map decides, except that a danger
-    signal from any level is always kept (an override may add danger, never remove it)."""
+def _code_hits(call: TriageInput, rules: RuleSet) -> tuple[list[_Hit], list[_KindHit], bool]:
+    """Signals and kinds of the call-type code: the most specific map decides, except that
+    a danger signal from any level is always kept (an override may add danger, never
+    remove it). The third value says whether the whole call type is a known code."""
     if not call.call_type:
-        return []
+        return [], [], False
     code = code_key(call.call_type)
     leading = _LEADING_CODE.match(code)
     candidates = [code] + ([leading.group(1)] if leading else [])
     hits: list[_Hit] = []
+    kinds: list[_KindHit] = []
     decided = False
+    whole = False
     for codes in rules.codes_for(call.source, call.agency):
         key = next((c for c in candidates if c in codes), None)
         if key is None:
@@ -130,15 +197,20 @@ def _code_hits(call: TriageInput, rules: RuleSet) -> list[_Hit]:
             key = max(prefixes, key=len, default=None)
         if key is None:
             continue
+        whole = whole or key == code
         for rule_id in codes[key]:
+            if rule_id in rules.kinds:
+                if not decided:
+                    kinds.append(_KindHit(rules.kinds[rule_id], f"code {key}"))
+                continue
             rule = rules.rules[rule_id]
             if not decided or rule.kind == "danger":
                 hits.append(_Hit(rule, "call_type", f"code {key}", (-1, -1), negated=False))
         decided = True
-    return hits
+    return hits, kinds, whole
 
 
-def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
+def _phrase_hits(field: Field, order: int, rules: RuleSet, reading: _Reading) -> list[_Hit]:
     words = [t.text for t in field.tokens]
     hits: list[_Hit] = []
     for index, word in enumerate(words):
@@ -154,13 +226,18 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
                 continue
             last = index + len(phrase.words) - 1
             unless = (*rule.unless_by_word.get(word, ()), *rule.unless_always)
-            if unless and _inside_any(unless, words, index, last):
+            harmless = _inside_any(unless, words, index, last) if unless else None
+            if harmless is not None:
+                # A harmless context ("HEART ATTACK") is understood as a whole.
+                reading.add(field.name, *harmless)
                 continue
             negated = rule.negatable and _negated(field, index, last, rules)
             raised = rule
             if rule.becomes and _preceded_by(rule, field, index):
                 raised = rules.rules[rule.becomes]
-            hits.append(_Hit(raised, field.name, field.span(index, last), (order, index), negated))
+            hits.append(
+                _Hit(raised, field.name, field.span(index, last), (order, index), negated, last)
+            )
     return _carry_negation_along_lists(hits, field, rules)
 
 
@@ -185,21 +262,23 @@ def _carry_negation_along_lists(hits: list[_Hit], field: Field, rules: RuleSet) 
             if any(w in joiners for w in between) and all(
                 w in joiners or w in rules.negation_free for w in between
             ):
-                hit = _Hit(hit.rule, hit.field, hit.text, hit.position, negated=True)
+                hit = _Hit(hit.rule, hit.field, hit.text, hit.position, True, hit.last)
         if hit.negated:
-            negated_until = start + len(hit.text.split()) - 1
+            negated_until = hit.last
         out.append(hit)
     return out
 
 
-def _inside_any(phrases: Sequence[Phrase], words: Sequence[str], first: int, last: int) -> bool:
-    """Whether words[first..last] lies within a match of one of ``phrases``."""
+def _inside_any(
+    phrases: Sequence[Phrase], words: Sequence[str], first: int, last: int
+) -> tuple[int, int] | None:
+    """The span of a match of one of ``phrases`` that holds words[first..last], if any."""
     for phrase in phrases:
         length = len(phrase.words)
         for start in range(max(0, last - length + 1), first + 1):
             if phrase.matches_at(words, start):
-                return True
-    return False
+                return start, start + length - 1
+    return None
 
 
 def _preceded_by(rule: Rule, field: Field, first: int) -> bool:
@@ -290,7 +369,11 @@ def _age_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:
             continue
         for age, start, end in field.ages:
             if age < rule.age_below and not _bystanders(rule, field, start):
-                hits.append(_Hit(rule, field.name, field.raw[start:end], (order, 0), False))
+                inside = [i for i, t in enumerate(field.tokens) if start <= t.start < end]
+                first, last = (inside[0], inside[-1]) if inside else (0, -1)
+                hits.append(
+                    _Hit(rule, field.name, field.raw[start:end], (order, first), False, last)
+                )
     return hits
 
 
@@ -344,7 +427,7 @@ def _first_resolver_after(
                     last = index + len(phrase.words) - 1
                     if not _resolver_negated(rule, field, index):
                         return _Hit(
-                            rule, field.name, field.span(index, last), (order, index), False
+                            rule, field.name, field.span(index, last), (order, index), False, last
                         )
     return None
 
@@ -358,32 +441,312 @@ def _resolver_negated(rule: Rule, field: Field, first: int) -> bool:
     )
 
 
+def _apply_senses(
+    fields: Sequence[Field], hits: list[_Hit], rules: RuleSet, reading: _Reading
+) -> list[_Hit]:
+    """Read each word of several senses by its context: the first context that holds it
+    decides what it means there; with none, a rule that matched it or ``otherwise`` does."""
+    if not rules.senses:
+        return hits
+    for order, field in enumerate(fields):
+        if field.name == "hazards":
+            continue
+        words = [t.text for t in field.tokens]
+        for index, word in enumerate(words):
+            sense = rules.senses.get(word)
+            if sense is None:
+                continue
+            found = _context_at(sense.contexts, words, index)
+            if found is not None:
+                (first, last), meaning = found
+                reading.add(field.name, first, last)
+                if meaning == SAFE:
+                    hits = [h for h in hits if not _within(h, field.name, first, last)]
+                    continue
+                rule = rules.rules[meaning]
+                hits = [
+                    h for h in hits if h.rule is rule or not _within(h, field.name, index, index)
+                ]
+                if not any(h.rule is rule and _covers(h, field.name, index) for h in hits):
+                    hits.append(_sense_hit(rule, field, order, first, last, rules))
+                continue
+            if any(_covers(h, field.name, index) for h in hits):
+                continue
+            if sense.otherwise == SAFE:
+                reading.add(field.name, index, index)
+            elif sense.otherwise != UNKNOWN:
+                rule = rules.rules[sense.otherwise]
+                hits.append(_sense_hit(rule, field, order, index, index, rules))
+    return hits
+
+
+def _context_at(
+    contexts: Sequence[tuple[Phrase, str]], words: Sequence[str], index: int
+) -> tuple[tuple[int, int], str] | None:
+    for phrase, meaning in contexts:
+        for offset, (part, is_prefix) in enumerate(zip(phrase.words, phrase.prefix, strict=True)):
+            word = words[index]
+            if not (word.startswith(part) if is_prefix else word == part) or not part:
+                continue
+            start = index - offset
+            if start >= 0 and phrase.matches_at(words, start):
+                return (start, start + len(phrase.words) - 1), meaning
+    return None
+
+
+def _sense_hit(rule: Rule, field: Field, order: int, first: int, last: int, rules: RuleSet) -> _Hit:
+    negated = rule.negatable and _negated(field, first, last, rules)
+    return _Hit(rule, field.name, field.span(first, last), (order, first), negated, last)
+
+
+def _covers(hit: _Hit, field: str, index: int) -> bool:
+    return hit.field == field and hit.position[1] <= index <= hit.last
+
+
+def _within(hit: _Hit, field: str, first: int, last: int) -> bool:
+    """Whether ``hit`` lies inside tokens first..last of ``field`` (and is not a code)."""
+    return (
+        hit.field == field
+        and hit.position[1] >= 0
+        and first <= hit.position[1]
+        and hit.last <= last
+    )
+
+
+def _kind_hits(fields: Sequence[Field], rules: RuleSet, reading: _Reading) -> list[_KindHit]:
+    """Kinds of call named by the words of the call type and its description."""
+    found: list[_KindHit] = []
+    for field in fields[:2]:
+        words = [t.text for t in field.tokens]
+        for index, word in enumerate(words):
+            candidates = [
+                *rules.kind_index.get(word, ()),
+                *((k, p) for prefix, k, p in rules.kind_prefixes if word.startswith(prefix)),
+            ]
+            for kind, phrase in candidates:
+                if phrase.matches_at(words, index):
+                    last = index + len(phrase.words) - 1
+                    reading.add(field.name, index, last)
+                    found.append(_KindHit(kind, f"{field.span(index, last)} in {field.name}"))
+    return found
+
+
+def _verbal_evidence(
+    fields: Sequence[Field],
+    hits: Sequence[_Hit],
+    kinds: Sequence[_KindHit],
+    rules: RuleSet,
+    reading: _Reading,
+) -> list[str]:
+    """Words saying a conflict stayed verbal: a conflict kind's own phrases ("VERBAL ONLY",
+    not negated) or a negated act of violence ("NOTHING PHYSICAL", "NO HITTING")."""
+    conflict = _conflicts(kinds)
+    if not conflict:
+        return []
+    evidence = [
+        f"{h.text} in {h.field}, negated"
+        for h in hits
+        if h.negated and h.rule.id == "danger.violence"
+    ]
+    phrases = [p for kind in conflict for p in kind.verbal]
+    firsts = {p.words[0] for p in phrases}
+    for field in fields[:3]:
+        words = [t.text for t in field.tokens]
+        for index, word in enumerate(words):
+            if word not in firsts and not any(word.startswith(f) for f in firsts):
+                continue
+            for phrase in phrases:
+                if not phrase.matches_at(words, index):
+                    continue
+                last = index + len(phrase.words) - 1
+                reading.add(field.name, index, last)
+                if not _negated(field, index, last, rules):
+                    evidence.append(f"{field.span(index, last)} in {field.name}")
+    return evidence
+
+
+def _conflicts(kinds: Sequence[_KindHit]) -> list[CallKind]:
+    """Conflict kinds of the call, less those that yield to another kind it names."""
+    named = {k.kind.id for k in kinds}
+    return [k.kind for k in kinds if k.kind.family == "conflict" and not (k.kind.yields_to & named)]
+
+
+def _unexplained(
+    fields: Sequence[Field], rules: RuleSet, reading: _Reading, whole_code: bool
+) -> list[str]:
+    """Words of the call type, description and narrative that nothing accounts for, in
+    the order written (each once)."""
+    found: dict[str, None] = {}
+    for field in fields[:3]:
+        if field.name == "call_type" and whole_code:
+            continue
+        explained = reading.explained.get(field.name, set())
+        tokens = field.tokens
+        for index, token in enumerate(tokens):
+            if index in explained:
+                continue
+            word = token.text
+            if _understood(word, field, index, rules):
+                continue
+            if word.isdigit():  # the NN of an unknown radio code 10-NN
+                found[f"10-{word}"] = None
+            else:
+                found[field.raw[token.start : token.end]] = None
+    return list(found)
+
+
+def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
+    if word in rules.safe_words or (len(word) == 1 and word.isascii()):
+        return True
+    if word.isdigit():
+        tokens = field.tokens
+        ten_code = (
+            index > 0
+            and tokens[index - 1].text == "10"
+            and tokens[index - 1].clause == tokens[index].clause
+            and len(word) <= 3
+        )
+        return not ten_code or word in rules.ten_codes
+    if not word.isascii():
+        return False
+    if any(c.isdigit() for c in word):
+        # Codes in a call type; unit numbers, times, routes in a narrative.
+        return field.name == "call_type" or bool(_NON_WORD.match(word))
+    if _singular(word) in rules.safe_words:
+        return True
+    if word in rules.negated_only:
+        return _negated(field, index, index, rules)
+    return False
+
+
+def _singular(word: str) -> str:
+    if word.endswith("IES") and len(word) > 4:
+        return word[:-3] + "Y"
+    if word.endswith("ES") and len(word) > 4 and word[-3] in "SXZH":
+        return word[:-2]
+    if word.endswith("S") and not word.endswith("SS") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def _decide(
-    call: TriageInput, rules: RuleSet, hits: list[_Hit], resolved: list[_Hit]
+    call: TriageInput,
+    rules: RuleSet,
+    fields: Sequence[Field],
+    hits: list[_Hit],
+    resolved: list[_Hit],
+    kinds: list[_KindHit],
+    verbal: list[str],
+    unexplained: list[str],
 ) -> TriageDecision:
     live = [h for h in hits if not h.negated]
-    kinds = {h.rule.kind for h in live}
-    reasons = _reasons(live, hits, resolved)
-    if "danger" in kinds:
-        decision: Decision = "ineligible"
-        deciding = [r for r in reasons if r.kind == "danger"]
-    elif "substance" not in kinds:
-        decision = "ineligible"
+    signals = {h.rule.kind for h in live}
+    reasons = _reasons(live, hits, resolved, kinds)
+    if "danger" in signals:
+        return _decision(
+            "ineligible", call, rules, reasons, [r for r in reasons if r.kind == "danger"]
+        )
+    substance = [h for h in live if h.rule.kind == "substance"]
+    if not substance:
         policy = Reason(
             "policy.no_substance", "policy", "no substance involvement", "none stated or implied"
         )
-        reasons = [*reasons, policy]
-        deciding = [policy]
-    elif "risk" in kinds:
-        decision = "review"
-        deciding = [r for r in reasons if r.kind == "risk"]
-    else:
-        decision = "eligible"
-        deciding = [r for r in reasons if r.kind == "substance"]
+        if unexplained:
+            # Nothing recognised as substance use, but words the rules cannot read: they
+            # may say it (slang); a dispatcher reads them.
+            unread = _missing_evidence(call, [], [], [], unexplained)[-1]
+            policy = Reason(
+                "policy.no_substance_recognised",
+                "policy",
+                "no substance use recognised",
+                "none stated in words the rules know",
+            )
+            return _decision("review", call, rules, [unread, policy, *reasons], [unread])
+        return _decision("ineligible", call, rules, [*reasons, policy], [policy])
+    exclusions = [h for h in live if h.rule.kind == "exclude"]
+    stated = [h for h in substance if h.field == "narrative"]
+    if exclusions:
+
+        def clause(hit: _Hit) -> tuple[int, int]:
+            order, first = hit.position
+            return order, fields[order].tokens[first].clause if first >= 0 else -1
+
+        excluded = {clause(h) for h in exclusions}
+        own = [h for h in stated if clause(h) not in excluded]
+        if not own:
+            policy = Reason(
+                "policy.not_substance_use",
+                "policy",
+                "not substance use",
+                "; ".join(f"{h.rule.label} ({h.text} in {h.field})" for h in exclusions[:2]),
+            )
+            return _decision("ineligible", call, rules, [policy, *reasons], [policy])
+    missing = _missing_evidence(call, stated, kinds, verbal, unexplained)
+    risks = [r for r in reasons if r.kind in ("risk", "exclusion")]
+    if risks or missing:
+        return _decision("review", call, rules, [*missing, *reasons], [*risks, *missing])
+    deciding = [r for r in reasons if r.kind in ("substance", "kind")]
+    return _decision("eligible", call, rules, reasons, deciding, eligible=True)
+
+
+def _missing_evidence(
+    call: TriageInput,
+    stated: Sequence[_Hit],
+    kinds: Sequence[_KindHit],
+    verbal: Sequence[str],
+    unexplained: Sequence[str],
+) -> list[Reason]:
+    """What ``eligible`` would need and the call does not show, each as a policy reason."""
+    missing = []
+    if not stated:
+        missing.append(
+            Reason(
+                "policy.substance_not_stated",
+                "policy",
+                "substance use not stated in the narrative",
+                "only the call type implies it" if call.narrative else "no narrative yet",
+            )
+        )
+    call_type = call.call_type or call.call_type_description or ""
+    if not kinds:
+        missing.append(
+            Reason(
+                "policy.unknown_call_type",
+                "policy",
+                "not a kind of call a peer is sent to",
+                f"call type {call_type}" if call_type else "no call type",
+            )
+        )
+    conflict = _conflicts(kinds)
+    if conflict and not verbal:
+        missing.append(
+            Reason(
+                "policy.conflict_not_verbal",
+                "policy",
+                "conflict not said to be verbal only",
+                f"call type {call_type} is a {conflict[0].label} type and nothing says "
+                "it stayed verbal",
+            )
+        )
+    if unexplained:
+        shown = ", ".join(unexplained[:8]) + (", ..." if len(unexplained) > 8 else "")
+        missing.append(Reason("policy.not_understood", "policy", "words not understood", shown))
+    return missing
+
+
+def _decision(
+    decision: Decision,
+    call: TriageInput,
+    rules: RuleSet,
+    reasons: Sequence[Reason],
+    deciding: Sequence[Reason],
+    eligible: bool = False,
+) -> TriageDecision:
     summary = f"{decision}: " + _summarise(deciding)
-    if decision == "eligible":
-        summary += "; no danger signals"
-    return TriageDecision(decision, tuple(reasons), summary, rules.version, call.digest())
+    if eligible:
+        summary += "; every word understood, no danger or risk"
+    ordered = tuple(sorted(reasons, key=lambda r: _KIND_ORDER[r.kind]))
+    return TriageDecision(decision, ordered, summary, rules.version, call.digest())
 
 
 def _summarise(reasons: Sequence[Reason], rules: int = 3, details: int = 2) -> str:
@@ -398,12 +761,18 @@ def _summarise(reasons: Sequence[Reason], rules: int = 3, details: int = 2) -> s
     return "; ".join(parts)
 
 
-def _reasons(live: list[_Hit], hits: list[_Hit], resolved: list[_Hit]) -> list[Reason]:
+def _reasons(
+    live: list[_Hit], hits: list[_Hit], resolved: list[_Hit], kinds: Sequence[_KindHit]
+) -> list[Reason]:
     reasons: dict[tuple[str, str], Reason] = {}
     for hit in live:
         detail = f"{hit.text} in {hit.field}" if not hit.text.startswith("code ") else hit.text
+        kind: ReasonKind = _REASON_KIND.get(hit.rule.kind, hit.rule.kind)  # type: ignore[assignment]
+        reasons.setdefault((hit.rule.id, detail), Reason(hit.rule.id, kind, hit.rule.label, detail))
+    for found in kinds:
         reasons.setdefault(
-            (hit.rule.id, detail), Reason(hit.rule.id, hit.rule.kind, hit.rule.label, detail)
+            (found.kind.id, found.text),
+            Reason(found.kind.id, "kind", found.kind.label, found.text),
         )
     for hit in hits:
         if hit.negated:

@@ -21,13 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from corespond.triage.text import normalise
 
-Kind = Literal["danger", "risk", "substance"]
+Kind = Literal["danger", "risk", "substance", "exclude"]
+Family = Literal["peer", "conflict"]
 TextField = Literal["call_type", "description", "narrative", "hazards"]
 ALL_FIELDS: tuple[TextField, ...] = ("call_type", "description", "narrative", "hazards")
 # Words, a word ending in * (prefix), or _ (any one word, not first: "LEFT _ IN HIS TRUCK").
 _PHRASE = re.compile(r"^[A-Z0-9]+\*?( ([A-Z0-9]+\*?|_))*$")
 PREFIX_KEY = 3
-_RULE_ID = re.compile(r"^(danger|risk|substance)\.[a-z0-9_]+$")
+_RULE_ID = re.compile(r"^(danger|risk|substance|exclude)\.[a-z0-9_]+$")
+_KIND_ID = re.compile(r"^kind\.[a-z0-9_]+$")
+_WORD = re.compile(r"^[A-Z0-9]+$")
+# What a sense context or an unmatched sense word may mean besides a rule id.
+SAFE = "safe"
+UNKNOWN = "unknown"
 
 
 class RuleFileError(ValueError):
@@ -103,7 +109,7 @@ class RuleSpec(BaseModel):
     @classmethod
     def _id_names_its_kind(cls, value: str) -> str:
         if not _RULE_ID.fullmatch(value):
-            raise ValueError("id must be danger.*, risk.* or substance.* in lower case")
+            raise ValueError("id must be danger.*, risk.*, substance.* or exclude.* in lower case")
         return value
 
     @field_validator("hypothetical_bridge", "resolver_negators", "age_bystanders", "not_hazards")
@@ -199,6 +205,108 @@ class CodesSpec(BaseModel):
         return value
 
 
+def _words(value: list[str]) -> list[str]:
+    cleaned = [v.upper().strip() for v in value]
+    bad = [w for w in cleaned if not _WORD.fullmatch(w)]
+    if bad:
+        raise ValueError(f"single words of letters and digits only: {', '.join(bad[:5])}")
+    return cleaned
+
+
+class VocabularySpec(BaseModel):
+    """What the classifier understands. A narrative word outside every rule, sense and
+    list here is *not understood*, and a call with one is never ``eligible``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    safe: list[str] = Field(
+        default_factory=list,
+        description="Words with no sense of harm, weapon or restraint in any context a call "
+        "is written in (people, places, times, function words, benign actions).",
+    )
+    negated_only: list[str] = Field(
+        default_factory=list,
+        description="Words of injury or contact understood only when negated "
+        "('NO INJURIES', 'NOT HURT').",
+    )
+    places: list[str] = Field(
+        default_factory=list,
+        description="Words of the service area's place names, understood as names.",
+    )
+    ten_codes: list[str] = Field(
+        default_factory=list,
+        description="Numbers NN whose radio code 10-NN is routine ('10-4', '10-97').",
+    )
+
+    @field_validator("safe", "negated_only", "places", "ten_codes")
+    @classmethod
+    def _single_words(cls, value: list[str]) -> list[str]:
+        return _words(value)
+
+
+class SenseSpec(BaseModel):
+    """A word with several senses, some harmless and some not ("PIPE": a crack pipe, a
+    burst water pipe, a pipe swung at someone). Each context is a phrase containing the
+    word; the first context that matches (danger first, then risk, exclude, substance,
+    safe) says what the word means there; with no context, ``otherwise`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    words: list[str] = Field(min_length=1, description="The word and its inflections.")
+    means: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="'safe' or a rule id -> phrases (containing one of the words).",
+    )
+    otherwise: str = Field(
+        default=UNKNOWN,
+        description="A rule id, 'safe', or 'unknown' (not understood: review).",
+    )
+
+    @field_validator("words")
+    @classmethod
+    def _single_words(cls, value: list[str]) -> list[str]:
+        return _words(value)
+
+    @field_validator("means")
+    @classmethod
+    def _valid_contexts(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {meaning: _phrases(phrases) for meaning, phrases in value.items()}
+
+
+class CallKindSpec(BaseModel):
+    """A kind of call, read from the call type, its description and code mappings.
+    ``peer``: a peer may go when substance use is stated and nothing else is open;
+    ``conflict``: a peer may go only when the text says the conflict stayed verbal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="kind.name, e.g. kind.overdose")
+    family: Family
+    label: str
+    phrases: list[str] = Field(default_factory=list)
+    verbal: list[str] = Field(
+        default_factory=list,
+        description="Conflict kinds: phrases saying it stayed verbal ('VERBAL ONLY').",
+    )
+    yields_to: list[str] = Field(
+        default_factory=list,
+        description="Kinds that, named by the same call, make this one theirs: a "
+        "'Disturb/Nuis Intoxicated' call is an intoxicated person's disturbance.",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_kind(cls, value: str) -> str:
+        if not _KIND_ID.fullmatch(value):
+            raise ValueError("id must be kind.* in lower case")
+        return value
+
+    @field_validator("phrases", "verbal")
+    @classmethod
+    def _valid_phrases(cls, value: list[str]) -> list[str]:
+        return _phrases(value)
+
+
 class RuleFile(BaseModel):
     """A whole rule file (the override file may leave any section out)."""
 
@@ -208,6 +316,9 @@ class RuleFile(BaseModel):
     abbreviations: dict[str, list[str] | str] = Field(default_factory=dict)
     negation: NegationSpec | None = None
     rules: list[RuleSpec] = Field(default_factory=list)
+    call_kinds: list[CallKindSpec] = Field(default_factory=list)
+    vocabulary: VocabularySpec = Field(default_factory=VocabularySpec)
+    senses: list[SenseSpec] = Field(default_factory=list)
     codes: CodesSpec = Field(default_factory=CodesSpec)
 
 
@@ -261,11 +372,45 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Sense:
+    """A compiled sense entry: contexts in the order they are tried, and the fallback."""
+
+    words: frozenset[str]
+    contexts: tuple[tuple[Phrase, str], ...]  # (phrase, "safe" or a rule id)
+    otherwise: str
+
+
+@dataclass(frozen=True)
+class CallKind:
+    id: str
+    family: Family
+    label: str
+    phrases: tuple[Phrase, ...]
+    verbal: tuple[Phrase, ...]
+    yields_to: frozenset[str] = frozenset()
+
+
+# Contexts of a sense are tried in this order of meaning: danger wins over everything.
+_MEANING_ORDER = {"danger": 0, "risk": 1, "exclude": 2, "substance": 3, SAFE: 4}
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """A validated, compiled rule set, ready for :func:`classify`."""
 
     version: str
     rules: Mapping[str, Rule]
+    kinds: Mapping[str, CallKind]
+    safe_words: frozenset[str]
+    negated_only: frozenset[str]
+    ten_codes: frozenset[str]
+    senses: Mapping[str, Sense]
+    # Every word the rule set knows: a shortened spelling ("NODDIN") is read as the known
+    # word it shortens ("NODDING").
+    known_words: frozenset[str]
+    # Kind phrases by their first word (prefix phrases by their prefix).
+    kind_index: Mapping[str, tuple[tuple[CallKind, Phrase], ...]]
+    kind_prefixes: tuple[tuple[str, CallKind, Phrase], ...]
     abbreviations: Mapping[str, tuple[str, ...]]
     negate_before: frozenset[str]
     negate_after: frozenset[str]
@@ -406,11 +551,24 @@ def merge(base: RuleFile, override: RuleFile) -> RuleFile:
         by_source=_merge_maps(base.codes.by_source, override.codes.by_source),
         by_agency=_merge_maps(base.codes.by_agency, override.codes.by_agency),
     )
+    kinds = {kind.id: kind for kind in base.call_kinds}
+    kinds.update({kind.id: kind for kind in override.call_kinds})
+    senses = {tuple(sense.words): sense for sense in base.senses}
+    senses.update({tuple(sense.words): sense for sense in override.senses})
+    vocabulary = VocabularySpec(
+        safe=[*base.vocabulary.safe, *override.vocabulary.safe],
+        negated_only=[*base.vocabulary.negated_only, *override.vocabulary.negated_only],
+        places=[*base.vocabulary.places, *override.vocabulary.places],
+        ten_codes=[*base.vocabulary.ten_codes, *override.vocabulary.ten_codes],
+    )
     return RuleFile(
         version=f"{base.version}+{override.version}",
         abbreviations={**base.abbreviations, **override.abbreviations},
         negation=override.negation or base.negation,
         rules=list(rules.values()),
+        call_kinds=list(kinds.values()),
+        vocabulary=vocabulary,
+        senses=list(senses.values()),
         codes=codes,
     )
 
@@ -425,13 +583,28 @@ def _merge_maps(base: dict[str, CodeMap], extra: dict[str, CodeMap]) -> dict[str
 def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
     """Check cross-references and build the lookup structures the classifier uses."""
     rules = {r.id: _compile_rule(r) for r in spec.rules}
+    kinds = {k.id: _compile_kind(k) for k in spec.call_kinds}
     problems = [
-        (None, f"codes.{where}: code {code!r} names unknown rule {rule_id!r}")
+        (None, f"codes.{where}: code {code!r} names unknown rule or kind {rule_id!r}")
         for where, codes in _all_code_maps(spec.codes)
         for code, ids in codes.items()
         for rule_id in ids
-        if rule_id not in rules
+        if rule_id not in rules and rule_id not in kinds
     ]
+    problems.extend(_sense_problems(spec, rules))
+    problems.extend(
+        (None, f"call_kinds {k.id}: yields_to names unknown kind {other!r}")
+        for k in spec.call_kinds
+        for other in k.yields_to
+        if other not in kinds
+    )
+    safe_words = frozenset(spec.vocabulary.safe) | frozenset(spec.vocabulary.places)
+    problems.extend(
+        (None, f"vocabulary.safe: {word!r} has a sense entry; it cannot also be safe")
+        for sense in spec.senses
+        for word in sense.words
+        if word in safe_words
+    )
     problems.extend(
         (None, f"rule {r.id}: becomes names unknown rule {r.becomes!r}")
         for r in spec.rules
@@ -461,9 +634,34 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
     def code_map(codes: CodeMap) -> dict[str, tuple[str, ...]]:
         return {code_key(k): tuple(v) for k, v in codes.items()}
 
+    senses = {}
+    for sense_spec in spec.senses:
+        sense = _compile_sense(sense_spec)
+        senses.update(dict.fromkeys(sense.words, sense))
+    known = set(safe_words) | set(spec.vocabulary.negated_only) | set(senses)
+    for phrase in _all_phrases(rules.values(), kinds.values()):
+        known.update(w for w, prefix in zip(phrase.words, phrase.prefix, strict=True) if not prefix)
+
+    kind_index: dict[str, list[tuple[CallKind, Phrase]]] = {}
+    kind_prefixes = []
+    for kind in kinds.values():
+        for phrase in kind.phrases:
+            if phrase.prefix[0]:
+                kind_prefixes.append((phrase.words[0], kind, phrase))
+            else:
+                kind_index.setdefault(phrase.words[0], []).append((kind, phrase))
+
     return RuleSet(
         version=f"{spec.version}#{digest[:8]}",
         rules=rules,
+        kinds=kinds,
+        kind_index={k: tuple(v) for k, v in kind_index.items()},
+        kind_prefixes=tuple(kind_prefixes),
+        safe_words=safe_words,
+        negated_only=frozenset(spec.vocabulary.negated_only),
+        ten_codes=frozenset(spec.vocabulary.ten_codes),
+        senses=senses,
+        known_words=frozenset(known),
         abbreviations={
             k.upper(): tuple((v if isinstance(v, str) else " ".join(v)).upper().split())
             for k, v in spec.abbreviations.items()
@@ -498,6 +696,58 @@ def _all_code_maps(codes: CodesSpec) -> Iterable[tuple[str, CodeMap]]:
         yield f"by_source.{key}", value
     for key, value in codes.by_agency.items():
         yield f"by_agency.{key}", value
+
+
+def _sense_problems(spec: RuleFile, rules: Mapping[str, Rule]) -> list[tuple[None, str]]:
+    problems: list[tuple[None, str]] = []
+    for sense in spec.senses:
+        name = "/".join(sense.words)
+        for meaning, phrases in sense.means.items():
+            if meaning != SAFE and meaning not in rules:
+                problems.append((None, f"senses {name}: {meaning!r} is not 'safe' or a rule"))
+            for phrase in phrases:
+                if not set(phrase.split()) & set(sense.words):
+                    problems.append((None, f"senses {name}: context {phrase!r} lacks the word"))
+        if sense.otherwise not in (SAFE, UNKNOWN) and sense.otherwise not in rules:
+            problems.append(
+                (
+                    None,
+                    f"senses {name}: otherwise {sense.otherwise!r} is not a rule, "
+                    "'safe' or 'unknown'",
+                )
+            )
+    return problems
+
+
+def _compile_sense(spec: SenseSpec) -> Sense:
+    contexts = [
+        (Phrase.parse(phrase), meaning)
+        for meaning, phrases in spec.means.items()
+        for phrase in phrases
+    ]
+    contexts.sort(key=lambda c: _MEANING_ORDER[c[1].split(".", 1)[0]])
+    return Sense(frozenset(spec.words), tuple(contexts), spec.otherwise)
+
+
+def _compile_kind(spec: CallKindSpec) -> CallKind:
+    return CallKind(
+        id=spec.id,
+        family=spec.family,
+        label=spec.label,
+        phrases=tuple(Phrase.parse(p) for p in spec.phrases),
+        verbal=tuple(Phrase.parse(p) for p in spec.verbal),
+        yields_to=frozenset(spec.yields_to),
+    )
+
+
+def _all_phrases(rules: Iterable[Rule], kinds: Iterable[CallKind]) -> Iterable[Phrase]:
+    for rule in rules:
+        yield from rule.phrases
+        yield from rule.unless
+        yield from rule.resolved_by
+    for kind in kinds:
+        yield from kind.phrases
+        yield from kind.verbal
 
 
 def _compile_rule(spec: RuleSpec) -> Rule:

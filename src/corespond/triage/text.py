@@ -8,13 +8,17 @@ phrases; spelling variants are the abbreviation table's job.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 # Clause boundaries end a negation's reach: "NO WEAPONS SEEN, HAS KNIFE" negates nothing after
 # the comma.
 CLAUSE_PUNCTUATION = frozenset(".;,!?")
-_TOKEN = re.compile(r"[A-Z0-9]+|[.;,!?]")
+# A word is any run of letters and digits, in any script: a word spelled with a look-alike
+# letter (a Latin word with one Cyrillic letter) stays one word that no vocabulary knows,
+# rather than falling apart into pieces that might be known.
+_TOKEN = re.compile(r"[^\W_]+|[.;,!?]")
 _APOSTROPHE = re.compile("['`\u2019]")
 # Ages: "15 YOA", "16 YEAR OLD", "17YO", "15 Y/O", "14 YRS OLD", "AGE 15", "16 YOM", "15YOF".
 _AGE = re.compile(
@@ -24,6 +28,9 @@ _AGE = re.compile(
     r"|\b[WBHAIU]/[MF]\s*(?:APPROX\.?\s*)?(\d{1,2})\b"
     r"|\bAPPROX\.?\s*(\d{1,2})\s*-\s*\d{1,2}\b"
     # "KID 14", "SON (16)", "SUBJ IS 16": a person word and an age standing alone.
+    # "PT M 15", "PT F16" (medical-priority style), "HE IS 17".
+    r"|\b(?:PT|PATIENT|SUBJ|SUBJECT)\s+[MF]\s*(\d{1,2})\b"
+    r"|\b(?:HE|SHE)\s+IS\s+(\d{1,2})\b(?!\s*(?:MIN|MINS|MINUTES|HR|HRS|HOURS|DAYS|WEEKS|FT|FEET))"
     r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
     r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
 )
@@ -53,15 +60,53 @@ class Field:
         return self.raw[self.tokens[first].start : self.tokens[last].end]
 
 
+def fold_unicode(text: str) -> str:
+    """Compatibility forms folded (full-width letters, ligatures), accents dropped,
+    zero-width and other format or control characters removed (line breaks become
+    spaces), so that a word means what it looks like."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = []
+    for char in decomposed:
+        category = unicodedata.category(char)
+        if category == "Mn" or category == "Cf":
+            continue
+        kept.append(" " if category in ("Cc", "Zl", "Zp") else char)
+    return unicodedata.normalize("NFKC", "".join(kept))
+
+
+# Key-question answers as medical-priority dispatch writes them: "CONSCIOUS: N",
+# "WEAPONS: NO", "BREATHING: Y". A negative answer reads "NOT CONSCIOUS", a positive one
+# the word alone; each answer ends its clause.
+_ANSWER_NO = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
+_ANSWER_YES = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
+
+
 def normalise(text: str) -> str:
-    """Upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&`` spelled out."""
-    return _APOSTROPHE.sub("", text.upper()).replace("&", " AND ")
+    """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
+    spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
+    upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
+    upper = _ANSWER_NO.sub(r"NOT \1,", upper)
+    return _ANSWER_YES.sub(r"\1,", upper)
+
+
+def spelled_out(word: str, known: Collection[str]) -> str:
+    """A shortened spelling read as the known word it shortens: "NODDIN" -> "NODDING",
+    "TALKIN" -> "TALKING". Unknown words stay as they are."""
+    if word in known or len(word) < 4:
+        return word
+    if word.endswith("IN") and word + "G" in known:
+        return word + "G"
+    return word
 
 
 def tokenise(
-    name: str, text: str, abbreviations: Mapping[str, Sequence[str]] | None = None
+    name: str,
+    text: str,
+    abbreviations: Mapping[str, Sequence[str]] | None = None,
+    known: Collection[str] = (),
 ) -> Field:
-    """Split ``text`` into tokens, expanding shorthand; punctuation only separates clauses."""
+    """Split ``text`` into tokens, expanding shorthand; punctuation only separates clauses.
+    With ``known`` words, shortened spellings of them are read in full."""
     raw = normalise(text)
     tokens: list[Token] = []
     clause = 0
@@ -71,6 +116,8 @@ def tokenise(
             clause += 1
             continue
         expansion = abbreviations.get(word) if abbreviations else None
+        if expansion is None and known:
+            word = spelled_out(word, known)
         for part in expansion or (word,):
             tokens.append(Token(part, clause, match.start(), match.end()))
     ages = tuple(
