@@ -175,6 +175,8 @@ def test_suicide_signs_direct_or_indirect_go_to_review(narrative: str) -> None:
         ("SUBJ DRUNK, HEARD 2 SHOTS BEHIND THE BAR", "ineligible"),
         ("SUBJ DRUNK, FIRE DEPT ON SCENE FOR LIFT ASSIST", "eligible"),
         ("SUBJ DRUNK, SET THE COUCH ON FIRE", "ineligible"),
+        ("SUBJ DRUNK, SOMEONE FIRED FROM A CAR", "review"),
+        ("SUBJ DRUNK, GOT FIRED FROM HIS JOB TODAY", "eligible"),
         ("SUBJ DRUNK, HAS A NAIL GUN IN HIS TRUCK BED", "eligible"),
         ("SUBJ DRUNK, HAS A GUN", "ineligible"),
         ("SUBJ DRUNK, HURT HIS SHOULDER BLADE IN A FALL", "review"),

@@ -654,7 +654,7 @@ def _decide(
         if unexplained:
             # Nothing recognised as substance use, but words the rules cannot read: they
             # may say it (slang); a dispatcher reads them.
-            unread = _missing_evidence(call, [], [], [], unexplained)[-1]
+            unread = _not_understood(unexplained)
             policy = Reason(
                 "policy.no_substance_recognised",
                 "policy",
@@ -729,9 +729,13 @@ def _missing_evidence(
             )
         )
     if unexplained:
-        shown = ", ".join(unexplained[:8]) + (", ..." if len(unexplained) > 8 else "")
-        missing.append(Reason("policy.not_understood", "policy", "words not understood", shown))
+        missing.append(_not_understood(unexplained))
     return missing
+
+
+def _not_understood(words: Sequence[str]) -> Reason:
+    shown = ", ".join(words[:8]) + (", ..." if len(words) > 8 else "")
+    return Reason("policy.not_understood", "policy", "words not understood", shown)
 
 
 def _decision(
