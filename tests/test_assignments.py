@@ -83,7 +83,8 @@ async def test_full_lifecycle(client: httpx.AsyncClient, db: Database, source: S
     ranking = offer["ranking"]
     assert [c["display_name"] for c in ranking["candidates"]] == ["Ana", "Ben"]
     assert any("km from the call" in r for r in ranking["candidates"][0]["reasons"])
-    assert offer["call"]["narrative_removed"] == []  # nothing law-enforcement only here
+    assert offer["call"]["narrative"]  # the requester (a supervisor) reads it whole
+    assert offer["call"]["for_peer"]["note"] is None
 
     # Asking again returns the live assignment.
     again = await request(client, p)

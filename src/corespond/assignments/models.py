@@ -58,6 +58,8 @@ class PeerRequest(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
+    # What the dispatcher wants the peer to know (shown to the peer as written).
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Assignment(Base):

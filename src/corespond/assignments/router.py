@@ -17,6 +17,7 @@ from corespond.assignments.schemas import (
     AssignmentOut,
     AssignmentPage,
     ClearIn,
+    PeerRequestIn,
     PeerUpdateIn,
     Status,
     assignment_out,
@@ -34,6 +35,7 @@ from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
+from corespond.confidentiality.peer_view import clean_note
 from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
@@ -88,8 +90,9 @@ async def _view(
         raise NotFound(f"call {assignment.call_id} not found")
     peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
     history = list(await service.history(session, assignment.id)) if detail else None
+    for_peer = await service.call_for_peer(session, call, assignment)
     view = assignment_out(
-        assignment, call, peer, principal, request.app.state.geography.atlas, history
+        assignment, call, for_peer, peer, principal, request.app.state.geography.atlas, history
     )
     if audit_read:  # last: the chain's lock is then held only until the commit
         await audit.record(session, principal, "assignment.read", "assignment", assignment.id)
@@ -112,8 +115,10 @@ async def request_peer(
     session: SessionDep,
     principal: Requester,
     ctx: Ctx,
+    body: Annotated[PeerRequestIn | None, Body()] = None,
 ) -> AssignmentOut:
-    """Ask for a peer on an `eligible` or `review` call.
+    """Ask for a peer on an `eligible` or `review` call, optionally with a note for the peer
+    (the only free text a peer is shown as written: nothing law-enforcement only in it).
 
     `201` with the offer made (status `offered`: the best candidate has
     `expires_at` to accept, then the next is asked); `200` with the call's live
@@ -122,7 +127,8 @@ async def request_peer(
     dispatch is told, and `next_available_at` says when the next shift starts),
     `call-not-requestable` (ineligible, not yet triaged, or ended).
     """
-    result = await service.request_peer(session, principal, call_id, ctx)
+    note = clean_note(body.note) if body else None
+    result = await service.request_peer(session, principal, call_id, ctx, note=note)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return await _view(session, request, principal, result.assignment)

@@ -12,7 +12,7 @@ from corespond.assignments.models import Assignment, AssignmentChange
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
 from corespond.calls.schemas import CallLocation
-from corespond.confidentiality.redaction import redact
+from corespond.confidentiality.peer_view import NOTE_LIMIT, PeerCall, shown_to_peer
 from corespond.geo.atlas import CountyAtlas
 from corespond.roster.models import Peer
 
@@ -48,6 +48,19 @@ class PeerUpdateIn(BaseModel):
     position: Position | None = None
 
 
+class PeerRequestIn(BaseModel):
+    """Body of a dispatcher's request for a peer (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        default=None,
+        max_length=NOTE_LIMIT,
+        description="For the peer, shown as written (Unicode folded, on one line): where to "
+        "meet, who called. Never law-enforcement-only information.",
+    )
+
+
 class ClearIn(BaseModel):
     """What came of the co-response. Kept for program evaluation; never sent to dispatch."""
 
@@ -65,8 +78,34 @@ class CountyRef(BaseModel):
     name: str
 
 
+class FactOut(BaseModel):
+    kind: Literal["substance", "risk", "kind"] = Field(
+        description="substance: what the person is using; risk: what to be careful of; "
+        "kind: the kind of call."
+    )
+    label: str = Field(description="The triage rule's label, e.g. `overdose`.")
+
+
+class PeerCallOut(BaseModel):
+    """The call as a peer sees it, composed (never the CAD narrative as such)."""
+
+    facts: list[FactOut] = Field(description="The triage facts: substance use, risk, kind.")
+    hazards: list[str] = Field(description="CAD hazard flags written only in peer words.")
+    hazards_withheld: int = Field(description="Hazard flags not shown: ask dispatch.")
+    narrative_excerpt: list[str] = Field(
+        description="Narrative sentences that state a substance-use or safety fact in peer "
+        "words only (folded to upper case)."
+    )
+    narrative_withheld: int = Field(
+        description="Narrative sentences not shown (law-enforcement only, or not readable)."
+    )
+    note: str | None = Field(description="The dispatcher's note for the peer.")
+
+
 class CallRef(BaseModel):
-    """The call, as much as the co-response needs: nothing law-enforcement only."""
+    """The call, as much as the co-response needs. A peer's key gets `narrative` null and
+    `call_type`, `call_type_description` and `hazards` only when written in peer words; the
+    peer's view is `for_peer` (dispatchers and supervisors see it too)."""
 
     id: uuid.UUID
     source: str
@@ -80,12 +119,10 @@ class CallRef(BaseModel):
     location: CallLocation
     hazards: list[str]
     narrative: str | None = Field(
-        description="The narrative as a peer may see it: criminal history, warrants, NCIC/VCIN "
-        "returns, probation or parole and internal officer notes removed."
+        description="The full CAD narrative: dispatchers and supervisors only (always null "
+        "for a peer)."
     )
-    narrative_removed: list[str] = Field(
-        description="Which redaction rules removed something (see redaction.yaml)."
-    )
+    for_peer: PeerCallOut
 
 
 class PeerRef(BaseModel):
@@ -180,36 +217,52 @@ def _county(atlas: CountyAtlas, fips: str | None) -> CountyRef | None:
     return CountyRef(fips=county.fips, name=county.name) if county else None
 
 
+def call_ref(call: Call, for_peer: PeerCall, principal: Principal, atlas: CountyAtlas) -> CallRef:
+    """The call in an assignment: whole for dispatchers and supervisors, composed for a peer."""
+    peer = principal.role == "peer"
+    return CallRef(
+        id=call.id,
+        source=call.source_id,
+        incident_number=call.incident_number,
+        agency=call.agency,
+        call_type=shown_to_peer(call.call_type) if peer else call.call_type,
+        call_type_description=(
+            shown_to_peer(call.call_type_description) if peer else call.call_type_description
+        ),
+        status=call.status,
+        decision=call.decision,
+        county=_county(atlas, call.county_fips),
+        location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+        hazards=list(for_peer.hazards) if peer else list(call.hazards or []),
+        narrative=None if peer else call.narrative,
+        for_peer=PeerCallOut(
+            facts=[FactOut(kind=f.kind, label=f.label) for f in for_peer.facts],  # type: ignore[arg-type]
+            hazards=list(for_peer.hazards),
+            hazards_withheld=for_peer.hazards_withheld,
+            narrative_excerpt=list(for_peer.narrative_excerpt),
+            narrative_withheld=for_peer.narrative_withheld,
+            note=for_peer.note,
+        ),
+    )
+
+
 def assignment_out(
     assignment: Assignment,
     call: Call,
+    for_peer: PeerCall,
     peer: Peer | None,
     principal: Principal,
     atlas: CountyAtlas,
     history: list[AssignmentChange] | None = None,
 ) -> AssignmentOut:
-    """The view of an assignment a key's role may see: outcomes not for dispatchers; the
-    ranking (other peers, their credentials and status) for supervisors only."""
-    redacted = redact(call.narrative)
+    """The view of an assignment a key's role may see: the call composed for a peer;
+    outcomes not for dispatchers; the ranking (other peers, their credentials and status) for
+    supervisors only."""
     fields: dict[str, Any] = {
         "id": assignment.id,
         "request_id": assignment.request_id,
         "status": assignment.status,
-        "call": CallRef(
-            id=call.id,
-            source=call.source_id,
-            incident_number=call.incident_number,
-            agency=call.agency,
-            call_type=call.call_type,
-            call_type_description=call.call_type_description,
-            status=call.status,
-            decision=call.decision,
-            county=_county(atlas, call.county_fips),
-            location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
-            hazards=list(call.hazards or []),
-            narrative=redacted.text,
-            narrative_removed=list(redacted.removed),
-        ),
+        "call": call_ref(call, for_peer, principal, atlas),
         "peer": (
             PeerRef(
                 id=peer.id,

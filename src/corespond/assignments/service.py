@@ -43,6 +43,7 @@ from corespond.assignments.ranking import (
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.calls.models import Call
+from corespond.confidentiality.peer_view import PeerCall, compose
 from corespond.config import Settings
 from corespond.dispatch import outbox
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
@@ -51,6 +52,7 @@ from corespond.metrics import ASSIGNMENT_CHANGES, MATCH_SECONDS, SUPERVISOR_ALER
 from corespond.roster import service as roster
 from corespond.roster.models import Peer, Shift
 from corespond.sources.models import CadSource
+from corespond.triage import service as triage
 
 log = structlog.get_logger(__name__)
 
@@ -270,11 +272,14 @@ async def request_peer(
     principal: Principal,
     call_id: uuid.UUID,
     ctx: Context,
+    *,
+    note: str | None = None,
 ) -> RequestOutcome:
-    """A dispatcher's request: the call's live assignment if it has one, else a new offer.
-    No one to offer: the request is recorded unfilled and ``NoCoverage`` raised."""
+    """A dispatcher's request: the call's live assignment if it has one (its note for the
+    peer replaced if one is given), else a new offer. No one to offer: the request is
+    recorded unfilled and ``NoCoverage`` raised."""
     await calls.get_call(session, call_id, principal)
-    result = await _request(session, call_id, "dispatcher", actor(principal), ctx)
+    result = await _request(session, call_id, "dispatcher", actor(principal), ctx, note=note)
     if result.assignment.status == "unfilled":
         raise NoCoverage(
             result.assignment.ranking.get("summary", "no peer is free for this call"),
@@ -291,11 +296,21 @@ async def request_peer(
 
 
 async def _request(
-    session: AsyncSession, call_id: uuid.UUID, trigger: str, by: str, ctx: Context
+    session: AsyncSession,
+    call_id: uuid.UUID,
+    trigger: str,
+    by: str,
+    ctx: Context,
+    *,
+    note: str | None = None,
 ) -> RequestOutcome:
     call = await calls.lock(session, call_id)
     live = await repository.live_for_call(session, call.id)
     if live is not None and cancel_reason(call, live) is None:
+        if note is not None:
+            request = await session.get(PeerRequest, live.request_id)
+            if request is not None:
+                request.note = note
         return RequestOutcome(live, created=False)
     _refuse_unrequestable(call)  # a live assignment here is about to be cancelled
     recent = await repository.latest_unfilled_since(
@@ -305,12 +320,26 @@ async def _request(
         # A dispatcher pressing retry gets the same answer, not another alert for everyone.
         return RequestOutcome(recent, created=False)
     started = time.perf_counter()
-    request = PeerRequest(id=uuid.uuid4(), call_id=call.id, trigger=trigger, requested_by=by)
+    request = PeerRequest(
+        id=uuid.uuid4(), call_id=call.id, trigger=trigger, requested_by=by, note=note
+    )
     session.add(request)
     await session.flush()
     assignment = await _offer_next(session, call, request.id, by, ctx)
     MATCH_SECONDS.labels(trigger).observe(time.perf_counter() - started)
     return RequestOutcome(assignment, created=True)
+
+
+async def call_for_peer(session: AsyncSession, call: Call, assignment: Assignment) -> PeerCall:
+    """What the assignment's peer may see of its call (see ``confidentiality.peer_view``)."""
+    decisions = await triage.history(session, call.id)
+    request = await session.get(PeerRequest, assignment.request_id)
+    return compose(
+        narrative=call.narrative,
+        hazards=list(call.hazards or []),
+        reasons=decisions[-1].reasons if decisions else [],
+        note=request.note if request else None,
+    )
 
 
 def call_site(call: Call, geography: Geography) -> CallSite:
