@@ -30,6 +30,11 @@ def public(why: str) -> Rule:
 
 CALLS_SCOPE = "an agency- or county-scoped key sees that agency's or county's calls"
 ROSTER_SCOPE = "a provider-scoped key sees and changes only its provider's roster"
+PEERS_SCOPE = (
+    "a provider-scoped key sees its provider's peers; a county- or agency-scoped key the "
+    "peers of the providers serving that county; phone, home and credential references are "
+    "for the provider, supervisors and admins"
+)
 OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
 
@@ -53,24 +58,20 @@ POLICY: dict[str, Rule] = {
     "POST /v1/providers": key(),
     "GET /v1/providers/{provider_id}": key("dispatcher", "supervisor", "provider_admin", "auditor"),
     "PUT /v1/providers/{provider_id}/counties": key(),
-    "GET /v1/peers": key(
-        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
-    ),
+    "GET /v1/peers": key("supervisor", "provider_admin", "auditor", scope=PEERS_SCOPE),
     "POST /v1/peers": key("provider_admin", scope=ROSTER_SCOPE),
     "GET /v1/peers/credentials/expiring": key(
-        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
+        "supervisor", "provider_admin", "auditor", scope=PEERS_SCOPE
     ),
-    "GET /v1/peers/{peer_id}": key(
-        "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE
-    ),
+    "GET /v1/peers/{peer_id}": key("supervisor", "provider_admin", "auditor", scope=PEERS_SCOPE),
     "PATCH /v1/peers/{peer_id}": key("provider_admin", scope=ROSTER_SCOPE),
     "PUT /v1/peers/{peer_id}/credentials/{kind}": key("provider_admin", scope=ROSTER_SCOPE),
     "POST /v1/peers/{peer_id}/status": key(
-        "dispatcher",
         "peer",
         "supervisor",
         "provider_admin",
-        scope="a peer key sets only its own status; a provider-scoped key its provider's",
+        scope="a peer key sets only its own status; a provider admin its provider's peers'; "
+        "a scoped supervisor the peers it may see",
     ),
     "GET /v1/shifts": key(
         "dispatcher", "supervisor", "provider_admin", "auditor", scope=ROSTER_SCOPE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,13 +86,16 @@ async def peers_of_provider(session: AsyncSession, provider_id: str) -> Sequence
 async def list_peers(
     session: AsyncSession,
     *,
-    provider_ids: Sequence[str],
+    allowed: Collection[str] | None,
+    provider_id: str | None,
     status: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Peer]:
     query = select(Peer)
-    for provider_id in provider_ids:
+    if allowed is not None:
+        query = query.where(Peer.provider_id.in_(list(allowed)))
+    if provider_id is not None:
         query = query.where(Peer.provider_id == provider_id)
     if status is not None:
         query = query.where(Peer.status == status)
@@ -120,7 +123,7 @@ async def credential(session: AsyncSession, peer_id: uuid.UUID, kind: str) -> Cr
 
 
 async def credentials_expiring_before(
-    session: AsyncSession, before: datetime, provider_id: str | None
+    session: AsyncSession, before: datetime, allowed: Collection[str] | None
 ) -> Sequence[tuple[Credential, Peer]]:
     query = (
         select(Credential, Peer)
@@ -128,8 +131,8 @@ async def credentials_expiring_before(
         .where(Credential.expires_at.is_not(None), Credential.expires_at <= before)
         .order_by(Credential.expires_at)
     )
-    if provider_id is not None:
-        query = query.where(Peer.provider_id == provider_id)
+    if allowed is not None:
+        query = query.where(Peer.provider_id.in_(list(allowed)))
     return [(c, p) for c, p in (await session.execute(query)).all()]
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from corespond.audit.deps import audited
 from corespond.auth.deps import Authorized
+from corespond.auth.service import Principal
 from corespond.config import Settings
 from corespond.db import SessionDep
 from corespond.errors import (
@@ -142,7 +143,11 @@ async def set_provider_counties(
     return await _provider_out(request, session, provider_id)
 
 
-async def _peer_out(request: Request, session: SessionDep, peers: list[Peer]) -> list[PeerOut]:
+async def _peer_out(
+    request: Request, session: SessionDep, principal: Principal, peers: list[Peer]
+) -> list[PeerOut]:
+    """Peers as this key may see them: phone, home point and credential references only
+    for their provider, supervisors and admins."""
     credentials = await service.credentials_of(session, [p.id for p in peers])
     required = _settings(request).required_credentials
     now = datetime.now(UTC)
@@ -151,6 +156,7 @@ async def _peer_out(request: Request, session: SessionDep, peers: list[Peer]) ->
             p,
             credentials[p.id],
             service.credential_problems(credentials[p.id], required, now),
+            private=service.sees_private_fields(principal),
         )
         for p in peers
     ]
@@ -175,7 +181,9 @@ async def list_peers(
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return PeerPage(items=await _peer_out(request, session, page), next_cursor=next_cursor)
+    return PeerPage(
+        items=await _peer_out(request, session, principal, page), next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -202,7 +210,7 @@ async def create_peer(
         embedded_agency=body.embedded_agency.upper() if body.embedded_agency else None,
         languages=body.languages,
     )
-    return (await _peer_out(request, session, [peer]))[0]
+    return (await _peer_out(request, session, principal, [peer]))[0]
 
 
 @router.get(
@@ -235,7 +243,7 @@ async def get_peer(
 ) -> PeerOut:
     """One peer with credentials and anything that keeps them from calls."""
     peer = await service.get_peer(session, peer_id, principal)
-    return (await _peer_out(request, session, [peer]))[0]
+    return (await _peer_out(request, session, principal, [peer]))[0]
 
 
 @router.patch(
@@ -259,7 +267,7 @@ async def update_peer(
             home_lon=home.lon if home else None,
         )
     peer = await service.update_peer(session, principal, peer_id, **fields)
-    return (await _peer_out(request, session, [peer]))[0]
+    return (await _peer_out(request, session, principal, [peer]))[0]
 
 
 @router.put(
@@ -297,7 +305,7 @@ async def set_status(
 ) -> PeerOut:
     """Set a peer's status: available, busy or off_duty (each change is kept)."""
     peer = await service.set_status(session, principal, peer_id, body.status)
-    return (await _peer_out(request, session, [peer]))[0]
+    return (await _peer_out(request, session, principal, [peer]))[0]
 
 
 def _shift_input(

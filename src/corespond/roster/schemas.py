@@ -93,15 +93,18 @@ class CredentialOut(BaseModel):
     expires_at: datetime | None
 
     @classmethod
-    def of(cls, credential: Credential) -> CredentialOut:
+    def of(cls, credential: Credential, *, private: bool = True) -> CredentialOut:
         return cls(
             kind=credential.kind,  # type: ignore[arg-type]
-            reference=credential.reference,
+            reference=credential.reference if private else None,
             expires_at=credential.expires_at,
         )
 
 
 class PeerOut(BaseModel):
+    """A peer. `phone`, `home` and credential `reference`s are null for keys that may not
+    see them (auditors): they are for the peer's provider, supervisors and admins."""
+
     id: uuid.UUID
     provider_id: str
     display_name: str
@@ -117,18 +120,30 @@ class PeerOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, peer: Peer, credentials: list[Credential], problems: list[str]) -> PeerOut:
+    def of(
+        cls,
+        peer: Peer,
+        credentials: list[Credential],
+        problems: list[str],
+        *,
+        private: bool = True,
+    ) -> PeerOut:
+        home = (
+            HomeBase(place=peer.home_place, lat=peer.home_lat, lon=peer.home_lon)
+            if private
+            else HomeBase(place=None, lat=None, lon=None)
+        )
         return cls(
             id=peer.id,
             provider_id=peer.provider_id,
             display_name=peer.display_name,
-            phone=peer.phone,
-            home=HomeBase(place=peer.home_place, lat=peer.home_lat, lon=peer.home_lon),
+            phone=peer.phone if private else None,
+            home=home,
             embedded_agency=peer.embedded_agency,
             languages=list(peer.languages or []),
             status=peer.status,  # type: ignore[arg-type]
             status_changed_at=peer.status_changed_at,
-            credentials=[CredentialOut.of(c) for c in credentials],
+            credentials=[CredentialOut.of(c, private=private) for c in credentials],
             credential_problems=problems,
         )
 

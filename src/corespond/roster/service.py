@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies import service as agencies
 from corespond.auth.service import Principal
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from corespond.geo.atlas import CountyAtlas
@@ -59,6 +60,34 @@ def visible_provider(principal: Principal) -> str | None:
     if principal.role == "provider_admin":
         raise Forbidden("a provider_admin key needs a provider scope")
     return None
+
+
+async def peer_providers(session: AsyncSession, principal: Principal) -> frozenset[str] | None:
+    """The providers whose peers a key may see (None: all). A provider scope: that
+    provider; a county scope: the providers serving the county; an agency scope: those
+    serving the agency's home county; a peer's own key: none (it reads its assignments)."""
+    scope = principal.scope
+    if principal.role == "provider_admin" and (scope is None or scope.kind != "provider"):
+        raise Forbidden("a provider_admin key needs a provider scope")
+    if scope is None:
+        return None
+    if scope.kind == "provider":
+        return frozenset([scope.value])
+    county = scope.value if scope.kind == "county" else None
+    if scope.kind == "agency":
+        agency = await agencies.find(session, scope.value)
+        county = agency.home_county_fips if agency is not None else None
+    if county is None:
+        return frozenset()
+    return frozenset(
+        row.provider_id for row in await repository.county_provider_rows(session, county)
+    )
+
+
+def sees_private_fields(principal: Principal) -> bool:
+    """Phone, home point and credential references: the peer's provider (its admin, within
+    its scope), supervisors (within theirs) and admins; not auditors or dispatchers."""
+    return principal.role in ("admin", "supervisor", "provider_admin")
 
 
 # --- providers -----------------------------------------------------------------------------
@@ -166,8 +195,8 @@ async def create_peer(
 
 async def get_peer(session: AsyncSession, peer_id: uuid.UUID, principal: Principal) -> Peer:
     peer = await session.get(Peer, peer_id)
-    limit = visible_provider(principal)
-    if peer is None or (limit is not None and peer.provider_id != limit):
+    allowed = await peer_providers(session, principal)
+    if peer is None or (allowed is not None and peer.provider_id not in allowed):
         raise NotFound(f"peer {peer_id} not found")
     return peer
 
@@ -199,16 +228,22 @@ async def list_peers(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Peer]:
-    providers = [p for p in (visible_provider(principal), provider_id) if p is not None]
     return await repository.list_peers(
-        session, provider_ids=providers, status=status, after=after, limit=limit
+        session,
+        allowed=await peer_providers(session, principal),
+        provider_id=provider_id,
+        status=status,
+        after=after,
+        limit=limit,
     )
 
 
 async def set_status(
     session: AsyncSession, principal: Principal, peer_id: uuid.UUID, status: str
 ) -> Peer:
-    """Set a peer's status (available, busy, off_duty); each change is kept."""
+    """Set a peer's status (available, busy, off_duty); each change is kept. The peer
+    (its own key), its provider's admin, a supervisor whose scope covers the peer's provider,
+    or an admin."""
     if status not in PEER_STATUSES:
         raise InvalidPayload(f"status must be one of {', '.join(PEER_STATUSES)}")
     if principal.role == "peer" and (
@@ -217,7 +252,13 @@ async def set_status(
         or principal.scope.value != str(peer_id)
     ):
         raise Forbidden("a peer key sets only its own peer's status (scope peer:<id>)")
-    peer = await get_peer(session, peer_id, principal)
+    if principal.role == "peer":
+        own = await session.get(Peer, peer_id)
+        if own is None:
+            raise NotFound(f"peer {peer_id} not found")
+        peer = own
+    else:
+        peer = await get_peer(session, peer_id, principal)
     require_provider_access(principal, peer.provider_id)
     if peer.status != status:
         peer.status = status
@@ -299,7 +340,7 @@ async def expiring_credentials(
     """Credentials that expire within ``within`` (or already have), soonest first."""
     now = now or datetime.now(UTC)
     return await repository.credentials_expiring_before(
-        session, now + within, visible_provider(principal)
+        session, now + within, await peer_providers(session, principal)
     )
 
 

@@ -1,0 +1,88 @@
+"""Access holes found by an outside review, each closed: who may change a peer's status,
+who reads peers' private fields, whose deliveries a key sees, what a CAD source may file,
+which scopes a key may have, old events and look-alike incident numbers."""
+
+from __future__ import annotations
+
+import httpx
+
+from corespond.db import Database
+from tests import program
+from tests.conftest import make_key
+from tests.test_assignments import auth
+
+LOGAN = "54045"
+
+
+async def _two_counties(db: Database) -> tuple[str, str]:
+    """A Kanawha peer (provider wvsl) and a Logan peer (provider logan)."""
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session, "wvsl", {program.KANAWHA: "primary"})
+        await program.provider(session, "logan", {LOGAN: "primary"})
+        kanawha = await program.peer(session, "Ana")
+        logan = await program.peer(session, "Lou", provider_id="logan", counties=(LOGAN,))
+    return str(kanawha.id), str(logan.id)
+
+
+async def test_a_dispatcher_cannot_set_a_peers_status(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    kanawha, _ = await _two_counties(db)
+    for scope in (f"county:{LOGAN}", f"county:{program.KANAWHA}", None):
+        key = await make_key(db, "dispatcher", scope)
+        response = await client.post(
+            f"/v1/peers/{kanawha}/status", json={"status": "off_duty"}, headers=auth(key)
+        )
+        assert response.status_code == 403, (scope, response.text)
+    peer = await client.get(f"/v1/peers/{kanawha}", headers=auth(await make_key(db, "admin")))
+    assert peer.json()["status"] == "available"
+
+
+async def test_a_scoped_supervisor_sets_only_the_peers_it_may_see(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    kanawha, logan = await _two_counties(db)
+    supervisor = await make_key(db, "supervisor", f"county:{LOGAN}")
+    refused = await client.post(
+        f"/v1/peers/{kanawha}/status", json={"status": "off_duty"}, headers=auth(supervisor)
+    )
+    assert refused.status_code == 404
+    allowed = await client.post(
+        f"/v1/peers/{logan}/status", json={"status": "off_duty"}, headers=auth(supervisor)
+    )
+    assert allowed.status_code == 200, allowed.text
+    other_provider = await make_key(db, "provider_admin", "provider:logan")
+    refused = await client.post(
+        f"/v1/peers/{kanawha}/status", json={"status": "busy"}, headers=auth(other_provider)
+    )
+    assert refused.status_code in (403, 404)
+
+
+async def test_peers_private_fields_are_for_their_provider_and_supervisors(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    kanawha, logan = await _two_counties(db)
+    dispatcher = await make_key(db, "dispatcher", f"county:{program.KANAWHA}")
+    assert (await client.get("/v1/peers", headers=auth(dispatcher))).status_code == 403
+    assert (await client.get(f"/v1/peers/{kanawha}", headers=auth(dispatcher))).status_code == 403
+
+    auditor = await make_key(db, "auditor")
+    listed = (await client.get("/v1/peers", headers=auth(auditor))).json()["items"]
+    assert {p["id"] for p in listed} == {kanawha, logan}
+    for peer in listed:
+        assert peer["phone"] is None
+        assert peer["home"] == {"place": None, "lat": None, "lon": None}
+        assert all(c["reference"] is None for c in peer["credentials"])
+
+    supervisor = await make_key(db, "supervisor", f"county:{LOGAN}")
+    mine = (await client.get("/v1/peers", headers=auth(supervisor))).json()["items"]
+    assert [p["id"] for p in mine] == [logan]
+    assert mine[0]["phone"] == "+1 304 555 0100"
+    assert (await client.get(f"/v1/peers/{kanawha}", headers=auth(supervisor))).status_code == 404
+    expiring = await client.get("/v1/peers/credentials/expiring?days=365", headers=auth(supervisor))
+    assert {c["peer_id"] for c in expiring.json()} <= {logan}
+
+    provider = await make_key(db, "provider_admin", "provider:wvsl")
+    theirs = (await client.get("/v1/peers", headers=auth(provider))).json()["items"]
+    assert [p["id"] for p in theirs] == [kanawha]
+    assert theirs[0]["phone"] == "+1 304 555 0100"
