@@ -5,11 +5,14 @@ which scopes a key may have, old events and look-alike incident numbers."""
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 
+from corespond.audit.models import AuditEntry
 from corespond.db import Database
 from tests import program
-from tests.conftest import make_key
+from tests.conftest import Source, make_key
 from tests.test_assignments import auth
+from tests.test_dispatch import messages
 
 LOGAN = "54045"
 
@@ -86,3 +89,40 @@ async def test_peers_private_fields_are_for_their_provider_and_supervisors(
     theirs = (await client.get("/v1/peers", headers=auth(provider))).json()["items"]
     assert [p["id"] for p in theirs] == [kanawha]
     assert theirs[0]["phone"] == "+1 304 555 0100"
+
+
+async def test_deliveries_are_scoped_like_calls_and_their_reads_audited(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    kanawha = await messages(db, source)  # a Kanawha call of CHARLESTON PD
+    logan = await messages(db, source, county=LOGAN, agency_name="Logan County Sheriff")
+    logan_supervisor = await make_key(db, "supervisor", f"county:{LOGAN}")
+    agency_supervisor = await make_key(db, "supervisor", "agency:logan county sheriff.")
+
+    for key in (logan_supervisor, agency_supervisor):
+        listed = (await client.get("/v1/deliveries", headers=auth(key))).json()["items"]
+        assert [m["id"] for m in listed] == [str(logan[0].id)]
+        hidden = await client.get(f"/v1/deliveries/{kanawha[0].id}", headers=auth(key))
+        assert hidden.status_code == 404
+        refused = await client.post(
+            f"/v1/deliveries/{kanawha[0].id}/redeliver?force=true", headers=auth(key)
+        )
+        assert refused.status_code == 404
+        sources = await client.get("/v1/deliveries/sources", headers=auth(key))
+        assert sources.status_code == 403  # every source's callback URL: statewide keys only
+
+    seen = await client.get(f"/v1/deliveries/{logan[0].id}", headers=auth(logan_supervisor))
+    assert seen.status_code == 200
+    again = await client.post(
+        f"/v1/deliveries/{logan[0].id}/redeliver", headers=auth(logan_supervisor)
+    )
+    assert again.status_code == 200, again.text
+
+    async with db.sessionmaker() as session:
+        entries = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.record_type == "delivery"))
+        ).all()
+    actions = {(e.action, e.record_id) for e in entries}
+    assert ("delivery.read", str(logan[0].id)) in actions
+    assert ("delivery.redeliver", str(logan[0].id)) in actions
+    assert any(e.action == "delivery.list" for e in entries)

@@ -19,6 +19,7 @@ from corespond.assignments.models import (
     PeerRequest,
 )
 from corespond.calls.models import Call
+from corespond.calls.repository import agency_key_sql
 from corespond.sources.models import CadSource
 
 
@@ -204,15 +205,6 @@ async def live_with_calls(
     return [(a, c, s) for a, c, s in rows.all()]
 
 
-def agency_key_sql(column: Any) -> Any:
-    """SQL of ``agencies.service.agency_key``: upper case, no punctuation, single spaces."""
-    return func.btrim(
-        func.regexp_replace(
-            func.regexp_replace(func.upper(column), "[^A-Z0-9 ]+", "", "g"), " +", " ", "g"
-        )
-    )
-
-
 async def unrequested_eligible(
     session: AsyncSession,
     since: datetime,
@@ -254,7 +246,7 @@ async def list_assignments(
     if agency is not None or call_county is not None:
         query = query.join(Call, Call.id == Assignment.call_id)
         if agency is not None:
-            query = query.where(func.upper(Call.agency) == agency.upper())
+            query = query.where(agency_key_sql(Call.agency) == agency)
         if call_county is not None:
             query = query.where(Call.county_fips == call_county)
     if where.status is not None:

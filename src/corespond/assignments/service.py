@@ -209,7 +209,7 @@ async def list_assignments(
             **{**where.__dict__, "provider_id": principal.scope.value}
         )
     elif principal.scope is not None and principal.scope.kind == "agency":
-        agency = principal.scope.value
+        agency = agencies.agency_key(principal.scope.value)
     elif principal.scope is not None and principal.scope.kind == "county":
         county = principal.scope.value
     return await repository.list_assignments(

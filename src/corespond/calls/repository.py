@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -29,10 +30,28 @@ class CallFilter:
 
 @dataclass(frozen=True)
 class ScopeFilter:
-    """The part of the program a key may see."""
+    """The part of the program a key may see (``agency`` as its name key)."""
 
     agency: str | None = None
     county_fips: str | None = None
+
+
+def agency_key_sql(column: Any) -> Any:
+    """SQL of ``agencies.service.agency_key``: upper case, no punctuation, single spaces."""
+    return func.btrim(
+        func.regexp_replace(
+            func.regexp_replace(func.upper(column), "[^A-Z0-9 ]+", "", "g"), " +", " ", "g"
+        )
+    )
+
+
+def scoped(query: Any, scope: ScopeFilter) -> Any:
+    """``query`` (which selects from or joins ``call``) limited to what ``scope`` may see."""
+    if scope.agency is not None:
+        query = query.where(agency_key_sql(Call.agency) == scope.agency)
+    if scope.county_fips is not None:
+        query = query.where(Call.county_fips == scope.county_fips)
+    return query
 
 
 async def call_id_of(
@@ -87,11 +106,7 @@ async def list_calls(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Call]:
-    query = select(Call)
-    if scope.agency is not None:
-        query = query.where(func.upper(Call.agency) == scope.agency.upper())
-    if scope.county_fips is not None:
-        query = query.where(Call.county_fips == scope.county_fips)
+    query = scoped(select(Call), scope)
     if where.county_fips:
         query = query.where(Call.county_fips == where.county_fips)
     if where.source:

@@ -109,12 +109,13 @@ async def needing_triage(session: AsyncSession, rules_version: str, limit: int) 
     return await repository.needing_triage_ids(session, rules_version, limit)
 
 
-def _scope_filter(principal: Principal) -> repository.ScopeFilter:
-    """What a key's scope limits calls to; provider scopes cannot read calls yet (403)."""
+def scope_filter(principal: Principal) -> repository.ScopeFilter:
+    """What a key's scope limits calls (and what comes of them: assignments, deliveries)
+    to; provider scopes cannot read calls yet (403). Agencies compare by name key."""
     if principal.scope is None:
         return repository.ScopeFilter()
     if principal.scope.kind == "agency":
-        return repository.ScopeFilter(agency=principal.scope.value)
+        return repository.ScopeFilter(agency=agencies.agency_key(principal.scope.value))
     if principal.scope.kind == "county":
         return repository.ScopeFilter(county_fips=principal.scope.value)
     raise Forbidden(
@@ -123,18 +124,19 @@ def _scope_filter(principal: Principal) -> repository.ScopeFilter:
     )
 
 
-def _visible(call: Call, principal: Principal) -> bool:
-    scope = _scope_filter(principal)
-    if scope.agency is not None and (call.agency or "").upper() != scope.agency.upper():
+def visible(call: Call, principal: Principal) -> bool:
+    """Whether a key's scope covers the call."""
+    scope = scope_filter(principal)
+    if scope.agency is not None and agencies.agency_key(call.agency or "") != scope.agency:
         return False
     return scope.county_fips is None or call.county_fips == scope.county_fips
 
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
     """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
-    _scope_filter(principal)
+    scope_filter(principal)
     call = await repository.get_call(session, call_id)
-    if call is None or not _visible(call, principal):
+    if call is None or not visible(call, principal):
         raise NotFound(f"call {call_id} not found")
     return call
 
@@ -150,7 +152,7 @@ async def list_calls(
     """A page of calls, newest first, and the cursor of the next page (None at the end)."""
     after = pagination.decode_cursor(cursor) if cursor else None
     rows = await repository.list_calls(
-        session, where, scope=_scope_filter(principal), after=after, limit=limit + 1
+        session, where, scope=scope_filter(principal), after=after, limit=limit + 1
     )
     page = rows[:limit]
     last = page[-1] if page else None

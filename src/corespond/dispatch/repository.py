@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.calls.models import Call
+from corespond.calls.repository import ScopeFilter, scoped
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.sources.models import CadSource
 
@@ -100,10 +102,13 @@ async def list_messages(
     session: AsyncSession,
     where: DeliveryFilter,
     *,
+    scope: ScopeFilter,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[OutboxMessage]:
     query = select(OutboxMessage)
+    if scope != ScopeFilter():
+        query = scoped(query.join(Call, Call.id == OutboxMessage.call_id), scope)
     if where.state is not None:
         query = query.where(OutboxMessage.state == where.state)
     if where.source_id is not None:

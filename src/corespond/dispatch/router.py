@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.dispatch import service
@@ -126,22 +127,27 @@ def _attempt(a: DeliveryAttempt) -> AttemptOut:
 )
 async def list_deliveries(
     session: SessionDep,
-    _: Supervisor,
+    principal: Supervisor,
     status: Annotated[State | None, Query(description="pending, delivered or dead")] = None,
     source: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None,
     call: Annotated[uuid.UUID | None, Query(description="Messages of one call")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DeliveryPage:
-    """Messages to CAD callbacks, newest first: `?status=dead` is what dispatch never got."""
+    """Messages to CAD callbacks, newest first: `?status=dead` is what dispatch never got.
+    A scoped key sees the messages of the calls it may see."""
     after = decode_cursor(cursor) if cursor else None
     rows = await service.list_messages(
         session,
+        principal,
         DeliveryFilter(state=status, source_id=source, call_id=call),
         after=after,
         limit=limit + 1,
     )
     page = rows[:limit]
+    await audit.record(
+        session, principal, "delivery.list", "delivery", None, {"ids": [str(m.id) for m in page]}
+    )
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return DeliveryPage(items=[DeliveryOut(**_out(m)) for m in page], next_cursor=next_cursor)
 
@@ -152,9 +158,12 @@ async def list_deliveries(
     responses=problems(Unauthorized, Forbidden),
 )
 async def delivery_sources(
-    request: Request, session: SessionDep, _: Supervisor
+    request: Request, session: SessionDep, principal: Supervisor
 ) -> list[SourceDeliveryOut]:
-    """How each CAD source is being served: pending, dead, failing since when, alert."""
+    """How each CAD source is being served: pending, dead, failing since when, alert
+    (unscoped keys: it names every source's callback)."""
+    service.require_statewide(principal)
+    await audit.record(session, principal, "delivery.sources_read", "cad_source")
     policy = DeliveryPolicy.of(request.app.state.settings)
     rows = await service.source_status(session, request.app.state.clock(), policy.alert_after)
     return [
@@ -177,11 +186,12 @@ async def delivery_sources(
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
 async def get_delivery(
-    delivery_id: uuid.UUID, session: SessionDep, _: Supervisor
+    delivery_id: uuid.UUID, session: SessionDep, principal: Supervisor
 ) -> DeliveryDetail:
     """One message with every attempt: when, status code, latency, the answer, the error."""
-    message = await service.get_message(session, delivery_id)
+    message = await service.get_message(session, principal, delivery_id)
     log = [_attempt(a) for a in await service.attempts(session, message.id)]
+    await audit.record(session, principal, "delivery.read", "delivery", message.id)
     return DeliveryDetail(**_out(message), attempt_log=log)
 
 
@@ -194,7 +204,7 @@ async def redeliver(
     delivery_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    _: Supervisor,
+    principal: Supervisor,
     force: Annotated[
         bool, Query(description="Send it even though a later message of the call went out.")
     ] = False,
@@ -202,5 +212,9 @@ async def redeliver(
     """Send it again now, with the same `webhook-id` (receivers drop repeats by it) and a
     fresh retry horizon. `409` if a later message of the call already went out (the CAD
     would see an older state last) unless `force=true`, or if it is being sent right now."""
-    message = await service.redeliver(session, delivery_id, request.app.state.clock(), force=force)
+    now = request.app.state.clock()
+    message = await service.redeliver(session, principal, delivery_id, now, force=force)
+    await audit.record(
+        session, principal, "delivery.redeliver", "delivery", message.id, {"force": force}
+    )
     return DeliveryOut(**_out(message))

@@ -10,28 +10,44 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.auth.service import Principal
+from corespond.calls import service as calls
+from corespond.calls.models import Call
 from corespond.dispatch import repository
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.dispatch.repository import DeliveryFilter
-from corespond.errors import Conflict, NotFound
+from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.sources.service import list_sources
 
 
 async def list_messages(
     session: AsyncSession,
+    principal: Principal,
     where: DeliveryFilter,
     *,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[OutboxMessage]:
-    return await repository.list_messages(session, where, after=after, limit=limit)
+    """Messages of the calls the key may see (deliveries are scoped like calls)."""
+    scope = calls.scope_filter(principal)
+    return await repository.list_messages(session, where, scope=scope, after=after, limit=limit)
 
 
-async def get_message(session: AsyncSession, message_id: uuid.UUID) -> OutboxMessage:
+async def get_message(
+    session: AsyncSession, principal: Principal, message_id: uuid.UUID
+) -> OutboxMessage:
+    """A message of a call the key may see, else ``NotFound`` (no hint that it exists)."""
     message = await session.get(OutboxMessage, message_id)
-    if message is None:
+    call = await session.get(Call, message.call_id) if message is not None else None
+    if message is None or call is None or not calls.visible(call, principal):
         raise NotFound(f"delivery {message_id} not found")
     return message
+
+
+def require_statewide(principal: Principal) -> None:
+    """Source health (callback URLs, every source's backlog) is for unscoped keys."""
+    if principal.scope is not None:
+        raise Forbidden("CAD sources' delivery health is statewide: use an unscoped supervisor key")
 
 
 async def attempts(session: AsyncSession, message_id: uuid.UUID) -> Sequence[DeliveryAttempt]:
@@ -39,13 +55,19 @@ async def attempts(session: AsyncSession, message_id: uuid.UUID) -> Sequence[Del
 
 
 async def redeliver(
-    session: AsyncSession, message_id: uuid.UUID, now: datetime, *, force: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    message_id: uuid.UUID,
+    now: datetime,
+    *,
+    force: bool = False,
 ) -> OutboxMessage:
     """Send a message again (dead, delivered, or pending and waiting out a backoff): due
     now, with the same ``webhook-id`` (a receiver that has it can drop it) and a fresh retry
     horizon. Refused when a later message of the call already went out, since the CAD
     would then see an older state last, unless ``force`` (the payload's ``sequence`` lets
-    the receiver put it in its place)."""
+    the receiver put it in its place). Only a message of a call the key may see."""
+    await get_message(session, principal, message_id)
     try:
         message = await repository.lock_message(session, message_id)
     except DBAPIError as exc:
