@@ -126,3 +126,59 @@ async def test_deliveries_are_scoped_like_calls_and_their_reads_audited(
     assert ("delivery.read", str(logan[0].id)) in actions
     assert ("delivery.redeliver", str(logan[0].id)) in actions
     assert any(e.action == "delivery.list" for e in entries)
+
+
+async def _entries(db: Database, action: str) -> list[AuditEntry]:
+    async with db.sessionmaker() as session:
+        query = select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_created_records_reads_and_refused_reads_are_audited(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    kanawha, logan = await _two_counties(db)
+    admin = await make_key(db, "admin")
+    made = await client.post(
+        "/v1/peers",
+        json={"provider_id": "wvsl", "display_name": "Casey"},
+        headers=auth(admin),
+    )
+    assert made.status_code == 201, made.text
+    [entry] = await _entries(db, "peer.post")
+    assert entry.record_id == made.json()["id"]
+
+    supervisor = await make_key(db, "supervisor", f"county:{LOGAN}")
+    assert (await client.get(f"/v1/peers/{logan}", headers=auth(supervisor))).status_code == 200
+    assert [e.record_id for e in await _entries(db, "peer.read")] == [logan]
+    await client.get("/v1/peers", headers=auth(supervisor))
+    [listed] = await _entries(db, "peer.list")
+    assert listed.detail["ids"] == [logan]
+
+    # Refused: a peer the key may not see (404) and an endpoint its role may not call (403).
+    assert (await client.get(f"/v1/peers/{kanawha}", headers=auth(supervisor))).status_code == 404
+    dispatcher = await make_key(db, "dispatcher")
+    assert (await client.get("/v1/peers", headers=auth(dispatcher))).status_code == 403
+    refused = await _entries(db, "read.refused")
+    assert [(e.role, e.detail["status"], e.record_id) for e in refused] == [
+        ("supervisor", 404, kanawha),
+        ("dispatcher", 403, None),
+    ]
+    # No key at all: not on the audit log (the access log counts it).
+    assert (await client.get("/v1/peers")).status_code == 401
+    assert len(await _entries(db, "read.refused")) == 2
+
+
+async def test_the_supervisor_pages_data_is_audited(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await _two_counties(db)
+    key = await make_key(db, "supervisor")
+    signed_in = await client.post(
+        "/supervisor/login", data={"key": key}, headers={"origin": "http://test"}
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    assert (await client.get("/supervisor")).status_code == 200
+    assert (await client.get("/supervisor/data")).status_code == 200
+    assert len(await _entries(db, "supervisor_page.read")) == 1
+    assert len(await _entries(db, "supervisor_page.data")) == 1

@@ -20,6 +20,7 @@ from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.assignments.router import router as assignments_router
 from corespond.assignments.service import MatchPolicy
 from corespond.audit import service as audit_log
+from corespond.audit.deps import record_refused_read
 from corespond.audit.router import router as audit_router
 from corespond.auth.router import router as keys_router
 from corespond.calls.router import router as calls_router
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.rulebook = RuleBook(settings.triage_rules_file)
     app.state.geography = geography_for(tuple(settings.geo_states))
     app.state.clock = system_clock
-    install_problem_handlers(app)
+    install_problem_handlers(app, on_refused=record_refused_read)
     # Inner first: the body limit runs inside the request context (id, access log).
     app.add_middleware(
         BodyLimitMiddleware,

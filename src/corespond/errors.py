@@ -8,7 +8,7 @@ them in ``responses=`` through :func:`problem_responses`. Anything else that esc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import structlog
@@ -205,11 +205,17 @@ _HTTP_TITLES = {
 }
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error path through problem+json."""
+RefusalHook = Callable[[Request, "Problem"], Awaitable[None]]
+
+
+def install_problem_handlers(app: FastAPI, on_refused: RefusalHook | None = None) -> None:
+    """Route every error path through problem+json; ``on_refused`` hears each problem
+    answered (to put refused reads on the audit log)."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        if on_refused is not None:
+            await on_refused(request, exc)
         return problem_response(exc, request)
 
     @app.exception_handler(RequestValidationError)

@@ -8,12 +8,21 @@ from typing import Any
 from fastapi import Depends, Request
 
 from corespond.audit import service
-from corespond.db import SessionDep
+from corespond.db import SessionDep, database_of
+from corespond.errors import Problem
+
+
+def created(request: Request, record_id: object, **detail: Any) -> None:
+    """Name the record an endpoint created or changed (and what of it), for its
+    ``audited`` entry."""
+    request.state.audit_record_id = str(record_id)
+    request.state.audit_detail = detail
 
 
 def audited(record_type: str) -> Any:
-    """Log ``<record_type>.<method>`` with the record id from the path, after the endpoint
-    succeeds and in its transaction (a refused or failed change leaves no entry)."""
+    """Log ``<record_type>.<method>`` with the record's id (from the path, or what the
+    endpoint named with ``created``), after the endpoint succeeds and in its transaction (a
+    refused or failed change leaves no entry)."""
 
     async def dependency(request: Request, session: SessionDep) -> AsyncIterator[None]:
         yield
@@ -25,13 +34,37 @@ def audited(record_type: str) -> Any:
             principal,
             f"{record_type}.{request.method.lower()}",
             record_type,
-            next(iter(params.values()), None),
+            getattr(request.state, "audit_record_id", None) or next(iter(params.values()), None),
             {
                 "route": route,
                 **({"path": params} if params else {}),
                 **({"query": dict(request.query_params)} if request.query_params else {}),
+                **getattr(request.state, "audit_detail", {}),
             },
         )
 
     # In the endpoint's own transaction: torn down before the session commits.
     return Depends(dependency, scope="function")
+
+
+READS = ("GET", "HEAD")
+
+
+async def record_refused_read(request: Request, problem: Problem) -> None:
+    """A read refused to a known key (403, or 404 for what it may not see) goes on the
+    audit log in a transaction of its own (the request's has rolled back). Requests without
+    a valid key are not: they are counted in the access log and metrics instead, so that
+    anonymous probing cannot fill the audit log."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None or request.method not in READS or problem.status not in (403, 404):
+        return
+    route = getattr(request.scope.get("route"), "path", None)
+    async with database_of(request).sessionmaker() as session, session.begin():
+        await service.record(
+            session,
+            principal,
+            "read.refused",
+            "request",
+            next(iter(request.path_params.values()), None),
+            {"route": route, "path": request.url.path, "status": problem.status},
+        )

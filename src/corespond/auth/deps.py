@@ -33,11 +33,11 @@ async def authorized(
     # A separate short session: authentication must not share the endpoint's transaction.
     async with database_of(request).sessionmaker() as session, session.begin():
         principal = await authenticate(session, credentials.credentials)
+    request.state.principal = principal  # also for the audit entry of a refused read
     allowed = {*rule.roles, "admin"}
     if principal.role not in allowed:
         needed = ", ".join(sorted(allowed))
         raise Forbidden(f"role {principal.role!r} may not do this; needs one of {needed}")
-    request.state.principal = principal
     return principal
 
 

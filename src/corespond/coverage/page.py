@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
     authenticate,
@@ -106,6 +107,7 @@ async def page(request: Request, session: SessionDep) -> Response:
     if principal is None:
         return _html("login.html")
     states = {c.fips: c for c in await _coverage(request, session, principal)}
+    await audit.record(session, principal, "supervisor_page.read", "coverage", None)
     zone = request.app.state.settings.program_timezone
     return _html(
         "supervisor.html",
@@ -228,6 +230,14 @@ async def data(request: Request, session: SessionDep) -> Response:
             for d in deliveries
         ],
     }
+    await audit.record(
+        session,
+        principal,
+        "supervisor_page.data",
+        "coverage",
+        None,
+        {"counties": len(counties), "unfilled": len(unfilled)},
+    )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

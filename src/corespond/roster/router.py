@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from corespond.audit.deps import audited
+from corespond.audit import service as audit
+from corespond.audit.deps import audited, created
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.config import Settings
@@ -112,6 +113,7 @@ async def create_provider(
 ) -> ProviderOut:
     """Register a provider (admin)."""
     provider = await service.create_provider(session, body.id, body.name)
+    created(request, provider.id)
     return await _provider_out(request, session, provider.id)
 
 
@@ -181,9 +183,11 @@ async def list_peers(
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return PeerPage(
-        items=await _peer_out(request, session, principal, page), next_cursor=next_cursor
+    items = await _peer_out(request, session, principal, page)
+    await audit.record(
+        session, principal, "peer.list", "peer", None, {"ids": [str(p.id) for p in page]}
     )
+    return PeerPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(
@@ -210,6 +214,7 @@ async def create_peer(
         embedded_agency=body.embedded_agency.upper() if body.embedded_agency else None,
         languages=body.languages,
     )
+    created(request, peer.id)
     return (await _peer_out(request, session, principal, [peer]))[0]
 
 
@@ -224,6 +229,14 @@ async def expiring_credentials(
     """Credentials expiring within ``days`` (default 30), or already expired, soonest first."""
     now = datetime.now(UTC)
     rows = await service.expiring_credentials(session, principal, timedelta(days=days), now)
+    await audit.record(
+        session,
+        principal,
+        "peer.credentials_expiring",
+        "peer",
+        None,
+        {"ids": sorted({str(peer.id) for _, peer in rows})},
+    )
     return [
         ExpiringCredential(
             peer_id=peer.id,
@@ -243,7 +256,9 @@ async def get_peer(
 ) -> PeerOut:
     """One peer with credentials and anything that keeps them from calls."""
     peer = await service.get_peer(session, peer_id, principal)
-    return (await _peer_out(request, session, principal, [peer]))[0]
+    out = (await _peer_out(request, session, principal, [peer]))[0]
+    await audit.record(session, principal, "peer.read", "peer", peer.id)
+    return out
 
 
 @router.patch(
@@ -378,6 +393,7 @@ async def create_shift(
         request, body.peer_id, body.starts_at, body.ends_at, body.counties, body.kind
     )
     shift = await service.create_shift(session, principal, data)
+    created(request, shift.id)
     return ShiftOut.of(shift, _settings(request).program_timezone)
 
 
@@ -510,6 +526,7 @@ async def import_roster(
             for r in report.rows
         ],
     )
+    created(request, provider, counts=report.counts())
     if report.errors and not dry_run:
         problem = InvalidPayload(
             f"{len(report.errors)} row(s) have errors; nothing was applied",
