@@ -9,6 +9,16 @@
   dead at once, it will not get better by repeating. Timeouts, connection errors, 5xx, 408
   and 429 are retried with capped exponential backoff and full jitter (``Retry-After`` is
   honoured) until the horizon; then dead. Every attempt is logged in ``delivery_attempt``.
+* Each attempt looks the callback's host name up once and connects to an address of that
+  answer (the URL names the address; the ``Host`` header and the TLS name stay the host
+  name), so nothing resolves the name again between the check and the connection. In
+  production an answer with any internal address (``sources.addresses.is_internal``) is
+  refused without connecting: a name checked when it was set can point inside the network
+  later (an edited record, DNS rebinding). That refusal, like a name that does not resolve,
+  is an attempt retried with backoff, not dead at once: the stored URL is right and its DNS
+  is wrong, perhaps briefly; once DNS is fixed the held messages go out in order with nothing
+  to replay, and meanwhile the failing-source alert tells the supervisor. Dead at once would
+  lose a CAD's assignment events to one bad answer.
 * Woken by ``NOTIFY corespond_outbox`` from the transaction that wrote the message, and swept
   on a timer as a safety net.
 """
@@ -45,12 +55,20 @@ from corespond.metrics import (
     DISPATCH_FAILING_SOURCES,
     SUPERVISOR_ALERTS,
 )
+from corespond.sources.addresses import (
+    DestinationRefused,
+    IPAddress,
+    Resolver,
+    checked_addresses,
+    resolve,
+)
 from corespond.sources.models import CadSource
 from corespond.sources.service import check_callback_url, verification_secrets
 
 log = structlog.get_logger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429})
+DEFAULT_PORTS = {"https": 443, "http": 80}
 BODY_KEPT = 1024  # characters of a response body kept in the attempt log
 BACKOFF_BASE_SECONDS = 1.0
 NO_CALLBACK_RETRY = timedelta(minutes=5)
@@ -134,9 +152,11 @@ class Relay:
         clock: Clock = system_clock,
         rng: random.Random | None = None,
         environment: str = "development",
+        resolver: Resolver = resolve,
     ) -> None:
         self._database = database
         self._environment = environment
+        self._resolver = resolver
         self._http = http
         self._box = box
         self._policy = policy
@@ -245,6 +265,19 @@ class Relay:
             check_callback_url(url, self._environment)
         except InvalidPayload as exc:
             return Answer(None, None, f"callback URL refused: {exc.detail}", 0.0)
+        target = httpx.URL(url)
+        try:
+            addresses = await checked_addresses(
+                target.raw_host.decode("ascii"),
+                target.port or DEFAULT_PORTS[target.scheme],
+                # As in check_callback_url: a local receiver only in development and tests.
+                allow_internal=self._environment in ("development", "test"),
+                resolver=self._resolver,
+            )
+            routes = self._routes(target, addresses)
+        except DestinationRefused as exc:
+            log.warning("dispatch_destination_refused", source=source.id, reason=exc.reason)
+            return Answer(None, None, exc.reason, 0.0)
         body = body_of(message)
         sent_at = datetime.now(UTC)  # the signature's timestamp must be real time
         webhook_id = str(message.id)
@@ -260,14 +293,12 @@ class Relay:
             "webhook-id": webhook_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": signatures,
+            "host": target.netloc.decode("ascii"),
         }
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._http.timeout.read or 10.0):
-                async with self._http.stream(
-                    "POST", url, content=body.encode(), headers=headers, follow_redirects=False
-                ) as response:
-                    kept = await _first_bytes(response, BODY_KEPT)
+                response, kept = await self._send(routes, target, body.encode(), headers)
         except (TimeoutError, httpx.TimeoutException) as exc:
             return Answer(None, None, f"timeout ({type(exc).__name__})", _ms(started))
         except httpx.HTTPError as exc:
@@ -283,6 +314,56 @@ class Relay:
             if response.status_code in (429, 503)
             else None,
         )
+
+    def _routes(self, target: httpx.URL, addresses: list[IPAddress]) -> list[httpx.URL]:
+        """The URLs to try in turn: one per checked address, so the connection goes to an
+        address that was checked and nothing looks the name up again.
+
+        Through a proxy (``HTTPS_PROXY``, as deploy/README.md advises) the name itself: the
+        proxy resolves it and connects, so it is the proxy that must keep to public addresses
+        (the relay's check of the same name is a first line only), and httpcore's tunnel would
+        verify TLS against the address instead of the name.
+        """
+        if self._proxied(target):
+            return [target]
+        pinned = [target.copy_with(host=str(address)) for address in addresses]
+        if any(self._proxied(url) for url in pinned):
+            raise DestinationRefused(
+                f"callback host {target.host!r} is exempt from the proxy (NO_PROXY) but its "
+                "addresses are not; exempt both or neither"
+            )
+        return pinned
+
+    def _proxied(self, url: httpx.URL) -> bool:
+        # httpx has no public way to ask; this is how it routes a request (HTTP(S)_PROXY,
+        # ALL_PROXY and NO_PROXY from the environment, or the client's proxy= or mounts=).
+        return self._http._transport_for_url(url) is not self._http._transport
+
+    async def _send(
+        self, routes: list[httpx.URL], target: httpx.URL, content: bytes, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """POST to each route in turn until one takes the connection (as a client resolving
+        the name itself tries each address); the response and the start of its body."""
+        *others, last = routes
+        for url in others:
+            with contextlib.suppress(httpx.ConnectError):  # nothing of the request was sent
+                return await self._send_to(url, target, content, headers)
+        return await self._send_to(last, target, content, headers)
+
+    async def _send_to(
+        self, url: httpx.URL, target: httpx.URL, content: bytes, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        # ``headers`` carry the callback's Host; TLS sends and verifies the callback's name
+        # too, whatever address the URL names (httpcore's sni_hostname extension).
+        async with self._http.stream(
+            "POST",
+            url,
+            content=content,
+            headers=headers,
+            follow_redirects=False,
+            extensions={"sni_hostname": target.raw_host.decode("ascii")},
+        ) as response:
+            return response, await _first_bytes(response, BODY_KEPT)
 
     async def _record(
         self,

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.crypto import SecretBox
 from corespond.errors import Conflict, InvalidPayload, NotFound
+from corespond.sources.addresses import is_internal
 from corespond.sources.models import CadSource, CadSourceSecret
 
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
@@ -125,7 +125,7 @@ async def check_callback_host_resolves(url: str, environment: str) -> None:
     except OSError as exc:
         raise InvalidPayload(f"callback URL host {host!r} does not resolve ({exc})") from None
     for *_, sockaddr in infos:
-        if _internal_address(ipaddress.ip_address(sockaddr[0])):
+        if is_internal(ipaddress.ip_address(sockaddr[0])):
             raise InvalidPayload(
                 f"callback URL host {host!r} resolves to an internal address ({sockaddr[0]})"
             )
@@ -146,16 +146,6 @@ def _numeric_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return None
 
 
-def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return _internal_address(embedded)
-    return not address.is_global
-
-
 def _internal_host(host: str) -> bool:
     host = host.rstrip(".").lower()
     if host in ("localhost", "localhost.localdomain") or host.endswith(
@@ -163,7 +153,7 @@ def _internal_host(host: str) -> bool:
     ):
         return True
     address = _numeric_address(host)
-    return address is not None and _internal_address(address)
+    return address is not None and is_internal(address)
 
 
 async def set_callback(
