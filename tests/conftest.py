@@ -23,9 +23,11 @@ from asgi_lifespan import LifespanManager
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from corespond.agencies.models import Agency
 from corespond.app import create_app
 from corespond.auth.service import Scope, create_key
 from corespond.config import PROJECT_ROOT, Settings
@@ -165,7 +167,11 @@ class Source:
 
 
 async def make_source(database: Database, box: SecretBox, source_id: str = "kanawha-911") -> Source:
+    """A CAD source of Charleston PD (registered with its home county if it is not yet)."""
     async with database.sessionmaker() as session, session.begin():
+        if await session.scalar(select(Agency).where(Agency.name == "CHARLESTON PD")) is None:
+            session.add(Agency(name="CHARLESTON PD", home_county_fips="54039"))
+            await session.flush()
         _, secret = await create_source(
             session,
             box,
@@ -180,6 +186,19 @@ async def make_key(database: Database, role: str, scope: str | None = None) -> s
     async with database.sessionmaker() as session, session.begin():
         _, token = await create_key(session, role=role, scope=Scope.parse(scope) if scope else None)
     return token
+
+
+async def serve_agency(database: Database, source_id: str, name: str, county: str) -> None:
+    """Register an agency (if new) with its home county FIPS and let a CAD source file its
+    calls."""
+    from corespond.sources.models import CadSource
+
+    async with database.sessionmaker() as session, session.begin():
+        if await session.scalar(select(Agency).where(Agency.name == name)) is None:
+            session.add(Agency(name=name, home_county_fips=county))
+        row = await session.get(CadSource, source_id)
+        assert row is not None
+        row.agencies = sorted({*row.agencies, name})
 
 
 @pytest.fixture

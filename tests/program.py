@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies.models import Agency
@@ -103,10 +104,13 @@ async def agency(
     auto_request: bool = False,
     scene_gate: bool = True,
 ) -> Agency:
-    row = Agency(
-        name=name, home_county_fips=county, auto_request=auto_request, scene_gate=scene_gate
-    )
-    session.add(row)
+    row = await session.scalar(select(Agency).where(Agency.name == name))
+    if row is None:  # a CAD source's agencies are registered with it (tests.conftest)
+        row = Agency(name=name)
+        session.add(row)
+    row.home_county_fips = county
+    row.auto_request = auto_request
+    row.scene_gate = scene_gate
     await session.flush()
     return row
 

@@ -5,12 +5,20 @@ which scopes a key may have, old events and look-alike incident numbers."""
 from __future__ import annotations
 
 import httpx
-from sqlalchemy import select
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
 
+from corespond.agencies.models import Agency
 from corespond.audit.models import AuditEntry
+from corespond.crypto import SecretBox
 from corespond.db import Database
+from corespond.errors import InvalidPayload
+from corespond.ingest.models import CadEvent as CadEventRow
+from corespond.sources.service import create_source
 from tests import program
 from tests.conftest import Source, make_key
+from tests.helpers import cad_event, encode, signed_headers
 from tests.test_assignments import auth
 from tests.test_dispatch import messages
 
@@ -182,3 +190,84 @@ async def test_the_supervisor_pages_data_is_audited(
     assert (await client.get("/supervisor/data")).status_code == 200
     assert len(await _entries(db, "supervisor_page.read")) == 1
     assert len(await _entries(db, "supervisor_page.data")) == 1
+
+
+async def _send(client: httpx.AsyncClient, source: Source, document: object) -> httpx.Response:
+    body = encode(document)
+    url = f"/v1/cad/{source.id}/events"
+    return await client.post(url, content=body, headers=signed_headers(source.secret, body))
+
+
+async def _count(db: Database, model: type) -> int:
+    async with db.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_source_files_calls_only_for_its_agencies(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    before = REGISTRY.get_sample_value(
+        "corespond_cad_events_ingested_total", {"source": source.id, "status": "other_agency"}
+    )
+    for agency in ("LOGAN COUNTY SHERIFF", "NOT REGISTERED PD"):
+        refused = await _send(client, source, cad_event(f"x-{agency}", agency=agency))
+        assert refused.status_code == 403, refused.text
+        assert agency in refused.json()["detail"]
+    assert await _count(db, CadEventRow) == 0
+    after = REGISTRY.get_sample_value(
+        "corespond_cad_events_ingested_total", {"source": source.id, "status": "other_agency"}
+    )
+    assert (after or 0) - (before or 0) == 2
+    # Its own agency in another spelling, and by its ORI, are its own.
+    async with db.sessionmaker() as session, session.begin():
+        agency = await session.scalar(select(Agency).where(Agency.name == "CHARLESTON PD"))
+        assert agency is not None
+        agency.ori = "WV0200100"
+    for i, spelling in enumerate(("Charleston P.D.", "WV0200100")):
+        accepted = await _send(
+            client, source, cad_event(f"ok-{i}", incident_number=f"26-{i}", agency=spelling)
+        )
+        assert accepted.status_code == 202, accepted.text
+
+
+async def test_a_source_needs_registered_agencies(db: Database, box: SecretBox) -> None:
+    async with db.sessionmaker() as session:
+        with pytest.raises(InvalidPayload, match="not registered"):
+            await create_source(
+                session, box, source_id="x-911", display_name="X", agencies=["NOWHERE PD"]
+            )
+        with pytest.raises(InvalidPayload, match="at least one agency"):
+            await create_source(session, box, source_id="y-911", display_name="Y")
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("26-11\u200b8734", "U+200B ZERO WIDTH SPACE"),
+        ("\u202e26-118734", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("26-118\u2028734", "U+2028 LINE SEPARATOR"),
+        ("26-\x07118734", "U+0007"),
+    ],
+)
+async def test_invisible_characters_in_an_incident_number_are_refused(
+    client: httpx.AsyncClient, db: Database, source: Source, written: str, why: str
+) -> None:
+    response = await _send(client, source, cad_event("e1", incident_number=written))
+    assert response.status_code == 422
+    [param] = response.json()["invalid-params"]
+    assert param["name"] == "call.incident_number"
+    assert why in param["reason"]
+    assert await _count(db, CadEventRow) == 0
+
+
+async def test_a_full_width_incident_number_is_the_same_call(
+    client: httpx.AsyncClient, source: Source
+) -> None:
+    plain = await _send(client, source, cad_event("e1", incident_number="26-118734"))
+    wide = await _send(
+        client,
+        source,
+        cad_event("e2", "call.updated", incident_number="\uff12\uff16\uff0d118734"),
+    )
+    assert plain.status_code == wide.status_code == 202
+    assert plain.json()["call_id"] == wide.json()["call_id"]

@@ -16,7 +16,7 @@ from corespond.ingest.jobs import EventWorker
 from corespond.roster.models import Peer
 from corespond.sources.models import CadSource
 from tests import program
-from tests.conftest import Source, make_key
+from tests.conftest import Source, make_key, serve_agency
 from tests.helpers import cad_event, encode, signed_headers
 from tests.program import SOUTH_CHARLESTON
 from tests.test_assignments import auth, outbox_types
@@ -237,6 +237,8 @@ async def test_unknown_county_goes_unfilled_not_lost(
     client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
 ) -> None:
     await setup(db)
+    # An agency whose home county is not on this deployment's map.
+    await serve_agency(db, source.id, "NOWHERE PD", "99999")
     event = cad_event("e1", occurred_at=stamp(2), agency="NOWHERE PD")
     event["call"]["location"] = {"address": "somewhere"}  # type: ignore[index]
     await send(client, source, event)

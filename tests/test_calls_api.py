@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from corespond.db import Database
-from tests.conftest import Source, make_key
+from tests.conftest import Source, make_key, serve_agency
 from tests.helpers import cad_event, encode, signed_headers
 from tests.test_ingest_api import assert_problem, fold
 
@@ -16,6 +16,7 @@ URL = "/v1/cad/kanawha-911/events"
 
 
 async def seed(client: httpx.AsyncClient, source: Source, db: Database, count: int) -> list[str]:
+    await serve_agency(db, source.id, "KANAWHA COUNTY SHERIFF", "54039")
     ids = []
     for i in range(count):
         document = cad_event(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from corespond.agencies.models import Agency
 from corespond.auth.models import ApiKey
 from corespond.cli import app
 from corespond.config import PROJECT_ROOT, get_settings
@@ -22,16 +23,27 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(
+async def cli_env(
     committed_db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Database]:
+) -> AsyncIterator[Database]:
     url = committed_db.engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("CORESPOND_SECRET_KEY", TEST_KEY.decode())
     monkeypatch.setenv("CORESPOND_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
+    await _register_agencies(committed_db)
     yield committed_db
     get_settings.cache_clear()
+
+
+CLI_AGENCIES = {"PRINCETON PD": "54055", "LOGAN SO": "54045", "WELCH PD": "54047"}
+
+
+async def _register_agencies(database: Database) -> None:
+    """The agencies the CLI tests' CAD sources serve (a source needs registered ones)."""
+    async with database.sessionmaker() as session, session.begin():
+        for name, county in CLI_AGENCIES.items():
+            session.add(Agency(name=name, home_county_fips=county))
 
 
 async def invoke(*args: str) -> tuple[int, str]:
@@ -68,6 +80,7 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["roster", "import"],
         ["roster", "add-provider"],
         ["triage", "eval"],
+        ["sources", "set-agencies"],
         ["triage", "check"],
         ["triage", "classify"],
     ],
@@ -82,7 +95,7 @@ def test_every_command_explains_itself(command: list[str]) -> None:
 async def test_sources_add_list_and_rotate(cli_env: Database) -> None:
     code, output = await invoke(
         "sources", "add", "mercer-911", "--name", "Mercer County 911",
-        "--agency", "BLUEFIELD PD", "--agency", "PRINCETON PD",
+        "--agency", "WELCH PD", "--agency", "PRINCETON PD",
     )  # fmt: skip
     assert code == 0, output
     first = re.search(r"whsec_\S+", output)
@@ -91,7 +104,7 @@ async def test_sources_add_list_and_rotate(cli_env: Database) -> None:
     code, output = await invoke("sources", "list")
     assert code == 0
     assert "mercer-911" in output
-    assert "BLUEFIELD PD" in output
+    assert "PRINCETON PD, WELCH PD" in output
     assert "whsec_" not in output
 
     code, output = await invoke("sources", "rotate-secret", "mercer-911", "--grace-hours", "2")
@@ -103,8 +116,10 @@ async def test_sources_add_list_and_rotate(cli_env: Database) -> None:
 
 
 async def test_duplicate_source_and_bad_id_fail_with_a_message(cli_env: Database) -> None:
-    await invoke("sources", "add", "logan-911", "--name", "Logan")
-    code, output = await invoke("sources", "add", "logan-911", "--name", "Logan")
+    await invoke("sources", "add", "logan-911", "--name", "Logan", "--agency", "LOGAN SO")
+    code, output = await invoke(
+        "sources", "add", "logan-911", "--name", "Logan", "--agency", "LOGAN SO"
+    )
     assert code == 2
     assert "already exists" in output
     code, output = await invoke("sources", "add", "Bad Id!", "--name", "x")
@@ -263,7 +278,9 @@ async def test_agencies_matching_settings(cli_env: Database) -> None:
 
 
 async def test_sources_set_callback(cli_env: Database) -> None:
-    code, output = await invoke("sources", "add", "mercer-911", "--name", "Mercer 911")
+    code, output = await invoke(
+        "sources", "add", "mercer-911", "--name", "Mercer 911", "--agency", "PRINCETON PD"
+    )
     assert code == 0, output
     code, output = await invoke(
         "sources", "set-callback", "mercer-911", "http://127.0.0.1:9100/events"
@@ -310,7 +327,9 @@ def test_dispatch_sink_refuses_a_bad_secret() -> None:
 
 
 async def test_sources_scene_secure_signals(cli_env: Database) -> None:
-    code, output = await invoke("sources", "add", "mercer-911", "--name", "Mercer 911")
+    code, output = await invoke(
+        "sources", "add", "mercer-911", "--name", "Mercer 911", "--agency", "PRINCETON PD"
+    )
     assert code == 0, output
     code, output = await invoke(
         "sources", "scene-secure", "mercer-911", "--status", "SECURE", "--flag", "10-98 SEC"
@@ -382,7 +401,7 @@ async def test_rotation_grace_cannot_be_negative_and_callback_must_be_a_url(
     code, output = await invoke("sources", "add", "x-911", "--name", "X", "--callback-url", "nope")
     assert code == 2
     assert "callback URL" in output
-    await invoke("sources", "add", "y-911", "--name", "Y")
+    await invoke("sources", "add", "y-911", "--name", "Y", "--agency", "PRINCETON PD")
     code, output = await invoke("sources", "rotate-secret", "y-911", "--grace-hours", "-5")
     assert code == 2
 
@@ -488,20 +507,42 @@ def test_production_refuses_demo_data_and_template_values(
 async def test_configuration_changes_from_the_cli_are_on_the_audit_log(cli_env: Database) -> None:
     from corespond.audit.models import AuditEntry
 
-    code, output = await invoke("sources", "add", "wood-911", "--name", "Wood 911")
-    assert code == 0, output
+    code, output = await invoke(
+        "sources", "add", "wood-911", "--name", "Wood 911", "--agency", "PARKERSBURG PD"
+    )
+    assert code == 2  # an agency must be registered before a source may file its calls
+    assert "not registered" in output
     code, output = await invoke("agencies", "add", "Parkersburg PD", "--county", "Wood")
+    assert code == 0, output
+    code, output = await invoke(
+        "sources", "add", "wood-911", "--name", "Wood 911", "--agency", "PARKERSBURG PD"
+    )
     assert code == 0, output
     code, output = await invoke("keys", "create", "--role", "auditor", "--name", "Ann")
     assert code == 0, output
     async with cli_env.sessionmaker() as session:
         entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
     assert [(e.action, e.record_id) for e in entries] == [
-        ("source.create", "wood-911"),
         ("agency.create", "Parkersburg PD"),
+        ("source.create", "wood-911"),
         ("key.create", "Ann"),
     ]
     assert all(e.actor.startswith("cli (") for e in entries)
     code, output = await invoke("audit", "verify")
     assert code == 0
     assert "3 entries" in output
+
+
+async def test_sources_set_agencies_replaces_them_with_registered_ones(cli_env: Database) -> None:
+    code, output = await invoke(
+        "sources", "add", "mcdowell-911", "--name", "McDowell", "--agency", "WELCH PD"
+    )
+    assert code == 0, output
+    code, output = await invoke(
+        "sources", "set-agencies", "mcdowell-911", "--agency", "welch p.d.", "--agency", "LOGAN SO"
+    )
+    assert code == 0, output
+    assert "files calls for LOGAN SO, WELCH PD" in output
+    code, output = await invoke("sources", "set-agencies", "mcdowell-911", "--agency", "NOWHERE PD")
+    assert code == 2
+    assert "not registered" in output

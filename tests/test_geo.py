@@ -11,7 +11,7 @@ from shapely.geometry import Point
 from corespond.db import Database
 from corespond.geo.atlas import haversine_km
 from corespond.geo.service import geography_for, locate_call
-from tests.conftest import Source, make_key
+from tests.conftest import Source, make_key, serve_agency
 from tests.helpers import cad_event, encode, signed_headers
 from tests.test_ingest_api import assert_problem, fold
 
@@ -191,6 +191,7 @@ async def test_point_less_call_gets_its_county_from_its_city_then_its_agency(
 
     async with db.sessionmaker() as session, session.begin():
         await add_agency(session, ATLAS, name="Logan County Sheriff", county="Logan")
+    await serve_agency(db, source.id, "LOGAN COUNTY SHERIFF", "54045")
     by_city = cad_event(
         "g1", incident_number="G-1", location={"address": "10 Main St", "city": "Beckley"}
     )

@@ -279,24 +279,17 @@ async def test_open_calls_are_retriaged_when_the_rules_change(
     assert "+l2#" in call.decision_rules_version
 
 
-async def test_a_call_nowhere_is_placed_once_its_agency_is_registered(
+async def test_an_event_of_an_agency_the_source_does_not_serve_is_refused(
     settings: Settings, committed_db: Database, box: SecretBox
 ) -> None:
-    from corespond.agencies.service import add_agency
-    from corespond.geo.service import geography_for
-
+    """A source files calls only for its own registered agencies: another agency's event is
+    refused (403), and nothing of it is stored or folded."""
     source = await make_source(committed_db, box)
     event = cad_event(agency="WAYNE COUNTY SHERIFF", location={"address": "RT 52 MM 4"})
     async with running(settings, committed_db, worker_enabled=False) as client:
-        await post(client, source, event)
-    worker = EventWorker(committed_db)
-    await worker.drain()
-    [call] = await folded_calls(committed_db)
-    assert (call.county_fips, call.county_method) == (None, "unknown")
-
-    async with committed_db.sessionmaker() as session, session.begin():
-        atlas = geography_for().atlas
-        await add_agency(session, atlas, name="Wayne County Sheriff", county="Wayne")
-    await worker.sweep()
-    [call] = await folded_calls(committed_db)
-    assert (call.county_fips, call.county_method) == ("54099", "agency")
+        response = await post(client, source, event)
+    assert response.status_code == 403
+    assert "WAYNE COUNTY SHERIFF" in response.json()["detail"]
+    async with committed_db.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(CadEvent)) == 0
+        assert await session.scalar(select(func.count()).select_from(Call)) == 0

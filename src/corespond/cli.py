@@ -267,10 +267,14 @@ def sources_add(
         str | None, typer.Option(help="Where assignment events go back to this CAD.")
     ] = None,
     agency: Annotated[
-        list[str] | None, typer.Option("--agency", help="An agency this CAD serves (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--agency", help="A registered agency this CAD serves (repeatable; at least one)."
+        ),
     ] = None,
 ) -> None:
-    """Register a CAD source and print its signing secret (shown once)."""
+    """Register a CAD source and print its signing secret (shown once). It files calls
+    only for its agencies, which must be registered first (corespond agencies add)."""
     from corespond.sources.service import create_source
 
     async def work(session: AsyncSession, settings: Settings) -> str:
@@ -342,6 +346,25 @@ def sources_set_callback(
         return f"{source.id}: callback {source.callback_url}; {waiting} waiting event(s) go now"
 
     out.print(_run_in_session(work, ("source.set_callback", source_id)), markup=False)
+
+
+@sources_app.command("set-agencies")
+def sources_set_agencies(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+    agency: Annotated[
+        list[str],
+        typer.Option("--agency", help="A registered agency this CAD serves (repeatable)."),
+    ],
+) -> None:
+    """Replace the agencies a CAD source files calls for. Events naming any other agency
+    are refused (403, nothing stored, counted as other_agency)."""
+    from corespond.sources.service import set_agencies
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        source = await set_agencies(session, source_id, agency)
+        return f"{source.id}: files calls for {', '.join(source.agencies)}"
+
+    out.print(_run_in_session(work, ("source.set_agencies", source_id)), markup=False)
 
 
 @sources_app.command("scene-secure")

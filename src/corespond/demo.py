@@ -212,23 +212,22 @@ async def seed_demo(
     geography = geography_for()
     ctx = Context(policy or MatchPolicy.of(Settings()), geography, now)
     existing = await session.get(CadSource, DEMO_SOURCE)
-    if existing is None:
-        _, secret = await sources.create_source(
-            session,
-            box,
-            source_id=DEMO_SOURCE,
-            display_name="Kanawha County Metro 911 (demo)",
-            agencies=["CHARLESTON PD", "KANAWHA COUNTY SHERIFF"],
-        )
-    else:
-        secret = sources.stored_secret(existing, box)
-
     atlas = geography.atlas
     for agency, county in DEMO_AGENCIES:
         if await agencies.find(session, agency) is None:
             await agencies.add_agency(session, atlas, name=agency, county=county)
             if agency in DEMO_AUTO_REQUEST:
                 await agencies.configure(session, agency, auto_request=True)
+    if existing is None:
+        _, secret = await sources.create_source(
+            session,
+            box,
+            source_id=DEMO_SOURCE,
+            display_name="Kanawha County Metro 911 (demo)",
+            agencies=["CHARLESTON PD", "KANAWHA COUNTY SHERIFF", "LOGAN COUNTY SHERIFF"],
+        )
+    else:
+        secret = sources.stored_secret(existing, box)
 
     peers = await _seed_rosters(session, atlas, now)
     keys = await _issue_keys(session, peers)

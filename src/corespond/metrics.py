@@ -17,7 +17,7 @@ REQUEST_SECONDS = Histogram(
 )
 EVENTS_INGESTED = Counter(
     "corespond_cad_events_ingested_total",
-    "CAD events received, by source and outcome (accepted, duplicate, rejected).",
+    "CAD events received, by source and outcome (accepted, duplicate, rejected, other_agency).",
     ["source", "status"],
 )
 EVENTS_PROCESSED = Counter(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from corespond.crypto import SecretBox
 from corespond.db import SessionDep
 from corespond.errors import (
+    Forbidden,
     InvalidParam,
     InvalidPayload,
     InvalidSignature,
@@ -97,6 +98,7 @@ def parse_event(body: bytes) -> CadEvent:
     response_model=EventReceipt,
     responses=problem_responses(
         InvalidSignature,
+        Forbidden,
         NotFound,
         PayloadTooLarge,
         UnsupportedMediaType,
@@ -126,6 +128,11 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
         event = parse_event(body)
     except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
+        raise
+    try:
+        await sources.require_agency(session, cad_source, event.call.agency)
+    except Forbidden:
+        EVENTS_INGESTED.labels(cad_source.id, "other_agency").inc()
         raise
     result = await service.ingest(session, cad_source.id, event, body, webhook_id)
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()

@@ -6,6 +6,7 @@ as RFC 3339 strings with an offset, text without NUL characters and within lengt
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
@@ -33,6 +34,26 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
     return value
+
+
+# Control, format (zero-width, bidi), line and paragraph separators, private use, surrogates.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs"})
+
+
+def _identifier(value: str) -> str:
+    """An identifier as it is compared: NFKC (full-width digits are digits), and
+    refused with the character named if it holds one that cannot be seen, so that two
+    numbers that look the same are the same call."""
+    normal = unicodedata.normalize("NFKC", value).strip()
+    for char in normal:
+        if unicodedata.category(char) in _INVISIBLE:
+            name = unicodedata.name(char, "a control character")
+            raise ValueError(
+                f"must not contain control or format characters (U+{ord(char):04X} {name})"
+            )
+    if not normal:
+        raise ValueError("must not be empty")
+    return normal
 
 
 def _rfc3339_string(value: Any) -> Any:
@@ -71,9 +92,14 @@ Hazard = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul
 ]
 IncidentNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    NoNul,
+    AfterValidator(_identifier),
 ]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul]
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), NoNul, AfterValidator(_identifier)
+]
 Narrative = Annotated[str, StringConstraints(max_length=NARRATIVE_MAX_CHARS), NoNul]
 CadStatus = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NoNul

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies import service as agencies_service
 from corespond.crypto import SecretBox
-from corespond.errors import Conflict, InvalidPayload, NotFound
+from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from corespond.sources.addresses import is_internal
 from corespond.sources.models import CadSource, CadSourceSecret
 
@@ -65,13 +66,54 @@ async def create_source(
         id=source_id,
         display_name=display_name,
         callback_url=callback_url,
-        agencies=sorted(set(agencies or [])),
+        agencies=await registered_agencies(session, agencies or []),
     )
     secret = generate_secret()
     source.secrets = [CadSourceSecret(ciphertext=box.seal(secret))]
     session.add(source)
     await session.flush()
     return source, secret
+
+
+async def registered_agencies(session: AsyncSession, names: list[str]) -> list[str]:
+    """The registered agencies' names for ``names`` (by name, any spelling, or ORI); at
+    least one, each registered, else ``InvalidPayload`` naming what is not."""
+    if not names:
+        raise InvalidPayload("a CAD source needs at least one agency (--agency, repeatable)")
+    found = []
+    for name in names:
+        agency = await agencies_service.find(session, name)
+        if agency is None:
+            raise InvalidPayload(
+                f"agency {name!r} is not registered: add it first (corespond agencies add)"
+            )
+        found.append(agency.name)
+    return sorted(set(found))
+
+
+async def set_agencies(session: AsyncSession, source_id: str, names: list[str]) -> CadSource:
+    """Replace the agencies a source may file calls for."""
+    source = await get_source(session, source_id)
+    source.agencies = await registered_agencies(session, names)
+    await session.flush()
+    return source
+
+
+async def require_agency(session: AsyncSession, source: CadSource, agency: str | None) -> None:
+    """A source files calls only for its own agencies (an event that names none is an
+    update of a call whose agency was checked when it was created)."""
+    if agency is None:
+        return
+    own = set(source.agencies)
+    if agencies_service.agency_key(agency) in own:
+        return
+    registered = await agencies_service.find(session, agency)  # an ORI, say
+    if registered is not None and registered.name in own:
+        return
+    raise Forbidden(
+        f"CAD source {source.id!r} files calls for {', '.join(sorted(own)) or 'no agency'}, "
+        f"not {agency!r}; nothing was stored"
+    )
 
 
 def check_callback_url(url: str, environment: str) -> str:
