@@ -21,6 +21,7 @@ from tests.conftest import Source, make_key
 from tests.helpers import cad_event, encode, signed_headers
 from tests.test_assignments import auth
 from tests.test_dispatch import messages
+from tests.test_ingest_api import fold
 
 LOGAN = "54045"
 
@@ -271,3 +272,41 @@ async def test_a_full_width_incident_number_is_the_same_call(
     )
     assert plain.status_code == wide.status_code == 202
     assert plain.json()["call_id"] == wide.json()["call_id"]
+
+
+@pytest.mark.parametrize(
+    ("scope", "why"),
+    [
+        ("peer:not-a-uuid", "peer:<peer id>"),
+        ("peer:7b0c4a4e-0000-4000-8000-000000000000", "no peer"),
+        ("provider:does-not-exist", "no provider"),
+        ("agency:NOWHERE PD", "no registered agency"),
+        ("county:Atlantis", "Atlantis"),
+    ],
+)
+async def test_a_key_cannot_be_issued_for_a_scope_that_matches_nothing(
+    client: httpx.AsyncClient, db: Database, scope: str, why: str
+) -> None:
+    admin = await make_key(db, "admin")
+    response = await client.post(
+        "/v1/keys", json={"role": "dispatcher", "scope": scope, "name": "d"}, headers=auth(admin)
+    )
+    assert response.status_code == 422, response.text
+    assert why in response.json()["detail"]
+
+
+async def test_an_agency_scope_is_stored_as_the_agency_it_names(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    admin = await make_key(db, "admin")
+    made = await client.post(
+        "/v1/keys",
+        json={"role": "dispatcher", "scope": "agency:charleston p.d.", "name": "d"},
+        headers=auth(admin),
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["scope"] == "agency:CHARLESTON PD"
+    await _send(client, source, cad_event("e1"))
+    await fold(db)
+    calls = await client.get("/v1/calls", headers=auth(made.json()["key"]))
+    assert [c["agency"] for c in calls.json()["items"]] == ["CHARLESTON PD"]

@@ -441,15 +441,14 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key and print it (shown once)."""
-    from corespond.auth.service import Scope, create_key
-    from corespond.geo.service import geography_for, require_county
+    from corespond.auth.scopes import checked_scope
+    from corespond.auth.service import create_key
+    from corespond.geo.service import geography_for
 
     async def work(session: AsyncSession, settings: Settings) -> str:
-        parsed = Scope.parse(scope) if scope else None
-        if parsed is not None and parsed.kind == "county":
-            # Stored as the FIPS code, whichever way it was written ("county:Kanawha").
-            atlas = geography_for(tuple(settings.geo_states)).atlas
-            parsed = Scope("county", require_county(atlas, parsed.value, "scope").fips)
+        # Resolved to what it names: a county to its FIPS, an agency to its registered name.
+        atlas = geography_for(tuple(settings.geo_states)).atlas
+        parsed = await checked_scope(session, atlas, scope) if scope else None
         expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
         _, token = await create_key(session, role=role, scope=parsed, name=name, expires_at=expires)
         return token

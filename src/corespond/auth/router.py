@@ -8,16 +8,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.audit import service as audit
 from corespond.auth import service
 from corespond.auth.deps import Authorized
 from corespond.auth.models import ApiKey
+from corespond.auth.scopes import checked_scope
 from corespond.auth.service import Scope
 from corespond.db import SessionDep
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
-from corespond.geo.service import require_county
 
 router = APIRouter(tags=["keys"])
 
@@ -66,13 +67,10 @@ class IssuedKey(KeyOut):
     key: str = Field(description="The key itself: shown this once, stored only as a hash.")
 
 
-def _scope(request: Request, text: str | None) -> Scope | None:
+async def _scope(request: Request, session: AsyncSession, text: str | None) -> Scope | None:
     if text is None:
         return None
-    scope = Scope.parse(text)
-    if scope.kind == "county":
-        return Scope("county", require_county(request.app.state.geography.atlas, scope.value).fips)
-    return scope
+    return await checked_scope(session, request.app.state.geography.atlas, text)
 
 
 WRITE = problems(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload)
@@ -92,7 +90,7 @@ async def create_key(
     key, token = await service.create_key(
         session,
         role=body.role,
-        scope=_scope(request, body.scope),
+        scope=await _scope(request, session, body.scope),
         name=body.name,
         expires_at=body.expires_at,
     )
