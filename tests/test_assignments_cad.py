@@ -276,3 +276,28 @@ async def test_a_sweep_cancels_for_danger_before_any_offer_expires(
     jobs._clock = lambda: datetime.now(UTC) + timedelta(minutes=5)
     await jobs.sweep()
     assert await outbox_types(db, offer.call_id) == ["assignment.offered", "assignment.cancelled"]
+
+
+async def test_an_old_event_is_triaged_but_sends_no_peer_by_itself(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
+) -> None:
+    """An agency that opted in gets automatic requests only for calls whose latest event is
+    younger than auto_request_max_age_seconds (5 minutes): an event replayed six days later
+    is folded and triaged, and waits for a dispatcher."""
+    await setup(db)
+    await send(client, source, cad_event("old", occurred_at=stamp(6 * 24 * 60)))
+    await send(client, source, cad_event("stale", incident_number="26-2", occurred_at=stamp(6)))
+    await worker(app, db).drain()
+    await app.state.assignment_jobs.sweep()
+    assert await live(db) is None
+    async with db.sessionmaker() as session:
+        from corespond.calls.models import Call
+
+        decisions = set((await session.scalars(select(Call.decision))).all())
+    assert decisions == {"eligible"}
+
+    await send(client, source, cad_event("fresh", incident_number="26-3", occurred_at=stamp(1)))
+    await worker(app, db).drain()
+    offer = await live(db)
+    assert offer is not None
+    assert offer.status == "offered"

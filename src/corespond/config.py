@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a peer has to accept an offer before it goes to the next one.",
     )
+    auto_request_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="An agency's automatic requests are made only for calls whose latest CAD "
+        "event occurred this recently; older ones are folded and triaged and wait for a "
+        "dispatcher (an event replayed days later must not send a peer).",
+    )
     fallback_max_km: float = Field(
         default=60.0,
         ge=0,

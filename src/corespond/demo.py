@@ -66,11 +66,12 @@ class DemoCredentials:
 
 
 def demo_events(now: datetime) -> list[dict[str, Any]]:
-    """A morning's worth of calls on the demo source, some out of order, one partial update."""
-    t = now.replace(microsecond=0) - timedelta(minutes=30)
+    """The last few minutes' calls on the demo source, some out of order, one partial
+    update: recent enough for automatic requests (``auto_request_max_age_seconds``)."""
+    t = now.replace(microsecond=0) - timedelta(minutes=4)
 
-    def at(minutes: int) -> str:
-        return (t + timedelta(minutes=minutes)).isoformat()
+    def at(step: int) -> str:
+        return (t + timedelta(seconds=9 * step)).isoformat()
 
     return [
         {

@@ -205,23 +205,30 @@ async def live_with_calls(
     return [(a, c, s) for a, c, s in rows.all()]
 
 
+@dataclass(frozen=True)
+class AutoWindow:
+    decided_since: datetime
+    occurred_since: datetime  # the call's latest CAD event
+
+
 async def unrequested_eligible(
     session: AsyncSession,
-    since: datetime,
+    window: AutoWindow,
     limit: int,
     agencies: Sequence[str],
     oris: Sequence[str],
     call_ids: Sequence[uuid.UUID] | None = None,
 ) -> Sequence[uuid.UUID]:
-    """Open eligible calls of the given agencies (by name key or ORI) decided since
-    ``since`` that no one has requested a peer for."""
+    """Open eligible calls of the given agencies (by name key or ORI) decided and last
+    heard of within ``window`` that no one has requested a peer for."""
     key = agency_key_sql(Call.agency)
     query = (
         select(Call.id)
         .where(
             Call.decision == "eligible",
             Call.ended_at.is_(None),
-            Call.decided_at >= since,
+            Call.decided_at >= window.decided_since,
+            Call.last_event_at >= window.occurred_since,
             or_(key.in_(agencies), func.replace(key, " ", "").in_(oris)),
             ~select(PeerRequest.id).where(PeerRequest.call_id == Call.id).exists(),
         )

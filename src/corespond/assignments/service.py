@@ -109,6 +109,7 @@ class MatchPolicy:
     ack_timeout: timedelta
     fallback_max_km: float
     required_credentials: tuple[str, ...]
+    auto_request_max_age: timedelta = timedelta(minutes=5)
 
     @classmethod
     def of(cls, settings: Settings) -> MatchPolicy:
@@ -116,6 +117,7 @@ class MatchPolicy:
             ack_timeout=timedelta(seconds=settings.ack_timeout_seconds),
             fallback_max_km=settings.fallback_max_km,
             required_credentials=tuple(settings.required_credentials),
+            auto_request_max_age=timedelta(seconds=settings.auto_request_max_age_seconds),
         )
 
 
@@ -931,7 +933,7 @@ async def calls_to_follow_up(
     waiting: Sequence[uuid.UUID] = []
     if names or oris:
         waiting = await repository.unrequested_eligible(
-            session, ctx.now - AUTO_REQUEST_WINDOW, 500, names, oris, call_ids
+            session, _auto_window(ctx), 500, names, oris, call_ids
         )
     # Cancellations first: a peer heading into danger must hear before anyone is matched.
     return sorted(cancel) + sorted(secure) + [c for c in waiting if c not in cancel]
@@ -978,9 +980,18 @@ async def _awaits_automatic_request(
     if not names and not oris:
         return False
     waiting = await repository.unrequested_eligible(
-        session, ctx.now - AUTO_REQUEST_WINDOW, 1, names, oris, [call_id]
+        session, _auto_window(ctx), 1, names, oris, [call_id]
     )
     return bool(waiting)
+
+
+def _auto_window(ctx: Context) -> repository.AutoWindow:
+    """Which calls are recent enough to be matched without a person: decided in the last
+    12 hours, and their latest CAD event younger than the policy's maximum age."""
+    return repository.AutoWindow(
+        decided_since=ctx.now - AUTO_REQUEST_WINDOW,
+        occurred_since=ctx.now - ctx.policy.auto_request_max_age,
+    )
 
 
 async def due_offers(session: AsyncSession, ctx: Context, limit: int = 100) -> Sequence[uuid.UUID]:
