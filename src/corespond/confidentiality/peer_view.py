@@ -10,10 +10,11 @@ did not foresee. So the peer's view is built up instead:
 * CAD hazard flags, each only if every word of it is a known peer word;
 * a note a dispatcher wrote for the peer;
 * narrative sentences that pass an allow-test: the sentence states a substance-use or safety
-  fact, every word in it is in ``peer_words.txt``, and no internal-note marker comes before it
-  on its line. Text is folded first (NFKC, accents, zero-width and control characters
-  dropped); a word in another script, a spaced-out or dotted word, a number longer than three
-  digits, any word not in the list: the sentence is withheld.
+  fact, every word in it is in ``peer_words.txt``, it holds no radio code, and no
+  internal-note marker comes before it in the narrative. Text is folded first (NFKC,
+  accents, zero-width and control characters dropped; a line break is a space, since CAD
+  wraps lines anywhere); a word in another script, a spaced-out or dotted word, a number
+  longer than three digits, any word not in the list: the sentence is withheld.
 
 What is withheld is counted, never shown, so the peer knows to ask dispatch.
 """
@@ -36,10 +37,12 @@ NOTE_LIMIT = 500
 
 _TOKEN = re.compile(r"[^\W_]+")
 _APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
-# A sentence ends at a line break or . ; ! ? | and at a spaced slash or dash.
+# A sentence ends at . ; ! ? | and at a spaced slash or dash.
 # Letters with dots between them are one word: "N.C.I.C." is NCIC, not four letters.
 _DOTTED = re.compile(r"\b(?:[^\W\d_]\.){2,}")
-_SENTENCE = re.compile(r"[\n.;!?|]+|\s[/-]\s")
+_SENTENCE = re.compile(r"[.;!?|]+|\s[/-]\s")
+# Radio codes ("10-15": a prisoner in custody) say what the words around them do not.
+_TEN_CODE = re.compile(r"\b10\s*[-/ ]\s*\d{1,3}\b")
 # What may stand between the words of a shown sentence.
 _SHOWN_PUNCTUATION = re.compile(r"[^A-Z0-9 ,:()'/+-]")
 # After one of these on a line, the rest of the line is for law enforcement only.
@@ -64,7 +67,7 @@ def peer_words() -> frozenset[str]:
 
 def folded(text: str) -> str:
     """Upper case, Unicode folded (full-width letters, ligatures, accents), zero-width and
-    control characters dropped."""
+    control characters dropped, line breaks as spaces."""
     return fold_unicode(text).upper().replace("\u2019", "'")
 
 
@@ -131,23 +134,23 @@ def excerpt_of(
     """The narrative's sentences that pass the allow-test, and how many did not."""
     if not narrative:
         return (), 0
+    # A line break is not the end of a sentence: CAD wraps lines anywhere, and a sentence cut
+    # in two must not show its first half (folding turns line breaks into spaces).
+    text = _DOTTED.sub(lambda m: m.group().replace(".", "") + " ", folded(narrative))
+    marker = _INTERNAL.search(text)
     shown: list[str] = []
     withheld = 0
-    for raw_line in narrative.splitlines():
-        line = _DOTTED.sub(lambda m: m.group().replace(".", "") + " ", folded(raw_line))
-        marker = _INTERNAL.search(line)
-        open_part = line[: marker.start()] if marker else line
-        for sentence in _SENTENCE.split(open_part):
-            words = words_of(sentence)
-            if not words:
-                continue
-            text = _shown(sentence)
-            if text is None or not _states_fact(words, fact_words):
-                withheld += 1
-            elif text not in shown:
-                shown.append(text)
-        if marker:
-            withheld += max(1, len([s for s in _SENTENCE.split(line[marker.start() :]) if s]))
+    for sentence in _SENTENCE.split(text[: marker.start()] if marker else text):
+        words = words_of(sentence)
+        if not words:
+            continue
+        kept = None if _TEN_CODE.search(sentence) else _shown(sentence)
+        if kept is None or not _states_fact(words, fact_words):
+            withheld += 1
+        elif kept not in shown:
+            shown.append(kept)
+    if marker:  # everything after an internal-note marker is law-enforcement only
+        withheld += max(1, len([s for s in _SENTENCE.split(text[marker.start() :]) if s]))
     return tuple(shown), withheld
 
 
