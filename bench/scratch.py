@@ -10,7 +10,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from corespond.config import Settings
-from corespond.db import resolve_database_url
+from corespond.db import resolve_migration_url
 from corespond.migrate import upgrade_to_head
 
 
@@ -24,7 +24,7 @@ async def admin(url: str, sql: str) -> None:
 
 async def create(settings: Settings, name: str) -> str:
     """A fresh database ``name`` (dropped first if it exists), migrated; its URL."""
-    base = resolve_database_url(settings)
+    base = resolve_migration_url(settings)
     await admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin(base, f'CREATE DATABASE "{name}"')
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
@@ -33,7 +33,7 @@ async def create(settings: Settings, name: str) -> str:
 
 
 async def drop(settings: Settings, name: str) -> None:
-    await admin(resolve_database_url(settings), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(resolve_migration_url(settings), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def line(name: str, seconds: list[float], width: int = 28) -> str:

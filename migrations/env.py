@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from corespond.config import get_settings
-from corespond.db import asyncpg_url, resolve_database_url
+from corespond.db import asyncpg_url, resolve_migration_url
 from corespond.models import metadata
 
 config = context.config
@@ -21,7 +21,7 @@ if config.config_file_name is not None:
 
 def database_url() -> str:
     url = config.attributes.get("database_url")
-    return asyncpg_url(url) if url else resolve_database_url(get_settings())
+    return asyncpg_url(url) if url else resolve_migration_url(get_settings())
 
 
 def run_migrations_offline() -> None:

@@ -1,5 +1,10 @@
 """Fixtures: a real PostgreSQL (embedded unless DATABASE_URL), migrated once per session.
 
+Migrations run as the server's administrator (the owner of the schema); every database the
+tests use connects, like the service, as a login role in ``corespond_service`` made for
+this session. ``PgServer.owner_of`` gives a test the owner's view when it must do what the
+service may not (tamper with the audit log).
+
 * ``db``: the default. Each test runs inside one transaction that is rolled back at the end
   (sessions join it through savepoints), so tests never see each other's rows.
 * ``committed_db``: for tests that need real commits across connections (races, LISTEN,
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +38,13 @@ from corespond.app import create_app
 from corespond.auth.service import Scope, create_key
 from corespond.config import PROJECT_ROOT, Settings
 from corespond.crypto import SecretBox
-from corespond.db import Database, asyncpg_url, ensure_embedded_server, server_url
+from corespond.db import (
+    Database,
+    asyncpg_url,
+    ensure_embedded_server,
+    server_url,
+    service_login_sql,
+)
 from corespond.migrate import upgrade_to_head
 from corespond.sources.service import create_source
 
@@ -67,9 +79,29 @@ async def _admin(url: str, sql: str) -> None:
 class PgServer:
     base_url: str
     template: str
+    service_login: str
+    service_password: str
 
     def url(self, database: str) -> str:
+        """The owner's URL of ``database``."""
         return _with_database(self.base_url, database)
+
+    def service_url(self, database: str) -> str:
+        """The service's URL of ``database``."""
+        url = make_url(self.url(database))
+        url = url.set(username=self.service_login, password=self.service_password)
+        return url.render_as_string(hide_password=False)
+
+    @asynccontextmanager
+    async def owner_of(self, database: Database) -> AsyncIterator[Database]:
+        """The same database as its owner sees it."""
+        name = database.engine.url.database
+        assert name is not None
+        owner = Database.connect(self.url(name))
+        try:
+            yield owner
+        finally:
+            await owner.dispose()
 
     async def clone(self) -> str:
         name = f"corespond_t_{uuid.uuid4().hex[:12]}"
@@ -83,7 +115,7 @@ class PgServer:
     async def cloned(self) -> AsyncIterator[Database]:
         """A fresh migrated database, dropped on exit."""
         name = await self.clone()
-        database = Database.connect(self.url(name))
+        database = Database.connect(self.service_url(name))
         try:
             yield database
         finally:
@@ -118,13 +150,16 @@ async def test_server() -> AsyncIterator[PgServer]:
     base = await asyncio.to_thread(_server_base_url)
     template = f"corespond_tpl_{uuid.uuid4().hex[:12]}"
     await _admin(base, f'CREATE DATABASE "{template}"')
-    server = PgServer(base, template)
+    login = f"corespond_test_{uuid.uuid4().hex[:12]}"
+    server = PgServer(base, template, login, secrets.token_urlsafe(24))
     try:
         migrations = Path(PROJECT_ROOT / "migrations")
         await asyncio.to_thread(upgrade_to_head, migrations, server.url(template))
+        await _admin(base, service_login_sql(login, server.service_password))
         yield server
     finally:
         await server.drop(template)
+        await _admin(base, f"DROP ROLE IF EXISTS {login}")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from corespond.audit import service as audit
 from corespond.audit.models import AuditEntry
 from corespond.db import Database
 from tests import program
-from tests.conftest import Source, make_key
+from tests.conftest import PgServer, Source, make_key
 from tests.test_assignments import Program, auth, request
 from tests.test_ingest_api import assert_problem
 
@@ -49,15 +49,43 @@ async def test_reads_and_changes_are_on_record(
     assert [e.action for e in logged] == ["call.read", "call.list", "assignment.read", "peer.post"]
     read = logged[0]
     assert (read.record_type, read.record_id) == ("call", str(p.call.id))
-    assert (read.role, read.request_id) == ("dispatcher", "req-audit-1")
+    assert (read.role, read.request_id) == ("dispatcher", response.headers["x-request-id"])
+    assert read.detail["caller_request_id"] == "req-audit-1"
     assert str(p.call.id) in logged[1].detail["ids"]
     assert logged[2].role == "peer"
     assert logged[2].record_id == offer["id"]
     assert logged[3].detail["route"] == "/v1/peers"
 
 
+async def test_a_caller_sent_request_id_is_kept_beside_ours_not_as_ours(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        call = await program.call(session, source.id)
+    dispatcher = await make_key(db, "dispatcher")
+    before = len(await entries(db))
+    sent = await client.get(
+        f"/v1/calls/{call.id}", headers={**auth(dispatcher), "X-Request-ID": "cad-4711"}
+    )
+    unsent = await client.get(f"/v1/calls/{call.id}", headers=auth(dispatcher))
+    insane = await client.get(
+        f"/v1/calls/{call.id}", headers={**auth(dispatcher), "X-Request-ID": "a b"}
+    )
+    with_id, without_id, with_insane_id = (await entries(db))[before:]
+
+    assert sent.headers["x-request-id"] != "cad-4711"
+    assert with_id.request_id == sent.headers["x-request-id"]
+    assert with_id.detail["caller_request_id"] == "cad-4711"
+    assert without_id.request_id == unsent.headers["x-request-id"]
+    assert "caller_request_id" not in without_id.detail
+    assert with_insane_id.request_id == insane.headers["x-request-id"]
+    assert "caller_request_id" not in with_insane_id.detail
+    async with db.sessionmaker() as session:
+        assert (await audit.verify(session)).intact
+
+
 async def test_the_log_is_append_only_and_the_chain_shows_tampering(
-    committed_db: Database,
+    committed_db: Database, test_server: PgServer
 ) -> None:
     async with committed_db.sessionmaker() as session, session.begin():
         for n in range(5):
@@ -67,33 +95,45 @@ async def test_the_log_is_append_only_and_the_chain_shows_tampering(
     assert result.intact
     assert result.entries == 5
 
-    for statement in (
-        "UPDATE audit_log SET actor = 'x'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
-    ):
-        async with committed_db.sessionmaker() as session, session.begin():
-            with pytest.raises(DBAPIError, match="append-only"):
-                await session.execute(text(statement))
+    async with test_server.owner_of(committed_db) as owner:
+        for statement in (
+            "UPDATE audit_log SET actor = 'x'",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+        ):
+            # The service has no such privilege; the owner is stopped by the trigger.
+            async with committed_db.sessionmaker() as session, session.begin():
+                with pytest.raises(DBAPIError, match="permission denied"):
+                    await session.execute(text(statement))
+            async with owner.sessionmaker() as session, session.begin():
+                with pytest.raises(DBAPIError, match="append-only"):
+                    await session.execute(text(statement))
 
-    rows = await entries(committed_db)
-    # Someone with the power to switch the trigger off edits one entry …
-    async with committed_db.sessionmaker() as session, session.begin():
-        await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
-        await session.execute(
-            text("UPDATE audit_log SET actor = 'someone else' WHERE id = :id"), {"id": rows[2].id}
-        )
-        await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+        rows = await entries(committed_db)
+        # The owner, who may switch the trigger off, edits one entry …
+        async with owner.sessionmaker() as session, session.begin():
+            await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+            await session.execute(
+                text("UPDATE audit_log SET actor = 'someone else' WHERE id = :id"),
+                {"id": rows[2].id},
+            )
+            await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
     async with committed_db.sessionmaker() as session:
         assert (await audit.verify(session)).broken_at == rows[2].id
 
 
-async def test_a_removed_entry_breaks_the_chain(committed_db: Database) -> None:
+async def test_a_removed_entry_breaks_the_chain(
+    committed_db: Database, test_server: PgServer
+) -> None:
     async with committed_db.sessionmaker() as session, session.begin():
         for n in range(3):
             await audit.record(session, None, "peer.post", "peer", f"p{n}", actor="test")
     rows = await entries(committed_db)
-    async with committed_db.sessionmaker() as session, session.begin():
+    async with (
+        test_server.owner_of(committed_db) as owner,
+        owner.sessionmaker() as session,
+        session.begin(),
+    ):
         await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         await session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": rows[1].id})
         await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))

@@ -17,7 +17,7 @@ from corespond.auth.models import ApiKey
 from corespond.cli import app
 from corespond.config import PROJECT_ROOT, get_settings
 from corespond.db import Database
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, PgServer
 
 runner = CliRunner()
 
@@ -300,7 +300,7 @@ async def test_sources_set_callback(cli_env: Database) -> None:
     assert "give a URL, or --remove" in output
 
 
-async def test_audit_verify(cli_env: Database) -> None:
+async def test_audit_verify(cli_env: Database, test_server: PgServer) -> None:
     from sqlalchemy import text
 
     from corespond.audit import service as audit
@@ -311,7 +311,11 @@ async def test_audit_verify(cli_env: Database) -> None:
     code, output = await invoke("audit", "verify")
     assert code == 0, output
     assert "intact: 3 entries" in output
-    async with cli_env.sessionmaker() as session, session.begin():
+    async with (
+        test_server.owner_of(cli_env) as owner,
+        owner.sessionmaker() as session,
+        session.begin(),
+    ):
         await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         await session.execute(text("UPDATE audit_log SET record_id = 'x' WHERE record_id = '1'"))
         await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))

@@ -52,3 +52,16 @@ async def test_request_logs_have_ids_and_no_sensitive_content(
     everything = "\n".join(lines)
     for secret in (NARRATIVE, "FENTANYL", source.secret, key):
         assert secret not in everything
+
+
+async def test_a_caller_sent_request_id_is_logged_beside_ours(
+    json_logs: io.StringIO, client: httpx.AsyncClient
+) -> None:
+    sent = await client.get("/healthz", headers={"X-Request-ID": "cad-4711"})
+    await client.get("/healthz", headers={"X-Request-ID": "not sane"})
+
+    records = [json.loads(line) for line in json_logs.getvalue().splitlines() if line.strip()]
+    first, second = [r for r in records if r.get("event") == "request"]
+    assert first["request_id"] == sent.headers["x-request-id"] != "cad-4711"
+    assert first["caller_request_id"] == "cad-4711"
+    assert "caller_request_id" not in second

@@ -40,12 +40,15 @@ from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
 from corespond.middleware import (
     BodyLimitMiddleware,
+    OneAuthorizationMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
     TimeoutMiddleware,
     TokenBuckets,
+    TrustedProxyMiddleware,
 )
 from corespond.migrate import head_revisions
+from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
 from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.roster.router import router as roster_router
@@ -138,6 +141,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by ops.docs instead: assets from this process, and off in production.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -161,21 +168,29 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         exempt=("/v1/rosters/import",),
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
-    # (every write, here) and per key (other writes, here).
+    # (writes other than CAD events, here), per key (the same writes, here), and failed CAD
+    # posts per client address (here, after they fail; never a signed event's limit).
     app.state.source_limits = TokenBuckets(
         settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst
     )
     app.add_middleware(
         RateLimitMiddleware,
-        cad=TokenBuckets(settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst),
         writes=TokenBuckets(
             settings.rate_limit_writes_per_second, settings.rate_limit_writes_burst
         ),
         addresses=TokenBuckets(
             5 * settings.rate_limit_writes_per_second, 5 * settings.rate_limit_writes_burst
         ),
+        cad_failures=TokenBuckets(
+            settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst
+        ),
     )
+    # Before anything reads a key: the rate limit and authentication must see the same one.
+    app.add_middleware(OneAuthorizationMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    if settings.trusted_proxies:
+        # Outermost: every layer sees the client the proxy reported.
+        app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.include_router(ops_router)
     app.include_router(ingest_router)
     app.include_router(calls_router)
@@ -188,6 +203,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(supervisor_page)
     app.include_router(audit_router)
     app.include_router(keys_router)
+    install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from corespond.config import PROJECT_ROOT, Settings, get_settings
 from corespond.crypto import secret_box
-from corespond.db import Database, resolve_database_url
+from corespond.db import Database, resolve_database_url, resolve_migration_url
 from corespond.demo import DemoCredentials
 from corespond.errors import Problem
 from corespond.triage.ruleset import RuleSet
@@ -105,8 +105,8 @@ def migrate() -> None:
     """Upgrade the database schema to the newest migration."""
     from corespond.migrate import upgrade_to_head
 
-    settings, url = _settings_with_database()
-    upgrade_to_head(settings.migrations_dir, url)
+    settings = get_settings()
+    upgrade_to_head(settings.migrations_dir, resolve_migration_url(settings))
     out.print("[green]database at head[/green]")
 
 
@@ -127,14 +127,15 @@ def serve(
     from corespond.migrate import upgrade_to_head
     from corespond.triage.ruleset import RuleFileError
 
-    settings, url = _settings_with_database()
+    migration_url = resolve_migration_url(get_settings()) if run_migrations else None
+    settings, _ = _settings_with_database()
     try:
         application = create_app(settings)
     except RuleFileError as exc:
         err.print(f"[red]cannot start: invalid triage rules[/red]\n{exc}", highlight=False)
         raise typer.Exit(2) from None
-    if run_migrations:
-        upgrade_to_head(settings.migrations_dir, url)
+    if migration_url is not None:
+        upgrade_to_head(settings.migrations_dir, migration_url)
     if demo:
         _print_demo(_seed_demo(), settings, host, port)
     configure_logging(settings.log_level, json=settings.log_json)
@@ -147,6 +148,9 @@ def serve(
         port=port or settings.port,
         log_config=None,
         access_log=False,
+        # Forwarded headers are read by the application itself, only from the proxies in
+        # CORESPOND_TRUSTED_PROXIES; uvicorn's own reading would trust 127.0.0.1 by default.
+        proxy_headers=False,
     )
 
 
@@ -916,25 +920,84 @@ audit_app = typer.Typer(help="The audit log: who read or changed what.", no_args
 app.add_typer(audit_app, name="audit")
 
 
+def _last_hash(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        digest = bytes.fromhex(value.strip())
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise typer.BadParameter(
+            "not a last hash: give the 64 hexadecimal digits that 'corespond audit verify' "
+            "printed as the last hash",
+            param_hint="'--expect-last'",
+        )
+    return digest
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    expect_last: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-last",
+            metavar="HEX",
+            help="The last hash an earlier run printed, kept outside the database: fail "
+            "unless an entry still has it (entries added after it are fine).",
+        ),
+    ] = None,
+) -> None:
     """Recompute the audit log's hash chain; exit 1 naming the first entry that was altered,
-    or that follows a removed one."""
+    or that follows a removed one, or, with --expect-last, when the newest entries were
+    removed."""
     from corespond.audit.service import Verification, verify
 
+    expected = _last_hash(expect_last)
+
     async def work(session: AsyncSession, settings: Settings) -> Verification:
-        return await verify(session)
+        return await verify(session, expect_last=expected)
 
     result = _run_in_session(work)
-    if result.intact:
-        last = f"; last hash {result.last_hash.hex()}" if result.last_hash else ""
-        out.print(f"audit log intact: {result.entries} entries, chain verified{last}")
+    if result.rewritable:
+        err.print(
+            "[yellow]warning:[/yellow] the database role of DATABASE_URL may UPDATE, DELETE or "
+            "TRUNCATE the audit log; run the service as a member of corespond_service and "
+            "migrate with CORESPOND_MIGRATION_DATABASE_URL",
+            highlight=False,
+        )
+    if not result.chain_intact:
+        err.print(
+            f"[red]audit log broken[/red] at entry {result.broken_at} "
+            f"(after {result.entries} good entries): altered, or an entry before it was removed"
+        )
+        raise typer.Exit(1)
+    if result.cut:
+        err.print(
+            "[red]audit log cut[/red]: no entry has the expected last hash "
+            f"{(result.expected or b'').hex()}; "
+            f"entries were removed from the end of the log (its {result.entries} entries "
+            "verify), or that hash is from another database",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    out.print(f"audit log intact: {result.entries} entries, chain verified")
+    if result.expected_at is not None:
+        out.print(
+            f"expected last hash found at entry {result.expected_at}; "
+            f"{result.added_since_expected} entries added since"
+        )
+    if result.last_hash is None:
+        out.print("the log has no entries yet: no last hash to keep")
         return
-    err.print(
-        f"[red]audit log broken[/red] at entry {result.broken_at} "
-        f"(after {result.entries} good entries): altered, or an entry before it was removed"
+    last = result.last_hash.hex()
+    out.print(f"last hash {last}", highlight=False)
+    out.print(
+        "Keep this last hash outside the database (with the date), and pass it next time as "
+        f"--expect-last {last}: a log whose newest entries were removed still verifies "
+        "without it.",
+        highlight=False,
     )
-    raise typer.Exit(1)
 
 
 @app.command()

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +30,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "CORESPOND_DATABASE_URL"),
-        description="PostgreSQL URL; unset means an embedded PostgreSQL under data_dir.",
+        description="PostgreSQL URL the service runs with; unset means an embedded PostgreSQL "
+        "under data_dir.",
+    )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the schema's owner, used only to migrate; unset: "
+        "DATABASE_URL (then the service runs as the owner and could rewrite its audit log).",
     )
     data_dir: Path = Field(
         default=PROJECT_ROOT / "var",
@@ -105,6 +118,21 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Other writes a second per API key (per instance)."
     )
     rate_limit_writes_burst: float = Field(default=50.0, ge=1)
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: no forwarded header is read.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics asks for (at least 32 characters). In production "
+        "/metrics answers 404 without one.",
+    )
+    docs: bool = Field(
+        default=False,
+        description="Serve /docs, /redoc and /openapi.json in production (the document "
+        "needs an API key there); development and test always serve them.",
+    )
     narrative_retention_days: float = Field(
         default=30.0,
         gt=0,
@@ -131,6 +159,21 @@ class Settings(BaseSettings):
         gt=0,
         description="A source whose deliveries have been failing this long raises an alert.",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # /metrics is not rate limited: a short token could be guessed.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CORESPOND_METRICS_TOKEN must be at least 32 characters")
+        return value
 
     @model_validator(mode="after")
     def _production_needs_explicit_config(self) -> Settings:

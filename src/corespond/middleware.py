@@ -1,21 +1,27 @@
-"""ASGI middleware: a request id on every request, the access log and HTTP metrics."""
+"""ASGI middleware: the client address behind a trusted proxy, a request id on every request,
+the access log and HTTP metrics, one Authorization header, rate limits, timeouts and the body
+limit."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import math
 import re
 import time
 import traceback
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corespond.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from corespond.ingest.signing import REQUIRED_HEADERS as WEBHOOK_HEADERS
 from corespond.metrics import REQUEST_SECONDS, REQUESTS
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -24,9 +30,94 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 log = structlog.get_logger("corespond.access")
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with an RFC 9457 problem document, from middleware (before any route)."""
+    document = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(document).encode()})
+
+
+def _header_values(scope: Scope, name: bytes) -> list[bytes]:
+    return [value for key, value in scope["headers"] if key.lower() == name]
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    return address
+
+
+class TrustedProxyMiddleware:
+    """The client address and scheme as a trusted reverse proxy reports them.
+
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are read only when the connecting peer is
+    in ``trusted``; from anyone else they are ignored. The client is the right-most
+    ``X-Forwarded-For`` address that is not itself a trusted proxy: every hop left of it
+    was written by the client and proves nothing. An unreadable hop stops the walk, and the
+    proxy that reported it stands as the client.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[Network]) -> None:
+        self.app = app
+        self.trusted = tuple(trusted)
+
+    def trusts(self, address: Address | None) -> bool:
+        return address is not None and any(address in network for network in self.trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        peer = (scope.get("client") or ("", 0))[0]
+        if not self.trusts(_address(peer)):
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        hops = b",".join(_header_values(scope, b"x-forwarded-for")).decode("latin-1")
+        client = peer
+        for hop in reversed(hops.split(",") if hops else []):
+            address = _address(hop)
+            if address is None:
+                break
+            client = str(address)
+            if not self.trusts(address):
+                break
+        scope["client"] = (client, 0)
+        proto = b",".join(_header_values(scope, b"x-forwarded-proto")).decode("latin-1")
+        scheme = proto.rsplit(",", 1)[-1].strip().lower()
+        if scheme in ("http", "https"):
+            scope["scheme"] = scheme if scope["type"] == "http" else scheme.replace("http", "ws")
+        await self.app(scope, receive, send)
+
 
 class RequestContextMiddleware:
-    """Give each request an id (the caller's ``X-Request-ID`` if sane), log and measure it."""
+    """Give each request an id of our own, returned in ``X-Request-ID``; log and measure it.
+
+    A caller's ``X-Request-ID`` is never the request id: anyone may send any value, and the
+    audit log and the logs must not carry ids a caller chose (two requests under one id, an
+    id that impersonates another's). A sane one is kept beside ours as ``caller_request_id``.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,9 +128,11 @@ class RequestContextMiddleware:
             return
 
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if _SAFE_REQUEST_ID.fullmatch(incoming):
+            structlog.contextvars.bind_contextvars(caller_request_id=incoming)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -65,20 +158,13 @@ class RequestContextMiddleware:
                 at=f"{frame.filename}:{frame.lineno}" if frame else None,
             )
             if not response_started:
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
-                    }
+                await send_problem(
+                    send_with_id,
+                    500,
+                    "internal",
+                    "Internal error",
+                    f"quote request id {request_id} when reporting this",
                 )
-                body = {
-                    "type": PROBLEM_BASE + "internal",
-                    "title": "Internal error",
-                    "status": 500,
-                    "detail": f"quote request id {request_id} when reporting this",
-                }
-                await send({"type": "http.response.body", "body": json.dumps(body).encode()})
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -93,6 +179,27 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+
+class OneAuthorizationMiddleware:
+    """Refuse (400) a request carrying more than one ``Authorization`` header before
+    anything reads one: the rate limit and authentication must see the same key, and with
+    two each could pick a different one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(_header_values(scope, b"authorization")) > 1:
+            await send_problem(
+                send,
+                400,
+                "bad-request",
+                "Bad request",
+                "more than one Authorization header; send exactly one",
+            )
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -136,20 +243,13 @@ class BodyLimitMiddleware:
         await self.app(scope, _replay([body], receive), send)
 
     async def _refuse(self, send: Send, detail: str) -> None:
-        document = {
-            "type": PROBLEM_BASE + "payload-too-large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"{detail} of {self.limit} bytes",
-        }
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
-            }
+        await send_problem(
+            send,
+            413,
+            "payload-too-large",
+            "Request body too large",
+            f"{detail} of {self.limit} bytes",
         )
-        await send({"type": "http.response.body", "body": json.dumps(document).encode()})
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -165,47 +265,71 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 class TokenBuckets:
     """Token buckets by key: ``rate`` tokens a second up to ``burst``. In-process: each
-    instance limits what reaches it."""
+    instance limits what reaches it.
 
-    def __init__(self, rate: float, burst: float) -> None:
+    At most ``max_keys`` buckets are kept, however many distinct addresses or keys come:
+    past that the least recently used is forgotten, and a forgotten key starts again with a
+    full bucket (it has been idle longest, so it most likely was full anyway)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
         self.rate = rate
         self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, updated = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - updated) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` may go (0: now), taking nothing."""
+        tokens = self._tokens(key, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
     def take(self, key: str, now: float) -> float:
-        """0 if a request may go now, else the seconds until one may."""
-        tokens, updated = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - updated) * self.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > 10_000:  # forget idle keys (full buckets)
-            full = [
-                k for k, (t, u) in self._buckets.items() if t + (now - u) * self.rate >= self.burst
-            ]
-            for k in full:
-                del self._buckets[k]
-        return (1 - tokens) / self.rate
+        """0 if a request may go now (and it is counted), else the seconds until one may."""
+        tokens = self._tokens(key, now)
+        allowed = tokens >= 1
+        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+        self._buckets.move_to_end(key)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
 
 _CAD_EVENTS = re.compile(r"^/v1/cad/([^/]+)/events$")
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+# What a CAD post that is not from a signing source is answered: a bad signature, or a
+# source that does not exist.
+_CAD_FAILURES = {401, 404}
 
 
 class RateLimitMiddleware:
-    """Write requests are limited per client address (every write; the CAD webhook has its
-    own rate, and its per-source limit is charged after the signature check, in the
-    endpoint) and per API key (the bearer token, however its scheme is spelled), before
-    anything is read or stored: over a limit, ``429`` with ``Retry-After``."""
+    """Write requests are limited per client address and per API key (the bearer token,
+    however its scheme is spelled), before anything is read or stored: over a limit,
+    ``429`` with ``Retry-After``.
+
+    The CAD webhook is not charged here: its per-source limit is charged in the endpoint,
+    once the signature holds, so nobody else can use it up. Posts to it that fail (a bad
+    signature, an unknown source) are charged afterwards to ``cad_failures`` by client
+    address; while that bucket is empty, unsigned posts from the address are refused
+    without being read. A post carrying signature headers always reaches the check, so a
+    correctly signed event is never refused for someone else's junk from its address."""
 
     def __init__(
-        self, app: ASGIApp, cad: TokenBuckets, writes: TokenBuckets, addresses: TokenBuckets
+        self,
+        app: ASGIApp,
+        writes: TokenBuckets,
+        addresses: TokenBuckets,
+        cad_failures: TokenBuckets,
     ) -> None:
         self.app = app
-        self.cad = cad
         self.writes = writes
         self.addresses = addresses
+        self.cad_failures = cad_failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WRITES:
@@ -214,18 +338,41 @@ class RateLimitMiddleware:
         now = time.monotonic()
         client = f"ip:{(scope.get('client') or ('?', 0))[0]}"
         if _CAD_EVENTS.match(scope["path"]):
-            checks = [(self.cad, client)]
-        else:
-            checks = [(self.addresses, client)]
-            token = _bearer_token(dict(scope["headers"]).get(b"authorization", b""))
-            if token:
-                checks.append((self.writes, "key:" + hashlib.sha256(token).hexdigest()[:24]))
+            await self._cad_event(scope, receive, send, client, now)
+            return
+        checks = [(self.addresses, client)]
+        authorization = _header_values(scope, b"authorization")
+        token = _bearer_token(authorization[0]) if authorization else b""
+        if token:
+            checks.append((self.writes, "key:" + hashlib.sha256(token).hexdigest()[:24]))
         for buckets, key in checks:
             wait = buckets.take(key, now)
             if wait > 0:
                 await _too_many(send, wait, buckets.rate)
                 return
         await self.app(scope, receive, send)
+
+    async def _cad_event(
+        self, scope: Scope, receive: Receive, send: Send, client: str, now: float
+    ) -> None:
+        wait = self.cad_failures.wait(client, now)
+        if wait > 0 and not _signed(scope):
+            await _too_many(send, wait, self.cad_failures.rate)
+            return
+
+        async def charging_failures(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in _CAD_FAILURES:
+                self.cad_failures.take(client, time.monotonic())
+            await send(message)
+
+        await self.app(scope, receive, charging_failures)
+
+
+def _signed(scope: Scope) -> bool:
+    """Carries every Standard Webhooks header (whether the signature holds is the
+    endpoint's to say)."""
+    present = {key.lower() for key, value in scope["headers"] if value.strip()}
+    return all(name.encode() in present for name in WEBHOOK_HEADERS)
 
 
 def _bearer_token(header: bytes) -> bytes:
@@ -235,23 +382,14 @@ def _bearer_token(header: bytes) -> bytes:
 
 async def _too_many(send: Send, wait: float, rate: float) -> None:
     seconds = max(1, math.ceil(wait))
-    body = {
-        "type": PROBLEM_BASE + "rate-limited",
-        "title": "Too many requests",
-        "status": 429,
-        "detail": f"over the limit of {rate:g} requests a second; retry in {seconds} s",
-    }
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"retry-after", str(seconds).encode()),
-            ],
-        }
+    await send_problem(
+        send,
+        429,
+        "rate-limited",
+        "Too many requests",
+        f"over the limit of {rate:g} requests a second; retry in {seconds} s",
+        [(b"retry-after", str(seconds).encode())],
     )
-    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 class TimeoutMiddleware:
@@ -281,20 +419,11 @@ class TimeoutMiddleware:
         except TimeoutError:
             if started:
                 raise
-            body = {
-                "type": PROBLEM_BASE + "timeout",
-                "title": "Request took too long",
-                "status": 503,
-                "detail": f"not answered within {self.seconds:g} s; nothing was changed, retry",
-            }
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"retry-after", b"1"),
-                    ],
-                }
+            await send_problem(
+                send,
+                503,
+                "timeout",
+                "Request took too long",
+                f"not answered within {self.seconds:g} s; nothing was changed, retry",
+                [(b"retry-after", b"1")],
             )
-            await send({"type": "http.response.body", "body": json.dumps(body).encode()})

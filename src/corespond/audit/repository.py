@@ -29,6 +29,19 @@ async def lock_chain(session: AsyncSession, name: str) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
 
 
+async def may_rewrite(session: AsyncSession) -> bool:
+    """Whether the role of this session could change or remove entries (the owner, a
+    superuser, a role granted more than the service is)."""
+    found: bool = await session.scalar(
+        text(
+            "SELECT has_table_privilege('audit_log', 'UPDATE') "
+            "OR has_table_privilege('audit_log', 'DELETE') "
+            "OR has_table_privilege('audit_log', 'TRUNCATE')"
+        )
+    )
+    return found
+
+
 async def last_hash(session: AsyncSession) -> bytes | None:
     found: bytes | None = await session.scalar(
         select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)

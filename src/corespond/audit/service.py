@@ -2,7 +2,9 @@
 
 Entries are chained: each one's hash covers the previous hash and its own content, taken
 under a transaction-scoped advisory lock so the chain has one order. ``verify`` recomputes
-the chain and names the first entry that does not match.
+the chain and names the first entry that does not match. The chain alone cannot show that
+its newest entries were removed; a last hash kept outside the database from an earlier
+verification can: ``verify(expect_last=...)`` looks for it in the chain.
 """
 
 from __future__ import annotations
@@ -66,7 +68,14 @@ async def record(
     *,
     actor: str | None = None,
 ) -> AuditEntry:
-    """Append an entry in the caller's transaction (it stands or falls with what it records)."""
+    """Append an entry in the caller's transaction (it stands or falls with what it records).
+
+    The request id is ours; an id the client sent is kept in ``detail`` as
+    ``caller_request_id``, for matching the entry to the client's own records."""
+    context = structlog.contextvars.get_contextvars()
+    detail = dict(detail or {})
+    if context.get("caller_request_id"):
+        detail["caller_request_id"] = context["caller_request_id"]
     await repository.lock_chain(session, CHAIN_LOCK)
     prev = await repository.last_hash(session)
     entry = AuditEntry(
@@ -77,8 +86,8 @@ async def record(
         action=action,
         record_type=record_type,
         record_id=str(record_id) if record_id is not None else None,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        detail=detail or {},
+        request_id=context.get("request_id"),
+        detail=detail,
         prev_hash=prev,
     )
     entry.hash = chain_hash(prev, entry)
@@ -91,27 +100,52 @@ class Verification:
     entries: int
     broken_at: int | None  # id of the first entry whose hash does not match
     last_hash: bytes | None = None  # keep it outside the database to notice a cut tail
+    # With an expected hash: the id of the entry that has it, None if none has (the log was
+    # cut after it, or the hash is not from this log), and how many entries follow it.
+    expected_at: int | None = None
+    expected: bytes | None = None
+    added_since_expected: int = 0
+    # The role that verified could rewrite the log: the service should not run as it.
+    rewritable: bool = False
+
+    @property
+    def chain_intact(self) -> bool:
+        return self.broken_at is None
+
+    @property
+    def cut(self) -> bool:
+        """A hash was expected and the intact chain does not hold it."""
+        return self.chain_intact and self.expected is not None and self.expected_at is None
 
     @property
     def intact(self) -> bool:
-        return self.broken_at is None
+        return self.chain_intact and not self.cut
 
 
-async def verify(session: AsyncSession, batch: int = 5000) -> Verification:
-    """Recompute the chain from the first entry."""
+async def verify(
+    session: AsyncSession, batch: int = 5000, *, expect_last: bytes | None = None
+) -> Verification:
+    """Recompute the chain from the first entry; with ``expect_last`` (the last hash of an
+    earlier verification), also require an entry with that hash, wherever it now stands."""
+    rewritable = await repository.may_rewrite(session)
     prev: bytes | None = None
     count = 0
     last_id = 0
+    expected_at: int | None = None
+    expected_count = 0
     while True:
         rows = await repository.entries_after(session, last_id, batch)
         if not rows:
-            return Verification(count, None, prev)
+            since = count - expected_count if expected_at is not None else 0
+            return Verification(count, None, prev, expected_at, expect_last, since, rewritable)
         for entry in rows:
             if entry.prev_hash != prev or entry.hash != chain_hash(prev, entry):
-                return Verification(count, entry.id)
+                return Verification(count, entry.id, expected=expect_last, rewritable=rewritable)
             prev = entry.hash
             count += 1
             last_id = entry.id
+            if expect_last is not None and entry.hash == expect_last:
+                expected_at, expected_count = entry.id, count
 
 
 async def list_entries(

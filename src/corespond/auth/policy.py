@@ -42,7 +42,9 @@ POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
     "GET /healthz": public("health probe"),
     "GET /readyz": public("readiness probe"),
-    "GET /metrics": public("Prometheus scrape (no call data)"),
+    "GET /metrics": public(
+        "Prometheus scrape (no call data); in production only with CORESPOND_METRICS_TOKEN"
+    ),
     "POST /v1/cad/{source}/events": public("signed with the CAD source's secret"),
     # Calls.
     "GET /v1/calls": key("dispatcher", "supervisor", scope=CALLS_SCOPE),

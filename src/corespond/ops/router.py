@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from corespond.db import database_of
-from corespond.errors import ServiceUnavailable, problem_responses
+from corespond.errors import NotFound, ServiceUnavailable, Unauthorized, problem_responses
 from corespond.migrate import current_revisions
 
 router = APIRouter(tags=["operations"])
@@ -53,7 +54,30 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics_access(request: Request) -> None:
+    """With ``CORESPOND_METRICS_TOKEN`` set, the scrape must bring it as a bearer token;
+    without one, metrics are open in development and test and absent (404) in production."""
+    settings = request.app.state.settings
+    if settings.metrics_token is None:
+        if settings.environment == "production":
+            raise NotFound()
+        return
+    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    # Compared in constant time, as bytes (compare_digest refuses non-ASCII text).
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        **problem_responses(Unauthorized, NotFound),
+    },
+    dependencies=[Depends(metrics_access)],
+)
 async def metrics() -> Response:
     """Prometheus metrics in the text exposition format."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
