@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from corespond.app import create_app
+from corespond.background import Background
 from corespond.calls.models import Call
+from corespond.config import Settings
+from corespond.crypto import SecretBox
 from corespond.db import Database
+from corespond.geo.service import geography_for
 from corespond.ingest.models import CadEvent
 from corespond.ingest.service import process_pending
 from corespond.retention.service import purge
 from corespond.triage.models import TriageDecisionRecord
 from corespond.triage.ruleset import load_rules
-from tests.conftest import Source
+from corespond.triage.service import RuleBook
+from tests.conftest import Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
 
 
@@ -90,3 +98,58 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         call = await session.scalar(select(Call))
         assert call is not None
         assert "FENTANYL" not in (call.narrative or "")
+
+
+async def test_the_worker_alone_purges_when_the_api_runs_without_one(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    """The scale-out: `serve` with CORESPOND_WORKER_ENABLED=false and a separate `corespond
+    worker`. The API process runs no job but the rule reload; the worker runs every job,
+    retention included, and a narrative past the retention period is purged by it."""
+    source = await make_source(committed_db, box)
+    api = create_app(settings.model_copy(update={"worker_enabled": False}), database=committed_db)
+    async with LifespanManager(api):
+        assert [job.id for job in api.state.scheduler.get_jobs()] == ["triage-rules-reload"]
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for document in (
+                cad_event("r1", narrative="SUBJ SAYS HE USED FENTANYL, REVIVED, NO WEAPONS"),
+                cad_event("r2", "call.closed", "2026-11-23T05:00:00-05:00"),
+            ):
+                body = encode(document)
+                url = f"/v1/cad/{source.id}/events"
+                headers = signed_headers(source.secret, body)
+                assert (await client.post(url, content=body, headers=headers)).status_code == 202
+
+    http = httpx.AsyncClient()
+    worker = Background.build(
+        settings,
+        committed_db,
+        http,
+        box,
+        RuleBook(),
+        geography_for(),
+        lambda: datetime(2027, 1, 1, tzinfo=UTC),  # long past the 30 days
+    )
+    await worker.start(jobs=True)
+    try:
+        assert {job.id for job in worker.scheduler.get_jobs()} >= {
+            "cad-event-sweep",
+            "assignment-timers",
+            "dispatch-relay",
+            "retention",
+            "triage-rules-reload",
+        }
+        worker.scheduler.modify_job("retention", next_run_time=datetime.now(UTC))
+        for _ in range(100):
+            async with committed_db.sessionmaker() as session:
+                call = await session.scalar(select(Call))
+            if call is not None and call.purged_at is not None:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await worker.stop()
+        await http.aclose()
+    assert call is not None
+    assert call.purged_at is not None
+    assert "FENTANYL" not in (call.narrative or "")

@@ -5,24 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC
 from typing import Any
 
 import httpx
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve
 from corespond import __version__
-from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.assignments.router import router as assignments_router
-from corespond.assignments.service import MatchPolicy
 from corespond.audit import service as audit_log
 from corespond.audit.deps import record_refused_read
 from corespond.audit.router import router as audit_router
 from corespond.auth.router import router as keys_router
+from corespond.background import Background
 from corespond.calls.router import router as calls_router
 from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
@@ -30,12 +27,10 @@ from corespond.coverage.page import router as supervisor_page
 from corespond.coverage.router import router as coverage_router
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
-from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
 from corespond.dispatch.router import router as dispatch_router
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
-from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
 from corespond.middleware import (
@@ -50,7 +45,6 @@ from corespond.middleware import (
 from corespond.migrate import head_revisions
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
-from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.roster.router import router as roster_router
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
@@ -76,56 +70,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database.connect(url)
     database: Database = app.state.database
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    assignments = AssignmentJobs(
-        database, MatchPolicy.of(settings), app.state.geography, app.state.clock
-    )
-    app.state.assignment_jobs = assignments
-    worker = EventWorker(
-        database,
-        settings.worker_batch_size,
-        app.state.rulebook,
-        app.state.geography,
-        assignments.follow_up,
-    )
-    app.state.worker = worker
-    relay = Relay(
+    background = Background.build(
+        settings,
         database,
         app.state.http,
         app.state.secret_box,
-        DeliveryPolicy.of(settings),
+        app.state.rulebook,
+        app.state.geography,
         app.state.clock,
-        environment=settings.environment,
     )
-    app.state.relay = relay
-    if settings.worker_enabled:
-        await worker.start()
-        await relay.start()
-        schedule_sweep(scheduler, worker, settings.worker_sweep_seconds)
-        schedule_timers(scheduler, assignments, settings.timer_sweep_seconds)
-        schedule_relay(scheduler, relay, settings.relay_sweep_seconds)
-        schedule_retention(
-            scheduler, RetentionJob(database, settings.narrative_retention_days, app.state.clock)
-        )
-    # The rule file is re-read on a timer, not per request; a broken one is logged and the
-    # last good rules stay in force (the worker, in or out of this process, does the same).
-    scheduler.add_job(
-        app.state.rulebook.reload_if_changed,
-        "interval",
-        seconds=settings.worker_sweep_seconds,
-        id="triage-rules-reload",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.start()
-    app.state.scheduler = scheduler
+    app.state.background = background
+    app.state.assignment_jobs = background.assignments
+    app.state.worker = background.worker
+    app.state.relay = background.relay
+    await background.start(jobs=settings.worker_enabled)
+    app.state.scheduler = background.scheduler
     log.info("started", version=__version__, worker=settings.worker_enabled)
     try:
         yield
     finally:
-        scheduler.shutdown(wait=False)
-        await relay.stop()
-        await worker.stop()
+        await background.stop()
         await app.state.http.aclose()
         if owned:
             await database.dispose()

@@ -160,13 +160,12 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the worker, no HTTP: folds CAD events, follows up assignments and keeps offer
-    deadlines (pair with CORESPOND_WORKER_ENABLED=false on serve)."""
-    from corespond.assignments.jobs import AssignmentJobs
-    from corespond.assignments.service import MatchPolicy
-    from corespond.dispatch.relay import DeliveryPolicy, Relay
+    """Run only the background jobs, no HTTP: fold CAD events, follow up assignments, keep
+    offer deadlines, deliver to CAD callbacks, purge past the retention period (pair with
+    CORESPOND_WORKER_ENABLED=false on serve). The same jobs as serve's own worker."""
+    from corespond.background import Background, run_until_stopped
+    from corespond.clock import system_clock
     from corespond.geo.service import geography_for
-    from corespond.ingest.jobs import run_worker_forever
     from corespond.logging import configure_logging
     from corespond.triage.service import RuleBook
 
@@ -175,26 +174,18 @@ def worker() -> None:
 
     async def runner() -> None:
         database = Database.connect(url)
-        geography = geography_for(tuple(settings.geo_states))
         http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
-        relay = Relay(
-            database,
-            http,
-            secret_box(settings),
-            DeliveryPolicy.of(settings),
-            environment=settings.environment,
-        )
         try:
-            await run_worker_forever(
-                database,
-                settings.worker_batch_size,
-                settings.worker_sweep_seconds,
-                RuleBook(settings.triage_rules_file),
-                geography,
-                AssignmentJobs(database, MatchPolicy.of(settings), geography),
-                settings.timer_sweep_seconds,
-                relay,
-                settings.relay_sweep_seconds,
+            await run_until_stopped(
+                Background.build(
+                    settings,
+                    database,
+                    http,
+                    secret_box(settings),
+                    RuleBook(settings.triage_rules_file),
+                    geography_for(tuple(settings.geo_states)),
+                    system_clock,
+                )
             )
         finally:
             await http.aclose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -21,9 +20,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
-from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.db import Database
-from corespond.dispatch.relay import Relay, schedule_relay
 from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
@@ -128,40 +125,3 @@ def schedule_sweep(scheduler: AsyncIOScheduler, worker: EventWorker, seconds: fl
         coalesce=True,
         next_run_time=datetime.now(UTC),
     )
-
-
-async def run_worker_forever(
-    database: Database,
-    batch_size: int,
-    sweep_seconds: float,
-    rulebook: RuleBook,
-    geography: Geography,
-    assignments: AssignmentJobs,
-    timer_seconds: float,
-    relay: Relay | None = None,
-    relay_seconds: float = 5.0,
-) -> None:
-    """The worker on its own (``corespond worker``) until SIGINT or SIGTERM: folds events,
-    keeps the assignment timers and delivers the outbox to CAD callbacks."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    worker = EventWorker(database, batch_size, rulebook, geography, assignments.follow_up)
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    await worker.start()
-    schedule_sweep(scheduler, worker, sweep_seconds)
-    schedule_timers(scheduler, assignments, timer_seconds)
-    if relay is not None:
-        await relay.start()
-        schedule_relay(scheduler, relay, relay_seconds)
-    scheduler.start()
-    log.info("worker_started")
-    try:
-        await stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
-        if relay is not None:
-            await relay.stop()
-        await worker.stop()
-        log.info("worker_stopped")

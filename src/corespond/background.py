@@ -1,0 +1,137 @@
+"""Every background job, assembled in one place.
+
+The API process (``corespond serve``, unless ``CORESPOND_WORKER_ENABLED=false``) and the
+worker on its own (``corespond worker``) run the same set, built here, so that a job added
+for one cannot be missing from the other:
+
+* the CAD event worker (LISTEN wake-up, and a sweep every ``worker_sweep_seconds``): fold,
+  locate, triage, then follow up the call's assignment;
+* the assignment timers (offer deadlines, follow-ups) every ``timer_sweep_seconds``;
+* the relay of the outbox to CAD callbacks (LISTEN wake-up, sweep every
+  ``relay_sweep_seconds``);
+* retention, daily (narratives and locations past ``narrative_retention_days``);
+* re-reading the triage rule file when it changes.
+
+A process that serves the API with its worker disabled runs only the rule reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+from datetime import UTC
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from corespond.assignments.jobs import AssignmentJobs, schedule_timers
+from corespond.assignments.service import MatchPolicy
+from corespond.clock import Clock
+from corespond.config import Settings
+from corespond.crypto import SecretBox
+from corespond.db import Database
+from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
+from corespond.geo.service import Geography
+from corespond.ingest.jobs import EventWorker, schedule_sweep
+from corespond.retention.jobs import RetentionJob, schedule_retention
+from corespond.triage.service import RuleBook
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Background:
+    """The jobs of one process and the scheduler that runs them."""
+
+    settings: Settings
+    rulebook: RuleBook
+    assignments: AssignmentJobs
+    worker: EventWorker
+    relay: Relay
+    retention: RetentionJob
+    scheduler: AsyncIOScheduler
+    running_jobs: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        database: Database,
+        http: httpx.AsyncClient,
+        box: SecretBox,
+        rulebook: RuleBook,
+        geography: Geography,
+        clock: Clock,
+    ) -> Background:
+        assignments = AssignmentJobs(database, MatchPolicy.of(settings), geography, clock)
+        return cls(
+            settings=settings,
+            rulebook=rulebook,
+            assignments=assignments,
+            worker=EventWorker(
+                database,
+                settings.worker_batch_size,
+                rulebook,
+                geography,
+                assignments.follow_up,
+            ),
+            relay=Relay(
+                database,
+                http,
+                box,
+                DeliveryPolicy.of(settings),
+                clock,
+                environment=settings.environment,
+            ),
+            retention=RetentionJob(database, settings.narrative_retention_days, clock),
+            scheduler=AsyncIOScheduler(timezone=UTC),
+        )
+
+    async def start(self, *, jobs: bool) -> None:
+        """Start the scheduler; with ``jobs``, every background job (else the rule reload
+        only: an API process whose worker runs elsewhere)."""
+        settings = self.settings
+        if jobs:
+            await self.worker.start()
+            await self.relay.start()
+            schedule_sweep(self.scheduler, self.worker, settings.worker_sweep_seconds)
+            schedule_timers(self.scheduler, self.assignments, settings.timer_sweep_seconds)
+            schedule_relay(self.scheduler, self.relay, settings.relay_sweep_seconds)
+            schedule_retention(self.scheduler, self.retention)
+            self.running_jobs = True
+        # The rule file is re-read on a timer, not per request; a broken one is logged and
+        # the last good rules stay in force.
+        self.scheduler.add_job(
+            self.rulebook.reload_if_changed,
+            "interval",
+            seconds=settings.worker_sweep_seconds,
+            id="triage-rules-reload",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.start()
+        log.info("background_started", jobs=sorted(job.id for job in self.scheduler.get_jobs()))
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        if self.running_jobs:
+            await self.relay.stop()
+            await self.worker.stop()
+            self.running_jobs = False
+
+
+async def run_until_stopped(background: Background) -> None:
+    """``corespond worker``: every job, until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await background.start(jobs=True)
+    log.info("worker_started")
+    try:
+        await stop.wait()
+    finally:
+        await background.stop()
+        log.info("worker_stopped")
