@@ -93,11 +93,12 @@ class PeerCallOut(BaseModel):
     hazards: list[str] = Field(description="CAD hazard flags written only in peer words.")
     hazards_withheld: int = Field(description="Hazard flags not shown: ask dispatch.")
     narrative_excerpt: list[str] = Field(
-        description="Narrative sentences that state a substance-use or safety fact in peer "
-        "words only (folded to upper case)."
+        description="Clauses of the narrative that state a substance-use fact or how the "
+        "person is, in peer words only (folded to upper case); neighbouring ones joined."
     )
     narrative_withheld: int = Field(
-        description="Narrative sentences not shown (law-enforcement only, or not readable)."
+        description="Narrative clauses not shown (law-enforcement only, no fact, or not "
+        "readable): ask dispatch."
     )
     note: str | None = Field(description="The dispatcher's note for the peer.")
 

@@ -37,10 +37,15 @@ NOTE_LIMIT = 500
 
 _TOKEN = re.compile(r"[^\W_]+")
 _APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
-# A sentence ends at . ; ! ? | and at a spaced slash or dash.
+# A sentence ends at . ; ! ? | at a spaced slash or dash, and at a time of day (an update).
 # Letters with dots between them are one word: "N.C.I.C." is NCIC, not four letters.
 _DOTTED = re.compile(r"\b(?:[^\W\d_]\.){2,}")
-_SENTENCE = re.compile(r"[.;!?|]+|\s[/-]\s")
+_SENTENCE = re.compile(r"[.;!?|]+|\s[/-]\s|\[?\b\d{1,2}:\d{2}(?::\d{2})?\b\]?")
+# A clause ends at a comma, parenthesis or colon, or before a word that joins clauses.
+_CLAUSE = re.compile(
+    r"[,():]+|\s(?=(?:AND|BUT|SO|BECAUSE|WHO|WHICH|WHILE|SINCE)\b)"
+)
+_JOINERS = frozenset({"AND", "BUT", "SO", "BECAUSE", "WHO", "WHICH", "WHILE", "SINCE"})
 # Radio codes ("10-15": a prisoner in custody) say what the words around them do not.
 _TEN_CODE = re.compile(r"\b10\s*[-/ ]\s*\d{1,3}\b")
 # What may stand between the words of a shown sentence.
@@ -51,6 +56,12 @@ _INTERNAL = re.compile(
     r"|\bOFFICER\W*NOTES?\b|\bFOR\s+LE\b|\bLAW\s+ENFORCEMENT\b|\bDO\s+NOT\s+(?:RELEASE|SHARE)\b",
 )
 _MAX_DIGITS = 3
+# The person's state a peer needs to know on the way, as facts of their own beside triage's.
+STATE_WORDS = frozenset(
+    """AWAKE ALERT BREATHING BREATHS CONSCIOUS RESPONSIVE UNRESPONSIVE VOMITING SEIZURE
+    SEIZURES SHAKING SWEATING PALE BLUE CPR PULSE WALKING TALKING SLEEPING ASLEEP DROWSY
+    CONFUSED PARANOID CALM AGITATED CRYING HALLUCINATING PREGNANT""".split()
+)
 # Counts, doses and ages: "NARCAN X2", "4MG", "2X", "34YOM".
 _MEASURE = re.compile(
     r"^(?:X\d{1,2}|\d{1,3}(?:X|MG|MCG|ML|MIN|MINS|HR|HRS|YO|YOA|YOM|YOF|YR|YRS))$"
@@ -131,27 +142,56 @@ def compose(
 def excerpt_of(
     narrative: str | None, fact_words: Sequence[tuple[str, ...]]
 ) -> tuple[tuple[str, ...], int]:
-    """The narrative's sentences that pass the allow-test, and how many did not."""
+    """The narrative's parts that pass the allow-test, and how many parts did not.
+
+    A part is a clause: a sentence is cut at commas, parentheses, colons and the words that
+    join clauses (AND, BUT, SO, BECAUSE, WHO …), and only the clauses that state a fact are
+    shown, each in peer words only; neighbouring shown clauses of one sentence are joined.
+    What a caller or officer adds about the person in a clause of its own ("…, HE IS A
+    FRIEND OF OURS") is never carried along by the fact beside it.
+    """
     if not narrative:
         return (), 0
     # A line break is not the end of a sentence: CAD wraps lines anywhere, and a sentence cut
-    # in two must not show its first half (folding turns line breaks into spaces).
+    # in two must not show its first half (folding turns line breaks into spaces). A time of
+    # day ("10:04", "[10:04:31]") starts an appended update, so it does end one.
     text = _DOTTED.sub(lambda m: m.group().replace(".", "") + " ", folded(narrative))
     marker = _INTERNAL.search(text)
     shown: list[str] = []
     withheld = 0
     for sentence in _SENTENCE.split(text[: marker.start()] if marker else text):
-        words = words_of(sentence)
-        if not words:
-            continue
-        kept = None if _TEN_CODE.search(sentence) else _shown(sentence)
-        if kept is None or not _states_fact(words, fact_words):
-            withheld += 1
-        elif kept not in shown:
-            shown.append(kept)
+        run: list[str] = []
+        for clause in [*_CLAUSE.split(sentence), ""]:  # "" ends the last run
+            words = words_of(clause)
+            kept = None
+            # A clause joined on ("… AND CANT BE AROUND DRUGS") goes on with the one before
+            # it: shown only if that one was.
+            goes_on = bool(words) and words[0] in _JOINERS
+            if (
+                words
+                and (run or not goes_on)
+                and not _TEN_CODE.search(clause)
+                and _states_fact(words, fact_words)
+            ):
+                kept = _shown(clause)
+            if kept is not None:
+                run.append(kept)
+                continue
+            withheld += 1 if words else 0
+            if run and (joined := _joined(run)) not in shown:
+                shown.append(joined)
+            run = []
     if marker:  # everything after an internal-note marker is law-enforcement only
         withheld += max(1, len([s for s in _SENTENCE.split(text[marker.start() :]) if s]))
     return tuple(shown), withheld
+
+
+def _joined(clauses: list[str]) -> str:
+    """Neighbouring clauses as one: after a comma, or a space before a joining word."""
+    text = clauses[0]
+    for clause in clauses[1:]:
+        text += (" " if clause.split(" ", 1)[0] in _JOINERS else ", ") + clause
+    return text
 
 
 def clean_note(note: str | None) -> str | None:
@@ -198,7 +238,10 @@ def _fact_words(reasons: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 
 def _states_fact(words: Sequence[str], fact_words: Sequence[tuple[str, ...]]) -> bool:
-    """Whether the sentence holds the words of a triage fact, in order and together."""
+    """Whether the clause holds the words of a triage fact, in order and together, or says
+    how the person is (``STATE_WORDS``)."""
+    if STATE_WORDS.intersection(words):
+        return True
     for phrase in fact_words:
         size = len(phrase)
         if any(tuple(words[i : i + size]) == phrase for i in range(len(words) - size + 1)):
