@@ -42,9 +42,7 @@ _APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
 _DOTTED = re.compile(r"\b(?:[^\W\d_]\.){2,}")
 _SENTENCE = re.compile(r"[.;!?|]+|\s[/-]\s|\[?\b\d{1,2}:\d{2}(?::\d{2})?\b\]?")
 # A clause ends at a comma, parenthesis or colon, or before a word that joins clauses.
-_CLAUSE = re.compile(
-    r"[,():]+|\s(?=(?:AND|BUT|SO|BECAUSE|WHO|WHICH|WHILE|SINCE)\b)"
-)
+_CLAUSE = re.compile(r"[,():]+|\s(?=(?:AND|BUT|SO|BECAUSE|WHO|WHICH|WHILE|SINCE)\b)")
 _JOINERS = frozenset({"AND", "BUT", "SO", "BECAUSE", "WHO", "WHICH", "WHILE", "SINCE"})
 # Radio codes ("10-15": a prisoner in custody) say what the words around them do not.
 _TEN_CODE = re.compile(r"\b10\s*[-/ ]\s*\d{1,3}\b")
