@@ -152,3 +152,28 @@ async def call(
     session.add(row)
     await session.flush()
     return row
+
+
+async def triaged(session: AsyncSession, call: Call) -> None:
+    """Record the triage decision the rules make of the call (its facts, for the peer)."""
+    from dataclasses import asdict
+
+    from corespond.triage.classifier import TriageInput, classify
+    from corespond.triage.models import TriageDecisionRecord
+    from corespond.triage.ruleset import load_rules
+
+    decision = classify(
+        TriageInput(call_type=call.call_type, narrative=call.narrative), load_rules()
+    )
+    session.add(
+        TriageDecisionRecord(
+            call_id=call.id,
+            decision=call.decision or decision.decision,
+            summary=decision.summary,
+            reasons=[asdict(r) for r in decision.reasons],
+            rules_version=decision.rules_version,
+            inputs_sha256=decision.inputs_sha256,
+            danger=decision.danger,
+        )
+    )
+    await session.flush()

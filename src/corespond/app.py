@@ -45,6 +45,8 @@ from corespond.middleware import (
 from corespond.migrate import head_revisions
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
+from corespond.peerapp.page import api as peer_api
+from corespond.peerapp.page import router as peer_app
 from corespond.roster.router import router as roster_router
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
@@ -129,7 +131,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(
         TimeoutMiddleware,
         seconds=settings.request_timeout_seconds,
-        exempt=("/v1/rosters/import",),
+        exempt=("/v1/rosters/import", "/peer/events"),  # an event stream stays open
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
     # (writes other than CAD events, here), per key (the same writes, here), and failed CAD
@@ -165,6 +167,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(dispatch_router)
     app.include_router(coverage_router)
     app.include_router(supervisor_page)
+    app.include_router(peer_app)
+    app.include_router(peer_api)
     app.include_router(audit_router)
     app.include_router(keys_router)
     install_docs(app)

@@ -52,6 +52,8 @@ app.add_typer(cad_app, name="cad")
 app.add_typer(triage_app, name="triage")
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(roster_app, name="roster")
+peers_app = typer.Typer(help="Peers: signing them in to the peer app on their phones.")
+app.add_typer(peers_app, name="peers")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -905,6 +907,38 @@ def triage_classify(
     for reason in decision.reasons:
         out.print(f"  {reason.kind:<9} {reason.rule:<28} {reason.detail}", markup=False)
     out.print(f"rules {decision.rules_version}", markup=False)
+
+
+@peers_app.command("sign-in-link")
+def peers_sign_in_link(
+    peer_id: Annotated[str, typer.Argument(help="The peer's id (GET /v1/peers).")],
+    base_url: Annotated[
+        str, typer.Option(help="Where peers reach corespond, e.g. https://corespond.example.org")
+    ] = "",
+) -> None:
+    """Print a one-time link that signs a peer in to the peer app (/peer) on their phone:
+    valid 15 minutes, once. Send it to the peer's phone (or show it as a QR code)."""
+    import uuid
+
+    from corespond.auth.service import Principal
+    from corespond.peerapp.service import create_link
+
+    try:
+        peer = uuid.UUID(peer_id)
+    except ValueError:
+        err.print(f"error: not a peer id: {peer_id!r}")
+        raise typer.Exit(2) from None
+    cli_admin = Principal(key_id=uuid.UUID(int=0), name="cli", role="admin", scope=None)
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        link = await create_link(session, cli_admin, peer, datetime.now(UTC))
+        base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        return (
+            f"{base}/peer/sign-in?token={link.token}\n"
+            f"for {link.peer.display_name}; works once, until {link.expires_at:%H:%M} UTC"
+        )
+
+    out.print(_run_in_session(work, ("peer.sign_in_link", peer_id)), markup=False)
 
 
 audit_app = typer.Typer(help="The audit log: who read or changed what.", no_args_is_help=True)

@@ -8,6 +8,7 @@ from corespond.calls.models import Call
 from corespond.db import Base
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.ingest.models import CadEvent
+from corespond.peerapp.models import PeerSignIn
 from corespond.roster.models import (
     Credential,
     Peer,
@@ -37,6 +38,7 @@ __all__ = [
     "OutboxMessage",
     "Peer",
     "PeerRequest",
+    "PeerSignIn",
     "PeerStatusChange",
     "Provider",
     "ProviderCounty",

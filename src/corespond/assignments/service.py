@@ -671,8 +671,10 @@ async def act(
     *,
     clearing: Clearing | None = None,
     position: tuple[float, float] | None = None,
+    reason: str | None = None,
 ) -> Assignment:
-    """Take ``action`` on an assignment for ``principal``; a peer only on their own."""
+    """Take ``action`` on an assignment for ``principal``; a peer only on their own (a
+    decline may say why: ``reason``, kept in the history)."""
     assignment = await get_assignment(session, assignment_id, principal)
     own = _own_peer_id(principal)
     if action in PEER_ACTIONS and principal.role == "peer" and assignment.peer_id != own:
@@ -699,7 +701,7 @@ async def act(
         assignment,
         action,
         by,
-        "dispatcher" if action == "cancel" else None,
+        "dispatcher" if action == "cancel" else reason,
         ctx,
         clearing=clearing,
     )

@@ -118,6 +118,25 @@ POLICY: dict[str, Rule] = {
     "POST /supervisor/logout": public("ends the session of its cookie"),
     "GET /supervisor/data": public("a supervisor's session cookie, checked by the page"),
     "GET /supervisor/static/{name}": public("the page's script and style"),
+    # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
+    "POST /v1/peers/{peer_id}/sign-in-links": key(
+        "supervisor",
+        "provider_admin",
+        scope="a provider admin for its provider's peers; a scoped supervisor the peers it may see",
+    ),
+    "GET /peer": public("the sign-in hint, or the app for a peer's session"),
+    "GET /peer/sign-in": public("the page of a one-time sign-in link (a button, no change)"),
+    "POST /peer/sign-in": public("uses a one-time sign-in link"),
+    "POST /peer/sign-out": public("ends the session of its cookie"),
+    "GET /peer/data": public("a peer's session cookie, checked by the page"),
+    "GET /peer/events": public("a peer's session cookie, checked by the page"),
+    "POST /peer/assignments/{assignment_id}/{action}": public(
+        "a peer's session cookie, checked by the page: only that peer's assignments"
+    ),
+    "POST /peer/status": public("a peer's session cookie, checked by the page"),
+    "GET /peer/manifest.webmanifest": public("the app's manifest"),
+    "GET /peer/sw.js": public("the app's service worker"),
+    "GET /peer/static/{name}": public("the app's script, style and icon"),
     # Audit and keys.
     "GET /v1/audit": key("auditor"),
     "GET /v1/keys": key(),

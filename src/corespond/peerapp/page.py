@@ -1,0 +1,357 @@
+"""``/peer``: the peer's phone app, and the API that makes its sign-in links.
+
+Server-rendered shell, a small script (no third-party code), live over Server-Sent Events:
+the stream says "changed" within a second of anything on the peer's page changing, and the
+script fetches ``/peer/data`` again. The page's actions post to ``/peer/...`` with the session
+cookie (SameSite=Strict, and a same-site check on every post).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Form, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments import service as assignments
+from corespond.assignments.router import context
+from corespond.assignments.schemas import Outcome, Referral, assignment_out
+from corespond.assignments.service import Clearing
+from corespond.audit import service as audit
+from corespond.auth.deps import Authorized
+from corespond.auth.service import Principal, end_session, session_principal
+from corespond.calls.models import Call
+from corespond.coverage.page import SECURITY_HEADERS, _same_site, _secure
+from corespond.db import SessionDep, database_of
+from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.errors import problem_responses as problems
+from corespond.peerapp import service
+from corespond.roster import service as roster
+from corespond.roster.models import Peer
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(tags=["peers"])
+
+COOKIE = "corespond_peer"
+COOKIE_PATH = "/peer"
+STATIC = {
+    "peer.css": "text/css",
+    "peer.js": "text/javascript",
+    "icon.svg": "image/svg+xml",
+}
+STREAM_POLL_SECONDS = 1.0
+STREAM_HEARTBEAT_SECONDS = 15.0
+
+templates = Environment(
+    loader=PackageLoader("corespond.peerapp", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _html(template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    body = templates.get_template(template).render(**values)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    principal = await session_principal(session, token, request.app.state.clock())
+    return principal if principal is not None and principal.role == "peer" else None
+
+
+async def _require(request: Request, session: AsyncSession) -> Principal:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        raise Unauthorized("sign in with the link your provider sent")
+    return principal
+
+
+def _require_same_site(request: Request) -> None:
+    if not _same_site(request):
+        raise Forbidden("post from the peer page")
+
+
+# --- the API: a sign-in link --------------------------------------------------------------
+
+
+class SignInLinkOut(BaseModel):
+    peer_id: uuid.UUID
+    url: str = Field(description="Open on the peer's phone; it works once.")
+    expires_at: datetime
+
+
+@api.post(
+    "/v1/peers/{peer_id}/sign-in-links",
+    status_code=201,
+    response_model=SignInLinkOut,
+    responses=problems(Unauthorized, Forbidden, NotFound),
+)
+async def make_sign_in_link(
+    peer_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
+) -> SignInLinkOut:
+    """A one-time link that signs the peer in to the peer app (`/peer`) on their phone:
+    valid for 15 minutes, once. Send it to the peer's phone or show it as a QR code; never
+    ask a peer to paste an API key."""
+    link = await service.create_link(session, principal, peer_id, request.app.state.clock())
+    await audit.record(session, principal, "peer.sign_in_link", "peer", peer_id)
+    base = str(request.base_url).rstrip("/")
+    return SignInLinkOut(
+        peer_id=link.peer.id,
+        url=f"{base}/peer/sign-in?token={link.token}",
+        expires_at=link.expires_at,
+    )
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+@router.get("/peer")
+async def page(request: Request, session: SessionDep) -> Response:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        return _html("signin.html", token=None)
+    peer = await session.get(Peer, service.own_peer_id(principal))
+    return _html("peer.html", name=peer.display_name if peer else "")
+
+
+@router.get("/peer/sign-in")
+async def sign_in_page(token: str = "") -> Response:
+    """The link's page: a button, so that a link preview or scanner opening it does not use
+    it up."""
+    return _html("signin.html", token=token[:100] or None)
+
+
+@router.post("/peer/sign-in")
+async def sign_in(
+    request: Request, session: SessionDep, token: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    if not _same_site(request):
+        return _html("signin.html", 403, token=None, error="Sign in from the link's page.")
+    try:
+        cookie, _ = await service.sign_in(session, token, request.app.state.clock())
+    except service.LinkRefused as refused:
+        return _html("signin.html", 409, token=None, error=refused.detail)
+    response = RedirectResponse("/peer", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=service.SESSION_HOURS * 3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+@router.post("/peer/sign-out")
+async def sign_out(request: Request, session: SessionDep) -> Response:
+    if not _same_site(request):
+        return _html("signin.html", 403, token=None, error="Sign out from the peer page.")
+    token = request.cookies.get(COOKIE)
+    if token:
+        await end_session(session, token, request.app.state.clock())
+    response = RedirectResponse("/peer", status_code=303)
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
+    )
+    return response
+
+
+# --- what the page shows, and its live stream -----------------------------------------------
+
+
+async def _data(request: Request, session: AsyncSession, principal: Principal) -> dict[str, Any]:
+    now = request.app.state.clock()
+    peer_id = service.own_peer_id(principal)
+    peer = await session.get(Peer, peer_id)
+    if peer is None:
+        raise NotFound("peer not found")
+    atlas = request.app.state.geography.atlas
+    items = []
+    for assignment in await service.recent_assignments(session, peer_id, now):
+        call = await session.get(Call, assignment.call_id)
+        if call is None:  # pragma: no cover - a foreign key guarantees it
+            continue
+        for_peer = await assignments.call_for_peer(session, call, assignment)
+        view = assignment_out(assignment, call, for_peer, peer, principal, atlas)
+        items.append(view.model_dump(mode="json"))
+    zone = request.app.state.settings.program_timezone
+    shifts = await roster.list_shifts(
+        session,
+        principal,
+        peer_id=peer_id,
+        provider_id=None,
+        county_fips=None,
+        starts_from=now - timedelta(hours=12),
+        starts_to=now + timedelta(days=14),
+        include_cancelled=False,
+        after=None,
+        limit=60,
+    )
+    await audit.record(
+        session, principal, "peer_app.read", "assignment", None, {"ids": [i["id"] for i in items]}
+    )
+    return {
+        "at": now.isoformat(),
+        "peer": {"id": str(peer.id), "name": peer.display_name, "status": peer.status},
+        "assignments": items,
+        "shifts": [
+            {
+                "starts_at": s.starts_at.isoformat(),
+                "ends_at": s.ends_at.isoformat(),
+                "counties": list(s.counties),
+                "kind": s.kind,
+                "zone": zone,
+            }
+            for s in shifts
+            if s.ends_at > now
+        ],
+    }
+
+
+@router.get("/peer/data")
+async def data(request: Request, session: SessionDep) -> Response:
+    principal = await _require(request, session)
+    body = await _data(request, session, principal)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/peer/events")
+async def events(request: Request, session: SessionDep) -> Response:
+    """``data: changed`` whenever the peer's assignments or status change (checked every
+    second), a comment every 15 s to keep the connection open."""
+    principal = await _require(request, session)
+    peer_id = service.own_peer_id(principal)
+    database = database_of(request)
+
+    async def stream() -> AsyncIterator[str]:
+        last: tuple[object, ...] | None = None
+        quiet = 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            async with database.sessionmaker() as check:
+                stamp = await service.change_stamp(check, peer_id)
+            if stamp != last:
+                if last is not None:
+                    yield "data: changed\n\n"
+                last = stamp
+                quiet = 0.0
+            elif quiet >= STREAM_HEARTBEAT_SECONDS:
+                yield ": still here\n\n"
+                quiet = 0.0
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            quiet += STREAM_POLL_SECONDS
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=200)
+    outcome: Outcome | None = None
+    referrals: list[Referral] = Field(default=[], max_length=6)
+
+
+Action = Literal["accept", "decline", "en-route", "on-scene", "clear"]
+
+
+@router.post("/peer/assignments/{assignment_id}/{action}")
+async def act(
+    assignment_id: uuid.UUID,
+    action: Action,
+    request: Request,
+    session: SessionDep,
+    body: Annotated[ActionIn | None, Body()] = None,
+) -> Response:
+    """The page's buttons: accept, decline (with a reason), en route, on scene, clear (with
+    the outcome). Answers what the page shows next."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    body = body or ActionIn()
+    clearing = None
+    if action == "clear":
+        if body.outcome is None:
+            raise InvalidPayload("say what came of it: outcome")
+        clearing = Clearing(body.outcome, tuple(dict.fromkeys(body.referrals)))
+    await assignments.act(
+        session,
+        principal,
+        assignment_id,
+        action,
+        context(request),
+        clearing=clearing,
+        reason=body.reason if action == "decline" else None,
+    )
+    return JSONResponse(await _data(request, session, principal))
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["available", "off_duty"]
+
+
+@router.post("/peer/status")
+async def set_status(request: Request, session: SessionDep, body: StatusIn) -> Response:
+    """Go off duty, or available again (busy follows the calls)."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    await roster.set_status(session, principal, service.own_peer_id(principal), body.status)
+    return JSONResponse(await _data(request, session, principal))
+
+
+# --- installable: manifest, service worker, files --------------------------------------------
+
+
+@router.get("/peer/manifest.webmanifest")
+async def manifest() -> Response:
+    document = {
+        "name": "corespond peer",
+        "short_name": "corespond",
+        "start_url": "/peer",
+        "scope": "/peer",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#1b5e20",
+        "icons": [
+            {"src": "/peer/static/icon.svg", "sizes": "any", "type": "image/svg+xml"},
+        ],
+    }
+    return JSONResponse(document, media_type="application/manifest+json")
+
+
+@router.get("/peer/sw.js")
+async def service_worker() -> Response:
+    text = resources.files("corespond.peerapp").joinpath("static/sw.js").read_text()
+    return Response(
+        text,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/peer"},
+    )
+
+
+@router.get("/peer/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no such file: {name}")
+    text = resources.files("corespond.peerapp").joinpath(f"static/{name}").read_text()
+    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})

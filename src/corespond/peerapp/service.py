@@ -1,0 +1,140 @@
+"""Signing a peer in on a phone, and what the peer's page shows.
+
+A provider admin, a supervisor or an admin makes a one-time link for a peer (the API, or
+``corespond peers sign-in-link``); the peer opens it on the phone and taps Sign in. The link
+works once and for ``LINK_MINUTES``. Signing in makes a peer key (role ``peer``, scope the
+peer, expiring with the session) that nobody ever sees, and a browser session bound to it:
+the same session rules as the supervisor page (hashed token, HttpOnly, SameSite, Secure
+outside development), and revoking the key, signing out or the expiry end it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments.models import Assignment, AssignmentChange
+from corespond.auth.service import (
+    Principal,
+    Scope,
+    create_key,
+    hash_key,
+    open_session,
+    principal_of,
+)
+from corespond.errors import Conflict, Forbidden, NotFound
+from corespond.peerapp.models import PeerSignIn
+from corespond.roster import service as roster
+from corespond.roster.models import Peer, PeerStatusChange
+
+LINK_MINUTES = 15
+SESSION_HOURS = 12
+TOKEN_PREFIX = "psi_"  # noqa: S105 - marks a sign-in token, not a secret
+
+
+@dataclass(frozen=True)
+class SignInLink:
+    token: str
+    peer: Peer
+    expires_at: datetime
+
+
+async def create_link(
+    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, now: datetime
+) -> SignInLink:
+    """A one-time sign-in link for a peer the key may manage (its provider's admin, a
+    supervisor who may see it, an admin)."""
+    peer = await roster.get_peer(session, peer_id, principal)
+    roster.require_provider_access(principal, peer.provider_id)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = now + timedelta(minutes=LINK_MINUTES)
+    session.add(
+        PeerSignIn(
+            token_hash=hash_key(token),
+            peer_id=peer.id,
+            created_by=roster.actor(principal),
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return SignInLink(token, peer, expires_at)
+
+
+class LinkRefused(Conflict):
+    """The link cannot sign anyone in (used, expired, or never made)."""
+
+    slug = "sign-in-link-refused"
+    title = "This sign-in link cannot be used"
+
+
+async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str, Peer]:
+    """Use a link: the browser session's token and the peer. Each link works once."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        raise LinkRefused("this is not a sign-in link; ask your provider for a new one")
+    link = await session.get(PeerSignIn, hash_key(token), with_for_update=True)
+    if link is None:
+        raise LinkRefused("this sign-in link is not known; ask your provider for a new one")
+    if link.used_at is not None:
+        raise LinkRefused("this sign-in link has been used; ask your provider for a new one")
+    if link.expires_at <= now:
+        raise LinkRefused("this sign-in link has expired; ask your provider for a new one")
+    link.used_at = now
+    peer = await session.get(Peer, link.peer_id)
+    if peer is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound("peer not found")
+    key, _ = await create_key(
+        session,
+        role="peer",
+        scope=Scope("peer", str(peer.id)),
+        name=f"peer app: {peer.display_name}",
+        expires_at=now + timedelta(hours=SESSION_HOURS),
+    )
+    cookie = await open_session(session, principal_of(key), timedelta(hours=SESSION_HOURS), now)
+    return cookie, peer
+
+
+def own_peer_id(principal: Principal) -> uuid.UUID:
+    """The peer a peer app session belongs to (its key's scope)."""
+    if principal.scope is None or principal.scope.kind != "peer":
+        raise Forbidden("a peer app session belongs to one peer")
+    return uuid.UUID(principal.scope.value)
+
+
+async def change_stamp(session: AsyncSession, peer_id: uuid.UUID) -> tuple[object, ...]:
+    """What changes when anything on the peer's page does: their assignments' history and
+    their status history. The page's event stream compares it once a second."""
+    assignment_changes = await session.scalar(
+        select(func.max(AssignmentChange.id))
+        .join(Assignment, Assignment.id == AssignmentChange.assignment_id)
+        .where(Assignment.peer_id == peer_id)
+    )
+    scene = await session.scalar(
+        select(func.max(Assignment.scene_secured_at)).where(Assignment.peer_id == peer_id)
+    )
+    status = await session.scalar(
+        select(func.max(PeerStatusChange.id)).where(PeerStatusChange.peer_id == peer_id)
+    )
+    return (assignment_changes, scene, status)
+
+
+async def recent_assignments(
+    session: AsyncSession, peer_id: uuid.UUID, now: datetime
+) -> list[Assignment]:
+    """The peer's live assignments, and those that ended in the last hour (an offer that
+    expired or was cancelled is shown as such), newest first."""
+    live = ("offered", "accepted", "en_route", "on_scene")
+    rows = await session.scalars(
+        select(Assignment)
+        .where(
+            Assignment.peer_id == peer_id,
+            Assignment.status.in_(live) | (Assignment.ended_at >= now - timedelta(hours=1)),
+        )
+        .order_by(Assignment.created_at.desc())
+        .limit(5)
+    )
+    return list(rows.all())

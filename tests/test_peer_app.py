@@ -1,0 +1,210 @@
+"""The peer app over HTTP: one-time sign-in links, the session, the page's data and buttons,
+and what it refuses."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import update
+
+from corespond.db import Database
+from corespond.peerapp.models import PeerSignIn
+from tests import program
+from tests.conftest import Source, make_key
+from tests.test_assignments import auth
+from tests.test_cli import cli_env, invoke  # noqa: F401 - the CLI's fixture
+
+
+async def _two_peers(db: Database, source: Source) -> tuple[str, str, str]:
+    """Ana (nearest) and Ben on shift in Kanawha, and an eligible call there."""
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.agency(session)
+        ana = await program.peer(session, "Ana", home=program.SOUTH_CHARLESTON)
+        ben = await program.peer(session, "Ben", home=program.ST_ALBANS)
+        call = await program.call(session, source.id)
+    return str(ana.id), str(ben.id), str(call.id)
+
+
+async def _link(client: httpx.AsyncClient, key: str, peer_id: str) -> str:
+    made = await client.post(f"/v1/peers/{peer_id}/sign-in-links", headers=auth(key))
+    assert made.status_code == 201, made.text
+    return parse_qs(urlsplit(made.json()["url"]).query)["token"][0]
+
+
+async def _sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    response = await client.post("/peer/sign-in", data={"token": token})
+    client.cookies.clear()  # each test says whose session it sends
+    return response
+
+
+def session_of(response: httpx.Response) -> dict[str, str]:
+    return {"cookie": f"corespond_peer={response.cookies['corespond_peer']}"}
+
+
+async def test_a_link_signs_a_peer_in_once(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, _ = await _two_peers(db, source)
+    provider = await make_key(db, "provider_admin", "provider:wvsl")
+    token = await _link(client, provider, ana)
+
+    page = await client.get(f"/peer/sign-in?token={token}")
+    assert page.status_code == 200
+    assert 'name="token"' in page.text  # a button: opening the link changes nothing
+    signed = await _sign_in(client, token)
+    assert signed.status_code == 303
+    cookie = signed.cookies.get("corespond_peer")
+    assert cookie
+    assert re.search(r"HttpOnly", signed.headers["set-cookie"], re.IGNORECASE)
+    assert "samesite=strict" in signed.headers["set-cookie"].lower()
+    assert "path=/peer" in signed.headers["set-cookie"].lower()
+
+    data = await client.get("/peer/data", headers=session_of(signed))
+    assert data.status_code == 200
+    assert data.json()["peer"]["name"] == "Ana"
+
+    again = await _sign_in(client, token)
+    assert again.status_code == 409
+    assert "has been used" in again.text
+
+
+async def test_expired_unknown_and_foreign_links_are_refused(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, _ = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    token = await _link(client, admin, ana)
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(PeerSignIn).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert "has expired" in (await _sign_in(client, token)).text
+    assert "not known" in (await _sign_in(client, "psi_" + "x" * 40)).text
+    assert "not a sign-in link" in (await _sign_in(client, "csk_abc")).text
+    # Another provider's admin cannot make a link for this provider's peer.
+    other = await make_key(db, "provider_admin", "provider:elsewhere")
+    refused = await client.post(f"/v1/peers/{ana}/sign-in-links", headers=auth(other))
+    assert refused.status_code in (403, 404)
+    # A dispatcher makes none.
+    dispatcher = await make_key(db, "dispatcher")
+    refused = await client.post(f"/v1/peers/{ana}/sign-in-links", headers=auth(dispatcher))
+    assert refused.status_code == 403
+    # A post from another site is refused.
+    cross = await client.post(
+        "/peer/sign-in", data={"token": token}, headers={"origin": "https://evil.example"}
+    )
+    assert cross.status_code == 403
+
+
+async def test_the_page_answers_an_offer_and_refuses_what_is_not_its_own(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, ben, call = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    jar: dict[str, dict[str, str]] = {}
+    for name, peer in (("ana", ana), ("ben", ben)):
+        signed = await _sign_in(client, await _link(client, admin, peer))
+        jar[name] = session_of(signed)
+    dispatcher = await make_key(db, "dispatcher")
+    offer = await client.post(
+        f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher), json={"note": "side door"}
+    )
+    assert offer.status_code == 201, offer.text
+    assignment = offer.json()["id"]
+    assert offer.json()["peer"]["display_name"] == "Ana"
+
+    seen = (await client.get("/peer/data", headers=jar["ana"])).json()
+    [mine] = seen["assignments"]
+    assert mine["status"] == "offered"
+    assert mine["call"]["narrative"] is None  # the composed view only
+    assert mine["call"]["for_peer"]["note"] == "side door"
+    assert (await client.get("/peer/data", headers=jar["ben"])).json()["assignments"] == []
+
+    # Ben's session cannot answer Ana's offer; no session at all is 401.
+    stolen = await client.post(f"/peer/assignments/{assignment}/accept", headers=jar["ben"])
+    assert stolen.status_code == 404
+    anonymous = await client.post(f"/peer/assignments/{assignment}/accept")
+    assert anonymous.status_code == 401
+
+    accepted = await client.post(f"/peer/assignments/{assignment}/accept", headers=jar["ana"])
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["assignments"][0]["status"] == "accepted"
+    twice = await client.post(f"/peer/assignments/{assignment}/accept", headers=jar["ana"])
+    assert twice.status_code == 409  # a double tap: a clear answer, nothing changed
+    staged = await client.post(f"/peer/assignments/{assignment}/en-route", headers=jar["ana"])
+    assert staged.status_code == 409
+    assert "scene secure" in staged.json()["detail"]
+    unclear = await client.post(f"/peer/assignments/{assignment}/clear", headers=jar["ana"])
+    assert unclear.status_code in (409, 422)
+
+
+async def test_a_decline_with_a_reason_moves_the_offer_on(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, call = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    signed = await _sign_in(client, await _link(client, admin, ana))
+    cookies = session_of(signed)
+    dispatcher = await make_key(db, "dispatcher")
+    offer = (await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))).json()
+    declined = await client.post(
+        f"/peer/assignments/{offer['id']}/decline",
+        headers=cookies,
+        json={"reason": "I know the person"},
+    )
+    assert declined.status_code == 200, declined.text
+    assert declined.json()["assignments"][0]["status"] == "declined"
+    history = await client.get(f"/v1/assignments/{offer['id']}", headers=auth(admin))
+    assert "I know the person" in [c["reason"] for c in history.json()["history"]]
+    nxt = await client.get(f"/v1/assignments?call={call}&status=offered", headers=auth(admin))
+    assert [a["peer"]["display_name"] for a in nxt.json()["items"]] == ["Ben"]
+
+
+async def test_going_off_duty_and_signing_out(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, _ = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    signed = await _sign_in(client, await _link(client, admin, ana))
+    cookies = session_of(signed)
+    off = await client.post("/peer/status", headers=cookies, json={"status": "off_duty"})
+    assert off.status_code == 200
+    assert off.json()["peer"]["status"] == "off_duty"
+    busy = await client.post("/peer/status", headers=cookies, json={"status": "busy"})
+    assert busy.status_code == 422
+    out = await client.post("/peer/sign-out", headers=cookies)
+    assert out.status_code == 303
+    assert (await client.get("/peer/data", headers=cookies)).status_code == 401
+
+
+async def test_the_app_installs_and_loads_nothing_from_elsewhere(
+    client: httpx.AsyncClient,
+) -> None:
+    manifest = await client.get("/peer/manifest.webmanifest")
+    assert manifest.json()["start_url"] == "/peer"
+    assert manifest.json()["display"] == "standalone"
+    assert (await client.get("/peer/sw.js")).status_code == 200
+    assert (await client.get("/peer/static/icon.svg")).status_code == 200
+    page = await client.get("/peer")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=\"https?://", page.text)
+    assert (await client.get(f"/peer/static/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_the_cli_prints_a_sign_in_link(cli_env: Database) -> None:  # noqa: F811
+    async with cli_env.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        peer = await program.peer(session, "Ana")
+    code, output = await invoke(
+        "peers", "sign-in-link", str(peer.id), "--base-url", "https://x.org"
+    )
+    assert code == 0, output
+    assert re.search(r"https://x\.org/peer/sign-in\?token=psi_\S+", output)
+    assert "for Ana; works once" in output
+    code, output = await invoke("peers", "sign-in-link", "not-a-peer")
+    assert code == 2
