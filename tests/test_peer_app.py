@@ -3,18 +3,25 @@ and what it refuses."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import update
+from fastapi import FastAPI
+from sqlalchemy import select, update
 
+from corespond.crypto import SecretBox
 from corespond.db import Database
+from corespond.notify.models import Notification, PushSubscription
+from corespond.notify.relay import Notifier
+from corespond.notify.service import Vapid
 from corespond.peerapp.models import PeerSignIn
 from tests import program
 from tests.conftest import Source, make_key
+from tests.pushservice import Subscriber, push_service, unb64
 from tests.test_assignments import auth
 from tests.test_cli import cli_env, invoke  # noqa: F401 - the CLI's fixture
 
@@ -208,3 +215,91 @@ async def test_the_cli_prints_a_sign_in_link(cli_env: Database) -> None:  # noqa
     assert "for Ana; works once" in output
     code, output = await invoke("peers", "sign-in-link", "not-a-peer")
     assert code == 2
+
+
+async def test_an_offer_reaches_the_peers_phone_by_web_push(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source, box: SecretBox
+) -> None:
+    """End to end: the phone subscribes; an offer queues a push in its own transaction; the
+    notifier (a fresh one: as after a crash) signs it with VAPID and encrypts it; the push
+    service verifies the JWT, decrypts the payload, and it says nothing of the call."""
+    ana, _, call = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    phone = session_of(await _sign_in(client, await _link(client, admin, ana)))
+    key = (await client.get("/peer/push-key")).json()["public_key"]
+    assert len(unb64(key)) == 65
+    async with push_service() as pushes:
+        subscribed = await client.post(
+            "/peer/push-subscriptions", headers=phone, json=pushes.subscribe("ana-phone")
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        dispatcher = await make_key(db, "dispatcher")
+        offer = await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))
+        assert offer.status_code == 201
+        async with httpx.AsyncClient() as http:
+            notifier = Notifier(
+                db, http, Vapid.of(box, "mailto:ops@example.org"), environment="test"
+            )
+            assert await notifier.drain() == 1
+            assert await notifier.drain() == 0  # sent once
+    assert pushes.refused == []
+    [push] = pushes.received
+    assert push.payload["title"] == "New call offer"
+    assert push.payload["body"] == "Answer within 2 minutes"
+    assert push.payload["url"] == "/peer"
+    assert "HEROIN" not in json.dumps(push.payload).upper()
+    assert push.headers["urgency"] == "high"
+    assert 0 < int(push.headers["ttl"]) <= 120
+
+
+async def test_a_gone_subscription_ends_and_a_busy_push_service_is_retried(
+    client: httpx.AsyncClient, db: Database, source: Source, box: SecretBox
+) -> None:
+    ana, _, call = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    phone = session_of(await _sign_in(client, await _link(client, admin, ana)))
+    async with push_service() as pushes:
+        await client.post(
+            "/peer/push-subscriptions", headers=phone, json=pushes.subscribe("ana-phone")
+        )
+        dispatcher = await make_key(db, "dispatcher")
+        await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))
+        async with httpx.AsyncClient() as http:
+            notifier = Notifier(db, http, Vapid.of(box, "mailto:o@example.org"), environment="test")
+            pushes.answer = 503
+            await notifier.drain()
+            async with db.sessionmaker() as session:
+                [row] = (await session.scalars(select(Notification))).all()
+            assert (row.state, row.attempts, row.last_status_code) == ("pending", 1, 503)
+            assert row.next_attempt_at > row.last_attempt_at  # backoff
+            async with db.sessionmaker() as session, session.begin():
+                await session.execute(update(Notification).values(next_attempt_at=row.created_at))
+            pushes.answer = 410
+            await notifier.drain()
+            async with db.sessionmaker() as session:
+                [row] = (await session.scalars(select(Notification))).all()
+                subscription = await session.get(PushSubscription, row.subscription_id)
+            assert (row.state, row.attempts, row.last_status_code) == ("dead", 2, 410)
+            assert subscription is not None
+            assert subscription.ended_at is not None
+
+
+async def test_a_push_subscription_must_be_a_real_one(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, _ = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    phone = session_of(await _sign_in(client, await _link(client, admin, ana)))
+    good = Subscriber().keys()
+    for body, why in (
+        ({"endpoint": "ftp://x", "keys": good}, "https"),
+        ({"endpoint": "https://push.example/x", "keys": {**good, "p256dh": "AAAA"}}, "65 bytes"),
+        ({"endpoint": "https://push.example/x", "keys": {**good, "auth": "!!"}}, "auth"),
+    ):
+        refused = await client.post("/peer/push-subscriptions", headers=phone, json=body)
+        assert refused.status_code == 422, refused.text
+        assert why in refused.text
+    anonymous = await client.post(
+        "/peer/push-subscriptions", json={"endpoint": "https://push.example/x", "keys": good}
+    )
+    assert anonymous.status_code == 401

@@ -9,6 +9,7 @@ for one cannot be missing from the other:
 * the assignment timers (offer deadlines, follow-ups) every ``timer_sweep_seconds``;
 * the relay of the outbox to CAD callbacks (LISTEN wake-up, sweep every
   ``relay_sweep_seconds``);
+* the notifier: Web Push messages to peers' phones, every half second;
 * retention, daily (narratives and locations past ``narrative_retention_days``);
 * re-reading the triage rule file when it changes.
 
@@ -35,6 +36,9 @@ from corespond.db import Database
 from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
 from corespond.geo.service import Geography
 from corespond.ingest.jobs import EventWorker, schedule_sweep
+from corespond.notify.relay import SWEEP_SECONDS as NOTIFY_SWEEP_SECONDS
+from corespond.notify.relay import Notifier
+from corespond.notify.service import Vapid
 from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.triage.service import RuleBook
 
@@ -50,6 +54,7 @@ class Background:
     assignments: AssignmentJobs
     worker: EventWorker
     relay: Relay
+    notifier: Notifier
     retention: RetentionJob
     scheduler: AsyncIOScheduler
     running_jobs: bool = False
@@ -85,6 +90,13 @@ class Background:
                 clock,
                 environment=settings.environment,
             ),
+            notifier=Notifier(
+                database,
+                http,
+                Vapid.of(box, settings.push_contact),
+                environment=settings.environment,
+                clock=clock,
+            ),
             retention=RetentionJob(database, settings.narrative_retention_days, clock),
             scheduler=AsyncIOScheduler(timezone=UTC),
         )
@@ -99,6 +111,14 @@ class Background:
             schedule_sweep(self.scheduler, self.worker, settings.worker_sweep_seconds)
             schedule_timers(self.scheduler, self.assignments, settings.timer_sweep_seconds)
             schedule_relay(self.scheduler, self.relay, settings.relay_sweep_seconds)
+            self.scheduler.add_job(
+                self.notifier.sweep,
+                "interval",
+                seconds=NOTIFY_SWEEP_SECONDS,
+                id="notify-peers",
+                max_instances=1,
+                coalesce=True,
+            )
             schedule_retention(self.scheduler, self.retention)
             self.running_jobs = True
         # The rule file is re-read on a timer, not per request; a broken one is logged and

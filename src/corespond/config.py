@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a peer has to accept an offer before it goes to the next one.",
     )
+    push_contact: str = Field(
+        default="mailto:corespond@localhost",
+        description="The contact push services see in each Web Push request's VAPID claim "
+        "(mailto: or https:); set it to the operator's address in production.",
+    )
     auto_request_max_age_seconds: float = Field(
         default=300.0,
         gt=0,

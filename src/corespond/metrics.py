@@ -77,3 +77,9 @@ DISPATCH_FAILING_SOURCES = Gauge(
     "corespond_dispatch_failing_sources",
     "CAD sources whose deliveries have been failing for longer than the alert threshold.",
 )
+
+NOTIFICATIONS = Counter(
+    "corespond_notifications_total",
+    "Notification attempts to peers, by channel and outcome (sent, retry, gone, dead).",
+    ["channel", "outcome"],
+)

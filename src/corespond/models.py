@@ -8,6 +8,7 @@ from corespond.calls.models import Call
 from corespond.db import Base
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.ingest.models import CadEvent
+from corespond.notify.models import Notification, PushSubscription
 from corespond.peerapp.models import PeerSignIn
 from corespond.roster.models import (
     Credential,
@@ -35,6 +36,7 @@ __all__ = [
     "Call",
     "Credential",
     "DeliveryAttempt",
+    "Notification",
     "OutboxMessage",
     "Peer",
     "PeerRequest",
@@ -42,6 +44,7 @@ __all__ = [
     "PeerStatusChange",
     "Provider",
     "ProviderCounty",
+    "PushSubscription",
     "Shift",
     "ShiftChange",
     "TriageDecisionRecord",

@@ -49,6 +49,7 @@ from corespond.dispatch import outbox
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from corespond.geo.service import Geography, locate_call
 from corespond.metrics import ASSIGNMENT_CHANGES, MATCH_SECONDS, SUPERVISOR_ALERTS
+from corespond.notify import service as notify
 from corespond.roster import service as roster
 from corespond.roster.models import Peer, Shift
 from corespond.sources.models import CadSource
@@ -656,6 +657,8 @@ async def _record(
     )
     peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
     await outbox.enqueue(session, event, ctx.now, assignment, call, peer)
+    if event == "assignment.offered" and peer is not None:
+        await notify.offer_made(session, peer.id, assignment.id, assignment.expires_at, ctx.now)
     ASSIGNMENT_CHANGES.labels(event.removeprefix("assignment.")).inc()
 
 

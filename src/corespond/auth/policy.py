@@ -134,6 +134,8 @@ POLICY: dict[str, Rule] = {
         "a peer's session cookie, checked by the page: only that peer's assignments"
     ),
     "POST /peer/status": public("a peer's session cookie, checked by the page"),
+    "GET /peer/push-key": public("the public VAPID key browsers subscribe with"),
+    "POST /peer/push-subscriptions": public("a peer's session cookie, checked by the page"),
     "GET /peer/manifest.webmanifest": public("the app's manifest"),
     "GET /peer/sw.js": public("the app's service worker"),
     "GET /peer/static/{name}": public("the app's script, style and icon"),

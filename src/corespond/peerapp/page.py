@@ -39,6 +39,8 @@ from corespond.coverage.page import SECURITY_HEADERS, _same_site, _secure
 from corespond.db import SessionDep, database_of
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
+from corespond.notify import service as notify
+from corespond.notify.service import Vapid
 from corespond.peerapp import service
 from corespond.roster import service as roster
 from corespond.roster.models import Peer
@@ -317,6 +319,52 @@ async def set_status(request: Request, session: SessionDep, body: StatusIn) -> R
     principal = await _require(request, session)
     await roster.set_status(session, principal, service.own_peer_id(principal), body.status)
     return JSONResponse(await _data(request, session, principal))
+
+
+# --- notifications on this phone ------------------------------------------------------------
+
+
+@router.get("/peer/push-key")
+async def push_key(request: Request) -> Response:
+    """The application server key a browser subscribes to Web Push with."""
+    settings = request.app.state.settings
+    vapid = Vapid.of(request.app.state.secret_box, settings.push_contact)
+    return JSONResponse({"public_key": vapid.public_key})
+
+
+class SubscriptionKeys(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+
+class SubscriptionIn(BaseModel):
+    """A browser's PushSubscription, as ``subscription.toJSON()`` gives it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint: str = Field(max_length=1000)
+    keys: SubscriptionKeys
+
+
+@router.post("/peer/push-subscriptions", status_code=201)
+async def add_push_subscription(
+    request: Request, session: SessionDep, body: SubscriptionIn
+) -> Response:
+    """This phone gets a notification for each offer (nothing of the call is in it)."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    subscription = await notify.subscribe(
+        session,
+        service.own_peer_id(principal),
+        body.endpoint,
+        body.keys.p256dh,
+        body.keys.auth,
+        request.app.state.settings.environment,
+    )
+    await audit.record(session, principal, "push_subscription.create", "peer", subscription.id)
+    return JSONResponse({"id": str(subscription.id)}, status_code=201)
 
 
 # --- installable: manifest, service worker, files --------------------------------------------

@@ -188,6 +188,32 @@ function draw(data) {
   }) : [el("li", { class: "quiet" }, "No shifts in the next two weeks.")]));
 }
 
+function base64ToBytes(text) {
+  const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+async function notifyMe() {
+  const state = document.getElementById("notify-state");
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+    state.textContent = "This browser cannot show notifications; keep this page open.";
+    return;
+  }
+  if ((await Notification.requestPermission()) !== "granted") {
+    state.textContent = "Notifications are blocked for this site: allow them in the browser's settings.";
+    return;
+  }
+  const registration = await navigator.serviceWorker.register("/peer/sw.js", { scope: "/peer" });
+  await navigator.serviceWorker.ready;
+  const key = (await (await fetch("/peer/push-key")).json()).public_key;
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64ToBytes(key) });
+  const response = await fetch("/peer/push-subscriptions", {
+    method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+    body: JSON.stringify(subscription.toJSON()),
+  });
+  state.textContent = response.ok ? "This phone will be notified of offers." : "Could not turn notifications on (" + response.status + ").";
+}
+
 function listen() {
   const events = new EventSource("/peer/events");
   events.onopen = () => say("Live: offers appear here as they come.");
@@ -200,6 +226,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const next = state && state.peer.status === "off_duty" ? "available" : "off_duty";
     post("/peer/status", { status: next });
   });
+  document.getElementById("notify").addEventListener("click", () => notifyMe().catch((e) => say("Notifications: " + e.message)));
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/peer/sw.js", { scope: "/peer" }).catch(() => {});
   load();
   listen();

@@ -1,0 +1,55 @@
+"""Peers' push subscriptions, and the notifications waiting to be (or sent) to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from corespond.db import Base
+
+NOTIFICATION_STATES = ("pending", "sent", "dead")
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription for a peer (RFC 8030): where to post, and the keys
+    a payload is encrypted to (RFC 8291). Ended when the push service says it is gone."""
+
+    __tablename__ = "push_subscription"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    peer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("peer.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(Text, unique=True)
+    p256dh: Mapped[str] = mapped_column(Text)
+    auth: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Notification(Base):
+    """One message for one subscription, written in the transaction that made the offer (a
+    crash loses nothing), sent by the notifier, retried with backoff, every attempt kept in
+    ``attempts``/``last_*``."""
+
+    __tablename__ = "notification"
+    __table_args__ = (CheckConstraint(f"state IN {NOTIFICATION_STATES!r}", name="state_known"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    peer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("peer.id"), index=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("push_subscription.id"))
+    assignment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment.id"))
+    channel: Mapped[str] = mapped_column(Text, server_default="webpush")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(Text, server_default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
