@@ -283,10 +283,11 @@ async def test_an_old_event_is_triaged_but_sends_no_peer_by_itself(
 ) -> None:
     """An agency that opted in gets automatic requests only for calls whose latest event is
     younger than auto_request_max_age_seconds (5 minutes): an event replayed six days later
-    is folded and triaged, and waits for a dispatcher."""
+    is folded and triaged, and waits for a dispatcher; so does one dated an hour ahead."""
     await setup(db)
     await send(client, source, cad_event("old", occurred_at=stamp(6 * 24 * 60)))
     await send(client, source, cad_event("stale", incident_number="26-2", occurred_at=stamp(6)))
+    await send(client, source, cad_event("ahead", incident_number="26-4", occurred_at=stamp(-60)))
     await worker(app, db).drain()
     await app.state.assignment_jobs.sweep()
     assert await live(db) is None

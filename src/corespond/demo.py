@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
@@ -19,6 +22,7 @@ from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.config import Settings
 from corespond.crypto import SecretBox
+from corespond.errors import NotFound
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
@@ -50,6 +54,13 @@ DEMO_DISPATCHER_KEY_NAME = "demo dispatcher (CHARLESTON PD)"
 DEMO_SUPERVISOR_KEY_NAME = "demo supervisor"
 DEMO_PEER_KEY_NAME = "demo peer ({name})"
 DEMO_PEER_KEYS = ("Jordan Miller", "Casey Adkins")
+# Demo peers are created with ids derived from their seed names, so a later run finds them
+# by id however their names have been edited since.
+DEMO_PEER_NAMESPACE = uuid.UUID("6f1d3b0e-5a47-4c1e-9a55-2f0c8e7d4b19")
+# Printed where a credential could not be issued (the log says why).
+NOT_ISSUED = "(not issued: see the log above)"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -206,75 +217,102 @@ async def seed_demo(
     en route, on scene, cleared), one is cancelled when CAD closes it, one when a knife is
     reported. Kanawha County Sheriff's eligible call waits for a dispatcher to ask.
 
-    Safe to run again: the source and its secret are reused, old demo keys are revoked, and
-    the events are seeded only once.
+    Safe to run again: the source and its secret are reused, the demo peers are found by
+    id (whatever they have been renamed to), old demo keys are revoked, and the events are
+    seeded only once. Never raises for the demo's own data: each part is seeded in its own
+    savepoint, and a part that fails is logged and left out, so the service still starts.
     """
     now = now or datetime.now(UTC)
     geography = geography_for()
     ctx = Context(policy or MatchPolicy.of(Settings()), geography, now)
-    existing = await session.get(CadSource, DEMO_SOURCE)
     atlas = geography.atlas
+    existing = await session.get(CadSource, DEMO_SOURCE)
+    async with _part(session, "agencies"):
+        await _register_agencies(session, atlas)
+    secret = NOT_ISSUED
+    async with _part(session, "source"):
+        secret = await _source_secret(session, box, existing)
+    peers: dict[str, uuid.UUID] = {}
+    async with _part(session, "rosters"):
+        peers = await _seed_rosters(session, atlas, now)
+    keys = await _issue_keys(session, peers)
+
+    accepted = 0
+    if existing is None:  # seeded once: the events carry times relative to the first run
+        async with _part(session, "calls"):
+            fed = 0
+            for document in demo_events(now):
+                fed += await _feed(session, document, ctx)
+            if "Jordan Miller" in peers:
+                fed += await _route_end_to_end(session, peers["Jordan Miller"], now, ctx)
+            accepted = fed
+    return DemoCredentials(
+        DEMO_SOURCE,
+        secret,
+        keys.get("admin", NOT_ISSUED),
+        keys.get("dispatcher", NOT_ISSUED),
+        keys.get("supervisor", NOT_ISSUED),
+        {name: keys[name] for name in DEMO_PEER_KEYS if name in keys},
+        accepted,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _part(session: AsyncSession, part: str) -> AsyncIterator[None]:
+    """One part of the demo in a savepoint of its own. A failure is logged and the part
+    left out: demo data is never a reason for the service not to start."""
+    try:
+        async with session.begin_nested():
+            yield
+    except Exception:
+        log.exception("demo_part_not_seeded", part=part)
+
+
+async def _register_agencies(session: AsyncSession, atlas: CountyAtlas) -> None:
     for agency, county in DEMO_AGENCIES:
         if await agencies.find(session, agency) is None:
             await agencies.add_agency(session, atlas, name=agency, county=county)
             if agency in DEMO_AUTO_REQUEST:
                 await agencies.configure(session, agency, auto_request=True)
-    if existing is None:
-        _, secret = await sources.create_source(
-            session,
-            box,
-            source_id=DEMO_SOURCE,
-            display_name="Kanawha County Metro 911 (demo)",
-            agencies=["CHARLESTON PD", "KANAWHA COUNTY SHERIFF", "LOGAN COUNTY SHERIFF"],
-        )
-    else:
-        secret = sources.stored_secret(existing, box)
 
-    peers = await _seed_rosters(session, atlas, now)
-    keys = await _issue_keys(session, peers)
 
-    accepted = 0
-    if existing is None:  # seeded once: the events carry times relative to the first run
-        for document in demo_events(now):
-            accepted += await _feed(session, document, ctx)
-        accepted += await _route_end_to_end(session, peers["Jordan Miller"], now, ctx)
-    return DemoCredentials(
-        DEMO_SOURCE,
-        secret,
-        keys["admin"],
-        keys["dispatcher"],
-        keys["supervisor"],
-        {name: keys[name] for name in DEMO_PEER_KEYS},
-        accepted,
+async def _source_secret(session: AsyncSession, box: SecretBox, existing: CadSource | None) -> str:
+    if existing is not None:
+        return sources.stored_secret(existing, box)
+    _, secret = await sources.create_source(
+        session,
+        box,
+        source_id=DEMO_SOURCE,
+        display_name="Kanawha County Metro 911 (demo)",
+        agencies=["CHARLESTON PD", "KANAWHA COUNTY SHERIFF", "LOGAN COUNTY SHERIFF"],
     )
+    return secret
 
 
 async def _issue_keys(session: AsyncSession, peers: dict[str, uuid.UUID]) -> dict[str, str]:
-    """Fresh demo keys (earlier demo keys are revoked)."""
-    peer_names = {name: DEMO_PEER_KEY_NAME.format(name=name) for name in DEMO_PEER_KEYS}
-    for name in (
-        DEMO_ADMIN_KEY_NAME,
-        DEMO_DISPATCHER_KEY_NAME,
-        DEMO_SUPERVISOR_KEY_NAME,
-        *peer_names.values(),
-    ):
-        await auth.revoke_keys_named(session, name)
-    keys = {}
-    _, keys["admin"] = await auth.create_key(session, role="admin", name=DEMO_ADMIN_KEY_NAME)
-    _, keys["dispatcher"] = await auth.create_key(
-        session,
-        role="dispatcher",
-        scope=auth.Scope("agency", "CHARLESTON PD"),
-        name=DEMO_DISPATCHER_KEY_NAME,
-    )
-    _, keys["supervisor"] = await auth.create_key(
-        session, role="supervisor", name=DEMO_SUPERVISOR_KEY_NAME
-    )
-    for name, key_name in peer_names.items():
+    """Fresh demo keys (earlier demo keys are revoked), each issued on its own: one that
+    cannot be issued is logged and missing from the result."""
+    keys: dict[str, str] = {}
+    wanted: list[tuple[str, str, str, auth.Scope | None]] = [
+        ("admin", DEMO_ADMIN_KEY_NAME, "admin", None),
+        (
+            "dispatcher",
+            DEMO_DISPATCHER_KEY_NAME,
+            "dispatcher",
+            auth.Scope("agency", "CHARLESTON PD"),
+        ),
+        ("supervisor", DEMO_SUPERVISOR_KEY_NAME, "supervisor", None),
+    ]
+    for name in DEMO_PEER_KEYS:
+        key_name = DEMO_PEER_KEY_NAME.format(name=name)
         if name in peers:
-            _, keys[name] = await auth.create_key(
-                session, role="peer", scope=auth.Scope("peer", str(peers[name])), name=key_name
-            )
+            wanted.append((name, key_name, "peer", auth.Scope("peer", str(peers[name]))))
+        else:
+            await auth.revoke_keys_named(session, key_name)
+    for label, key_name, role, scope in wanted:
+        async with _part(session, f"{label} key"):
+            await auth.revoke_keys_named(session, key_name)
+            _, keys[label] = await auth.create_key(session, role=role, scope=scope, name=key_name)
     return keys
 
 
@@ -339,13 +377,11 @@ async def _seed_rosters(
 ) -> dict[str, uuid.UUID]:
     """Providers with their counties, peers with credentials, and shifts around now: one
     peer whose credentials are about to expire and one whose have (never offered a call).
-    Returns the demo peers' ids by name."""
-    if await session.get(Provider, DEMO_PROVIDERS[0][0]) is not None:
-        return await roster.peer_ids_named(
-            session, [p[1] for p in DEMO_PEERS], [p[0] for p in DEMO_PROVIDERS]
-        )
-    ids: dict[str, uuid.UUID] = {}
+    Returns the demo peers' ids by their seed names (once seeded, found again by id)."""
     operator = Principal(key_id=uuid.UUID(int=0), name="demo", role="admin", scope=None)
+    if await session.get(Provider, DEMO_PROVIDERS[0][0]) is not None:
+        return await _seeded_peers(session, operator)
+    ids: dict[str, uuid.UUID] = {}
     for provider_id, name, counties in DEMO_PROVIDERS:
         await roster.create_provider(session, provider_id, name)
         await roster.set_counties(session, atlas, provider_id, [(c, "primary") for c in counties])
@@ -356,6 +392,7 @@ async def _seed_rosters(
             session,
             operator,
             provider_id,
+            id=demo_peer_id(name),
             display_name=name,
             phone=phone,
             home_place=home,
@@ -386,4 +423,26 @@ async def _seed_rosters(
                     counties=roster.resolve_counties(atlas, covers),
                 ),
             )
+    return ids
+
+
+def demo_peer_id(name: str) -> uuid.UUID:
+    """The id a demo peer is created with, from its seed name (not its display name)."""
+    return uuid.uuid5(DEMO_PEER_NAMESPACE, name)
+
+
+async def _seeded_peers(session: AsyncSession, operator: Principal) -> dict[str, uuid.UUID]:
+    """The demo peers seeded before, by seed name: by id, else (a demo seeded before peers
+    had fixed ids) by display name. One found neither way was renamed or removed before
+    ids were fixed; it is logged and gets no key."""
+    ids: dict[str, uuid.UUID] = {}
+    for _, name, *_ in DEMO_PEERS:
+        with contextlib.suppress(NotFound):
+            ids[name] = (await roster.get_peer(session, demo_peer_id(name), operator)).id
+    missing = [p[1] for p in DEMO_PEERS if p[1] not in ids]
+    if missing:
+        ids |= await roster.peer_ids_named(session, missing, [p[0] for p in DEMO_PROVIDERS])
+    for name in missing:
+        if name not in ids:
+            log.warning("demo_peer_not_found", peer=name)
     return ids

@@ -208,7 +208,8 @@ async def live_with_calls(
 @dataclass(frozen=True)
 class AutoWindow:
     decided_since: datetime
-    occurred_since: datetime  # the call's latest CAD event
+    occurred_since: datetime  # the call's latest CAD event, at the earliest …
+    occurred_until: datetime  # … and at the latest (a CAD clock ahead is not "fresh")
 
 
 async def unrequested_eligible(
@@ -229,6 +230,7 @@ async def unrequested_eligible(
             Call.ended_at.is_(None),
             Call.decided_at >= window.decided_since,
             Call.last_event_at >= window.occurred_since,
+            Call.last_event_at <= window.occurred_until,
             or_(key.in_(agencies), func.replace(key, " ", "").in_(oris)),
             ~select(PeerRequest.id).where(PeerRequest.call_id == Call.id).exists(),
         )

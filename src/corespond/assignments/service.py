@@ -60,6 +60,9 @@ log = structlog.get_logger(__name__)
 # Calls decided longer ago than this are not matched automatically by the sweep (a call
 # that sat unrequested for half a day is history, not a dispatch).
 AUTO_REQUEST_WINDOW = timedelta(hours=12)
+# How far ahead of ours a CAD's clock may be and its event still count as just happened; an
+# event dated later (a wrong clock, a test file) waits for a person like an old one.
+CLOCK_SKEW = timedelta(minutes=1)
 # A request repeated this soon after one went unfilled gets that answer again.
 REPEAT_UNFILLED_WINDOW = timedelta(seconds=15)
 
@@ -992,10 +995,12 @@ async def _awaits_automatic_request(
 
 def _auto_window(ctx: Context) -> repository.AutoWindow:
     """Which calls are recent enough to be matched without a person: decided in the last
-    12 hours, and their latest CAD event younger than the policy's maximum age."""
+    12 hours, and their latest CAD event younger than the policy's maximum age (and not
+    dated more than a minute ahead)."""
     return repository.AutoWindow(
         decided_since=ctx.now - AUTO_REQUEST_WINDOW,
         occurred_since=ctx.now - ctx.policy.auto_request_max_age,
+        occurred_until=ctx.now + CLOCK_SKEW,
     )
 
 
