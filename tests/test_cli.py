@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -157,6 +157,7 @@ async def test_demo_seeds_a_source_keys_and_folded_calls_and_can_run_again(
     assert code == 0, output
     assert "demo-cad" in output
     assert "demo events accepted this run: 10" in output
+    assert re.search(r"peer app: +http://\S+/peer/sign-in\?token=psi_\S+ +\(Casey Adkins", output)
     secret = re.search(r"whsec_\S+", output)
     code, again = await invoke("demo")
     assert code == 0, again
@@ -322,6 +323,60 @@ async def test_audit_verify(cli_env: Database, test_server: PgServer) -> None:
     code, output = await invoke("audit", "verify")
     assert code == 1
     assert "broken" in output
+
+
+@pytest.fixture
+def chain_key() -> Iterator[None]:
+    """The audit chain's key as the tests' secret key makes it, before and after."""
+    from corespond.audit import service as audit
+    from corespond.crypto import SecretBox
+
+    audit.use_chain_key(SecretBox(TEST_KEY).derived_key("audit-chain"))
+    yield
+    audit.use_chain_key(SecretBox(TEST_KEY).derived_key("audit-chain"))
+
+
+async def test_audit_verify_with_another_secret_key_says_the_key_does_not_match(
+    cli_env: Database, chain_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from corespond.audit import service as audit
+
+    async with cli_env.sessionmaker() as session, session.begin():
+        for n in range(3):
+            await audit.record(session, None, "call.read", "call", str(n), actor="test")
+    monkeypatch.setenv("CORESPOND_SECRET_KEY", Fernet.generate_key().decode())
+    get_settings.cache_clear()
+    code, output = await invoke("audit", "verify")
+    assert code == 1
+    assert "the key does not match the audit log" in output
+    assert "not the key the log was written with" in output
+    assert "altered, or an entry before it was removed" not in output
+
+
+async def test_audit_verify_names_a_first_entry_that_does_not_verify(
+    cli_env: Database, chain_key: None, test_server: PgServer
+) -> None:
+    from sqlalchemy import text
+
+    from corespond.audit import service as audit
+
+    async with cli_env.sessionmaker() as session, session.begin():
+        for n in range(3):
+            await audit.record(session, None, "call.read", "call", str(n), actor="test")
+    async with (
+        test_server.owner_of(cli_env) as owner,
+        owner.sessionmaker() as session,
+        session.begin(),
+    ):
+        await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await session.execute(text("UPDATE audit_log SET record_id = 'x' WHERE record_id = '0'"))
+        await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+    code, output = await invoke("audit", "verify")
+    assert code == 1
+    assert "broken at entry" in output
+    assert "the first entry was altered, or the key may not be" in output
 
 
 def test_dispatch_sink_refuses_a_bad_secret() -> None:

@@ -233,6 +233,8 @@ def _print_demo(
         out.print(f"peer key        {key}  ({name})")
     out.print(f"demo events accepted this run: {creds.events_accepted}")
     out.print(f"supervisor page: {base}/supervisor (sign in with the supervisor key)")
+    for name, token in creds.peer_sign_in.items():
+        out.print(f"peer app:        {base}/peer/sign-in?token={token}  ({name}, once, 15 min)")
     out.print("\nTry (the README walks through the rest):")
     out.print(f"  export CORESPOND_KEY={creds.admin_key}")
     out.print(f"  export SUPERVISOR_KEY={creds.supervisor_key}")
@@ -991,6 +993,23 @@ def audit_verify(
             "migrate with CORESPOND_MIGRATION_DATABASE_URL",
             highlight=False,
         )
+    if result.key_mismatch:
+        err.print(
+            "[red]the key does not match the audit log[/red]: no entry verifies under this "
+            "CORESPOND_SECRET_KEY, so it is not the key the log was written with (unless "
+            "every entry was altered); run with that key, from which the chain's key is derived",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if result.entries == 0 and result.first_verifying not in (None, result.broken_at):
+        err.print(
+            f"[red]audit log broken[/red] at entry {result.broken_at}, the first: it does not "
+            "verify under this CORESPOND_SECRET_KEY, while later entries do (from entry "
+            f"{result.first_verifying}): the first entry was altered, or the key may not be "
+            "the one the log was begun with",
+            highlight=False,
+        )
+        raise typer.Exit(1)
     if not result.chain_intact:
         err.print(
             f"[red]audit log broken[/red] at entry {result.broken_at} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
+from corespond.peerapp.service import create_link
 from corespond.roster import service as roster
 from corespond.roster.models import Provider
 from corespond.sources import service as sources
@@ -54,6 +56,8 @@ DEMO_DISPATCHER_KEY_NAME = "demo dispatcher (CHARLESTON PD)"
 DEMO_SUPERVISOR_KEY_NAME = "demo supervisor"
 DEMO_PEER_KEY_NAME = "demo peer ({name})"
 DEMO_PEER_KEYS = ("Jordan Miller", "Casey Adkins")
+# Who the demo acts as where it needs a principal (its sign-in link).
+DEMO_ADMIN = Principal(key_id=uuid.UUID(int=0), name="demo", role="admin", scope=None)
 # Demo peers are created with ids derived from their seed names, so a later run finds them
 # by id however their names have been edited since.
 DEMO_PEER_NAMESPACE = uuid.UUID("6f1d3b0e-5a47-4c1e-9a55-2f0c8e7d4b19")
@@ -74,6 +78,7 @@ class DemoCredentials:
     supervisor_key: str
     peer_keys: dict[str, str]
     events_accepted: int
+    peer_sign_in: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> token
 
 
 def demo_events(now: datetime) -> list[dict[str, Any]]:
@@ -246,6 +251,12 @@ async def seed_demo(
             if "Jordan Miller" in peers:
                 fed += await _route_end_to_end(session, peers["Jordan Miller"], now, ctx)
             accepted = fed
+    links: dict[str, str] = {}
+    async with _part(session, "peer sign-in link"):
+        for name in ("Casey Adkins",):  # free: the next offer can be watched arriving
+            if name in peers:
+                link = await create_link(session, DEMO_ADMIN, peers[name], now)
+                links[name] = link.token
     return DemoCredentials(
         DEMO_SOURCE,
         secret,
@@ -254,6 +265,7 @@ async def seed_demo(
         keys.get("supervisor", NOT_ISSUED),
         {name: keys[name] for name in DEMO_PEER_KEYS if name in keys},
         accepted,
+        links,
     )
 
 
