@@ -6,10 +6,15 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from corespond.app import create_app
+from corespond.assignments.models import Assignment, PeerRequest
+from corespond.config import Settings
+from corespond.coverage.service import SummaryRow
 from corespond.db import Database
 from tests import program
 from tests.conftest import Source, make_key
@@ -382,3 +387,142 @@ async def test_sign_in_refuses_odd_input_cleanly(client: httpx.AsyncClient, db: 
     empty = await client.post("/supervisor/login")
     assert empty.status_code == 401
     assert "not valid" in empty.text
+
+
+async def supervisor_data(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
+    signed = await client.post("/supervisor/login", data={"key": key})
+    client.cookies.set("corespond_supervisor", session_token(signed), path="/supervisor")
+    data = await client.get("/supervisor/data")
+    assert data.status_code == 200
+    body: dict[str, Any] = data.json()
+    return body
+
+
+async def test_a_peer_whose_credential_expired_covers_no_gap_anywhere(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    now = datetime.now(UTC)
+    valid = dict.fromkeys(program.CREDENTIALS)
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session, counties={KANAWHA: "primary", CABELL: "primary"})
+        await program.peer(
+            session, "Lapsed Lou", shift_hours=(-1, 30), credentials={**valid, "nda": now}
+        )
+        # Cabell's peer (not Kanawha's neighbour) holds an NDA running out 3 hours from now.
+        await program.peer(
+            session,
+            "Soon Sue",
+            counties=(CABELL,),
+            shift_hours=(-1, 30),
+            credentials={**valid, "nda": now + timedelta(hours=3)},
+        )
+        call = await program.call(session, source.id)
+    supervisor = await make_key(db, "supervisor")
+    dispatcher = await make_key(db, "dispatcher")
+
+    counties = {
+        c["name"]: c
+        for c in (await client.get("/v1/coverage", headers=auth(supervisor))).json()["counties"]
+    }
+    assert (counties["Kanawha"]["covered"], counties["Kanawha"]["state"]) == (False, "busy")
+    assert "nda expired" in counties["Kanawha"]["peers_on_shift"][0]["why_not"]
+    assert counties["Cabell"]["covered"] is True
+    refused = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    assert_problem(refused, 409, "no peer free")
+
+    window = {"from": now.isoformat(), "to": (now + timedelta(hours=24)).isoformat()}
+    gaps = await client.get(
+        "/v1/coverage/gaps",
+        params={**window, "county": ["Kanawha", "Cabell"]},
+        headers=auth(supervisor),
+    )
+    rows = {r["name"]: r for r in gaps.json()["counties"]}
+    assert rows["Kanawha"]["uncovered_hours"] == 24.0
+    [cabell_gap] = rows["Cabell"]["gaps"]
+    assert cabell_gap["hours"] == 21.0  # covered until the NDA runs out
+    assert datetime.fromisoformat(cabell_gap["starts_at"]) == now + timedelta(hours=3)
+
+    page = await supervisor_data(client, supervisor)
+    page_gaps = {g["name"]: g for g in page["gaps"]["counties"]}
+    assert page_gaps["Kanawha"]["uncovered_hours"] == 24.0
+    assert page_gaps["Cabell"]["uncovered_hours"] == 21.0
+
+
+async def test_a_county_served_only_by_a_backup_says_so(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session, counties={KANAWHA: "primary"})
+        await program.provider(session, "rp", {CABELL: "backup", KANAWHA: "backup"})
+    supervisor = await make_key(db, "supervisor")
+    counties = {
+        c["name"]: c
+        for c in (await client.get("/v1/coverage", headers=auth(supervisor))).json()["counties"]
+    }
+    assert (counties["Kanawha"]["provider_id"], counties["Kanawha"]["provider_role"]) == (
+        "wvsl",
+        "primary",
+    )
+    assert (counties["Cabell"]["provider_id"], counties["Cabell"]["provider_role"]) == (
+        "rp",
+        "backup",
+    )
+    assert (counties["Logan"]["provider_id"], counties["Logan"]["provider_role"]) == (None, None)
+    gaps = await client.get(
+        "/v1/coverage/gaps", params={"provided_only": "true"}, headers=auth(supervisor)
+    )
+    assert {r["name"]: r["provider_role"] for r in gaps.json()["counties"]} == {
+        "Kanawha": "primary",
+        "Cabell": "backup",
+    }
+    page = await supervisor_data(client, supervisor)
+    cabell = next(c for c in page["counties"] if c["name"] == "Cabell")
+    assert (cabell["provider"], cabell["provider_role"]) == ("rp", "backup")
+
+
+def test_the_documented_statuses_of_a_peer_on_shift_include_scheduled(
+    settings: Settings,
+) -> None:
+    schema = create_app(settings).openapi()["components"]["schemas"]["PeerOnShiftOut"]
+    status = schema["properties"]["status"]
+    assert status["enum"] == ["available", "busy", "off_duty", "scheduled"]
+    assert "scheduled" in status["description"]
+
+
+async def test_a_wait_of_no_time_is_zero_never_negative_zero(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    now = datetime.now(UTC)
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        peer = await program.peer(session, "Quick Quinn")
+        call = await program.call(session, source.id)
+        request = PeerRequest(
+            call_id=call.id, trigger="dispatcher", requested_by="t", created_at=now
+        )
+        session.add(request)
+        await session.flush()
+        # The acceptance's clock a tenth of a second behind the database's.
+        session.add(
+            Assignment(
+                request_id=request.id,
+                call_id=call.id,
+                peer_id=peer.id,
+                provider_id="wvsl",
+                status="accepted",
+                accepted_at=now - timedelta(milliseconds=100),
+            )
+        )
+    supervisor = await make_key(db, "supervisor")
+    as_json = await client.get("/v1/coverage/summary", headers=auth(supervisor))
+    [row] = [r for r in as_json.json()["rows"] if r["filled"]]
+    assert row["median_minutes_to_accept"] == 0.0
+    as_csv = await client.get(
+        "/v1/coverage/summary", headers={**auth(supervisor), "accept": "text/csv"}
+    )
+    assert "-0.0" not in as_csv.text
+    [filled] = [r for r in csv.DictReader(io.StringIO(as_csv.text)) if r["filled"] == "1"]
+    assert filled["median_minutes_to_accept"] == "0.0"
+    # Even a median of waits a skew made negative reads 0.0, never -0.0.
+    rounded = SummaryRow(None, None, None, accept_minutes=[-0.001]).median_minutes_to_accept
+    assert str(rounded) == "0.0"

@@ -90,12 +90,8 @@ async def test_deliveries_api(client: httpx.AsyncClient, db: Database, source: S
     assert detail.status_code == 200
     assert detail.json()["attempt_log"] == []
 
-    # Message 2 of the call is on its way: sending 1 again would put an older state last.
-    refused = await client.post(f"/v1/deliveries/{dead['id']}/redeliver", headers=auth(supervisor))
-    assert_problem(refused, 409, "force=true")
-    again = await client.post(
-        f"/v1/deliveries/{dead['id']}/redeliver?force=true", headers=auth(supervisor)
-    )
+    # Message 2 of the call waits, never sent: 1 goes again, and 2 waits behind it.
+    again = await client.post(f"/v1/deliveries/{dead['id']}/redeliver", headers=auth(supervisor))
     assert again.status_code == 200, again.text
     assert again.json()["state"] == "pending"
     assert again.json()["attempts"] == 3
@@ -237,3 +233,67 @@ async def test_redeliver_refuses_odd_input(
         stored = await session.get(OutboxMessage, message.id)
         assert stored is not None
         assert stored.state == "pending"
+
+
+async def test_redelivery_is_refused_only_after_a_later_message_was_delivered(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    first, second = await messages(db, source, each=2)
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == first.id).values(state="dead")
+        )
+    supervisor = await make_key(db, "supervisor")
+    url = f"/v1/deliveries/{first.id}/redeliver"
+    pending = await client.post(url, headers=auth(supervisor))
+    assert pending.status_code == 200, pending.text  # message 2 was never sent
+
+    delivered_at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == first.id).values(state="dead")
+        )
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == second.id)
+            .values(state="delivered", delivered_at=delivered_at)
+        )
+    refused = assert_problem(
+        await client.post(url, headers=auth(supervisor)),
+        409,
+        "message 2 of this call was delivered at 2026-11-23 09:30:00 UTC",
+        "force=true",
+    )
+    assert refused["later_delivery_id"] == str(second.id)
+    forced = await client.post(f"{url}?force=true", headers=auth(supervisor))
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["state"] == "pending"
+
+
+async def test_redelivery_waits_for_a_later_message_being_delivered_right_now(
+    committed_db: Database, box: SecretBox
+) -> None:
+    from sqlalchemy import select
+
+    from corespond.auth.service import Principal
+    from corespond.dispatch import service
+    from corespond.errors import Conflict
+
+    source = await make_source(committed_db, box)
+    first, second = await messages(committed_db, source, each=2)
+    async with committed_db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == first.id).values(state="dead")
+        )
+    supervisor = Principal(key_id=uuid.uuid4(), name="sup", role="supervisor", scope=None)
+    # A relay holds message 2 for the length of its HTTP request.
+    async with committed_db.sessionmaker() as relay, relay.begin():
+        await relay.execute(
+            select(OutboxMessage.id).where(OutboxMessage.id == second.id).with_for_update()
+        )
+        async with committed_db.sessionmaker() as session, session.begin():
+            with pytest.raises(Conflict, match="later message of this call is being delivered"):
+                await service.redeliver(session, supervisor, first.id, datetime.now(UTC))
+    async with committed_db.sessionmaker() as session, session.begin():
+        again = await service.redeliver(session, supervisor, first.id, datetime.now(UTC))
+        assert again.state == "pending"

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from corespond.app import create_app
+from corespond.assignments.models import Assignment, PeerRequest
 from corespond.background import Background
 from corespond.calls.models import Call
 from corespond.config import Settings
@@ -23,8 +24,10 @@ from corespond.retention.service import purge
 from corespond.triage.models import TriageDecisionRecord
 from corespond.triage.ruleset import load_rules
 from corespond.triage.service import RuleBook
-from tests.conftest import Source, make_source
+from tests import program
+from tests.conftest import Source, make_key, make_source
 from tests.helpers import cad_event, encode, signed_headers
+from tests.test_calls_api import bearer
 
 
 async def test_narratives_are_purged_after_retention_and_outcomes_kept(
@@ -153,3 +156,66 @@ async def test_the_worker_alone_purges_when_the_api_runs_without_one(
     assert call is not None
     assert call.purged_at is not None
     assert "FENTANYL" not in (call.narrative or "")
+
+
+async def test_a_purged_call_reads_as_purged_with_its_outcome(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    for document in (
+        cad_event("p1", narrative="SUBJ SAYS HE USED FENTANYL, REVIVED, NO WEAPONS"),
+        cad_event("p2", "call.closed", "2026-11-23T05:00:00-05:00"),
+    ):
+        body = encode(document)
+        posted = await client.post(
+            f"/v1/cad/{source.id}/events", content=body, headers=signed_headers(source.secret, body)
+        )
+        assert posted.status_code == 202
+    async with db.sessionmaker() as session, session.begin():
+        await process_pending(session, 100, load_rules())
+        call = await session.scalar(select(Call))
+        assert call is not None
+        await program.provider(session)
+        peer = await program.peer(session, "Jordan Miller")
+        request = PeerRequest(call_id=call.id, trigger="dispatcher", requested_by="test")
+        session.add(request)
+        await session.flush()
+        session.add(
+            Assignment(
+                request_id=request.id,
+                call_id=call.id,
+                peer_id=peer.id,
+                provider_id="wvsl",
+                status="cleared",
+                accepted_at=datetime(2026, 11, 23, 9, 20, tzinfo=UTC),
+                ended_at=datetime(2026, 11, 23, 10, tzinfo=UTC),
+                outcome="referred",
+                referrals=["mat"],
+            )
+        )
+    async with db.sessionmaker() as session, session.begin():
+        done = await purge(session, datetime(2027, 1, 1, tzinfo=UTC), timedelta(days=30))
+        assert done.calls == 1
+
+    supervisor = await make_key(db, "supervisor")
+    response = await client.get(f"/v1/calls/{call.id}", headers=bearer(supervisor))
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert shown["purged_at"] == "2027-01-01T00:00:00Z"
+    assert shown["narrative"] is None
+    assert shown["location"] == {"address": None, "city": None, "lat": None, "lon": None}
+    assert (shown["county"]["fips"], shown["county"]["detail"]) == ("54039", None)
+    assert (shown["decision"], shown["status"]) == ("eligible", "closed")
+    assert "FENTANYL" not in response.text
+    assert shown["triage"]
+    assert all(reason["detail"] is None for t in shown["triage"] for reason in t["reasons"])
+    assert (shown["assignment"]["outcome"], shown["assignment"]["referrals"]) == (
+        "referred",
+        ["mat"],
+    )
+    listed = (await client.get("/v1/calls", headers=bearer(supervisor))).json()["items"]
+    assert [(c["narrative"], c["purged_at"]) for c in listed] == [(None, shown["purged_at"])]
+
+    dispatcher = await make_key(db, "dispatcher")
+    seen = (await client.get(f"/v1/calls/{call.id}", headers=bearer(dispatcher))).json()
+    assert seen["narrative"] is None
+    assert seen["assignment"]["outcome"] is None  # outcomes are never for dispatch

@@ -349,7 +349,13 @@ async def test_csv_dry_run_then_apply_then_reimport_is_idempotent(
     again = (
         await client.post("/v1/rosters/import?provider=wvsl", content=body, headers=headers)
     ).json()
-    assert again["counts"] == {"created": 0, "updated": 0, "unchanged": 3, "error": 0}
+    assert again["counts"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "cancelled": 0,
+        "error": 0,
+    }
     changed = body.replace(b"2027-02-16 19:00,Kanawha,on_duty", b"2027-02-16 20:00,Kanawha,on_duty")
     updated = (
         await client.post("/v1/rosters/import?provider=wvsl", content=changed, headers=headers)
@@ -396,7 +402,13 @@ async def test_icalendar_weekly_rule_with_an_exception_date(db: Database) -> Non
             timezone=ZONE,
             window=window,
         )
-    assert again.counts() == {"created": 0, "updated": 0, "unchanged": 5, "error": 0}
+    assert again.counts() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 5,
+        "cancelled": 0,
+        "error": 0,
+    }
 
 
 async def test_import_refuses_other_formats_and_bad_headers(
@@ -516,8 +528,8 @@ async def test_moving_a_one_off_calendar_event_updates_its_shift(db: Database) -
             )  # fmt: skip
         results.append(report.counts())
     assert results == [
-        {"created": 1, "updated": 0, "unchanged": 0, "error": 0},
-        {"created": 0, "updated": 1, "unchanged": 0, "error": 0},
+        {"created": 1, "updated": 0, "unchanged": 0, "cancelled": 0, "error": 0},
+        {"created": 0, "updated": 1, "unchanged": 0, "cancelled": 0, "error": 0},
     ]
 
 

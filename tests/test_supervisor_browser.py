@@ -67,7 +67,13 @@ async def test_the_page_draws_every_county_and_updates_without_reloading(
         )
         try:
             page = await browser.new_page()
+            # Anything the browser reports as an error (a missing icon, a refused script).
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await page.goto(f"{server}/supervisor")
+            icon = await page.get_attribute("link[rel=icon]", "href")
+            assert icon is not None
+            assert (await page.request.get(f"{server}{icon}")).ok
             await page.fill("#key", key)
             await page.press("#key", "Enter")  # the form works from the keyboard
             await page.wait_for_selector("#map")
@@ -109,5 +115,6 @@ async def test_the_page_draws_every_county_and_updates_without_reloading(
 
             await page.click("text=Sign out")
             await page.wait_for_selector("#key")
+            assert errors == []
         finally:
             await browser.close()

@@ -664,6 +664,8 @@ def roster_import(
         else "NOT applied (fix the errors above)"
     )
     out.print(f"{len(report.rows)} rows: {summary} - {verdict}", markup=False)
+    for note in report.notes:
+        out.print(note, markup=False, highlight=False)
     if report.errors:
         raise typer.Exit(1)
 

@@ -107,6 +107,15 @@ class Verification:
     added_since_expected: int = 0
     # The role that verified could rewrite the log: the service should not run as it.
     rewritable: bool = False
+    # Broken at the first entry: the first entry that verifies on its own under this key
+    # (its hash over its own previous hash), None if none does (the key is not the chain's).
+    first_verifying: int | None = None
+
+    @property
+    def key_mismatch(self) -> bool:
+        """No entry verifies under this key: the chain was written with another secret key
+        (or every entry was altered, which the key alone cannot tell apart)."""
+        return self.broken_at is not None and self.entries == 0 and self.first_verifying is None
 
     @property
     def chain_intact(self) -> bool:
@@ -140,12 +149,32 @@ async def verify(
             return Verification(count, None, prev, expected_at, expect_last, since, rewritable)
         for entry in rows:
             if entry.prev_hash != prev or entry.hash != chain_hash(prev, entry):
-                return Verification(count, entry.id, expected=expect_last, rewritable=rewritable)
+                first = await _first_verifying(session, batch) if count == 0 else None
+                return Verification(
+                    count,
+                    entry.id,
+                    expected=expect_last,
+                    rewritable=rewritable,
+                    first_verifying=first,
+                )
             prev = entry.hash
             count += 1
             last_id = entry.id
             if expect_last is not None and entry.hash == expect_last:
                 expected_at, expected_count = entry.id, count
+
+
+async def _first_verifying(session: AsyncSession, batch: int) -> int | None:
+    """The first entry whose hash this key reproduces from its own content and previous
+    hash. When the very first entry does not verify, this tells an altered first entry
+    (later ones still verify) from a chain written under another key (none does)."""
+    last_id = 0
+    while rows := await repository.entries_after(session, last_id, batch):
+        for entry in rows:
+            if entry.hash == chain_hash(entry.prev_hash, entry):
+                return entry.id
+            last_id = entry.id
+    return None
 
 
 async def list_entries(

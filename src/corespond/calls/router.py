@@ -11,9 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.assignments import service as assignments
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
+from corespond.auth.service import Principal
 from corespond.calls import service
 from corespond.calls.repository import CallFilter
-from corespond.calls.schemas import CallAssignment, CallDetail, CallEventOut, CallOut, CallPage
+from corespond.calls.schemas import (
+    CallAssignment,
+    CallDetail,
+    CallEventOut,
+    CallOut,
+    CallPage,
+    CallTriageReason,
+    CallTriageRecord,
+)
 from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
@@ -27,7 +36,6 @@ from corespond.geo.service import require_county
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import QueryTimestamp
 from corespond.triage import service as triage
-from corespond.triage.schemas import ReasonOut, TriageRecordOut
 
 router = APIRouter(tags=["calls"])
 
@@ -78,7 +86,7 @@ async def list_calls(
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
-    briefs = await _assignments(session, [c.id for c in rows])
+    briefs = await _assignments(session, principal, [c.id for c in rows])
     items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
     await audit.record(
         session, principal, "call.list", "call", None, {"ids": [str(c.id) for c in rows]}
@@ -87,9 +95,11 @@ async def list_calls(
 
 
 async def _assignments(
-    session: AsyncSession, call_ids: list[uuid.UUID]
+    session: AsyncSession, principal: Principal, call_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, CallAssignment]:
     found = await assignments.latest_for_calls(session, call_ids)
+    # Outcomes are for program evaluation, never for dispatch (as on the assignment).
+    outcomes = principal.role != "dispatcher"
     return {
         call_id: CallAssignment(
             id=assignment.id,
@@ -100,6 +110,8 @@ async def _assignments(
             expires_at=assignment.expires_at,
             scene_secured_at=assignment.scene_secured_at,
             next_available_at=assignment.next_available_at,
+            outcome=assignment.outcome if outcomes else None,
+            referrals=list(assignment.referrals or []) if outcomes else None,
         )
         for call_id, (assignment, peer) in found.items()
     }
@@ -111,7 +123,8 @@ async def _assignments(
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
 async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReader) -> CallDetail:
-    """One call as CAD last described it, with its event history."""
+    """One call as CAD last described it, with its event history; once purged
+    (`purged_at`), its de-identified facts and outcome without narrative or location."""
     call = await service.get_call(session, call_id, principal)
     history = await ingest.event_history(session, call.id)
     events = [
@@ -125,10 +138,19 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
         for e in history
     ]
     decisions = [
-        TriageRecordOut(
+        CallTriageRecord(
             decision=record.decision,  # type: ignore[arg-type]
             summary=record.summary,
-            reasons=[ReasonOut(**reason) for reason in record.reasons],
+            # A purged call's reasons have lost the text they matched ("detail").
+            reasons=[
+                CallTriageReason(
+                    rule=reason["rule"],
+                    kind=reason["kind"],
+                    label=reason["label"],
+                    detail=None if call.purged_at is not None else reason.get("detail"),
+                )
+                for reason in record.reasons
+            ],
             rules_version=record.rules_version,
             inputs_sha256=record.inputs_sha256,
             turned_dangerous=record.turned_dangerous,
@@ -136,7 +158,7 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
         )
         for record in await triage.history(session, call.id)
     ]
-    brief = (await _assignments(session, [call.id])).get(call.id)
+    brief = (await _assignments(session, principal, [call.id])).get(call.id)
     await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
     return CallDetail(
         **CallOut.of(call).model_dump(exclude={"assignment"}),

@@ -9,7 +9,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from corespond.calls.models import Call
-from corespond.triage.schemas import TriageRecordOut
 
 
 class CallLocation(BaseModel):
@@ -52,10 +51,19 @@ class CallAssignment(BaseModel):
     expires_at: datetime | None
     scene_secured_at: datetime | None
     next_available_at: datetime | None
+    outcome: str | None = Field(
+        default=None,
+        description="What came of it (contact_made, referred, declined_services, "
+        "no_contact); for supervisors, auditors and admins, not dispatch.",
+    )
+    referrals: list[str] | None = Field(default=None, description="Where to, if referred.")
 
 
 class CallOut(BaseModel):
-    """A call folded from its CAD events."""
+    """A call folded from its CAD events. Once retention has purged it (`purged_at`), it
+    keeps only de-identified facts: times, county, agency, call type, the triage decision
+    and its reasons without the words they matched, and the assignment's outcome; its
+    narrative and location are null."""
 
     id: uuid.UUID
     source: str
@@ -66,7 +74,7 @@ class CallOut(BaseModel):
     priority: int | None
     location: CallLocation
     county: CallCounty
-    narrative: str | None
+    narrative: str | None = Field(description="Null once the call has been purged.")
     hazards: list[str]
     status: str | None = Field(
         description="CAD status of the call; `closed` or `cancelled` once CAD ended it, "
@@ -88,9 +96,16 @@ class CallOut(BaseModel):
     assignment: CallAssignment | None = Field(
         default=None, description="The peer assignment: the live one, else the latest."
     )
+    purged_at: datetime | None = Field(
+        description="When retention purged the call's narrative and location; null if it "
+        "has not been."
+    )
 
     @classmethod
     def of(cls, call: Call) -> CallOut:
+        purged = call.purged_at is not None
+        # A late CAD event can bring text back to a purged call before retention runs
+        # again: past retention, none of it is shown.
         return cls(
             id=call.id,
             source=call.source_id,
@@ -99,14 +114,18 @@ class CallOut(BaseModel):
             call_type=call.call_type,
             call_type_description=call.call_type_description,
             priority=call.priority,
-            location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+            location=(
+                CallLocation(address=None, city=None, lat=None, lon=None)
+                if purged
+                else CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon)
+            ),
             county=CallCounty(
                 fips=call.county_fips,
                 name=call.county_name,
                 method=call.county_method,  # type: ignore[arg-type]
-                detail=call.county_detail,
+                detail=None if purged else call.county_detail,
             ),
-            narrative=call.narrative,
+            narrative=None if purged else call.narrative,
             hazards=list(call.hazards or []),
             status=call.status,
             opened_at=call.opened_at,
@@ -118,14 +137,38 @@ class CallOut(BaseModel):
             decision=call.decision,  # type: ignore[arg-type]
             decision_summary=call.decision_summary,
             turned_dangerous_at=call.turned_dangerous_at,
+            purged_at=call.purged_at,
         )
+
+
+class CallTriageReason(BaseModel):
+    rule: str = Field(description="Rule id, e.g. danger.weapon.")
+    kind: Literal[
+        "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy"
+    ] = Field(description="As in `POST /v1/triage/classify`.")
+    label: str = Field(description="What the rule means, for a dispatcher.")
+    detail: str | None = Field(
+        description="The text that made it fire, and where; null once the call is purged."
+    )
+
+
+class CallTriageRecord(BaseModel):
+    """One decision in a call's triage history."""
+
+    decision: Literal["eligible", "review", "ineligible"]
+    summary: str
+    reasons: list[CallTriageReason]
+    rules_version: str
+    inputs_sha256: str
+    turned_dangerous: bool
+    decided_at: datetime
 
 
 class CallDetail(CallOut):
     """A call with its CAD event history and its triage history (oldest first)."""
 
     events: list[CallEventOut]
-    triage: list[TriageRecordOut]
+    triage: list[CallTriageRecord]
 
 
 class CallPage(BaseModel):

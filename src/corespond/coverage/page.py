@@ -54,7 +54,11 @@ LABELS = {
 COOKIE_PATH = "/supervisor"
 SESSION_HOURS = 12
 MAP_WIDTH = 600.0
-STATIC = {"supervisor.css": "text/css", "supervisor.js": "text/javascript"}
+STATIC = {
+    "supervisor.css": "text/css",
+    "supervisor.js": "text/javascript",
+    "icon.svg": "image/svg+xml",
+}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
     "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -173,7 +177,10 @@ async def data(request: Request, session: SessionDep) -> Response:
     counties = await _coverage(request, session, principal)
     atlas = request.app.state.geography.atlas
     served = [c.fips for c in counties if c.provider_id is not None]
-    gaps = await service.gaps_between(session, atlas, now, now + timedelta(hours=24), served)
+    required = request.app.state.settings.required_credentials
+    gaps = await service.gaps_between(
+        session, atlas, now, now + timedelta(hours=24), required, served
+    )
     policy = DeliveryPolicy.of(request.app.state.settings)
     scope = _scoped(principal)
     deliveries = await source_status(session, now, policy.alert_after) if scope is None else []
@@ -185,6 +192,7 @@ async def data(request: Request, session: SessionDep) -> Response:
                 "fips": c.fips,
                 "name": c.name,
                 "provider": c.provider_id,
+                "provider_role": c.provider_role,
                 "served": c.provider_id is not None,
                 "state": _state(c),
                 "available": c.available,

@@ -34,13 +34,17 @@ TimeParam = Annotated[
     ),
 ]
 MAX_WINDOW = timedelta(days=92)
+ProviderRole = Literal["primary", "backup"]
 
 
 class PeerOnShiftOut(BaseModel):
     peer_id: str
     display_name: str
     provider_id: str
-    status: str = Field(description="available, busy (on an assignment) or off_duty")
+    status: Literal["available", "busy", "off_duty", "scheduled"] = Field(
+        description="Now: available, busy (on an assignment, or so set) or off_duty; "
+        "scheduled when `basis` is `scheduled` (a peer's status ahead cannot be known)."
+    )
     shift_ends_at: datetime
     free: bool = Field(description="Could be offered a call now.")
     why_not: str | None
@@ -49,7 +53,13 @@ class PeerOnShiftOut(BaseModel):
 class CountyCoverageOut(BaseModel):
     fips: str
     name: str
-    provider_id: str | None = Field(description="The county's primary provider.")
+    provider_id: str | None = Field(
+        description="The county's primary provider; with none, a backup provider serving it."
+    )
+    provider_role: ProviderRole | None = Field(
+        description="primary, or backup: the county has no primary provider and this backup "
+        "serves it; null with no provider."
+    )
     state: Literal["available", "busy", "none"] = Field(
         description="available: a peer free now; busy: on shift but none free; none: no one."
     )
@@ -78,7 +88,10 @@ class GapOut(BaseModel):
 class CountyGapsOut(BaseModel):
     fips: str
     name: str
-    provider_id: str | None
+    provider_id: str | None = Field(
+        description="The county's primary provider; with none, a backup provider serving it."
+    )
+    provider_role: ProviderRole | None
     uncovered_hours: float
     gaps: list[GapOut]
 
@@ -141,9 +154,10 @@ def _window(
 async def coverage(
     request: Request, session: SessionDep, principal: Supervisor, at: TimeParam = None
 ) -> CoverageOut:
-    """Every county of the service area at `at` (default now): its provider, peers on shift
-    (status, shift end, free or why not), how many are free, live assignments, and requests
-    that went unfilled in the 24 hours before."""
+    """Every county of the service area at `at` (default now): its provider (primary, or a
+    backup where none is primary: `provider_role`), peers on shift (status, shift end, free
+    or why not), how many are free, live assignments, and requests that went unfilled in the
+    24 hours before."""
     now = request.app.state.clock()
     when = _when(request, at, "at", now)
     zone = _zone(request)
@@ -163,6 +177,7 @@ async def coverage(
                 fips=r.fips,
                 name=r.name,
                 provider_id=r.provider_id,
+                provider_role=r.provider_role,  # type: ignore[arg-type]
                 state=r.state,  # type: ignore[arg-type]
                 covered=r.covered,
                 available=r.available,
@@ -171,7 +186,7 @@ async def coverage(
                         peer_id=p.peer_id,
                         display_name=p.display_name,
                         provider_id=p.provider_id,
-                        status=p.status,
+                        status=p.status,  # type: ignore[arg-type]
                         shift_ends_at=p.shift_ends_at.astimezone(zone),
                         free=p.free,
                         why_not=p.why_not,
@@ -204,16 +219,19 @@ async def coverage_gaps(
         bool, Query(description="Only counties some provider serves.")
     ] = False,
 ) -> GapsOut:
-    """Per county, the stretches with no peer on shift between `from` (default now) and
-    `to` (default 7 days later), overlapping shifts merged, clipped to the window, in the
-    program's time zone; and the total uncovered hours (real hours, across DST changes)."""
+    """Per county, the stretches no peer covers between `from` (default now) and `to`
+    (default 7 days later): on shift there, for a provider serving it, every required
+    credential valid (as `/v1/coverage` counts a peer ahead; status cannot be known ahead).
+    Overlapping shifts merged, clipped to the window, in the program's time zone; and the
+    total uncovered hours (real hours, across DST changes)."""
     begins, ends = _window(request, start, end, timedelta(days=7))
     atlas = request.app.state.geography.atlas
     wanted = list(dict.fromkeys(require_county(atlas, c).fips for c in county)) if county else None
     allowed = scoped_counties(principal)
     if allowed is not None:
         wanted = [f for f in (wanted or allowed) if f in allowed]
-    rows = await service.gaps_between(session, atlas, begins, ends, wanted)
+    required = request.app.state.settings.required_credentials
+    rows = await service.gaps_between(session, atlas, begins, ends, required, wanted)
     if provided_only:
         rows = [r for r in rows if r.provider_id is not None]
     zone = _zone(request)
@@ -225,6 +243,7 @@ async def coverage_gaps(
                 fips=r.fips,
                 name=r.name,
                 provider_id=r.provider_id,
+                provider_role=r.provider_role,  # type: ignore[arg-type]
                 uncovered_hours=round(r.uncovered_hours, 2),
                 gaps=[
                     GapOut(

@@ -46,6 +46,7 @@ class CountyCoverage:
     fips: str
     name: str
     provider_id: str | None
+    provider_role: str | None  # primary, or backup when no provider is the county's primary
     peers: list[PeerOnShift]
     available: int
     active_assignments: int
@@ -120,6 +121,7 @@ async def coverage_at(
             fips=county.fips,
             name=county.name,
             provider_id=roster.lead_provider(serving.get(county.fips, {})),
+            provider_role=_lead_role(serving.get(county.fips, {})),
             peers=sorted(by_county[county.fips], key=lambda p: p.display_name),
             available=sum(p.free for p in by_county[county.fips]),
             active_assignments=active.get(county.fips, 0),
@@ -130,11 +132,18 @@ async def coverage_at(
     ]
 
 
+def _lead_role(serving: dict[str, str]) -> str | None:
+    """Whether the provider shown for a county is its primary or (none being) a backup."""
+    lead = roster.lead_provider(serving)
+    return serving[lead] if lead is not None else None
+
+
 @dataclass(frozen=True)
 class CountyGaps:
     fips: str
     name: str
     provider_id: str | None
+    provider_role: str | None
     gaps: list[Interval]
 
     @property
@@ -147,16 +156,24 @@ async def gaps_between(
     atlas: CountyAtlas,
     start: datetime,
     end: datetime,
+    required: Sequence[str],
     counties: Sequence[str] | None = None,
 ) -> list[CountyGaps]:
-    """Per county, the stretches of ``[start, end)`` with no peer on shift for a provider
-    serving it (a shift elsewhere's provider cannot be sent there)."""
+    """Per county, the stretches of ``[start, end)`` that no peer covers as the schedule
+    can know it, which is how ``coverage_at`` counts a peer ahead of now: on shift there,
+    for a provider serving it, every required credential valid (a shift outlives an expiring
+    credential only up to the expiry). Status and calls cannot be known ahead."""
     serving = await roster.serving_by_county(session)
+    rows = await repository.shifts_overlapping(session, start, end)
+    credentials = await roster.credentials_of(session, list({peer.id for _, peer in rows}))
     intervals: dict[str, list[Interval]] = defaultdict(list)
-    for shift, peer in await repository.shifts_overlapping(session, start, end):
+    for shift, peer in rows:
+        span = roster.offerable_span(credentials[peer.id], required, shift.starts_at, shift.ends_at)
+        if span is None:
+            continue
         for fips in shift.counties:
             if peer.provider_id in serving.get(fips, {}):
-                intervals[fips].append((shift.starts_at, shift.ends_at))
+                intervals[fips].append(span)
     wanted = (
         list(dict.fromkeys(counties)) if counties is not None else [c.fips for c in atlas.counties]
     )
@@ -165,6 +182,7 @@ async def gaps_between(
             fips=fips,
             name=atlas.by_fips[fips].name,
             provider_id=roster.lead_provider(serving.get(fips, {})),
+            provider_role=_lead_role(serving.get(fips, {})),
             gaps=uncovered(intervals[fips], start, end),
         )
         for fips in wanted
@@ -188,7 +206,10 @@ class SummaryRow:
 
     @property
     def median_minutes_to_accept(self) -> float | None:
-        return round(statistics.median(self.accept_minutes), 2) if self.accept_minutes else None
+        if not self.accept_minutes:
+            return None
+        # Adding 0.0 turns a median that rounds to -0.0 into 0.0.
+        return round(statistics.median(self.accept_minutes), 2) + 0.0
 
 
 async def summary(
@@ -231,7 +252,9 @@ async def summary(
         target.requests += 1
         if accepted is not None and accepted.accepted_at is not None:
             target.filled += 1
-            waited = accepted.accepted_at - request.created_at
+            # The request is timed by the database's clock, the acceptance by the
+            # application's: a moment's skew between them is no negative wait.
+            waited = max(timedelta(0), accepted.accepted_at - request.created_at)
             target.accept_minutes.append(waited.total_seconds() / 60)
             if accepted.outcome:
                 target.outcomes[accepted.outcome] += 1

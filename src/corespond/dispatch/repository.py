@@ -215,15 +215,29 @@ async def lock_message(session: AsyncSession, message_id: uuid.UUID) -> OutboxMe
     )
 
 
-async def later_sent(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
-    """A later message of the same call that was delivered, or is on its way."""
+async def later_delivered(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
+    """The first later message of the same call that has been delivered."""
     return await session.scalar(
         select(OutboxMessage)
         .where(
             OutboxMessage.call_id == message.call_id,
             OutboxMessage.seq > message.seq,
-            OutboxMessage.state.in_(("delivered", "pending")),
+            OutboxMessage.state == "delivered",
         )
         .order_by(OutboxMessage.seq)
         .limit(1)
+    )
+
+
+async def lock_later_pending(session: AsyncSession, message: OutboxMessage) -> None:
+    """Lock the call's later pending messages for this transaction; raises at once (NOWAIT)
+    if a relay is delivering one of them."""
+    await session.execute(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.call_id == message.call_id,
+            OutboxMessage.seq > message.seq,
+            OutboxMessage.state == "pending",
+        )
+        .with_for_update(nowait=True)
     )

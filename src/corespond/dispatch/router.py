@@ -206,12 +206,13 @@ async def redeliver(
     session: SessionDep,
     principal: Supervisor,
     force: Annotated[
-        bool, Query(description="Send it even though a later message of the call went out.")
+        bool, Query(description="Send it even though a later message of the call was delivered.")
     ] = False,
 ) -> DeliveryOut:
     """Send it again now, with the same `webhook-id` (receivers drop repeats by it) and a
-    fresh retry horizon. `409` if a later message of the call already went out (the CAD
-    would see an older state last) unless `force=true`, or if it is being sent right now."""
+    fresh retry horizon. `409` if a later message of the call has been delivered (the CAD
+    would see an older state last) unless `force=true`, or if it (or a later message of the
+    call) is being sent right now. A later message not yet delivered waits behind it."""
     now = request.app.state.clock()
     message = await service.redeliver(session, principal, delivery_id, now, force=force)
     await audit.record(

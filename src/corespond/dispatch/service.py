@@ -64,9 +64,11 @@ async def redeliver(
 ) -> OutboxMessage:
     """Send a message again (dead, delivered, or pending and waiting out a backoff): due
     now, with the same ``webhook-id`` (a receiver that has it can drop it) and a fresh retry
-    horizon. Refused when a later message of the call already went out, since the CAD
+    horizon. Refused when a later message of the call has been delivered, since the CAD
     would then see an older state last, unless ``force`` (the payload's ``sequence`` lets
-    the receiver put it in its place). Only a message of a call the key may see."""
+    the receiver put it in its place). A later message not yet delivered is no reason: it
+    waits behind this one, as the relay keeps a call's order. Only a message of a call the
+    key may see."""
     await get_message(session, principal, message_id)
     try:
         message = await repository.lock_message(session, message_id)
@@ -76,14 +78,25 @@ async def redeliver(
         raise
     if message is None:
         raise NotFound(f"delivery {message_id} not found")
-    later = await repository.later_sent(session, message)
+    later = await repository.later_delivered(session, message)
     if later is not None and not force:
+        delivered = f" at {later.delivered_at:%Y-%m-%d %H:%M:%S} UTC" if later.delivered_at else ""
         raise Conflict(
-            f"message {later.seq} of this call went out after this one ({message.seq}); "
-            "redelivering would show the CAD an older state last. Pass force=true to send "
-            "it anyway (receivers can order by data.sequence)",
+            f"message {later.seq} of this call was delivered{delivered}; sending message "
+            f"{message.seq} now would show the CAD an older state last. Pass force=true to "
+            "send it anyway (receivers can order by data.sequence)",
             extra={"later_delivery_id": str(later.id)},
         )
+    if later is None:
+        # A later message a relay is sending at this moment would land before this one.
+        try:
+            await repository.lock_later_pending(session, message)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":
+                raise Conflict(
+                    "a later message of this call is being delivered right now; try again"
+                ) from None
+            raise
     message.state = "pending"
     message.next_attempt_at = now
     message.retry_from = now

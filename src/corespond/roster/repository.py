@@ -256,3 +256,23 @@ async def lock_provider_imports(session: AsyncSession, provider_id: str) -> None
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
         {"key": f"roster-import:{provider_id}"},
     )
+
+
+async def live_shifts_keyed(
+    session: AsyncSession, provider_id: str, prefix: str, start: datetime, end: datetime
+) -> Sequence[Shift]:
+    """A provider's live shifts whose key starts with ``prefix`` and that start in
+    ``[start, end)`` (the occurrences of one recurring calendar event)."""
+    return (
+        await session.scalars(
+            select(Shift)
+            .where(
+                Shift.provider_id == provider_id,
+                Shift.cancelled_at.is_(None),
+                Shift.external_key.startswith(prefix, autoescape=True),
+                Shift.starts_at >= start,
+                Shift.starts_at < end,
+            )
+            .order_by(Shift.starts_at)
+        )
+    ).all()

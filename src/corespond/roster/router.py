@@ -493,7 +493,8 @@ async def import_roster(
     dry_run: bool = False,
     window_days: Annotated[int, Query(ge=1, le=400)] = 60,
 ) -> ImportReportOut | JSONResponse:
-    """Import shifts from CSV or iCalendar; a report per row. All rows or none are applied."""
+    """Import shifts from CSV or iCalendar; a report per row. All rows or none are applied:
+    any row with an error answers `422` with the report (a dry run too, storing nothing)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     formats: dict[str, Literal["csv", "ics"]] = {"text/csv": "csv", "text/calendar": "ics"}
     fmt = formats.get(content_type)
@@ -525,9 +526,11 @@ async def import_roster(
             ImportRow(line=r.line, key=r.key, result=r.result, reason=r.reason, shift_id=r.shift_id)
             for r in report.rows
         ],
+        notes=report.notes,
     )
     created(request, provider, counts=report.counts())
-    if report.errors and not dry_run:
+    # A dry run answers what the import would: the same status and report.
+    if report.errors:
         problem = InvalidPayload(
             f"{len(report.errors)} row(s) have errors; nothing was applied",
         )

@@ -118,6 +118,11 @@ class PeerOut(BaseModel):
     credential_problems: list[str] = Field(
         description="Missing or expired required credentials: such a peer is never offered a call."
     )
+    notes: list[str] = Field(
+        description="What else keeps the peer from being offered a call, in words: a peer "
+        "`off_duty` (as every new peer starts) is offered none until their status is set to "
+        "`available`."
+    )
 
     @classmethod
     def of(
@@ -145,7 +150,19 @@ class PeerOut(BaseModel):
             status_changed_at=peer.status_changed_at,
             credentials=[CredentialOut.of(c, private=private) for c in credentials],
             credential_problems=problems,
+            notes=status_notes(peer),
         )
+
+
+def status_notes(peer: Peer) -> list[str]:
+    """A status that keeps the peer from calls until someone changes it (``busy`` ends by
+    itself with the peer's assignment), said so that no one waits for an offer."""
+    if peer.status == "off_duty":
+        return [
+            "off duty: offered no calls until their status is set to available "
+            f"(POST /v1/peers/{peer.id}/status); every new peer starts off duty"
+        ]
+    return []
 
 
 class PeerPage(BaseModel):
@@ -235,15 +252,31 @@ class ShiftChangeOut(BaseModel):
 
 class ImportRow(BaseModel):
     line: int = Field(description="Line of the file (for iCalendar: the event's UID line).")
-    key: str
-    result: Literal["created", "updated", "unchanged", "error"]
+    key: str = Field(
+        description="The shift's key: its shift_id (CSV), else peer@start; for iCalendar the "
+        "UID, and for an occurrence of a recurring event UID@date (#n for the n-th that day)."
+    )
+    result: Literal["created", "updated", "unchanged", "cancelled", "error"] = Field(
+        description="cancelled: an occurrence the recurring event (present in the file) no "
+        "longer has within the import window."
+    )
     reason: str | None = None
-    shift_id: uuid.UUID | None = None
+    shift_id: uuid.UUID | None = Field(
+        default=None,
+        description="The stored shift; null for a shift that was not stored (a dry run, or "
+        "an import with errors, creates none).",
+    )
 
 
 class ImportReportOut(BaseModel):
     format: Literal["csv", "ics"]
     dry_run: bool
     applied: bool = Field(description="False on a dry run or when any row has an error.")
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="Rows by result: created, updated, unchanged, cancelled, error."
+    )
     rows: list[ImportRow]
+    notes: list[str] = Field(
+        description="What the rows do not say, e.g. peers of the import who are off duty "
+        "and so will not be offered calls until their status is set to available."
+    )

@@ -334,6 +334,23 @@ def credential_problems(
     return problems
 
 
+def offerable_span(
+    credentials: Sequence[Credential], required: Sequence[str], start: datetime, end: datetime
+) -> tuple[datetime, datetime] | None:
+    """The part of ``[start, end)`` at whose every instant ``credential_problems`` finds
+    nothing: up to the first expiry of a required credential; None if one is missing or
+    none of it is left."""
+    held = {c.kind: c for c in credentials}
+    until = end
+    for kind in required:
+        credential = held.get(kind)
+        if credential is None:
+            return None
+        if credential.expires_at is not None:
+            until = min(until, credential.expires_at)
+    return (start, until) if until > start else None
+
+
 async def expiring_credentials(
     session: AsyncSession, principal: Principal, within: timedelta, now: datetime | None = None
 ) -> Sequence[tuple[Credential, Peer]]:
@@ -377,6 +394,10 @@ def _snapshot(shift: Shift) -> dict[str, Any]:
     }
 
 
+class ShiftOverlap(Conflict):
+    """The peer already has a live shift overlapping this one."""
+
+
 def _check_shift(data: ShiftInput) -> None:
     if data.kind not in SHIFT_KINDS:
         raise InvalidPayload(f"kind must be one of {', '.join(SHIFT_KINDS)}")
@@ -397,7 +418,7 @@ async def _refuse_overlap(
     # exclusion constraint still decides when two writers race.
     overlapping = await repository.overlapping_shift(session, shift_id, peer_id, starts_at, ends_at)
     if overlapping is not None:
-        raise Conflict(
+        raise ShiftOverlap(
             "the peer already has a shift at that time "
             f"({overlapping.starts_at:%Y-%m-%d %H:%M} to {overlapping.ends_at:%H:%M} UTC)"
         )
@@ -409,7 +430,7 @@ async def _flush_guarded(session: AsyncSession) -> None:
             await session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == "23P01":
-            raise Conflict("the peer already has a shift at that time") from exc
+            raise ShiftOverlap("the peer already has a shift at that time") from exc
         raise
 
 
@@ -437,7 +458,7 @@ async def create_shift(session: AsyncSession, principal: Principal, data: ShiftI
             await session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == "23P01":
-            raise Conflict("the peer already has a shift at that time") from exc
+            raise ShiftOverlap("the peer already has a shift at that time") from exc
         raise
     session.add(
         ShiftChange(

@@ -28,7 +28,8 @@
       const row = body.insertRow();
       row.id = "row-" + c.fips;
       cell(row, c.name);
-      cell(row, c.provider || "—");
+      // A county without a primary provider is served by a backup: say so, not pass it off as primary.
+      cell(row, c.provider ? c.provider + (c.provider_role === "backup" ? " (backup only)" : "") : "—");
       cell(row, labels[c.state], "state " + c.state);
       cell(row, String(c.available));
       cell(row, c.peers.map((p) => p.display_name + " (" + (p.free ? "free" : p.why_not) + ", until " + time(p.shift_ends_at) + ")").join("; ") || "—");
