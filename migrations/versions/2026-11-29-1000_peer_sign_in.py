@@ -23,11 +23,16 @@ def upgrade() -> None:
         sa.Column("peer_id", sa.Uuid(), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["peer_id"], ["peer.id"], name=op.f("fk_peer_sign_in_peer_id_peer")),
+        sa.ForeignKeyConstraint(
+            ["peer_id"], ["peer.id"], name=op.f("fk_peer_sign_in_peer_id_peer")
+        ),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_peer_sign_in")),
     )
     op.create_index(op.f("ix_peer_sign_in_peer_id"), "peer_sign_in", ["peer_id"])

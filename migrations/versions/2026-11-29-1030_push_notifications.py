@@ -26,7 +26,10 @@ def upgrade() -> None:
         sa.Column("p256dh", sa.Text(), nullable=False),
         sa.Column("auth", sa.Text(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -49,7 +52,10 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
@@ -59,9 +65,13 @@ def upgrade() -> None:
             "state IN ('pending', 'sent', 'dead')", name=op.f("ck_notification_state_known")
         ),
         sa.ForeignKeyConstraint(
-            ["assignment_id"], ["assignment.id"], name=op.f("fk_notification_assignment_id_assignment")
+            ["assignment_id"],
+            ["assignment.id"],
+            name=op.f("fk_notification_assignment_id_assignment"),
         ),
-        sa.ForeignKeyConstraint(["peer_id"], ["peer.id"], name=op.f("fk_notification_peer_id_peer")),
+        sa.ForeignKeyConstraint(
+            ["peer_id"], ["peer.id"], name=op.f("fk_notification_peer_id_peer")
+        ),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["push_subscription.id"],
