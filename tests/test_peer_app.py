@@ -252,6 +252,9 @@ async def test_an_offer_reaches_the_peers_phone_by_web_push(
     assert 0 < int(push.headers["ttl"]) <= 120
 
 
+PUSHES = select(Notification).where(Notification.channel == "webpush")
+
+
 async def test_a_gone_subscription_ends_and_a_busy_push_service_is_retried(
     client: httpx.AsyncClient, db: Database, source: Source, box: SecretBox
 ) -> None:
@@ -269,15 +272,19 @@ async def test_a_gone_subscription_ends_and_a_busy_push_service_is_retried(
             pushes.answer = 503
             await notifier.drain()
             async with db.sessionmaker() as session:
-                [row] = (await session.scalars(select(Notification))).all()
+                [row] = (await session.scalars(PUSHES)).all()
             assert (row.state, row.attempts, row.last_status_code) == ("pending", 1, 503)
             assert row.next_attempt_at > row.last_attempt_at  # backoff
             async with db.sessionmaker() as session, session.begin():
-                await session.execute(update(Notification).values(next_attempt_at=row.created_at))
+                await session.execute(
+                    update(Notification)
+                    .where(Notification.id == row.id)
+                    .values(next_attempt_at=row.created_at)
+                )
             pushes.answer = 410
             await notifier.drain()
             async with db.sessionmaker() as session:
-                [row] = (await session.scalars(select(Notification))).all()
+                [row] = (await session.scalars(PUSHES)).all()
                 subscription = await session.get(PushSubscription, row.subscription_id)
             assert (row.state, row.attempts, row.last_status_code) == ("dead", 2, 410)
             assert subscription is not None

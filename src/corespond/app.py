@@ -43,6 +43,7 @@ from corespond.middleware import (
     TrustedProxyMiddleware,
 )
 from corespond.migrate import head_revisions
+from corespond.notify.router import router as notify_router
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
 from corespond.peerapp.page import api as peer_api
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(supervisor_page)
     app.include_router(peer_app)
     app.include_router(peer_api)
+    app.include_router(notify_router)
     app.include_router(audit_router)
     app.include_router(keys_router)
     install_docs(app)

@@ -37,7 +37,7 @@ from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
 from corespond.geo.service import Geography
 from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.notify.relay import SWEEP_SECONDS as NOTIFY_SWEEP_SECONDS
-from corespond.notify.relay import Notifier
+from corespond.notify.relay import Notifier, SmsProvider
 from corespond.notify.service import Vapid
 from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.triage.service import RuleBook
@@ -96,6 +96,7 @@ class Background:
                 Vapid.of(box, settings.push_contact),
                 environment=settings.environment,
                 clock=clock,
+                sms=SmsProvider.of(settings),
             ),
             retention=RetentionJob(database, settings.narrative_retention_days, clock),
             scheduler=AsyncIOScheduler(timezone=UTC),

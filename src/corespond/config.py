@@ -88,6 +88,21 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a peer has to accept an offer before it goes to the next one.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where people and providers reach this service (https://…), for links in "
+        "SMS and the SMS provider's delivery callbacks.",
+    )
+    sms_url: str | None = Field(
+        default=None,
+        description="The SMS provider's API base (Twilio's REST shape, e.g. "
+        "https://api.twilio.com); unset: no SMS.",
+    )
+    sms_account_sid: str | None = Field(default=None, description="The SMS account's id.")
+    sms_auth_token: SecretStr | None = Field(
+        default=None, description="The SMS account's token: API auth and callback signatures."
+    )
+    sms_from: str | None = Field(default=None, description="The number SMS are sent from.")
     push_contact: str = Field(
         default="mailto:corespond@localhost",
         description="The contact push services see in each Web Push request's VAPID claim "

@@ -661,7 +661,7 @@ async def _record(
     peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
     await outbox.enqueue(session, event, ctx.now, assignment, call, peer)
     if event == "assignment.offered" and peer is not None:
-        await notify.offer_made(session, peer.id, assignment.id, assignment.expires_at, ctx.now)
+        await notify.offer_made(session, peer, assignment.id, assignment.expires_at, ctx.now)
     ASSIGNMENT_CHANGES.labels(event.removeprefix("assignment.")).inc()
 
 

@@ -134,6 +134,7 @@ POLICY: dict[str, Rule] = {
         "a peer's session cookie, checked by the page: only that peer's assignments"
     ),
     "POST /peer/status": public("a peer's session cookie, checked by the page"),
+    "POST /v1/notify/sms-status": public("signed by the SMS provider with the account token"),
     "GET /peer/push-key": public("the public VAPID key browsers subscribe with"),
     "POST /peer/push-subscriptions": public("a peer's session cookie, checked by the page"),
     "GET /peer/manifest.webmanifest": public("the app's manifest"),

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, Text, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
 
-NOTIFICATION_STATES = ("pending", "sent", "dead")
+NOTIFICATION_STATES = ("pending", "sent", "dead", "skipped")
+CHANNELS = ("webpush", "sms")
 
 
 class PushSubscription(Base):
@@ -33,14 +34,14 @@ class PushSubscription(Base):
 class Notification(Base):
     """One message for one subscription, written in the transaction that made the offer (a
     crash loses nothing), sent by the notifier, retried with backoff, every attempt kept in
-    ``attempts``/``last_*``."""
+    ``attempts``/``last_*``. ``skipped``: the offer was answered before its turn came."""
 
     __tablename__ = "notification"
     __table_args__ = (CheckConstraint(f"state IN {NOTIFICATION_STATES!r}", name="state_known"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     peer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("peer.id"), index=True)
-    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("push_subscription.id"))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("push_subscription.id"))
     assignment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment.id"))
     channel: Mapped[str] = mapped_column(Text, server_default="webpush")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -53,3 +54,7 @@ class Notification(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The next channel, sent only if the offer is still unanswered when it is due.
+    only_if_offered: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    provider_message_id: Mapped[str | None] = mapped_column(Text, index=True)
+    delivery_status: Mapped[str | None] = mapped_column(Text)  # the SMS provider's last word

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -22,12 +23,15 @@ from py_vapid import Vapid02
 from pywebpush import WebPusher
 from sqlalchemy import select
 
+from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
+from corespond.config import Settings
 from corespond.db import Database
 from corespond.errors import InvalidPayload
 from corespond.metrics import NOTIFICATIONS
 from corespond.notify.models import Notification, PushSubscription
-from corespond.notify.service import Vapid
+from corespond.notify.service import Vapid, e164
+from corespond.roster.models import Peer
 from corespond.sources.addresses import DestinationRefused, Resolver, checked_addresses, resolve
 from corespond.sources.service import check_callback_url
 
@@ -40,6 +44,33 @@ BACKOFF_CAP = timedelta(seconds=30)
 SWEEP_SECONDS = 0.5
 
 
+SMS_STATUS_PATH = "/v1/notify/sms-status"
+
+
+@dataclass(frozen=True)
+class SmsProvider:
+    """An SMS account (Twilio's REST API shape; the base URL is configurable)."""
+
+    base_url: str
+    account: str
+    token: str
+    sender: str
+    public_url: str | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> SmsProvider | None:
+        token = settings.sms_auth_token
+        if not (settings.sms_url and settings.sms_account_sid and token and settings.sms_from):
+            return None
+        return cls(
+            settings.sms_url.rstrip("/"),
+            settings.sms_account_sid,
+            token.get_secret_value(),
+            settings.sms_from,
+            settings.public_url.rstrip("/") if settings.public_url else None,
+        )
+
+
 class Notifier:
     def __init__(
         self,
@@ -50,8 +81,10 @@ class Notifier:
         environment: str = "development",
         clock: Clock = system_clock,
         resolver: Resolver = resolve,
+        sms: SmsProvider | None = None,
     ) -> None:
         self._database = database
+        self._sms = sms
         self._http = http
         self._vapid = vapid
         self._signer = Vapid02(private_key=vapid.private_key)
@@ -85,24 +118,35 @@ class Notifier:
             )
             if row is None:
                 return False
-            subscription = await session.get(PushSubscription, row.subscription_id)
+            subscription = (
+                await session.get(PushSubscription, row.subscription_id)
+                if row.subscription_id
+                else None
+            )
             row.attempts += 1
             row.last_attempt_at = now
-            if row.expires_at <= now or subscription is None or subscription.ended_at:
-                row.state = "dead"
-                row.last_error = (
-                    "the offer's deadline passed before it could be sent"
-                    if row.expires_at <= now
-                    else "the subscription has ended"
-                )
-                NOTIFICATIONS.labels("webpush", "dead").inc()
+            if row.only_if_offered:
+                assignment = await session.get(Assignment, row.assignment_id)
+                if assignment is None or assignment.status != "offered":
+                    row.state = "skipped"
+                    row.last_error = "the offer was answered before this channel's turn"
+                    NOTIFICATIONS.labels(row.channel, "skipped").inc()
+                    return True
+            unusable = self._unusable(row, subscription, now)
+            if unusable is not None:
+                row.state, row.last_error = "dead", unusable
+                NOTIFICATIONS.labels(row.channel, "dead").inc()
                 return True
-            status, error = await self._send(row, subscription, now)
+            if subscription is None:  # an SMS
+                peer = await session.get(Peer, row.peer_id)
+                status, error = await self._send_sms(row, peer.phone if peer else None)
+            else:
+                status, error = await self._send(row, subscription, now)
             row.last_status_code, row.last_error = status, error
             if status in SENT:
                 row.state, row.sent_at = "sent", self._clock()
                 outcome = "sent"
-            elif status in GONE:
+            elif status in GONE and subscription is not None:
                 row.state, subscription.ended_at = "dead", now
                 outcome = "gone"
             elif status is None or status in RETRYABLE or status >= 500:
@@ -116,7 +160,7 @@ class Notifier:
             else:
                 row.state = "dead"
                 outcome = "dead"
-            NOTIFICATIONS.labels("webpush", outcome).inc()
+            NOTIFICATIONS.labels(row.channel, outcome).inc()
             log.info(
                 "notification_attempt",
                 notification_id=str(row.id),
@@ -125,6 +169,50 @@ class Notifier:
                 outcome=outcome,
             )
             return True
+
+    def _unusable(
+        self, row: Notification, subscription: PushSubscription | None, now: datetime
+    ) -> str | None:
+        """Why this notification can never be sent, if so."""
+        if row.expires_at <= now:
+            return "the offer's deadline passed before it could be sent"
+        if row.channel == "sms":
+            return None if self._sms is not None else "SMS is not configured (CORESPOND_SMS_*)"
+        if subscription is None or subscription.ended_at is not None:
+            return "the subscription has ended"
+        return None
+
+    async def _send_sms(
+        self, row: Notification, phone: str | None
+    ) -> tuple[int | None, str | None]:
+        """POST the text to the SMS provider (Twilio's REST shape); nothing of the call in it."""
+        sms = self._sms
+        if sms is None or not phone:
+            return None, "no phone number"
+        link = f"{sms.public_url}/peer" if sms.public_url else "the corespond app"
+        form = {
+            "To": e164(phone),
+            "From": sms.sender,
+            "Body": f"corespond: {row.payload['title']}. {row.payload['body']}: {link}",
+        }
+        if sms.public_url:
+            form["StatusCallback"] = f"{sms.public_url}{SMS_STATUS_PATH}"
+        try:
+            response = await self._http.post(
+                f"{sms.base_url}/2010-04-01/Accounts/{sms.account}/Messages.json",
+                data=form,
+                auth=(sms.account, sms.token),
+                follow_redirects=False,
+            )
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__
+        if response.status_code not in SENT:
+            return response.status_code, response.text[:300]
+        try:
+            row.provider_message_id = str(response.json().get("sid") or "") or None
+        except ValueError:
+            row.provider_message_id = None
+        return response.status_code, None
 
     async def _send(
         self, row: Notification, subscription: PushSubscription, now: datetime

@@ -9,6 +9,8 @@ on the page, signed in.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.crypto import SecretBox
 from corespond.errors import InvalidPayload
 from corespond.notify.models import Notification, PushSubscription
+from corespond.roster.models import Peer
 from corespond.sources.service import check_callback_url
 
 # The order of the P-256 group: a derived private key is a number in [1, n - 1].
@@ -93,16 +96,23 @@ async def subscribe(
 
 async def offer_made(
     session: AsyncSession,
-    peer_id: uuid.UUID,
+    peer: Peer,
     assignment_id: uuid.UUID,
     expires_at: datetime | None,
     now: datetime,
 ) -> int:
-    """Queue a push to each of the peer's subscriptions, in the offer's transaction."""
-    subscriptions = await session.scalars(
-        select(PushSubscription).where(
-            PushSubscription.peer_id == peer_id, PushSubscription.ended_at.is_(None)
-        )
+    """Queue the offer's notifications in its transaction, by the peer's channels in order:
+    the first channel the peer can be reached on at once (each push subscription, or an SMS
+    to their phone), the next one at half the deadline, sent only if the offer is still
+    unanswered then."""
+    subscriptions = list(
+        (
+            await session.scalars(
+                select(PushSubscription).where(
+                    PushSubscription.peer_id == peer.id, PushSubscription.ended_at.is_(None)
+                )
+            )
+        ).all()
     )
     deadline = expires_at or now + timedelta(minutes=2)
     minutes = max(1, round((deadline - now).total_seconds() / 60))
@@ -112,18 +122,47 @@ async def offer_made(
         "url": "/peer",
         "tag": f"offer-{assignment_id}",
     }
+    reachable = [
+        channel
+        for channel in (peer.notify_channels or [])
+        if (channel == "webpush" and subscriptions) or (channel == "sms" and peer.phone)
+    ]
+    halfway = now + (deadline - now) / 2
     count = 0
-    for subscription in subscriptions:
-        session.add(
-            Notification(
-                peer_id=peer_id,
-                subscription_id=subscription.id,
-                assignment_id=assignment_id,
-                payload=payload,
-                next_attempt_at=now,
-                expires_at=deadline,
-            )
+    for turn, channel in enumerate(reachable[:2]):
+        targets: list[PushSubscription | None] = (
+            list(subscriptions) if channel == "webpush" else [None]
         )
-        count += 1
+        for subscription in targets:
+            session.add(
+                Notification(
+                    peer_id=peer.id,
+                    subscription_id=subscription.id if subscription else None,
+                    assignment_id=assignment_id,
+                    channel=channel,
+                    payload=payload,
+                    next_attempt_at=now if turn == 0 else halfway,
+                    only_if_offered=turn > 0,
+                    expires_at=deadline,
+                )
+            )
+            count += 1
     await session.flush()
     return count
+
+
+def e164(phone: str) -> str:
+    """A phone number as SMS providers want it: ``+`` and digits; ten digits are a North
+    American number."""
+    digits = "".join(c for c in phone if c.isdigit())
+    if phone.strip().startswith("+"):
+        return "+" + digits
+    return "+1" + digits if len(digits) == 10 else "+" + digits
+
+
+def sms_signature(token: str, url: str, params: dict[str, str]) -> str:
+    """The SMS provider's request signature (Twilio's scheme): base64 of HMAC-SHA1 over the
+    callback URL followed by each parameter's name and value, sorted by name."""
+    message = url + "".join(name + params[name] for name in sorted(params))
+    digest = hmac.new(token.encode(), message.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()

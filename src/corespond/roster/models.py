@@ -77,6 +77,8 @@ class Peer(Base):
     home_lon: Mapped[float | None] = mapped_column(Double)
     embedded_agency: Mapped[str | None] = mapped_column(Text)
     languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # How an offer reaches the peer, tried in this order (the next at half the deadline).
+    notify_channels: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{webpush,sms}")
     status: Mapped[str] = mapped_column(Text, server_default="off_duty")
     # Where the peer was last known to be (reported with an assignment update).
     last_lat: Mapped[float | None] = mapped_column(Double)

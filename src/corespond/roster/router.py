@@ -213,6 +213,7 @@ async def create_peer(
         home_lon=home.lon if home else None,
         embedded_agency=body.embedded_agency.upper() if body.embedded_agency else None,
         languages=body.languages,
+        notify_channels=list(dict.fromkeys(body.notify_channels)),
     )
     created(request, peer.id)
     return (await _peer_out(request, session, principal, [peer]))[0]

@@ -14,6 +14,7 @@ from corespond.roster.models import Credential, Peer, Shift
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), NoNul]
+Channel = Literal["webpush", "sms"]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ().-]{7,20}$")]
 PeerStatus = Literal["available", "busy", "off_duty"]
 CredentialKind = Literal["prss_certification", "cjis_background", "nda"]
@@ -68,6 +69,12 @@ class PeerCreate(BaseModel):
     home: HomeBase | None = None
     embedded_agency: Name | None = None
     languages: list[Short] = Field(default_factory=list, max_length=10)
+    notify_channels: list[Channel] = Field(
+        default=["webpush", "sms"],
+        max_length=2,
+        description="How an offer reaches the peer, in order: the first at once, the next if "
+        "the offer is still unanswered at half its deadline.",
+    )
 
 
 class PeerUpdate(BaseModel):
@@ -78,6 +85,7 @@ class PeerUpdate(BaseModel):
     home: HomeBase | None = None
     embedded_agency: Name | None = None
     languages: list[Short] | None = Field(default=None, max_length=10)
+    notify_channels: list[Channel] | None = Field(default=None, max_length=2)
 
 
 class CredentialIn(BaseModel):
@@ -112,6 +120,7 @@ class PeerOut(BaseModel):
     home: HomeBase
     embedded_agency: str | None
     languages: list[str]
+    notify_channels: list[str]
     status: PeerStatus
     status_changed_at: datetime
     credentials: list[CredentialOut]
@@ -146,6 +155,7 @@ class PeerOut(BaseModel):
             home=home,
             embedded_agency=peer.embedded_agency,
             languages=list(peer.languages or []),
+            notify_channels=list(peer.notify_channels or []),
             status=peer.status,  # type: ignore[arg-type]
             status_changed_at=peer.status_changed_at,
             credentials=[CredentialOut.of(c, private=private) for c in credentials],
