@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import http_ece
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.servers import served
 
 
 def b64(data: bytes) -> str:
@@ -116,15 +117,6 @@ class PushService:
 async def push_service() -> AsyncIterator[PushService]:
     service = PushService()
     app = Starlette(routes=[Route("/push/{name}", service.push, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):  # as the other test servers wait for uvicorn
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    service.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
+    async with served(app) as url:
+        service.url = url
         yield service
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)

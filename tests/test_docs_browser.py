@@ -6,19 +6,17 @@ Skipped, saying how to install it, where Chromium is missing (``.ci/run`` instal
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from corespond.app import create_app
 from corespond.config import Settings
 from corespond.db import Database
 from tests.conftest import make_key
+from tests.servers import served
 from tests.test_edge import production
 from tests.test_supervisor_browser import CHROMIUM, pytestmark  # noqa: F401 - skip without it
 
@@ -26,19 +24,8 @@ from tests.test_supervisor_browser import CHROMIUM, pytestmark  # noqa: F401 - s
 @asynccontextmanager
 async def serving(settings: Settings, database: Database) -> AsyncIterator[str]:
     app = create_app(settings, database=database)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with served(app, lifespan="on") as url:
+        yield url
 
 
 @dataclass

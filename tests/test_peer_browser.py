@@ -8,7 +8,6 @@ Skipped, saying how to install it, where Chromium is missing."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import update
 
 from corespond.app import create_app
@@ -27,6 +25,7 @@ from corespond.crypto import SecretBox
 from corespond.db import Database
 from tests import program
 from tests.conftest import make_key, make_source
+from tests.servers import served
 from tests.test_supervisor_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(
@@ -48,19 +47,8 @@ async def server(settings: Settings, committed_db: Database) -> AsyncIterator[st
         update={"worker_enabled": True, "timer_sweep_seconds": 0.5, "ack_timeout_seconds": 30}
     )
     app = create_app(live, database=committed_db)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with served(app, lifespan="on") as url:
+        yield url
 
 
 async def test_a_peer_answers_a_call_from_a_phone(

@@ -4,7 +4,6 @@ accepted only with the provider's signature."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import uvicorn
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -31,6 +29,7 @@ from corespond.notify.service import Vapid, e164, sms_signature
 from tests import program
 from tests.conftest import Source, make_key
 from tests.pushservice import push_service
+from tests.servers import served
 from tests.test_assignments import auth
 
 ACCOUNT, TOKEN = "AC123", "secret-token-of-the-account"
@@ -68,18 +67,9 @@ async def fake_sms() -> AsyncIterator[FakeSms]:
             Route("/2010-04-01/Accounts/{account}/Messages.json", fake.messages, methods=["POST"])
         ]
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    fake.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
+    async with served(app) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def _sms_settings(settings: Settings, url: str) -> Settings:

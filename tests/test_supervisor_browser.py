@@ -4,7 +4,6 @@ Skipped, saying how to install it, where Chromium is missing (``.ci/run`` instal
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -12,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from corespond.app import create_app
@@ -22,6 +20,7 @@ from corespond.roster.models import Peer, Shift
 from tests import program
 from tests.conftest import make_key
 from tests.program import KANAWHA
+from tests.servers import served
 
 CHROMIUM = os.environ.get("CORESPOND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -36,19 +35,8 @@ pytestmark = pytest.mark.skipif(
 async def server(settings: Settings, committed_db: Database) -> AsyncIterator[str]:
     quick = settings.model_copy(update={"supervisor_refresh_seconds": 0.5})
     app = create_app(quick, database=committed_db)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with served(app, lifespan="on") as url:
+        yield url
 
 
 async def test_the_page_draws_every_county_and_updates_without_reloading(
