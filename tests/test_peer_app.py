@@ -3,6 +3,7 @@ and what it refuses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -10,15 +11,19 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from corespond.audit.models import AuditEntry
+from corespond.auth.models import ApiKey
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.notify.models import Notification, PushSubscription
 from corespond.notify.relay import Notifier
 from corespond.notify.service import Vapid
 from corespond.peerapp.models import PeerSignIn
+from corespond.roster.models import Peer
 from tests import program
 from tests.conftest import Source, make_key
 from tests.pushservice import Subscriber, push_service, unb64
@@ -302,6 +307,10 @@ async def test_a_push_subscription_must_be_a_real_one(
         ({"endpoint": "ftp://x", "keys": good}, "https"),
         ({"endpoint": "https://push.example/x", "keys": {**good, "p256dh": "AAAA"}}, "65 bytes"),
         ({"endpoint": "https://push.example/x", "keys": {**good, "auth": "!!"}}, "auth"),
+        (
+            {"endpoint": "https://push.example/x", "keys": {**good, "p256dh": "B" + "A" * 86}},
+            "not a point",
+        ),
     ):
         refused = await client.post("/peer/push-subscriptions", headers=phone, json=body)
         assert refused.status_code == 422, refused.text
@@ -310,3 +319,133 @@ async def test_a_push_subscription_must_be_a_real_one(
         "/peer/push-subscriptions", json={"endpoint": "https://push.example/x", "keys": good}
     )
     assert anonymous.status_code == 401
+
+
+async def test_a_push_that_breaks_costs_only_its_own_row(
+    client: httpx.AsyncClient,
+    db: Database,
+    source: Source,
+    box: SecretBox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscription whose key is not a curve point (stored before the check, say) fails
+    its own notification, and the next one is sent."""
+    from corespond.notify import relay
+
+    monkeypatch.setattr(relay, "SEND_SECONDS", 0.5)
+    ana, ben, call = await _two_peers(db, source)
+    async with push_service() as pushes:
+        good = pushes.subscribe("ben-phone")
+        async with db.sessionmaker() as session, session.begin():
+            broken = PushSubscription(
+                peer_id=uuid.UUID(ana),
+                endpoint=f"{pushes.url}/slow/ana",
+                p256dh="B" + "A" * 86,
+                auth=good["keys"]["auth"],
+            )
+            session.add(broken)
+            session.add(
+                PushSubscription(
+                    peer_id=uuid.UUID(ben),
+                    endpoint=good["endpoint"],
+                    p256dh=good["keys"]["p256dh"],
+                    auth=good["keys"]["auth"],
+                )
+            )
+        dispatcher = await make_key(db, "dispatcher")
+        offer = await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))
+        admin = await make_key(db, "admin")
+        await client.post(f"/v1/assignments/{offer.json()['id']}/cancel", headers=auth(admin))
+        async with db.sessionmaker() as session, session.begin():
+            other = await program.call(session, source.id, incident_number="26-9")
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Peer).where(Peer.id == uuid.UUID(ana)).values(status="off_duty")
+            )
+        await client.post(f"/v1/calls/{other.id}/peer-requests", headers=auth(dispatcher))
+        async with httpx.AsyncClient() as http:
+            notifier = Notifier(db, http, Vapid.of(box, "mailto:o@example.org"), environment="test")
+            await notifier.drain()
+    async with db.sessionmaker() as session:
+        rows = {
+            r.peer_id: r
+            for r in (await session.scalars(select(Notification).where(PUSHES_ONLY))).all()
+        }
+    assert rows[uuid.UUID(ana)].state in ("pending", "dead")
+    assert "while sending" in (rows[uuid.UUID(ana)].last_error or "")
+    assert rows[uuid.UUID(ben)].state == "sent"
+    assert [r.path for r in pushes.received] == ["ben-phone"]
+
+
+PUSHES_ONLY = Notification.channel == "webpush"
+
+
+async def test_sign_in_and_out_are_audited_and_sign_out_ends_the_key(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    ana, _, _ = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    token = await _link(client, admin, ana)
+    signed = await _sign_in(client, token)
+    again = await _sign_in(client, token)
+    assert again.status_code == 409
+    await client.post("/peer/sign-out", headers=session_of(signed))
+    async with db.sessionmaker() as session:
+        entries = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action.like("peer.sign%")))
+        ).all()
+        keys = (await session.scalars(select(ApiKey).where(ApiKey.name == "peer app: Ana"))).all()
+    assert [e.action for e in entries] == [
+        "peer.sign_in_link",
+        "peer.sign_in",
+        "peer.sign_in_refused",
+        "peer.sign_out",
+    ]
+    [key] = keys
+    assert key.revoked_at is not None
+    assert entries[1].detail["key_id"] == str(key.id)
+
+
+async def test_a_push_service_that_never_answers_does_not_hold_the_queue(
+    client: httpx.AsyncClient,
+    db: Database,
+    source: Source,
+    box: SecretBox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from corespond.notify import relay
+
+    monkeypatch.setattr(relay, "SEND_SECONDS", 0.5)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)  # accepts, reads nothing, answers nothing
+
+    hanging = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = hanging.sockets[0].getsockname()[1]
+    ana, _, call = await _two_peers(db, source)
+    admin = await make_key(db, "admin")
+    phone = session_of(await _sign_in(client, await _link(client, admin, ana)))
+    try:
+        async with push_service() as pushes:
+            stuck = {**pushes.subscribe("other"), "endpoint": f"http://127.0.0.1:{port}/x"}
+            for body in (stuck, pushes.subscribe("ana-phone")):
+                made = await client.post("/peer/push-subscriptions", headers=phone, json=body)
+                assert made.status_code == 201, made.text
+            dispatcher = await make_key(db, "dispatcher")
+            await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))
+            async with httpx.AsyncClient() as http:
+                notifier = Notifier(
+                    db, http, Vapid.of(box, "mailto:o@example.org"), environment="test"
+                )
+                started = asyncio.get_running_loop().time()
+                await notifier.drain()
+                assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        hanging.close()
+    assert [r.path for r in pushes.received] == ["ana-phone"]
+    async with db.sessionmaker() as session:
+        errors = [
+            r.last_error
+            for r in (await session.scalars(select(Notification).where(PUSHES_ONLY))).all()
+        ]
+    assert any(e and "no answer within 0.5 s" in e for e in errors)

@@ -246,6 +246,9 @@ async def test_every_peer_facing_answer_is_composed(
             hazards=["DOG ON PREMISES", "OFFICER SAFETY: PRIOR ARRESTS"],
         )
         call.call_type_description = "OVERDOSE / WARRANT SERVICE"
+        call.status = "10-15 WARRANT ARREST"
+        call.address = "1 Capitol St APT 2 - PRIOR DRUG RAID, PROBATIONER ON SITE"
+        call.city = "Charleston; SUBJ IS A CI"
         decision = classify(TriageInput(call_type="OD", narrative=narrative), load_rules())
         session.add(
             TriageDecisionRecord(
@@ -275,7 +278,7 @@ async def test_every_peer_facing_answer_is_composed(
         await client.get("/v1/assignments?status=offered", headers=auth(key)),
         await client.post(f"/v1/assignments/{offer['id']}/accept", headers=auth(key)),
     ]
-    forbidden = set().union(*(_protected_words(p) for p in PROTECTED[:20])) | {"CI"}
+    forbidden = set().union(*(_protected_words(p) for p in PROTECTED[:20])) | {"CI", "RAID"}
     for response in seen:
         assert response.status_code == 200, response.text
         document = response.json()
@@ -283,6 +286,9 @@ async def test_every_peer_facing_answer_is_composed(
         assert not words & forbidden, sorted(words & forbidden)
     mine = seen[0].json()["call"]
     assert mine["narrative"] is None
+    assert mine["status"] is None  # CAD's free-text status is not the peer's
+    assert mine["location"]["address"] == "1 CAPITOL ST APT 2"  # up to its comment
+    assert mine["location"]["city"] == "CHARLESTON"
     assert mine["hazards"] == ["DOG ON PREMISES"]
     assert mine["call_type_description"] is None
     assert mine["for_peer"]["narrative_excerpt"] == ["PT OD ON HEROIN, NARCAN X2 GIVEN"]

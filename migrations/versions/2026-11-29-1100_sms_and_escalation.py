@@ -1,4 +1,5 @@
-"""SMS as a second channel, escalation at half the deadline, peers' channel order
+"""SMS as a second channel, escalation at half the deadline, peers' channel order; the key
+a peer's sign-in made
 
 Revision ID: 4e8d2a6c1b97
 Revises: 9a41c7e2b5d3
@@ -18,6 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("peer_sign_in", sa.Column("key_id", sa.Uuid(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_peer_sign_in_key_id_api_key"), "peer_sign_in", "api_key", ["key_id"], ["id"]
+    )
     op.add_column(
         "peer",
         sa.Column(
@@ -57,3 +62,5 @@ def downgrade() -> None:
     op.drop_column("notification", "only_if_offered")
     op.alter_column("notification", "subscription_id", existing_type=sa.Uuid(), nullable=False)
     op.drop_column("peer", "notify_channels")
+    op.drop_constraint(op.f("fk_peer_sign_in_key_id_api_key"), "peer_sign_in", type_="foreignkey")
+    op.drop_column("peer_sign_in", "key_id")

@@ -12,7 +12,12 @@ from corespond.assignments.models import Assignment, AssignmentChange
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
 from corespond.calls.schemas import CallLocation
-from corespond.confidentiality.peer_view import NOTE_LIMIT, PeerCall, shown_to_peer
+from corespond.confidentiality.peer_view import (
+    NOTE_LIMIT,
+    PeerCall,
+    shown_location,
+    shown_to_peer,
+)
 from corespond.geo.atlas import CountyAtlas
 from corespond.roster.models import Peer
 
@@ -104,9 +109,10 @@ class PeerCallOut(BaseModel):
 
 
 class CallRef(BaseModel):
-    """The call, as much as the co-response needs. A peer's key gets `narrative` null and
-    `call_type`, `call_type_description` and `hazards` only when written in peer words; the
-    peer's view is `for_peer` (dispatchers and supervisors see it too)."""
+    """The call, as much as the co-response needs. A peer's key gets `narrative` and CAD's
+    `status` null, the address and city only up to any comment in them, and `call_type`,
+    `call_type_description` and `hazards` only when written in peer words; the peer's view is
+    `for_peer` (dispatchers and supervisors see it too)."""
 
     id: uuid.UUID
     source: str
@@ -230,10 +236,15 @@ def call_ref(call: Call, for_peer: PeerCall, principal: Principal, atlas: County
         call_type_description=(
             shown_to_peer(call.call_type_description) if peer else call.call_type_description
         ),
-        status=call.status,
+        status=None if peer else call.status,
         decision=call.decision,
         county=_county(atlas, call.county_fips),
-        location=CallLocation(address=call.address, city=call.city, lat=call.lat, lon=call.lon),
+        location=CallLocation(
+            address=shown_location(call.address, 80) if peer else call.address,
+            city=shown_location(call.city, 40) if peer else call.city,
+            lat=call.lat,
+            lon=call.lon,
+        ),
         hazards=list(for_peer.hazards) if peer else list(call.hazards or []),
         narrative=None if peer else call.narrative,
         for_peer=PeerCallOut(

@@ -205,6 +205,29 @@ def shown_to_peer(text: str | None) -> str | None:
     return _shown(folded(text)) if text else None
 
 
+_LOCATION_CUT = re.compile(r"\s[-/|]\s|[,;(\[{*]|\s{2,}")
+_LOCATION_CHARS = re.compile(r"^[A-Z0-9 .,'#&-]+$")
+
+
+def shown_location(text: str | None, limit: int) -> str | None:
+    """An address or city as a peer may see it: only what comes before a comma or a
+    comment (a spaced dash or slash, ``;``, a bracket, a run of spaces), in plain letters,
+    digits and address punctuation, with no radio code or internal-note marker, at most
+    ``limit`` characters; else nothing (the map link and dispatch have the rest)."""
+    if not text:
+        return None
+    head = _LOCATION_CUT.split(folded(text), maxsplit=1)[0].strip(" ,.-")
+    if (
+        not head
+        or len(head) > limit
+        or not _LOCATION_CHARS.match(head)
+        or _TEN_CODE.search(head)
+        or _INTERNAL.search(head)
+    ):
+        return None
+    return head
+
+
 def _shown(text: str) -> str | None:
     """``text`` as shown to a peer, or None if any word in it is not a peer word."""
     if not readable(words_of(text)):

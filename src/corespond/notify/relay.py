@@ -11,6 +11,7 @@ Every attempt leaves its time, status and error on the row.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ GONE = frozenset({404, 410})
 RETRYABLE = frozenset({408, 429})
 BACKOFF_CAP = timedelta(seconds=30)
 SWEEP_SECONDS = 0.5
+SEND_SECONDS = 10.0
+KEPT_BYTES = 300
 
 
 SMS_STATUS_PATH = "/v1/notify/sms-status"
@@ -137,11 +140,21 @@ class Notifier:
                 row.state, row.last_error = "dead", unusable
                 NOTIFICATIONS.labels(row.channel, "dead").inc()
                 return True
-            if subscription is None:  # an SMS
-                peer = await session.get(Peer, row.peer_id)
-                status, error = await self._send_sms(row, peer.phone if peer else None)
-            else:
-                status, error = await self._send(row, subscription, now)
+            # Bounded by the offer's deadline (and SEND_SECONDS): a slow or broken push service
+            # costs this one row an attempt, never the queue behind it.
+            budget = min(SEND_SECONDS, (row.expires_at - now).total_seconds())
+            try:
+                async with asyncio.timeout(max(0.1, budget)):
+                    if subscription is None:  # an SMS
+                        peer = await session.get(Peer, row.peer_id)
+                        status, error = await self._send_sms(row, peer.phone if peer else None)
+                    else:
+                        status, error = await self._send(row, subscription, now)
+            except TimeoutError:
+                status, error = None, f"no answer within {budget:.1f} s"
+            except Exception as exc:  # a bad key, a library error: this row only
+                status, error = None, f"{type(exc).__name__} while sending"
+            now = self._clock()
             row.last_status_code, row.last_error = status, error
             if status in SENT:
                 row.state, row.sent_at = "sent", self._clock()
@@ -254,10 +267,18 @@ class Notifier:
         }
         started = time.perf_counter()
         try:
-            response = await self._http.post(
-                endpoint, content=body, headers=headers, follow_redirects=False
-            )
+            # Streamed: the answer's status, and at most a little of its body, never all of a
+            # body a push service sends slowly.
+            async with self._http.stream(
+                "POST", endpoint, content=body, headers=headers, follow_redirects=False
+            ) as response:
+                if response.status_code in SENT:
+                    return response.status_code, None
+                kept = b""
+                async for chunk in response.aiter_bytes():
+                    kept += chunk
+                    if len(kept) >= KEPT_BYTES:
+                        break
+                return response.status_code, kept[:KEPT_BYTES].decode(errors="replace")
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__} after {time.perf_counter() - started:.1f} s"
-        error = None if response.status_code in SENT else response.text[:300]
-        return response.status_code, error

@@ -74,6 +74,12 @@ async def subscribe(
     endpoint = check_callback_url(endpoint, environment)
     _b64(p256dh, 65, "p256dh")
     _b64(auth, 16, "auth")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(), base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
+        )
+    except ValueError:
+        raise InvalidPayload("keys.p256dh is not a point of the P-256 curve") from None
     row = await session.scalar(
         select(PushSubscription).where(PushSubscription.endpoint == endpoint)
     )
@@ -88,8 +94,16 @@ async def subscribe(
             old.ended_at = datetime.now(old.created_at.tzinfo)
         row = PushSubscription(peer_id=peer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
         session.add(row)
+    elif row.peer_id != peer_id:
+        # Another peer's phone (or a copied URL): its row ends, and a new one begins; a
+        # subscription never silently changes hands.
+        row.endpoint = f"{row.endpoint}#ended-{row.id}"
+        row.ended_at = datetime.now(row.created_at.tzinfo)
+        await session.flush()
+        row = PushSubscription(peer_id=peer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
+        session.add(row)
     else:
-        row.peer_id, row.p256dh, row.auth, row.ended_at = peer_id, p256dh, auth, None
+        row.p256dh, row.auth, row.ended_at = p256dh, auth, None
     await session.flush()
     return row
 

@@ -23,3 +23,4 @@ class PeerSignIn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"))  # its session's

@@ -33,7 +33,8 @@ from corespond.assignments.schemas import Outcome, Referral, assignment_out
 from corespond.assignments.service import Clearing
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
-from corespond.auth.service import Principal, end_session, session_principal
+from corespond.auth.models import ApiKey
+from corespond.auth.service import Principal, end_session, revoke_key, session_principal
 from corespond.calls.models import Call
 from corespond.coverage.page import SECURITY_HEADERS, _same_site, _secure
 from corespond.db import SessionDep, database_of
@@ -56,7 +57,9 @@ STATIC = {
     "icon.svg": "image/svg+xml",
 }
 STREAM_POLL_SECONDS = 1.0
+LIVE = ("offered", "accepted", "en_route", "on_scene")
 STREAM_HEARTBEAT_SECONDS = 15.0
+STREAM_LIFETIME_SECONDS = 30 * 60.0  # then the browser reconnects (EventSource does)
 
 templates = Environment(
     loader=PackageLoader("corespond.peerapp", "templates"),
@@ -120,6 +123,21 @@ async def make_sign_in_link(
     )
 
 
+async def _audit_refused_link(request: Request, refused: service.LinkRefused) -> None:
+    """A used or expired link tried again may be a leaked one: on the audit log, in a
+    transaction of its own (the request's rolls back)."""
+    async with database_of(request).sessionmaker() as own, own.begin():
+        await audit.record(
+            own,
+            None,
+            "peer.sign_in_refused",
+            "peer",
+            None,
+            {"why": refused.detail},
+            actor="peer app",
+        )
+
+
 # --- pages --------------------------------------------------------------------------------
 
 
@@ -146,9 +164,19 @@ async def sign_in(
     if not _same_site(request):
         return _html("signin.html", 403, token=None, error="Sign in from the link's page.")
     try:
-        cookie, _ = await service.sign_in(session, token, request.app.state.clock())
+        cookie, peer, key_id = await service.sign_in(session, token, request.app.state.clock())
     except service.LinkRefused as refused:
+        await _audit_refused_link(request, refused)
         return _html("signin.html", 409, token=None, error=refused.detail)
+    await audit.record(
+        session,
+        None,
+        "peer.sign_in",
+        "peer",
+        peer.id,
+        {"key_id": str(key_id)},
+        actor=f"peer app: {peer.display_name}",
+    )
     response = RedirectResponse("/peer", status_code=303)
     response.set_cookie(
         COOKIE,
@@ -167,8 +195,21 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
     if not _same_site(request):
         return _html("signin.html", 403, token=None, error="Sign out from the peer page.")
     token = request.cookies.get(COOKIE)
+    principal = await _signed_in(request, session) if token else None
     if token:
         await end_session(session, token, request.app.state.clock())
+    if principal is not None:
+        # The session's own key goes with it (it was made for this sign-in alone).
+        key = await session.get(ApiKey, principal.key_id)
+        if key is not None:
+            await revoke_key(session, key, request.app.state.clock())
+        await audit.record(
+            session,
+            principal,
+            "peer.sign_out",
+            "peer",
+            principal.scope.value if principal.scope else None,
+        )
     response = RedirectResponse("/peer", status_code=303)
     response.delete_cookie(
         COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
@@ -190,6 +231,17 @@ async def _data(request: Request, session: AsyncSession, principal: Principal) -
     for assignment in await service.recent_assignments(session, peer_id, now):
         call = await session.get(Call, assignment.call_id)
         if call is None:  # pragma: no cover - a foreign key guarantees it
+            continue
+        if assignment.status not in LIVE:
+            # Ended: what the page says of it, and nothing more of the call.
+            items.append(
+                {
+                    "id": str(assignment.id),
+                    "status": assignment.status,
+                    "cancel_reason": assignment.cancel_reason,
+                    "call": {"incident_number": call.incident_number},
+                }
+            )
             continue
         for_peer = await assignments.call_for_peer(session, call, assignment)
         view = assignment_out(assignment, call, for_peer, peer, principal, atlas)
@@ -243,13 +295,21 @@ async def events(request: Request, session: SessionDep) -> Response:
     peer_id = service.own_peer_id(principal)
     database = database_of(request)
 
+    token = request.cookies.get(COOKIE, "")
+    clock = request.app.state.clock
+
     async def stream() -> AsyncIterator[str]:
         last: tuple[object, ...] | None = None
         quiet = 0.0
+        lived = 0.0
         yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
+        while not await request.is_disconnected() and lived < STREAM_LIFETIME_SECONDS:
             async with database.sessionmaker() as check:
                 stamp = await service.change_stamp(check, peer_id)
+                if quiet >= STREAM_HEARTBEAT_SECONDS:
+                    # Signed out, expired or revoked since the stream began: it ends.
+                    if await session_principal(check, token, clock()) is None:
+                        return
             if stamp != last:
                 if last is not None:
                     yield "data: changed\n\n"
@@ -260,6 +320,7 @@ async def events(request: Request, session: SessionDep) -> Response:
                 quiet = 0.0
             await asyncio.sleep(STREAM_POLL_SECONDS)
             quiet += STREAM_POLL_SECONDS
+            lived += STREAM_POLL_SECONDS
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

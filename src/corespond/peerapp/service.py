@@ -72,8 +72,9 @@ class LinkRefused(Conflict):
     title = "This sign-in link cannot be used"
 
 
-async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str, Peer]:
-    """Use a link: the browser session's token and the peer. Each link works once."""
+async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str, Peer, uuid.UUID]:
+    """Use a link: the browser session's token, the peer, and the session's key id. Each
+    link works once."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         raise LinkRefused("this is not a sign-in link; ask your provider for a new one")
     link = await session.get(PeerSignIn, hash_key(token), with_for_update=True)
@@ -95,7 +96,8 @@ async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str
         expires_at=now + timedelta(hours=SESSION_HOURS),
     )
     cookie = await open_session(session, principal_of(key), timedelta(hours=SESSION_HOURS), now)
-    return cookie, peer
+    link.key_id = key.id
+    return cookie, peer, key.id
 
 
 def own_peer_id(principal: Principal) -> uuid.UUID:
