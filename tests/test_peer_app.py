@@ -417,8 +417,12 @@ async def test_a_push_service_that_never_answers_does_not_hold_the_queue(
 
     monkeypatch.setattr(relay, "SEND_SECONDS", 0.5)
 
+    done = asyncio.Event()
+    connections: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)  # accepts, reads nothing, answers nothing
+        connections.append(writer)
+        await done.wait()  # accepts, reads nothing, answers nothing until the test ends
 
     hanging = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = hanging.sockets[0].getsockname()[1]
@@ -441,7 +445,11 @@ async def test_a_push_service_that_never_answers_does_not_hold_the_queue(
                 await notifier.drain()
                 assert asyncio.get_running_loop().time() - started < 5
     finally:
+        done.set()
+        for writer in connections:
+            writer.close()
         hanging.close()
+        await hanging.wait_closed()
     assert [r.path for r in pushes.received] == ["ana-phone"]
     async with db.sessionmaker() as session:
         errors = [
