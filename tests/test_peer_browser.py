@@ -142,6 +142,9 @@ async def test_a_peer_answers_a_call_from_a_phone(
                 await expect(page.locator("#clear-form")).to_be_visible(timeout=5000)
                 await page.select_option("#outcome", "referred")
                 await page.get_by_label("Detox").check()
+                # A live update arriving while the form is filled in must not wipe it.
+                await page.evaluate("load()")
+                await expect(page.locator("#outcome")).to_have_value("referred")
                 await page.screenshot(path=str(shots / "peer-6-clear.png"), full_page=True)
                 await page.locator("#clear").tap()
                 await expect(page.locator("#ended")).to_contain_text("Cleared", timeout=5000)

@@ -170,10 +170,18 @@ function drawAssignment(a) {
   box.append(card);
 }
 
+let drawn = null;
+
 function draw(data) {
   state = data;
   const live = data.assignments.find((a) => LIVE.includes(a.status)) || data.assignments[0] || null;
-  drawAssignment(live);
+  // Redrawn only when what it shows has changed: a live update must not wipe a form the
+  // peer is filling in (the outcome, a decline's reason).
+  const key = JSON.stringify(live);
+  if (key !== drawn) {
+    drawn = key;
+    drawAssignment(live);
+  }
   document.getElementById("status").textContent = data.peer.status.replace("_", " ");
   const toggle = document.getElementById("toggle-duty");
   const offDuty = data.peer.status === "off_duty";
