@@ -8,8 +8,8 @@ subscription, a CAD source and an agency, and starts a push service on 127.0.0.1
 each VAPID JWT and decrypts each payload (``tests/pushservice.py``). Then, ``--offers`` times:
 a call is stored, a dispatcher's request makes the offer (its notification queued in the same
 transaction), and the clock runs until the push service has decrypted it; the offer is then
-cancelled so the peer is free again. The notifier runs as ``corespond worker`` runs it: a
-sweep every half second.
+cancelled so the peer is free again. The notifier runs as ``corespond worker`` runs it: woken
+by the offer's NOTIFY, with a pass every half second anyway.
 """
 
 from __future__ import annotations
@@ -103,12 +103,7 @@ async def run(offers: int) -> None:
                 database, http, Vapid.of(box, "mailto:bench@localhost"), environment="test"
             )
 
-            async def sweeping() -> None:
-                while True:
-                    await notifier.sweep()
-                    await asyncio.sleep(SWEEP_SECONDS)
-
-            sweeper = asyncio.create_task(sweeping())
+            await notifier.start()  # as corespond worker runs it
             for number in range(offers):
                 async with database.sessionmaker() as session, session.begin():
                     call = Call(
@@ -136,9 +131,11 @@ async def run(offers: int) -> None:
                 async with database.sessionmaker() as session, session.begin():
                     ctx = Context(policy, geography, datetime.now(UTC))
                     await assignments.act(session, ADMIN, result.assignment.id, "cancel", ctx)
-            sweeper.cancel()
+            await notifier.stop()
             print(f"offer committed → push received, decrypted ({offers} offers)")
-            print(f"  the notifier sweeps every {SWEEP_SECONDS} s, as corespond worker runs it")
+            print(
+                f"  the notifier wakes on the offer's NOTIFY (and sweeps every {SWEEP_SECONDS} s)"
+            )
             print(scratch.line("offer → push", latencies))
             print(f"  push service refused: {len(pushes.refused)}")
     finally:

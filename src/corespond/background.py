@@ -9,7 +9,8 @@ for one cannot be missing from the other:
 * the assignment timers (offer deadlines, follow-ups) every ``timer_sweep_seconds``;
 * the relay of the outbox to CAD callbacks (LISTEN wake-up, sweep every
   ``relay_sweep_seconds``);
-* the notifier: Web Push messages to peers' phones, every half second;
+* the notifier: Web Push and SMS to peers' phones (woken by the offer's NOTIFY, and a pass
+  every half second);
 * retention, daily (narratives and locations past ``narrative_retention_days``);
 * re-reading the triage rule file when it changes.
 
@@ -36,7 +37,6 @@ from corespond.db import Database
 from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
 from corespond.geo.service import Geography
 from corespond.ingest.jobs import EventWorker, schedule_sweep
-from corespond.notify.relay import SWEEP_SECONDS as NOTIFY_SWEEP_SECONDS
 from corespond.notify.relay import Notifier, SmsProvider
 from corespond.notify.service import Vapid
 from corespond.retention.jobs import RetentionJob, schedule_retention
@@ -112,10 +112,11 @@ class Background:
             schedule_sweep(self.scheduler, self.worker, settings.worker_sweep_seconds)
             schedule_timers(self.scheduler, self.assignments, settings.timer_sweep_seconds)
             schedule_relay(self.scheduler, self.relay, settings.relay_sweep_seconds)
+            await self.notifier.start()
             self.scheduler.add_job(
-                self.notifier.sweep,
+                self.notifier.relisten,
                 "interval",
-                seconds=NOTIFY_SWEEP_SECONDS,
+                seconds=settings.worker_sweep_seconds,
                 id="notify-peers",
                 max_instances=1,
                 coalesce=True,
@@ -138,6 +139,7 @@ class Background:
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         if self.running_jobs:
+            await self.notifier.stop()
             await self.relay.stop()
             await self.worker.stop()
             self.running_jobs = False

@@ -2,8 +2,9 @@
 VAPID (RFC 8292) and encrypted to the subscription's keys (RFC 8291, ``aes128gcm``, by
 ``pywebpush``).
 
-Each message is claimed with ``FOR UPDATE SKIP LOCKED`` (several workers never send one twice)
-and swept every half second. 201/202/200: sent. 404/410: the subscription is gone; ended, not
+Each message is claimed with ``FOR UPDATE SKIP LOCKED`` (several workers never send one twice);
+the notifier wakes on the NOTIFY of the transaction that made the offer, and sweeps every half
+second anyway. 201/202/200: sent. 404/410: the subscription is gone; ended, not
 retried. 429, 5xx, timeouts and connection errors: retried with capped backoff until the
 offer's deadline (a notification after it is useless), then dead. Other 4xx: dead at once.
 Every attempt leaves its time, status and error on the row.
@@ -12,6 +13,7 @@ Every attempt leaves its time, status and error on the row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -28,7 +30,9 @@ from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
 from corespond.config import Settings
 from corespond.db import Database
+from corespond.dispatch.repository import NOTIFY_CHANNEL
 from corespond.errors import InvalidPayload
+from corespond.listen import Listener
 from corespond.metrics import NOTIFICATIONS
 from corespond.notify.models import Notification, PushSubscription
 from corespond.notify.service import Vapid, e164
@@ -88,6 +92,10 @@ class Notifier:
     ) -> None:
         self._database = database
         self._sms = sms
+        # An offer's transaction NOTIFYs the outbox channel (its CAD message): that wakes us.
+        self._wake = asyncio.Event()
+        self._listener = Listener(database, NOTIFY_CHANNEL, self._wake.set)
+        self._task: asyncio.Task[None] | None = None
         self._http = http
         self._vapid = vapid
         self._signer = Vapid02(private_key=vapid.private_key)
@@ -95,8 +103,34 @@ class Notifier:
         self._clock = clock
         self._resolver = resolver
 
+    # --- running: woken by the offer's NOTIFY, and a pass every SWEEP_SECONDS anyway ----------
+
+    async def start(self) -> None:
+        await self._listener.start()
+        self._task = asyncio.create_task(self._run(), name="notify-peers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._listener.close()
+
+    async def relisten(self) -> None:
+        """The scheduler's check: listen again if the connection was lost."""
+        if self._task is not None and not self._listener.alive():
+            await self._listener.start()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+            self._wake.clear()
+            await self.sweep()
+
     async def sweep(self) -> None:
-        """The scheduler's pass: send everything due (a failure is logged, never raised)."""
+        """One pass: send everything due (a failure is logged, never raised)."""
         try:
             await self.drain()
         except Exception as exc:
