@@ -6,8 +6,9 @@ so a notification missed while the connection was down loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -55,3 +56,37 @@ class Listener:
 
     def _notified(self, *_: Any) -> None:
         self._wake()
+
+
+class WokenLoop:
+    """A background task woken by NOTIFY on a channel, with its listening connection: the
+    event worker, the relay and the notifier each run their own loop body in one of these,
+    started, stopped and re-listened the same way."""
+
+    def __init__(self, database: Database, channel: str, name: str) -> None:
+        self.wake = asyncio.Event()
+        self._listener = Listener(database, channel, self.wake.set)
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    async def start(self, body: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Listen, then run ``body`` (a loop that waits on ``wake``) as a task."""
+        await self._listener.start()
+        self._task = asyncio.create_task(body(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._listener.close()
+
+    async def relisten(self) -> None:
+        """Listen again if the connection was lost (a sweep's check while running)."""
+        if self._task is not None and not self._listener.alive():
+            await self._listener.start()

@@ -48,7 +48,7 @@ from corespond.db import Database
 from corespond.dispatch import repository
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.errors import InvalidPayload
-from corespond.listen import Listener
+from corespond.listen import WokenLoop
 from corespond.metrics import (
     DELIVERIES,
     DELIVERY_SECONDS,
@@ -162,33 +162,25 @@ class Relay:
         self._policy = policy
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._wake = asyncio.Event()
-        self._listener = Listener(database, repository.NOTIFY_CHANNEL, self._wake.set)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = WokenLoop(database, repository.NOTIFY_CHANNEL, "dispatch-relay")
         self._drain_lock = asyncio.Lock()  # one drain at a time: ``concurrency`` connections
         self._alerted: dict[str, datetime] = {}  # failing sources, when last logged
 
     # --- running ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._listener.start()
-        self._task = asyncio.create_task(self._run(), name="dispatch-relay")
+        await self._loop.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._listener.close()
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:
             try:
                 wait = await self._until_next_due()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                self._wake.clear()
+                    await asyncio.wait_for(self._loop.wake.wait(), wait)
+                self._loop.wake.clear()
                 if await self.drain() == 0:
                     # Nothing was claimable: do not spin on a due time that someone else
                     # (another relay, a lock) is holding.
@@ -210,8 +202,7 @@ class Relay:
         """The scheduler's pass: re-listen if the connection was lost, deliver what is due,
         and raise (or clear) the alert of sources whose deliveries keep failing."""
         try:
-            if self._task is not None and not self._listener.alive():
-                await self._listener.start()
+            await self._loop.relisten()
             await self.drain()
             await self.check_sources()
         except Exception as exc:  # a sweep must never kill the scheduler job

@@ -10,7 +10,6 @@ refolded under its row lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from corespond.db import Database
 from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service
 from corespond.ingest.repository import NOTIFY_CHANNEL
-from corespond.listen import Listener
+from corespond.listen import WokenLoop
 from corespond.metrics import EVENTS_PROCESSED, EVENTS_UNPROCESSED
 from corespond.triage.service import RuleBook
 
@@ -48,9 +47,7 @@ class EventWorker:
         self._geography = geography or geography_for()
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._listener = Listener(database, NOTIFY_CHANNEL, self._wake.set)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = WokenLoop(database, NOTIFY_CHANNEL, "cad-event-worker")
 
     async def drain(self) -> int:
         """Process pending events until none are left; returns how many were handled."""
@@ -74,8 +71,7 @@ class EventWorker:
 
     async def sweep(self) -> None:
         """The scheduler's periodic pass; also re-establishes a lost LISTEN connection."""
-        if self._task is not None and not self._listener.alive():
-            await self._listener.start()
+        await self._loop.relisten()
         try:
             self._rulebook.reload_if_changed()
             await self.drain()
@@ -92,21 +88,15 @@ class EventWorker:
 
     async def start(self) -> None:
         """Listen for notifications and drain whenever one arrives."""
-        await self._listener.start()
-        self._task = asyncio.create_task(self._run(), name="cad-event-worker")
+        await self._loop.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._listener.close()
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await self._loop.wake.wait()
+            self._loop.wake.clear()
             try:
                 await self.drain()
             except Exception as exc:

@@ -32,7 +32,7 @@ from corespond.config import Settings
 from corespond.db import Database
 from corespond.dispatch.repository import NOTIFY_CHANNEL
 from corespond.errors import InvalidPayload
-from corespond.listen import Listener
+from corespond.listen import WokenLoop
 from corespond.metrics import NOTIFICATIONS
 from corespond.notify.models import Notification, PushSubscription
 from corespond.notify.service import Vapid, e164
@@ -93,9 +93,7 @@ class Notifier:
         self._database = database
         self._sms = sms
         # An offer's transaction NOTIFYs the outbox channel (its CAD message): that wakes us.
-        self._wake = asyncio.Event()
-        self._listener = Listener(database, NOTIFY_CHANNEL, self._wake.set)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = WokenLoop(database, NOTIFY_CHANNEL, "notify-peers")
         self._http = http
         self._vapid = vapid
         self._signer = Vapid02(private_key=vapid.private_key)
@@ -106,27 +104,20 @@ class Notifier:
     # --- running: woken by the offer's NOTIFY, and a pass every SWEEP_SECONDS anyway ----------
 
     async def start(self) -> None:
-        await self._listener.start()
-        self._task = asyncio.create_task(self._run(), name="notify-peers")
+        await self._loop.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._listener.close()
+        await self._loop.stop()
 
     async def relisten(self) -> None:
         """The scheduler's check: listen again if the connection was lost."""
-        if self._task is not None and not self._listener.alive():
-            await self._listener.start()
+        await self._loop.relisten()
 
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
-            self._wake.clear()
+                await asyncio.wait_for(self._loop.wake.wait(), SWEEP_SECONDS)
+            self._loop.wake.clear()
             await self.sweep()
 
     async def sweep(self) -> None:
