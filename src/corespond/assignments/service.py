@@ -338,12 +338,12 @@ async def _request(
 
 async def call_for_peer(session: AsyncSession, call: Call, assignment: Assignment) -> PeerCall:
     """What the assignment's peer may see of its call (see ``confidentiality.peer_view``)."""
-    decisions = await triage.history(session, call.id)
+    decision = await triage.latest(session, call.id)
     request = await session.get(PeerRequest, assignment.request_id)
     return compose(
         narrative=call.narrative,
         hazards=list(call.hazards or []),
-        reasons=decisions[-1].reasons if decisions else [],
+        reasons=decision.reasons if decision else [],
         note=request.note if request else None,
     )
 

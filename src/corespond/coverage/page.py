@@ -17,7 +17,6 @@ import math
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -33,6 +32,12 @@ from corespond.auth.service import (
     end_session,
     open_session,
     session_principal,
+)
+from corespond.browser import (
+    SECURITY_HEADERS,
+    clear_session_cookie,
+    same_site,
+    set_session_cookie,
 )
 from corespond.coverage import service
 from corespond.db import SessionDep
@@ -59,13 +64,6 @@ STATIC = {
     "supervisor.js": "text/javascript",
     "icon.svg": "image/svg+xml",
 }
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
-    "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 templates = Environment(
     loader=PackageLoader("corespond.coverage", "templates"),
@@ -79,18 +77,6 @@ async def _signed_in(request: Request, session: AsyncSession) -> Principal | Non
         return None
     principal = await session_principal(session, token, request.app.state.clock())
     return principal if principal is not None and principal.role in ALLOWED else None
-
-
-def _same_site(request: Request) -> bool:
-    """A form post from this site: the browser says so (Sec-Fetch-Site), or the Origin (or
-    Referer) is this host. Refuses another site's page posting a sign-in or a sign-out."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None:
-        return fetch_site in ("same-origin", "none")
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin is None:
-        return True  # not a browser (curl, tests): no cross-site form to fear
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _scoped(principal: Principal) -> list[str] | None:
@@ -127,7 +113,7 @@ async def page(request: Request, session: SessionDep) -> Response:
 async def login(
     request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    if not _same_site(request):
+    if not same_site(request):
         return _html("login.html", 403, error="Sign in from this page.")
     try:
         principal = await authenticate(session, key.strip())
@@ -141,29 +127,19 @@ async def login(
         session, principal, timedelta(hours=SESSION_HOURS), request.app.state.clock()
     )
     response = RedirectResponse("/supervisor", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=SESSION_HOURS * 3600,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
+    set_session_cookie(response, request, COOKIE, token, COOKIE_PATH, SESSION_HOURS)
     return response
 
 
 @router.post("/supervisor/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
-    if not _same_site(request):
+    if not same_site(request):
         return _html("login.html", 403, error="Sign out from this page.")
     token = request.cookies.get(COOKIE)
     if token:
         await end_session(session, token, request.app.state.clock())
     response = RedirectResponse("/supervisor", status_code=303)
-    response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
-    )
+    clear_session_cookie(response, request, COOKIE, COOKIE_PATH)
     return response
 
 
@@ -276,16 +252,6 @@ def _state(county: service.CountyCoverage) -> str:
     if county.provider_id is None and not county.peers:
         return "unserved"
     return county.state
-
-
-def _secure(request: Request) -> bool:
-    """``Secure`` over TLS (direct or behind a proxy saying so), and always outside
-    development and tests, where a proxy that forgot ``X-Forwarded-Proto`` must not make
-    the cookie travel in clear."""
-    if request.app.state.settings.environment not in ("development", "test"):
-        return True
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
 
 
 def _map(atlas: CountyAtlas, states: dict[str, service.CountyCoverage]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import httpx
 import structlog
 from py_vapid import Vapid02
 from pywebpush import WebPusher
-from sqlalchemy import select
 
 from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
@@ -34,6 +33,7 @@ from corespond.dispatch.repository import NOTIFY_CHANNEL
 from corespond.errors import InvalidPayload
 from corespond.listen import WokenLoop
 from corespond.metrics import NOTIFICATIONS
+from corespond.notify import repository
 from corespond.notify.models import Notification, PushSubscription
 from corespond.notify.service import Vapid, e164
 from corespond.roster.models import Peer
@@ -137,13 +137,7 @@ class Notifier:
         """Send the next due notification; False when none is due."""
         async with self._database.sessionmaker() as session, session.begin():
             now = self._clock()
-            row = await session.scalar(
-                select(Notification)
-                .where(Notification.state == "pending", Notification.next_attempt_at <= now)
-                .order_by(Notification.next_attempt_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
+            row = await repository.claim_due(session, now)
             if row is None:
                 return False
             subscription = (

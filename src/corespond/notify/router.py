@@ -5,12 +5,11 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound
 from corespond.errors import problem_responses as problems
-from corespond.notify.models import Notification
+from corespond.notify import repository
 from corespond.notify.relay import SMS_STATUS_PATH, SmsProvider
 from corespond.notify.service import sms_signature
 
@@ -42,7 +41,7 @@ async def sms_status(request: Request, session: SessionDep) -> Response:
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if not sid or status not in STATUSES:
         raise InvalidPayload("MessageSid and a known MessageStatus are required")
-    row = await session.scalar(select(Notification).where(Notification.provider_message_id == sid))
+    row = await repository.by_provider_message(session, sid)
     if row is not None:
         row.delivery_status = status
     return Response(status_code=204)

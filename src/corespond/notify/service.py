@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.crypto import SecretBox
 from corespond.errors import InvalidPayload
+from corespond.notify import repository
 from corespond.notify.models import Notification, PushSubscription
 from corespond.roster.models import Peer
 from corespond.sources.service import check_callback_url
@@ -80,16 +80,9 @@ async def subscribe(
         )
     except ValueError:
         raise InvalidPayload("keys.p256dh is not a point of the P-256 curve") from None
-    row = await session.scalar(
-        select(PushSubscription).where(PushSubscription.endpoint == endpoint)
-    )
+    row = await repository.subscription_by_endpoint(session, endpoint)
     if row is None:
-        live = await session.scalars(
-            select(PushSubscription)
-            .where(PushSubscription.peer_id == peer_id, PushSubscription.ended_at.is_(None))
-            .order_by(PushSubscription.created_at)
-        )
-        current = list(live.all())
+        current = list(await repository.live_subscriptions(session, peer_id))
         for old in current[: max(0, len(current) - MAX_SUBSCRIPTIONS + 1)]:
             old.ended_at = datetime.now(old.created_at.tzinfo)
         row = PushSubscription(peer_id=peer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
@@ -119,15 +112,7 @@ async def offer_made(
     the first channel the peer can be reached on at once (each push subscription, or an SMS
     to their phone), the next one at half the deadline, sent only if the offer is still
     unanswered then."""
-    subscriptions = list(
-        (
-            await session.scalars(
-                select(PushSubscription).where(
-                    PushSubscription.peer_id == peer.id, PushSubscription.ended_at.is_(None)
-                )
-            )
-        ).all()
-    )
+    subscriptions = list(await repository.live_subscriptions(session, peer.id))
     deadline = expires_at or now + timedelta(minutes=2)
     minutes = max(1, round((deadline - now).total_seconds() / 60))
     payload = {

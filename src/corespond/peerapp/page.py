@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
+from corespond.assignments.models import LIVE_STATUSES
 from corespond.assignments.router import context
 from corespond.assignments.schemas import Outcome, Referral, assignment_out
 from corespond.assignments.service import Clearing
@@ -35,8 +36,13 @@ from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.models import ApiKey
 from corespond.auth.service import Principal, end_session, revoke_key, session_principal
+from corespond.browser import (
+    SECURITY_HEADERS,
+    clear_session_cookie,
+    same_site,
+    set_session_cookie,
+)
 from corespond.calls.models import Call
-from corespond.coverage.page import SECURITY_HEADERS, _same_site, _secure
 from corespond.db import SessionDep, database_of
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
@@ -57,7 +63,6 @@ STATIC = {
     "icon.svg": "image/svg+xml",
 }
 STREAM_POLL_SECONDS = 1.0
-LIVE = ("offered", "accepted", "en_route", "on_scene")
 STREAM_HEARTBEAT_SECONDS = 15.0
 STREAM_LIFETIME_SECONDS = 30 * 60.0  # then the browser reconnects (EventSource does)
 
@@ -88,7 +93,7 @@ async def _require(request: Request, session: AsyncSession) -> Principal:
 
 
 def _require_same_site(request: Request) -> None:
-    if not _same_site(request):
+    if not same_site(request):
         raise Forbidden("post from the peer page")
 
 
@@ -161,7 +166,7 @@ async def sign_in_page(token: str = "") -> Response:
 async def sign_in(
     request: Request, session: SessionDep, token: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    if not _same_site(request):
+    if not same_site(request):
         return _html("signin.html", 403, token=None, error="Sign in from the link's page.")
     try:
         cookie, peer, key_id = await service.sign_in(session, token, request.app.state.clock())
@@ -178,21 +183,13 @@ async def sign_in(
         actor=f"peer app: {peer.display_name}",
     )
     response = RedirectResponse("/peer", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=service.SESSION_HOURS * 3600,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
+    set_session_cookie(response, request, COOKIE, cookie, COOKIE_PATH, service.SESSION_HOURS)
     return response
 
 
 @router.post("/peer/sign-out")
 async def sign_out(request: Request, session: SessionDep) -> Response:
-    if not _same_site(request):
+    if not same_site(request):
         return _html("signin.html", 403, token=None, error="Sign out from the peer page.")
     token = request.cookies.get(COOKIE)
     principal = await _signed_in(request, session) if token else None
@@ -211,9 +208,7 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
             principal.scope.value if principal.scope else None,
         )
     response = RedirectResponse("/peer", status_code=303)
-    response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
-    )
+    clear_session_cookie(response, request, COOKIE, COOKIE_PATH)
     return response
 
 
@@ -232,7 +227,7 @@ async def _data(request: Request, session: AsyncSession, principal: Principal) -
         call = await session.get(Call, assignment.call_id)
         if call is None:  # pragma: no cover - a foreign key guarantees it
             continue
-        if assignment.status not in LIVE:
+        if assignment.status not in LIVE_STATUSES:
             # Ended: what the page says of it, and nothing more of the call.
             items.append(
                 {

@@ -15,10 +15,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments.models import Assignment, AssignmentChange
+from corespond.assignments.models import Assignment
 from corespond.auth.service import (
     Principal,
     Scope,
@@ -28,9 +27,10 @@ from corespond.auth.service import (
     principal_of,
 )
 from corespond.errors import Conflict, Forbidden, NotFound
+from corespond.peerapp import repository
 from corespond.peerapp.models import PeerSignIn
 from corespond.roster import service as roster
-from corespond.roster.models import Peer, PeerStatusChange
+from corespond.roster.models import Peer
 
 LINK_MINUTES = 15
 SESSION_HOURS = 12
@@ -108,20 +108,9 @@ def own_peer_id(principal: Principal) -> uuid.UUID:
 
 
 async def change_stamp(session: AsyncSession, peer_id: uuid.UUID) -> tuple[object, ...]:
-    """What changes when anything on the peer's page does: their assignments' history and
-    their status history. The page's event stream compares it once a second."""
-    assignment_changes = await session.scalar(
-        select(func.max(AssignmentChange.id))
-        .join(Assignment, Assignment.id == AssignmentChange.assignment_id)
-        .where(Assignment.peer_id == peer_id)
-    )
-    scene = await session.scalar(
-        select(func.max(Assignment.scene_secured_at)).where(Assignment.peer_id == peer_id)
-    )
-    status = await session.scalar(
-        select(func.max(PeerStatusChange.id)).where(PeerStatusChange.peer_id == peer_id)
-    )
-    return (assignment_changes, scene, status)
+    """What changes when anything on the peer's page does: their assignments' history, a
+    scene reported secure, their status history. The event stream compares it each second."""
+    return await repository.change_stamp(session, peer_id)
 
 
 async def recent_assignments(
@@ -129,14 +118,4 @@ async def recent_assignments(
 ) -> list[Assignment]:
     """The peer's live assignments, and those that ended in the last hour (an offer that
     expired or was cancelled is shown as such), newest first."""
-    live = ("offered", "accepted", "en_route", "on_scene")
-    rows = await session.scalars(
-        select(Assignment)
-        .where(
-            Assignment.peer_id == peer_id,
-            Assignment.status.in_(live) | (Assignment.ended_at >= now - timedelta(hours=1)),
-        )
-        .order_by(Assignment.created_at.desc())
-        .limit(5)
-    )
-    return list(rows.all())
+    return list(await repository.recent_assignments(session, peer_id, now - timedelta(hours=1), 5))

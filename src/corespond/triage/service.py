@@ -140,6 +140,11 @@ def _with_earlier_danger(decision: TriageDecision, danger: TriageDecisionRecord)
     )
 
 
+async def latest(session: AsyncSession, call_id: uuid.UUID) -> TriageDecisionRecord | None:
+    """The call's current decision."""
+    return await repository.latest(session, call_id)
+
+
 def announce(outcome: Outcome) -> None:
     """Metrics and the turned-dangerous alert, once the decision is safely recorded."""
     if not outcome.changed:
