@@ -252,7 +252,10 @@ async def test_the_api_picks_up_a_changed_rule_file_without_a_worker(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             key = await make_key(db, "dispatcher")
-            body = {"call": {"call_type": "103D", "narrative": "SUBJ DRUNK AT DOOR"}}
+            narrative = (
+                "RP ADV W/M 50S DRUNK SITTING ON PORCH OF THE LIBRARY, SLURRING, NO WPNS SEEN"
+            )
+            body = {"call": {"call_type": "103D", "narrative": narrative}}
             first = (await classify(client, key, body)).json()
             assert first["decision"] == "review"  # 103D is no kind of call it knows
             override.write_text(

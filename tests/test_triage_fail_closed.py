@@ -3,6 +3,8 @@ cannot read sends a call to review, naming what was missing (PRODUCT.md, "Fail c
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +12,8 @@ from hypothesis import strategies as st
 from corespond.triage.classifier import TriageDecision, TriageInput, classify
 from corespond.triage.ruleset import load_rules
 
-RULES = load_rules()
+# The rules alone: what the learned second opinion adds is tested in test_triage_model.py.
+RULES = dataclasses.replace(load_rules(), second_opinion=None)
 
 
 def triage(narrative: str, call_type: str = "INTOX", **kwargs: object) -> TriageDecision:
@@ -92,10 +95,10 @@ def test_a_word_the_rules_do_not_know_never_leaves_a_call_eligible(
 def test_unknown_words_are_named_in_the_reason() -> None:
     decision = triage("SUBJ DRUNK ON PORCH, SMASHED THE TV, SHATTERED GLASS")
     assert decision.decision != "eligible"
-    decision = triage("SUBJ DRUNK ON PORCH, KERFUFFLE WITH THE MAILMAN")
+    decision = triage("SUBJ DRUNK ON PORCH, KERFUFFLE WITH THE MAILMAN, HE GOT A BLICKY")
     assert decision.decision == "review"
-    assert reason(decision, "policy.not_understood") == "KERFUFFLE, MAILMAN"
-    assert "words not understood (KERFUFFLE, MAILMAN)" in decision.summary
+    assert reason(decision, "policy.not_understood") == "KERFUFFLE, BLICKY"
+    assert "words not understood (KERFUFFLE, BLICKY)" in decision.summary
 
 
 def test_a_call_type_alone_never_makes_a_call_eligible() -> None:

@@ -144,7 +144,15 @@ class CallOut(BaseModel):
 class CallTriageReason(BaseModel):
     rule: str = Field(description="Rule id, e.g. danger.weapon.")
     kind: Literal[
-        "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy"
+        "danger",
+        "risk",
+        "exclusion",
+        "substance",
+        "kind",
+        "negated",
+        "resolved",
+        "policy",
+        "model",
     ] = Field(description="As in `POST /v1/triage/classify`.")
     label: str = Field(description="What the rule means, for a dispatcher.")
     detail: str | None = Field(

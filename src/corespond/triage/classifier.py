@@ -38,7 +38,7 @@ from corespond.triage.text import Field, Token, normalise, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
 ReasonKind = Literal[
-    "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy"
+    "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy", "model"
 ]
 
 _LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
@@ -51,6 +51,7 @@ _KIND_ORDER = {
     "kind": 5,
     "negated": 6,
     "resolved": 7,
+    "model": 8,
 }
 _REASON_KIND = {"exclude": "exclusion"}
 # Tokens with digits that are not words: unit numbers (2B12), times (0214, 0214HRS),
@@ -174,7 +175,37 @@ def classify(call: TriageInput, rules: RuleSet) -> TriageDecision:
     kinds.extend(_kind_hits(fields, rules, reading))
     verbal = _verbal_evidence(fields, hits, kinds, rules, reading)
     unexplained = _unexplained(fields, rules, reading, code_key_found)
-    return _decide(call, rules, fields, hits, resolved, kinds, verbal, unexplained)
+    decision = _decide(call, rules, fields, hits, resolved, kinds, verbal, unexplained)
+    return _second_opinion(call, rules, decision)
+
+
+def _second_opinion(call: TriageInput, rules: RuleSet, decision: TriageDecision) -> TriageDecision:
+    """An ``eligible`` decision of the rules goes to the learned model too: unless the model
+    also reads the call as eligible, it is lowered to ``review``. The model never raises a
+    decision, so it is not consulted on the others (its version is in ``rules_version``)."""
+    model = rules.second_opinion
+    if model is None or decision.decision != "eligible":
+        return decision
+    probability = model.probability(call)
+    reading = Reason(
+        "model.second_opinion",
+        "model",
+        "learned second opinion",
+        f"reads eligible {probability:.2f}, needs {model.threshold:.2f} (model {model.version})",
+    )
+    reasons = (*decision.reasons, reading)
+    if probability >= model.threshold:
+        return TriageDecision(
+            "eligible", reasons, decision.summary, decision.rules_version, decision.inputs_sha256
+        )
+    rules_said = decision.summary.removeprefix("eligible: ").split("; every word")[0]
+    summary = (
+        f"review: the learned second opinion does not read it as eligible "
+        f"({probability:.2f} < {model.threshold:.2f}); the rules found {rules_said}"
+    )
+    return TriageDecision(
+        "review", reasons, summary, decision.rules_version, decision.inputs_sha256
+    )
 
 
 def _code_hits(call: TriageInput, rules: RuleSet) -> tuple[list[_Hit], list[_KindHit], bool]:

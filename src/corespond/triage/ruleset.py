@@ -7,6 +7,7 @@ with the same id are replaced, code mappings and abbreviations are merged key by
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from corespond.triage.second_opinion import SecondOpinion, packaged_second_opinion
 from corespond.triage.text import normalise
 
 Kind = Literal["danger", "risk", "substance", "exclude"]
@@ -237,8 +239,14 @@ class VocabularySpec(BaseModel):
         default_factory=list,
         description="Numbers NN whose radio code 10-NN is routine ('10-4', '10-97').",
     )
+    never_safe: list[str] = Field(
+        default_factory=list,
+        description="Words never understood by the vocabulary or the dictionary alone, "
+        "whatever their everyday sense: street and slang senses of harm (BURNER, STRAP, "
+        "HEAT). Only a rule, a sense context or a harmless phrase can account for them.",
+    )
 
-    @field_validator("safe", "negated_only", "places", "ten_codes")
+    @field_validator("safe", "negated_only", "places", "ten_codes", "never_safe")
     @classmethod
     def _single_words(cls, value: list[str]) -> list[str]:
         return _words(value)
@@ -429,6 +437,8 @@ class RuleSet:
     index: Mapping[str, tuple[tuple[Rule, Phrase], ...]] = field(repr=False)
     # Prefix phrases by the first PREFIX_KEY letters of their first word.
     prefix_index: Mapping[str, tuple[tuple[str, Rule, Phrase], ...]] = field(repr=False)
+    # The learned model that may lower an eligible decision to review (never raise one).
+    second_opinion: SecondOpinion | None = field(default=None, repr=False)
 
     def codes_for(
         self, source: str | None, agency: str | None
@@ -560,6 +570,7 @@ def merge(base: RuleFile, override: RuleFile) -> RuleFile:
         negated_only=[*base.vocabulary.negated_only, *override.vocabulary.negated_only],
         places=[*base.vocabulary.places, *override.vocabulary.places],
         ten_codes=[*base.vocabulary.ten_codes, *override.vocabulary.ten_codes],
+        never_safe=[*base.vocabulary.never_safe, *override.vocabulary.never_safe],
     )
     return RuleFile(
         version=f"{base.version}+{override.version}",
@@ -580,8 +591,15 @@ def _merge_maps(base: dict[str, CodeMap], extra: dict[str, CodeMap]) -> dict[str
     return merged
 
 
-def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
-    """Check cross-references and build the lookup structures the classifier uses."""
+def compile_rules(
+    spec: RuleFile, source: str, digest: str, dictionary: frozenset[str] = frozenset()
+) -> RuleSet:
+    """Check cross-references and build the lookup structures the classifier uses.
+
+    ``dictionary`` (the packaged English words with no sense of harm) is understood like
+    ``vocabulary.safe``, less every word the rule file gives another reading: a sense, a
+    word understood only when negated, a word of a danger or risk phrase, or one listed in
+    ``vocabulary.never_safe``."""
     rules = {r.id: _compile_rule(r) for r in spec.rules}
     kinds = {k.id: _compile_kind(k) for k in spec.call_kinds}
     problems = [
@@ -604,6 +622,11 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
         for sense in spec.senses
         for word in sense.words
         if word in safe_words
+    )
+    never_safe = frozenset(spec.vocabulary.never_safe) | street_words()
+    problems.extend(
+        (None, f"vocabulary.safe: {word!r} is listed in never_safe")
+        for word in sorted(safe_words & never_safe)
     )
     problems.extend(
         (None, f"rule {r.id}: becomes names unknown rule {r.becomes!r}")
@@ -638,6 +661,17 @@ def compile_rules(spec: RuleFile, source: str, digest: str) -> RuleSet:
     for sense_spec in spec.senses:
         sense = _compile_sense(sense_spec)
         senses.update(dict.fromkeys(sense.words, sense))
+    if dictionary:
+        harm_words = {
+            word
+            for rule in rules.values()
+            if rule.kind in ("danger", "risk")
+            for phrase in rule.phrases
+            for word in phrase.words
+        }
+        safe_words |= dictionary - (
+            never_safe | set(senses) | set(spec.vocabulary.negated_only) | harm_words
+        )
     known = set(safe_words) | set(spec.vocabulary.negated_only) | set(senses)
     for phrase in _all_phrases(rules.values(), kinds.values()):
         known.update(w for w, prefix in zip(phrase.words, phrase.prefix, strict=True) if not prefix)
@@ -789,10 +823,46 @@ def default_rules_text() -> str:
 
 
 @functools.cache
+def packaged_dictionary() -> tuple[frozenset[str], str]:
+    """The packaged dictionary (tools/build_dictionary.py) less the street words, and the
+    SHA-256 of both files."""
+    folder = resources.files("corespond.triage")
+    text = folder.joinpath("dictionary.txt").read_text("utf-8")
+    street = folder.joinpath("street_words.tsv").read_text("utf-8")
+    digest = hashlib.sha256(text.encode())
+    digest.update(street.encode())
+    return frozenset(text.split()) - street_words(), digest.hexdigest()
+
+
+@functools.cache
+def street_words() -> frozenset[str]:
+    """``street_words.tsv``: words whose street or slang sense is harm (BURNER, STRAP,
+    LICK); never understood by a vocabulary alone, whatever their everyday sense."""
+    text = resources.files("corespond.triage").joinpath("street_words.tsv").read_text("utf-8")
+    return frozenset(
+        line.split("\t", 1)[0] for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def _with_model(rules: RuleSet, digest: Any) -> RuleSet:
+    """``rules`` with the packaged second opinion; its version is part of the rules'."""
+    model = packaged_second_opinion()
+    if model is None:
+        return rules
+    digest.update(model.version.encode())
+    version = f"{rules.version.split('#')[0]}#{digest.hexdigest()[:8]}+model.{model.version}"
+    return dataclasses.replace(rules, version=version, second_opinion=model)
+
+
+@functools.cache
 def _packaged_rules() -> RuleSet:
     text = default_rules_text()
     spec = parse_rule_file(text, "rules.yaml (packaged)")
-    return compile_rules(spec, "rules.yaml (packaged)", hashlib.sha256(text.encode()).hexdigest())
+    words, words_digest = packaged_dictionary()
+    digest = hashlib.sha256(text.encode())
+    digest.update(words_digest.encode())
+    rules = compile_rules(spec, "rules.yaml (packaged)", digest.hexdigest(), words)
+    return _with_model(rules, digest)
 
 
 def load_rules(override: Path | None = None) -> RuleSet:
@@ -801,7 +871,9 @@ def load_rules(override: Path | None = None) -> RuleSet:
         return _packaged_rules()
     base_text = default_rules_text()
     spec = parse_rule_file(base_text, "rules.yaml (packaged)")
+    words, words_digest = packaged_dictionary()
     digest = hashlib.sha256(base_text.encode())
+    digest.update(words_digest.encode())
     try:
         text = override.read_text("utf-8")
     except OSError as exc:
@@ -810,4 +882,4 @@ def load_rules(override: Path | None = None) -> RuleSet:
         raise RuleFileError(str(override), [(None, "not UTF-8 text")]) from exc
     spec = merge(spec, parse_rule_file(text, str(override)))
     digest.update(text.encode())
-    return compile_rules(spec, str(override), digest.hexdigest())
+    return _with_model(compile_rules(spec, str(override), digest.hexdigest(), words), digest)

@@ -65,11 +65,21 @@ class ClassifyRequest(BaseModel):
 class ReasonOut(BaseModel):
     rule: str = Field(description="Rule id, e.g. danger.weapon.")
     kind: Literal[
-        "danger", "risk", "exclusion", "substance", "kind", "negated", "resolved", "policy"
+        "danger",
+        "risk",
+        "exclusion",
+        "substance",
+        "kind",
+        "negated",
+        "resolved",
+        "policy",
+        "model",
     ] = Field(
         description="danger: makes the call ineligible; policy: what the decision rests on "
         "or what eligible would need; risk and exclusion: send it to review; substance and "
-        "kind: the positive evidence; negated and resolved: read, and found not to count."
+        "kind: the positive evidence; negated and resolved: read, and found not to count; "
+        "model: the learned second opinion's reading and version (it can only lower an "
+        "eligible decision to review)."
     )
     label: str = Field(description="What the rule means, for a dispatcher.")
     detail: str = Field(description="The text that made it fire, and where.")

@@ -77,14 +77,29 @@ def fold_unicode(text: str) -> str:
 # Key-question answers as medical-priority dispatch writes them: "CONSCIOUS: N",
 # "WEAPONS: NO", "BREATHING: Y". A negative answer reads "NOT CONSCIOUS", a positive one
 # the word alone; each answer ends its clause.
+# "VIOLENT - N,", "WEAPONS? NO." count too, when the answer ends its clause ("ETOH - NO
+# DRUGS" is not an answer).
 _ANSWER_NO = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
 _ANSWER_YES = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
+# A list of questions, each item its whole question: "KQ: SUICIDAL - N, THOUGHTS OF HARMING
+# OTHERS - N, ALERT - Y" or "WEAPONS? NO." reads "NOT THOUGHTS OF HARMING OTHERS,". The
+# answer must end its item ("ETOH - NO DRUGS" is not an answer).
+_ITEM_NO = re.compile(
+    r"(?<![^\s,.;:(])([A-Z][A-Z0-9/ ]*?)\s*(?:\s-|\?)\s*(?:N|NO|NEG|NEGATIVE|NONE)\b"
+    r"(?=\s*(?:[,.;)]|$))"
+)
+_ITEM_YES = re.compile(
+    r"(?<![^\s,.;:(])([A-Z][A-Z0-9/ ]*?)\s*(?:\s-|\?)\s*(?:Y|YES|POS|POSITIVE)\b"
+    r"(?=\s*(?:[,.;)]|$))"
+)
 
 
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
+    upper = _ITEM_NO.sub(r"NOT \1,", upper)
+    upper = _ITEM_YES.sub(r"\1,", upper)
     upper = _ANSWER_NO.sub(r"NOT \1,", upper)
     return _ANSWER_YES.sub(r"\1,", upper)
 
