@@ -259,7 +259,9 @@ async def test_open_calls_are_retriaged_when_the_rules_change(
     source = await make_source(committed_db, box)
     async with running(settings, committed_db, worker_enabled=False) as client:
         event = cad_event(
-            call_type="103D", call_type_description="CHECK SUBJECT", narrative="SUBJ DRUNK AT DOOR"
+            call_type="103D",
+            call_type_description="CHECK SUBJECT",
+            narrative="RP ADV W/M 50S DRUNK ON PORCH OF THE LIBRARY, SLURRING, NO WPNS SEEN",
         )
         await post(client, source, event)
     override = tmp_path / "local.yaml"

@@ -192,7 +192,10 @@ async def test_turning_dangerous_is_flagged_after_an_ineligible_step(
     client: httpx.AsyncClient, source: Source, db: Database
 ) -> None:
     first = cad_event(
-        "e1", call_type="WELFARE", call_type_description="WELFARE CHECK", narrative="SUBJ DRUNK"
+        "e1",
+        call_type="WELFARE",
+        call_type_description="WELFARE CHECK",
+        narrative="RP ADV W/M 50S DRUNK ON PORCH OF THE LIBRARY, SLURRING, NO WPNS SEEN",
     )
     call_id = await post(client, source, first)
     await fold(db)

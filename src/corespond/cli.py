@@ -799,8 +799,15 @@ def triage_eval(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when a target is missed.")
     ] = False,
+    without_model: Annotated[
+        bool,
+        typer.Option(
+            "--without-model", help="Score the rules alone, without the learned second opinion."
+        ),
+    ] = False,
 ) -> None:
-    """Confusion matrix and per-class precision/recall of the rules on a labelled file."""
+    """Confusion matrix, per-class precision/recall and Wilson intervals of triage on a
+    labelled file; every danger call decided eligible is printed in full."""
     from corespond.triage.evaluation import (
         LabelFileError,
         evaluate,
@@ -809,6 +816,10 @@ def triage_eval(
     )
 
     ruleset = _rules(rules)
+    if without_model:
+        import dataclasses
+
+        ruleset = dataclasses.replace(ruleset, second_opinion=None)
     try:
         calls = read_labelled(file)
     except (LabelFileError, OSError) as exc:
@@ -824,6 +835,20 @@ def triage_eval(
         highlight=False,
         markup=False,
     )
+    dangerous = [e for e in report.errors if e[0].danger and e[1] == "eligible"]
+    if dangerous:
+        out.print("\ndanger calls decided eligible (in full):", markup=False)
+        for call, _, summary in dangerous:
+            inputs = call.inputs
+            out.print(
+                f"  {call.id} [{call.category}]\n"
+                f"    call type:   {inputs.call_type} / {inputs.call_type_description}\n"
+                f"    narrative:   {inputs.narrative}\n"
+                f"    hazards:     {list(inputs.hazards)}\n"
+                f"    decided:     {summary}",
+                markup=False,
+                highlight=False,
+            )
     if show_errors and report.errors:
         out.print("\nmisclassified:", markup=False)
         for call, predicted, summary in report.errors:

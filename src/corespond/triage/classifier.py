@@ -627,6 +627,8 @@ def _unexplained(
 
 
 def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
+    if word in rules.never_safe:
+        return False
     if word in rules.safe_words or (len(word) == 1 and word.isascii()):
         return True
     if word.isdigit():

@@ -437,6 +437,8 @@ class RuleSet:
     index: Mapping[str, tuple[tuple[Rule, Phrase], ...]] = field(repr=False)
     # Prefix phrases by the first PREFIX_KEY letters of their first word.
     prefix_index: Mapping[str, tuple[tuple[str, Rule, Phrase], ...]] = field(repr=False)
+    # Words no vocabulary may account for (street senses of harm), nor their plural's stem.
+    never_safe: frozenset[str] = field(default=frozenset(), repr=False)
     # The learned model that may lower an eligible decision to review (never raise one).
     second_opinion: SecondOpinion | None = field(default=None, repr=False)
 
@@ -716,6 +718,7 @@ def compile_rules(
         agency_codes={k.upper(): code_map(v) for k, v in spec.codes.by_agency.items()},
         index={k: tuple(v) for k, v in index.items()},
         prefix_index={k: tuple(v) for k, v in prefix_index.items()},
+        never_safe=never_safe,
     )
 
 

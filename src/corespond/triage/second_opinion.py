@@ -74,7 +74,7 @@ def build_vectorizers(spec: list[dict[str, Any]]) -> tuple[Any, ...]:
             ngram_range=tuple(item["ngram_range"]),
             n_features=item["n_features"],
             alternate_sign=False,
-            norm="l2",
+            norm=item.get("norm", "l2"),
             lowercase=False,
             token_pattern=item.get("token_pattern", r"(?u)\b\w+\b"),
         )

@@ -31,6 +31,11 @@ _AGE = re.compile(
     # "PT M 15", "PT F16" (medical-priority style), "HE IS 17".
     r"|\b(?:PT|PATIENT|SUBJ|SUBJECT)\s+[MF]\s*(\d{1,2})\b"
     r"|\b(?:HE|SHE)\s+IS\s+(\d{1,2})\b(?!\s*(?:MIN|MINS|MINUTES|HR|HRS|HOURS|DAYS|WEEKS|FT|FEET))"
+    # "MY SON IS 15", "SHES ACTUALLY 17 AND", "A BOY ABOUT 16": an age that ends its clause.
+    r"|\b(?:IS|SHES|HES|WAS)\s+(?:ACTUALLY\s+|ONLY\s+|JUST\s+|LIKE\s+|ABOUT\s+|AROUND\s+)?"
+    r"(\d{1,2})(?=\s*(?:[,.;)!?]|$|\s+(?:AND|BUT|YEARS|YRS|YR|Y/O|YO|HE|SHE|HES|SHES|AT|IN)\b))"
+    r"|\b(?:BOY|GIRL|KID|TEEN|TEENAGER|JUVENILE|GUY|MALE|FEMALE|YOUNG\s+MAN|YOUNG\s+WOMAN)\s+"
+    r"(?:ABOUT|AROUND|APPROX\.?|MAYBE|LIKE|AGED?)\s+(\d{1,2})\b"
     r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
     r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
 )
