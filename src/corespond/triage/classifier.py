@@ -58,7 +58,7 @@ _REASON_KIND = {"exclude": "exclusion"}
 # ordinals (3RD), routes (I64, US35, WV2), apartment and lot numbers (12B).
 _NON_WORD = re.compile(
     r"^(\d{1,2}[A-Z]\d{1,3}|\d{3,4}(HRS|HR|H)?|\d+(ST|ND|RD|TH)|(I|US|WV|SR|CR|RT|RTE)\d{1,3}"
-    r"|\d{1,5}[A-Z]|[A-Z]\d{1,3})$"
+    r"|\d{1,5}[A-Z]|[A-Z]\d{1,3}|\d{1,2}(AM|PM))$"
 )
 
 
@@ -628,7 +628,8 @@ def _unexplained(
 
 def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
     if word in rules.never_safe:
-        return False
+        # A street word is never safe as a word, but "NOT HURT" is still understood.
+        return word in rules.negated_only and _negated(field, index, index, rules)
     if word in rules.safe_words or (len(word) == 1 and word.isascii()):
         return True
     if word.isdigit():

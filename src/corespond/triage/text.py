@@ -99,10 +99,16 @@ _ITEM_YES = re.compile(
 )
 
 
+# "NOBODY HAS TOUCHED HIM", "NO ONE HAD A GUN": the auxiliary between the negation and what
+# it negates would end the negation's reach (HAS is a terminator: "NO ID, HAS A KNIFE").
+_NOBODY_HAS = re.compile(r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\b(?!\s+NOT\b)")
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
+    upper = _NOBODY_HAS.sub(r"\1", upper)
     upper = _ITEM_NO.sub(r"NOT \1,", upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
     upper = _ANSWER_NO.sub(r"NOT \1,", upper)
