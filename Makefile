@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check check eval bench bench-geo geo-data clean help
+.PHONY: install run test lint format typecheck openapi openapi-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,11 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	@echo
 	$(BIN)/corespond triage eval tests/data/triage_blind_d.jsonl
 	@echo
+	$(BIN)/corespond triage eval tests/data/triage_blind_e.jsonl
+	@echo
+	$(BIN)/corespond triage eval tests/data/triage_blind_f.jsonl
+	@echo
+	@for part in tests/data/corpus/part-*.jsonl; do $(BIN)/corespond triage eval $$part | tail -6; echo; done
 	@if [ -f $(REAL_CALL_TYPES) ]; then $(BIN)/corespond triage real-call-types $(REAL_CALL_TYPES); \
 	else echo "$(REAL_CALL_TYPES) not found: skipped the real call-type check"; fi
 	@echo
@@ -65,6 +70,13 @@ geo-data: install  ## rebuild the packaged county polygons and places (GEO_STATE
 
 bench-geo: install  ## point -> county lookups per second
 	$(BIN)/python bench/geo.py
+
+triage-model: install  ## retrain the learned second opinion from tests/data (deterministic)
+	$(BIN)/python tools/train_triage_model.py
+
+triage-dictionary: install  ## rebuild the triage dictionary (needs Debian wamerican and wordnet-base)
+	$(BIN)/pip install --quiet -e '.[data-build]'
+	$(BIN)/python tools/build_dictionary.py
 
 bench: install  ## ingest load test against a running server (see bench/README.md)
 	$(BIN)/python bench/ingest.py
