@@ -380,8 +380,11 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
     start = last + 1
     while start < len(tokens) and tokens[start].clause == clause:
         start += 1
+    if start == len(tokens):
+        return False
+    answer = tokens[start].clause  # the next clause with words ("ANY WEAPONS? / TXT: NO")
     for k in range(start, min(len(tokens), start + 4)):
-        if tokens[k].clause != clause + 1:
+        if tokens[k].clause != answer:
             return False
         text = tokens[k].text
         if text in rules.answer_skip:

@@ -84,8 +84,10 @@ def fold_unicode(text: str) -> str:
 # the word alone; each answer ends its clause.
 # "VIOLENT - N,", "WEAPONS? NO." count too, when the answer ends its clause ("ETOH - NO
 # DRUGS" is not an answer).
-_ANSWER_NO = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
-_ANSWER_YES = re.compile(r"\b([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
+# A speaker's label ("TXT: NO", "CT: ANY WEAPONS") is not a question.
+_SPEAKER = r"(?!(?:TXT|TEXT|CT|RP|CALLER|PT|DISP|DISPATCH|REPLY|UPDT|UPDATE|NOTE|NOTES|KQ|SMS)\b)"
+_ANSWER_NO = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
+_ANSWER_YES = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
 # A list of questions, each item its whole question: "KQ: SUICIDAL - N, THOUGHTS OF HARMING
 # OTHERS - N, ALERT - Y" or "WEAPONS? NO." reads "NOT THOUGHTS OF HARMING OTHERS,". The
 # answer must end its item ("ETOH - NO DRUGS" is not an answer).
@@ -104,14 +106,27 @@ _ITEM_YES = re.compile(
 _NOBODY_HAS = re.compile(r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\b(?!\s+NOT\b)")
 
 
+# " / " between quoted messages or items ("TXT: HES UP / CT: ANY WEAPONS / TXT: NO") ends a
+# clause like a semicolon; "W/M" is untouched.
+_SPACED_SLASH = re.compile(r"\s+/+\s+")
+# "VIOLENCE/WEAPONS: NO": each of the items asked about is answered.
+_ITEMS = re.compile(r"NOT ([A-Z0-9/ ]+),")
+
+
+def _each_item(match: re.Match[str]) -> str:
+    return "NOT " + match.group(1).replace("/", " OR ") + ","
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
+    upper = _SPACED_SLASH.sub(" ; ", upper)
     upper = _NOBODY_HAS.sub(r"\1", upper)
     upper = _ITEM_NO.sub(r"NOT \1,", upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
     upper = _ANSWER_NO.sub(r"NOT \1,", upper)
+    upper = _ITEMS.sub(_each_item, upper)
     return _ANSWER_YES.sub(r"\1,", upper)
 
 
