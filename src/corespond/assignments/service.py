@@ -624,6 +624,8 @@ async def _unfilled(
     session.add(assignment)
     await session.flush()
     await _record(session, call, assignment, None, by, summary, "assignment.unfilled", ctx)
+    county = f"{call.county_name} County" if call.county_name else None
+    await notify.request_unfilled(session, call.county_fips, county, assignment.id, ctx.now)
     SUPERVISOR_ALERTS.labels("unfilled").inc()
     log.warning(
         "supervisor_alert",

@@ -118,6 +118,11 @@ POLICY: dict[str, Rule] = {
     "POST /supervisor/logout": public("ends the session of its cookie"),
     "GET /supervisor/data": public("a supervisor's session cookie, checked by the page"),
     "GET /supervisor/static/{name}": public("the page's script and style"),
+    "GET /supervisor/sw.js": public("the page's service worker (shows a pushed notice)"),
+    "POST /supervisor/push-subscriptions": public(
+        "a supervisor's session cookie, checked by the page"
+    ),
+    "POST /supervisor/contact": public("a supervisor's session cookie, checked by the page"),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
     "POST /v1/peers/{peer_id}/sign-in-links": key(
         "supervisor",
@@ -135,6 +140,8 @@ POLICY: dict[str, Rule] = {
     ),
     "POST /peer/status": public("a peer's session cookie, checked by the page"),
     "POST /v1/notify/sms-status": public("signed by the SMS provider with the account token"),
+    "GET /v1/notify/me": key("supervisor", scope="the key's own contact"),
+    "PUT /v1/notify/me": key("supervisor", scope="the key's own contact"),
     "GET /peer/push-key": public("the public VAPID key browsers subscribe with"),
     "POST /peer/push-subscriptions": public("a peer's session cookie, checked by the page"),
     "GET /peer/manifest.webmanifest": public("the app's manifest"),

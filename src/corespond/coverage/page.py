@@ -16,12 +16,13 @@ import functools
 import math
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +46,8 @@ from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.service import source_status
 from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.geo.atlas import CountyAtlas
+from corespond.notify import repository as notices
+from corespond.notify import service as notify
 
 router = APIRouter(include_in_schema=False)
 
@@ -99,9 +102,13 @@ async def page(request: Request, session: SessionDep) -> Response:
     states = {c.fips: c for c in await _coverage(request, session, principal)}
     await audit.record(session, principal, "supervisor_page.read", "coverage", None)
     zone = request.app.state.settings.program_timezone
+    contact = await notices.contact_of(session, principal.key_id)
     return _html(
         "supervisor.html",
         who=principal.name,
+        can_be_notified=principal.role == "supervisor",
+        sms_phone=contact.phone if contact else "",
+        sms_on=bool(contact and "sms" in contact.notify_channels),
         refresh_seconds=request.app.state.settings.supervisor_refresh_seconds,
         as_of=request.app.state.clock().astimezone(ZoneInfo(zone)).strftime("%a %H:%M"),
         timezone=zone,
@@ -223,6 +230,78 @@ async def data(request: Request, session: SessionDep) -> Response:
         {"counties": len(counties), "unfilled": len(unfilled)},
     )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+# --- notices of unfilled requests on this browser, or by SMS -------------------------------
+
+
+class _Keys(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+
+class _Subscription(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint: str = Field(max_length=1000)
+    keys: _Keys
+
+
+class _Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Literal["webpush", "sms"]] = Field(max_length=2)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+async def _supervisor(request: Request, session: AsyncSession) -> Principal:
+    if not same_site(request):
+        raise Forbidden("use this page")
+    principal = await _signed_in(request, session)
+    if principal is None:
+        raise Unauthorized("sign in at /supervisor")
+    if principal.role != "supervisor":
+        raise Forbidden("notices of unfilled requests go to supervisor keys")
+    return principal
+
+
+@router.post("/supervisor/push-subscriptions", status_code=201)
+async def add_push_subscription(
+    request: Request, session: SessionDep, body: _Subscription
+) -> Response:
+    """This browser gets a notice when a request in the supervisor's scope goes unfilled."""
+    principal = await _supervisor(request, session)
+    subscription = await notify.subscribe(
+        session,
+        body.endpoint,
+        body.keys.p256dh,
+        body.keys.auth,
+        request.app.state.settings.environment,
+        key_id=principal.key_id,
+    )
+    await audit.record(session, principal, "push_subscription.create", "api_key", subscription.id)
+    return JSONResponse({"id": str(subscription.id)}, status_code=201)
+
+
+@router.post("/supervisor/contact")
+async def set_contact(request: Request, session: SessionDep, body: _Contact) -> Response:
+    """The channels (and SMS phone) an unfilled request reaches this supervisor on."""
+    principal = await _supervisor(request, session)
+    contact = await notify.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    await audit.record(session, principal, "supervisor_contact.set", "api_key", principal.key_id)
+    return JSONResponse({"channels": contact.notify_channels, "phone": contact.phone})
+
+
+@router.get("/supervisor/sw.js")
+async def service_worker() -> Response:
+    text = resources.files("corespond.coverage").joinpath("static/sw.js").read_text()
+    return Response(
+        text,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/supervisor"},
+    )
 
 
 @router.get("/supervisor/static/{name}")

@@ -48,6 +48,7 @@ async def unfilled_since(session: AsyncSession, since: datetime) -> Sequence[Any
     the call's narrative)."""
     rows = await session.execute(
         select(
+            Assignment.id,
             Assignment.created_at,
             Assignment.next_available_at,
             Assignment.ranking["summary"].astext.label("summary"),

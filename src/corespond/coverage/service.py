@@ -25,6 +25,7 @@ from corespond.coverage import repository
 from corespond.coverage.gaps import Interval, hours, uncovered
 from corespond.errors import Forbidden
 from corespond.geo.atlas import CountyAtlas
+from corespond.notify import repository as notices
 from corespond.roster import service as roster
 
 STATES = ("available", "busy", "none")
@@ -287,7 +288,21 @@ SUMMARY_COLUMNS = (
 async def unfilled_recent(
     session: AsyncSession, since: datetime, counties: Sequence[str] | None = None
 ) -> list[dict[str, str | None]]:
-    """Unfilled requests since ``since``, newest first, as the supervisor page lists them."""
+    """Unfilled requests since ``since``, newest first, as the supervisor page lists them,
+    each with what became of the supervisors' notices of it."""
+    rows = [
+        row
+        for row in await repository.unfilled_since(session, since)
+        if counties is None or row.county_fips in counties
+    ]
+    told: dict[uuid.UUID, list[str]] = {}
+    for notice in await notices.unfilled_notices(session, [row.id for row in rows]):
+        if notice.assignment_id is None:
+            continue
+        channel = "push" if notice.channel == "webpush" else "SMS"
+        told.setdefault(notice.assignment_id, []).append(
+            f"{channel} {notice.delivery_status or notice.state}"
+        )
     return [
         {
             "at": row.created_at.isoformat(),
@@ -297,9 +312,9 @@ async def unfilled_recent(
             if row.next_available_at
             else None,
             "why": row.summary,
+            "supervisors_told": ", ".join(sorted(told.get(row.id, []))) or None,
         }
-        for row in await repository.unfilled_since(session, since)
-        if counties is None or row.county_fips in counties
+        for row in rows
     ]
 
 

@@ -1,4 +1,5 @@
-"""Peers' push subscriptions, and the notifications waiting to be (or sent) to them."""
+"""Push subscriptions and notifications of peers (offers) and of supervisors (unfilled
+requests), and a supervisor's contact."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
@@ -16,14 +17,32 @@ NOTIFICATION_STATES = ("pending", "sent", "dead", "skipped")
 CHANNELS = ("webpush", "sms")
 
 
+ONE_OWNER = "(peer_id IS NULL) <> (key_id IS NULL)"
+
+
+class SupervisorContact(Base):
+    """How a supervisor (their key) is reached when a request in their scope goes unfilled:
+    the channels in order of preference, and a phone for SMS."""
+
+    __tablename__ = "supervisor_contact"
+
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_key.id"), primary_key=True)
+    phone: Mapped[str | None] = mapped_column(Text)
+    notify_channels: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{webpush}")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class PushSubscription(Base):
-    """A browser's Web Push subscription for a peer (RFC 8030): where to post, and the keys
-    a payload is encrypted to (RFC 8291). Ended when the push service says it is gone."""
+    """A browser's Web Push subscription (RFC 8030) for a peer or a supervisor's key: where
+    to post, and the keys a payload is encrypted to (RFC 8291). Ended when the push service
+    says it is gone."""
 
     __tablename__ = "push_subscription"
+    __table_args__ = (CheckConstraint(ONE_OWNER, name="one_owner"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    peer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("peer.id"), index=True)
+    peer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("peer.id"), index=True)
+    key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"), index=True)
     endpoint: Mapped[str] = mapped_column(Text, unique=True)
     p256dh: Mapped[str] = mapped_column(Text)
     auth: Mapped[str] = mapped_column(Text)
@@ -32,15 +51,20 @@ class PushSubscription(Base):
 
 
 class Notification(Base):
-    """One message for one subscription, written in the transaction that made the offer (a
-    crash loses nothing), sent by the notifier, retried with backoff, every attempt kept in
-    ``attempts``/``last_*``. ``skipped``: the offer was answered before its turn came."""
+    """One message for one subscription or phone, of a peer (an offer) or a supervisor (an
+    unfilled request), written in the transaction that made it (a crash loses nothing),
+    sent by the notifier, retried with backoff, every attempt kept in ``attempts``/
+    ``last_*``. ``skipped``: the offer was answered before its turn came."""
 
     __tablename__ = "notification"
-    __table_args__ = (CheckConstraint(f"state IN {NOTIFICATION_STATES!r}", name="state_known"),)
+    __table_args__ = (
+        CheckConstraint(f"state IN {NOTIFICATION_STATES!r}", name="state_known"),
+        CheckConstraint(ONE_OWNER, name="one_owner"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    peer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("peer.id"), index=True)
+    peer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("peer.id"), index=True)
+    key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"), index=True)
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("push_subscription.id"))
     assignment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment.id"))
     channel: Mapped[str] = mapped_column(Text, server_default="webpush")

@@ -24,6 +24,7 @@ import httpx
 import structlog
 from py_vapid import Vapid02
 from pywebpush import WebPusher
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
@@ -165,8 +166,7 @@ class Notifier:
             try:
                 async with asyncio.timeout(max(0.1, budget)):
                     if subscription is None:  # an SMS
-                        peer = await session.get(Peer, row.peer_id)
-                        status, error = await self._send_sms(row, peer.phone if peer else None)
+                        status, error = await self._send_sms(row, await _phone(session, row))
                     else:
                         status, error = await self._send(row, subscription, now)
             except TimeoutError:
@@ -196,7 +196,8 @@ class Notifier:
             log.info(
                 "notification_attempt",
                 notification_id=str(row.id),
-                peer_id=str(row.peer_id),
+                peer_id=str(row.peer_id) if row.peer_id else None,
+                key_id=str(row.key_id) if row.key_id else None,
                 status=status,
                 outcome=outcome,
             )
@@ -221,7 +222,8 @@ class Notifier:
         sms = self._sms
         if sms is None or not phone:
             return None, "no phone number"
-        link = f"{sms.public_url}/peer" if sms.public_url else "the corespond app"
+        page = str(row.payload.get("url") or "/peer")
+        link = f"{sms.public_url}{page}" if sms.public_url else "the corespond app"
         form = {
             "To": e164(phone),
             "From": sms.sender,
@@ -301,3 +303,12 @@ class Notifier:
                 return response.status_code, kept[:KEPT_BYTES].decode(errors="replace")
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__} after {time.perf_counter() - started:.1f} s"
+
+
+async def _phone(session: AsyncSession, row: Notification) -> str | None:
+    """Where an SMS goes: the peer's phone, or the supervisor's contact."""
+    if row.peer_id is not None:
+        peer = await session.get(Peer, row.peer_id)
+        return peer.phone if peer else None
+    contact = await repository.contact_of(session, row.key_id) if row.key_id else None
+    return contact.phone if contact else None

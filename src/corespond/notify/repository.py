@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.notify.models import Notification, PushSubscription
+from corespond.auth.models import ApiKey
+from corespond.notify.models import Notification, PushSubscription, SupervisorContact
 
 
 async def subscription_by_endpoint(session: AsyncSession, endpoint: str) -> PushSubscription | None:
@@ -18,13 +19,66 @@ async def subscription_by_endpoint(session: AsyncSession, endpoint: str) -> Push
 
 
 async def live_subscriptions(
-    session: AsyncSession, peer_id: uuid.UUID
+    session: AsyncSession, *, peer_id: uuid.UUID | None = None, key_id: uuid.UUID | None = None
 ) -> Sequence[PushSubscription]:
-    """The peer's subscriptions that have not ended, oldest first."""
+    """The subscriptions of a peer (or of a supervisor's key) that have not ended, oldest
+    first."""
+    owner = (
+        PushSubscription.peer_id == peer_id
+        if peer_id is not None
+        else PushSubscription.key_id == key_id
+    )
     query = (
         select(PushSubscription)
-        .where(PushSubscription.peer_id == peer_id, PushSubscription.ended_at.is_(None))
+        .where(owner, PushSubscription.ended_at.is_(None))
         .order_by(PushSubscription.created_at)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def supervisors_in_scope(
+    session: AsyncSession, county_fips: str | None, now: datetime
+) -> list[tuple[uuid.UUID, SupervisorContact | None]]:
+    """Live supervisor keys whose scope covers the county (unscoped, or scoped to it) and
+    that have a contact or a live push subscription, with their contact."""
+    covers: ColumnElement[bool] = ApiKey.scope_kind.is_(None)
+    if county_fips is not None:
+        covers = or_(covers, and_(ApiKey.scope_kind == "county", ApiKey.scope_value == county_fips))
+    reachable = or_(
+        SupervisorContact.key_id.is_not(None),
+        ApiKey.id.in_(
+            select(PushSubscription.key_id).where(
+                PushSubscription.key_id.is_not(None), PushSubscription.ended_at.is_(None)
+            )
+        ),
+    )
+    query = (
+        select(ApiKey.id, SupervisorContact)
+        .outerjoin(SupervisorContact, SupervisorContact.key_id == ApiKey.id)
+        .where(
+            ApiKey.role == "supervisor",
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+            covers,
+            reachable,
+        )
+        .order_by(ApiKey.created_at)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+async def contact_of(session: AsyncSession, key_id: uuid.UUID) -> SupervisorContact | None:
+    return await session.get(SupervisorContact, key_id)
+
+
+async def unfilled_notices(
+    session: AsyncSession, assignment_ids: Sequence[uuid.UUID]
+) -> Sequence[Notification]:
+    """The supervisors' notices of these unfilled requests."""
+    if not assignment_ids:
+        return []
+    query = select(Notification).where(
+        Notification.assignment_id.in_(assignment_ids), Notification.key_id.is_not(None)
     )
     return (await session.scalars(query)).all()
 

@@ -1,15 +1,20 @@
-"""The SMS provider's delivery callbacks: ``POST /v1/notify/sms-status``."""
+"""The SMS provider's delivery callbacks (``POST /v1/notify/sms-status``), and how a
+supervisor is reached when a request in their scope goes unfilled (``/v1/notify/me``)."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from corespond.audit import service as audit
+from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound
 from corespond.errors import problem_responses as problems
-from corespond.notify import repository
+from corespond.notify import repository, service
 from corespond.notify.relay import SMS_STATUS_PATH, SmsProvider
 from corespond.notify.service import sms_signature
 
@@ -45,3 +50,48 @@ async def sms_status(request: Request, session: SessionDep) -> Response:
     if row is not None:
         row.delivery_status = status
     return Response(status_code=204)
+
+
+class ContactIn(BaseModel):
+    """How this supervisor is told of an unfilled request in their scope."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Literal["webpush", "sms"]] = Field(
+        max_length=2,
+        description="In order; `webpush` reaches the browsers this key turned notices on in "
+        "(the supervisor page), `sms` the phone below.",
+    )
+    phone: str | None = Field(default=None, max_length=32, description="For `sms`.")
+
+
+class ContactOut(BaseModel):
+    channels: list[str]
+    phone: str | None
+    push_subscriptions: int = Field(description="Browsers of this key that get a push.")
+
+
+async def _contact_out(session: SessionDep, principal: Authorized) -> ContactOut:
+    contact = await repository.contact_of(session, principal.key_id)
+    subscriptions = await repository.live_subscriptions(session, key_id=principal.key_id)
+    return ContactOut(
+        channels=contact.notify_channels if contact else ["webpush"],
+        phone=contact.phone if contact else None,
+        push_subscriptions=len(subscriptions),
+    )
+
+
+@router.get("/v1/notify/me", responses=problems())
+async def my_contact(session: SessionDep, principal: Authorized) -> ContactOut:
+    """How this supervisor key is notified when a request in its scope goes unfilled
+    (an unscoped key: every request; a county-scoped key: its county's)."""
+    return await _contact_out(session, principal)
+
+
+@router.put("/v1/notify/me", responses=problems(InvalidPayload))
+async def set_my_contact(session: SessionDep, principal: Authorized, body: ContactIn) -> ContactOut:
+    """Set the channels (and the phone for SMS) an unfilled request reaches this supervisor
+    on. The notice says only which county had no peer, never anything of the call."""
+    await service.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    await audit.record(session, principal, "supervisor_contact.set", "api_key", principal.key_id)
+    return await _contact_out(session, principal)

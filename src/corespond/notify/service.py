@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.crypto import SecretBox
 from corespond.errors import InvalidPayload
 from corespond.notify import repository
-from corespond.notify.models import Notification, PushSubscription
+from corespond.notify.models import CHANNELS, Notification, PushSubscription, SupervisorContact
 from corespond.roster.models import Peer
 from corespond.sources.service import check_callback_url
 
@@ -62,15 +62,19 @@ def _b64(value: str, size: int, name: str) -> str:
 
 async def subscribe(
     session: AsyncSession,
-    peer_id: uuid.UUID,
     endpoint: str,
     p256dh: str,
     auth: str,
     environment: str,
+    *,
+    peer_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
 ) -> PushSubscription:
-    """Record a browser's subscription for the peer (the same endpoint again replaces its
-    keys). The endpoint is held to the rules of a CAD callback: https outside development,
-    no credentials, no internal address."""
+    """Record a browser's subscription for a peer or a supervisor's key (the same endpoint
+    again replaces its keys). The endpoint is held to the rules of a CAD callback: https
+    outside development, no credentials, no internal address."""
+    if (peer_id is None) == (key_id is None):
+        raise ValueError("a subscription belongs to a peer or to a key")
     endpoint = check_callback_url(endpoint, environment)
     _b64(p256dh, 65, "p256dh")
     _b64(auth, 16, "auth")
@@ -81,19 +85,20 @@ async def subscribe(
     except ValueError:
         raise InvalidPayload("keys.p256dh is not a point of the P-256 curve") from None
     row = await repository.subscription_by_endpoint(session, endpoint)
+    owner = {"peer_id": peer_id, "key_id": key_id}
     if row is None:
-        current = list(await repository.live_subscriptions(session, peer_id))
+        current = list(await repository.live_subscriptions(session, **owner))
         for old in current[: max(0, len(current) - MAX_SUBSCRIPTIONS + 1)]:
             old.ended_at = datetime.now(old.created_at.tzinfo)
-        row = PushSubscription(peer_id=peer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
+        row = PushSubscription(**owner, endpoint=endpoint, p256dh=p256dh, auth=auth)
         session.add(row)
-    elif row.peer_id != peer_id:
-        # Another peer's phone (or a copied URL): its row ends, and a new one begins; a
+    elif (row.peer_id, row.key_id) != (peer_id, key_id):
+        # Another person's browser (or a copied URL): its row ends, and a new one begins; a
         # subscription never silently changes hands.
         row.endpoint = f"{row.endpoint}#ended-{row.id}"
         row.ended_at = datetime.now(row.created_at.tzinfo)
         await session.flush()
-        row = PushSubscription(peer_id=peer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
+        row = PushSubscription(**owner, endpoint=endpoint, p256dh=p256dh, auth=auth)
         session.add(row)
     else:
         row.p256dh, row.auth, row.ended_at = p256dh, auth, None
@@ -112,7 +117,7 @@ async def offer_made(
     the first channel the peer can be reached on at once (each push subscription, or an SMS
     to their phone), the next one at half the deadline, sent only if the offer is still
     unanswered then."""
-    subscriptions = list(await repository.live_subscriptions(session, peer.id))
+    subscriptions = list(await repository.live_subscriptions(session, peer_id=peer.id))
     deadline = expires_at or now + timedelta(minutes=2)
     minutes = max(1, round((deadline - now).total_seconds() / 60))
     payload = {
@@ -146,6 +151,74 @@ async def offer_made(
                 )
             )
             count += 1
+    await session.flush()
+    return count
+
+
+UNFILLED_NOTICE = timedelta(hours=1)
+
+
+async def set_contact(
+    session: AsyncSession, key_id: uuid.UUID, phone: str | None, channels: list[str]
+) -> SupervisorContact:
+    """How a supervisor is reached when a request in their scope goes unfilled."""
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown or len(set(channels)) != len(channels):
+        raise InvalidPayload(f"channels: each of {', '.join(CHANNELS)} at most once")
+    if "sms" in channels and not phone:
+        raise InvalidPayload("phone: SMS needs a phone number")
+    if phone is not None and not 7 <= sum(c.isdigit() for c in phone) <= 15:
+        raise InvalidPayload("phone: 7 to 15 digits")
+    contact = await session.get(SupervisorContact, key_id)
+    if contact is None:
+        contact = SupervisorContact(key_id=key_id)
+        session.add(contact)
+    contact.phone, contact.notify_channels = phone, channels
+    contact.updated_at = datetime.now(UTC)
+    await session.flush()
+    return contact
+
+
+async def request_unfilled(
+    session: AsyncSession,
+    county_fips: str | None,
+    county_name: str | None,
+    assignment_id: uuid.UUID,
+    now: datetime,
+) -> int:
+    """Queue a notice to every supervisor in scope (an unscoped supervisor key, or one scoped
+    to the call's county) on each of their channels, in the transaction that recorded the
+    request unfilled. Nothing of the call is in it."""
+    where = f"in {county_name}" if county_name else "outside the counties served"
+    payload = {
+        "title": "Request unfilled",
+        "body": f"No peer could be offered a call {where}",
+        "url": "/supervisor",
+        "tag": f"unfilled-{assignment_id}",
+    }
+    count = 0
+    for key_id, contact in await repository.supervisors_in_scope(session, county_fips, now):
+        subscriptions = list(await repository.live_subscriptions(session, key_id=key_id))
+        channels = contact.notify_channels if contact is not None else ["webpush"]
+        for channel in channels:
+            targets: list[PushSubscription | None] = []
+            if channel == "webpush":
+                targets = list(subscriptions)
+            elif channel == "sms" and contact is not None and contact.phone:
+                targets = [None]
+            for subscription in targets:
+                session.add(
+                    Notification(
+                        key_id=key_id,
+                        subscription_id=subscription.id if subscription else None,
+                        assignment_id=assignment_id,
+                        channel=channel,
+                        payload=payload,
+                        next_attempt_at=now,
+                        expires_at=now + UNFILLED_NOTICE,
+                    )
+                )
+                count += 1
     await session.flush()
     return count
 

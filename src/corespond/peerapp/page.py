@@ -413,11 +413,11 @@ async def add_push_subscription(
     principal = await _require(request, session)
     subscription = await notify.subscribe(
         session,
-        service.own_peer_id(principal),
         body.endpoint,
         body.keys.p256dh,
         body.keys.auth,
         request.app.state.settings.environment,
+        peer_id=service.own_peer_id(principal),
     )
     await audit.record(session, principal, "push_subscription.create", "peer", subscription.id)
     return JSONResponse({"id": str(subscription.id)}, status_code=201)

@@ -66,6 +66,7 @@
     for (const u of data.unfilled) {
       const row = unfilled.insertRow();
       cell(row, time(u.at)); cell(row, u.call); cell(row, u.county || "—"); cell(row, time(u.next_available_at)); cell(row, u.why);
+      cell(row, u.supervisors_told || "no one to tell");
     }
     if (!data.unfilled.length) cell(unfilled.insertRow(), "None.");
     const deliveries = document.querySelector("#deliveries tbody");
@@ -103,3 +104,58 @@
   window.corespondLoadedAt = Date.now();
   poll();
 })();
+
+// --- notices of unfilled requests: Web Push on this browser, SMS to a phone -------------------
+
+function base64ToBytes(text) {
+  const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+async function saveContact(channels) {
+  const phone = document.getElementById("sms-phone").value.trim() || null;
+  const response = await fetch("/supervisor/contact", {
+    method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ channels, phone }),
+  });
+  if (response.ok) return "Saved.";
+  try { return (await response.json()).detail || "Could not save."; } catch (_) { return "Could not save."; }
+}
+
+function channels() {
+  const list = ["webpush"];
+  if (document.getElementById("sms-on").checked) list.push("sms");
+  return list;
+}
+
+async function pushOn() {
+  const state = document.getElementById("push-state");
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+    state.textContent = "This browser cannot show notifications; keep this page open.";
+    return;
+  }
+  if ((await Notification.requestPermission()) !== "granted") {
+    state.textContent = "Notifications are blocked for this site: allow them in the browser's settings.";
+    return;
+  }
+  const registration = await navigator.serviceWorker.register("/supervisor/sw.js", { scope: "/supervisor" });
+  await navigator.serviceWorker.ready;
+  const key = (await (await fetch("/peer/push-key")).json()).public_key;
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64ToBytes(key) });
+  const response = await fetch("/supervisor/push-subscriptions", {
+    method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+    body: JSON.stringify(subscription.toJSON()),
+  });
+  state.textContent = response.ok ? "This browser will be told of unfilled requests." : "Could not turn notices on (" + response.status + ").";
+}
+
+const notices = document.getElementById("notices");
+if (notices) {
+  document.getElementById("push-on").addEventListener("click", () => pushOn().catch((e) => {
+    document.getElementById("push-state").textContent = "Could not turn notices on: " + e.message;
+  }));
+  notices.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveContact(channels()).then((text) => { document.getElementById("contact-state").textContent = text; });
+  });
+}
