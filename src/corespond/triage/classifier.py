@@ -58,7 +58,7 @@ _REASON_KIND = {"exclude": "exclusion"}
 # ordinals (3RD), routes (I64, US35, WV2), apartment and lot numbers (12B).
 _NON_WORD = re.compile(
     r"^(\d{1,2}[A-Z]\d{1,3}|\d{3,4}(HRS|HR|H)?|\d+(ST|ND|RD|TH)|(I|US|WV|SR|CR|RT|RTE)\d{1,3}"
-    r"|\d{1,5}[A-Z]|[A-Z]\d{1,3}|\d{1,2}(AM|PM))$"
+    r"|\d{1,5}[A-Z]|[A-Z]\d{1,3}|\d{1,2}(AM|PM)|\d{1,3}(HR|HRS|MIN|MINS|MG|DEG))$"
 )
 
 

@@ -89,16 +89,22 @@ _SPEAKER = r"(?!(?:TXT|TEXT|CT|RP|CALLER|PT|DISP|DISPATCH|REPLY|UPDT|UPDATE|NOTE
 _ANSWER_NO = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
 _ANSWER_YES = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
 # A list of questions, each item its whole question: "KQ: SUICIDAL - N, THOUGHTS OF HARMING
-# OTHERS - N, ALERT - Y" or "WEAPONS? NO." reads "NOT THOUGHTS OF HARMING OTHERS,". The
-# answer must end its item ("ETOH - NO DRUGS" is not an answer).
+# OTHERS - N, ALERT - Y", "WEAPONS? NO." or "KQ: AWAKE Y. VIOLENT N. WEAPONS N." reads "NOT
+# THOUGHTS OF HARMING OTHERS,". The answer must end its item or come just before the next
+# question ("WEAPONS? NO AGE? 34"); "ETOH - NO DRUGS" is not an answer. An item is at most six
+# words and never holds an answer word itself.
+_WORD = r"(?!(?:YES|NO|Y|N|NEG|POS)\b)[A-Z][A-Z0-9/]*"
+_ENDS = rf"(?=\s*(?:[,.;)]|$)|\s+{_WORD}(?: {_WORD}){{0,3}}\?)"
 _ITEM_NO = re.compile(
-    r"(?<![^\s,.;:(])([A-Z][A-Z0-9/ ]*?)\s*(?:\s-|\?)\s*(?:N|NO|NEG|NEGATIVE|NONE)\b"
-    r"(?=\s*(?:[,.;)]|$))"
+    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:\s-|\?)\s*"
+    rf"(?:N|NO|NEG|NEGATIVE|NONE)\b{_ENDS}"
 )
 _ITEM_YES = re.compile(
-    r"(?<![^\s,.;:(])([A-Z][A-Z0-9/ ]*?)\s*(?:\s-|\?)\s*(?:Y|YES|POS|POSITIVE)\b"
-    r"(?=\s*(?:[,.;)]|$))"
+    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:\s-|\?)\s*(?:Y|YES|POS|POSITIVE)\b{_ENDS}"
 )
+# A short item answered by a bare Y or N after a full stop, comma or colon.
+_BARE_NO = re.compile(rf"(?:(?<=[.,;:])|^)\s*({_WORD}(?: {_WORD}){{0,3}})\s+(?:N|NO)\b{_ENDS}")
+_BARE_YES = re.compile(rf"(?:(?<=[.,;:])|^)\s*({_WORD}(?: {_WORD}){{0,3}})\s+(?:Y|YES)\b{_ENDS}")
 
 
 # "NOBODY HAS TOUCHED HIM", "NO ONE HAD A GUN": the auxiliary between the negation and what
@@ -123,6 +129,8 @@ def normalise(text: str) -> str:
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
     upper = _SPACED_SLASH.sub(" ; ", upper)
     upper = _NOBODY_HAS.sub(r"\1", upper)
+    upper = _BARE_NO.sub(r" NOT \1,", upper)
+    upper = _BARE_YES.sub(r" \1,", upper)
     upper = _ITEM_NO.sub(r"NOT \1,", upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
     upper = _ANSWER_NO.sub(r"NOT \1,", upper)
