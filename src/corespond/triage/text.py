@@ -96,11 +96,12 @@ _ANSWER_YES = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|
 _WORD = r"(?!(?:YES|NO|Y|N|NEG|POS)\b)[A-Z][A-Z0-9/]*"
 _ENDS = rf"(?=\s*(?:[,.;)]|$)|\s+{_WORD}(?: {_WORD}){{0,3}}\?)"
 _ITEM_NO = re.compile(
-    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:\s-|\?)\s*"
+    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:-|\u2013|\u2014|\?)\s*"
     rf"(?:N|NO|NEG|NEGATIVE|NONE)\b{_ENDS}"
 )
 _ITEM_YES = re.compile(
-    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:\s-|\?)\s*(?:Y|YES|POS|POSITIVE)\b{_ENDS}"
+    rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:-|\u2013|\u2014|\?)\s*"
+    rf"(?:Y|YES|POS|POSITIVE)\b{_ENDS}"
 )
 # A short item answered by a bare Y or N after a full stop, comma or colon.
 _BARE_NO = re.compile(rf"(?:(?<=[.,;:])|^)\s*({_WORD}(?: {_WORD}){{0,3}})\s+(?:N|NO)\b{_ENDS}")
