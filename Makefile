@@ -56,8 +56,7 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	@echo
 	$(BIN)/corespond triage eval tests/data/triage_blind_e.jsonl
 	@echo
-	$(BIN)/corespond triage eval tests/data/triage_blind_f.jsonl
-	@echo
+	@for set in f g h i; do $(BIN)/corespond triage eval tests/data/triage_blind_$$set.jsonl; echo; done
 	@for part in tests/data/corpus/part-*.jsonl; do $(BIN)/corespond triage eval $$part | tail -6; echo; done
 	@if [ -f $(REAL_CALL_TYPES) ]; then $(BIN)/corespond triage real-call-types $(REAL_CALL_TYPES); \
 	else echo "$(REAL_CALL_TYPES) not found: skipped the real call-type check"; fi
