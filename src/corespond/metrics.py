@@ -20,6 +20,11 @@ EVENTS_INGESTED = Counter(
     "CAD events received, by source and outcome (accepted, duplicate, rejected, other_agency).",
     ["source", "status"],
 )
+CAD_UNKNOWN_FIELDS = Counter(
+    "corespond_cad_unknown_fields_total",
+    "Fields of CAD events this contract does not know (ignored, kept in the raw event).",
+    ["source"],
+)
 EVENTS_PROCESSED = Counter(
     "corespond_cad_events_processed_total",
     "CAD events folded into their calls by the worker.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -24,9 +25,9 @@ from corespond.errors import (
     problem_responses,
 )
 from corespond.ingest import service
-from corespond.ingest.schemas import CadEvent, EventReceipt
+from corespond.ingest.schemas import CadEvent, EventReceipt, read_event, unknown_fields
 from corespond.ingest.signing import verify
-from corespond.metrics import EVENTS_INGESTED
+from corespond.metrics import CAD_UNKNOWN_FIELDS, EVENTS_INGESTED
 from corespond.sources import service as sources
 
 router = APIRouter(tags=["CAD ingest"])
@@ -66,8 +67,12 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def parse_event(body: bytes) -> CadEvent:
-    """The event in ``body``, or a 422 naming every field that is wrong."""
+def parse_event(
+    body: bytes, zone: ZoneInfo | None = None, source: str | None = None
+) -> tuple[CadEvent, dict[str, Any]]:
+    """The event in ``body`` and the fields of it the contract does not know (ignored), or a
+    422 naming every field that is wrong. Offset-less times are read in ``zone``; unknown
+    fields are counted for ``source``."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -77,19 +82,22 @@ def parse_event(body: bytes) -> CadEvent:
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object (a CAD event)")
     try:
-        event = CadEvent.model_validate(document)
+        event = read_event(document, zone)
     except ValidationError as exc:
         params = invalid_params_from_errors(exc.errors(include_input=False))
         raise InvalidPayload(
             f"invalid field(s): {', '.join(p.name for p in params)}", params
         ) from exc
+    ignored = unknown_fields(document)
+    if ignored and source is not None:
+        CAD_UNKNOWN_FIELDS.labels(source).inc(len(ignored))
     missing = event.missing_on_create()
     if missing:
         raise InvalidPayload(
             f"call.created must carry {', '.join(missing)}",
             [InvalidParam(name=name, reason="required on call.created") for name in missing],
         )
-    return event
+    return event, ignored
 
 
 @router.post(
@@ -125,7 +133,7 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
-        event = parse_event(body)
+        event, ignored = parse_event(body, ZoneInfo(settings.program_timezone), cad_source.id)
     except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
         raise
@@ -134,6 +142,6 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
     except Forbidden:
         EVENTS_INGESTED.labels(cad_source.id, "other_agency").inc()
         raise
-    result = await service.ingest(session, cad_source.id, event, body, webhook_id)
+    result = await service.ingest(session, cad_source.id, event, body, webhook_id, ignored)
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     return EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)

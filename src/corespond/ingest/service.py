@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
@@ -53,9 +53,18 @@ class EventSummary:
 
 
 async def ingest(
-    session: AsyncSession, source_id: str, event: CadEvent, body: bytes, webhook_id: str
+    session: AsyncSession,
+    source_id: str,
+    event: CadEvent,
+    body: bytes,
+    webhook_id: str,
+    ignored: dict[str, Any] | None = None,
 ) -> IngestResult:
-    """Store ``event`` from ``source_id`` unless it is a repeat; answers which it was."""
+    """Store ``event`` from ``source_id`` unless it is a repeat; answers which it was. The
+    fields the contract does not know are kept with it under ``ignored``."""
+    payload = event.model_dump(mode="json", exclude_unset=True)
+    if ignored:
+        payload["ignored"] = ignored
     digest = hashlib.sha256(body).hexdigest()
     event_pk = await repository.insert_event(
         session,
@@ -65,7 +74,7 @@ async def ingest(
         occurred_at=event.occurred_at,
         incident_number=event.call.incident_number,
         webhook_id=webhook_id,
-        payload=event.model_dump(mode="json", exclude_unset=True),
+        payload=payload,
         payload_sha256=digest,
     )
     if event_pk is None:
