@@ -72,6 +72,28 @@ async def test_filters_by_agency_status_and_source(
     assert len(window.json()["items"]) == 4
 
 
+async def test_a_call_is_found_by_its_incident_number(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    ids = await seed(client, source, db, 3)
+    key = await make_key(db, "dispatcher")
+    found = await client.get(
+        "/v1/calls?source=kanawha-911&incident_number=26-000001", headers=bearer(key)
+    )
+    assert [c["id"] for c in found.json()["items"]] == [ids[1]]
+    # Read like the CAD event's: full-width digits are digits, spaces around are dropped.
+    wide = await client.get(
+        "/v1/calls", params={"incident_number": " \uff12\uff16-000002 "}, headers=bearer(key)
+    )
+    assert [c["id"] for c in wide.json()["items"]] == [ids[2]]
+    none = await client.get("/v1/calls?incident_number=26-999999", headers=bearer(key))
+    assert none.json()["items"] == []
+    too_long = await client.get(
+        "/v1/calls", params={"incident_number": "9" * 65}, headers=bearer(key)
+    )
+    assert_problem(too_long, 422)
+
+
 async def test_agency_scoped_dispatcher_sees_only_their_agency(
     client: httpx.AsyncClient, source: Source, db: Database
 ) -> None:

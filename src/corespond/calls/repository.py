@@ -20,6 +20,7 @@ class CallFilter:
     """What a list of calls is narrowed to."""
 
     source: str | None = None
+    incident_number: str | None = None
     agency: str | None = None
     status: str | None = None
     decision: str | None = None
@@ -111,6 +112,8 @@ async def list_calls(
         query = query.where(Call.county_fips == where.county_fips)
     if where.source:
         query = query.where(Call.source_id == where.source)
+    if where.incident_number:
+        query = query.where(Call.incident_number == where.incident_number)
     if where.agency:
         query = query.where(func.upper(Call.agency) == where.agency.upper())
     if where.status:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Annotated, Literal
 
@@ -56,6 +57,15 @@ async def list_calls(
     source: Annotated[
         str | None, Query(max_length=63, pattern=NO_NUL, description="CAD source id")
     ] = None,
+    incident_number: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=NO_NUL,
+            description="CAD incident number, read like the CAD event's (NFKC, trimmed); with "
+            "`source` it names one call",
+        ),
+    ] = None,
     agency: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: Annotated[
         str | None, Query(max_length=32, pattern=NO_NUL, description="e.g. dispatched, closed")
@@ -74,9 +84,11 @@ async def list_calls(
     """List calls newest first, filtered; follow `next_cursor` for more."""
     atlas = request.app.state.geography.atlas
     county_fips = require_county(atlas, county).fips if county is not None else None
+    number = unicodedata.normalize("NFKC", incident_number).strip() if incident_number else None
     where = CallFilter(
         county_fips=county_fips,
         source=source,
+        incident_number=number or None,
         agency=agency,
         status=status,
         decision=decision,
