@@ -23,6 +23,7 @@ from corespond.background import Background
 from corespond.calls.router import router as calls_router
 from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
+from corespond.console.page import router as dispatch_console
 from corespond.coverage.page import router as supervisor_page
 from corespond.coverage.router import router as coverage_router
 from corespond.crypto import secret_box
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(assignments_router)
     app.include_router(dispatch_router)
     app.include_router(coverage_router)
+    app.include_router(dispatch_console)
     app.include_router(supervisor_page)
     app.include_router(peer_app)
     app.include_router(peer_api)

@@ -113,6 +113,21 @@ POLICY: dict[str, Rule] = {
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
+    "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
+    "POST /dispatch/logout": public("ends the session of its cookie"),
+    "GET /dispatch/data": public("a dispatcher's session cookie; calls in its key's scope"),
+    "GET /dispatch/events": public("a dispatcher's session cookie, checked by the page"),
+    "POST /dispatch/calls/{call_id}/request": public(
+        "a dispatcher's session cookie; the key's call scope, as the API's peer request"
+    ),
+    "POST /dispatch/assignments/{assignment_id}/scene-secure": public(
+        "a dispatcher's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /dispatch/assignments/{assignment_id}/cancel": public(
+        "a dispatcher's session cookie; the key's call scope, as the API's"
+    ),
+    "GET /dispatch/static/{name}": public("the console's script and style"),
     "GET /supervisor": public("a sign-in form, or the page for a supervisor's session"),
     "POST /supervisor/login": public("checks the key it is given (supervisor or admin)"),
     "POST /supervisor/logout": public("ends the session of its cookie"),

@@ -1,0 +1,362 @@
+"""The dispatcher's console at ``/dispatch``: a browser tab beside the CAD for a center with
+no CAD integration, or for the dispatcher who wants to see and act on peers.
+
+Signed in with a dispatcher's (or supervisor's) key, it lists the calls of the last hours the
+key may see, newest first by when the call opened, with the triage decision and its reasons
+in one line, the county and the peer's state; ``review`` calls stand out. A dispatcher finds a
+call by incident number, asks for a peer (with a note for the peer), sees who was offered and
+the countdown, sees "staged — waiting for scene secure", reports the scene secure, and calls
+the peer off. A ``review`` call may be sent a peer anyway only with a reason, recorded with
+who decided. The page updates itself over Server-Sent Events (like the peer app): the
+server says ``changed`` when a call or assignment in scope changes, and the page refetches.
+Every action goes through the same services (and rules of scope) as the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.assignments import service as assignments
+from corespond.assignments.models import Assignment, AssignmentChange
+from corespond.assignments.service import Context, MatchPolicy
+from corespond.audit import service as audit
+from corespond.auth.service import (
+    Principal,
+    authenticate,
+    end_session,
+    open_session,
+    session_principal,
+)
+from corespond.browser import SECURITY_HEADERS, clear_session_cookie, same_site, set_session_cookie
+from corespond.calls import service as calls
+from corespond.calls.models import Call
+from corespond.calls.repository import CallFilter
+from corespond.confidentiality.peer_view import clean_note
+from corespond.db import SessionDep, database_of
+from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "corespond_dispatch"
+COOKIE_PATH = "/dispatch"
+ALLOWED = ("dispatcher", "supervisor", "admin")
+SESSION_HOURS = 12
+WINDOW_HOURS = 12
+STREAM_POLL_SECONDS = 1.0
+STREAM_HEARTBEAT_SECONDS = 15.0
+STREAM_LIFETIME_SECONDS = 30 * 60.0
+STATIC = {
+    "dispatch.css": "text/css",
+    "dispatch.js": "text/javascript",
+    "icon.svg": "image/svg+xml",
+}
+
+templates = Environment(
+    loader=PackageLoader("corespond.console", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = templates.get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    principal = await session_principal(session, token, request.app.state.clock())
+    return principal if principal is not None and principal.role in ALLOWED else None
+
+
+async def _require(request: Request, session: AsyncSession, *, post: bool = False) -> Principal:
+    if post and not same_site(request):
+        raise Forbidden("use this page")
+    principal = await _signed_in(request, session)
+    if principal is None:
+        raise Unauthorized("sign in at /dispatch")
+    return principal
+
+
+def _context(request: Request) -> Context:
+    return Context(
+        MatchPolicy.of(request.app.state.settings),
+        request.app.state.geography,
+        request.app.state.clock(),
+    )
+
+
+# --- signing in and out --------------------------------------------------------------------
+
+
+@router.get("/dispatch")
+async def page(request: Request, session: SessionDep) -> Response:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        return _html("login.html")
+    await audit.record(session, principal, "dispatch_console.read", "call", None)
+    return _html(
+        "dispatch.html",
+        who=principal.name,
+        role=principal.role,
+        timezone=request.app.state.settings.program_timezone,
+        window_hours=WINDOW_HOURS,
+    )
+
+
+@router.post("/dispatch/login")
+async def login(
+    request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    if not same_site(request):
+        return _html("login.html", 403, error="Sign in from this page.")
+    try:
+        principal = await authenticate(session, key.strip())
+    except Unauthorized:
+        return _html("login.html", 401, error="That key is not valid or has been revoked.")
+    if principal.role not in ALLOWED:
+        return _html("login.html", 403, error=f"A {principal.role} key cannot open this console.")
+    token = await open_session(
+        session, principal, timedelta(hours=SESSION_HOURS), request.app.state.clock()
+    )
+    response = RedirectResponse("/dispatch", status_code=303)
+    set_session_cookie(response, request, COOKIE, token, COOKIE_PATH, SESSION_HOURS)
+    return response
+
+
+@router.post("/dispatch/logout")
+async def logout(request: Request, session: SessionDep) -> Response:
+    if not same_site(request):
+        return _html("login.html", 403, error="Sign out from this page.")
+    token = request.cookies.get(COOKIE)
+    if token:
+        await end_session(session, token, request.app.state.clock())
+    response = RedirectResponse("/dispatch", status_code=303)
+    clear_session_cookie(response, request, COOKIE, COOKIE_PATH)
+    return response
+
+
+# --- what the console shows ----------------------------------------------------------------
+
+
+def _assignment(assignment: Assignment | None, peer_name: str | None) -> dict[str, Any] | None:
+    if assignment is None:
+        return None
+    staged = (
+        assignment.status in ("accepted", "en_route", "on_scene")
+        and assignment.scene_secure_required
+        and assignment.scene_secured_at is None
+    )
+    return {
+        "id": str(assignment.id),
+        "status": assignment.status,
+        "peer": peer_name,
+        "expires_at": assignment.expires_at.isoformat() if assignment.expires_at else None,
+        "staged": staged,
+        "scene_secured_at": assignment.scene_secured_at.isoformat()
+        if assignment.scene_secured_at
+        else None,
+        "next_available_at": assignment.next_available_at.isoformat()
+        if assignment.next_available_at
+        else None,
+        "why_unfilled": (assignment.ranking or {}).get("summary")
+        if assignment.status == "unfilled"
+        else None,
+    }
+
+
+async def _data(
+    request: Request, session: AsyncSession, principal: Principal, number: str | None
+) -> dict[str, Any]:
+    now = request.app.state.clock()
+    where = CallFilter(
+        incident_number=number,
+        opened_from=None if number else now - timedelta(hours=WINDOW_HOURS),
+    )
+    rows, _ = await calls.list_calls(session, where, principal, cursor=None, limit=200)
+    found = await assignments.latest_for_calls(session, [c.id for c in rows])
+    items = []
+    for call in sorted(rows, key=lambda c: c.opened_at or c.created_at, reverse=True):
+        assignment, peer = found.get(call.id, (None, None))
+        items.append(
+            {
+                "id": str(call.id),
+                "incident_number": call.incident_number,
+                "source": call.source_id,
+                "agency": call.agency,
+                "call_type": call.call_type,
+                "county": call.county_name,
+                "opened_at": (call.opened_at or call.created_at).isoformat(),
+                "status": call.status,
+                "ended": call.ended_at is not None,
+                "decision": call.decision,
+                "summary": call.decision_summary,
+                "assignment": _assignment(assignment, peer.display_name if peer else None),
+            }
+        )
+    await audit.record(
+        session, principal, "dispatch_console.data", "call", None, {"calls": len(items)}
+    )
+    return {"at": now.isoformat(), "calls": items}
+
+
+def _number(text: str | None) -> str | None:
+    if not text:
+        return None
+    number = unicodedata.normalize("NFKC", text).strip()
+    if len(number) > 64 or "\x00" in number:
+        raise InvalidPayload("incident_number: at most 64 characters")
+    return number or None
+
+
+@router.get("/dispatch/data")
+async def data(
+    request: Request, session: SessionDep, incident_number: str | None = None
+) -> Response:
+    """The console's calls (the same sign-in cookie); ``?incident_number=`` finds one."""
+    principal = await _require(request, session)
+    body = await _data(request, session, principal, _number(incident_number))
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def _stamp(session: AsyncSession) -> tuple[object, ...]:
+    """Changes whenever a call is folded or triaged, or an assignment moves."""
+    calls_at = await session.scalar(select(func.max(Call.folded_at)))
+    moved = await session.scalar(select(func.max(AssignmentChange.id)))
+    return (calls_at, moved)
+
+
+@router.get("/dispatch/events")
+async def events(request: Request, session: SessionDep) -> Response:
+    """``data: changed`` when calls or assignments change (checked every second), a comment
+    every 15 s to keep the connection open; ends when the session does."""
+    await _require(request, session)
+    database = database_of(request)
+    token = request.cookies.get(COOKIE, "")
+    clock = request.app.state.clock
+
+    async def stream() -> AsyncIterator[str]:
+        last: tuple[object, ...] | None = None
+        quiet = lived = 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected() and lived < STREAM_LIFETIME_SECONDS:
+            async with database.sessionmaker() as check:
+                stamp = await _stamp(check)
+                if quiet >= STREAM_HEARTBEAT_SECONDS:
+                    principal = await session_principal(check, token, clock())
+                    if principal is None or principal.role not in ALLOWED:
+                        return
+            if stamp != last:
+                if last is not None:
+                    yield "data: changed\n\n"
+                last, quiet = stamp, 0.0
+            elif quiet >= STREAM_HEARTBEAT_SECONDS:
+                yield ": still here\n\n"
+                quiet = 0.0
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            quiet += STREAM_POLL_SECONDS
+            lived += STREAM_POLL_SECONDS
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# --- acting ----------------------------------------------------------------------------------
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=500)
+    review_reason: str | None = Field(default=None, max_length=300)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/dispatch/calls/{call_id}/request")
+async def request_peer(
+    call_id: uuid.UUID, request: Request, session: SessionDep, body: RequestIn
+) -> Response:
+    """Ask for a peer; on a ``review`` call only with a reason, recorded with who decided."""
+    principal = await _require(request, session, post=True)
+    call = await calls.get_call(session, call_id, principal)
+    if call.decision == "review":
+        reason = (body.review_reason or "").strip()
+        if not reason:
+            raise InvalidPayload(
+                "review_reason: this call is under review; say why a peer may go anyway"
+            )
+        await audit.record(
+            session,
+            principal,
+            "call.review_overridden",
+            "call",
+            call_id,
+            {"reason": reason, "decision_summary": call.decision_summary},
+        )
+    note = clean_note(body.note) if body.note else None
+    result = await assignments.request_peer(
+        session, principal, call_id, _context(request), note=note
+    )
+    return JSONResponse({"assignment": str(result.assignment.id), "created": result.created})
+
+
+@router.post("/dispatch/assignments/{assignment_id}/scene-secure")
+async def scene_secure(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
+    """Police report the scene secure: the staged peer may go in."""
+    principal = await _require(request, session, post=True)
+    assignment = await assignments.scene_secure(
+        session, principal, assignment_id, _context(request)
+    )
+    return JSONResponse({"assignment": str(assignment.id), "status": assignment.status})
+
+
+@router.post("/dispatch/assignments/{assignment_id}/cancel")
+async def cancel(
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, body: CancelIn
+) -> Response:
+    """Call the peer off; the dispatcher's words are kept on the audit record (the
+    assignment's history says ``dispatcher``)."""
+    principal = await _require(request, session, post=True)
+    reason = body.reason.strip()
+    if not reason:
+        raise InvalidPayload("reason: say why the peer is called off")
+    assignment = await assignments.act(
+        session, principal, assignment_id, "cancel", _context(request)
+    )
+    await audit.record(
+        session, principal, "assignment.called_off", "assignment", assignment.id, {"reason": reason}
+    )
+    return JSONResponse({"assignment": str(assignment.id), "status": assignment.status})
+
+
+@router.get("/dispatch/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no such file: {name}")
+    text = resources.files("corespond.console").joinpath(f"static/{name}").read_text()
+    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
