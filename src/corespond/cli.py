@@ -233,6 +233,7 @@ def _print_demo(
         out.print(f"peer key        {key}  ({name})")
     out.print(f"demo events accepted this run: {creds.events_accepted}")
     out.print(f"supervisor page: {base}/supervisor (sign in with the supervisor key)")
+    out.print(f"dispatch:        {base}/dispatch (sign in with the dispatcher key)")
     for name, token in creds.peer_sign_in.items():
         out.print(f"peer app:        {base}/peer/sign-in?token={token}  ({name}, once, 15 min)")
     out.print("\nTry (the README walks through the rest):")
