@@ -197,7 +197,7 @@ def test_suicide_signs_direct_or_indirect_go_to_review(narrative: str) -> None:
         ("SUBJ DRUNK, SELLING PILLS", "ineligible"),
         ("SUBJ DRUNK, ASKING FOR MONEY", "eligible"),
         ("SUBJ DRUNK, DROVE HERE", "ineligible"),
-        ("SUBJ DRUNK, HIS MOM DROVE HIM HOME", "eligible"),
+        ("SUBJ DRUNK, HIS MOM DROVE HIM HERE", "eligible"),
         ("SUBJ DRUNK, CANT DRIVE", "eligible"),
         ("SUBJ DRUNK, HAS A LOADED PISTOL", "ineligible"),
         ("SUBJ IS LOADED, STUMBLING", "eligible"),

@@ -193,3 +193,23 @@ def test_indirect_suicide_signs_go_to_review(narrative: str) -> None:
 def test_selling_is_read_by_what_is_sold(narrative: str, expected: str) -> None:
     decision = classify(TriageInput(call_type="INTOX", narrative=narrative), RULES_ALONE)
     assert decision.decision == expected, decision.summary
+
+
+ATTACK = ROOT / "tests" / "data" / "triage_attack.jsonl"
+# Known to get through: a juvenile given only by a date of birth (triage reads no dates).
+KNOWN_ATTACK_MISSES = {"F12"}
+
+
+def test_a_white_box_attack_on_the_reading_finds_no_way_to_eligible() -> None:
+    """149 calls written to slip danger, suicide signs, juveniles or an unresponsive person
+    past the reading (answers that are not answers, negations that are instructions, safe
+    contexts that are not safe, words with no rule): none is eligible any more."""
+    import json
+
+    through = []
+    for line in ATTACK.read_text("utf-8").splitlines():
+        case = json.loads(line)
+        call = TriageInput(call_type=case["call_type"], narrative=case["narrative"])
+        if classify(call, RULES).decision == "eligible" and case["id"] not in KNOWN_ATTACK_MISSES:
+            through.append((case["id"], case["narrative"]))
+    assert through == []

@@ -42,6 +42,9 @@ ReasonKind = Literal[
 ]
 
 _LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
+# Medical-priority determinants carry a suffix for what the call-taker learned: V violent,
+# W weapons ("23C05W"). Either is danger, whatever the protocol.
+_MPDS_SUFFIX = re.compile(r"^\d{1,2}[ABCDEO]\d{2}([VW])$")
 _KIND_ORDER = {
     "danger": 0,
     "policy": 1,
@@ -140,6 +143,21 @@ class _Reading:
 
 
 FIELD_ORDER = ("call_type", "description", "narrative", "hazards")
+# Between two items of one negated list ("NO DRUGS OR ANY ALCOHOL") only these may stand.
+LIST_FILLERS = frozenset({"A", "AN", "THE", "ANY", "OTHER"})
+# A negation is undone by an exception later in its clause ("NO ONE IS ARMED EXCEPT HIM",
+# "... BUT HIM", "... OTHER THAN HER HUSB") or opening the next one.
+EXCEPTIONS = frozenset({"EXCEPT", "BESIDES", "EXCEPTING"})
+EXCEPT_AFTER_BUT = frozenset({"HIM", "HER", "ME", "THEM", "HIS", "THE", "ONE"})
+# Words before a negation that make it a plea or an order, not a denial.
+PLEAS = frozenset(
+    {"TOLD", "TELLING", "SCREAMING", "SCREAMED", "YELLING", "YELLED", "HOLLERING", "BEGGING",
+     "BEGGED", "SHOUTING", "PLEADING", "CRYING"}
+)  # fmt: skip
+# "NEVER HIT HER BEFORE TONIGHT": denied of the past, said of now.
+UNTIL_NOW = (("LIKE", "THIS"), ("BEFORE", "TONIGHT"), ("BEFORE", "TODAY"), ("BEFORE", "NOW"),
+             ("UNTIL", "TONIGHT"), ("UNTIL", "TODAY"), ("UNTIL", "NOW"), ("TILL", "TONIGHT"),
+             ("TIL", "TONIGHT"), ("UNTIL", "THIS"))  # fmt: skip
 
 
 def classify(call: TriageInput, rules: RuleSet) -> TriageDecision:
@@ -221,6 +239,14 @@ def _code_hits(call: TriageInput, rules: RuleSet) -> tuple[list[_Hit], list[_Kin
     kinds: list[_KindHit] = []
     decided = False
     whole = False
+    suffix = _MPDS_SUFFIX.match(code)
+    if suffix is not None:
+        rule_id = "danger.violence" if suffix.group(1) == "V" else "danger.weapon"
+        hits.append(
+            _Hit(
+                rules.rules[rule_id], "call_type", f"code suffix {suffix.group(1)}", (-1, -1), False
+            )
+        )
     for codes in rules.codes_for(call.source, call.agency):
         key = next((c for c in candidates if c in codes), None)
         if key is None:
@@ -281,7 +307,7 @@ def _carry_negation_along_lists(hits: list[_Hit], field: Field, rules: RuleSet) 
     negated_until: int | None = None  # token index where the last negated item ended
     for hit in ordered:
         start = hit.position[1]
-        joiners = rules.danger_lists if hit.rule.kind == "danger" else rules.lists
+        joiners = rules.danger_lists if hit.rule.kind in ("danger", "risk") else rules.lists
         if (
             not hit.negated
             and hit.rule.negatable
@@ -291,7 +317,7 @@ def _carry_negation_along_lists(hits: list[_Hit], field: Field, rules: RuleSet) 
         ):
             between = words[negated_until + 1 : start]
             if any(w in joiners for w in between) and all(
-                w in joiners or w in rules.negation_free for w in between
+                w in joiners or w in LIST_FILLERS for w in between
             ):
                 hit = _Hit(hit.rule, hit.field, hit.text, hit.position, True, hit.last)
         if hit.negated:
@@ -340,12 +366,19 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     """
     tokens = field.tokens
     clause = tokens[first].clause
+    if _excepted(tokens, last, clause) or _like_this(tokens, last, clause):
+        return False
     fillers = 0
     k = first - 1
     while k >= 0 and tokens[k].clause == clause and fillers <= rules.negation_window:
         text = tokens[k].text
         if text in rules.negate_before:
-            return True
+            # "NOT TO SHOOT", "TOLD HIM NOT TO DRIVE", "SCREAMING DONT SHOOT": an
+            # instruction or a plea, not a fact denied.
+            if k + 1 < len(tokens) and tokens[k + 1].text == "TO":
+                return False
+            pleaded = {t.text for t in tokens[max(0, k - 3) : k] if t.clause == clause}
+            return not (pleaded & PLEAS)
         if text not in rules.negation_free:
             break
         fillers += 1
@@ -353,6 +386,29 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     if _negated_after(tokens, last, clause, rules):
         return True
     return _answered_no(tokens, first, last, rules)
+
+
+def _like_this(tokens: Sequence[Token], last: int, clause: int) -> bool:
+    """ "NEVER BEEN VIOLENT LIKE THIS BEFORE", "NEVER HIT HER BEFORE TONIGHT": what is
+    denied of the past is said of now."""
+    after = [t.text for t in tokens[last + 1 :] if t.clause == clause]
+    return any(pair == tuple(after[i : i + 2]) for i in range(len(after)) for pair in UNTIL_NOW)
+
+
+def _excepted(tokens: Sequence[Token], last: int, clause: int) -> bool:
+    """An exception after the negated item, in its clause or opening the next one."""
+    rest = [t for t in tokens[last + 1 :] if t.clause in (clause, clause + 1)]
+    words = [t.text for t in rest]
+    for i, t in enumerate(rest):
+        if t.text in EXCEPTIONS and (t.clause == clause or i == 0 or rest[i - 1].clause == clause):
+            return True
+        if t.clause != clause:
+            continue
+        if t.text == "OTHER" and words[i + 1 : i + 2] == ["THAN"]:
+            return True
+        if t.text == "BUT" and words[i + 1 : i + 2] and words[i + 1] in EXCEPT_AFTER_BUT:
+            return True
+    return False
 
 
 def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleSet) -> bool:
@@ -389,9 +445,9 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
         text = tokens[k].text
         if text in rules.answer_skip:
             continue
-        if text in rules.negate_before or text in rules.negate_after:
+        if text in rules.answers:
             following = tokens[k + 1].text if k + 1 < len(tokens) else ""
-            return following not in rules.not_after_cue
+            return following not in rules.not_after_cue and following != "BUT"
         return False
     return False
 
@@ -467,10 +523,14 @@ def _first_resolver_after(
 
 
 def _resolver_negated(rule: Rule, field: Field, first: int) -> bool:
-    """ "SEMI CONSCIOUS", "NO LONGER CONSCIOUS", "NOT ALERT": no recovery."""
-    clause = field.tokens[first].clause
+    """ "SEMI CONSCIOUS", "NO LONGER CONSCIOUS", "NOT ALERT", "IS UP NOW? UNK": no
+    recovery."""
+    tokens = field.tokens
+    clause = tokens[first].clause
+    if any(t.text in ("UNK", "UNKNOWN") for t in tokens[first + 1 : first + 5]):
+        return True
     return any(
-        field.tokens[k].text in rule.resolver_negators and field.tokens[k].clause == clause
+        tokens[k].text in rule.resolver_negators and tokens[k].clause == clause
         for k in range(max(0, first - 2), first)
     )
 
@@ -635,6 +695,8 @@ def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
         return word in rules.negated_only and _negated(field, index, index, rules)
     if word in rules.safe_words or (len(word) == 1 and word.isascii()):
         return True
+    if word.isdigit() and _held_number(field, index):
+        return False
     if word.isdigit():
         tokens = field.tokens
         ten_code = (
@@ -654,6 +716,22 @@ def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
     if word in rules.negated_only:
         return _negated(field, index, index, rules)
     return False
+
+
+_OWNERS = frozenset({"HIS", "HER", "THEIR", "MY", "A", "WITH"})
+_NOT_A_NOUN = frozenset({"IN", "ON", "AT", "AND", "OR", "BUT", "TO", "FROM", "BY", "WITH", "THE"})
+
+
+def _held_number(field: Field, index: int) -> bool:
+    """ "WALKING AROUND WITH HIS 243": a number someone has, with no noun after it, may be
+    a caliber; "HIS 2 KIDS", "A 40 OZ" are not."""
+    tokens = field.tokens
+    if index == 0 or tokens[index - 1].text not in _OWNERS:
+        return False
+    if tokens[index - 1].clause != tokens[index].clause:
+        return False
+    after = tokens[index + 1] if index + 1 < len(tokens) else None
+    return after is None or after.clause != tokens[index].clause or after.text in _NOT_A_NOUN
 
 
 def _singular(word: str) -> str:

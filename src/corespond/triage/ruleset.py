@@ -159,9 +159,14 @@ class NegationSpec(BaseModel):
     answer_skip: list[str] = Field(
         default_factory=list, description="Words passed over before the answer: 'RP STS NONE'."
     )
+    answers: list[str] = Field(
+        default_factory=lambda: ["NO", "N", "NONE", "NEGATIVE", "NEG"],
+        description="The only words that answer a question 'no' ('DONT KNOW' does not).",
+    )
 
     @field_validator(
         "before",
+        "answers",
         "after",
         "not_after_cue",
         "terminators",
@@ -427,6 +432,7 @@ class RuleSet:
     terminators: frozenset[str]
     question: frozenset[str]
     answer_skip: frozenset[str]
+    answers: frozenset[str]
     negation_free: frozenset[str]
     after_ok: frozenset[str]
     lists: frozenset[str]
@@ -709,6 +715,7 @@ def compile_rules(
         terminators=frozenset(spec.negation.terminators),
         question=frozenset(spec.negation.question),
         answer_skip=frozenset(spec.negation.answer_skip),
+        answers=frozenset(spec.negation.answers),
         negation_free=frozenset(spec.negation.free),
         after_ok=frozenset(spec.negation.after_ok),
         lists=frozenset(spec.negation.lists),

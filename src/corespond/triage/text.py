@@ -36,6 +36,11 @@ _AGE = re.compile(
     r"(\d{1,2})(?=\s*(?:[,.;)!?]|$|\s+(?:AND|BUT|YEARS|YRS|YR|Y/O|YO|HE|SHE|HES|SHES|AT|IN)\b))"
     r"|\b(?:BOY|GIRL|KID|TEEN|TEENAGER|JUVENILE|GUY|MALE|FEMALE|YOUNG\s+MAN|YOUNG\s+WOMAN)\s+"
     r"(?:ABOUT|AROUND|APPROX\.?|MAYBE|LIKE|AGED?)\s+(\d{1,2})\b"
+    # "MY DAUGHTER, 16,", "GRANDSON 15", "STEPSON AGED 16", "CHILD 15 YOA", "LOOKS ABOUT 14".
+    r"|\b(?:SON|DAUGHTER|GRANDSON|GRANDDAUGHTER|STEPSON|STEPDAUGHTER|BROTHER|SISTER|NEPHEW|NIECE|"
+    r"COUSIN|CHILD|KID|BOY|GIRL)\s*,?\s*(?:AGED?\s+|WHO\s+IS\s+)?(\d{1,2})\b"
+    r"(?!\s*(?:MIN|MINS|MINUTES|HR|HRS|HOURS|DAYS|WEEKS|MONTHS|TIMES|BEERS|PILLS|SHOTS|DRINKS|MG))"
+    r"|\bLOOKS\s+(?:ABOUT\s+|LIKE\s+|AROUND\s+)?(\d{1,2})\b"
     r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
     r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
 )
@@ -86,14 +91,26 @@ def fold_unicode(text: str) -> str:
 # DRUGS" is not an answer).
 # A speaker's label ("TXT: NO", "CT: ANY WEAPONS") is not a question.
 _SPEAKER = r"(?!(?:TXT|TEXT|CT|RP|CALLER|PT|DISP|DISPATCH|REPLY|UPDT|UPDATE|NOTE|NOTES|KQ|SMS)\b)"
-_ANSWER_NO = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE)\b")
-_ANSWER_YES = re.compile(rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE)\b")
+# The answer must end its item ("WEAPONS: NO IDEA" and "WEAPONS: N/K" are not answers).
+_ANSWER_END = r"(?![/\w])(?=\s*(?:[,.;)]|$|\s+[A-Z][A-Z0-9/]*\s*[:=]))"
+_ANSWER_NO = re.compile(
+    rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE){_ANSWER_END}"
+)
+_ANSWER_YES = re.compile(
+    rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE){_ANSWER_END}"
+)
 # A list of questions, each item its whole question: "KQ: SUICIDAL - N, THOUGHTS OF HARMING
 # OTHERS - N, ALERT - Y", "WEAPONS? NO." or "KQ: AWAKE Y. VIOLENT N. WEAPONS N." reads "NOT
 # THOUGHTS OF HARMING OTHERS,". The answer must end its item or come just before the next
 # question ("WEAPONS? NO AGE? 34"); "ETOH - NO DRUGS" is not an answer. An item is at most six
 # words and never holds an answer word itself.
-_WORD = r"(?!(?:YES|NO|Y|N|NEG|POS)\b)[A-Z][A-Z0-9/]*"
+_WORD = (
+    r"(?!(?:YES|NO|Y|N|NEG|POS|IS|ARE|WAS|WERE|DID|DOES|DO|CAN|HAS|HAVE|HAD|WILL|WOULD|"
+    r"THE|IT|ITS|OVER|STILL|GONE|SAFE|AND|WALKING|HEADED|HEADING|RUNNING|GOING|DRIVING|"
+    r"DROPPED|DOWN|STOPPED|AWAY|SECURED|LOCKED|UNLOADED|PUT|DONE|ENDED|FINISHED|CALM|CALMED|"
+    r"FROM|TO|TOWARD|TOWARDS|AT|INTO)\b)"
+    r"[A-Z][A-Z0-9/]*"
+)
 _ENDS = rf"(?=\s*(?:[,.;)]|$)|\s+{_WORD}(?: {_WORD}){{0,3}}\?)"
 _ITEM_NO = re.compile(
     rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:-|\u2013|\u2014|\?)\s*"
@@ -110,7 +127,11 @@ _BARE_YES = re.compile(rf"(?:(?<=[.,;:])|^)\s*({_WORD}(?: {_WORD}){{0,3}})\s+(?:
 
 # "NOBODY HAS TOUCHED HIM", "NO ONE HAD A GUN": the auxiliary between the negation and what
 # it negates would end the negation's reach (HAS is a terminator: "NO ID, HAS A KNIFE").
-_NOBODY_HAS = re.compile(r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\b(?!\s+NOT\b)")
+_NOBODY_HAS = re.compile(
+    r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\s+"
+    r"(?=(?:TOUCHED|LAID|PUT|HIT|BEEN|THREATENED|MENTIONED|SAID|STOOD|GOTTEN|GOT|HURT|SEEN|"
+    r"HEARD|SWUNG|THROWN|PUSHED|GRABBED)\b)"
+)
 
 
 # " / " between quoted messages or items ("TXT: HES UP / CT: ANY WEAPONS / TXT: NO") ends a
@@ -124,14 +145,20 @@ def _each_item(match: re.Match[str]) -> str:
     return "NOT " + match.group(1).replace("/", " OR ") + ","
 
 
+# Psychiatric key questions: "SI: N, HI: Y" are suicidal and homicidal ideation.
+_IDEATION = re.compile(r"\b(SI|HI)(?=\s*(?:[:=?]|\s-)\s*(?:Y|YES|N|NO|POS|NEG)\b)")
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
     upper = _SPACED_SLASH.sub(" ; ", upper)
+    upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1", upper)
-    upper = _BARE_NO.sub(r" NOT \1,", upper)
-    upper = _BARE_YES.sub(r" \1,", upper)
+    if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
+        upper = _BARE_NO.sub(r" NOT \1,", upper)
+        upper = _BARE_YES.sub(r" \1,", upper)
     upper = _ITEM_NO.sub(r"NOT \1,", upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
     upper = _ANSWER_NO.sub(r"NOT \1,", upper)
