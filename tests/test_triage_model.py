@@ -196,8 +196,8 @@ def test_selling_is_read_by_what_is_sold(narrative: str, expected: str) -> None:
 
 
 ATTACK = ROOT / "tests" / "data" / "triage_attack.jsonl"
-# Known to get through: a juvenile given only by a date of birth (triage reads no dates).
-KNOWN_ATTACK_MISSES = {"F12"}
+# None is known to get through (a date of birth is read as the age it gives today).
+KNOWN_ATTACK_MISSES: set[str] = set()
 
 
 def test_a_white_box_attack_on_the_reading_finds_no_way_to_eligible() -> None:

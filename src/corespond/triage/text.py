@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 # Clause boundaries end a negation's reach: "NO WEAPONS SEEN, HAS KNIFE" negates nothing after
 # the comma.
@@ -149,11 +150,27 @@ def _each_item(match: re.Match[str]) -> str:
 _IDEATION = re.compile(r"\b(SI|HI)(?=\s*(?:[:=?]|\s-)\s*(?:Y|YES|N|NO|POS|NEG)\b)")
 
 
+# "DOB 04/02/2010": the age it gives today is read like a stated age ("... AGE 16").
+_DOB = re.compile(r"\bD\.?O\.?B\.?[:\s]*(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})\b")
+
+
+def _with_age(match: re.Match[str]) -> str:
+    today = date.today()
+    month, day, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    if year < 100:
+        year += 2000 if year <= today.year % 100 else 1900
+    if not (1 <= month <= 12 and 1 <= day <= 31) or year > today.year:
+        return match.group(0)
+    age = today.year - year - ((today.month, today.day) < (month, day))
+    return f"{match.group(0)} AGE {age}" if 0 <= age < 100 else match.group(0)
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
     upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
     upper = _SPACED_SLASH.sub(" ; ", upper)
+    upper = _DOB.sub(_with_age, upper)
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1", upper)
     if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
