@@ -605,3 +605,18 @@ async def test_sources_set_agencies_replaces_them_with_registered_ones(cli_env: 
     code, output = await invoke("sources", "set-agencies", "mcdowell-911", "--agency", "NOWHERE PD")
     assert code == 2
     assert "not registered" in output
+
+
+async def test_sources_disable_and_enable(cli_env: Database) -> None:
+    code, output = await invoke(
+        "sources", "add", "boone-911", "--name", "Boone 911", "--agency", "WELCH PD"
+    )
+    assert code == 0, output
+    code, output = await invoke("sources", "disable", "boone-911")
+    assert code == 0, output
+    assert "boone-911: disabled since" in output
+    code, output = await invoke("sources", "enable", "boone-911")
+    assert (code, output.strip()) == (0, "boone-911: enabled")
+    code, output = await invoke("sources", "disable", "nowhere-911")
+    assert code != 0
+    assert "unknown CAD source" in output

@@ -19,7 +19,6 @@ from corespond.ingest.models import CadEvent
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import EXAMPLE_EVENT
 from corespond.ingest.service import process_pending
-from corespond.sources.models import CadSource
 from corespond.sources.service import rotate_secret
 from corespond.triage.ruleset import load_rules
 from tests.conftest import Source, make_key
@@ -145,16 +144,6 @@ async def test_unknown_source_is_404(client: httpx.AsyncClient, source: Source) 
         "/v1/cad/nowhere-911/events", content=body, headers=signed_headers(source.secret, body)
     )
     assert_problem(response, 404, "nowhere-911")
-
-
-async def test_disabled_source_is_404(
-    client: httpx.AsyncClient, source: Source, db: Database
-) -> None:
-    async with db.sessionmaker() as session, session.begin():
-        row = await session.get(CadSource, source.id)
-        assert row is not None
-        row.disabled_at = datetime.now(UTC)
-    assert_problem(await post(client, source, cad_event()), 404)
 
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
@@ -448,3 +437,22 @@ async def test_a_forgiving_reader_takes_what_cad_exports_send_and_loses_nothing(
     assert (call.lat, call.lon) == (38.3498, -81.6326)
     assert call.address is None
     assert call.narrative == EXAMPLE_EVENT["call"]["narrative"]  # not cleared by " "
+
+
+async def test_a_disabled_source_is_refused_saying_so_and_nothing_is_stored(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    from corespond.sources.service import set_disabled
+
+    async with db.sessionmaker() as session, session.begin():
+        await set_disabled(session, source.id, True, datetime.now(UTC))
+    problem = assert_problem(await post(client, source, cad_event()), 403)
+    assert "disabled" in problem["detail"]
+    assert await stored_events(db) == 0
+    # Unsigned, it learns nothing more than an unknown caller would.
+    body = encode(cad_event())
+    unsigned = await client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401
+    async with db.sessionmaker() as session, session.begin():
+        await set_disabled(session, source.id, False, datetime.now(UTC))
+    assert (await post(client, source, cad_event())).status_code == 202

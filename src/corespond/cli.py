@@ -367,6 +367,35 @@ def sources_set_agencies(
     out.print(_run_in_session(work, ("source.set_agencies", source_id)), markup=False)
 
 
+@sources_app.command("disable")
+def sources_disable(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+) -> None:
+    """Stop taking a CAD source's events: they are refused (403, saying the source is
+    disabled, nothing stored) and nothing is delivered to it, until it is enabled."""
+    from corespond.sources.service import set_disabled
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        source = await set_disabled(session, source_id, True, datetime.now(UTC))
+        return f"{source.id}: disabled since {source.disabled_at:%Y-%m-%d %H:%M} UTC"
+
+    out.print(_run_in_session(work, ("source.disable", source_id)), markup=False)
+
+
+@sources_app.command("enable")
+def sources_enable(
+    source_id: Annotated[str, typer.Argument(help="The CAD source.")],
+) -> None:
+    """Take a disabled CAD source's events again (and deliver what waited for it)."""
+    from corespond.sources.service import set_disabled
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        source = await set_disabled(session, source_id, False, datetime.now(UTC))
+        return f"{source.id}: enabled"
+
+    out.print(_run_in_session(work, ("source.enable", source_id)), markup=False)
+
+
 @sources_app.command("scene-secure")
 def sources_scene_secure(
     source_id: Annotated[str, typer.Argument(help="The CAD source.")],

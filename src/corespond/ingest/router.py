@@ -123,9 +123,10 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
         raise NotFound("unknown CAD source")
     # The body is read before the first query, so a slow client never holds a connection.
     body = await read_body_limited(request, settings.max_event_bytes)
-    cad_source = await sources.get_source(session, source)
+    cad_source = await sources.receiving_source(session, source)
     try:
         webhook_id = verify(body, request.headers, sources.verification_secrets(cad_source, box))
+        sources.require_enabled(cad_source)
         # Charged only once the signature holds: nobody else can use up a source's limit.
         wait = request.app.state.source_limits.take(f"source:{cad_source.id}", time.monotonic())
         if wait > 0:
@@ -134,7 +135,7 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
         if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
         event, ignored = parse_event(body, ZoneInfo(settings.program_timezone), cad_source.id)
-    except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited):
+    except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited, Forbidden):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
         raise
     try:

@@ -234,6 +234,39 @@ async def get_source(session: AsyncSession, source_id: str) -> CadSource:
     return source
 
 
+async def receiving_source(session: AsyncSession, source_id: str) -> CadSource:
+    """The source an event is posted to, enabled or not; ``NotFound`` if there is none."""
+    source = await session.get(CadSource, source_id)
+    if source is None:
+        raise NotFound(f"unknown CAD source {source_id!r}")
+    return source
+
+
+def require_enabled(source: CadSource) -> None:
+    """``Forbidden``, saying so, if the program has disabled the source (checked once its
+    signature holds: only the CAD itself learns it)."""
+    if source.disabled_at is not None:
+        raise Forbidden(
+            f"CAD source {source.id!r} is disabled (since {source.disabled_at:%Y-%m-%d %H:%M} "
+            "UTC): its events are refused until the program enables it again"
+        )
+
+
+async def set_disabled(
+    session: AsyncSession, source_id: str, disabled: bool, now: datetime
+) -> CadSource:
+    """Disable a source (its events refused with 403, its deliveries held) or enable it."""
+    source = await session.get(CadSource, source_id)
+    if source is None:
+        raise NotFound(f"unknown CAD source {source_id!r}")
+    if disabled and source.disabled_at is None:
+        source.disabled_at = now
+    elif not disabled:
+        source.disabled_at = None
+    await session.flush()
+    return source
+
+
 async def list_sources(session: AsyncSession, now: datetime | None = None) -> list[SourceSummary]:
     now = now or datetime.now(UTC)
     rows = (await session.scalars(select(CadSource).order_by(CadSource.id))).all()
