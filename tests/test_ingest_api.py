@@ -456,3 +456,33 @@ async def test_a_disabled_source_is_refused_saying_so_and_nothing_is_stored(
     async with db.sessionmaker() as session, session.begin():
         await set_disabled(session, source.id, False, datetime.now(UTC))
     assert (await post(client, source, cad_event())).status_code == 202
+
+
+async def test_validate_only_answers_what_would_be_stored_and_stores_nothing(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    document = cad_event(call_type_description="", vendor_note="x")
+    body = encode(document)
+    response = await client.post(
+        f"{URL}?validate=true", content=body, headers=signed_headers(source.secret, body)
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["valid"], answer["stored"]) == (True, False)
+    assert answer["call"]["incident_number"] == document["call"]["incident_number"]
+    assert "call_type_description" not in answer["call"]  # blank: absent
+    assert answer["ignored_fields"] == ["call.vendor_note"]
+    assert answer["triage"]["decision"] == "eligible"
+    assert await stored_events(db) == 0
+    # Bad input is answered as without validate, and unsigned is still 401.
+    bad = cad_event(priority="two")
+    bad_body = encode(bad)
+    refused = await client.post(
+        f"{URL}?validate=true", content=bad_body, headers=signed_headers(source.secret, bad_body)
+    )
+    assert_problem(refused, 422)
+    unsigned = await client.post(
+        f"{URL}?validate=true", content=body, headers={"content-type": "application/json"}
+    )
+    assert unsigned.status_code == 401
+    assert await stored_events(db) == 0

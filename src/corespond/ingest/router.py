@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
 from corespond.crypto import SecretBox
 from corespond.db import SessionDep
@@ -29,6 +30,8 @@ from corespond.ingest.schemas import CadEvent, EventReceipt, read_event, unknown
 from corespond.ingest.signing import verify
 from corespond.metrics import CAD_UNKNOWN_FIELDS, EVENTS_INGESTED
 from corespond.sources import service as sources
+from corespond.triage.classifier import TriageInput, classify
+from corespond.triage.schemas import ClassifyResponse
 
 router = APIRouter(tags=["CAD ingest"])
 
@@ -100,11 +103,52 @@ def parse_event(
     return event, ignored
 
 
+class EventValidation(BaseModel):
+    """The answer to `?validate=true`: nothing was stored."""
+
+    event_id: str
+    valid: bool = Field(description="Always true: an invalid event is answered 4xx.")
+    stored: bool = Field(description="Always false for a dry run.")
+    call: dict[str, Any] = Field(description="The call fields this event sets, as read.")
+    ignored_fields: list[str] = Field(description="Fields the contract does not know.")
+    triage: ClassifyResponse = Field(
+        description="How triage reads this event's own fields (an update carries only the "
+        "fields that changed, so its reading is of those alone)."
+    )
+
+
+VALIDATED: dict[int | str, dict[str, Any]] = {
+    200: {"model": EventValidation, "description": "`?validate=true`: nothing stored."}
+}
+
+
+def _validation(request: Request, event: CadEvent, ignored: dict[str, Any]) -> JSONResponse:
+    call = event.call
+    inputs = TriageInput(
+        agency=call.agency,
+        call_type=call.call_type,
+        call_type_description=call.call_type_description,
+        narrative=call.narrative,
+        hazards=tuple(call.hazards or ()),
+    )
+    decision = classify(inputs, request.app.state.rulebook.rules)
+    body = EventValidation(
+        event_id=event.event_id,
+        valid=True,
+        stored=False,
+        call={"incident_number": call.incident_number, **event.changes()},
+        ignored_fields=sorted(ignored),
+        triage=ClassifyResponse.of(decision),
+    )
+    return JSONResponse(body.model_dump(mode="json"))
+
+
 @router.post(
     "/v1/cad/{source}/events",
     status_code=202,
     response_model=EventReceipt,
-    responses=problem_responses(
+    responses=VALIDATED
+    | problem_responses(
         InvalidSignature,
         Forbidden,
         NotFound,
@@ -115,8 +159,22 @@ def parse_event(
     ),
     openapi_extra=_REQUEST_BODY,
 )
-async def post_cad_event(source: str, request: Request, session: SessionDep) -> EventReceipt:
-    """Receive a signed call event from a CAD system; stored durably before the 202."""
+async def post_cad_event(
+    source: str,
+    request: Request,
+    session: SessionDep,
+    validate: Annotated[
+        bool,
+        Query(
+            description="Check the signature and the body and answer 200 with the call this "
+            "event describes and how triage would read it; nothing is stored."
+        ),
+    ] = False,
+) -> EventReceipt | JSONResponse:
+    """Receive a signed call event from a CAD system; stored durably before the 202.
+    With `?validate=true`, an integrator's dry run: same checks and answers to bad input,
+    then `200` with what would be stored and triage's reading of this event's fields, and
+    nothing stored."""
     settings = request.app.state.settings
     box: SecretBox = request.app.state.secret_box
     if not sources.SOURCE_ID_PATTERN.fullmatch(source):
@@ -143,6 +201,9 @@ async def post_cad_event(source: str, request: Request, session: SessionDep) -> 
     except Forbidden:
         EVENTS_INGESTED.labels(cad_source.id, "other_agency").inc()
         raise
+    if validate:
+        EVENTS_INGESTED.labels(cad_source.id, "validated").inc()
+        return _validation(request, event, ignored)
     result = await service.ingest(session, cad_source.id, event, body, webhook_id, ignored)
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     return EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
