@@ -4,9 +4,15 @@ Secure outside development)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.db import database_of
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
@@ -57,3 +63,43 @@ def clear_session_cookie(response: Response, request: Request, name: str, path: 
     response.delete_cookie(
         name, path=path, httponly=True, samesite="strict", secure=secure(request)
     )
+
+
+STREAM_POLL_SECONDS = 1.0
+STREAM_HEARTBEAT_SECONDS = 15.0
+STREAM_LIFETIME_SECONDS = 30 * 60.0  # then the browser reconnects (EventSource does)
+
+
+def change_stream(
+    request: Request,
+    stamp: Callable[[AsyncSession], Awaitable[object]],
+    still_signed_in: Callable[[AsyncSession], Awaitable[bool]],
+) -> StreamingResponse:
+    """Server-Sent Events for a signed-in page: ``data: changed`` whenever ``stamp`` (read
+    every second) changes, a comment every 15 s to keep the connection open; the stream
+    ends when ``still_signed_in`` says the session is over, or after half an hour."""
+    database = database_of(request)
+
+    async def stream() -> AsyncIterator[str]:
+        last: object = None
+        first = True
+        quiet = lived = 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected() and lived < STREAM_LIFETIME_SECONDS:
+            async with database.sessionmaker() as check:
+                now = await stamp(check)
+                if quiet >= STREAM_HEARTBEAT_SECONDS and not await still_signed_in(check):
+                    return
+            if first or now != last:
+                if not first:
+                    yield "data: changed\n\n"
+                last, first, quiet = now, False, 0.0
+            elif quiet >= STREAM_HEARTBEAT_SECONDS:
+                yield ": still here\n\n"
+                quiet = 0.0
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            quiet += STREAM_POLL_SECONDS
+            lived += STREAM_POLL_SECONDS
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

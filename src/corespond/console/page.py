@@ -14,10 +14,8 @@ Every action goes through the same services (and rules of scope) as the API.
 
 from __future__ import annotations
 
-import asyncio
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -28,15 +26,13 @@ from fastapi.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
-from corespond.assignments.models import Assignment, AssignmentChange
+from corespond.assignments.models import Assignment
 from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import (
@@ -46,12 +42,18 @@ from corespond.auth.service import (
     open_session,
     session_principal,
 )
-from corespond.browser import SECURITY_HEADERS, clear_session_cookie, same_site, set_session_cookie
+from corespond.browser import (
+    SECURITY_HEADERS,
+    change_stream,
+    clear_session_cookie,
+    same_site,
+    set_session_cookie,
+)
 from corespond.calls import service as calls
-from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
 from corespond.confidentiality.peer_view import clean_note
-from corespond.db import SessionDep, database_of
+from corespond.console import repository
+from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 
 router = APIRouter(include_in_schema=False)
@@ -61,9 +63,6 @@ COOKIE_PATH = "/dispatch"
 ALLOWED = ("dispatcher", "supervisor", "admin")
 SESSION_HOURS = 12
 WINDOW_HOURS = 12
-STREAM_POLL_SECONDS = 1.0
-STREAM_HEARTBEAT_SECONDS = 15.0
-STREAM_LIFETIME_SECONDS = 30 * 60.0
 STATIC = {
     "dispatch.css": "text/css",
     "dispatch.js": "text/javascript",
@@ -239,46 +238,19 @@ async def data(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-async def _stamp(session: AsyncSession) -> tuple[object, ...]:
-    """Changes whenever a call is folded or triaged, or an assignment moves."""
-    calls_at = await session.scalar(select(func.max(Call.folded_at)))
-    moved = await session.scalar(select(func.max(AssignmentChange.id)))
-    return (calls_at, moved)
-
-
 @router.get("/dispatch/events")
 async def events(request: Request, session: SessionDep) -> Response:
     """``data: changed`` when calls or assignments change (checked every second), a comment
     every 15 s to keep the connection open; ends when the session does."""
     await _require(request, session)
-    database = database_of(request)
     token = request.cookies.get(COOKIE, "")
     clock = request.app.state.clock
 
-    async def stream() -> AsyncIterator[str]:
-        last: tuple[object, ...] | None = None
-        quiet = lived = 0.0
-        yield "retry: 2000\n\n"
-        while not await request.is_disconnected() and lived < STREAM_LIFETIME_SECONDS:
-            async with database.sessionmaker() as check:
-                stamp = await _stamp(check)
-                if quiet >= STREAM_HEARTBEAT_SECONDS:
-                    principal = await session_principal(check, token, clock())
-                    if principal is None or principal.role not in ALLOWED:
-                        return
-            if stamp != last:
-                if last is not None:
-                    yield "data: changed\n\n"
-                last, quiet = stamp, 0.0
-            elif quiet >= STREAM_HEARTBEAT_SECONDS:
-                yield ": still here\n\n"
-                quiet = 0.0
-            await asyncio.sleep(STREAM_POLL_SECONDS)
-            quiet += STREAM_POLL_SECONDS
-            lived += STREAM_POLL_SECONDS
+    async def signed_in(check: AsyncSession) -> bool:
+        principal = await session_principal(check, token, clock())
+        return principal is not None and principal.role in ALLOWED
 
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return change_stream(request, repository.change_stamp, signed_in)
 
 
 # --- acting ----------------------------------------------------------------------------------

@@ -8,9 +8,7 @@ cookie (SameSite=Strict, and a same-site check on every post).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -21,7 +19,6 @@ from fastapi.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +35,7 @@ from corespond.auth.models import ApiKey
 from corespond.auth.service import Principal, end_session, revoke_key, session_principal
 from corespond.browser import (
     SECURITY_HEADERS,
+    change_stream,
     clear_session_cookie,
     same_site,
     set_session_cookie,
@@ -62,9 +60,6 @@ STATIC = {
     "peer.js": "text/javascript",
     "icon.svg": "image/svg+xml",
 }
-STREAM_POLL_SECONDS = 1.0
-STREAM_HEARTBEAT_SECONDS = 15.0
-STREAM_LIFETIME_SECONDS = 30 * 60.0  # then the browser reconnects (EventSource does)
 
 templates = Environment(
     loader=PackageLoader("corespond.peerapp", "templates"),
@@ -288,37 +283,17 @@ async def events(request: Request, session: SessionDep) -> Response:
     second), a comment every 15 s to keep the connection open."""
     principal = await _require(request, session)
     peer_id = service.own_peer_id(principal)
-    database = database_of(request)
-
     token = request.cookies.get(COOKIE, "")
     clock = request.app.state.clock
 
-    async def stream() -> AsyncIterator[str]:
-        last: tuple[object, ...] | None = None
-        quiet = 0.0
-        lived = 0.0
-        yield "retry: 2000\n\n"
-        while not await request.is_disconnected() and lived < STREAM_LIFETIME_SECONDS:
-            async with database.sessionmaker() as check:
-                stamp = await service.change_stamp(check, peer_id)
-                if quiet >= STREAM_HEARTBEAT_SECONDS:
-                    # Signed out, expired or revoked since the stream began: it ends.
-                    if await session_principal(check, token, clock()) is None:
-                        return
-            if stamp != last:
-                if last is not None:
-                    yield "data: changed\n\n"
-                last = stamp
-                quiet = 0.0
-            elif quiet >= STREAM_HEARTBEAT_SECONDS:
-                yield ": still here\n\n"
-                quiet = 0.0
-            await asyncio.sleep(STREAM_POLL_SECONDS)
-            quiet += STREAM_POLL_SECONDS
-            lived += STREAM_POLL_SECONDS
+    async def stamp(check: AsyncSession) -> object:
+        return await service.change_stamp(check, peer_id)
 
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    async def signed_in(check: AsyncSession) -> bool:
+        # Signed out, expired or revoked since the stream began: it ends.
+        return await session_principal(check, token, clock()) is not None
+
+    return change_stream(request, stamp, signed_in)
 
 
 class ActionIn(BaseModel):
