@@ -5,6 +5,8 @@ stream. The same services and scope rules as the API."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
@@ -160,6 +162,25 @@ async def test_the_console_keeps_to_the_keys_scope_and_refuses_what_it_should(
         denied = await client.post("/dispatch/login", data={"key": peer_key}, headers=SITE)
         assert denied.status_code == 403
         assert "cannot open this console" in denied.text
+        for body in ({"note": "x" * 501}, {"review_reason": "y" * 301}, {"colour": "red"}):
+            bad = await client.post(
+                f"/dispatch/calls/{ours.id}/request", headers=console, json=body
+            )
+            assert bad.status_code == 422, body
+            assert bad.headers["content-type"] == "application/problem+json"
+        not_json = await client.post(
+            f"/dispatch/calls/{ours.id}/request", headers=console, content=b"note=hi"
+        )
+        assert not_json.status_code == 422
+        no_body = await client.post(
+            f"/dispatch/assignments/{uuid.uuid4()}/cancel", headers=console, json={}
+        )
+        assert no_body.status_code == 422
+        unknown = await client.post(
+            f"/dispatch/assignments/{uuid.uuid4()}/scene-secure", headers=console
+        )
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
         long_number = await client.get(
             "/dispatch/data?incident_number=" + "9" * 65, headers=console
         )

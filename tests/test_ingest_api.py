@@ -486,3 +486,15 @@ async def test_validate_only_answers_what_would_be_stored_and_stores_nothing(
     )
     assert unsigned.status_code == 401
     assert await stored_events(db) == 0
+
+
+async def test_a_validate_flag_that_is_not_a_boolean_is_422(
+    client: httpx.AsyncClient, source: Source, db: Database
+) -> None:
+    body = encode(cad_event())
+    response = await client.post(
+        f"{URL}?validate=maybe", content=body, headers=signed_headers(source.secret, body)
+    )
+    problem = assert_problem(response, 422)
+    assert "query.validate" in [p["name"] for p in problem["invalid-params"]]
+    assert await stored_events(db) == 0

@@ -171,3 +171,6 @@ async def test_bad_contact_input_is_refused_and_changes_nothing(
         )
         assert bad_push.status_code == 422
         assert bad_push.headers["content-type"] == "application/problem+json"
+        worker = await client.get("/supervisor/sw.js")
+        assert worker.headers["service-worker-allowed"] == "/supervisor"
+        assert "registration.scope" in worker.text  # the peer app's worker, its page by scope

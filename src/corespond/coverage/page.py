@@ -48,6 +48,7 @@ from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.geo.atlas import CountyAtlas
 from corespond.notify import repository as notices
 from corespond.notify import service as notify
+from corespond.notify.schemas import SubscriptionIn
 
 router = APIRouter(include_in_schema=False)
 
@@ -235,20 +236,6 @@ async def data(request: Request, session: SessionDep) -> Response:
 # --- notices of unfilled requests on this browser, or by SMS -------------------------------
 
 
-class _Keys(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    p256dh: str = Field(max_length=200)
-    auth: str = Field(max_length=100)
-
-
-class _Subscription(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    endpoint: str = Field(max_length=1000)
-    keys: _Keys
-
-
 class _Contact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -269,7 +256,7 @@ async def _supervisor(request: Request, session: AsyncSession) -> Principal:
 
 @router.post("/supervisor/push-subscriptions", status_code=201)
 async def add_push_subscription(
-    request: Request, session: SessionDep, body: _Subscription
+    request: Request, session: SessionDep, body: SubscriptionIn
 ) -> Response:
     """This browser gets a notice when a request in the supervisor's scope goes unfilled."""
     principal = await _supervisor(request, session)
@@ -296,7 +283,8 @@ async def set_contact(request: Request, session: SessionDep, body: _Contact) -> 
 
 @router.get("/supervisor/sw.js")
 async def service_worker() -> Response:
-    text = resources.files("corespond.coverage").joinpath("static/sw.js").read_text()
+    # The peer app's service worker: it takes its page from the scope it is registered at.
+    text = resources.files("corespond.peerapp").joinpath("static/sw.js").read_text()
     return Response(
         text,
         media_type="text/javascript",

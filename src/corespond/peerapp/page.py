@@ -45,6 +45,7 @@ from corespond.db import SessionDep, database_of
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
 from corespond.notify import service as notify
+from corespond.notify.schemas import SubscriptionIn
 from corespond.notify.service import Vapid
 from corespond.peerapp import service
 from corespond.roster import service as roster
@@ -361,22 +362,6 @@ async def push_key(request: Request) -> Response:
     settings = request.app.state.settings
     vapid = Vapid.of(request.app.state.secret_box, settings.push_contact)
     return JSONResponse({"public_key": vapid.public_key})
-
-
-class SubscriptionKeys(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    p256dh: str = Field(max_length=200)
-    auth: str = Field(max_length=100)
-
-
-class SubscriptionIn(BaseModel):
-    """A browser's PushSubscription, as ``subscription.toJSON()`` gives it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    endpoint: str = Field(max_length=1000)
-    keys: SubscriptionKeys
 
 
 @router.post("/peer/push-subscriptions", status_code=201)

@@ -1,10 +1,13 @@
-// The peer app's service worker: installable, woken by a push for an offer (the push holds
-// no call details), and opening the app from the notification.
+// The service worker of the pages that take notifications (the peer app at /peer, the
+// supervisor page at /supervisor): woken by a push that holds no call details, it shows the
+// notice and opens its page when the notice is tapped. Its page is its registration's scope.
+const page = new URL(self.registration.scope).pathname.replace(/\/$/, "") || "/peer";
+const title = page === "/supervisor" ? "Request unfilled" : "New call offer";
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 self.addEventListener("fetch", () => {}); // always the network: offers must be live
 self.addEventListener("push", (event) => {
-  let message = { title: "New call offer", body: "Open corespond", url: "/peer" };
+  let message = { title, body: "Open corespond", url: page };
   try { message = { ...message, ...event.data.json() }; } catch (_) { /* keep the default */ }
   event.waitUntil(self.registration.showNotification(message.title, {
     body: message.body,
@@ -16,9 +19,9 @@ self.addEventListener("push", (event) => {
 });
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = (event.notification.data && event.notification.data.url) || "/peer";
+  const url = (event.notification.data && event.notification.data.url) || page;
   event.waitUntil(self.clients.matchAll({ type: "window" }).then((open) => {
-    const page = open.find((client) => new URL(client.url).pathname.startsWith("/peer"));
-    return page ? page.focus() : self.clients.openWindow(url);
+    const found = open.find((client) => new URL(client.url).pathname.startsWith(page));
+    return found ? found.focus() : self.clients.openWindow(url);
   }));
 });
