@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.auth.service import Principal, authenticate, end_session, open_session
 from corespond.db import database_of
+from corespond.errors import Unauthorized
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
@@ -103,3 +107,53 @@ def change_stream(
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@dataclass(frozen=True)
+class KeySignIn:
+    """A page signed in to with an API key: its cookie, who may open it, and how it answers
+    a refusal (its sign-in form with the error)."""
+
+    page: str  # "/dispatch": the page, the cookie's path, where sign-in and -out go back to
+    cookie: str
+    allowed: tuple[str, ...]
+    hours: int
+    refuse: Callable[[int, str], Response]
+    what: str = "page"
+
+    async def sign_in(
+        self,
+        request: Request,
+        session: AsyncSession,
+        key: str,
+        check: Callable[[Principal], str | None] | None = None,
+    ) -> Response:
+        """Open a session for a valid key of an allowed role (``check`` may refuse it with
+        a sentence), set the cookie and go to the page; else the form, saying why."""
+        if not same_site(request):
+            return self.refuse(403, "Sign in from this page.")
+        try:
+            principal = await authenticate(session, key.strip())
+        except Unauthorized:
+            return self.refuse(401, "That key is not valid or has been revoked.")
+        if principal.role not in self.allowed:
+            return self.refuse(403, f"A {principal.role} key cannot open this {self.what}.")
+        refused = check(principal) if check else None
+        if refused:
+            return self.refuse(403, refused)
+        clock = request.app.state.clock
+        token = await open_session(session, principal, timedelta(hours=self.hours), clock())
+        response = RedirectResponse(self.page, status_code=303)
+        set_session_cookie(response, request, self.cookie, token, self.page, self.hours)
+        return response
+
+    async def sign_out(self, request: Request, session: AsyncSession) -> Response:
+        """End the session of the cookie (from this page only) and go back to the form."""
+        if not same_site(request):
+            return self.refuse(403, "Sign out from this page.")
+        token = request.cookies.get(self.cookie)
+        if token:
+            await end_session(session, token, request.app.state.clock())
+        response = RedirectResponse(self.page, status_code=303)
+        clear_session_cookie(response, request, self.cookie, self.page)
+        return response

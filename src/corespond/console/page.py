@@ -24,7 +24,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
-    RedirectResponse,
     Response,
 )
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -37,17 +36,13 @@ from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
-    authenticate,
-    end_session,
-    open_session,
     session_principal,
 )
 from corespond.browser import (
     SECURITY_HEADERS,
+    KeySignIn,
     change_stream,
-    clear_session_cookie,
     same_site,
-    set_session_cookie,
 )
 from corespond.calls import service as calls
 from corespond.calls.repository import CallFilter
@@ -78,6 +73,16 @@ templates = Environment(
 def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     body = templates.get_template(name).render(**context)
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+SIGN_IN = KeySignIn(
+    page=COOKIE_PATH,
+    cookie=COOKIE,
+    allowed=ALLOWED,
+    hours=SESSION_HOURS,
+    refuse=lambda status, error: _html("login.html", status, error=error),
+    what="console",
+)
 
 
 async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
@@ -127,32 +132,12 @@ async def page(request: Request, session: SessionDep) -> Response:
 async def login(
     request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    if not same_site(request):
-        return _html("login.html", 403, error="Sign in from this page.")
-    try:
-        principal = await authenticate(session, key.strip())
-    except Unauthorized:
-        return _html("login.html", 401, error="That key is not valid or has been revoked.")
-    if principal.role not in ALLOWED:
-        return _html("login.html", 403, error=f"A {principal.role} key cannot open this console.")
-    token = await open_session(
-        session, principal, timedelta(hours=SESSION_HOURS), request.app.state.clock()
-    )
-    response = RedirectResponse("/dispatch", status_code=303)
-    set_session_cookie(response, request, COOKIE, token, COOKIE_PATH, SESSION_HOURS)
-    return response
+    return await SIGN_IN.sign_in(request, session, key)
 
 
 @router.post("/dispatch/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
-    if not same_site(request):
-        return _html("login.html", 403, error="Sign out from this page.")
-    token = request.cookies.get(COOKIE)
-    if token:
-        await end_session(session, token, request.app.state.clock())
-    response = RedirectResponse("/dispatch", status_code=303)
-    clear_session_cookie(response, request, COOKIE, COOKIE_PATH)
-    return response
+    return await SIGN_IN.sign_out(request, session)
 
 
 # --- what the console shows ----------------------------------------------------------------

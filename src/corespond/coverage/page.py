@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import MultiPolygon, Polygon
@@ -29,16 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
-    authenticate,
-    end_session,
-    open_session,
     session_principal,
 )
 from corespond.browser import (
     SECURITY_HEADERS,
-    clear_session_cookie,
+    KeySignIn,
     same_site,
-    set_session_cookie,
 )
 from corespond.coverage import service
 from corespond.db import SessionDep
@@ -95,6 +91,15 @@ def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
+SIGN_IN = KeySignIn(
+    page=COOKIE_PATH,
+    cookie=COOKIE,
+    allowed=ALLOWED,
+    hours=SESSION_HOURS,
+    refuse=lambda status, error: _html("login.html", status, error=error),
+)
+
+
 @router.get("/supervisor")
 async def page(request: Request, session: SessionDep) -> Response:
     principal = await _signed_in(request, session)
@@ -121,34 +126,15 @@ async def page(request: Request, session: SessionDep) -> Response:
 async def login(
     request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    if not same_site(request):
-        return _html("login.html", 403, error="Sign in from this page.")
-    try:
-        principal = await authenticate(session, key.strip())
-    except Unauthorized:
-        return _html("login.html", 401, error="That key is not valid or has been revoked.")
-    if principal.role not in ALLOWED:
-        return _html("login.html", 403, error=f"A {principal.role} key cannot open this page.")
-    if _scoped(principal) == []:
-        return _html("login.html", 403, error="This key's scope does not cover any county.")
-    token = await open_session(
-        session, principal, timedelta(hours=SESSION_HOURS), request.app.state.clock()
-    )
-    response = RedirectResponse("/supervisor", status_code=303)
-    set_session_cookie(response, request, COOKIE, token, COOKIE_PATH, SESSION_HOURS)
-    return response
+    def covers(principal: Principal) -> str | None:
+        return "This key's scope does not cover any county." if _scoped(principal) == [] else None
+
+    return await SIGN_IN.sign_in(request, session, key, covers)
 
 
 @router.post("/supervisor/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
-    if not same_site(request):
-        return _html("login.html", 403, error="Sign out from this page.")
-    token = request.cookies.get(COOKIE)
-    if token:
-        await end_session(session, token, request.app.state.clock())
-    response = RedirectResponse("/supervisor", status_code=303)
-    clear_session_cookie(response, request, COOKIE, COOKIE_PATH)
-    return response
+    return await SIGN_IN.sign_out(request, session)
 
 
 @router.get("/supervisor/data")
