@@ -138,7 +138,11 @@ async def seed(database: Database, args: argparse.Namespace, rng: random.Random)
             ],
         )
         _, secret = await create_source(
-            session, secret_box(settings), source_id=SOURCE, display_name="Bench CAD"
+            session,
+            secret_box(settings),
+            source_id=SOURCE,
+            display_name="Bench CAD",
+            agencies=[AUTO_AGENCY, MANUAL_AGENCY],
         )
         _, dispatcher = await create_key(session, role="dispatcher", name="bench dispatcher")
         _, supervisor = await create_key(session, role="supervisor", name="bench supervisor")

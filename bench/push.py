@@ -82,7 +82,12 @@ async def seed(database: Database, box: SecretBox, endpoint: dict[str, Any]) -> 
         )
         keys = endpoint["keys"]
         await notify.subscribe(
-            session, peer.id, str(endpoint["endpoint"]), keys["p256dh"], keys["auth"], "test"
+            session,
+            str(endpoint["endpoint"]),
+            keys["p256dh"],
+            keys["auth"],
+            "test",
+            peer_id=peer.id,
         )
     return peer.id
 
