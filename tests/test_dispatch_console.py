@@ -182,7 +182,7 @@ async def test_the_console_keeps_to_the_keys_scope_and_refuses_what_it_should(
         assert unknown.status_code == 404
         assert unknown.headers["content-type"] == "application/problem+json"
         long_number = await client.get(
-            "/dispatch/data?incident_number=" + "9" * 65, headers=console
+            "/dispatch/data?incident_number=" + "9" * 256, headers=console
         )
         assert long_number.status_code == 422
         page = await client.get("/dispatch", headers=console)

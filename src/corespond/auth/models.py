@@ -10,8 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
 
-ROLES = ("dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin")
-SCOPE_KINDS = ("agency", "county", "provider", "peer")
+ROLES = (
+    "dispatcher",
+    "peer",
+    "supervisor",
+    "provider_admin",
+    "auditor",
+    "admin",
+    "cad_integrator",
+)
+SCOPE_KINDS = ("agency", "county", "provider", "peer", "source")
 
 
 class ApiKey(Base):

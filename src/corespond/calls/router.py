@@ -35,7 +35,7 @@ from corespond.errors import (
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.ingest import service as ingest
-from corespond.ingest.schemas import QueryTimestamp
+from corespond.ingest.schemas import INCIDENT_NUMBER_MAX, QueryTimestamp
 from corespond.triage import service as triage
 
 router = APIRouter(tags=["calls"])
@@ -60,7 +60,7 @@ async def list_calls(
     incident_number: Annotated[
         str | None,
         Query(
-            max_length=64,
+            max_length=INCIDENT_NUMBER_MAX,
             pattern=NO_NUL,
             description="CAD incident number, read like the CAD event's (NFKC, trimmed); with "
             "`source` it names one call",

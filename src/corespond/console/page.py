@@ -50,6 +50,7 @@ from corespond.confidentiality.peer_view import clean_note
 from corespond.console import repository
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.ingest.schemas import INCIDENT_NUMBER_MAX
 
 router = APIRouter(include_in_schema=False)
 
@@ -208,8 +209,8 @@ def _number(text: str | None) -> str | None:
     if not text:
         return None
     number = unicodedata.normalize("NFKC", text).strip()
-    if len(number) > 64 or "\x00" in number:
-        raise InvalidPayload("incident_number: at most 64 characters")
+    if len(number) > INCIDENT_NUMBER_MAX or "\x00" in number:
+        raise InvalidPayload(f"incident_number: at most {INCIDENT_NUMBER_MAX} characters")
     return number or None
 
 

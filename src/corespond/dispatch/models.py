@@ -46,6 +46,9 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_created_at_id", "created_at", "id"),
         Index("ix_outbox_source_id_delivered_at", "source_id", "delivered_at"),
+        Index(
+            "ix_outbox_unsequenced", "created_at", postgresql_where=text("feed_position IS NULL")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -69,6 +72,8 @@ class OutboxMessage(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Its place in the resync feed, given once it is committed (dispatch.feed), in commit order.
+    feed_position: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)
 
 
 class DeliveryAttempt(Base):

@@ -31,6 +31,7 @@ from pydantic import (
 EventType = Literal["call.created", "call.updated", "call.closed", "call.cancelled"]
 
 NARRATIVE_MAX_CHARS = 8000
+INCIDENT_NUMBER_MAX = 255  # an EIDO incident id is a URN, often longer than a CAD number
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
@@ -125,7 +126,7 @@ Hazard = Annotated[
 ]
 IncidentNumber = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=INCIDENT_NUMBER_MAX),
     NoNul,
     AfterValidator(_identifier),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from corespond.db import Base
@@ -24,7 +26,14 @@ class CadSource(Base):
     """A computer-aided dispatch system that posts call events to ``/v1/cad/{id}/events``."""
 
     __tablename__ = "cad_source"
-    __table_args__ = (CheckConstraint("id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="id_slug"),)
+    __table_args__ = (
+        CheckConstraint("id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="id_slug"),
+        CheckConstraint(
+            "format IN ('native', 'eido', 'mapped') AND (format <> 'mapped' OR field_mapping "
+            "IS NOT NULL)",
+            name="format_known",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     display_name: Mapped[str] = mapped_column(Text)
@@ -36,6 +45,12 @@ class CadSource(Base):
         ARRAY(Text), server_default="{scene_secure}"
     )
     scene_secure_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # What /v1/cad/{id}/events reads: the native event, an EIDO, or the source's own shape
+    # through its declared field mapping (ingest.mapping).
+    format: Mapped[str] = mapped_column(Text, server_default="native")
+    field_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The zone of this CAD's offset-less times (the program's zone when unset).
+    timezone: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

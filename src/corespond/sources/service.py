@@ -10,14 +10,24 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies_service
 from corespond.crypto import SecretBox
-from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from corespond.errors import (
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    NotFound,
+    invalid_params_from_errors,
+)
+from corespond.ingest.mapping import FieldMapping
 from corespond.sources.addresses import is_internal
 from corespond.sources.models import CadSource, CadSourceSecret
 
@@ -224,6 +234,70 @@ async def set_scene_secure_signals(
     source.scene_secure_flags = sorted({f.strip() for f in flags})
     await session.flush()
     return source
+
+
+SOURCE_FORMATS = ("native", "eido", "mapped")
+
+
+async def set_format(
+    session: AsyncSession,
+    source_id: str,
+    fmt: str,
+    mapping: dict[str, Any] | None = None,
+) -> CadSource:
+    """What ``/v1/cad/{id}/events`` reads for this source: ``native``, ``eido``, or
+    ``mapped`` with a field mapping (checked here, refused with 422 naming what is wrong).
+    A saved mapping is kept when the source turns to another format."""
+    if fmt not in SOURCE_FORMATS:
+        raise InvalidPayload(f"format must be one of {', '.join(SOURCE_FORMATS)}, not {fmt!r}")
+    source = await get_source(session, source_id)
+    if mapping is not None:
+        source.field_mapping = check_mapping(mapping).model_dump(mode="json")
+    if fmt == "mapped" and source.field_mapping is None:
+        raise InvalidPayload("format 'mapped' needs a field mapping: send one with it")
+    source.format = fmt
+    await session.flush()
+    return source
+
+
+def check_mapping(mapping: Any) -> FieldMapping:
+    """A declared field mapping, or a 422 naming each thing wrong with it."""
+    try:
+        return FieldMapping.model_validate(mapping)
+    except ValidationError as exc:
+        params = invalid_params_from_errors(exc.errors(include_input=False))
+        raise InvalidPayload(
+            "the field mapping is not valid: "
+            + "; ".join(f"{p.name}: {p.reason}" if p.name else p.reason for p in params),
+            params,
+        ) from exc
+
+
+def mapping_of(source: CadSource) -> FieldMapping:
+    """The source's saved field mapping (checked when it was saved)."""
+    return FieldMapping.model_validate(source.field_mapping)
+
+
+async def set_timezone(session: AsyncSession, source_id: str, zone: str | None) -> CadSource:
+    """The IANA zone of this CAD's offset-less times (None: the program's zone)."""
+    source = await get_source(session, source_id)
+    if zone:
+        check_timezone(zone)
+    source.timezone = zone or None
+    await session.flush()
+    return source
+
+
+def check_timezone(zone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidPayload(f"{zone!r} is not an IANA time zone (e.g. America/New_York)") from exc
+
+
+def zone_of(source: CadSource, program_zone: str) -> ZoneInfo:
+    """The zone this source's offset-less times are read in."""
+    return ZoneInfo(source.timezone or program_zone)
 
 
 async def get_source(session: AsyncSession, source_id: str) -> CadSource:
