@@ -50,6 +50,7 @@ from corespond.ops.router import router as ops_router
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
 from corespond.roster.router import router as roster_router
+from corespond.sources.router import router as sources_router
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.include_router(ops_router)
     app.include_router(ingest_router)
+    app.include_router(sources_router)
     app.include_router(calls_router)
     app.include_router(triage_router)
     app.include_router(geo_router)

@@ -37,6 +37,13 @@ PEERS_SCOPE = (
 )
 OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
+SOURCE = (
+    "a cad_integrator key (scope source:ID) reaches its own source; an unscoped supervisor "
+    "may read any source; changes need the integrator or an admin"
+)
+DELIVERIES = (
+    "a scoped key sees the deliveries of the calls it may see (an integrator: its source's)"
+)
 
 POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
@@ -46,6 +53,7 @@ POLICY: dict[str, Rule] = {
         "Prometheus scrape (no call data); in production only with CORESPOND_METRICS_TOKEN"
     ),
     "POST /v1/cad/{source}/events": public("signed with the CAD source's secret"),
+    "POST /v1/cad/{source}/eido": public("signed with the CAD source's secret"),
     # Calls.
     "GET /v1/calls": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
     "GET /v1/calls/{call_id}": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
@@ -105,10 +113,22 @@ POLICY: dict[str, Rule] = {
         "dispatcher", "supervisor", scope=CALLS_SCOPE
     ),
     # Push to dispatch.
-    "GET /v1/deliveries": key("supervisor"),
+    "GET /v1/deliveries": key("supervisor", "cad_integrator", scope=DELIVERIES),
     "GET /v1/deliveries/sources": key("supervisor"),
-    "GET /v1/deliveries/{delivery_id}": key("supervisor"),
-    "POST /v1/deliveries/{delivery_id}/redeliver": key("supervisor"),
+    "GET /v1/deliveries/{delivery_id}": key("supervisor", "cad_integrator", scope=DELIVERIES),
+    "POST /v1/deliveries/{delivery_id}/redeliver": key(
+        "supervisor", "cad_integrator", scope=DELIVERIES
+    ),
+    # CAD integration: an integrator's key reaches its own source only.
+    "GET /v1/cad/{source}": key("supervisor", "cad_integrator", scope=SOURCE),
+    "PATCH /v1/cad/{source}": key("cad_integrator", scope=SOURCE),
+    "PUT /v1/cad/{source}/mapping": key("cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/mapping/targets": key("supervisor", "cad_integrator", scope=SOURCE),
+    "POST /v1/cad/{source}/mapping/preview": key("cad_integrator", scope=SOURCE),
+    "POST /v1/cad/{source}/secrets": key("cad_integrator", scope=SOURCE),
+    "POST /v1/cad/{source}/test-delivery": key("cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/calls": key("supervisor", "cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/changes": key("supervisor", "cad_integrator", scope=SOURCE),
     # Coverage.
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),

@@ -73,6 +73,11 @@ async def create_key(
         raise InvalidPayload("a provider_admin key needs a provider scope: provider:ID")
     if scope is not None and scope.kind == "peer" and role != "peer":
         raise InvalidPayload("a peer: scope is for peer keys")
+    if (role == "cad_integrator") != (scope is not None and scope.kind == "source"):
+        raise InvalidPayload(
+            "a cad_integrator key needs a source scope (source:ID), and a source: scope is "
+            "for cad_integrator keys"
+        )
     prefix = secrets.token_hex(4)
     token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(

@@ -35,6 +35,7 @@ class ScopeFilter:
 
     agency: str | None = None
     county_fips: str | None = None
+    source: str | None = None  # a CAD integrator's key: its own source's calls
 
 
 def agency_key_sql(column: Any) -> Any:
@@ -52,6 +53,8 @@ def scoped(query: Any, scope: ScopeFilter) -> Any:
         query = query.where(agency_key_sql(Call.agency) == scope.agency)
     if scope.county_fips is not None:
         query = query.where(Call.county_fips == scope.county_fips)
+    if scope.source is not None:
+        query = query.where(Call.source_id == scope.source)
     return query
 
 

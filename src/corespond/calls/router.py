@@ -36,6 +36,7 @@ from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import INCIDENT_NUMBER_MAX, QueryTimestamp
+from corespond.sources import service as sources
 from corespond.triage import service as triage
 
 router = APIRouter(tags=["calls"])
@@ -95,6 +96,16 @@ async def list_calls(
         opened_from=opened_from,
         opened_to=opened_to,
     )
+    return await _page(session, principal, where, cursor, limit)
+
+
+async def _page(
+    session: AsyncSession,
+    principal: Principal,
+    where: CallFilter,
+    cursor: str | None,
+    limit: int,
+) -> CallPage:
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
@@ -106,12 +117,42 @@ async def list_calls(
     return CallPage(items=items, next_cursor=next_cursor)
 
 
+@router.get(
+    "/v1/cad/{source}/calls",
+    response_model=CallPage,
+    responses=problems(BadRequest, Unauthorized, Forbidden, NotFound, InvalidPayload),
+    tags=["CAD integration"],
+)
+async def source_calls(
+    source: str,
+    session: SessionDep,
+    principal: CallReader,
+    incident_number: Annotated[
+        str | None,
+        Query(
+            max_length=INCIDENT_NUMBER_MAX,
+            pattern=NO_NUL,
+            description="CAD incident number, read like the CAD event's (NFKC, trimmed)",
+        ),
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CallPage:
+    """A CAD's own calls, newest first; with `incident_number`, the call that incident
+    became (its triage, county and assignment), for the source's integrator key."""
+    sources.require_source_access(principal, source, change=False)
+    await sources.get_source(session, source)
+    number = unicodedata.normalize("NFKC", incident_number).strip() if incident_number else None
+    where = CallFilter(source=source, incident_number=number or None)
+    return await _page(session, principal, where, cursor, limit)
+
+
 async def _assignments(
     session: AsyncSession, principal: Principal, call_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, CallAssignment]:
     found = await assignments.latest_for_calls(session, call_ids)
     # Outcomes are for program evaluation, never for dispatch (as on the assignment).
-    outcomes = principal.role != "dispatcher"
+    outcomes = principal.role not in ("dispatcher", "cad_integrator")
     return {
         call_id: CallAssignment(
             id=assignment.id,

@@ -118,6 +118,8 @@ def scope_filter(principal: Principal) -> repository.ScopeFilter:
         return repository.ScopeFilter(agency=agencies.agency_key(principal.scope.value))
     if principal.scope.kind == "county":
         return repository.ScopeFilter(county_fips=principal.scope.value)
+    if principal.scope.kind == "source":
+        return repository.ScopeFilter(source=principal.scope.value)
     raise Forbidden(
         f"keys scoped to a {principal.scope.kind} cannot read calls until calls carry one; "
         "use an unscoped, agency- or county-scoped key"
@@ -128,6 +130,8 @@ def visible(call: Call, principal: Principal) -> bool:
     """Whether a key's scope covers the call."""
     scope = scope_filter(principal)
     if scope.agency is not None and agencies.agency_key(call.agency or "") != scope.agency:
+        return False
+    if scope.source is not None and call.source_id != scope.source:
         return False
     return scope.county_fips is None or call.county_fips == scope.county_fips
 

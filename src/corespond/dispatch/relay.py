@@ -31,6 +31,7 @@ import email.utils
 import json
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -252,6 +253,29 @@ class Relay:
         return True
 
     async def _post(self, message: OutboxMessage, source: CadSource, url: str) -> Answer:
+        return await self._post_body(source, url, str(message.id), body_of(message))
+
+    async def test_delivery(self, source: CadSource, now: datetime) -> tuple[str, Answer]:
+        """Send one signed ``test`` message to the source's callback now, outside the outbox
+        (nothing is stored or retried): its webhook id and what the callback answered."""
+        webhook_id = f"test_{uuid.uuid4().hex}"
+        if source.callback_url is None:
+            return webhook_id, Answer(None, None, "no callback URL configured", 0.0)
+        body = json.dumps(
+            {
+                "type": "test",
+                "timestamp": now.isoformat(),
+                "data": {
+                    "source": source.id,
+                    "note": "A test delivery from corespond: verify the signature and answer "
+                    "2xx. Nothing about a call is in it.",
+                },
+            },
+            separators=(",", ":"),
+        )
+        return webhook_id, await self._post_body(source, source.callback_url, webhook_id, body)
+
+    async def _post_body(self, source: CadSource, url: str, webhook_id: str, body: str) -> Answer:
         try:  # the stored URL is checked again: it may predate today's rules
             check_callback_url(url, self._environment)
         except InvalidPayload as exc:
@@ -269,9 +293,7 @@ class Relay:
         except DestinationRefused as exc:
             log.warning("dispatch_destination_refused", source=source.id, reason=exc.reason)
             return Answer(None, None, exc.reason, 0.0)
-        body = body_of(message)
         sent_at = datetime.now(UTC)  # the signature's timestamp must be real time
-        webhook_id = str(message.id)
         # Signed with every live secret: during a rotation's grace period the CAD may still
         # verify with the old one (Standard Webhooks allows several signatures).
         signatures = " ".join(

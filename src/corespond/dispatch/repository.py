@@ -241,3 +241,51 @@ async def lock_later_pending(session: AsyncSession, message: OutboxMessage) -> N
         )
         .with_for_update(nowait=True)
     )
+
+
+FEED_LOCK = 0x636F_7265_0001  # advisory lock: one sequencing of the feed at a time
+
+
+async def sequence_feed(session: AsyncSession) -> None:
+    """Give every committed message without a feed position the next positions, in the
+    order they were written (a call's messages in their ``seq`` order).
+
+    Positions are given only to rows that are committed (the others are not visible here),
+    one sequencing at a time (an advisory lock held to the end of the transaction), so a
+    reader that has seen position N never later finds a new row below N.
+    """
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
+    unsequenced = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.feed_position.is_(None))
+    )
+    if not unsequenced:
+        return
+    # nextval() in the select list of the ordered rows: positions follow that order.
+    await session.execute(
+        text(
+            """
+            WITH todo AS MATERIALIZED (
+                SELECT id, nextval('outbox_feed_position_seq') AS position
+                FROM (
+                    SELECT id FROM outbox WHERE feed_position IS NULL
+                    ORDER BY created_at, call_id, seq
+                ) AS ordered
+            )
+            UPDATE outbox SET feed_position = todo.position
+            FROM todo WHERE outbox.id = todo.id
+            """
+        )
+    )
+
+
+async def feed_after(
+    session: AsyncSession, source_id: str, after: int, limit: int
+) -> Sequence[OutboxMessage]:
+    """A source's messages after feed position ``after``, in feed order."""
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.source_id == source_id, OutboxMessage.feed_position > after)
+        .order_by(OutboxMessage.feed_position)
+        .limit(limit)
+    )
+    return rows.all()

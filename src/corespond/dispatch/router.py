@@ -26,6 +26,7 @@ from corespond.errors import (
 )
 from corespond.errors import problem_responses as problems
 from corespond.pagination import decode_cursor, encode_cursor
+from corespond.sources import service as sources
 
 router = APIRouter(tags=["deliveries"])
 
@@ -219,3 +220,73 @@ async def redeliver(
         session, principal, "delivery.redeliver", "delivery", message.id, {"force": force}
     )
     return DeliveryOut(**_out(message))
+
+
+class Change(BaseModel):
+    """One assignment change for a CAD, exactly as its callback got (or will get) it."""
+
+    position: int = Field(description="Its place in the source's feed.")
+    webhook_id: uuid.UUID = Field(description="The `webhook-id` it is delivered with.")
+    call_id: uuid.UUID
+    seq: int = Field(description="Its place in the call's order (1, 2, …).")
+    type: str
+    created_at: datetime
+    delivery_state: State
+    payload: dict[str, Any] = Field(description="The callback body (see docs/integrating.md).")
+
+
+class ChangeFeed(BaseModel):
+    items: list[Change]
+    next_cursor: str = Field(description="Pass as `since` to read on (the same when empty).")
+    has_more: bool
+
+
+@router.get(
+    "/v1/cad/{source}/changes",
+    response_model=ChangeFeed,
+    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+    tags=["CAD integration"],
+)
+async def changes(
+    source: str,
+    session: SessionDep,
+    principal: Authorized,
+    since: Annotated[
+        str,
+        Query(
+            max_length=20,
+            pattern=r"^[0-9]+$",
+            description="The cursor of the last change read (`0`: from the start).",
+        ),
+    ] = "0",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ChangeFeed:
+    """The resync feed: every assignment change for this CAD after `since`, in the order
+    they happened (each call's in its `seq` order), whether its callback delivery
+    succeeded or not, so a CAD that was down catches up. Cursors survive restarts."""
+    sources.require_source_access(principal, source, change=False)
+    await sources.get_source(session, source)
+    after = int(since)
+    rows = await service.changes_since(session, source, after, limit + 1)
+    page = rows[:limit]
+    await audit.record(
+        session, principal, "delivery.feed_read", "cad_source", source, {"since": after}
+    )
+    last = page[-1].feed_position if page else after
+    return ChangeFeed(
+        items=[
+            Change(
+                position=m.feed_position or 0,
+                webhook_id=m.id,
+                call_id=m.call_id,
+                seq=m.seq,
+                type=m.event_type,
+                created_at=m.created_at,
+                delivery_state=m.state,  # type: ignore[arg-type]
+                payload=m.payload,
+            )
+            for m in page
+        ],
+        next_cursor=str(last or after),
+        has_more=len(rows) > limit,
+    )

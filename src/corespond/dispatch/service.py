@@ -149,3 +149,12 @@ async def source_status(
             )
         )
     return out
+
+
+async def changes_since(
+    session: AsyncSession, source_id: str, since: int, limit: int
+) -> Sequence[OutboxMessage]:
+    """The resync feed: a source's assignment changes after position ``since``, in the
+    order they happened (each call's in its sequence), whether delivered or not."""
+    await repository.sequence_feed(session)
+    return await repository.feed_after(session, source_id, since, limit)

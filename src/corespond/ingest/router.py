@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.crypto import SecretBox
 from corespond.db import SessionDep
 from corespond.errors import (
     Forbidden,
-    InvalidParam,
     InvalidPayload,
     InvalidSignature,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     UnsupportedMediaType,
-    invalid_params_from_errors,
     problem_responses,
 )
 from corespond.ingest import service
-from corespond.ingest.eido import EidoProblem, event_from_eido
-from corespond.ingest.mapping import FieldMapping, apply_mapping, origin_of
-from corespond.ingest.schemas import CadEvent, EventReceipt, read_event, unknown_fields
+from corespond.ingest.reading import parse_eido, parse_event, parse_mapped
+from corespond.ingest.schemas import EventReceipt
 from corespond.ingest.signing import verify
-from corespond.metrics import CAD_UNKNOWN_FIELDS, EVENTS_INGESTED
+from corespond.ingest.validation import EventValidation, describe
+from corespond.metrics import EVENTS_INGESTED
 from corespond.sources import service as sources
-from corespond.triage.classifier import TriageInput, classify
-from corespond.triage.schemas import ClassifyResponse
 
 router = APIRouter(tags=["CAD ingest"])
 
@@ -107,127 +99,9 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def decode_document(body: bytes) -> dict[str, Any]:
-    """The JSON object in ``body``, or a 422 saying why there is none."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayload("body is not valid JSON") from exc
-    except RecursionError as exc:
-        raise InvalidPayload("body is nested too deeply") from exc
-    if not isinstance(document, dict):
-        raise InvalidPayload("body must be a JSON object (a CAD event)")
-    return document
-
-
-def parse_event(
-    body: bytes, zone: ZoneInfo | None = None, source: str | None = None
-) -> tuple[CadEvent, dict[str, Any]]:
-    """The native event in ``body`` and the fields of it the contract does not know
-    (ignored), or a 422 naming every field that is wrong. Offset-less times are read in
-    ``zone``; unknown fields are counted for ``source``."""
-    document = decode_document(body)
-    event = _validated(document, zone)
-    ignored = unknown_fields(document)
-    if ignored and source is not None:
-        CAD_UNKNOWN_FIELDS.labels(source).inc(len(ignored))
-    return event, ignored
-
-
-def parse_eido(
-    body: bytes, zone: ZoneInfo | None = None, scene_secure: Sequence[str] = ()
-) -> CadEvent:
-    """The event an EIDO document in ``body`` describes, or a 422 naming the EIDO part (or
-    the event field it became) that is wrong."""
-    document = decode_document(body)
-    try:
-        native = event_from_eido(document, scene_secure)
-    except EidoProblem as exc:
-        raise InvalidPayload(
-            f"EIDO {exc.field}: {exc.reason}", [InvalidParam(name=exc.field, reason=exc.reason)]
-        ) from exc
-    return _validated(native, zone, EIDO_ORIGINS)
-
-
-def parse_mapped(body: bytes, mapping: FieldMapping, zone: ZoneInfo | None = None) -> CadEvent:
-    """The event a source's own JSON shape in ``body`` describes through its declared
-    ``mapping``, or a 422 naming each bad field with the expression it was read from."""
-    document = decode_document(body)
-    native, origins = apply_mapping(mapping, document)
-    return _validated(native, zone, origins)
-
-
-EIDO_ORIGINS = {
-    "call.incident_number": "$id",
-    "occurred_at": "lastUpdateTimeStamp",
-    "call.agency": "agencyComponent",
-    "call.call_type": "incidentComponent.incidentTypeInternalCode",
-    "call.priority": "incidentComponent.incidentCommonPriorityNumber",
-    "call.hazards": "cautionComponent",
-    "call.narrative": "notesComponent",
-}
-
-
-def _validated(
-    document: dict[str, Any], zone: ZoneInfo | None, origins: dict[str, str] | None = None
-) -> CadEvent:
-    try:
-        event = read_event(document, zone)
-    except ValidationError as exc:
-        params = invalid_params_from_errors(exc.errors(include_input=False))
-        if origins:
-            params = [p.model_copy(update={"name": origin_of(p.name, origins)}) for p in params]
-        raise InvalidPayload(
-            f"invalid field(s): {', '.join(p.name for p in params)}", params
-        ) from exc
-    missing = event.missing_on_create()
-    if missing:
-        named = [origin_of(name, origins or {}) for name in missing]
-        raise InvalidPayload(
-            f"call.created must carry {', '.join(named)}",
-            [InvalidParam(name=name, reason="required on call.created") for name in named],
-        )
-    return event
-
-
-class EventValidation(BaseModel):
-    """The answer to `?validate=true`: nothing was stored."""
-
-    event_id: str
-    valid: bool = Field(description="Always true: an invalid event is answered 4xx.")
-    stored: bool = Field(description="Always false for a dry run.")
-    call: dict[str, Any] = Field(description="The call fields this event sets, as read.")
-    ignored_fields: list[str] = Field(description="Fields the contract does not know.")
-    triage: ClassifyResponse = Field(
-        description="How triage reads this event's own fields (an update carries only the "
-        "fields that changed, so its reading is of those alone)."
-    )
-
-
 VALIDATED: dict[int | str, dict[str, Any]] = {
     200: {"model": EventValidation, "description": "`?validate=true`: nothing stored."}
 }
-
-
-def _validation(request: Request, event: CadEvent, ignored: dict[str, Any]) -> JSONResponse:
-    call = event.call
-    inputs = TriageInput(
-        agency=call.agency,
-        call_type=call.call_type,
-        call_type_description=call.call_type_description,
-        narrative=call.narrative,
-        hazards=tuple(call.hazards or ()),
-    )
-    decision = classify(inputs, request.app.state.rulebook.rules)
-    body = EventValidation(
-        event_id=event.event_id,
-        valid=True,
-        stored=False,
-        call={"incident_number": call.incident_number, **event.changes()},
-        ignored_fields=sorted(ignored),
-        triage=ClassifyResponse.of(decision),
-    )
-    return JSONResponse(body.model_dump(mode="json"))
 
 
 _RECEIVE_ERRORS = problem_responses(
@@ -323,7 +197,8 @@ async def _receive(
         raise
     if validate:
         EVENTS_INGESTED.labels(cad_source.id, "validated").inc()
-        return _validation(request, event, ignored)
+        dry_run = describe(event, ignored, request.app.state.rulebook.rules)
+        return JSONResponse(dry_run.model_dump(mode="json"))
     result = await service.ingest(session, cad_source.id, event, body, webhook_id, ignored)
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     return EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies_service
+from corespond.auth.service import Principal
 from corespond.crypto import SecretBox
 from corespond.errors import (
     Conflict,
@@ -234,6 +235,20 @@ async def set_scene_secure_signals(
     source.scene_secure_flags = sorted({f.strip() for f in flags})
     await session.flush()
     return source
+
+
+def require_source_access(principal: Principal, source_id: str, *, change: bool) -> None:
+    """An integrator reaches only its own source; admins every source; an unscoped
+    supervisor may read any source's settings and deliveries."""
+    if principal.role == "admin" and principal.scope is None:
+        return
+    if principal.role == "supervisor" and principal.scope is None and not change:
+        return
+    if principal.scope is not None and principal.scope.kind == "source":
+        if principal.scope.value == source_id:
+            return
+        raise Forbidden(f"this key is for CAD source {principal.scope.value!r}, not {source_id!r}")
+    raise Forbidden("a CAD source is reached with its integrator key or an unscoped admin key")
 
 
 SOURCE_FORMATS = ("native", "eido", "mapped")
