@@ -29,6 +29,7 @@ from corespond.coverage.router import router as coverage_router
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
 from corespond.dispatch.router import router as dispatch_router
+from corespond.dispatch.schemas import CallbackMessage
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
@@ -209,6 +210,29 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(event_schema.pop("$defs", {}))
     components["CadEvent"] = event_schema
+    callback = CallbackMessage.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(callback.pop("$defs", {}))
+    components["CallbackMessage"] = callback
+    # What corespond sends to a CAD's callback URL (OpenAPI 3.1 webhooks).
+    schema["webhooks"] = {
+        "assignment-change": {
+            "post": {
+                "summary": "An assignment change, POSTed to the source's callback URL",
+                "description": "Signed with the source's secret (Standard Webhooks headers "
+                "webhook-id, webhook-timestamp, webhook-signature). Answer 2xx; see "
+                "docs/integrating.md for retries and ordering.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/CallbackMessage"}
+                        }
+                    },
+                },
+                "responses": {"204": {"description": "Received."}},
+            }
+        }
+    }
     _problems_as_problem_json(schema)
     app.openapi_schema = schema
     return schema

@@ -455,13 +455,16 @@ def sources_rotate_secret(
 def keys_create(
     role: Annotated[
         str,
-        typer.Option(help="dispatcher, peer, supervisor, provider_admin, auditor or admin."),
+        typer.Option(
+            help="dispatcher, peer, supervisor, provider_admin, auditor, admin or cad_integrator."
+        ),
     ],
     scope: Annotated[
         str | None,
         typer.Option(
             help="Limit the key: 'agency:BLUEFIELD PD', 'county:Kanawha', 'provider:wvsl' "
-            "(required for provider_admin), 'peer:<peer id>' (a peer's own key)."
+            "(required for provider_admin), 'peer:<peer id>' (a peer's own key), "
+            "'source:<id>' (required for cad_integrator)."
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Who or what holds the key.")] = None,

@@ -13,6 +13,7 @@ from corespond.errors import InvalidPayload
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import require_county
 from corespond.roster.models import Peer, Provider
+from corespond.sources.models import CadSource
 
 
 async def checked_scope(session: AsyncSession, atlas: CountyAtlas, text: str) -> Scope:
@@ -32,6 +33,10 @@ async def checked_scope(session: AsyncSession, atlas: CountyAtlas, text: str) ->
     if scope.kind == "provider":
         if await session.get(Provider, scope.value) is None:
             raise InvalidPayload(f"scope {text!r}: no provider with that id")
+        return scope
+    if scope.kind == "source":
+        if await session.get(CadSource, scope.value) is None:
+            raise InvalidPayload(f"scope {text!r}: no CAD source with that id")
         return scope
     try:
         peer_id = uuid.UUID(scope.value)
