@@ -66,6 +66,8 @@ async def test_the_matrix(client: httpx.AsyncClient, db: Database) -> None:
             role,
             "provider:wvsl"
             if role == "provider_admin"
+            else "source:kanawha-911"
+            if role == "cad_integrator"
             else f"peer:{uuid.uuid4()}"
             if role == "peer"
             else None,
@@ -102,12 +104,18 @@ def test_public_endpoints_say_why(endpoint: str) -> None:
 
 # --- scope: the same endpoints with data, for a key in scope and a key out of it -----------
 
-SCOPE_KIND = {"dispatcher": "agency", "supervisor": "county", "provider_admin": "provider"}
+SCOPE_KIND = {
+    "dispatcher": "agency",
+    "supervisor": "county",
+    "provider_admin": "provider",
+    "cad_integrator": "source",
+}
 SCOPED_KEYS = {
     # role: (in scope, out of scope)
     "dispatcher": ("agency:CHARLESTON PD", "agency:BLUEFIELD PD"),
     "supervisor": ("county:54039", "county:54055"),
     "provider_admin": ("provider:wvsl", "provider:rp"),
+    "cad_integrator": ("source:kanawha-911", "source:logan-911"),
 }
 
 
@@ -131,6 +139,7 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
         "shift_id": shift["id"],
         "provider_id": "wvsl",
         "fips": "54039",
+        "source": source.id,
     }
     gets = [
         k

@@ -72,6 +72,8 @@ async def test_no_server_errors_and_no_schema_violations_for_any_role(
         scope = (
             "provider:wvsl"
             if role == "provider_admin"
+            else "source:demo-cad"
+            if role == "cad_integrator"
             else f"peer:{uuid.uuid4()}"
             if role == "peer"
             else None

@@ -37,13 +37,8 @@ PEERS_SCOPE = (
 )
 OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
-SOURCE = (
-    "a cad_integrator key (scope source:ID) reaches its own source; an unscoped supervisor "
-    "may read any source; changes need the integrator or an admin"
-)
-DELIVERIES = (
-    "a scoped key sees the deliveries of the calls it may see (an integrator: its source's)"
-)
+SOURCE = "a cad_integrator key (scope source:ID) reaches its own source; admins any"
+
 
 POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
@@ -113,22 +108,20 @@ POLICY: dict[str, Rule] = {
         "dispatcher", "supervisor", scope=CALLS_SCOPE
     ),
     # Push to dispatch.
-    "GET /v1/deliveries": key("supervisor", "cad_integrator", scope=DELIVERIES),
+    "GET /v1/deliveries": key("supervisor", "cad_integrator"),
     "GET /v1/deliveries/sources": key("supervisor"),
-    "GET /v1/deliveries/{delivery_id}": key("supervisor", "cad_integrator", scope=DELIVERIES),
-    "POST /v1/deliveries/{delivery_id}/redeliver": key(
-        "supervisor", "cad_integrator", scope=DELIVERIES
-    ),
+    "GET /v1/deliveries/{delivery_id}": key("supervisor", "cad_integrator"),
+    "POST /v1/deliveries/{delivery_id}/redeliver": key("supervisor", "cad_integrator"),
     # CAD integration: an integrator's key reaches its own source only.
-    "GET /v1/cad/{source}": key("supervisor", "cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}": key("cad_integrator", scope=SOURCE),
     "PATCH /v1/cad/{source}": key("cad_integrator", scope=SOURCE),
     "PUT /v1/cad/{source}/mapping": key("cad_integrator", scope=SOURCE),
-    "GET /v1/cad/{source}/mapping/targets": key("supervisor", "cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/mapping/targets": key("cad_integrator", scope=SOURCE),
     "POST /v1/cad/{source}/mapping/preview": key("cad_integrator", scope=SOURCE),
     "POST /v1/cad/{source}/secrets": key("cad_integrator", scope=SOURCE),
     "POST /v1/cad/{source}/test-delivery": key("cad_integrator", scope=SOURCE),
-    "GET /v1/cad/{source}/calls": key("supervisor", "cad_integrator", scope=SOURCE),
-    "GET /v1/cad/{source}/changes": key("supervisor", "cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/calls": key("cad_integrator", scope=SOURCE),
+    "GET /v1/cad/{source}/changes": key("cad_integrator", scope=SOURCE),
     # Coverage.
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),

@@ -238,11 +238,9 @@ async def set_scene_secure_signals(
 
 
 def require_source_access(principal: Principal, source_id: str, *, change: bool) -> None:
-    """An integrator reaches only its own source; admins every source; an unscoped
-    supervisor may read any source's settings and deliveries."""
+    """An integrator reaches only its own source (``change`` or not); unscoped admins every
+    source."""
     if principal.role == "admin" and principal.scope is None:
-        return
-    if principal.role == "supervisor" and principal.scope is None and not change:
         return
     if principal.scope is not None and principal.scope.kind == "source":
         if principal.scope.value == source_id:
