@@ -196,7 +196,14 @@ class AssignmentOut(BaseModel):
     )
     scene_secured_at: datetime | None
     scene_secured_by: str | None
-    cancel_reason: Literal["dispatcher", "danger", "call_cancelled", "call_closed"] | None
+    cancel_reason: (
+        Literal["dispatcher", "supervisor", "danger", "call_cancelled", "call_closed", "reassigned"]
+        | None
+    ) = Field(
+        description="Who or what called the peer off: `dispatcher`, `supervisor`, `danger` "
+        "(the call reported danger), `call_cancelled` or `call_closed` (by CAD), "
+        "`reassigned` (a supervisor gave the call to another peer)."
+    )
     next_available_at: datetime | None = Field(
         description="Unfilled: when the next shift in the call's county starts."
     )
