@@ -50,6 +50,7 @@ POLICY: dict[str, Rule] = {
     "GET /v1/calls": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
     "GET /v1/calls/{call_id}": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
     "POST /v1/calls/{call_id}/peer-requests": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
+    "POST /v1/calls/{call_id}/danger-override": key("supervisor", scope=CALLS_SCOPE),
     # Triage and geography: reference data, any key.
     "POST /v1/triage/classify": key(*ANY_ROLE),
     "GET /v1/counties": key(*ANY_ROLE),
