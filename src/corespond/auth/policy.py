@@ -105,6 +105,11 @@ POLICY: dict[str, Rule] = {
     "POST /v1/assignments/{assignment_id}/scene-secure": key(
         "dispatcher", "supervisor", scope=CALLS_SCOPE
     ),
+    "POST /v1/assignments/{assignment_id}/reassign": key(
+        "supervisor",
+        scope=f"{CALLS_SCOPE}; the new peer as the key may see peers ({PEERS_SCOPE})",
+    ),
+    "GET /v1/assignments/{assignment_id}/candidates": key("supervisor", scope=CALLS_SCOPE),
     # Push to dispatch.
     "GET /v1/deliveries": key("supervisor"),
     "GET /v1/deliveries/sources": key("supervisor"),
