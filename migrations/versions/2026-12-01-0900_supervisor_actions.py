@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("counties", postgresql.ARRAY(sa.Text()), nullable=True),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("notice", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("notices", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_notice_at", sa.DateTime(timezone=True), nullable=True),

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from corespond.db import Base
@@ -61,6 +61,8 @@ class Alert(Base):
     counties: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     title: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
+    # What its push or SMS says (title, body, tag): one line, nothing of a call's content.
+    notice: Mapped[dict[str, str]] = mapped_column(JSONB)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     notices: Mapped[int] = mapped_column(Integer, server_default="0")
     last_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -21,6 +21,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
+from corespond.alerts import service as alerts
+from corespond.alerts.service import AlertPolicy
 from corespond.assignments import repository
 from corespond.assignments.lifecycle import COMMITTED, PEER_ACTIONS, TRANSITIONS, refusal
 from corespond.assignments.models import (
@@ -120,6 +122,8 @@ class MatchPolicy:
     fallback_max_km: float
     required_credentials: tuple[str, ...]
     auto_request_max_age: timedelta = timedelta(minutes=5)
+    # How supervisors are told when a request goes unfilled (and reminded).
+    alerts: AlertPolicy = field(default_factory=AlertPolicy.default)
 
     @classmethod
     def of(cls, settings: Settings) -> MatchPolicy:
@@ -128,6 +132,7 @@ class MatchPolicy:
             fallback_max_km=settings.fallback_max_km,
             required_credentials=tuple(settings.required_credentials),
             auto_request_max_age=timedelta(seconds=settings.auto_request_max_age_seconds),
+            alerts=AlertPolicy.of(settings),
         )
 
 
@@ -579,6 +584,7 @@ async def _offer_first_free(
         if assignment is None:  # pragma: no cover - inserted in this transaction
             raise LookupError(f"assignment {inserted} vanished")
         await _record(session, call, assignment, None, by, note, "assignment.offered", ctx)
+        await alerts.call_offered(session, call.id, ctx.now)
         if gate and secured is None:
             source = await session.get(CadSource, call.source_id)
             if source is not None and cad_says_secure(call.status, call.hazards, source):
@@ -631,8 +637,18 @@ async def _unfilled(
     session.add(assignment)
     await session.flush()
     await _record(session, call, assignment, None, by, summary, "assignment.unfilled", ctx)
-    county = f"{call.county_name} County" if call.county_name else None
-    await notify.request_unfilled(session, call.county_fips, county, assignment.id, ctx.now)
+    await alerts.request_unfilled(
+        session,
+        ctx.policy.alerts,
+        ctx.now,
+        call_id=call.id,
+        call_label=f"{call.source_id}/{call.incident_number}",
+        county_fips=call.county_fips,
+        county_name=call.county_name,
+        assignment_id=assignment.id,
+        why=summary,
+        next_available_at=next_at,
+    )
     SUPERVISOR_ALERTS.labels("unfilled").inc()
     log.warning(
         "supervisor_alert",

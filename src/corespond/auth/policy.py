@@ -37,6 +37,10 @@ PEERS_SCOPE = (
 )
 OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
+ALERTS_SCOPE = (
+    "a county-scoped key sees and acknowledges its county's alerts (statewide ones, CAD "
+    "deliveries, are for unscoped keys); other scopes are refused"
+)
 
 POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
@@ -119,6 +123,10 @@ POLICY: dict[str, Rule] = {
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    # Alerts.
+    "GET /v1/alerts": key("supervisor", scope=ALERTS_SCOPE),
+    "GET /v1/alerts/{alert_id}": key("supervisor", scope=ALERTS_SCOPE),
+    "POST /v1/alerts/{alert_id}/acknowledge": key("supervisor", scope=ALERTS_SCOPE),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),

@@ -134,6 +134,11 @@ def visible(call: Call, principal: Principal) -> bool:
     return scope.county_fips is None or call.county_fips == scope.county_fips
 
 
+async def ended_among(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``call_ids`` that CAD has closed or cancelled."""
+    return await repository.ended_among(session, call_ids)
+
+
 async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
     """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
     scope_filter(principal)

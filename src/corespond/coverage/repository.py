@@ -52,6 +52,7 @@ async def unfilled_since(session: AsyncSession, since: datetime) -> Sequence[Any
             Assignment.created_at,
             Assignment.next_available_at,
             Assignment.ranking["summary"].astext.label("summary"),
+            Call.id.label("call_id"),
             Call.source_id,
             Call.incident_number,
             Call.county_fips,

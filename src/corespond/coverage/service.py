@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.alerts import service as alerts
 from corespond.assignments.models import (
     LIVE_STATUSES,
     OUTCOMES,
@@ -303,6 +304,13 @@ async def unfilled_recent(
         told.setdefault(notice.assignment_id, []).append(
             f"{channel} {notice.delivery_status or notice.state}"
         )
+    # A request of a call whose alert was raised by an earlier request raised none of its
+    # own: its supervisors were told (and reminded) through that alert.
+    call_alerts = await alerts.latest_for_calls(session, [row.call_id for row in rows])
+    for row in rows:
+        alert = call_alerts.get(row.call_id)
+        if row.id not in told and alert is not None and alert.assignment_id != row.id:
+            told[row.id] = [f"with the call's alert ({alerts.state_of(alert)})"]
     return [
         {
             "at": row.created_at.isoformat(),
