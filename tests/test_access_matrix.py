@@ -42,6 +42,7 @@ def test_every_route_has_a_rule_and_every_rule_a_route(app: FastAPI) -> None:
 
 PATH_VALUES = {
     "fips": "54039",
+    "county": "54039",
     "provider_id": "wvsl",
     "kind": "nda",
     "source": "kanawha-911",
@@ -136,6 +137,7 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
         "shift_id": shift["id"],
         "provider_id": "wvsl",
         "fips": "54039",
+        "county": "54039",
     }
     gets = [
         k

@@ -243,6 +243,13 @@ async def history(session: AsyncSession, assignment_id: uuid.UUID) -> Sequence[A
     return await repository.changes_of(session, assignment_id)
 
 
+async def live_by_peer(
+    session: AsyncSession, peer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Assignment, Call]]:
+    """Each of these peers' live assignment, with its call."""
+    return await repository.live_by_peer(session, peer_ids)
+
+
 async def latest_for_calls(
     session: AsyncSession, call_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[Assignment, Peer | None]]:

@@ -123,6 +123,9 @@ POLICY: dict[str, Rule] = {
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    "GET /v1/coverage/counties/{county}": key(
+        "supervisor", scope=f"{COUNTY} (another county: 404)"
+    ),
     # Alerts.
     "GET /v1/alerts": key("supervisor", scope=ALERTS_SCOPE),
     "GET /v1/alerts/{alert_id}": key("supervisor", scope=ALERTS_SCOPE),
