@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(
         TimeoutMiddleware,
         seconds=settings.request_timeout_seconds,
-        exempt=("/v1/rosters/import", "/peer/events"),  # an event stream stays open
+        # An event stream stays open.
+        exempt=("/v1/rosters/import", "/peer/events", "/dispatch/events", "/supervisor/events"),
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
     # (writes other than CAD events, here), per key (the same writes, here), and failed CAD

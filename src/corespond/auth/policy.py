@@ -155,6 +155,25 @@ POLICY: dict[str, Rule] = {
         "a supervisor's session cookie, checked by the page"
     ),
     "POST /supervisor/contact": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/events": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/counties/{fips}": public(
+        "a supervisor's session cookie; the key's county scope, as the API's drill-down"
+    ),
+    "GET /supervisor/assignments/{assignment_id}/candidates": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/assignments/{assignment_id}/reassign": public(
+        "a supervisor's session cookie; the key's call and peer scope, as the API's"
+    ),
+    "POST /supervisor/assignments/{assignment_id}/cancel": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/calls/{call_id}/danger-override": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/alerts/{alert_id}/acknowledge": public(
+        "a supervisor's session cookie; the key's county scope, as the API's"
+    ),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
     "POST /v1/peers/{peer_id}/sign-in-links": key(
         "supervisor",

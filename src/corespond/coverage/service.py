@@ -449,3 +449,9 @@ async def county_detail(
         )
     details.sort(key=lambda d: (not d.on_shift_now, d.peer.display_name.lower()))
     return CountyDetail(coverage, call_rows, details)
+
+
+async def change_stamp(session: AsyncSession) -> object:
+    """What the supervisor page's live stream watches: changes to calls, assignments, the
+    roster, CAD deliveries and alerts."""
+    return (await repository.change_stamp(session), await alerts.change_stamp(session))
