@@ -319,16 +319,15 @@ async def check_credentials(session: AsyncSession, policy: AlertPolicy, now: dat
         if credential.kind not in policy.required_credentials or credential.expires_at is None:
             continue
         expired = credential.expires_at <= now
-        subject = (
-            f"{peer.id}/{credential.kind}/{credential.expires_at.isoformat()}/"
-            f"{'expired' if expired else 'expiring'}"
-        )
+        day = f"{credential.expires_at.astimezone(policy.zone):%Y-%m-%d}"
+        # By the day it runs out: a renewal moves it (the alert resolves), re-entering the
+        # same expiry does not.
+        subject = f"{peer.id}/{credential.kind}/{day}/{'expired' if expired else 'expiring'}"
         if peer.provider_id not in served:
             served[peer.provider_id] = sorted(
                 pc.county_fips for pc in await roster.provider_counties(session, peer.provider_id)
             )
         name = CREDENTIAL_NAMES.get(credential.kind, credential.kind)
-        day = f"{credential.expires_at.astimezone(policy.zone):%Y-%m-%d}"
         if expired:
             title = f"{peer.display_name}: {name} expired {day}"
             detail = "Offered no call until it is renewed."
