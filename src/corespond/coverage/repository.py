@@ -16,7 +16,7 @@ from corespond.assignments.models import (
     PeerRequest,
 )
 from corespond.calls.models import Call
-from corespond.dispatch.models import OutboxMessage
+from corespond.dispatch.models import DeliveryAttempt
 from corespond.roster.models import Credential, Peer, PeerStatusChange, Shift, ShiftChange
 from corespond.triage.models import TriageDecisionRecord
 
@@ -118,7 +118,7 @@ async def requests_with_assignments(
 async def change_stamp(session: AsyncSession) -> object:
     """Changes whenever what the supervisor page shows changes, but for the clock: a call
     folded or triaged (an override too), an assignment moved, a peer's status, a shift or a
-    credential changed, a CAD message died or was delivered. (Alerts add their own.)"""
+    credential changed, a CAD delivery attempted. (Alerts add their own.)"""
     row = (
         await session.execute(
             select(
@@ -128,11 +128,8 @@ async def change_stamp(session: AsyncSession) -> object:
                 select(func.max(PeerStatusChange.id)).scalar_subquery(),
                 select(func.max(ShiftChange.id)).scalar_subquery(),
                 select(func.max(Credential.updated_at)).scalar_subquery(),
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.state == "dead")
-                .scalar_subquery(),
-                select(func.max(OutboxMessage.delivered_at)).scalar_subquery(),
+                # Every delivery attempt (delivered, to retry, dead): one primary-key probe.
+                select(func.max(DeliveryAttempt.id)).scalar_subquery(),
             )
         )
     ).first()
