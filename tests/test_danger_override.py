@@ -223,3 +223,26 @@ async def test_an_override_is_refused_precisely(
             )
         ).all()
     assert len(entries) == 1  # refusals change nothing
+
+
+async def test_an_override_without_a_recorded_history_is_still_an_answer(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    """A call marked dangerous with no triage history behind it (stored before triage kept
+    one, say) is overridden all the same, never a 500."""
+    from datetime import UTC, datetime
+
+    async with db.sessionmaker() as session, session.begin():
+        call = await program.call(
+            session, source.id, decision="ineligible", turned_dangerous_at=datetime.now(UTC)
+        )
+    supervisor = await make_key(db, "supervisor")
+    answer = await client.post(
+        f"/v1/calls/{call.id}/danger-override",
+        headers=auth(supervisor),
+        json={"reason": "unfounded"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["decision"] == "review"
+    [record] = answer.json()["triage"]
+    assert record["override_by"] == "supervisor key (supervisor)"

@@ -6,12 +6,10 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts import service
-from corespond.alerts.models import Alert
 from corespond.alerts.repository import AlertFilter
-from corespond.alerts.schemas import AcknowledgeIn, AlertOut, AlertPage, Kind
+from corespond.alerts.schemas import AcknowledgeIn, AlertOut, AlertPage, Kind, alert_views
 from corespond.alerts.service import AlertAcknowledged
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
@@ -24,11 +22,6 @@ from corespond.pagination import decode_cursor, encode_cursor
 router = APIRouter(tags=["alerts"])
 
 Supervisor = Authorized
-
-
-async def views(session: AsyncSession, alerts: list[Alert]) -> list[AlertOut]:
-    told = await service.notices_of(session, [a.id for a in alerts])
-    return [AlertOut.of(a, told.get(a.id, [])) for a in alerts]
 
 
 @router.get(
@@ -69,7 +62,7 @@ async def list_alerts(
         session, principal, "alert.list", "alert", None, {"ids": [str(a.id) for a in page]}
     )
     next_cursor = encode_cursor(page[-1].raised_at, page[-1].id) if len(rows) > limit else None
-    return AlertPage(items=await views(session, page), next_cursor=next_cursor)
+    return AlertPage(items=await alert_views(session, page), next_cursor=next_cursor)
 
 
 @router.get(
@@ -80,7 +73,7 @@ async def list_alerts(
 async def get_alert(alert_id: uuid.UUID, session: SessionDep, principal: Supervisor) -> AlertOut:
     """One alert with its history."""
     alert = await service.get_alert(session, principal, alert_id)
-    [view] = await views(session, [alert])
+    [view] = await alert_views(session, [alert])
     await audit.record(session, principal, "alert.read", "alert", alert.id)
     return view
 
@@ -103,5 +96,5 @@ async def acknowledge(
     alert = await service.acknowledge(
         session, principal, alert_id, body.note if body else None, request.app.state.clock()
     )
-    [view] = await views(session, [alert])
+    [view] = await alert_views(session, [alert])
     return view

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts.models import Alert
-from corespond.alerts.service import state_of
+from corespond.alerts.service import notices_of, state_of
 from corespond.ingest.schemas import ReasonText
 
 Kind = Literal["unfilled", "deliveries_failing", "credential_expiring"]
@@ -96,3 +97,9 @@ class AcknowledgeIn(BaseModel):
     note: ReasonText | None = Field(
         default=None, description="What was done about it; kept with the alert and audited."
     )
+
+
+async def alert_views(session: AsyncSession, alerts: list[Alert]) -> list[AlertOut]:
+    """The alerts as the API and the supervisor page show them, with their notices."""
+    told = await notices_of(session, [a.id for a in alerts])
+    return [AlertOut.of(a, told.get(a.id, [])) for a in alerts]

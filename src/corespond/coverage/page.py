@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts import service as alerts
 from corespond.alerts.repository import AlertFilter
-from corespond.alerts.router import views as alert_views
+from corespond.alerts.schemas import alert_views
 from corespond.assignments import service as assignments
 from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit

@@ -195,13 +195,11 @@ async def override_danger(
     reported it unfounded): a ``review`` decision whose reasons say who and why, with the
     danger signals marked ``resolved``. The caller has checked that the call turned
     dangerous and holds its row lock."""
-    earlier = await repository.history(session, call_id)
-    if not earlier or not earlier[-1].danger:
-        raise ValueError("the call's current decision reports no danger")
-    last = earlier[-1]
+    last = await repository.latest(session, call_id)
     policy = asdict(Reason(OVERRIDE_RULE, "policy", OVERRIDE_LABEL, f"by {by}: {reason}"))
     reasons = [policy] + [
-        {**r, "kind": "resolved"} if r.get("kind") == "danger" else r for r in last.reasons
+        {**r, "kind": "resolved"} if r.get("kind") == "danger" else r
+        for r in (last.reasons if last is not None else [])
     ]
     record = await repository.add(
         session,
@@ -211,8 +209,8 @@ async def override_danger(
             summary=OVERRIDE_SUMMARY,
             reasons=reasons,
             # The same inputs under the same rules: deciding them again changes nothing.
-            rules_version=last.rules_version,
-            inputs_sha256=last.inputs_sha256,
+            rules_version=last.rules_version if last is not None else "",
+            inputs_sha256=last.inputs_sha256 if last is not None else "",
             danger=False,
             turned_dangerous=False,
             override_by=by,
