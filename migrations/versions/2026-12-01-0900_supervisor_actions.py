@@ -57,7 +57,9 @@ def upgrade() -> None:
             name=op.f("ck_alert_acknowledged_by_whom"),
         ),
         sa.ForeignKeyConstraint(
-            ["acknowledged_key_id"], ["api_key.id"], name=op.f("fk_alert_acknowledged_key_id_api_key")
+            ["acknowledged_key_id"],
+            ["api_key.id"],
+            name=op.f("fk_alert_acknowledged_key_id_api_key"),
         ),
         sa.ForeignKeyConstraint(
             ["assignment_id"], ["assignment.id"], name=op.f("fk_alert_assignment_id_assignment")
@@ -103,7 +105,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Reasons the older schema does not know become the nearest it does.
-    op.execute("UPDATE assignment SET cancel_reason = 'dispatcher' WHERE cancel_reason IN ('supervisor', 'reassigned')")
+    op.execute(
+        "UPDATE assignment SET cancel_reason = 'dispatcher' WHERE cancel_reason IN ('supervisor', 'reassigned')"
+    )
     op.drop_constraint(op.f("ck_assignment_cancel_reason_known"), "assignment", type_="check")
     op.create_check_constraint(
         op.f("ck_assignment_cancel_reason_known"),
