@@ -42,6 +42,7 @@ def test_every_route_has_a_rule_and_every_rule_a_route(app: FastAPI) -> None:
 
 PATH_VALUES = {
     "fips": "54039",
+    "county": "54039",
     "provider_id": "wvsl",
     "kind": "nda",
     "source": "kanawha-911",
@@ -132,7 +133,12 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
     admin = await make_key(db, "admin")
     offer = (await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(admin))).json()
     shift = (await client.get("/v1/shifts", headers=auth(admin))).json()["items"][0]
+    async with db.sessionmaker() as session, session.begin():
+        unfilled = await program.call(session, source.id)  # Ana is taken: an alert
+    await client.post(f"/v1/calls/{unfilled.id}/peer-requests", headers=auth(admin))
+    alert = (await client.get("/v1/alerts", headers=auth(admin))).json()["items"][0]
     ids = {
+        "alert_id": alert["id"],
         "call_id": str(call.id),
         "assignment_id": offer["id"],
         "peer_id": str(peer.id),
@@ -140,6 +146,7 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
         "provider_id": "wvsl",
         "fips": "54039",
         "source": source.id,
+        "county": "54039",
     }
     gets = [
         k

@@ -355,7 +355,12 @@ async def test_a_push_that_breaks_costs_only_its_own_row(
         dispatcher = await make_key(db, "dispatcher")
         offer = await client.post(f"/v1/calls/{call}/peer-requests", headers=auth(dispatcher))
         admin = await make_key(db, "admin")
-        await client.post(f"/v1/assignments/{offer.json()['id']}/cancel", headers=auth(admin))
+        cancelled = await client.post(
+            f"/v1/assignments/{offer.json()['id']}/cancel",
+            headers=auth(admin),
+            json={"reason": "test: free the call"},
+        )
+        assert cancelled.status_code == 200, cancelled.text
         async with db.sessionmaker() as session, session.begin():
             other = await program.call(session, source.id, incident_number="26-9")
         async with db.sessionmaker() as session, session.begin():

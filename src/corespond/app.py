@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve
 from corespond import __version__
+from corespond.alerts.router import router as alerts_router
 from corespond.assignments.router import router as assignments_router
 from corespond.audit import service as audit_log
 from corespond.audit.deps import record_refused_read
@@ -89,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.assignment_jobs = background.assignments
     app.state.worker = background.worker
     app.state.relay = background.relay
+    app.state.alert_jobs = background.alerts
     await background.start(jobs=settings.worker_enabled)
     app.state.scheduler = background.scheduler
     log.info("started", version=__version__, worker=settings.worker_enabled)
@@ -135,7 +137,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(
         TimeoutMiddleware,
         seconds=settings.request_timeout_seconds,
-        exempt=("/v1/rosters/import", "/peer/events"),  # an event stream stays open
+        # An event stream stays open.
+        exempt=("/v1/rosters/import", "/peer/events", "/dispatch/events", "/supervisor/events"),
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
     # (writes other than CAD events, here), per key (the same writes, here), and failed CAD
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(assignments_router)
     app.include_router(dispatch_router)
     app.include_router(coverage_router)
+    app.include_router(alerts_router)
     app.include_router(dispatch_console)
     app.include_router(supervisor_page)
     app.include_router(peer_app)

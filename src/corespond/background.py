@@ -11,6 +11,8 @@ for one cannot be missing from the other:
   ``relay_sweep_seconds``);
 * the notifier: Web Push and SMS to peers' phones (woken by the offer's NOTIFY, and a pass
   every half second);
+* the supervisors' alerts (unfilled requests, failing CAD deliveries, expiring credentials):
+  raised, resolved and told again every ``alert_sweep_seconds``;
 * retention, daily (narratives and locations past ``narrative_retention_days``);
 * re-reading the triage rule file when it changes.
 
@@ -28,6 +30,8 @@ import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from corespond.alerts.jobs import AlertJobs, schedule_alerts
+from corespond.alerts.service import AlertPolicy
 from corespond.assignments.jobs import AssignmentJobs, schedule_timers
 from corespond.assignments.service import MatchPolicy
 from corespond.clock import Clock
@@ -55,6 +59,7 @@ class Background:
     worker: EventWorker
     relay: Relay
     notifier: Notifier
+    alerts: AlertJobs
     retention: RetentionJob
     scheduler: AsyncIOScheduler
     running_jobs: bool = False
@@ -98,6 +103,7 @@ class Background:
                 clock=clock,
                 sms=SmsProvider.of(settings),
             ),
+            alerts=AlertJobs(database, AlertPolicy.of(settings), clock),
             retention=RetentionJob(database, settings.narrative_retention_days, clock),
             scheduler=AsyncIOScheduler(timezone=UTC),
         )
@@ -121,6 +127,7 @@ class Background:
                 max_instances=1,
                 coalesce=True,
             )
+            schedule_alerts(self.scheduler, self.alerts, settings.alert_sweep_seconds)
             schedule_retention(self.scheduler, self.retention)
             self.running_jobs = True
         # The rule file is re-read on a timer, not per request; a broken one is logged and

@@ -179,6 +179,22 @@ class Settings(BaseSettings):
         gt=0,
         description="A source whose deliveries have been failing this long raises an alert.",
     )
+    alert_repeat_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often supervisors are told again of an unfilled request or failing "
+        "deliveries until one of them acknowledges it (expiring credentials: daily).",
+    )
+    credential_alert_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="A required credential expiring within this many days raises an alert.",
+    )
+    alert_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often alerts are checked: raised, resolved, their reminders sent.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

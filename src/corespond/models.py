@@ -1,6 +1,7 @@
 """Every table, imported in one place so that metadata is complete (Alembic, tests)."""
 
 from corespond.agencies.models import Agency
+from corespond.alerts.models import Alert
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
 from corespond.audit.models import AuditEntry
 from corespond.auth.models import ApiKey, WebSession
@@ -26,6 +27,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Agency",
+    "Alert",
     "ApiKey",
     "Assignment",
     "AssignmentChange",

@@ -38,7 +38,16 @@ LIVE_STATUSES = ("offered", "accepted", "en_route", "on_scene")
 ENDED_STATUSES = ("cleared", "declined", "expired", "cancelled", "unfilled")
 STATUSES = LIVE_STATUSES + ENDED_STATUSES
 TRIGGERS = ("auto", "dispatcher")
-CANCEL_REASONS = ("dispatcher", "danger", "call_cancelled", "call_closed")
+# Who or what called a peer off: a dispatcher, a supervisor, a danger signal, CAD ending the
+# call, or a supervisor handing the call to another peer (``reassigned``).
+CANCEL_REASONS = (
+    "dispatcher",
+    "supervisor",
+    "danger",
+    "call_cancelled",
+    "call_closed",
+    "reassigned",
+)
 OUTCOMES = ("contact_made", "referred", "declined_services", "no_contact")
 REFERRALS = ("detox", "inpatient", "outpatient", "mat", "recovery_housing", "other_services")
 

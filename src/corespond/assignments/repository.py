@@ -276,3 +276,17 @@ async def list_assignments(
         query = query.where(tuple_(Assignment.created_at, Assignment.id) < tuple_(*after))
     query = query.order_by(Assignment.created_at.desc(), Assignment.id.desc()).limit(limit)
     return (await session.scalars(query)).all()
+
+
+async def live_by_peer(
+    session: AsyncSession, peer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Assignment, Call]]:
+    """Each of these peers' live assignment (at most one each), with its call."""
+    if not peer_ids:
+        return {}
+    rows = await session.execute(
+        select(Assignment, Call)
+        .join(Call, Call.id == Assignment.call_id)
+        .where(Assignment.peer_id.in_(list(peer_ids)), Assignment.status.in_(LIVE_STATUSES))
+    )
+    return {a.peer_id: (a, c) for a, c in rows.all() if a.peer_id is not None}

@@ -16,19 +16,26 @@ from corespond.assignments.schemas import (
     AssignmentDetail,
     AssignmentOut,
     AssignmentPage,
+    CancelIn,
+    CandidatesOut,
     ClearIn,
+    LeftOutOut,
     PeerRequestIn,
     PeerUpdateIn,
+    RankedOut,
+    ReassignIn,
     Status,
     assignment_out,
 )
 from corespond.assignments.service import (
     AssignmentConflict,
     CallNotRequestable,
+    CancelledForDanger,
     Clearing,
     Context,
     MatchPolicy,
     NoCoverage,
+    PeerNotEligible,
     SceneNotSecure,
 )
 from corespond.audit import service as audit
@@ -41,6 +48,7 @@ from corespond.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    InvalidParam,
     InvalidPayload,
     NotFound,
     PayloadTooLarge,
@@ -58,6 +66,7 @@ router = APIRouter(tags=["assignments"])
 Requester = Authorized
 Reader = Authorized
 PeerActor = Authorized
+Supervisor = Authorized
 
 WRITE_PROBLEMS = problems(
     Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, InvalidPayload
@@ -277,10 +286,99 @@ async def cancel(
     session: SessionDep,
     principal: Requester,
     ctx: Ctx,
+    body: Annotated[CancelIn | None, Body()] = None,
 ) -> AssignmentOut:
-    """The dispatcher calls the peer off; the peer is free again."""
-    assignment = await service.act(session, principal, assignment_id, "cancel", ctx)
+    """A dispatcher or supervisor calls the peer off; the peer is free again and dispatch
+    hears `assignment.cancelled` (`cancel_reason` `dispatcher` or `supervisor`). A
+    supervisor's key must say why (`reason`, else `422`); a dispatcher's may. The reason is
+    kept in the assignment's history and on the audit log."""
+    reason = body.reason if body else None
+    if reason is None and principal.role != "dispatcher":
+        raise InvalidPayload(
+            "reason: a supervisor says why the peer is called off",
+            [InvalidParam(name="reason", reason="required for a supervisor's key")],
+        )
+    assignment = await service.act(session, principal, assignment_id, "cancel", ctx, reason=reason)
     return await _view(session, request, principal, assignment)
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/reassign",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AssignmentOut,
+    responses=problems(
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        AssignmentConflict,
+        PeerNotEligible,
+        CallNotRequestable,
+        CancelledForDanger,
+        InvalidPayload,
+    ),
+)
+async def reassign(
+    assignment_id: uuid.UUID,
+    body: ReassignIn,
+    request: Request,
+    session: SessionDep,
+    principal: Supervisor,
+    ctx: Ctx,
+) -> AssignmentOut:
+    """A supervisor hands an open offer (`offered`) or an accepted, staged assignment
+    (`accepted`) to a named peer, saying why. `201` with the new offer: the peer has
+    `expires_at` to accept, as any offer (then the next candidate is asked).
+
+    The peer must pass the tests matching applies now: on shift in the call's county (or a
+    neighbouring one within the travel limit) for a provider serving it, `available`, every
+    required credential valid, no other live assignment; `409 peer-not-eligible` says which
+    failed (`why`). The old assignment is cancelled with `cancel_reason` `reassigned` (its
+    peer is free again); dispatch hears `assignment.cancelled` then `assignment.offered`, in
+    order; the reason is in both assignments' history and on the audit log. The database's
+    one-live-assignment-per-peer rule still decides a race: nothing changes for the loser.
+    `409 assignment-conflict` for an assignment en route, on scene or ended."""
+    offered = await service.reassign(
+        session, principal, assignment_id, body.peer_id, body.reason, ctx
+    )
+    return await _view(session, request, principal, offered)
+
+
+@router.get(
+    "/v1/assignments/{assignment_id}/candidates",
+    response_model=CandidatesOut,
+    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+)
+async def candidates(
+    assignment_id: uuid.UUID, session: SessionDep, principal: Supervisor, ctx: Ctx
+) -> CandidatesOut:
+    """Who the assignment could be handed to now (`POST .../reassign`), best first with the
+    reasons for each place, as matching ranks them; and who is on shift but could not take
+    it, with why (the assignment's own peer: "holds this assignment")."""
+    assignment, found = await service.who_could_take(session, principal, assignment_id, ctx)
+    out = CandidatesOut(
+        assignment_id=assignment.id,
+        status=assignment.status,  # type: ignore[arg-type]
+        candidates=[
+            RankedOut(
+                place=r.place,
+                peer_id=r.candidate.peer_id,
+                display_name=r.candidate.display_name,
+                provider_id=r.candidate.provider_id,
+                county_fips=r.candidate.county_fips,
+                distance_km=round(r.distance_km, 2) if r.distance_km is not None else None,
+                reasons=list(r.reasons),
+            )
+            for r in found.candidates
+        ],
+        left_out=[
+            LeftOutOut(peer_id=x.peer_id, display_name=x.display_name, why=x.why)
+            for x in found.left_out
+        ],
+    )
+    await audit.record(
+        session, principal, "assignment.candidates_read", "assignment", assignment.id
+    )
+    return out
 
 
 @router.post(

@@ -19,6 +19,7 @@ from corespond.confidentiality.peer_view import (
     shown_to_peer,
 )
 from corespond.geo.atlas import CountyAtlas
+from corespond.ingest.schemas import ReasonText
 from corespond.roster.models import Peer
 
 Status = Literal[
@@ -63,6 +64,30 @@ class PeerRequestIn(BaseModel):
         max_length=NOTE_LIMIT,
         description="For the peer, shown as written (Unicode folded, on one line): where to "
         "meet, who called. Never law-enforcement-only information.",
+    )
+
+
+class ReassignIn(BaseModel):
+    """A supervisor hands the call to another peer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    peer_id: uuid.UUID = Field(
+        description="The peer to offer the call to (`GET /v1/assignments/{id}/candidates` "
+        "lists who could take it)."
+    )
+    reason: ReasonText = Field(
+        description="Why; kept in the assignment's history and on the audit log."
+    )
+
+
+class CancelIn(BaseModel):
+    """Why the peer is called off (a supervisor's key must say; a dispatcher's may)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText | None = Field(
+        default=None, description="Kept in the assignment's history and on the audit log."
     )
 
 
@@ -155,6 +180,15 @@ class LeftOutOut(BaseModel):
     why: str
 
 
+class ReassignedOut(BaseModel):
+    """The assignment a supervisor handed to this peer, and why."""
+
+    from_assignment_id: uuid.UUID
+    from_peer: str | None
+    by: str
+    reason: str
+
+
 class RankingOut(BaseModel):
     """Who could be offered the call when this assignment was made, best first, with the
     reasons for each place; and the peers on shift who were left out, with why."""
@@ -163,6 +197,19 @@ class RankingOut(BaseModel):
     candidates: list[RankedOut]
     left_out: list[LeftOutOut]
     summary: str | None = None
+    reassigned: ReassignedOut | None = Field(
+        default=None, description="Set when a supervisor handed the call to this peer."
+    )
+
+
+class CandidatesOut(BaseModel):
+    """Who an assignment could be handed to now, by matching's own tests, best first; and
+    the peers on shift who could not take it, with why."""
+
+    assignment_id: uuid.UUID
+    status: Status
+    candidates: list[RankedOut]
+    left_out: list[LeftOutOut]
 
 
 class ChangeOut(BaseModel):
@@ -196,7 +243,14 @@ class AssignmentOut(BaseModel):
     )
     scene_secured_at: datetime | None
     scene_secured_by: str | None
-    cancel_reason: Literal["dispatcher", "danger", "call_cancelled", "call_closed"] | None
+    cancel_reason: (
+        Literal["dispatcher", "supervisor", "danger", "call_cancelled", "call_closed", "reassigned"]
+        | None
+    ) = Field(
+        description="Who or what called the peer off: `dispatcher`, `supervisor`, `danger` "
+        "(the call reported danger), `call_cancelled` or `call_closed` (by CAD), "
+        "`reassigned` (a supervisor gave the call to another peer)."
+    )
     next_available_at: datetime | None = Field(
         description="Unfilled: when the next shift in the call's county starts."
     )

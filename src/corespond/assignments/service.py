@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -21,6 +21,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
+from corespond.alerts import service as alerts
+from corespond.alerts.service import AlertPolicy
 from corespond.assignments import repository
 from corespond.assignments.lifecycle import COMMITTED, PEER_ACTIONS, TRANSITIONS, refusal
 from corespond.assignments.models import (
@@ -40,6 +42,7 @@ from corespond.assignments.ranking import (
     neighbours_within,
     rank,
 )
+from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.calls.models import Call
@@ -99,6 +102,11 @@ class OfferExpired(Conflict):
     keeps_changes: ClassVar[bool] = True
 
 
+class PeerNotEligible(Conflict):
+    slug = "peer-not-eligible"
+    title = "The peer cannot be offered this call"
+
+
 class CancelledForDanger(Conflict):
     slug = "cancelled-danger"
     title = "The assignment was cancelled: the call now reports danger"
@@ -114,6 +122,8 @@ class MatchPolicy:
     fallback_max_km: float
     required_credentials: tuple[str, ...]
     auto_request_max_age: timedelta = timedelta(minutes=5)
+    # How supervisors are told when a request goes unfilled (and reminded).
+    alerts: AlertPolicy = field(default_factory=AlertPolicy.default)
 
     @classmethod
     def of(cls, settings: Settings) -> MatchPolicy:
@@ -122,6 +132,7 @@ class MatchPolicy:
             fallback_max_km=settings.fallback_max_km,
             required_credentials=tuple(settings.required_credentials),
             auto_request_max_age=timedelta(seconds=settings.auto_request_max_age_seconds),
+            alerts=AlertPolicy.of(settings),
         )
 
 
@@ -230,6 +241,13 @@ async def live_for_call(session: AsyncSession, call_id: uuid.UUID) -> Assignment
 
 async def history(session: AsyncSession, assignment_id: uuid.UUID) -> Sequence[AssignmentChange]:
     return await repository.changes_of(session, assignment_id)
+
+
+async def live_by_peer(
+    session: AsyncSession, peer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Assignment, Call]]:
+    """Each of these peers' live assignment, with its call."""
+    return await repository.live_by_peer(session, peer_ids)
 
 
 async def latest_for_calls(
@@ -537,6 +555,7 @@ async def _offer_first_free(
     by: str,
     ctx: Context,
     site: CallSite,
+    note: str | None = None,
 ) -> Assignment | None:
     if not ranked:
         return None
@@ -571,7 +590,8 @@ async def _offer_first_free(
         assignment = await session.get(Assignment, inserted)
         if assignment is None:  # pragma: no cover - inserted in this transaction
             raise LookupError(f"assignment {inserted} vanished")
-        await _record(session, call, assignment, None, by, None, "assignment.offered", ctx)
+        await _record(session, call, assignment, None, by, note, "assignment.offered", ctx)
+        await alerts.call_offered(session, call.id, ctx.now)
         if gate and secured is None:
             source = await session.get(CadSource, call.source_id)
             if source is not None and cad_says_secure(call.status, call.hazards, source):
@@ -624,8 +644,18 @@ async def _unfilled(
     session.add(assignment)
     await session.flush()
     await _record(session, call, assignment, None, by, summary, "assignment.unfilled", ctx)
-    county = f"{call.county_name} County" if call.county_name else None
-    await notify.request_unfilled(session, call.county_fips, county, assignment.id, ctx.now)
+    await alerts.request_unfilled(
+        session,
+        ctx.policy.alerts,
+        ctx.now,
+        call_id=call.id,
+        call_label=f"{call.source_id}/{call.incident_number}",
+        county_fips=call.county_fips,
+        county_name=call.county_name,
+        assignment_id=assignment.id,
+        why=summary,
+        next_available_at=next_at,
+    )
     SUPERVISOR_ALERTS.labels("unfilled").inc()
     log.warning(
         "supervisor_alert",
@@ -682,7 +712,9 @@ async def act(
     reason: str | None = None,
 ) -> Assignment:
     """Take ``action`` on an assignment for ``principal``; a peer only on their own (a
-    decline may say why: ``reason``, kept in the history)."""
+    decline may say why: ``reason``, kept in the history). A cancel's ``cancel_reason`` is
+    ``dispatcher`` for a dispatcher's key, ``supervisor`` for a supervisor's (or admin's);
+    its ``reason``, if given, is kept in the history and on the audit log."""
     assignment = await get_assignment(session, assignment_id, principal)
     own = _own_peer_id(principal)
     if action in PEER_ACTIONS and principal.role == "peer" and assignment.peer_id != own:
@@ -691,6 +723,7 @@ async def act(
         raise Forbidden(f"a peer key cannot {action} an assignment")
     call = await calls.lock(session, assignment.call_id)
     await session.refresh(assignment)
+    assignment_was = assignment.status
     by = actor(principal)
     if action != "cancel" and assignment.status in LIVE_STATUSES and dangerous(call):
         await _move(session, call, assignment, "cancel", "corespond (triage)", "danger", ctx)
@@ -703,16 +736,24 @@ async def act(
             "stay staged: police have not reported the scene secure yet; you will be told "
             "(assignment.scene_secure) when they do"
         )
-    moved = await _move(
-        session,
-        call,
-        assignment,
-        action,
-        by,
-        "dispatcher" if action == "cancel" else reason,
-        ctx,
-        clearing=clearing,
-    )
+    if action == "cancel":
+        # Who called the peer off, as dispatch hears it; the person's own words (if given)
+        # go to the history and the audit log.
+        category = "dispatcher" if principal.role == "dispatcher" else "supervisor"
+        moved = await _move(
+            session, call, assignment, action, by, category, ctx, note=reason or category
+        )
+        if reason:
+            await audit.record(
+                session,
+                principal,
+                "assignment.called_off",
+                "assignment",
+                moved.id,
+                {"reason": reason, "was": assignment_was},
+            )
+        return moved
+    moved = await _move(session, call, assignment, action, by, reason, ctx, clearing=clearing)
     point = position
     if point is None and action == "on-scene":
         site = call_site(call, ctx.geography)
@@ -736,8 +777,10 @@ async def _move(
     ctx: Context,
     *,
     clearing: Clearing | None = None,
+    note: str | None = None,
 ) -> Assignment:
-    """One transition as a compare-and-set, with everything that follows from it."""
+    """One transition as a compare-and-set, with everything that follows from it. ``reason``
+    is the cancel reason of a cancel; ``note`` (default: ``reason``) goes to the history."""
     transition = TRANSITIONS[action]
     was = assignment.status
     values: dict[str, Any] = {"status": transition.target, transition.stamp: ctx.now}
@@ -777,7 +820,7 @@ async def _move(
             extra["live_assignment_id"] = str(live.id)
             detail += f"; the call's live assignment is {live.id} ({live.status})"
         raise AssignmentConflict(detail, extra=extra)
-    await _record(session, call, moved, was, by, reason, transition.event, ctx)
+    await _record(session, call, moved, was, by, note or reason, transition.event, ctx)
     await _follow_peer_status(session, moved, was, ctx)
     if action in ("decline", "expire"):
         await _reoffer(session, call, moved.request_id, ctx)
@@ -891,6 +934,198 @@ async def _mark_secure(
         session, call, moved, moved.status, by, "scene secure", "assignment.scene_secure", ctx
     )
     return moved
+
+
+# --- a supervisor hands a call to another peer --------------------------------------------
+
+# An open offer, or a peer who accepted and is staged (or cleared to go) but not yet moving.
+REASSIGNABLE = ("offered", "accepted")
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Who could be offered a call now, by matching's own tests (on shift in the call's
+    county, or a neighbouring one within the travel limit, for a provider serving it;
+    available, not booked, credentials valid), best first; and who is on shift but could not,
+    with why."""
+
+    candidates: list[Ranked]
+    left_out: list[Left]
+
+
+async def who_could_take(
+    session: AsyncSession, principal: Principal, assignment_id: uuid.UUID, ctx: Context
+) -> tuple[Assignment, Eligibility]:
+    """The peers an assignment could be handed to now (its own peer is left out: it holds
+    the assignment)."""
+    assignment = await get_assignment(session, assignment_id, principal)
+    call = await calls.get_call(session, assignment.call_id, principal)
+    return assignment, await _eligibility(session, call, assignment, ctx)
+
+
+async def _eligibility(
+    session: AsyncSession, call: Call, assignment: Assignment, ctx: Context
+) -> Eligibility:
+    fips = call.county_fips
+    if fips is None or fips not in ctx.geography.atlas.by_fips:
+        return Eligibility([], [])
+    serving = await roster.providers_serving(session, fips)
+    seen: set[uuid.UUID] = set()
+    # A person names the peer: one who declined this request before may be asked again.
+    found, left = await _candidates(
+        session, fips, ctx, in_call_county=True, tried={}, seen=seen, providers=serving
+    )
+    nearby: list[Candidate] = []
+    for neighbour in ctx.geography.atlas.neighbours(fips):
+        more, more_left = await _candidates(
+            session,
+            neighbour.fips,
+            ctx,
+            in_call_county=False,
+            tried={},
+            seen=seen,
+            providers=serving,
+        )
+        nearby.extend(more)
+        left.extend(more_left)
+    site = call_site(call, ctx.geography)
+    near, far = neighbours_within(nearby, site, ctx.policy.fallback_max_km)
+    left.extend(far)
+    ranked = rank(found, site)
+    ranked += [replace(r, place=r.place + len(ranked)) for r in rank(near, site)]
+    holder = assignment.peer_id
+    return Eligibility(
+        [r for r in ranked if r.candidate.peer_id != holder],
+        [
+            Left(x.peer_id, x.display_name, "holds this assignment") if x.peer_id == holder else x
+            for x in left
+        ],
+    )
+
+
+async def reassign(
+    session: AsyncSession,
+    principal: Principal,
+    assignment_id: uuid.UUID,
+    peer_id: uuid.UUID,
+    reason: str,
+    ctx: Context,
+) -> Assignment:
+    """A supervisor hands an open offer or an accepted (staged) assignment to a named peer,
+    saying why. The peer must pass matching's tests now (``PeerNotEligible`` says which
+    fails). In one transaction: the old assignment is cancelled (``reassigned``; its peer
+    is free again, an offer withdrawn), the new peer is offered the call with a fresh
+    deadline, dispatch hears both (``assignment.cancelled``, ``assignment.offered``), and the
+    audit log keeps who and why. The database still decides a race for the peer: if another
+    call booked them a moment ago, nothing changes and ``PeerNotEligible`` says so."""
+    assignment = await get_assignment(session, assignment_id, principal)
+    call = await calls.lock(session, assignment.call_id)
+    await session.refresh(assignment)
+    if assignment.status in LIVE_STATUSES and dangerous(call):
+        await _move(session, call, assignment, "cancel", "corespond (triage)", "danger", ctx)
+        raise CancelledForDanger(
+            "the call now reports danger; the assignment is cancelled and no peer may go",
+            extra={"assignment_status": "cancelled", "cancel_reason": "danger"},
+        )
+    if assignment.status not in REASSIGNABLE:
+        raise AssignmentConflict(
+            f"the assignment is {assignment.status}; only an open offer or an accepted "
+            "(staged) assignment can be reassigned",
+            extra={"assignment_status": assignment.status},
+        )
+    ended = cancel_reason_for_call(call)
+    if ended is not None:
+        raise CallNotRequestable(f"the call is {call.status}", extra={"decision": call.decision})
+    if assignment.peer_id == peer_id:
+        raise PeerNotEligible(
+            "the assignment is already this peer's", extra={"peer_id": str(peer_id)}
+        )
+    peer = await roster.get_peer(session, peer_id, principal)
+    eligibility = await _eligibility(session, call, assignment, ctx)
+    chosen = next((r for r in eligibility.candidates if r.candidate.peer_id == peer.id), None)
+    if chosen is None:
+        where = f"{call.county_name} County" if call.county_name else "the call's county"
+        why = next(
+            (x.why for x in eligibility.left_out if x.peer_id == peer.id),
+            f"not on shift in {where} or a neighbouring county within "
+            f"{ctx.policy.fallback_max_km:.0f} km",
+        )
+        raise PeerNotEligible(
+            f"{peer.display_name} cannot be offered this call: {why}",
+            extra={"peer_id": str(peer.id), "why": why},
+        )
+    by = actor(principal)
+    was = assignment.status
+    old_peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
+    withdrawn = await repository.compare_and_set(
+        session,
+        assignment.id,
+        (was,),
+        {"status": "cancelled", "ended_at": ctx.now, "cancel_reason": "reassigned"},
+    )
+    if withdrawn is None:  # pragma: no cover - the call's lock is held
+        raise AssignmentConflict("the assignment changed meanwhile; try again")
+    await _record(
+        session,
+        call,
+        withdrawn,
+        was,
+        by,
+        f"reassigned to {peer.display_name}: {reason}",
+        "assignment.cancelled",
+        ctx,
+    )
+    await _follow_peer_status(session, withdrawn, was, ctx)
+    left = list(eligibility.left_out)
+    offered = await _offer_first_free(
+        session,
+        call,
+        withdrawn.request_id,
+        [replace(chosen, place=1)],
+        left,
+        by,
+        ctx,
+        call_site(call, ctx.geography),
+        note=f"reassigned from {old_peer.display_name if old_peer else 'another peer'}: {reason}",
+    )
+    if offered is None:
+        # The database refused: another call booked the peer first. The request's
+        # transaction rolls back, so the old assignment stands as it was.
+        raise PeerNotEligible(
+            f"{peer.display_name} cannot be offered this call: taken by another call a moment ago",
+            extra={"peer_id": str(peer.id), "why": "taken by another call"},
+        )
+    offered.ranking = {
+        **offered.ranking,
+        "reassigned": {
+            "from_assignment_id": str(withdrawn.id),
+            "from_peer": old_peer.display_name if old_peer else None,
+            "by": by,
+            "reason": reason,
+        },
+    }
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "assignment.reassigned",
+        "assignment",
+        withdrawn.id,
+        {
+            "reason": reason,
+            "was": was,
+            "from_peer_id": str(withdrawn.peer_id) if withdrawn.peer_id else None,
+            "to_peer_id": str(peer.id),
+            "new_assignment_id": str(offered.id),
+        },
+    )
+    log.info(
+        "assignment_reassigned",
+        assignment_id=str(withdrawn.id),
+        new_assignment_id=str(offered.id),
+        peer_id=str(peer.id),
+    )
+    return offered
 
 
 # --- keeping assignments in step with CAD and triage ---------------------------------------

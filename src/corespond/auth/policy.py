@@ -39,6 +39,10 @@ OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
 SOURCE = "a cad_integrator key (scope source:ID) reaches its own source; admins any"
 
+ALERTS_SCOPE = (
+    "a county-scoped key sees and acknowledges its county's alerts (statewide ones, CAD "
+    "deliveries, are for unscoped keys); other scopes are refused"
+)
 
 POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
@@ -53,6 +57,7 @@ POLICY: dict[str, Rule] = {
     "GET /v1/calls": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
     "GET /v1/calls/{call_id}": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
     "POST /v1/calls/{call_id}/peer-requests": key("dispatcher", "supervisor", scope=CALLS_SCOPE),
+    "POST /v1/calls/{call_id}/danger-override": key("supervisor", scope=CALLS_SCOPE),
     # Triage and geography: reference data, any key.
     "POST /v1/triage/classify": key(*ANY_ROLE),
     "GET /v1/counties": key(*ANY_ROLE),
@@ -107,6 +112,11 @@ POLICY: dict[str, Rule] = {
     "POST /v1/assignments/{assignment_id}/scene-secure": key(
         "dispatcher", "supervisor", scope=CALLS_SCOPE
     ),
+    "POST /v1/assignments/{assignment_id}/reassign": key(
+        "supervisor",
+        scope=f"{CALLS_SCOPE}; the new peer as the key may see peers ({PEERS_SCOPE})",
+    ),
+    "GET /v1/assignments/{assignment_id}/candidates": key("supervisor", scope=CALLS_SCOPE),
     # Push to dispatch.
     "GET /v1/deliveries": key("supervisor", "cad_integrator"),
     "GET /v1/deliveries/sources": key("supervisor"),
@@ -126,6 +136,13 @@ POLICY: dict[str, Rule] = {
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    "GET /v1/coverage/counties/{county}": key(
+        "supervisor", scope=f"{COUNTY} (another county: 404)"
+    ),
+    # Alerts.
+    "GET /v1/alerts": key("supervisor", scope=ALERTS_SCOPE),
+    "GET /v1/alerts/{alert_id}": key("supervisor", scope=ALERTS_SCOPE),
+    "POST /v1/alerts/{alert_id}/acknowledge": key("supervisor", scope=ALERTS_SCOPE),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),
@@ -151,6 +168,25 @@ POLICY: dict[str, Rule] = {
         "a supervisor's session cookie, checked by the page"
     ),
     "POST /supervisor/contact": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/events": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/counties/{fips}": public(
+        "a supervisor's session cookie; the key's county scope, as the API's drill-down"
+    ),
+    "GET /supervisor/assignments/{assignment_id}/candidates": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/assignments/{assignment_id}/reassign": public(
+        "a supervisor's session cookie; the key's call and peer scope, as the API's"
+    ),
+    "POST /supervisor/assignments/{assignment_id}/cancel": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/calls/{call_id}/danger-override": public(
+        "a supervisor's session cookie; the key's call scope, as the API's"
+    ),
+    "POST /supervisor/alerts/{alert_id}/acknowledge": public(
+        "a supervisor's session cookie; the key's county scope, as the API's"
+    ),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
     "POST /v1/peers/{peer_id}/sign-in-links": key(
         "supervisor",

@@ -155,3 +155,15 @@ async def needing_triage_ids(
         .with_for_update(skip_locked=True, key_share=True)
     )
     return list(rows)
+
+
+async def ended_among(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    if not call_ids:
+        return set()
+    rows = await session.scalars(
+        select(Call.id).where(
+            Call.id.in_(list(call_ids)),
+            or_(Call.ended_at.is_not(None), Call.status.in_(("closed", "cancelled"))),
+        )
+    )
+    return set(rows)

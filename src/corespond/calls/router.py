@@ -14,6 +14,7 @@ from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.calls import service
+from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
 from corespond.calls.schemas import (
     CallAssignment,
@@ -23,7 +24,9 @@ from corespond.calls.schemas import (
     CallPage,
     CallTriageReason,
     CallTriageRecord,
+    DangerOverrideIn,
 )
+from corespond.calls.service import NotDangerous
 from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
@@ -179,6 +182,12 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
     """One call as CAD last described it, with its event history; once purged
     (`purged_at`), its de-identified facts and outcome without narrative or location."""
     call = await service.get_call(session, call_id, principal)
+    detail = await _detail(session, principal, call)
+    await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
+    return detail
+
+
+async def _detail(session: AsyncSession, principal: Principal, call: Call) -> CallDetail:
     history = await ingest.event_history(session, call.id)
     events = [
         CallEventOut(
@@ -207,15 +216,45 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
             rules_version=record.rules_version,
             inputs_sha256=record.inputs_sha256,
             turned_dangerous=record.turned_dangerous,
+            override_by=record.override_by,
             decided_at=record.decided_at,
         )
         for record in await triage.history(session, call.id)
     ]
     brief = (await _assignments(session, principal, [call.id])).get(call.id)
-    await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
     return CallDetail(
         **CallOut.of(call).model_dump(exclude={"assignment"}),
         assignment=brief,
         events=events,
         triage=decisions,
     )
+
+
+Supervisor = Authorized
+
+
+@router.post(
+    "/v1/calls/{call_id}/danger-override",
+    response_model=CallDetail,
+    responses=problems(Unauthorized, Forbidden, NotFound, NotDangerous, InvalidPayload),
+)
+async def override_danger(
+    call_id: uuid.UUID,
+    body: DangerOverrideIn,
+    request: Request,
+    session: SessionDep,
+    principal: Supervisor,
+) -> CallDetail:
+    """A supervisor overrides a call that turned dangerous, after police reported the danger
+    unfounded. Never automatic; the reason is required and kept, with who, in the triage
+    history (`override_by`, the `policy.danger_overridden` reason) and on the audit log.
+
+    The call goes back to `review`, not to what it was before: the danger words are still in
+    its text, so a person decides whether a peer goes (a dispatcher's request; no peer is
+    sent by the override, and the cancelled assignment stays cancelled). From then on it is
+    at most `review`, and a danger signal the override did not cover makes it ineligible
+    again. `409 not-turned-dangerous` for any other call."""
+    call = await service.override_danger(
+        session, principal, call_id, body.reason, request.app.state.clock()
+    )
+    return await _detail(session, principal, call)

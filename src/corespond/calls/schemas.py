@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from corespond.calls.models import Call
+from corespond.ingest.schemas import ReasonText
 
 
 class CallLocation(BaseModel):
@@ -91,7 +92,8 @@ class CallOut(BaseModel):
     )
     decision_summary: str | None = Field(description="The decision and its reasons in one line.")
     turned_dangerous_at: datetime | None = Field(
-        description="When a call that was eligible or under review showed a danger signal."
+        description="When a call that was eligible or under review showed a danger signal; "
+        "cleared by a supervisor's override (`POST /v1/calls/{call_id}/danger-override`)."
     )
     assignment: CallAssignment | None = Field(
         default=None, description="The peer assignment: the live one, else the latest."
@@ -169,7 +171,23 @@ class CallTriageRecord(BaseModel):
     rules_version: str
     inputs_sha256: str
     turned_dangerous: bool
+    override_by: str | None = Field(
+        default=None,
+        description="Set on a supervisor's override of the call's danger (police reported it "
+        "unfounded): who; the `policy.danger_overridden` reason says why.",
+    )
     decided_at: datetime
+
+
+class DangerOverrideIn(BaseModel):
+    """A supervisor's override of a call that turned dangerous."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText = Field(
+        description="Why the danger no longer holds, e.g. who in the police reported it "
+        "unfounded; kept in the triage history and on the audit log."
+    )
 
 
 class CallDetail(CallOut):

@@ -11,13 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond import pagination
 from corespond.agencies import service as agencies
+from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls import repository
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
 from corespond.calls.repository import CallFilter
-from corespond.errors import Forbidden, NotFound
+from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.geo.service import Geography, locate_call
+from corespond.triage import service as triage
 from corespond.triage.classifier import TriageDecision, TriageInput
 
 
@@ -94,7 +96,7 @@ async def record_decision(
     rules_version: str,
 ) -> None:
     """Make ``decision`` the call's current one (its history is kept by triage).
-    ``turned_dangerous_at`` is set once and never cleared."""
+    ``turned_dangerous_at`` is set once, and cleared only by a supervisor's override."""
     call.decision = decision.decision
     call.decision_summary = decision.summary
     call.decision_rules_version = rules_version
@@ -136,6 +138,11 @@ def visible(call: Call, principal: Principal) -> bool:
     return scope.county_fips is None or call.county_fips == scope.county_fips
 
 
+async def ended_among(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``call_ids`` that CAD has closed or cancelled."""
+    return await repository.ended_among(session, call_ids)
+
+
 async def get_call(session: AsyncSession, call_id: uuid.UUID, principal: Principal) -> Call:
     """A call the principal may see, else ``NotFound`` (no hint that it exists)."""
     scope_filter(principal)
@@ -164,3 +171,42 @@ async def list_calls(
         pagination.encode_cursor(last.created_at, last.id) if last and len(rows) > limit else None
     )
     return page, next_cursor
+
+
+class NotDangerous(Conflict):
+    slug = "not-turned-dangerous"
+    title = "The call has not turned dangerous"
+
+
+async def override_danger(
+    session: AsyncSession, principal: Principal, call_id: uuid.UUID, reason: str, now: datetime
+) -> Call:
+    """A supervisor overrides the danger a call turned to, after police reported it
+    unfounded: the call goes back to ``review`` (a person decides whether a peer goes; no
+    peer is sent by this), ``turned_dangerous_at`` is cleared, and the triage history and
+    the audit log keep who and why. Only a call that turned dangerous (``409`` otherwise)."""
+    await get_call(session, call_id, principal)
+    call = await lock(session, call_id)
+    if call.turned_dangerous_at is None or call.decision != "ineligible":
+        what = f"it is {call.decision}" if call.decision else "it has not been triaged"
+        raise NotDangerous(
+            f"only a call that turned dangerous can be overridden; {what}",
+            extra={"decision": call.decision},
+        )
+    by = f"{principal.name} ({principal.role})"
+    record = await triage.override_danger(session, call.id, by, reason, now)
+    was = call.turned_dangerous_at
+    call.decision = record.decision
+    call.decision_summary = record.summary
+    call.decided_at = record.decided_at
+    call.turned_dangerous_at = None
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "call.danger_overridden",
+        "call",
+        call.id,
+        {"reason": reason, "turned_dangerous_at": was.isoformat(), "now": record.decision},
+    )
+    return call

@@ -1,6 +1,11 @@
 """The supervisor page at ``/supervisor``: the state's counties coloured by coverage now, the
-counties served with their peers, the gaps of the next 24 hours, unfilled requests and
-failing deliveries, refreshed in place every few seconds.
+counties served with their peers, the gaps of the next 24 hours, unfilled requests, failing
+deliveries and the alerts (acknowledged here); a county drilled into shows its calls, its
+peers and their shifts, and the supervisor acts there: hand a call to another peer, call a
+peer off, override a danger police reported unfounded. Live over Server-Sent Events (the
+server says ``changed`` and the page refetches), and refreshed every few seconds anyway for
+what only the clock changes (shifts beginning and ending). Every action goes through the
+same services, rules of scope and audit as the API.
 
 Sign-in: a supervisor (or admin) API key entered once in a form opens a session; the cookie
 holds a random token (only its hash is stored) that is ``HttpOnly``, ``SameSite=Strict``,
@@ -14,18 +19,24 @@ from __future__ import annotations
 
 import functools
 import math
+import uuid
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.alerts import service as alerts
+from corespond.alerts.repository import AlertFilter
+from corespond.alerts.schemas import alert_views
+from corespond.assignments import service as assignments
+from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
@@ -34,14 +45,18 @@ from corespond.auth.service import (
 from corespond.browser import (
     SECURITY_HEADERS,
     KeySignIn,
+    change_stream,
     same_site,
 )
+from corespond.calls import service as calls
 from corespond.coverage import service
+from corespond.coverage.router import county_detail_out
 from corespond.db import SessionDep
 from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.service import source_status
 from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.geo.atlas import CountyAtlas
+from corespond.ingest.schemas import ReasonText
 from corespond.notify import repository as notices
 from corespond.notify import service as notify
 from corespond.notify.schemas import SubscriptionIn
@@ -58,6 +73,7 @@ LABELS = {
 }
 COOKIE_PATH = "/supervisor"
 SESSION_HOURS = 12
+ALERTS_SHOWN = 50
 MAP_WIDTH = 600.0
 STATIC = {
     "supervisor.css": "text/css",
@@ -140,9 +156,7 @@ async def logout(request: Request, session: SessionDep) -> Response:
 @router.get("/supervisor/data")
 async def data(request: Request, session: SessionDep) -> Response:
     """What the page shows, for its refresh (the same sign-in cookie)."""
-    principal = await _signed_in(request, session)
-    if principal is None:
-        raise Unauthorized("sign in at /supervisor")
+    principal = await _require(request, session)
     now = request.app.state.clock()
     counties = await _coverage(request, session, principal)
     atlas = request.app.state.geography.atlas
@@ -155,6 +169,9 @@ async def data(request: Request, session: SessionDep) -> Response:
     scope = _scoped(principal)
     deliveries = await source_status(session, now, policy.alert_after) if scope is None else []
     unfilled = await service.unfilled_recent(session, now - timedelta(hours=24), scope)
+    recent = list(
+        await alerts.list_alerts(session, principal, AlertFilter(), after=None, limit=ALERTS_SHOWN)
+    )
     body = {
         "at": now.isoformat(),
         "counties": [
@@ -197,6 +214,7 @@ async def data(request: Request, session: SessionDep) -> Response:
             ],
         },
         "unfilled": unfilled,
+        "alerts": [a.model_dump(mode="json") for a in await alert_views(session, recent)],
         "deliveries": [
             {
                 "source": d.source_id,
@@ -214,9 +232,171 @@ async def data(request: Request, session: SessionDep) -> Response:
         "supervisor_page.data",
         "coverage",
         None,
-        {"counties": len(counties), "unfilled": len(unfilled)},
+        {"counties": len(counties), "unfilled": len(unfilled), "alerts": len(recent)},
     )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/supervisor/events")
+async def events(request: Request, session: SessionDep) -> Response:
+    """``data: changed`` when calls, assignments, the roster, deliveries or alerts change
+    (checked every second), a comment every 15 s to keep the connection open; ends when the
+    session does."""
+    await _require(request, session)
+    token = request.cookies.get(COOKIE, "")
+    clock = request.app.state.clock
+
+    async def signed_in(check: AsyncSession) -> bool:
+        principal = await session_principal(check, token, clock())
+        return principal is not None and principal.role in ALLOWED
+
+    return change_stream(request, service.change_stamp, signed_in)
+
+
+# --- a county drilled into, and the supervisor's actions -----------------------------------
+
+
+async def _require(request: Request, session: AsyncSession, *, post: bool = False) -> Principal:
+    if post and not same_site(request):
+        raise Forbidden("use this page")
+    principal = await _signed_in(request, session)
+    if principal is None:
+        raise Unauthorized("sign in at /supervisor")
+    return principal
+
+
+def _context(request: Request) -> Context:
+    return Context(
+        MatchPolicy.of(request.app.state.settings),
+        request.app.state.geography,
+        request.app.state.clock(),
+    )
+
+
+@router.get("/supervisor/counties/{fips}")
+async def county(fips: str, request: Request, session: SessionDep) -> Response:
+    """A county drilled into (as ``GET /v1/coverage/counties/{county}``)."""
+    principal = await _require(request, session)
+    atlas = request.app.state.geography.atlas
+    if fips not in atlas.by_fips:
+        raise NotFound(f"no county {fips[:10]!r}")
+    now = request.app.state.clock()
+    detail = await service.county_detail(
+        session, atlas, principal, fips, request.app.state.settings.required_credentials, now
+    )
+    await audit.record(
+        session,
+        principal,
+        "coverage.county_read",
+        "coverage",
+        None,
+        {"county": fips, "calls": [str(c.call.id) for c in detail.calls]},
+    )
+    zone = ZoneInfo(request.app.state.settings.program_timezone)
+    body = county_detail_out(detail, now, zone).model_dump(mode="json")
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/supervisor/assignments/{assignment_id}/candidates")
+async def candidates(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
+    """Who the assignment could be handed to now, and who could not (why)."""
+    principal = await _require(request, session)
+    assignment, found = await assignments.who_could_take(
+        session, principal, assignment_id, _context(request)
+    )
+    await audit.record(
+        session, principal, "assignment.candidates_read", "assignment", assignment.id
+    )
+    return JSONResponse(
+        {
+            "assignment_id": str(assignment.id),
+            "status": assignment.status,
+            "candidates": [
+                {
+                    "peer_id": str(r.candidate.peer_id),
+                    "display_name": r.candidate.display_name,
+                    "place": r.place,
+                    "reasons": list(r.reasons),
+                }
+                for r in found.candidates
+            ],
+            "left_out": [
+                {"peer_id": str(x.peer_id), "display_name": x.display_name, "why": x.why}
+                for x in found.left_out
+            ],
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class _Reassign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    peer_id: uuid.UUID
+    reason: ReasonText
+
+
+class _Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText
+
+
+class _Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: ReasonText | None = None
+
+
+@router.post("/supervisor/assignments/{assignment_id}/reassign")
+async def reassign(
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, body: _Reassign
+) -> Response:
+    """Hand the call to another peer, saying why (as ``POST /v1/assignments/{id}/reassign``)."""
+    principal = await _require(request, session, post=True)
+    offered = await assignments.reassign(
+        session, principal, assignment_id, body.peer_id, body.reason, _context(request)
+    )
+    return JSONResponse({"assignment": str(offered.id), "status": offered.status})
+
+
+@router.post("/supervisor/assignments/{assignment_id}/cancel")
+async def cancel(
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, body: _Reason
+) -> Response:
+    """Call the peer off, saying why (as ``POST /v1/assignments/{id}/cancel``)."""
+    principal = await _require(request, session, post=True)
+    cancelled = await assignments.act(
+        session, principal, assignment_id, "cancel", _context(request), reason=body.reason
+    )
+    return JSONResponse({"assignment": str(cancelled.id), "status": cancelled.status})
+
+
+@router.post("/supervisor/calls/{call_id}/danger-override")
+async def override_danger(
+    call_id: uuid.UUID, request: Request, session: SessionDep, body: _Reason
+) -> Response:
+    """Police report the danger unfounded: the call goes back to review (as the API)."""
+    principal = await _require(request, session, post=True)
+    call = await calls.override_danger(
+        session, principal, call_id, body.reason, request.app.state.clock()
+    )
+    return JSONResponse({"call": str(call.id), "decision": call.decision})
+
+
+@router.post("/supervisor/alerts/{alert_id}/acknowledge")
+async def acknowledge(
+    alert_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    body: Annotated[_Note | None, Body()] = None,
+) -> Response:
+    """Acknowledge an alert: it is never told again (as the API)."""
+    principal = await _require(request, session, post=True)
+    alert = await alerts.acknowledge(
+        session, principal, alert_id, body.note if body else None, request.app.state.clock()
+    )
+    return JSONResponse({"alert": str(alert.id), "state": alerts.state_of(alert)})
 
 
 # --- notices of unfilled requests on this browser, or by SMS -------------------------------

@@ -9,9 +9,16 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments.models import LIVE_STATUSES, Assignment, PeerRequest
+from corespond.assignments.models import (
+    LIVE_STATUSES,
+    Assignment,
+    AssignmentChange,
+    PeerRequest,
+)
 from corespond.calls.models import Call
-from corespond.roster.models import Peer, Shift
+from corespond.dispatch.models import DeliveryAttempt
+from corespond.roster.models import Credential, Peer, PeerStatusChange, Shift, ShiftChange
+from corespond.triage.models import TriageDecisionRecord
 
 _OVERLAPS = text(
     "tstzrange(shift.starts_at, shift.ends_at, '[)') && tstzrange(CAST(:start AS timestamptz), "
@@ -52,6 +59,7 @@ async def unfilled_since(session: AsyncSession, since: datetime) -> Sequence[Any
             Assignment.created_at,
             Assignment.next_available_at,
             Assignment.ranking["summary"].astext.label("summary"),
+            Call.id.label("call_id"),
             Call.source_id,
             Call.incident_number,
             Call.county_fips,
@@ -105,3 +113,24 @@ async def requests_with_assignments(
         .order_by(PeerRequest.created_at, Assignment.created_at)
     )
     return [(r, c, a) for r, c, a in rows.all()]
+
+
+async def change_stamp(session: AsyncSession) -> object:
+    """Changes whenever what the supervisor page shows changes, but for the clock: a call
+    folded or triaged (an override too), an assignment moved, a peer's status, a shift or a
+    credential changed, a CAD delivery attempted. (Alerts add their own.)"""
+    row = (
+        await session.execute(
+            select(
+                select(func.max(Call.folded_at)).scalar_subquery(),
+                select(func.max(TriageDecisionRecord.id)).scalar_subquery(),
+                select(func.max(AssignmentChange.id)).scalar_subquery(),
+                select(func.max(PeerStatusChange.id)).scalar_subquery(),
+                select(func.max(ShiftChange.id)).scalar_subquery(),
+                select(func.max(Credential.updated_at)).scalar_subquery(),
+                # Every delivery attempt (delivered, to retry, dead): one primary-key probe.
+                select(func.max(DeliveryAttempt.id)).scalar_subquery(),
+            )
+        )
+    ).first()
+    return tuple(row) if row is not None else None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -17,7 +18,7 @@ from corespond.auth.deps import Authorized
 from corespond.coverage import service
 from corespond.coverage.service import SUMMARY_COLUMNS, SummaryRow, scoped_counties
 from corespond.db import SessionDep
-from corespond.errors import Forbidden, InvalidPayload, Unauthorized
+from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.roster.times import to_utc
@@ -121,6 +122,185 @@ class SummaryOut(BaseModel):
     starts_at: datetime
     ends_at: datetime
     rows: list[SummaryRowOut]
+
+
+class DrillAssignmentOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    peer_id: uuid.UUID | None
+    peer_display_name: str | None
+    expires_at: datetime | None
+    staged: bool = Field(description="Accepted, waiting for police to report the scene secure.")
+    scene_secured_at: datetime | None
+    cancel_reason: str | None
+    next_available_at: datetime | None
+
+
+class DrillCallOut(BaseModel):
+    id: uuid.UUID
+    source: str
+    incident_number: str
+    agency: str | None
+    call_type: str | None
+    opened_at: datetime
+    status: str | None
+    ended: bool
+    decision: Literal["eligible", "review", "ineligible"] | None
+    decision_summary: str | None
+    turned_dangerous_at: datetime | None = Field(
+        description="Set: the call turned dangerous (a supervisor may override it once police "
+        "report it unfounded)."
+    )
+    assignment: DrillAssignmentOut | None
+
+
+class DrillShiftOut(BaseModel):
+    id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    kind: str
+    counties: list[str]
+
+
+class DrillCredentialOut(BaseModel):
+    kind: str
+    expires_at: datetime
+
+
+class DrillPeerAssignmentOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    call_id: uuid.UUID
+    incident_number: str
+    county_fips: str | None
+
+
+class DrillPeerOut(BaseModel):
+    peer_id: uuid.UUID
+    display_name: str
+    provider_id: str
+    status: Literal["available", "busy", "off_duty"]
+    on_shift_now: bool
+    free: bool = Field(description="Could be offered a call in this county now.")
+    why_not: str | None
+    credential_problems: list[str]
+    credentials_expiring: list[DrillCredentialOut] = Field(
+        description="Credentials expiring within 30 days."
+    )
+    assignment: DrillPeerAssignmentOut | None = Field(description="The peer's live one.")
+    shifts: list[DrillShiftOut] = Field(
+        description="Shifts in this county from now to 7 days ahead, in order."
+    )
+
+
+class CountyDetailOut(BaseModel):
+    """One county drilled into: coverage now, its calls of the last 12 hours (newest first)
+    with their peers, the peers who serve it and their shifts."""
+
+    at: datetime
+    fips: str
+    name: str
+    provider_id: str | None
+    provider_role: ProviderRole | None
+    state: Literal["available", "busy", "none"]
+    available: int
+    on_shift: int
+    calls: list[DrillCallOut]
+    peers: list[DrillPeerOut]
+
+
+def county_detail_out(
+    detail: service.CountyDetail, at: datetime, zone: ZoneInfo
+) -> CountyDetailOut:
+    """The drill-down as the API and the supervisor page show it."""
+    c = detail.coverage
+
+    def local(value: datetime) -> datetime:
+        return value.astimezone(zone)
+
+    def maybe(value: datetime | None) -> datetime | None:
+        return value.astimezone(zone) if value is not None else None
+
+    return CountyDetailOut(
+        at=local(at),
+        fips=c.fips,
+        name=c.name,
+        provider_id=c.provider_id,
+        provider_role=c.provider_role,  # type: ignore[arg-type]
+        state=c.state,  # type: ignore[arg-type]
+        available=c.available,
+        on_shift=len(c.peers),
+        calls=[
+            DrillCallOut(
+                id=row.call.id,
+                source=row.call.source_id,
+                incident_number=row.call.incident_number,
+                agency=row.call.agency,
+                call_type=row.call.call_type,
+                opened_at=local(row.call.opened_at or row.call.created_at),
+                status=row.call.status,
+                ended=row.call.ended_at is not None,
+                decision=row.call.decision,  # type: ignore[arg-type]
+                decision_summary=row.call.decision_summary,
+                turned_dangerous_at=maybe(row.call.turned_dangerous_at),
+                assignment=(
+                    DrillAssignmentOut(
+                        id=row.assignment.id,
+                        status=row.assignment.status,
+                        peer_id=row.assignment.peer_id,
+                        peer_display_name=row.peer.display_name if row.peer else None,
+                        expires_at=maybe(row.assignment.expires_at),
+                        staged=row.assignment.status == "accepted"
+                        and row.assignment.scene_secure_required
+                        and row.assignment.scene_secured_at is None,
+                        scene_secured_at=maybe(row.assignment.scene_secured_at),
+                        cancel_reason=row.assignment.cancel_reason,
+                        next_available_at=maybe(row.assignment.next_available_at),
+                    )
+                    if row.assignment is not None
+                    else None
+                ),
+            )
+            for row in detail.calls
+        ],
+        peers=[
+            DrillPeerOut(
+                peer_id=p.peer.id,
+                display_name=p.peer.display_name,
+                provider_id=p.peer.provider_id,
+                status=p.peer.status,  # type: ignore[arg-type]
+                on_shift_now=p.on_shift_now,
+                free=p.free,
+                why_not=p.why_not,
+                credential_problems=p.credential_problems,
+                credentials_expiring=[
+                    DrillCredentialOut(kind=kind, expires_at=local(at)) for kind, at in p.expiring
+                ],
+                assignment=(
+                    DrillPeerAssignmentOut(
+                        id=p.assignment[0].id,
+                        status=p.assignment[0].status,
+                        call_id=p.assignment[1].id,
+                        incident_number=p.assignment[1].incident_number,
+                        county_fips=p.assignment[1].county_fips,
+                    )
+                    if p.assignment is not None
+                    else None
+                ),
+                shifts=[
+                    DrillShiftOut(
+                        id=s.id,
+                        starts_at=local(s.starts_at),
+                        ends_at=local(s.ends_at),
+                        kind=s.kind,
+                        counties=list(s.counties),
+                    )
+                    for s in p.shifts
+                ],
+            )
+            for p in detail.peers
+        ],
+    )
 
 
 def _zone(request: Request) -> ZoneInfo:
@@ -257,6 +437,40 @@ async def coverage_gaps(
             for r in rows
         ],
     )
+
+
+@router.get(
+    "/v1/coverage/counties/{county}",
+    response_model=CountyDetailOut,
+    responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
+)
+async def county_detail(
+    county: Annotated[str, Path(max_length=40, pattern=r"^[^\x00]*$", description="FIPS or name")],
+    request: Request,
+    session: SessionDep,
+    principal: Supervisor,
+) -> CountyDetailOut:
+    """One county drilled into: coverage now; the calls opened there in the last 12 hours,
+    newest first, each with its triage decision and its peer (the supervisor acts on them:
+    reassign, cancel, override a danger); the peers who serve it (of its providers, or on
+    shift there) with status, free or why not, credential problems and expiries, live
+    assignment, and their shifts in the county for the next 7 days. A county-scoped key sees
+    its own county (another: `404`); agency- and provider-scoped keys are refused."""
+    now = request.app.state.clock()
+    atlas = request.app.state.geography.atlas
+    fips = require_county(atlas, county).fips
+    detail = await service.county_detail(
+        session, atlas, principal, fips, request.app.state.settings.required_credentials, now
+    )
+    await audit.record(
+        session,
+        principal,
+        "coverage.county_read",
+        "coverage",
+        None,
+        {"county": fips, "calls": [str(c.call.id) for c in detail.calls]},
+    )
+    return county_detail_out(detail, now, _zone(request))
 
 
 def _summary_out(row: SummaryRow) -> SummaryRowOut:

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.alerts import service as alerts
+from corespond.assignments import service as assignments
 from corespond.assignments.models import (
     LIVE_STATUSES,
     OUTCOMES,
@@ -20,13 +22,16 @@ from corespond.assignments.models import (
 )
 from corespond.assignments.repository import busy_peers
 from corespond.auth.service import Principal
+from corespond.calls import service as calls
 from corespond.calls.models import Call
+from corespond.calls.repository import CallFilter
 from corespond.coverage import repository
 from corespond.coverage.gaps import Interval, hours, uncovered
-from corespond.errors import Forbidden
+from corespond.errors import Forbidden, NotFound
 from corespond.geo.atlas import CountyAtlas
 from corespond.notify import repository as notices
 from corespond.roster import service as roster
+from corespond.roster.models import Peer, Shift
 
 STATES = ("available", "busy", "none")
 
@@ -303,6 +308,13 @@ async def unfilled_recent(
         told.setdefault(notice.assignment_id, []).append(
             f"{channel} {notice.delivery_status or notice.state}"
         )
+    # A request of a call whose alert was raised by an earlier request raised none of its
+    # own: its supervisors were told (and reminded) through that alert.
+    call_alerts = await alerts.latest_for_calls(session, [row.call_id for row in rows])
+    for row in rows:
+        alert = call_alerts.get(row.call_id)
+        if row.id not in told and alert is not None and alert.assignment_id != row.id:
+            told[row.id] = [f"with the call's alert ({alerts.state_of(alert)})"]
     return [
         {
             "at": row.created_at.isoformat(),
@@ -329,3 +341,117 @@ def scoped_counties(principal: Principal) -> list[str] | None:
         f"coverage is by county; a key scoped to a {principal.scope.kind} cannot read it "
         "(use an unscoped or county-scoped supervisor key)"
     )
+
+
+# --- one county, drilled into: its calls, its peers and their shifts -----------------------
+
+# The calls a drill-down shows: opened this recently (as the dispatch console).
+DETAIL_CALL_HOURS = 12
+# The shifts it shows: those overlapping now to this far ahead.
+DETAIL_SHIFT_DAYS = 7
+# A credential expiring this soon is shown beside the peer.
+DETAIL_EXPIRY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class CountyPeer:
+    peer: Peer
+    on_shift_now: bool
+    free: bool
+    why_not: str | None
+    credential_problems: list[str]
+    expiring: list[tuple[str, datetime]]
+    assignment: tuple[Assignment, Call] | None
+    shifts: list[Shift]
+
+
+@dataclass(frozen=True)
+class CountyCall:
+    call: Call
+    assignment: Assignment | None
+    peer: Peer | None
+
+
+@dataclass(frozen=True)
+class CountyDetail:
+    coverage: CountyCoverage
+    calls: list[CountyCall]
+    peers: list[CountyPeer]
+
+
+async def county_detail(
+    session: AsyncSession,
+    atlas: CountyAtlas,
+    principal: Principal,
+    fips: str,
+    required: Sequence[str],
+    now: datetime,
+) -> CountyDetail:
+    """A county drilled into: coverage now, the calls opened there in the last 12 hours
+    (newest first, with each one's peer), and the peers who serve it (of its providers, or
+    on shift there) with status, whether free now (or why not), credentials, live
+    assignment and shifts in the county over the next 7 days. A county-scoped key sees its
+    own county only (another: ``NotFound``)."""
+    allowed = scoped_counties(principal)
+    if allowed is not None and fips not in allowed:
+        raise NotFound(f"county {fips} not found")
+    _, [coverage] = await coverage_at(session, atlas, now, required, now, [fips])
+    rows, _ = await calls.list_calls(
+        session,
+        CallFilter(county_fips=fips, opened_from=now - timedelta(hours=DETAIL_CALL_HOURS)),
+        principal,
+        cursor=None,
+        limit=200,
+    )
+    found = await assignments.latest_for_calls(session, [c.id for c in rows])
+    call_rows = [
+        CountyCall(call, *found.get(call.id, (None, None)))
+        for call in sorted(rows, key=lambda c: c.opened_at or c.created_at, reverse=True)
+    ]
+    shifts = [
+        (shift, peer)
+        for shift, peer in await repository.shifts_overlapping(
+            session, now, now + timedelta(days=DETAIL_SHIFT_DAYS)
+        )
+        if fips in shift.counties
+    ]
+    serving = await roster.providers_serving(session, fips)
+    peers: dict[uuid.UUID, Peer] = {}
+    for provider_id in sorted(serving):
+        for peer in await roster.list_peers(
+            session, principal, provider_id=provider_id, status=None, after=None, limit=500
+        ):
+            peers[peer.id] = peer
+    for _, peer in shifts:
+        peers.setdefault(peer.id, peer)
+    credentials = await roster.credentials_of(session, list(peers))
+    live = await assignments.live_by_peer(session, list(peers))
+    now_by_peer = {p.peer_id: p for p in coverage.peers}
+    details = []
+    for peer in peers.values():
+        here = now_by_peer.get(str(peer.id))
+        soon = now + timedelta(days=DETAIL_EXPIRY_DAYS)
+        details.append(
+            CountyPeer(
+                peer=peer,
+                on_shift_now=here is not None,
+                free=here is not None and here.free,
+                why_not=here.why_not if here is not None else "not on shift here now",
+                credential_problems=roster.credential_problems(credentials[peer.id], required, now),
+                expiring=sorted(
+                    (c.kind, c.expires_at)
+                    for c in credentials[peer.id]
+                    if c.expires_at is not None and now < c.expires_at <= soon
+                ),
+                assignment=live.get(peer.id),
+                shifts=[s for s, p in shifts if p.id == peer.id],
+            )
+        )
+    details.sort(key=lambda d: (not d.on_shift_now, d.peer.display_name.lower()))
+    return CountyDetail(coverage, call_rows, details)
+
+
+async def change_stamp(session: AsyncSession) -> object:
+    """What the supervisor page's live stream watches: changes to calls, assignments, the
+    roster, CAD deliveries and alerts."""
+    return (await repository.change_stamp(session), await alerts.change_stamp(session))

@@ -128,6 +128,7 @@ class SourceBacklog:
     dead: int
     failing_since: datetime | None  # oldest pending message that has failed at least once
     last_delivered_at: datetime | None
+    last_dead_at: datetime | None = None  # when the newest dead message died
 
 
 async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
@@ -142,11 +143,14 @@ async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
             func.min(OutboxMessage.created_at).filter(
                 OutboxMessage.state == "pending", OutboxMessage.attempts > 0
             ),
+            func.max(OutboxMessage.dead_at).filter(OutboxMessage.state == "dead"),
         )
         .where(OutboxMessage.state.in_(("pending", "dead")))
         .group_by(OutboxMessage.source_id)
     )
-    waiting = {str(source): (int(p), int(d), since) for source, p, d, since in rows.all()}
+    waiting = {
+        str(source): (int(p), int(d), since, died) for source, p, d, since, died in rows.all()
+    }
     sources = (await session.scalars(select(CadSource.id))).all()
     out = []
     for source_id in sources:
@@ -156,9 +160,9 @@ async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
             .order_by(OutboxMessage.delivered_at.desc())
             .limit(1)
         )
-        pending, dead, since = waiting.get(source_id, (0, 0, None))
+        pending, dead, since, died = waiting.get(source_id, (0, 0, None, None))
         if pending or dead or last is not None:
-            out.append(SourceBacklog(source_id, pending, dead, since, last))
+            out.append(SourceBacklog(source_id, pending, dead, since, last, died))
     return out
 
 

@@ -123,6 +123,7 @@ class SourceDelivery:
     failing_since: datetime | None
     last_delivered_at: datetime | None
     alert: bool
+    last_dead_at: datetime | None = None
 
 
 async def source_status(
@@ -146,6 +147,7 @@ async def source_status(
                 failing_since=failing_since,
                 last_delivered_at=b.last_delivered_at if b else None,
                 alert=failing_since is not None and now - failing_since > alert_after,
+                last_dead_at=b.last_dead_at if b else None,
             )
         )
     return out

@@ -120,6 +120,11 @@ ShortText = Annotated[
 MidText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
 ]
+# Why a person did something (a supervisor's reason, an acknowledgement's note): kept with
+# the change and on the audit log.
+ReasonText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NoNul
+]
 # A premise hazard is a safety fact: a long one is kept whole, never the reason a call is lost.
 Hazard = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul

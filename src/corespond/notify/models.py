@@ -67,6 +67,8 @@ class Notification(Base):
     key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"), index=True)
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("push_subscription.id"))
     assignment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assignment.id"))
+    # The supervisors' alert it tells of: not sent once the alert is acknowledged or resolved.
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("alert.id"), index=True)
     channel: Mapped[str] = mapped_column(Text, server_default="webpush")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     state: Mapped[str] = mapped_column(Text, server_default="pending", index=True)

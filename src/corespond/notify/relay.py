@@ -26,6 +26,7 @@ from py_vapid import Vapid02
 from pywebpush import WebPusher
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.alerts import service as alerts
 from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
 from corespond.config import Settings
@@ -148,6 +149,11 @@ class Notifier:
             )
             row.attempts += 1
             row.last_attempt_at = now
+            if row.alert_id is not None and not await alerts.still_open(session, row.alert_id):
+                row.state = "skipped"
+                row.last_error = "the alert was acknowledged or resolved before this was sent"
+                NOTIFICATIONS.labels(row.channel, "skipped").inc()
+                return True
             if row.only_if_offered:
                 assignment = await session.get(Assignment, row.assignment_id)
                 if assignment is None or assignment.status != "offered":

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.models import ApiKey
@@ -37,13 +37,16 @@ async def live_subscriptions(
 
 
 async def supervisors_in_scope(
-    session: AsyncSession, county_fips: str | None, now: datetime
+    session: AsyncSession, counties: Sequence[str] | None, now: datetime
 ) -> list[tuple[uuid.UUID, SupervisorContact | None]]:
-    """Live supervisor keys whose scope covers the county (unscoped, or scoped to it) and
-    that have a contact or a live push subscription, with their contact."""
+    """Live supervisor keys whose scope covers one of the counties (unscoped, or scoped to
+    one of them; ``None``: unscoped keys only) and that have a contact or a live push
+    subscription, with their contact."""
     covers: ColumnElement[bool] = ApiKey.scope_kind.is_(None)
-    if county_fips is not None:
-        covers = or_(covers, and_(ApiKey.scope_kind == "county", ApiKey.scope_value == county_fips))
+    if counties:
+        covers = or_(
+            covers, and_(ApiKey.scope_kind == "county", ApiKey.scope_value.in_(list(counties)))
+        )
     reachable = or_(
         SupervisorContact.key_id.is_not(None),
         ApiKey.id.in_(
@@ -81,6 +84,27 @@ async def unfilled_notices(
         Notification.assignment_id.in_(assignment_ids), Notification.key_id.is_not(None)
     )
     return (await session.scalars(query)).all()
+
+
+async def alert_notices(
+    session: AsyncSession, alert_ids: Sequence[uuid.UUID]
+) -> Sequence[Notification]:
+    if not alert_ids:
+        return []
+    query = select(Notification).where(Notification.alert_id.in_(alert_ids))
+    return (await session.scalars(query.order_by(Notification.created_at))).all()
+
+
+async def skip_pending_of_alert(session: AsyncSession, alert_id: uuid.UUID, why: str) -> int:
+    """Pending notices of an alert become ``skipped`` (one being sent right now holds its
+    row lock; this waits for it, then leaves it as it ended)."""
+    rows = await session.scalars(
+        update(Notification)
+        .where(Notification.alert_id == alert_id, Notification.state == "pending")
+        .values(state="skipped", last_error=why)
+        .returning(Notification.id)
+    )
+    return len(rows.all())
 
 
 async def claim_due(session: AsyncSession, now: datetime) -> Notification | None:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -155,9 +156,6 @@ async def offer_made(
     return count
 
 
-UNFILLED_NOTICE = timedelta(hours=1)
-
-
 async def set_contact(
     session: AsyncSession, key_id: uuid.UUID, phone: str | None, channels: list[str]
 ) -> SupervisorContact:
@@ -179,25 +177,22 @@ async def set_contact(
     return contact
 
 
-async def request_unfilled(
+async def tell_supervisors(
     session: AsyncSession,
-    county_fips: str | None,
-    county_name: str | None,
-    assignment_id: uuid.UUID,
+    counties: Sequence[str] | None,
+    payload: dict[str, str],
     now: datetime,
+    expires_at: datetime,
+    *,
+    alert_id: uuid.UUID | None = None,
+    assignment_id: uuid.UUID | None = None,
 ) -> int:
     """Queue a notice to every supervisor in scope (an unscoped supervisor key, or one scoped
-    to the call's county) on each of their channels, in the transaction that recorded the
-    request unfilled. Nothing of the call is in it."""
-    where = f"in {county_name}" if county_name else "outside the counties served"
-    payload = {
-        "title": "Request unfilled",
-        "body": f"No peer could be offered a call {where}",
-        "url": "/supervisor",
-        "tag": f"unfilled-{assignment_id}",
-    }
+    to one of ``counties``; ``None``: unscoped keys only) on each of their channels, in the
+    caller's transaction. The payload says what happened in a line, never anything of a
+    call's content. Returns how many notifications were queued."""
     count = 0
-    for key_id, contact in await repository.supervisors_in_scope(session, county_fips, now):
+    for key_id, contact in await repository.supervisors_in_scope(session, counties, now):
         subscriptions = list(await repository.live_subscriptions(session, key_id=key_id))
         channels = contact.notify_channels if contact is not None else ["webpush"]
         for channel in channels:
@@ -212,15 +207,28 @@ async def request_unfilled(
                         key_id=key_id,
                         subscription_id=subscription.id if subscription else None,
                         assignment_id=assignment_id,
+                        alert_id=alert_id,
                         channel=channel,
                         payload=payload,
                         next_attempt_at=now,
-                        expires_at=now + UNFILLED_NOTICE,
+                        expires_at=expires_at,
                     )
                 )
                 count += 1
     await session.flush()
     return count
+
+
+async def withdraw(session: AsyncSession, alert_id: uuid.UUID, why: str) -> int:
+    """Notices of an alert not sent yet are not sent (``skipped``, saying why)."""
+    return await repository.skip_pending_of_alert(session, alert_id, why)
+
+
+async def alert_notices(
+    session: AsyncSession, alert_ids: Sequence[uuid.UUID]
+) -> Sequence[Notification]:
+    """The supervisors' notices of these alerts."""
+    return await repository.alert_notices(session, alert_ids)
 
 
 def e164(phone: str) -> str:

@@ -351,6 +351,14 @@ def offerable_span(
     return (start, until) if until > start else None
 
 
+async def credentials_expiring_by(
+    session: AsyncSession, before: datetime
+) -> Sequence[tuple[Credential, Peer]]:
+    """Every credential that expires by ``before`` (or already has), soonest first, with its
+    peer: for the supervisors' alerts, which are scoped by county, not by key."""
+    return await repository.credentials_expiring_before(session, before, None)
+
+
 async def expiring_credentials(
     session: AsyncSession, principal: Principal, within: timedelta, now: datetime | None = None
 ) -> Sequence[tuple[Credential, Peer]]:

@@ -28,7 +28,10 @@ class TriageDecisionRecord(Base):
 
     ``inputs_sha256`` and ``rules_version`` let an auditor replay the decision;
     ``turned_dangerous`` marks a call that was eligible or under review and now has a
-    danger signal (the matching step withdraws a peer on it).
+    danger signal (the matching step withdraws a peer on it). ``override_by`` marks a
+    supervisor's override of that danger after police reported it unfounded: the call goes
+    back to ``review`` and the danger signals it overrode (its ``resolved`` reasons) no longer
+    count; a new one does.
     """
 
     __tablename__ = "triage_decision"
@@ -46,6 +49,7 @@ class TriageDecisionRecord(Base):
     inputs_sha256: Mapped[str] = mapped_column(Text)
     danger: Mapped[bool] = mapped_column(Boolean)
     turned_dangerous: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    override_by: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -82,11 +83,19 @@ async def triage(
 
     Danger is sticky: once any decision about a call found danger, later ones stay
     ineligible even if the text no longer says so (a narrative replaced by a partial update
-    must not clear a knife that was reported).
+    must not clear a knife that was reported), until a supervisor overrides it (police
+    reported it unfounded, ``override_danger``): then the call is at most ``review``, and
+    only a danger signal the override did not cover makes it ineligible again.
     """
     earlier = await repository.history(session, call_id)
     decision = classify(inputs, rules)
-    earlier_danger = [r for r in earlier if r.danger]
+    # A supervisor's override (police found the danger unfounded) holds for the danger
+    # signals it overrode; a new one counts, and only danger reported since it is sticky.
+    overrides = [i for i, r in enumerate(earlier) if r.override_by is not None]
+    since = earlier[overrides[-1] + 1 :] if overrides else earlier
+    if overrides:
+        decision = _keep_override(decision, earlier[overrides[-1]], earlier[: overrides[-1]])
+    earlier_danger = [r for r in since if r.danger]
     if earlier_danger and not decision.danger:
         decision = _with_earlier_danger(decision, earlier_danger[-1])
     previous = earlier[-1] if earlier else None
@@ -138,6 +147,78 @@ def _with_earlier_danger(decision: TriageDecision, danger: TriageDecisionRecord)
         reasons=(reason, *decision.reasons),
         summary=f"ineligible: {reason.label} ({reason.detail})",
     )
+
+
+OVERRIDE_RULE = "policy.danger_overridden"
+OVERRIDE_LABEL = "danger reported unfounded by police; a person decides"
+OVERRIDE_SUMMARY = "review: danger reported unfounded by police (supervisor override)"
+
+
+def _danger_signals(records: Sequence[TriageDecisionRecord]) -> set[tuple[str, str | None]]:
+    """The danger signals (rule and matched text) these decisions found."""
+    return {
+        (reason["rule"], reason.get("detail"))
+        for record in records
+        for reason in record.reasons
+        if reason.get("kind") == "danger" and reason["rule"] != "policy.earlier_danger"
+    }
+
+
+def _keep_override(
+    decision: TriageDecision,
+    override: TriageDecisionRecord,
+    before: Sequence[TriageDecisionRecord],
+) -> TriageDecision:
+    """``decision`` as a supervisor's override leaves it. A danger signal the override did
+    not cover (another rule, other words) counts: the decision stands. Otherwise the call is
+    at most ``review`` from then on: the overridden signals are ``resolved``, and a call the
+    text alone would make eligible still waits for a person (fail closed)."""
+    danger = [r for r in decision.reasons if r.kind == "danger"]
+    overridden = _danger_signals(before)
+    if any((r.rule, r.detail) not in overridden for r in danger):
+        return decision
+    if decision.decision == "ineligible" and not danger:
+        return decision  # ineligible for another reason (no substance use): not overridden
+    policy = next((r for r in override.reasons if r["rule"] == OVERRIDE_RULE), {})
+    reasons = (
+        Reason(OVERRIDE_RULE, "policy", OVERRIDE_LABEL, str(policy.get("detail") or "")),
+        *(replace(r, kind="resolved") if r.kind == "danger" else r for r in decision.reasons),
+    )
+    summary = decision.summary if decision.decision == "review" else OVERRIDE_SUMMARY
+    return replace(decision, decision="review", reasons=reasons, summary=summary)
+
+
+async def override_danger(
+    session: AsyncSession, call_id: uuid.UUID, by: str, reason: str, at: datetime
+) -> TriageDecisionRecord:
+    """Record a supervisor's override of the danger in a call's current decision (police
+    reported it unfounded): a ``review`` decision whose reasons say who and why, with the
+    danger signals marked ``resolved``. The caller has checked that the call turned
+    dangerous and holds its row lock."""
+    last = await repository.latest(session, call_id)
+    policy = asdict(Reason(OVERRIDE_RULE, "policy", OVERRIDE_LABEL, f"by {by}: {reason}"))
+    reasons = [policy] + [
+        {**r, "kind": "resolved"} if r.get("kind") == "danger" else r
+        for r in (last.reasons if last is not None else [])
+    ]
+    record = await repository.add(
+        session,
+        TriageDecisionRecord(
+            call_id=call_id,
+            decision="review",
+            summary=OVERRIDE_SUMMARY,
+            reasons=reasons,
+            # The same inputs under the same rules: deciding them again changes nothing.
+            rules_version=last.rules_version if last is not None else "",
+            inputs_sha256=last.inputs_sha256 if last is not None else "",
+            danger=False,
+            turned_dangerous=False,
+            override_by=by,
+            decided_at=at,
+        ),
+    )
+    log.warning("call_danger_overridden", call_id=str(call_id), by=by)
+    return record
 
 
 async def latest(session: AsyncSession, call_id: uuid.UUID) -> TriageDecisionRecord | None:

@@ -161,7 +161,9 @@ function drawAssignment(a) {
     const words = {
       expired: "This offer timed out; it went to the next peer.",
       declined: "You declined this call.",
-      cancelled: a.cancel_reason === "danger" ? "Called off: the call now reports danger. Do not go." : "Called off by dispatch.",
+      cancelled: a.cancel_reason === "danger" ? "Called off: the call now reports danger. Do not go."
+        : a.cancel_reason === "reassigned" ? "A supervisor gave this call to another peer. You need not go."
+        : a.cancel_reason === "supervisor" ? "Called off by a supervisor." : "Called off by dispatch.",
       cleared: "Cleared. Thank you.",
       unfilled: "No peer could take this call.",
     };

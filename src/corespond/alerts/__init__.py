@@ -1,0 +1,1 @@
+"""Alerts for supervisors: unfilled requests, failing CAD deliveries, expiring credentials."""
