@@ -47,6 +47,7 @@ async def peer(
     now: datetime | None = None,
     shift_hours: tuple[float, float] = (-1, 8),
     credentials: dict[str, datetime | None] | None = None,
+    languages: tuple[str, ...] = ("en",),
 ) -> Peer:
     """A peer on shift around ``now`` with every credential valid (unless told otherwise)."""
     now = now or datetime.now(UTC)
@@ -59,6 +60,7 @@ async def peer(
         home_lon=home[1] if home else None,
         embedded_agency=embedded,
         status=status,
+        languages=list(languages),
     )
     session.add(row)
     await session.flush()

@@ -188,3 +188,45 @@ async def test_the_console_keeps_to_the_keys_scope_and_refuses_what_it_should(
         page = await client.get("/dispatch", headers=console)
         assert page.status_code == 200
         assert "Content-Security-Policy" in page.headers
+
+
+async def test_the_console_asks_for_a_language_and_widens_only_where_allowed(
+    settings: Settings, db: Database, source: Source
+) -> None:
+    from corespond.assignments.models import Assignment, PeerRequest
+
+    app = create_app(settings.model_copy(update={"neighbour_providers": True}), database=db)
+    async with LifespanManager(app):
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        async with db.sessionmaker() as session, session.begin():
+            await program.provider(session)
+            await program.provider(session, "rp", {program.PUTNAM: "primary"})
+            await program.agency(session)
+            await program.peer(
+                session,
+                "Rp Rosa",
+                provider_id="rp",
+                counties=(program.PUTNAM,),
+                home=program.WINFIELD,
+                languages=("es",),
+            )
+            call = await program.call(session, source.id, incident_number="26-300")
+        console = await _signed_in(client, await make_key(db, "dispatcher"))
+        assert (await client.get("/dispatch/data", headers=console)).json()["neighbour_providers"]
+        url = f"/dispatch/calls/{call.id}/request"
+        first = await client.post(url, headers=console, json={"language": "es"})
+        assert first.status_code == 409  # nobody of Kanawha's providers
+        assert (
+            await client.post(url, headers=console, json={"language": "Spanish"})
+        ).status_code == 422
+        wider = await client.post(
+            url, headers=console, json={"language": "es", "neighbouring_providers": True}
+        )
+        assert wider.status_code == 200, wider.text
+        async with db.sessionmaker() as session:
+            offer = await session.get(Assignment, uuid.UUID(wider.json()["assignment"]))
+            assert offer is not None
+            assert offer.status == "offered"
+            request = await session.get(PeerRequest, offer.request_id)
+            assert request is not None
+            assert (request.language, request.neighbouring_providers) == ("es", True)

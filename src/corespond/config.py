@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         description="Farthest a peer from a neighbouring county may be from the call "
         "(straight-line km) to be offered it when no one in the county is free.",
     )
+    neighbour_providers: bool = Field(
+        default=False,
+        description="Whether a dispatcher, told that no peer is free, may ask again with the "
+        "providers of neighbouring counties (those that do not serve the call's county), "
+        "within fallback_max_km.",
+    )
     timer_sweep_seconds: float = Field(
         default=2.0,
         gt=0,

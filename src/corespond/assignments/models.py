@@ -69,6 +69,10 @@ class PeerRequest(Base):
     )
     # What the dispatcher wants the peer to know (shown to the peer as written).
     note: Mapped[str | None] = mapped_column(Text)
+    # A language the person speaks (BCP 47, e.g. "es"): peers who speak it are offered first.
+    language: Mapped[str | None] = mapped_column(Text)
+    # Asked again with the providers of neighbouring counties (the program allows it).
+    neighbouring_providers: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class Assignment(Base):

@@ -47,6 +47,7 @@ class Candidate:
     last_assigned_at: datetime | None
     # Where to measure from when the peer's own position is unknown (neighbouring counties).
     area_centre: Point | None = None
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class CallSite:
 
     agency: str | None
     point: Point | None
+    language: str | None = None  # a language the person speaks (BCP 47), if asked for
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def rank(candidates: Iterable[Candidate], site: CallSite) -> list[Ranked]:
         embedded = embedded_with(candidate, site.agency)
         key = (
             0 if candidate.in_call_county else 1,
+            0 if speaks(candidate, site.language) else 1,
             0 if embedded else 1,
             math.inf if distance is None else round(distance),
             candidate.last_assigned_at.timestamp() if candidate.last_assigned_at else -math.inf,
@@ -107,6 +110,15 @@ def rank(candidates: Iterable[Candidate], site: CallSite) -> list[Ranked]:
     ]
 
 
+def speaks(candidate: Candidate, language: str | None) -> bool:
+    """Whether the peer speaks the language asked for (``es`` matches ``es-MX`` and back);
+    True when none was asked for."""
+    if not language:
+        return True
+    wanted = language.lower().split("-")[0]
+    return any(spoken.lower().split("-")[0] == wanted for spoken in candidate.languages)
+
+
 def _reasons(
     candidate: Candidate, site: CallSite, distance: float | None, embedded: bool
 ) -> tuple[str, ...]:
@@ -117,6 +129,12 @@ def _reasons(
         reasons.append(
             f"on shift in neighbouring {candidate.county_name} County "
             "(no one free in the call's county)"
+        )
+    if site.language:
+        reasons.append(
+            f"speaks {site.language}"
+            if speaks(candidate, site.language)
+            else f"does not speak {site.language}"
         )
     if embedded:
         reasons.append(f"embedded with {site.agency}")

@@ -137,7 +137,15 @@ async def request_peer(
     `call-not-requestable` (ineligible, not yet triaged, or ended).
     """
     note = clean_note(body.note) if body else None
-    result = await service.request_peer(session, principal, call_id, ctx, note=note)
+    result = await service.request_peer(
+        session,
+        principal,
+        call_id,
+        ctx,
+        note=note,
+        language=body.language if body else None,
+        neighbouring_providers=body.neighbouring_providers if body else False,
+    )
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return await _view(session, request, principal, result.assignment)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from corespond.assignments.models import Assignment, AssignmentChange
 from corespond.auth.service import Principal
@@ -54,6 +54,14 @@ class PeerUpdateIn(BaseModel):
     position: Position | None = None
 
 
+Language = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+    ),
+]
+
+
 class PeerRequestIn(BaseModel):
     """Body of a dispatcher's request for a peer (optional)."""
 
@@ -64,6 +72,18 @@ class PeerRequestIn(BaseModel):
         max_length=NOTE_LIMIT,
         description="For the peer, shown as written (Unicode folded, on one line): where to "
         "meet, who called. Never law-enforcement-only information.",
+    )
+    language: Language | None = Field(
+        default=None,
+        description="A language the person speaks, as a BCP 47 tag (`es`, `es-MX`): peers "
+        "who list it among their languages are offered first; the others still may be.",
+    )
+    neighbouring_providers: bool = Field(
+        default=False,
+        description="Ask the providers of neighbouring counties too (those that do not serve "
+        "the call's county), within the travel limit; `403` where the program does not "
+        "allow it (`CORESPOND_NEIGHBOUR_PROVIDERS`). A new request even right after an "
+        "unfilled one.",
     )
 
 

@@ -122,6 +122,8 @@ class MatchPolicy:
     fallback_max_km: float
     required_credentials: tuple[str, ...]
     auto_request_max_age: timedelta = timedelta(minutes=5)
+    # May a dispatcher widen an unfilled request to neighbouring counties' providers?
+    neighbour_providers: bool = False
     # How supervisors are told when a request goes unfilled (and reminded).
     alerts: AlertPolicy = field(default_factory=AlertPolicy.default)
 
@@ -132,6 +134,7 @@ class MatchPolicy:
             fallback_max_km=settings.fallback_max_km,
             required_credentials=tuple(settings.required_credentials),
             auto_request_max_age=timedelta(seconds=settings.auto_request_max_age_seconds),
+            neighbour_providers=settings.neighbour_providers,
             alerts=AlertPolicy.of(settings),
         )
 
@@ -298,12 +301,30 @@ async def request_peer(
     ctx: Context,
     *,
     note: str | None = None,
+    language: str | None = None,
+    neighbouring_providers: bool = False,
 ) -> RequestOutcome:
     """A dispatcher's request: the call's live assignment if it has one (its note for the
-    peer replaced if one is given), else a new offer. No one to offer: the request is
-    recorded unfilled and ``NoCoverage`` raised."""
+    peer replaced if one is given), else a new offer, to a peer who speaks ``language``
+    first. ``neighbouring_providers``: ask the providers of neighbouring counties too (only
+    where the program allows it). No one to offer: the request is recorded unfilled and
+    ``NoCoverage`` raised."""
     await calls.get_call(session, call_id, principal)
-    result = await _request(session, call_id, "dispatcher", actor(principal), ctx, note=note)
+    if neighbouring_providers and not ctx.policy.neighbour_providers:
+        raise Forbidden(
+            "this program does not send peers of neighbouring counties' providers "
+            "(CORESPOND_NEIGHBOUR_PROVIDERS)"
+        )
+    result = await _request(
+        session,
+        call_id,
+        "dispatcher",
+        actor(principal),
+        ctx,
+        note=note,
+        language=language,
+        neighbouring_providers=neighbouring_providers,
+    )
     if result.assignment.status == "unfilled":
         raise NoCoverage(
             result.assignment.ranking.get("summary", "no peer is free for this call"),
@@ -327,6 +348,8 @@ async def _request(
     ctx: Context,
     *,
     note: str | None = None,
+    language: str | None = None,
+    neighbouring_providers: bool = False,
 ) -> RequestOutcome:
     call = await calls.lock(session, call_id)
     live = await repository.live_for_call(session, call.id)
@@ -340,12 +363,19 @@ async def _request(
     recent = await repository.latest_unfilled_since(
         session, call.id, ctx.now - REPEAT_UNFILLED_WINDOW
     )
-    if recent is not None:
-        # A dispatcher pressing retry gets the same answer, not another alert for everyone.
+    if recent is not None and not neighbouring_providers:
+        # A dispatcher pressing retry gets the same answer, not another alert for everyone
+        # (asking wider, of neighbouring counties' providers, is a new question).
         return RequestOutcome(recent, created=False)
     started = time.perf_counter()
     request = PeerRequest(
-        id=uuid.uuid4(), call_id=call.id, trigger=trigger, requested_by=by, note=note
+        id=uuid.uuid4(),
+        call_id=call.id,
+        trigger=trigger,
+        requested_by=by,
+        note=note,
+        language=language,
+        neighbouring_providers=neighbouring_providers,
     )
     session.add(request)
     await session.flush()
@@ -366,8 +396,9 @@ async def call_for_peer(session: AsyncSession, call: Call, assignment: Assignmen
     )
 
 
-def call_site(call: Call, geography: Geography) -> CallSite:
-    """The call's agency and the best position known for it (its point, else its place)."""
+def call_site(call: Call, geography: Geography, language: str | None = None) -> CallSite:
+    """The call's agency and the best position known for it (its point, else its place),
+    and the language a request asked for."""
     finding = locate_call(
         geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
     )
@@ -375,7 +406,7 @@ def call_site(call: Call, geography: Geography) -> CallSite:
     if finding.lat is not None and finding.lon is not None:
         what = "the call" if finding.method == "point" else f"the call's {finding.detail}"
         point = Point(finding.lat, finding.lon, what)
-    return CallSite(agency=call.agency, point=point)
+    return CallSite(agency=call.agency, point=point, language=language)
 
 
 def peer_point(peer: Peer, shift: Shift) -> Point | None:
@@ -402,13 +433,17 @@ async def _candidates(
     in_call_county: bool,
     tried: dict[uuid.UUID, str],
     seen: set[uuid.UUID],
-    providers: set[str],
+    providers: set[str] | None,
 ) -> tuple[list[Candidate], list[Left]]:
     """Peers on shift in a county now who could be offered the call, and those who cannot
     (with why). ``providers``: the providers whose peers may come (those serving the call's
     county, which must also serve this one)."""
     county = ctx.geography.atlas.by_fips[county_fips]
-    serving = providers if in_call_county else await roster.providers_serving(session, county_fips)
+    serving = (
+        providers
+        if in_call_county and providers is not None
+        else await roster.providers_serving(session, county_fips)
+    )
     rows = [
         r
         for r in await roster.on_shift(
@@ -426,7 +461,9 @@ async def _candidates(
     for row in rows:
         peer = row.peer
         why = None
-        if peer.provider_id not in serving or peer.provider_id not in providers:
+        if peer.provider_id not in serving or (
+            providers is not None and peer.provider_id not in providers
+        ):
             why = f"provider {peer.provider_id} does not serve the call's county"
         elif peer.id in tried:
             why = f"already offered this request ({tried[peer.id]})"
@@ -451,6 +488,7 @@ async def _candidates(
                 point=peer_point(peer, row.shift),
                 last_assigned_at=last.get(peer.id),
                 area_centre=Point(centre[0], centre[1], f"the centre of {county.name} County"),
+                languages=tuple(peer.languages or ()),
             )
         )
     return candidates, left
@@ -474,7 +512,9 @@ async def _offer_next(
             f"the call's county is unknown ({call.county_method})",
         )
     tried = await repository.tried_peers(session, request_id)
-    site = call_site(call, ctx.geography)
+    request = await session.get(PeerRequest, request_id)
+    site = call_site(call, ctx.geography, request.language if request else None)
+    wider = request is not None and request.neighbouring_providers
     seen: set[uuid.UUID] = set()
     serving = await roster.providers_serving(session, call.county_fips)
     found, left = await _candidates(
@@ -500,7 +540,7 @@ async def _offer_next(
             in_call_county=False,
             tried=tried,
             seen=seen,
-            providers=serving,
+            providers=None if wider else serving,
         )
         nearby.extend(more)
         left.extend(more_left)
@@ -510,9 +550,10 @@ async def _offer_next(
     offered = await _offer_first_free(session, call, request_id, fallback, left, by, ctx, site)
     if offered is not None:
         return offered
+    whose = "any provider's" if wider else "its providers'"
     summary = (
         f"no peer free in {call.county_name} County or within "
-        f"{ctx.policy.fallback_max_km:.0f} km in a neighbouring county"
+        f"{ctx.policy.fallback_max_km:.0f} km in a neighbouring county ({whose} peers)"
     )
     if left:
         # Who and why is for supervisors (the ranking); dispatch hears how many.

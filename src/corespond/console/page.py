@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
 from corespond.assignments.models import Assignment
+from corespond.assignments.schemas import Language
 from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import (
@@ -202,7 +203,12 @@ async def _data(
     await audit.record(
         session, principal, "dispatch_console.data", "call", None, {"calls": len(items)}
     )
-    return {"at": now.isoformat(), "calls": items}
+    return {
+        "at": now.isoformat(),
+        "calls": items,
+        # May a request be widened to neighbouring counties' providers (the program decides)?
+        "neighbour_providers": request.app.state.settings.neighbour_providers,
+    }
 
 
 def _number(text: str | None) -> str | None:
@@ -247,6 +253,8 @@ class RequestIn(BaseModel):
 
     note: str | None = Field(default=None, max_length=500)
     review_reason: str | None = Field(default=None, max_length=300)
+    language: Language | None = None
+    neighbouring_providers: bool = False
 
 
 class CancelIn(BaseModel):
@@ -278,7 +286,13 @@ async def request_peer(
         )
     note = clean_note(body.note) if body.note else None
     result = await assignments.request_peer(
-        session, principal, call_id, _context(request), note=note
+        session,
+        principal,
+        call_id,
+        _context(request),
+        note=note,
+        language=body.language,
+        neighbouring_providers=body.neighbouring_providers,
     )
     return JSONResponse({"assignment": str(result.assignment.id), "created": result.created})
 

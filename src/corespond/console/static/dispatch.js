@@ -48,6 +48,8 @@ async function post(url, body) {
   return false;
 }
 
+let widerAllowed = false;
+
 function actions(call) {
   const cell = el("td");
   const a = call.assignment;
@@ -55,10 +57,12 @@ function actions(call) {
   if (!call.ended && (call.decision === "eligible" || call.decision === "review") && !live) {
     const form = document.getElementById("request-form").content.firstElementChild.cloneNode(true);
     if (call.decision !== "review") form.classList.add("plain");
+    if (!widerAllowed) form.querySelector(".wider-only").remove();
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const data = Object.fromEntries(new FormData(form));
-      const body = { note: data.note || null };
+      const body = { note: data.note || null, language: data.language || null };
+      if (data.neighbouring_providers) body.neighbouring_providers = true;
       if (call.decision === "review") body.review_reason = data.review_reason || null;
       if (await post("/dispatch/calls/" + call.id + "/request", body)) load();
     });
@@ -83,6 +87,7 @@ function actions(call) {
 function render(data) {
   const body = document.querySelector("#calls tbody");
   body.replaceChildren();
+  widerAllowed = Boolean(data.neighbour_providers);
   for (const call of data.calls) {
     const row = body.insertRow();
     row.className = [call.decision === "review" ? "review" : "", call.ended ? "ended" : ""].join(" ").trim();
