@@ -512,7 +512,7 @@ async def test_unfilled_says_who_was_on_and_why_not(
     dispatcher = await make_key(db, "dispatcher")
     response = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
     problem = response.json()
-    assert "1 on shift, none free to take it" in problem["detail"]
+    assert "1 on shift, none free (status off_duty)" in problem["detail"]
     assert "Off" not in problem["detail"]  # names and reasons are for supervisors
     supervisor = await make_key(db, "supervisor")
     unfilled = await client.get(

@@ -556,11 +556,21 @@ async def _offer_next(
         f"{ctx.policy.fallback_max_km:.0f} km in a neighbouring county ({whose} peers)"
     )
     if left:
-        # Who and why is for supervisors (the ranking); dispatch hears how many.
-        summary += f" ({len(left)} on shift, none free to take it)"
+        # Who is for supervisors (the ranking); dispatch hears how many and why, in words.
+        summary += f": {len(left)} on shift, none free ({why_not_free(left)})"
     return await _unfilled(
         session, call, request_id, by, ctx, [*ranked, *fallback], left, summary, serving
     )
+
+
+def why_not_free(left: Sequence[Left]) -> str:
+    """Why the peers on shift could not be offered the call, without their names: each
+    reason once, with how many it holds for ("on another assignment (2 peers); credentials:
+    nda expired 2026-11-20")."""
+    counts: dict[str, int] = {}
+    for peer in left:
+        counts[peer.why] = counts.get(peer.why, 0) + 1
+    return "; ".join(why if n == 1 else f"{why} ({n} peers)" for why, n in counts.items())
 
 
 def _ranking_record(
