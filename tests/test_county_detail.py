@@ -117,3 +117,27 @@ async def test_a_county_is_drilled_into_within_scope(
     assert_problem(
         await client.get("/v1/coverage/counties/" + "x" * 41, headers=auth(kanawha)), 422
     )
+
+
+async def test_a_peers_call_in_another_county_is_not_shown_to_a_county_key(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    """Ana serves Kanawha and Putnam and is on a Putnam call: a Kanawha key sees that she is
+    busy, never which call."""
+    from tests.program import PUTNAM
+
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session, counties={KANAWHA: "primary", PUTNAM: "primary"})
+        await program.agency(session)
+        await program.peer(session, "Ana", counties=(KANAWHA, PUTNAM), home=SOUTH_CHARLESTON)
+        theirs = await program.call(session, source.id, incident_number="26-77", county=PUTNAM)
+    admin = await make_key(db, "admin")
+    asked = await client.post(f"/v1/calls/{theirs.id}/peer-requests", headers=auth(admin))
+    assert asked.status_code == 201, asked.text
+    kanawha = await make_key(db, "supervisor", f"county:{KANAWHA}")
+    answer = await client.get(f"/v1/coverage/counties/{KANAWHA}", headers=auth(kanawha))
+    assert answer.status_code == 200, answer.text
+    [ana] = answer.json()["peers"]
+    assert ana["free"] is False
+    assert ana["assignment"] is None
+    assert "26-77" not in answer.text

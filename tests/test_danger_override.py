@@ -1,6 +1,6 @@
 """A supervisor overrides a call that turned dangerous after police reported it unfounded:
 explicit, with a reason, audited, never automatic; the call goes back to review and stays
-at most review, and only a new danger signal makes it ineligible again."""
+at most review, and danger in any later update makes it ineligible again."""
 
 from __future__ import annotations
 
@@ -89,11 +89,11 @@ async def test_an_override_puts_the_call_back_to_review_with_who_and_why(
     # The sweep does not request a peer for it either (review waits for a person).
     assert await app.state.assignment_jobs.sweep() == 0
 
-    # The same knife in new words of CAD's: still overridden, still review.
+    # A calm update without danger: still at most review (a person decides).
     await send(
         client,
         source,
-        cad_event("e3", "call.updated", stamp(2), narrative="SUBJ NOW HOLDING A KNIFE, CALM"),
+        cad_event("e3", "call.updated", stamp(2), narrative="SUBJ CALM, SITTING WITH EMS"),
     )
     await worker(app, db).drain()
     again = (await client.get(f"/v1/calls/{call_id}", headers=auth(supervisor))).json()
@@ -246,3 +246,53 @@ async def test_an_override_without_a_recorded_history_is_still_an_answer(
     assert answer.json()["decision"] == "review"
     [record] = answer.json()["triage"]
     assert record["override_by"] == "supervisor key (supervisor)"
+
+
+async def test_the_same_danger_reported_again_after_an_override_counts(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
+) -> None:
+    """The override holds for the inputs it was made on: a new update naming the same
+    weapon again ("NOW WAVING KNIFE AT MEDICS") is a new report, and the call turns again."""
+    call_id, _ = await _turned_dangerous(client, app, db, source)
+    supervisor = await make_key(db, "supervisor")
+    overridden = await client.post(
+        f"/v1/calls/{call_id}/danger-override",
+        headers=auth(supervisor),
+        json={"reason": "butter knife per police"},
+    )
+    assert overridden.status_code == 200, overridden.text
+    await send(
+        client,
+        source,
+        cad_event("e3", "call.updated", stamp(1), narrative="SUBJ NOW WAVING KNIFE AT MEDICS"),
+    )
+    await worker(app, db).drain()
+    call = (await client.get(f"/v1/calls/{call_id}", headers=auth(supervisor))).json()
+    assert call["decision"] == "ineligible"
+    assert call["turned_dangerous_at"] is not None
+
+
+async def test_no_override_while_a_peer_is_still_on_the_call(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
+) -> None:
+    """Danger found, but the call-off has not run yet: the override waits for it, so it can
+    never leave a peer on a call that reported danger."""
+    from corespond.calls.models import Call
+
+    await setup(db)
+    await send(client, source, cad_event("e1", occurred_at=stamp(4)))
+    await worker(app, db).drain()
+    async with db.sessionmaker() as session, session.begin():
+        [offer] = (await session.scalars(select(Assignment))).all()
+        call = await session.get(Call, offer.call_id)
+        assert call is not None
+        # As triage leaves it before the follow-up cancels the offer.
+        call.decision = "ineligible"
+        call.turned_dangerous_at = call.decided_at
+    supervisor = await make_key(db, "supervisor")
+    refused = await client.post(
+        f"/v1/calls/{offer.call_id}/danger-override",
+        headers=auth(supervisor),
+        json={"reason": "unfounded"},
+    )
+    assert_problem(refused, 409, "peer-still-assigned", "call them off first")

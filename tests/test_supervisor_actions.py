@@ -376,3 +376,27 @@ async def test_the_access_table_knows_the_new_endpoints(app: FastAPI) -> None:
 
     assert POLICY["POST /v1/assignments/{assignment_id}/reassign"].roles == ("supervisor",)
     assert POLICY["GET /v1/assignments/{assignment_id}/candidates"].roles == ("supervisor",)
+
+
+async def test_no_reassignment_onto_a_call_triage_no_longer_lets_a_peer_go_to(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    """CAD's update made the call ineligible without danger (a diabetic low, not drugs):
+    a supervisor cannot hand it to another peer."""
+    from corespond.calls.models import Call
+
+    p = await Program(db, source).build()
+    offer = (await request(client, p)).json()
+    async with db.sessionmaker() as session, session.begin():
+        call = await session.get(Call, p.call.id)
+        assert call is not None
+        call.decision = "ineligible"
+    moved = await client.post(
+        f"/v1/assignments/{offer['id']}/reassign",
+        headers=auth(p.supervisor),
+        json={"peer_id": str(p.ben.id), "reason": REASON},
+    )
+    assert_problem(moved, 409, "ineligible")
+    async with db.sessionmaker() as session:
+        offers = (await session.scalars(select(Assignment))).all()
+    assert [a.peer_id for a in offers] == [p.ana.id]

@@ -1070,6 +1070,8 @@ async def reassign(
     audit log keeps who and why. The database still decides a race for the peer: if another
     call booked them a moment ago, nothing changes and ``PeerNotEligible`` says so."""
     assignment = await get_assignment(session, assignment_id, principal)
+    # The key must see the call itself, not only the assignment's provider.
+    await calls.get_call(session, assignment.call_id, principal)
     call = await calls.lock(session, assignment.call_id)
     await session.refresh(assignment)
     if assignment.status in LIVE_STATUSES and dangerous(call):
@@ -1084,9 +1086,8 @@ async def reassign(
             "(staged) assignment can be reassigned",
             extra={"assignment_status": assignment.status},
         )
-    ended = cancel_reason_for_call(call)
-    if ended is not None:
-        raise CallNotRequestable(f"the call is {call.status}", extra={"decision": call.decision})
+    # An ended call, or one triage no longer lets a peer go to (ineligible), gets no offer.
+    _refuse_unrequestable(call)
     if assignment.peer_id == peer_id:
         raise PeerNotEligible(
             "the assignment is already this peer's", extra={"peer_id": str(peer_id)}

@@ -26,7 +26,7 @@ from corespond.calls.schemas import (
     CallTriageRecord,
     DangerOverrideIn,
 )
-from corespond.calls.service import NotDangerous
+from corespond.calls.service import NotDangerous, PeerStillAssigned
 from corespond.db import SessionDep
 from corespond.errors import (
     BadRequest,
@@ -236,7 +236,9 @@ Supervisor = Authorized
 @router.post(
     "/v1/calls/{call_id}/danger-override",
     response_model=CallDetail,
-    responses=problems(Unauthorized, Forbidden, NotFound, NotDangerous, InvalidPayload),
+    responses=problems(
+        Unauthorized, Forbidden, NotFound, NotDangerous, PeerStillAssigned, InvalidPayload
+    ),
 )
 async def override_danger(
     call_id: uuid.UUID,
@@ -252,8 +254,18 @@ async def override_danger(
     The call goes back to `review`, not to what it was before: the danger words are still in
     its text, so a person decides whether a peer goes (a dispatcher's request; no peer is
     sent by the override, and the cancelled assignment stays cancelled). From then on it is
-    at most `review`, and a danger signal the override did not cover makes it ineligible
-    again. `409 not-turned-dangerous` for any other call."""
+    at most `review`, and danger in any later update of the call makes it ineligible
+    again. `409 not-turned-dangerous` for any other call; `409 peer-still-assigned` while
+    a peer is still on it (the call-off for danger has not happened yet: call the peer off
+    first)."""
+    await service.get_call(session, call_id, principal)
+    live = await assignments.live_for_call(session, call_id)
+    if live is not None:
+        raise PeerStillAssigned(
+            f"a peer is still {live.status} on this call: call them off first; the danger "
+            "is overridden only on a call no peer is on",
+            extra={"assignment_id": str(live.id), "assignment_status": live.status},
+        )
     call = await service.override_danger(
         session, principal, call_id, body.reason, request.app.state.clock()
     )

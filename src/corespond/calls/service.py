@@ -178,6 +178,11 @@ class NotDangerous(Conflict):
     title = "The call has not turned dangerous"
 
 
+class PeerStillAssigned(Conflict):
+    slug = "peer-still-assigned"
+    title = "A peer is still assigned to the call"
+
+
 async def override_danger(
     session: AsyncSession, principal: Principal, call_id: uuid.UUID, reason: str, now: datetime
 ) -> Call:

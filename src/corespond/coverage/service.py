@@ -443,7 +443,12 @@ async def county_detail(
                     for c in credentials[peer.id]
                     if c.expires_at is not None and now < c.expires_at <= soon
                 ),
-                assignment=live.get(peer.id),
+                # A peer's call in another county is not this key's to see (only "busy").
+                assignment=(
+                    live[peer.id]
+                    if peer.id in live and calls.visible(live[peer.id][1], principal)
+                    else None
+                ),
                 shifts=[s for s, p in shifts if p.id == peer.id],
             )
         )

@@ -85,7 +85,7 @@ async def triage(
     ineligible even if the text no longer says so (a narrative replaced by a partial update
     must not clear a knife that was reported), until a supervisor overrides it (police
     reported it unfounded, ``override_danger``): then the call is at most ``review``, and
-    only a danger signal the override did not cover makes it ineligible again.
+    any danger in inputs other than those it was made on makes it ineligible again.
     """
     earlier = await repository.history(session, call_id)
     decision = classify(inputs, rules)
@@ -94,7 +94,12 @@ async def triage(
     overrides = [i for i, r in enumerate(earlier) if r.override_by is not None]
     since = earlier[overrides[-1] + 1 :] if overrides else earlier
     if overrides:
-        decision = _keep_override(decision, earlier[overrides[-1]], earlier[: overrides[-1]])
+        override = earlier[overrides[-1]]
+        # The override was made on these inputs. New inputs that show danger are a new
+        # report (the same word again, "NOW WAVING KNIFE", too): the decision stands. New
+        # inputs without danger stay at most review: a person decides (fail closed).
+        if decision.inputs_sha256 == override.inputs_sha256 or not decision.danger:
+            decision = _keep_override(decision, override, earlier[: overrides[-1]])
     earlier_danger = [r for r in since if r.danger]
     if earlier_danger and not decision.danger:
         decision = _with_earlier_danger(decision, earlier_danger[-1])
