@@ -113,6 +113,8 @@ POLICY: dict[str, Rule] = {
     "GET /v1/coverage": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/gaps": key("supervisor", scope=COUNTY),
     "GET /v1/coverage/summary": key("supervisor", scope=COUNTY),
+    # Reports.
+    "GET /v1/reports/program": key("supervisor", scope=COUNTY),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),
@@ -138,6 +140,13 @@ POLICY: dict[str, Rule] = {
         "a supervisor's session cookie, checked by the page"
     ),
     "POST /supervisor/contact": public("a supervisor's session cookie, checked by the page"),
+    "GET /supervisor/reports": public(
+        "a supervisor's session cookie (else sent to sign in); the key's counties, as the API's"
+    ),
+    "GET /supervisor/reports.csv": public(
+        "a supervisor's session cookie, checked by the page; the key's counties, as the API's"
+    ),
+    "GET /supervisor/reports/static/{name}": public("the reports page's script and style"),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
     "POST /v1/peers/{peer_id}/sign-in-links": key(
         "supervisor",
