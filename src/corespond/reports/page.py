@@ -11,6 +11,7 @@ the CSV download answers it with a problem document, as the API does.
 
 from __future__ import annotations
 
+from collections import Counter
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -275,11 +276,11 @@ def _kinds_chart(
     what: str,
     kinds: tuple[str, ...],
     labels: dict[str, str],
-    counts: Any,
+    counts: Counter[str],
     colour: str,
 ) -> Markup:
     categories = [Category(k, label_of(k, labels)) for k in kinds]
-    values = [int(counts.get(k, 0)) for k in kinds]
+    values = [counts.get(k, 0) for k in kinds]
     listed = "; ".join(f"{c.label} {v}" for c, v in zip(categories, values, strict=True))
     return charts.horizontal_bars(
         chart_id,

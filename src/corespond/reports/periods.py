@@ -17,10 +17,10 @@ KINDS: tuple[Kind, ...] = ("month", "quarter", "year", "dates")
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 MAX_DAYS = 366
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-_QUARTER = re.compile(r"(\d{4})-?[Qq]([1-4])")
-_YEAR = re.compile(r"\d{4}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_QUARTER = re.compile(r"([0-9]{4})-?[Qq]([1-4])")
+_YEAR = re.compile(r"[0-9]{4}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DASH = "\u2013"  # an en dash: a span of days or months
 
 

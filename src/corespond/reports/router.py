@@ -32,25 +32,27 @@ PeriodKind = Annotated[
 ]
 Month = Annotated[
     str | None,
-    Query(max_length=7, pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-03"]),
+    Query(
+        max_length=7, pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM", examples=["2026-03"]
+    ),
 ]
 Quarter = Annotated[
     str | None,
     Query(
         max_length=7,
-        pattern=r"^\d{4}-?[Qq][1-4]$",
+        pattern=r"^[0-9]{4}-?[Qq][1-4]$",
         description="YYYY-Qn: Q1 is January to March",
         examples=["2026-Q1"],
     ),
 ]
 Year = Annotated[
-    str | None, Query(max_length=4, pattern=r"^\d{4}$", description="YYYY", examples=["2026"])
+    str | None, Query(max_length=4, pattern=r"^[0-9]{4}$", description="YYYY", examples=["2026"])
 ]
 Day = Annotated[
     str | None,
     Query(
         max_length=10,
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
         description="YYYY-MM-DD, a whole day in the program's time zone (`from` and `to` go "
         "together; both days are included; at most 366 days)",
     ),

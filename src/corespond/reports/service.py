@@ -4,6 +4,7 @@ county-scoped key its own; other scopes are refused)."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ async def program_report(
     every county a provider serves or a call opened in)."""
     zone = ZoneInfo(timezone)
     start, end = period.bounds(zone)
-    offers: dict[object, list[Offer]] = defaultdict(list)
+    offers: dict[uuid.UUID, list[Offer]] = defaultdict(list)
     for row in await repository.offers_on_calls_opened(session, start, end, counties):
         offers[row.call_id].append(
             Offer(
