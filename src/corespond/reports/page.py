@@ -81,6 +81,8 @@ async def page(
     end: Annotated[str | None, Query(alias="to")] = None,
     county: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
+    """The report for the signed-in key's counties (else, to sign in first); a period or
+    county it cannot read is said on the page, beside the chooser."""
     principal = await _signed_in(request, session)
     if principal is None:
         return RedirectResponse(COOKIE_PATH, status_code=303)
@@ -115,8 +117,8 @@ async def page(
         context.setdefault("choices", [])
         return _html(problem.status, error=problem.detail, form=asked, report=None, **context)
     report = await read_report(request, session, principal, chosen, counties, "page")
-    named = counties if any(c.strip() for c in county or []) else []
-    query = urlencode([*chosen.query().items(), *(("county", c) for c in named or [])])
+    named = (counties or []) if any(c.strip() for c in county or []) else []
+    query = urlencode([*chosen.query().items(), *(("county", c) for c in named)])
     zone = ZoneInfo(report.timezone)
     return _html(
         report=report,
