@@ -51,6 +51,8 @@ from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
+from corespond.reports.page import router as reports_page
+from corespond.reports.router import router as reports_router
 from corespond.roster.router import router as roster_router
 from corespond.sources.router import router as sources_router
 from corespond.triage.router import router as triage_router
@@ -175,8 +177,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(dispatch_router)
     app.include_router(coverage_router)
     app.include_router(alerts_router)
+    app.include_router(reports_router)
     app.include_router(dispatch_console)
     app.include_router(supervisor_page)
+    app.include_router(reports_page)
     app.include_router(peer_app)
     app.include_router(peer_api)
     app.include_router(notify_router)

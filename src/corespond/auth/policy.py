@@ -143,6 +143,8 @@ POLICY: dict[str, Rule] = {
     "GET /v1/alerts": key("supervisor", scope=ALERTS_SCOPE),
     "GET /v1/alerts/{alert_id}": key("supervisor", scope=ALERTS_SCOPE),
     "POST /v1/alerts/{alert_id}/acknowledge": key("supervisor", scope=ALERTS_SCOPE),
+    # Reports.
+    "GET /v1/reports/program": key("supervisor", scope=COUNTY),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),
@@ -187,6 +189,13 @@ POLICY: dict[str, Rule] = {
     "POST /supervisor/alerts/{alert_id}/acknowledge": public(
         "a supervisor's session cookie; the key's county scope, as the API's"
     ),
+    "GET /supervisor/reports": public(
+        "a supervisor's session cookie (else sent to sign in); the key's counties, as the API's"
+    ),
+    "GET /supervisor/reports.csv": public(
+        "a supervisor's session cookie, checked by the page; the key's counties, as the API's"
+    ),
+    "GET /supervisor/reports/static/{name}": public("the reports page's script and style"),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
     "POST /v1/peers/{peer_id}/sign-in-links": key(
         "supervisor",
