@@ -385,7 +385,9 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
         k -= 1
     if _negated_after(tokens, last, clause, rules):
         return True
-    return _answered_no(tokens, first, last, rules)
+    return _answered_no(tokens, first, last, rules) or _question_answered_no(
+        field, first, last, rules
+    )
 
 
 def _like_this(tokens: Sequence[Token], last: int, clause: int) -> bool:
@@ -450,6 +452,94 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
             return following not in rules.not_after_cue and following != "BUT"
         return False
     return False
+
+
+# An answer that says the thing happened, only not now ("NO HE STOPPED", "NOT ANYMORE"),
+# or that qualifies itself, does not deny it.
+NOT_A_DENIAL = frozenset(
+    {"STOPPED", "ANYMORE", "NOW", "LEFT", "QUIT", "ALREADY", "EARLIER", "BEFORE", "PREVIOUSLY",
+     "USED", "WAS", "WERE", "DID", "YET", "BUT", "EXCEPT", "ONLY", "UNTIL", "SINCE", "AGAIN",
+     "NOT", "THINK", "GUESS", "MAYBE", "PROBABLY", "SURE", "KNOW", "IDEA", "UNSURE"}
+)  # fmt: skip
+
+
+QUESTION_LABELS = frozenset(
+    {"CT", "TC", "DISP", "DISPATCH", "KQ", "Q", "ASKED", "ASKS", "CALLTAKER", "OPERATOR", "TXT",
+     "TEXT", "TELECOMMUNICATOR", "DISPATCHER"}
+)  # fmt: skip
+
+
+ASKS_IF_ANY = frozenset(
+    {"IS", "ARE", "DOES", "DO", "DID", "HAS", "HAVE", "HE", "SHE", "THEY", "ANY", "ANYONE",
+     "ANYBODY", "SOMEONE", "THERE", "SUBJ", "SUBJECT", "PT", "PATIENT", "YOU", "SEE", "SEEN"}
+)  # fmt: skip
+ASKS_WHERE = frozenset(
+    {"IN", "THE", "HOME", "HOUSE", "RESIDENCE", "ON", "HIM", "HER", "THEM", "SCENE",
+     "INVOLVED", "PRESENT", "SEEN", "AT", "ALL"}
+)  # fmt: skip
+
+
+def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -> bool:
+    """A question written as one ("CT: WEAPONS IN HOME? >> 'NO HE DONT HAVE ANY'", "IS SHE
+    HURT? >> 'NO SHE JUST SLID DOWN'"): the match's clause ends with a question mark, and the
+    first clause after it and after any questions asked with it ("ANYONE HIT? WEAPONS? >>
+    'NO NO WEAPONS'") opens with a negative answer that does not take itself back."""
+    tokens = field.tokens
+    clause = tokens[first].clause
+    end = last
+    while end + 1 < len(tokens) and tokens[end + 1].clause == clause:
+        end += 1
+    if not _ends_with_question(field, end):
+        return False
+    # The question is the end of its clause, from a call-taker's label or the clause's start,
+    # a few words long: "CT: WEAPONS IN HOME?"; not "HAS A KNIFE CT: ANYONE HURT?".
+    begin = end
+    while (
+        begin > 0
+        and tokens[begin - 1].clause == clause
+        and tokens[begin - 1].text not in QUESTION_LABELS
+    ):
+        begin -= 1
+    if first < begin or end - begin >= 8:
+        return False
+    # Only a question whether it exists or happened is denied by "NO": not "IS THE GUN IN
+    # THE SAFE?", "KNIFE DROPPED?", "IS THE FIGHT OVER?" (their "NO" keeps the danger).
+    before = {t.text for t in tokens[begin:first]}
+    behind = {t.text for t in tokens[last + 1 : end + 1]}
+    if not (before <= ASKS_IF_ANY and behind <= ASKS_WHERE):
+        return False
+    start, asked = end + 1, 0
+    while start < len(tokens):
+        answer = tokens[start].clause
+        finish = start
+        while finish + 1 < len(tokens) and tokens[finish + 1].clause == answer:
+            finish += 1
+        if not _ends_with_question(field, finish):
+            break
+        asked += 1
+        if asked > 2:
+            return False
+        start = finish + 1
+    if start >= len(tokens):
+        return False
+    words = [t.text for t in tokens[start:] if t.clause == tokens[start].clause]
+    # ... and the answer's next clause may take it back too ("NOPE. HE ALREADY LEFT").
+    after = [t.text for t in tokens[start:] if t.clause == tokens[start].clause + 1]
+    skipped = 0
+    while skipped < len(words) and words[skipped] in rules.answer_skip:
+        skipped += 1
+    if skipped >= len(words) or words[skipped] not in rules.answers:
+        return False
+    if skipped + 1 < len(words) and words[skipped + 1] in rules.not_after_cue:
+        return False  # "NO RESPONSE FROM TEXTER", "NO IDEA"
+    # Danger words in the answer itself ("NO, HE HAS A KNIFE") are read where they stand.
+    return not ((set(words) | set(after)) & NOT_A_DENIAL)
+
+
+def _ends_with_question(field: Field, index: int) -> bool:
+    """Whether the clause whose last word is token ``index`` ends with a question mark."""
+    rest = field.raw[field.tokens[index].end :].lstrip(" '\"")
+    return rest.startswith("?")
 
 
 def _age_hits(field: Field, order: int, rules: RuleSet) -> list[_Hit]:

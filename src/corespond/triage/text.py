@@ -93,7 +93,12 @@ def fold_unicode(text: str) -> str:
 # A speaker's label ("TXT: NO", "CT: ANY WEAPONS") is not a question.
 _SPEAKER = r"(?!(?:TXT|TEXT|CT|RP|CALLER|PT|DISP|DISPATCH|REPLY|UPDT|UPDATE|NOTE|NOTES|KQ|SMS)\b)"
 # The answer must end its item ("WEAPONS: NO IDEA" and "WEAPONS: N/K" are not answers).
-_ANSWER_END = r"(?![/\w])(?=\s*(?:[,.;)]|$|\s+[A-Z][A-Z0-9/]*\s*[:=]))"
+_ANSWER_END = (
+    r"(?![/\w])(?=\s*(?:[,.;)]|$|\s+[A-Z][A-Z0-9/]*\s*[:=])"
+    # "WEAPONS: NONE IN HOME", "WEAPONS: NO, NONE SEEN": where or how it is known
+    r"|\s+(?:IN (?:THE )?(?:HOME|HOUSE|RESIDENCE|VEHICLE|CAR)|ON (?:HIM|HER|SCENE)|SEEN|NOTED|"
+    r"REPORTED|KNOWN|PER (?:RP|CALLER|PT))(?=\s*(?:[,.;)]|$)))"
+)
 _ANSWER_NO = re.compile(
     rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE){_ANSWER_END}"
 )
@@ -109,7 +114,7 @@ _WORD = (
     r"(?!(?:YES|NO|Y|N|NEG|POS|IS|ARE|WAS|WERE|DID|DOES|DO|CAN|HAS|HAVE|HAD|WILL|WOULD|"
     r"THE|IT|ITS|OVER|STILL|GONE|SAFE|AND|WALKING|HEADED|HEADING|RUNNING|GOING|DRIVING|"
     r"DROPPED|DOWN|STOPPED|AWAY|SECURED|LOCKED|UNLOADED|PUT|DONE|ENDED|FINISHED|CALM|CALMED|"
-    r"FROM|TO|TOWARD|TOWARDS|AT|INTO)\b)"
+    r"FROM|TO|TOWARD|TOWARDS|AT|INTO|KQ|KQS|TC|CT|TXT)\b)"
     r"[A-Z][A-Z0-9/]*"
 )
 _ENDS = rf"(?=\s*(?:[,.;)]|$)|\s+{_WORD}(?: {_WORD}){{0,3}}\?)"
@@ -131,13 +136,14 @@ _BARE_YES = re.compile(rf"(?:(?<=[.,;:])|^)\s*({_WORD}(?: {_WORD}){{0,3}})\s+(?:
 _NOBODY_HAS = re.compile(
     r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\s+"
     r"(?=(?:TOUCHED|LAID|PUT|HIT|BEEN|THREATENED|MENTIONED|SAID|STOOD|GOTTEN|GOT|HURT|SEEN|"
-    r"HEARD|SWUNG|THROWN|PUSHED|GRABBED)\b)"
+    r"HEARD|SWUNG|THROWN|PUSHED|GRABBED|STRUCK|PUNCHED|SLAPPED|KICKED|SHOVED)\b)"
 )
 
 
 # " / " between quoted messages or items ("TXT: HES UP / CT: ANY WEAPONS / TXT: NO") ends a
-# clause like a semicolon; "W/M" is untouched.
-_SPACED_SLASH = re.compile(r"\s+/+\s+")
+# clause like a semicolon, as do the arrows a text relay marks replies with ("CT: ANY
+# WEAPONS? >> 'NO'"); "W/M" is untouched.
+_SPACED_SLASH = re.compile(r"\s+/+\s+|\s*(?:>>|->|=>)\s*")
 # "VIOLENCE/WEAPONS: NO": each of the items asked about is answered.
 _ITEMS = re.compile(r"NOT ([A-Z0-9/ ]+),")
 
@@ -165,14 +171,22 @@ def _with_age(match: re.Match[str]) -> str:
     return f"{match.group(0)} AGE {age}" if 0 <= age < 100 else match.group(0)
 
 
+# "32YOM", "16YOF": the age and its unit apart, so both are read.
+_AGE_GLUED = re.compile(r"\b(\d{1,3})(YOA|YOM|YOF|YOWM|YOWF|YOBM|YOBF|YO|YRS|YR)\b")
+# "OD'D", "OD'ED": an overdose, before apostrophes go ("ODD" is another word).
+_OD_PAST = re.compile(r"\bOD['`\u2019](?:D|ED)\b")
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
-    upper = _APOSTROPHE.sub("", fold_unicode(text).upper()).replace("&", " AND ")
+    upper = _OD_PAST.sub("ODED", fold_unicode(text).upper())
+    upper = _APOSTROPHE.sub("", upper).replace("&", " AND ")
+    upper = _AGE_GLUED.sub(r"\1 \2", upper)
     upper = _SPACED_SLASH.sub(" ; ", upper)
     upper = _DOB.sub(_with_age, upper)
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
-    upper = _NOBODY_HAS.sub(r"\1", upper)
+    upper = _NOBODY_HAS.sub(r"\1 ", upper)
     if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
         upper = _BARE_NO.sub(r" NOT \1,", upper)
         upper = _BARE_YES.sub(r" \1,", upper)
