@@ -132,6 +132,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         secret_key=SecretStr(TEST_KEY.decode()),
         worker_enabled=False,
         log_json=True,
+        # A test's own transaction never commits, so its NOTIFY of a source change never
+        # reaches the cache: sources are read on every event (tests/test_source_cache.py
+        # covers the cache on a database that commits).
+        source_cache_seconds=0,
         # Races and floods in tests are deliberate; the limits have tests of their own.
         rate_limit_cad_per_second=10_000,
         rate_limit_cad_burst=10_000,

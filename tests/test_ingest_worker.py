@@ -295,3 +295,26 @@ async def test_an_event_of_an_agency_the_source_does_not_serve_is_refused(
     async with committed_db.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(CadEvent)) == 0
         assert await session.scalar(select(func.count()).select_from(Call)) == 0
+
+
+async def test_first_events_of_one_new_call_racing_each_other_share_one_call(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    """Twenty different first events of one new incident at once: one call, every event
+    attached to it (the one statement that stores an event makes the call; whoever loses
+    that race attaches its event right after)."""
+    source = await make_source(committed_db, box)
+    bodies = [encode(cad_event(event_id=f"race-{n}", incident_number="26-777")) for n in range(20)]
+    async with running(settings, committed_db) as client:
+        responses = await asyncio.gather(
+            *(client.post(URL, content=b, headers=signed_headers(source.secret, b)) for b in bodies)
+        )
+    assert [r.json()["status"] for r in responses] == ["accepted"] * 20
+    assert len({r.json()["call_id"] for r in responses}) == 1
+    async with committed_db.sessionmaker() as session:
+        calls = (await session.scalars(select(Call))).all()
+        attached = await session.scalar(
+            select(func.count()).select_from(CadEvent).where(CadEvent.call_id == calls[0].id)
+        )
+    assert len(calls) == 1
+    assert attached == 20

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
+from corespond.listen import Listener
 from corespond.middleware import (
     BodyLimitMiddleware,
     OneAuthorizationMiddleware,
@@ -55,6 +56,7 @@ from corespond.reports.page import router as reports_page
 from corespond.reports.router import router as reports_router
 from corespond.roster.router import router as roster_router
 from corespond.sources.router import router as sources_router
+from corespond.sources.service import CHANGED_CHANNEL, SourceCache
 from corespond.triage.router import router as triage_router
 from corespond.triage.service import RuleBook
 
@@ -95,16 +97,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.alert_jobs = background.alerts
     await background.start(jobs=settings.worker_enabled)
     app.state.scheduler = background.scheduler
+    # Sources are kept for receiving events only while this hears each change to them.
+    sources_heard = Listener(database, CHANGED_CHANNEL, app.state.source_cache.clear)
+    if settings.source_cache_seconds > 0:
+        await sources_heard.start()
+        app.state.source_cache.listening = sources_heard.alive
+        background.scheduler.add_job(
+            _relisten(sources_heard),
+            "interval",
+            seconds=settings.worker_sweep_seconds,
+            id="source-cache-listen",
+            max_instances=1,
+            coalesce=True,
+        )
     log.info("started", version=__version__, worker=settings.worker_enabled)
     try:
         yield
     finally:
         await background.stop()
+        await sources_heard.close()
         await app.state.http.aclose()
         if owned:
             await database.dispose()
             app.state.database = None
         log.info("stopped")
+
+
+def _relisten(listener: Listener) -> Callable[[], Awaitable[None]]:
+    async def relisten() -> None:
+        if not listener.alive():
+            await listener.start()
+
+    return relisten
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -145,6 +169,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Per CAD source (charged after the signature check, in the webhook), per client address
     # (writes other than CAD events, here), per key (the same writes, here), and failed CAD
     # posts per client address (here, after they fail; never a signed event's limit).
+    app.state.source_cache = SourceCache(app.state.secret_box, settings.source_cache_seconds)
     app.state.source_limits = TokenBuckets(
         settings.rate_limit_cad_per_second, settings.rate_limit_cad_burst
     )

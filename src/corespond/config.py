@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    source_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a CAD source's settings and secrets are kept for receiving its "
+        "events; a change made elsewhere (the CLI, another process) is seen within this "
+        "time. 0: read on every event.",
+    )
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
     max_body_bytes: int = Field(
         default=256 * 1024,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,63 @@ async def insert_event(session: AsyncSession, **values: Any) -> int | None:
         .on_conflict_do_nothing(index_elements=["source_id", "event_id"])
         .returning(CadEvent.id)
     )
+
+
+# One round trip for an event: the call is found (or its empty row made, unless the event is
+# a repeat), the event stored with it, the worker told, all in one statement. The call's
+# identity row is the one thing ingest writes of the calls table (its own module folds the
+# rest); two first events of a new call racing each other leave one event without its call,
+# which ``store_event``'s caller then attaches.
+_STORE_EVENT = text(
+    """
+    WITH found AS (
+        SELECT id FROM call
+        WHERE source_id = :source_id AND incident_number = :incident_number
+    ), created AS (
+        INSERT INTO call (id, source_id, incident_number)
+        SELECT :new_call_id, :source_id, :incident_number
+        WHERE NOT EXISTS (SELECT 1 FROM found)
+          AND NOT EXISTS (
+              SELECT 1 FROM cad_event WHERE source_id = :source_id AND event_id = :event_id
+          )
+        ON CONFLICT (source_id, incident_number) DO NOTHING
+        RETURNING id
+    ), the_call AS (
+        SELECT id FROM found UNION ALL SELECT id FROM created
+    ), stored AS (
+        INSERT INTO cad_event (source_id, event_id, event_type, occurred_at, incident_number,
+                               webhook_id, payload, payload_sha256, call_id)
+        VALUES (:source_id, :event_id, :event_type, :occurred_at, :incident_number,
+                :webhook_id, CAST(:payload AS jsonb), :payload_sha256,
+                (SELECT id FROM the_call LIMIT 1))
+        ON CONFLICT (source_id, event_id) DO NOTHING
+        RETURNING id, call_id
+    )
+    SELECT stored.id, stored.call_id, pg_notify(:channel, '') FROM stored
+    """
+)
+
+
+async def store_event(
+    session: AsyncSession, *, payload: dict[str, Any], **values: Any
+) -> tuple[int, uuid.UUID | None] | None:
+    """Store an event with its call (made if new) and wake the worker, in one statement:
+    the event's id and its call's, or None if ``(source_id, event_id)`` was stored before.
+    A call id of None means a concurrent first event made the call a moment ago."""
+    row = (
+        await session.execute(
+            _STORE_EVENT,
+            {
+                **values,
+                "payload": json.dumps(payload, separators=(",", ":")),
+                "new_call_id": uuid.uuid4(),
+                "channel": NOTIFY_CHANNEL,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    return int(row[0]), (uuid.UUID(str(row[1])) if row[1] is not None else None)
 
 
 async def existing_event(session: AsyncSession, source_id: str, event_id: str) -> CadEvent | None:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.crypto import SecretBox
 from corespond.db import SessionDep
 from corespond.errors import (
     Forbidden,
@@ -163,14 +162,13 @@ async def _receive(
     source: str, request: Request, session: AsyncSession, validate: bool, *, eido: bool
 ) -> EventReceipt | JSONResponse:
     settings = request.app.state.settings
-    box: SecretBox = request.app.state.secret_box
     if not sources.SOURCE_ID_PATTERN.fullmatch(source):
         raise NotFound("unknown CAD source")
     # The body is read before the first query, so a slow client never holds a connection.
     body = await read_body_limited(request, settings.max_event_bytes)
-    cad_source = await sources.receiving_source(session, source)
+    cad_source = await request.app.state.source_cache.get(session, source)
     try:
-        webhook_id = verify(body, request.headers, sources.verification_secrets(cad_source, box))
+        webhook_id = verify(body, request.headers, cad_source.live_secrets())
         sources.require_enabled(cad_source)
         # Charged only once the signature holds: nobody else can use up a source's limit.
         wait = request.app.state.source_limits.take(f"source:{cad_source.id}", time.monotonic())

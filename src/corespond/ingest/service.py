@@ -66,7 +66,7 @@ async def ingest(
     if ignored:
         payload["ignored"] = ignored
     digest = hashlib.sha256(body).hexdigest()
-    event_pk = await repository.insert_event(
+    stored = await repository.store_event(
         session,
         source_id=source_id,
         event_id=event.event_id,
@@ -77,7 +77,7 @@ async def ingest(
         payload=payload,
         payload_sha256=digest,
     )
-    if event_pk is None:
+    if stored is None:
         existing = await repository.existing_event(session, source_id, event.event_id)
         if existing is not None and existing.payload_sha256 != digest:
             log.warning(
@@ -89,10 +89,10 @@ async def ingest(
         return IngestResult(
             event.event_id, "duplicate", existing.call_id if existing is not None else None
         )
-
-    call_id = await calls.ensure_call(session, source_id, event.call.incident_number)
-    await repository.attach_call(session, event_pk, call_id)
-    await repository.notify_worker(session)
+    event_pk, call_id = stored
+    if call_id is None:  # another first event of this call made it a moment ago
+        call_id = await calls.ensure_call(session, source_id, event.call.incident_number)
+        await repository.attach_call(session, event_pk, call_id)
     return IngestResult(event.event_id, "accepted", call_id)
 
 

@@ -176,6 +176,7 @@ async def update_source(
         if body.format is None:
             raise InvalidPayload("format cannot be cleared: choose native, eido or mapped")
         row = await service.set_format(session, source, body.format)
+    request.app.state.source_cache.forget(source)
     await audit.record(
         session,
         principal,
@@ -200,6 +201,7 @@ async def put_mapping(
     `mapped`). A 422 names what is wrong; nothing changes then."""
     await _source(session, principal, source, change=True)
     row = await service.set_format(session, source, "mapped", body)
+    request.app.state.source_cache.forget(source)
     await audit.record(
         session, principal, "source.mapping_saved", "cad_source", source, {"mapping": body}
     )
@@ -258,6 +260,7 @@ async def rotate_secret(
     secret, until = await service.rotate_secret(
         session, box, source, grace=timedelta(hours=body.grace_hours)
     )
+    request.app.state.source_cache.forget(source)
     await audit.record(
         session,
         principal,

@@ -8,6 +8,8 @@ import ipaddress
 import re
 import secrets
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies_service
@@ -106,11 +108,14 @@ async def set_agencies(session: AsyncSession, source_id: str, names: list[str]) 
     """Replace the agencies a source may file calls for."""
     source = await get_source(session, source_id)
     source.agencies = await registered_agencies(session, names)
+    await _changed(session, source.id)
     await session.flush()
     return source
 
 
-async def require_agency(session: AsyncSession, source: CadSource, agency: str | None) -> None:
+async def require_agency(
+    session: AsyncSession, source: CadSource | ReceivingSource, agency: str | None
+) -> None:
     """A source files calls only for its own agencies (an event that names none is an
     update of a call whose agency was checked when it was created)."""
     if agency is None:
@@ -218,6 +223,7 @@ async def set_callback(
         url = check_callback_url(url, environment)
         await check_callback_host_resolves(url, environment)
     source.callback_url = url or None
+    await _changed(session, source.id)
     await session.flush()
     return source
 
@@ -233,6 +239,7 @@ async def set_scene_secure_signals(
             raise InvalidPayload(f"a status or flag must be 1-64 characters: {value!r}")
     source.scene_secure_statuses = sorted({s.strip() for s in statuses})
     source.scene_secure_flags = sorted({f.strip() for f in flags})
+    await _changed(session, source.id)
     await session.flush()
     return source
 
@@ -269,6 +276,7 @@ async def set_format(
     if fmt == "mapped" and source.field_mapping is None:
         raise InvalidPayload("format 'mapped' needs a field mapping: send one with it")
     source.format = fmt
+    await _changed(session, source.id)
     await session.flush()
     return source
 
@@ -286,7 +294,7 @@ def check_mapping(mapping: Any) -> FieldMapping:
         ) from exc
 
 
-def mapping_of(source: CadSource) -> FieldMapping:
+def mapping_of(source: CadSource | ReceivingSource) -> FieldMapping:
     """The source's saved field mapping (checked when it was saved)."""
     return FieldMapping.model_validate(source.field_mapping)
 
@@ -297,6 +305,7 @@ async def set_timezone(session: AsyncSession, source_id: str, zone: str | None) 
     if zone:
         check_timezone(zone)
     source.timezone = zone or None
+    await _changed(session, source.id)
     await session.flush()
     return source
 
@@ -308,7 +317,7 @@ def check_timezone(zone: str) -> ZoneInfo:
         raise InvalidPayload(f"{zone!r} is not an IANA time zone (e.g. America/New_York)") from exc
 
 
-def zone_of(source: CadSource, program_zone: str) -> ZoneInfo:
+def zone_of(source: CadSource | ReceivingSource, program_zone: str) -> ZoneInfo:
     """The zone this source's offset-less times are read in."""
     return ZoneInfo(source.timezone or program_zone)
 
@@ -329,7 +338,87 @@ async def receiving_source(session: AsyncSession, source_id: str) -> CadSource:
     return source
 
 
-def require_enabled(source: CadSource) -> None:
+CHANGED_CHANNEL = "corespond_source_changed"
+
+
+async def _changed(session: AsyncSession, source_id: str) -> None:
+    """Tell every process's ``SourceCache`` at commit that this source changed."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, :source)"),
+        {"channel": CHANGED_CHANNEL, "source": source_id},
+    )
+
+
+@dataclass(frozen=True)
+class ReceivingSource:
+    """What receiving an event needs of a source, read once and kept a few seconds (see
+    ``SourceCache``): its settings and its secrets, already decrypted, with their expiries."""
+
+    id: str
+    format: str
+    timezone: str | None
+    agencies: tuple[str, ...]
+    scene_secure_statuses: tuple[str, ...]
+    field_mapping: dict[str, Any] | None
+    disabled_at: datetime | None
+    secrets: tuple[tuple[int, str, datetime | None], ...]  # (id, secret, expires_at)
+
+    @classmethod
+    def of(cls, source: CadSource, box: SecretBox) -> ReceivingSource:
+        return cls(
+            id=source.id,
+            format=source.format,
+            timezone=source.timezone,
+            agencies=tuple(source.agencies),
+            scene_secure_statuses=tuple(source.scene_secure_statuses),
+            field_mapping=source.field_mapping,
+            disabled_at=source.disabled_at,
+            secrets=tuple((k.id, box.open(k.ciphertext), k.expires_at) for k in source.secrets),
+        )
+
+    def live_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets a signature may match now, newest first."""
+        now = now or datetime.now(UTC)
+        live = [k for k in self.secrets if k[2] is None or k[2] > now]
+        return [secret for _, secret, _ in sorted(live, reverse=True)]
+
+
+class SourceCache:
+    """Sources as ``POST /v1/cad/{source}/events`` reads them, kept ``seconds`` (so that a
+    busy CAD costs no query and no decryption per event). A change made through this
+    process's API is seen at once (``forget``); one made elsewhere (the CLI, another
+    process) within ``seconds``. ``seconds`` 0: read every time."""
+
+    def __init__(self, box: SecretBox, seconds: float, clock: Any = time.monotonic) -> None:
+        self._box = box
+        self._seconds = seconds
+        self._clock = clock
+        self._kept: dict[str, tuple[float, ReceivingSource]] = {}
+        # Kept only while a listener hears every change (``CHANGED_CHANNEL``) to forget it.
+        self.listening: Callable[[], bool] = lambda: False
+
+    async def get(self, session: AsyncSession, source_id: str) -> ReceivingSource:
+        """The source, else ``NotFound``."""
+        now = self._clock()
+        kept = self._kept.get(source_id)
+        trusted = self._seconds > 0 and self.listening()
+        if trusted and kept is not None and now - kept[0] < self._seconds:
+            return kept[1]
+        source = ReceivingSource.of(await receiving_source(session, source_id), self._box)
+        if trusted:
+            if len(self._kept) > 1000:  # sources are few; never let the map grow unbounded
+                self._kept.clear()
+            self._kept[source_id] = (now, source)
+        return source
+
+    def forget(self, source_id: str) -> None:
+        self._kept.pop(source_id, None)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+def require_enabled(source: CadSource | ReceivingSource) -> None:
     """``Forbidden``, saying so, if the program has disabled the source (checked once its
     signature holds: only the CAD itself learns it)."""
     if source.disabled_at is not None:
@@ -350,6 +439,7 @@ async def set_disabled(
         source.disabled_at = now
     elif not disabled:
         source.disabled_at = None
+    await _changed(session, source.id)
     await session.flush()
     return source
 
@@ -391,6 +481,7 @@ async def rotate_secret(
             key.expires_at = old_until
     secret = generate_secret()
     source.secrets.append(CadSourceSecret(ciphertext=box.seal(secret)))
+    await _changed(session, source.id)
     await session.flush()
     return secret, old_until
 
