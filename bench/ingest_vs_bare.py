@@ -114,10 +114,12 @@ def signed_requests(secret: str, count: int, path: Path) -> None:
             out.write(f"{webhook_id}\t{int(now.timestamp())}\t{signature}\t{body}\n")
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own programs
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # Output to a file: a pipe nobody reads would fill and stall the server.
+    with log.open("wb") as out:
+        return subprocess.Popen(  # noqa: S603 - our own programs
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def wait_ready(url: str, seconds: float = 60) -> None:
@@ -191,11 +193,18 @@ def main() -> None:
         "CORESPOND_RATE_LIMIT_CAD_PER_SECOND": "1000000",
         "CORESPOND_RATE_LIMIT_CAD_BURST": "1000000",
     }
-    serving = start([str(BIN / "corespond"), "serve", "--port", "8021", "--no-migrate"], env)
+    logs = ROOT / "var" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    serving = start(
+        [str(BIN / "corespond"), "serve", "--port", "8021", "--no-migrate"],
+        env,
+        logs / "corespond.log",
+    )
     bare = start(
         [str(BIN / "python"), "-m", "uvicorn", "bench.bare:app", "--port", "8022",
          "--log-level", "warning", "--no-access-log"],
         {"BARE_DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)},
+        logs / "bare.log",
     )  # fmt: skip
     try:
         wait_ready("http://127.0.0.1:8021/readyz")
