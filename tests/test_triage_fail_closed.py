@@ -267,3 +267,17 @@ def test_no_substance_recognised_with_unread_words_goes_to_review() -> None:
     assert decision.decision == "review"
     assert "policy.no_substance_recognised" in {r.rule for r in decision.reasons}
     assert triage("LOUD MUSIC NEXT DOOR", "NOISE").decision == "ineligible"
+
+
+@pytest.mark.parametrize(
+    "narrative",
+    [
+        "SUBJ OD, WIFE HIT XQZV WITH NARCAN, NOW AWAKE AND TALKING",  # an unless slot
+        "SUBJ DRUNK, DRANK FROM A XQZV BOTTLE, CALM",  # a sense context's slot
+    ],
+)
+def test_a_word_in_a_contexts_open_slot_is_read_on_its_own(narrative: str) -> None:
+    """A harmless context's "_" stands for any word; that word is not explained by it."""
+    decision = triage(narrative, "OD")
+    assert decision.decision == "review"
+    assert "XQZV" in reason(decision, "policy.not_understood")

@@ -152,7 +152,8 @@ EXCEPT_AFTER_BUT = frozenset({"HIM", "HER", "ME", "THEM", "HIS", "THE", "ONE"})
 # Words before a negation that make it a plea or an order, not a denial.
 PLEAS = frozenset(
     {"TOLD", "TELLING", "SCREAMING", "SCREAMED", "YELLING", "YELLED", "HOLLERING", "BEGGING",
-     "BEGGED", "SHOUTING", "PLEADING", "CRYING"}
+     "BEGGED", "SHOUTING", "PLEADING", "CRYING", "PLEASE", "PLZ", "PLS", "STOP", "SAYING",
+     "SAID", "SAYS", "KEPT", "KEEPS"}
 )  # fmt: skip
 # "NEVER HIT HER BEFORE TONIGHT": denied of the past, said of now.
 UNTIL_NOW = (("LIKE", "THIS"), ("BEFORE", "TONIGHT"), ("BEFORE", "TODAY"), ("BEFORE", "NOW"),
@@ -285,8 +286,12 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet, reading: _Reading) ->
             unless = (*rule.unless_by_word.get(word, ()), *rule.unless_always)
             harmless = _inside_any(unless, words, index, last) if unless else None
             if harmless is not None:
-                # A harmless context ("HEART ATTACK") is understood as a whole.
-                reading.add(field.name, *harmless)
+                # A harmless context ("HEART ATTACK") is understood as a whole, but for its
+                # "_" slots, whose words are read on their own ("HIT _ WITH NARCAN").
+                (start, end), slots = harmless
+                for k in range(start, end + 1):
+                    if k not in slots:
+                        reading.add(field.name, k, k)
                 continue
             negated = rule.negatable and _negated(field, index, last, rules)
             raised = rule
@@ -328,13 +333,15 @@ def _carry_negation_along_lists(hits: list[_Hit], field: Field, rules: RuleSet) 
 
 def _inside_any(
     phrases: Sequence[Phrase], words: Sequence[str], first: int, last: int
-) -> tuple[int, int] | None:
-    """The span of a match of one of ``phrases`` that holds words[first..last], if any."""
+) -> tuple[tuple[int, int], frozenset[int]] | None:
+    """The span of a match of one of ``phrases`` that holds words[first..last], if any, and
+    the positions of its "_" slots."""
     for phrase in phrases:
         length = len(phrase.words)
         for start in range(max(0, last - length + 1), first + 1):
             if phrase.matches_at(words, start):
-                return start, start + length - 1
+                slots = frozenset(start + k for k, w in enumerate(phrase.words) if not w)
+                return (start, start + length - 1), slots
     return None
 
 
@@ -390,10 +397,16 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     )
 
 
+# "NOBODY HAS HIT HIM SINCE DEPUTIES LEFT", "NEVER SHOT AT THE HOUSE BEFORE": it happened.
+SINCE_WHEN = frozenset({"SINCE", "AGAIN", "ANYMORE", "YET", "BEFORE", "TILL", "TIL", "UNTIL"})
+
+
 def _like_this(tokens: Sequence[Token], last: int, clause: int) -> bool:
-    """ "NEVER BEEN VIOLENT LIKE THIS BEFORE", "NEVER HIT HER BEFORE TONIGHT": what is
-    denied of the past is said of now."""
+    """ "NEVER BEEN VIOLENT LIKE THIS BEFORE", "NEVER HIT HER BEFORE TONIGHT", "NOBODY HAS
+    HIT HIM SINCE": what is denied of the past (or of now) is said of another time."""
     after = [t.text for t in tokens[last + 1 :] if t.clause == clause]
+    if SINCE_WHEN & set(after):
+        return True
     return any(pair == tuple(after[i : i + 2]) for i in range(len(after)) for pair in UNTIL_NOW)
 
 
@@ -441,26 +454,38 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
     if start == len(tokens):
         return False
     answer = tokens[start].clause  # the next clause with words ("ANY WEAPONS? / TXT: NO")
-    for k in range(start, min(len(tokens), start + 4)):
-        if tokens[k].clause != answer:
-            return False
-        text = tokens[k].text
-        if text in rules.answer_skip:
-            continue
-        if text in rules.answers:
-            following = tokens[k + 1].text if k + 1 < len(tokens) else ""
-            return following not in rules.not_after_cue and following != "BUT"
-        return False
-    return False
+    words = [t.text for t in tokens[start:] if t.clause == answer]
+    following = [t.text for t in tokens[start:] if t.clause == answer + 1]
+    return _denies(words, following, rules)
 
 
-# An answer that says the thing happened, only not now ("NO HE STOPPED", "NOT ANYMORE"),
-# or that qualifies itself, does not deny it.
+# An answer that says the thing is elsewhere, someone else's, taken, missed, over or only
+# not now ("NO HE HAS IT ON HIM", "NO ITS ON THE TABLE", "NO I TOOK IT", "NO HE STOPPED",
+# "NO, MY STEPMOM IS", "NO >> WAIT YES"), or that hedges, does not deny it: only a bare
+# "no" or one that goes on about nothing in particular does.
 NOT_A_DENIAL = frozenset(
     {"STOPPED", "ANYMORE", "NOW", "LEFT", "QUIT", "ALREADY", "EARLIER", "BEFORE", "PREVIOUSLY",
-     "USED", "WAS", "WERE", "DID", "YET", "BUT", "EXCEPT", "ONLY", "UNTIL", "SINCE", "AGAIN",
-     "NOT", "THINK", "GUESS", "MAYBE", "PROBABLY", "SURE", "KNOW", "IDEA", "UNSURE"}
+     "USED", "WAS", "WERE", "DID", "YET", "BUT", "EXCEPT", "ONLY", "UNTIL", "TILL", "TIL",
+     "SINCE", "AGAIN", "NOT", "THINK", "GUESS", "MAYBE", "PROBABLY", "SURE", "KNOW", "IDEA",
+     "UNSURE", "IT", "ITS", "ONE", "HAS", "HAD", "TOOK", "TAKEN", "GOT", "GRABBED", "MISSED",
+     "HID", "HIDDEN", "PUT", "ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "HIS",
+     "HERS", "THEIR", "MY", "THE", "IS", "ARE", "YES", "YEAH", "YA", "YEP", "WAIT",
+     "ACTUALLY", "STILL", "THOUGHT", "THEN", "AFTER", "TRUCK", "CAR", "POCKET", "HAND"}
 )  # fmt: skip
+
+
+def _denies(words: Sequence[str], following: Sequence[str], rules: RuleSet) -> bool:
+    """Whether an answer (``words``, its first an answer word after any speaker's label,
+    and the clause ``following`` it) is a plain denial."""
+    skipped = 0
+    while skipped < len(words) and words[skipped] in rules.answer_skip:
+        skipped += 1
+    if skipped >= len(words) or words[skipped] not in rules.answers:
+        return False
+    rest = words[skipped + 1 :]
+    if rest and (rest[0] in rules.not_after_cue or rest[0] == "BUT"):
+        return False  # "NO RESPONSE FROM TEXTER", "NO IDEA"
+    return not ((set(rest) | set(following)) & NOT_A_DENIAL)
 
 
 QUESTION_LABELS = frozenset(
@@ -508,32 +533,28 @@ def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -
     behind = {t.text for t in tokens[last + 1 : end + 1]}
     if not (before <= ASKS_IF_ANY and behind <= ASKS_WHERE):
         return False
-    start, asked = end + 1, 0
-    while start < len(tokens):
-        answer = tokens[start].clause
-        finish = start
-        while finish + 1 < len(tokens) and tokens[finish + 1].clause == answer:
-            finish += 1
-        if not _ends_with_question(field, finish):
-            break
-        asked += 1
-        if asked > 2:
-            return False
-        start = finish + 1
+    # The answer follows this question itself ("DID HE HIT HER? IS SHE OK? >> NO" answers
+    # only the last).
+    start = end + 1
     if start >= len(tokens):
         return False
-    words = [t.text for t in tokens[start:] if t.clause == tokens[start].clause]
-    # ... and the answer's next clause may take it back too ("NOPE. HE ALREADY LEFT").
-    after = [t.text for t in tokens[start:] if t.clause == tokens[start].clause + 1]
-    skipped = 0
-    while skipped < len(words) and words[skipped] in rules.answer_skip:
-        skipped += 1
-    if skipped >= len(words) or words[skipped] not in rules.answers:
+    finish = start
+    while finish + 1 < len(tokens) and tokens[finish + 1].clause == tokens[start].clause:
+        finish += 1
+    if _ends_with_question(field, finish):
         return False
-    if skipped + 1 < len(words) and words[skipped + 1] in rules.not_after_cue:
-        return False  # "NO RESPONSE FROM TEXTER", "NO IDEA"
-    # Danger words in the answer itself ("NO, HE HAS A KNIFE") are read where they stand.
-    return not ((set(words) | set(after)) & NOT_A_DENIAL)
+    words = [t.text for t in tokens[start:] if t.clause == tokens[start].clause]
+    following = [t.text for t in tokens[start:] if t.clause == tokens[start].clause + 1]
+    return _denies(words, following, rules)
+
+
+def _in_question(field: Field, index: int) -> bool:
+    """Whether token ``index`` stands in a clause that ends with a question mark."""
+    tokens = field.tokens
+    end = index
+    while end + 1 < len(tokens) and tokens[end + 1].clause == tokens[index].clause:
+        end += 1
+    return _ends_with_question(field, end)
 
 
 def _ends_with_question(field: Field, index: int) -> bool:
@@ -605,7 +626,8 @@ def _first_resolver_after(
             for phrase in rule.resolved_by:
                 if phrase.matches_at(words, index):
                     last = index + len(phrase.words) - 1
-                    if not _resolver_negated(rule, field, index):
+                    # "IS HE AWAKE? >> NO": asked, not said.
+                    if not _resolver_negated(rule, field, index) and not _in_question(field, last):
                         return _Hit(
                             rule, field.name, field.span(index, last), (order, index), False, last
                         )
@@ -636,16 +658,26 @@ def _apply_senses(
         if field.name == "hazards":
             continue
         words = [t.text for t in field.tokens]
+        clauses = [t.clause for t in field.tokens]
         for index, word in enumerate(words):
             sense = rules.senses.get(word)
             if sense is None:
                 continue
-            found = _context_at(sense.contexts, words, index)
+            found = _context_at(sense.contexts, words, index, clauses)
             if found is not None:
-                (first, last), meaning = found
-                reading.add(field.name, first, last)
+                (first, last), meaning, slots = found
+                # A context's "_" slot holds any word, read on its own: "FROM A _ BOTTLE"
+                # explains neither an unknown word nor a gun in that slot.
+                fixed = [k for k in range(first, last + 1) if k not in slots]
+                for k in fixed:
+                    reading.add(field.name, k, k)
                 if meaning == SAFE:
-                    hits = [h for h in hits if not _within(h, field.name, first, last)]
+                    hits = [
+                        h
+                        for h in hits
+                        if not _within(h, field.name, first, last)
+                        or any(h.position[1] <= k <= h.last for k in slots)
+                    ]
                     continue
                 rule = rules.rules[meaning]
                 hits = [
@@ -665,16 +697,27 @@ def _apply_senses(
 
 
 def _context_at(
-    contexts: Sequence[tuple[Phrase, str]], words: Sequence[str], index: int
-) -> tuple[tuple[int, int], str] | None:
+    contexts: Sequence[tuple[Phrase, str]],
+    words: Sequence[str],
+    index: int,
+    clauses: Sequence[int],
+) -> tuple[tuple[int, int], str, frozenset[int]] | None:
+    """The first context that holds the word at ``index``, within its own clause ("IS DEAD.
+    PHONE" is not "DEAD PHONE"): its span, its meaning, and the positions of its "_" slots."""
     for phrase, meaning in contexts:
         for offset, (part, is_prefix) in enumerate(zip(phrase.words, phrase.prefix, strict=True)):
             word = words[index]
             if not (word.startswith(part) if is_prefix else word == part) or not part:
                 continue
             start = index - offset
-            if start >= 0 and phrase.matches_at(words, start):
-                return (start, start + len(phrase.words) - 1), meaning
+            end = start + len(phrase.words) - 1
+            if (
+                start >= 0
+                and phrase.matches_at(words, start)
+                and clauses[start] == clauses[index] == clauses[min(end, len(clauses) - 1)]
+            ):
+                slots = frozenset(start + k for k, w in enumerate(phrase.words) if not w)
+                return (start, end), meaning, slots
     return None
 
 

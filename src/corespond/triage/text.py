@@ -95,12 +95,19 @@ _SPEAKER = r"(?!(?:TXT|TEXT|CT|RP|CALLER|PT|DISP|DISPATCH|REPLY|UPDT|UPDATE|NOTE
 # The answer must end its item ("WEAPONS: NO IDEA" and "WEAPONS: N/K" are not answers).
 _ANSWER_END = (
     r"(?![/\w])(?=\s*(?:[,.;)]|$|\s+[A-Z][A-Z0-9/]*\s*[:=])"
-    # "WEAPONS: NONE IN HOME", "WEAPONS: NO, NONE SEEN": where or how it is known
-    r"|\s+(?:IN (?:THE )?(?:HOME|HOUSE|RESIDENCE|VEHICLE|CAR)|ON (?:HIM|HER|SCENE)|SEEN|NOTED|"
-    r"REPORTED|KNOWN|PER (?:RP|CALLER|PT))(?=\s*(?:[,.;)]|$)))"
+    # "WEAPONS: NONE SEEN", "WEAPONS: NO PER RP": how it is known (never where: "NONE ON
+    # HIM" leaves the one in his truck)
+    r"|\s+(?:SEEN|NOTED|REPORTED|KNOWN|PER (?:RP|CALLER|PT))(?=\s*(?:[,.;)]|$)))"
+)
+# An answer that goes on to take itself back is not one: "WEAPONS? NO, HE HAS ONE IN THE
+# TRUCK", "WEAPONS: NONE. ITS ON THE TABLE", "KNIFE? NO WAIT YES".
+_TAKEN_BACK = (
+    r"(?!\s*[,.;]?\s*(?:IT|ITS|ONE|BUT|WAIT|YES|YEAH|ACTUALLY|HAS|HAD|ON|IN|AT|UNDER|MY|HIS|"
+    r"HER|THE|HE HAS|SHE HAS|THEY HAVE|HE HAD|SHE HAD|HE GOT|SHE GOT)\b)"
 )
 _ANSWER_NO = re.compile(
     rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:N|NO|NEG|NEGATIVE|NONE){_ANSWER_END}"
+    rf"{_TAKEN_BACK}"
 )
 _ANSWER_YES = re.compile(
     rf"\b{_SPEAKER}([A-Z][A-Z0-9/]*)\s*[:=]\s*(?:Y|YES|POS|POSITIVE){_ANSWER_END}"
@@ -114,13 +121,14 @@ _WORD = (
     r"(?!(?:YES|NO|Y|N|NEG|POS|IS|ARE|WAS|WERE|DID|DOES|DO|CAN|HAS|HAVE|HAD|WILL|WOULD|"
     r"THE|IT|ITS|OVER|STILL|GONE|SAFE|AND|WALKING|HEADED|HEADING|RUNNING|GOING|DRIVING|"
     r"DROPPED|DOWN|STOPPED|AWAY|SECURED|LOCKED|UNLOADED|PUT|DONE|ENDED|FINISHED|CALM|CALMED|"
-    r"FROM|TO|TOWARD|TOWARDS|AT|INTO|KQ|KQS|TC|CT|TXT)\b)"
+    r"FROM|TO|TOWARD|TOWARDS|AT|INTO|KQ|KQS|TC|CT|TXT|ON|IN|UNDER|HIS|HER|THEIR|MY|BEHIND|"
+    r"INSIDE|OUTSIDE)\b)"
     r"[A-Z][A-Z0-9/]*"
 )
 _ENDS = rf"(?=\s*(?:[,.;)]|$)|\s+{_WORD}(?: {_WORD}){{0,3}}\?)"
 _ITEM_NO = re.compile(
     rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:-|\u2013|\u2014|\?)\s*"
-    rf"(?:N|NO|NEG|NEGATIVE|NONE)\b{_ENDS}"
+    rf"(?:N|NO|NEG|NEGATIVE|NONE)\b{_ENDS}{_TAKEN_BACK}"
 )
 _ITEM_YES = re.compile(
     rf"(?<![^\s,.;:(?])({_WORD}(?: {_WORD}){{0,5}})\s*(?:-|\u2013|\u2014|\?)\s*"
@@ -137,13 +145,18 @@ _NOBODY_HAS = re.compile(
     r"\b(NOBODY|NO ONE|NOONE|NOBODYS)\s+(?:HAS|HAD|HAVE)\s+"
     r"(?=(?:TOUCHED|LAID|PUT|HIT|BEEN|THREATENED|MENTIONED|SAID|STOOD|GOTTEN|GOT|HURT|SEEN|"
     r"HEARD|SWUNG|THROWN|PUSHED|GRABBED|STRUCK|PUNCHED|SLAPPED|KICKED|SHOVED)\b)"
+    # ... unless the clause goes on to say when it did ("NOBODY HAS HIT HIM SINCE")
+    r"(?![^.,;!?]*\b(?:SINCE|AGAIN|ANYMORE|YET|BEFORE|TILL|TIL|UNTIL)\b)"
 )
 
 
 # " / " between quoted messages or items ("TXT: HES UP / CT: ANY WEAPONS / TXT: NO") ends a
-# clause like a semicolon, as do the arrows a text relay marks replies with ("CT: ANY
-# WEAPONS? >> 'NO'"); "W/M" is untouched.
-_SPACED_SLASH = re.compile(r"\s+/+\s+|\s*(?:>>|->|=>)\s*")
+# clause like a semicolon; "W/M" is untouched.
+_SPACED_SLASH = re.compile(r"\s+/+\s+")
+# A text relay's reply arrows ("CT: ANY WEAPONS? >> 'NO'") are spaces: a question mark
+# already ends the question, and an arrow inside a message must not cut it
+# ("HE NEVER HIT MY MOM >> TILL TONIGHT").
+_ARROW = re.compile(r"\s*(?:>>|->|=>)\s*")
 # "VIOLENCE/WEAPONS: NO": each of the items asked about is answered.
 _ITEMS = re.compile(r"NOT ([A-Z0-9/ ]+),")
 
@@ -172,7 +185,9 @@ def _with_age(match: re.Match[str]) -> str:
 
 
 # "32YOM", "16YOF": the age and its unit apart, so both are read.
-_AGE_GLUED = re.compile(r"\b(\d{1,3})(YOA|YOM|YOF|YOWM|YOWF|YOBM|YOBF|YO|YRS|YR)\b")
+_AGE_GLUED = re.compile(r"\b(\d{1,3})(YOA|YOM|YOF|YO)\b")
+# "16YRS" is an age ("CLEAN 8YRS" read as one costs a review, never a missed juvenile).
+_YEARS_GLUED = re.compile(r"\b(\d{1,3})(?:YRS|YR)\b")
 # "OD'D", "OD'ED": an overdose, before apostrophes go ("ODD" is another word).
 _OD_PAST = re.compile(r"\bOD['`\u2019](?:D|ED)\b")
 
@@ -183,7 +198,9 @@ def normalise(text: str) -> str:
     upper = _OD_PAST.sub("ODED", fold_unicode(text).upper())
     upper = _APOSTROPHE.sub("", upper).replace("&", " AND ")
     upper = _AGE_GLUED.sub(r"\1 \2", upper)
+    upper = _YEARS_GLUED.sub(r"\1 YRS OLD", upper)
     upper = _SPACED_SLASH.sub(" ; ", upper)
+    upper = _ARROW.sub(" ", upper)
     upper = _DOB.sub(_with_age, upper)
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1 ", upper)
