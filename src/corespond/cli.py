@@ -17,14 +17,29 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from corespond.config import PROJECT_ROOT, Settings, get_settings
+from corespond.config import (
+    ENV_FILE_VARIABLE,
+    IN_CHECKOUT,
+    PROJECT_ROOT,
+    EnvFileError,
+    Settings,
+    bind_refusal,
+    get_settings,
+    use_env_file,
+)
 from corespond.crypto import secret_box
-from corespond.db import Database, resolve_database_url, resolve_migration_url
+from corespond.db import (
+    Database,
+    EmbeddedDatabaseRefused,
+    resolve_database_url,
+    resolve_migration_url,
+)
 from corespond.demo import DemoCredentials
 from corespond.errors import Problem
 from corespond.triage.ruleset import RuleSet
@@ -33,8 +48,10 @@ T = TypeVar("T")
 
 app = typer.Typer(
     help="corespond: route nonviolent substance-use 911 calls to on-duty peer recovery "
-    "specialists.\n\nWith no DATABASE_URL set, every command starts (or joins) the embedded "
-    "PostgreSQL under ./var/pgdata.",
+    "specialists.\n\nEvery command reads the service's environment file (--env-file, or "
+    "CORESPOND_ENV_FILE; else .env here). With no DATABASE_URL set, in development from a "
+    "checkout, commands start (or join) the embedded PostgreSQL under the checkout's "
+    "var/pgdata; anywhere else they refuse.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -59,9 +76,52 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+@app.callback()
+def _options(
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            envvar=ENV_FILE_VARIABLE,
+            help="The environment file the service reads, e.g. /etc/corespond/corespond.env "
+            "(default: $CORESPOND_ENV_FILE, else .env in this directory). Variables set in "
+            "the environment win over the file.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    use_env_file(env_file)
+
+
+def _settings() -> Settings:
+    """The settings, or exit 2 saying what is wrong with them (a file, a value)."""
+    try:
+        return get_settings()
+    except EnvFileError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            field = f"CORESPOND_{where.upper()}: " if where else ""
+            message = problem["msg"].removeprefix("Value error, ")
+            err.print(f"[red]invalid setting:[/red] {field}{message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _database_url(resolve: Callable[[Settings], str], settings: Settings) -> str:
+    """A URL from ``resolve``, or exit 2 when it would start an embedded database where
+    none may be started (saying how to name the real one)."""
+    try:
+        return resolve(settings)
+    except EmbeddedDatabaseRefused as exc:
+        err.print(f"[red]refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _settings_with_database() -> tuple[Settings, str]:
-    settings = get_settings()
-    url = resolve_database_url(settings)
+    settings = _settings()
+    url = _database_url(resolve_database_url, settings)
     return settings.model_copy(update={"database_url": url}), url
 
 
@@ -105,10 +165,12 @@ def _run_in_session(
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest migration."""
+    from corespond.logging import configure_logging
     from corespond.migrate import upgrade_to_head
 
-    settings = get_settings()
-    upgrade_to_head(settings.migrations_dir, resolve_migration_url(settings))
+    settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    upgrade_to_head(settings.migrations_dir, _database_url(resolve_migration_url, settings))
     out.print("[green]database at head[/green]")
 
 
@@ -121,7 +183,8 @@ def serve(
     ] = False,
     demo: Annotated[bool, typer.Option(help="Seed demo data and print its credentials.")] = False,
 ) -> None:
-    """Serve the HTTP API (and the event worker) with uvicorn."""
+    """Serve the HTTP API (and the event worker) with uvicorn. Outside production it
+    listens on a loopback address only."""
     import uvicorn
 
     from corespond.app import create_app
@@ -129,7 +192,14 @@ def serve(
     from corespond.migrate import upgrade_to_head
     from corespond.triage.ruleset import RuleFileError
 
-    migration_url = resolve_migration_url(get_settings()) if run_migrations else None
+    configured = _settings()
+    refusal = bind_refusal(configured, host if host is not None else configured.host)
+    if refusal is not None:
+        err.print(f"[red]cannot start:[/red] {refusal}", highlight=False)
+        raise typer.Exit(2)
+    # First, so that migrations, the embedded server and uvicorn all log in one format.
+    configure_logging(configured.log_level, json=configured.log_json)
+    migration_url = _database_url(resolve_migration_url, configured) if run_migrations else None
     settings, _ = _settings_with_database()
     try:
         application = create_app(settings)
@@ -140,7 +210,6 @@ def serve(
         upgrade_to_head(settings.migrations_dir, migration_url)
     if demo:
         _print_demo(_seed_demo(), settings, host, port)
-    configure_logging(settings.log_level, json=settings.log_json)
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, that lets the
     # embedded PostgreSQL be stopped by its exit handler instead of being left running.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -171,8 +240,9 @@ def worker() -> None:
     from corespond.logging import configure_logging
     from corespond.triage.service import RuleBook
 
+    configured = _settings()
+    configure_logging(configured.log_level, json=configured.log_json)
     settings, url = _settings_with_database()
-    configure_logging(settings.log_level, json=settings.log_json)
 
     async def runner() -> None:
         database = Database.connect(url)
@@ -199,7 +269,7 @@ def worker() -> None:
 @app.command("demo")
 def demo_command() -> None:
     """Seed demo data (a CAD source, keys, a few calls) and print how to use it."""
-    settings = get_settings()
+    settings = _settings()
     _print_demo(_seed_demo(), settings, None, None)
 
 
@@ -207,7 +277,7 @@ def _seed_demo() -> DemoCredentials:
     from corespond.assignments.service import MatchPolicy
     from corespond.demo import seed_demo
 
-    if get_settings().environment == "production":
+    if _settings().environment == "production":
         # Demo keys and a demo CAD secret printed to a terminal have no place in production.
         err.print("[red]refused:[/red] no demo data in production (CORESPOND_ENVIRONMENT)")
         raise typer.Exit(2)
@@ -631,7 +701,7 @@ def _rules(override: Path | None) -> RuleSet:
     from corespond.triage.ruleset import RuleFileError, load_rules
 
     try:
-        return load_rules(override or get_settings().triage_rules_file)
+        return load_rules(override or _settings().triage_rules_file)
     except RuleFileError as exc:
         err.print(f"[red]invalid rule file[/red]\n{exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
@@ -813,7 +883,7 @@ def agencies_list() -> None:
 
     from corespond.geo.service import geography_for
 
-    atlas = geography_for(tuple(get_settings().geo_states)).atlas
+    atlas = geography_for(tuple(_settings().geo_states)).atlas
     table = Table("agency", "ORI", "home county", "FIPS", "matching")
     for name, ori, fips, matching in _run_in_session(work):
         county = atlas.by_fips.get(fips)
@@ -1164,7 +1234,7 @@ def dispatch_sink(
 @app.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write it.")] = (
-        PROJECT_ROOT / "openapi" / "openapi.json"
+        PROJECT_ROOT / "openapi" / "openapi.json" if IN_CHECKOUT else Path("openapi.json")
     ),
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the file differs from what the app makes.")

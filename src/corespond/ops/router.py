@@ -28,13 +28,21 @@ class Readiness(BaseModel):
     revision: str | None
 
 
+# HEAD too: load balancers and uptime checks probe with it (the server sends no body).
 @router.get("/healthz", response_model=Health)
+@router.head("/healthz", response_model=Health, operation_id="healthz_head")
 async def healthz() -> Health:
     """The process is up (says nothing about the database)."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Readiness, responses=problem_responses(ServiceUnavailable))
+@router.head(
+    "/readyz",
+    response_model=Readiness,
+    responses=problem_responses(ServiceUnavailable),
+    operation_id="readyz_head",
+)
 async def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready to serve: the database answers and its schema is at the migrations' head."""
     database = getattr(request.app.state, "database", None)
