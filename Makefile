@@ -12,7 +12,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -64,7 +64,7 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	$(BIN)/python bench/triage.py
 
 geo-data: install  ## rebuild the packaged county polygons and places (GEO_STATES="54 39")
-	$(BIN)/pip install --quiet -e '.[dev,geo-build]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,geo-build]'
 	$(BIN)/python tools/build_geo.py $(foreach s,$(or $(GEO_STATES),54),--state $(s))
 
 bench-geo: install  ## point -> county lookups per second
@@ -74,7 +74,7 @@ triage-model: install  ## retrain the learned second opinion from tests/data (de
 	$(BIN)/python tools/train_triage_model.py
 
 triage-dictionary: install  ## rebuild the triage dictionary (needs Debian wamerican and wordnet-base)
-	$(BIN)/pip install --quiet -e '.[data-build]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,data-build]'
 	$(BIN)/python tools/build_dictionary.py
 
 bench: install  ## ingest load test against a running server (see bench/README.md)
