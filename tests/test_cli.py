@@ -57,6 +57,7 @@ async def invoke(*args: str) -> tuple[int, str]:
         [],
         ["serve"],
         ["migrate"],
+        ["init"],
         ["worker"],
         ["demo"],
         ["sources"],
@@ -620,3 +621,43 @@ async def test_sources_disable_and_enable(cli_env: Database) -> None:
     code, output = await invoke("sources", "disable", "nowhere-911")
     assert code != 0
     assert "unknown CAD source" in output
+
+
+async def test_init_creates_the_first_admin_key_once_and_says_what_next(
+    cli_env: Database,
+) -> None:
+    code, output = await invoke("init", "--name", "county IT")
+    assert code == 0, output
+    token = re.search(r"admin key: (csk_\S+)", output)
+    assert token
+    assert "Next steps" in output
+    for step in ("agencies add", "roster add-provider", "sources add", "keys create", "/readyz"):
+        assert step in output, step
+    async with cli_env.sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.name == "county IT"))
+    assert key is not None
+    assert key.role == "admin"
+
+    code, output = await invoke("init")
+    assert code == 2
+    assert "already initialised: 1 live admin key(s) exist" in output
+    assert "csk_" not in output
+
+
+async def test_init_on_an_unmigrated_database_says_to_migrate_first(
+    test_server: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.conftest import _admin
+
+    name = f"corespond_init_{uuid.uuid4().hex[:8]}"
+    await _admin(test_server.base_url, f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv("DATABASE_URL", test_server.url(name))
+    monkeypatch.setenv("CORESPOND_SECRET_KEY", TEST_KEY.decode())
+    monkeypatch.setenv("CORESPOND_DATA_DIR", str(tmp_path))
+    try:
+        code, output = await invoke("init")
+    finally:
+        get_settings.cache_clear()
+        await test_server.drop(name)
+    assert code == 2
+    assert "run `corespond migrate` first" in output
