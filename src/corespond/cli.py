@@ -292,15 +292,26 @@ def worker() -> None:
     from corespond.clock import system_clock
     from corespond.geo.service import geography_for
     from corespond.logging import configure_logging
+    from corespond.ops.worker_http import start_worker_http
     from corespond.triage.service import RuleBook
 
     configured = _settings()
+    if configured.worker_http_port is not None:
+        refusal = bind_refusal(configured, configured.host)
+        if refusal is not None:
+            err.print(f"[red]cannot start:[/red] {refusal}", highlight=False)
+            raise typer.Exit(2)
     configure_logging(configured.log_level, json=configured.log_json)
     settings, url = _settings_with_database()
 
     async def runner() -> None:
         database = Database.connect(url)
         http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
+        listener = (
+            await start_worker_http(settings, settings.host, settings.worker_http_port)
+            if settings.worker_http_port is not None
+            else None
+        )
         try:
             await run_until_stopped(
                 Background.build(
@@ -314,6 +325,9 @@ def worker() -> None:
                 )
             )
         finally:
+            if listener is not None:
+                listener.close()
+                await listener.wait_closed()
             await http.aclose()
             await database.dispose()
 

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         description="Run the background jobs in `serve` too; false on API instances when "
         "`corespond worker` processes run them.",
     )
+    worker_http_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port `corespond worker` answers /healthz and /metrics on (at "
+        "CORESPOND_HOST; /metrics under the same token rule as the API's); unset: none. The "
+        "jobs' metrics are counted where the jobs run.",
+    )
     worker_sweep_seconds: float = Field(
         default=5.0, gt=0, description="Sweep for CAD events whose NOTIFY was missed."
     )
