@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
+.PHONY: install run test lint format typecheck openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,13 @@ openapi: install  ## regenerate openapi/openapi.json
 openapi-check: install  ## fail if openapi/openapi.json is not what the app generates
 	$(BIN)/corespond openapi --check
 
-check: lint typecheck openapi-check test  ## everything CI should be green on
+docs: install  ## regenerate docs/configuration.md from the settings class
+	$(BIN)/corespond config-reference
+
+docs-check: install  ## fail if docs/configuration.md is not what the settings class says
+	$(BIN)/corespond config-reference --check
+
+check: lint typecheck openapi-check docs-check test  ## everything CI should be green on
 
 REAL_CALL_TYPES ?= ../shared/data/real_call_types.json
 

@@ -1323,6 +1323,31 @@ def openapi(
     out.print(f"wrote {output}")
 
 
+@app.command("config-reference")
+def config_reference(
+    output: Annotated[Path, typer.Option(help="Where to write it.")] = (
+        PROJECT_ROOT / "docs" / "configuration.md" if IN_CHECKOUT else Path("configuration.md")
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file differs from the settings class.")
+    ] = False,
+) -> None:
+    """Write the configuration reference (docs/configuration.md) from the settings class,
+    or, with --check, verify it is current."""
+    from corespond.ops.configdoc import render
+
+    document = render()
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != document:
+            err.print(f"[red]{output} is out of date[/red]; run `make docs` and commit it")
+            raise typer.Exit(1)
+        out.print(f"{output} is current")
+        return
+    output.write_text(document)
+    out.print(f"wrote {output}")
+
+
 def main() -> None:
     """Entry point of the ``corespond`` script."""
     try:
