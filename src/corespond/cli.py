@@ -1323,6 +1323,96 @@ def openapi(
     out.print(f"wrote {output}")
 
 
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (default: print it).")
+    ] = None,
+) -> None:
+    """Export the configuration (agencies, providers and the counties they serve, CAD
+    sources) as YAML, for another installation: no secrets, no people's data."""
+    import yaml
+
+    from corespond.ops.transfer import Configuration, export_configuration
+
+    async def work(session: AsyncSession, settings: Settings) -> Configuration:
+        return await export_configuration(session, datetime.now(UTC))
+
+    document = _run_in_session(work).model_dump(mode="json")
+    text = (
+        "# corespond configuration: review it, then `corespond import FILE` elsewhere.\n"
+        "# No secrets: each source imported new gets a new signing secret.\n"
+        + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    )
+    if output is None:
+        out.print(text, markup=False, highlight=False, end="")
+        return
+    output.write_text(text)
+    err.print(f"wrote {output}", highlight=False)
+
+
+class _DryRunDone(Exception):
+    """Carries a dry run's report out of its transaction, which is then rolled back."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("dry run")
+        self.report = report
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A file `corespond export` wrote.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Import a configuration export: add what is missing, bring what exists to what the
+    file says; nothing absent from it is removed. All of it, or none. A source added gets
+    a new signing secret, printed once."""
+    import yaml
+
+    from corespond.geo.service import geography_for
+    from corespond.ops.transfer import Configuration, ImportReport, import_configuration
+
+    try:
+        configuration = Configuration.model_validate(yaml.safe_load(file.read_text("utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        err.print(f"[red]error:[/red] {file}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            err.print(f"[red]error:[/red] {file}: {where}: {problem['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession, settings: Settings) -> ImportReport:
+        report = await import_configuration(
+            session,
+            configuration,
+            atlas=geography_for(tuple(settings.geo_states)).atlas,
+            box=secret_box(settings),
+            environment=settings.environment,
+        )
+        if dry_run:
+            raise _DryRunDone(report)
+        return report
+
+    try:
+        report = _run_in_session(work, ("configuration.import", file.name))
+    except _DryRunDone as done:
+        report = done.report
+        for line in report.lines:
+            out.print(line, markup=False, highlight=False)
+        out.print("dry run: nothing changed", markup=False)
+        return
+    for line in report.lines:
+        out.print(line, markup=False, highlight=False)
+    for source_id, secret in report.new_secrets.items():
+        out.print(f"signing secret of {source_id}: {secret}", markup=False, highlight=False)
+    if report.new_secrets:
+        out.print("Give each secret to its CAD's administrator now; it is not shown again.")
+
+
 @app.command("config-reference")
 def config_reference(
     output: Annotated[Path, typer.Option(help="Where to write it.")] = (
