@@ -58,5 +58,10 @@ def configure_logging(
     # uvicorn's own access log would duplicate ours (and print query strings).
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        # Whatever configured uvicorn before (a level, its own handlers), it now logs
+        # through the root handler, at the root's level.
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)
