@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
+.PHONY: install run test lint format typecheck openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -41,7 +41,13 @@ openapi: install  ## regenerate openapi/openapi.json
 openapi-check: install  ## fail if openapi/openapi.json is not what the app generates
 	$(BIN)/corespond openapi --check
 
-check: lint typecheck openapi-check test  ## everything CI should be green on
+docs: install  ## regenerate docs/configuration.md from the settings class
+	$(BIN)/corespond config-reference
+
+docs-check: install  ## fail if docs/configuration.md is not what the settings class says
+	$(BIN)/corespond config-reference --check
+
+check: lint typecheck openapi-check docs-check test  ## everything CI should be green on
 
 REAL_CALL_TYPES ?= ../shared/data/real_call_types.json
 
@@ -64,7 +70,7 @@ eval: install  ## triage rules on the labelled set (dev and held-out) and on rea
 	$(BIN)/python bench/triage.py
 
 geo-data: install  ## rebuild the packaged county polygons and places (GEO_STATES="54 39")
-	$(BIN)/pip install --quiet -e '.[dev,geo-build]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,geo-build]'
 	$(BIN)/python tools/build_geo.py $(foreach s,$(or $(GEO_STATES),54),--state $(s))
 
 bench-geo: install  ## point -> county lookups per second
@@ -74,7 +80,7 @@ triage-model: install  ## retrain the learned second opinion from tests/data (de
 	$(BIN)/python tools/train_triage_model.py
 
 triage-dictionary: install  ## rebuild the triage dictionary (needs Debian wamerican and wordnet-base)
-	$(BIN)/pip install --quiet -e '.[data-build]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,data-build]'
 	$(BIN)/python tools/build_dictionary.py
 
 bench: install  ## ingest load test against a running server (see bench/README.md)

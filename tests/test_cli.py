@@ -57,6 +57,10 @@ async def invoke(*args: str) -> tuple[int, str]:
         [],
         ["serve"],
         ["migrate"],
+        ["init"],
+        ["export"],
+        ["import"],
+        ["config-reference"],
         ["worker"],
         ["demo"],
         ["sources"],
@@ -620,3 +624,108 @@ async def test_sources_disable_and_enable(cli_env: Database) -> None:
     code, output = await invoke("sources", "disable", "nowhere-911")
     assert code != 0
     assert "unknown CAD source" in output
+
+
+async def test_init_creates_the_first_admin_key_once_and_says_what_next(
+    cli_env: Database,
+) -> None:
+    code, output = await invoke("init", "--name", "county IT")
+    assert code == 0, output
+    token = re.search(r"admin key: (csk_\S+)", output)
+    assert token
+    assert "Next steps" in output
+    for step in ("agencies add", "roster add-provider", "sources add", "keys create", "/readyz"):
+        assert step in output, step
+    async with cli_env.sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.name == "county IT"))
+    assert key is not None
+    assert key.role == "admin"
+
+    code, output = await invoke("init")
+    assert code == 2
+    assert "already initialised: 1 live admin key(s) exist" in output
+    assert "csk_" not in output
+
+
+async def test_init_on_an_unmigrated_database_says_to_migrate_first(
+    test_server: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.conftest import _admin
+
+    name = f"corespond_init_{uuid.uuid4().hex[:8]}"
+    await _admin(test_server.base_url, f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv("DATABASE_URL", test_server.url(name))
+    monkeypatch.setenv("CORESPOND_SECRET_KEY", TEST_KEY.decode())
+    monkeypatch.setenv("CORESPOND_DATA_DIR", str(tmp_path))
+    try:
+        code, output = await invoke("init")
+    finally:
+        get_settings.cache_clear()
+        await test_server.drop(name)
+    assert code == 2
+    assert "run `corespond migrate` first" in output
+
+
+async def test_export_then_import_moves_the_configuration_without_secrets(
+    cli_env: Database, test_server: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, output = await invoke(
+        "roster", "add-provider", "wvsl", "--name", "West Virginia Sober Living",
+        "--county", "Mercer", "--county", "Logan:backup",
+    )  # fmt: skip
+    assert code == 0, output
+    code, output = await invoke(
+        "sources", "add", "mercer-911", "--name", "Mercer 911", "--agency", "PRINCETON PD"
+    )
+    assert code == 0, output
+    old_secret = re.search(r"whsec_\S+", output)
+    assert old_secret
+    await invoke("sources", "scene-secure", "mercer-911", "--status", "SECURE")
+    await invoke("agencies", "configure", "PRINCETON PD", "--auto-request")
+    exported = tmp_path / "corespond-config.yaml"
+    code, output = await invoke("export", "--output", str(exported))
+    assert code == 0, output
+    text = exported.read_text()
+    assert "whsec_" not in text
+    assert "mercer-911" in text
+    assert "SECURE" in text
+
+    async with test_server.cloned() as other:
+        monkeypatch.setenv("DATABASE_URL", other.engine.url.render_as_string(hide_password=False))
+        get_settings.cache_clear()
+        code, output = await invoke("import", str(exported), "--dry-run")
+        assert code == 0, output
+        assert "dry run: nothing changed" in output
+        assert "whsec_" not in output
+        async with other.sessionmaker() as session:
+            assert await session.scalar(select(Agency).limit(1)) is None
+
+        code, output = await invoke("import", str(exported))
+        assert code == 0, output
+        assert "agency PRINCETON PD: added" in output
+        assert "provider wvsl: added, 2 county(ies) served" in output
+        new_secret = re.search(r"signing secret of mercer-911: (whsec_\S+)", output)
+        assert new_secret
+        assert new_secret.group(1) != old_secret.group()
+
+        code, output = await invoke("export")
+        assert code == 0, output
+        assert (
+            output.split("exported_at")[1].split("\n", 1)[1]
+            == (text.split("exported_at")[1].split("\n", 1)[1])
+        )
+
+        code, output = await invoke("import", str(exported))
+        assert code == 0, output
+        assert "source mercer-911: updated (its signing secret kept)" in output
+        assert "whsec_" not in output
+
+
+async def test_import_names_what_is_wrong_with_the_file(cli_env: Database, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nagencies:\n  - name: X\n    home_county: Nowhere\n    colour: red\n"
+    )
+    code, output = await invoke("import", str(bad))
+    assert code == 2
+    assert "agencies.0.colour: Extra inputs are not permitted" in output

@@ -17,14 +17,29 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from corespond.config import PROJECT_ROOT, Settings, get_settings
+from corespond.config import (
+    ENV_FILE_VARIABLE,
+    IN_CHECKOUT,
+    PROJECT_ROOT,
+    EnvFileError,
+    Settings,
+    bind_refusal,
+    get_settings,
+    use_env_file,
+)
 from corespond.crypto import secret_box
-from corespond.db import Database, resolve_database_url, resolve_migration_url
+from corespond.db import (
+    Database,
+    EmbeddedDatabaseRefused,
+    resolve_database_url,
+    resolve_migration_url,
+)
 from corespond.demo import DemoCredentials
 from corespond.errors import Problem
 from corespond.triage.ruleset import RuleSet
@@ -33,8 +48,10 @@ T = TypeVar("T")
 
 app = typer.Typer(
     help="corespond: route nonviolent substance-use 911 calls to on-duty peer recovery "
-    "specialists.\n\nWith no DATABASE_URL set, every command starts (or joins) the embedded "
-    "PostgreSQL under ./var/pgdata.",
+    "specialists.\n\nEvery command reads the service's environment file (--env-file, or "
+    "CORESPOND_ENV_FILE; else .env here). With no DATABASE_URL set, in development from a "
+    "checkout, commands start (or join) the embedded PostgreSQL under the checkout's "
+    "var/pgdata; anywhere else they refuse.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -59,9 +76,52 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+@app.callback()
+def _options(
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            envvar=ENV_FILE_VARIABLE,
+            help="The environment file the service reads, e.g. /etc/corespond/corespond.env "
+            "(default: $CORESPOND_ENV_FILE, else .env in this directory). Variables set in "
+            "the environment win over the file.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    use_env_file(env_file)
+
+
+def _settings() -> Settings:
+    """The settings, or exit 2 saying what is wrong with them (a file, a value)."""
+    try:
+        return get_settings()
+    except EnvFileError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            field = f"CORESPOND_{where.upper()}: " if where else ""
+            message = problem["msg"].removeprefix("Value error, ")
+            err.print(f"[red]invalid setting:[/red] {field}{message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _database_url(resolve: Callable[[Settings], str], settings: Settings) -> str:
+    """A URL from ``resolve``, or exit 2 when it would start an embedded database where
+    none may be started (saying how to name the real one)."""
+    try:
+        return resolve(settings)
+    except EmbeddedDatabaseRefused as exc:
+        err.print(f"[red]refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _settings_with_database() -> tuple[Settings, str]:
-    settings = get_settings()
-    url = resolve_database_url(settings)
+    settings = _settings()
+    url = _database_url(resolve_database_url, settings)
     return settings.model_copy(update={"database_url": url}), url
 
 
@@ -105,11 +165,67 @@ def _run_in_session(
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest migration."""
+    from corespond.logging import configure_logging
     from corespond.migrate import upgrade_to_head
 
-    settings = get_settings()
-    upgrade_to_head(settings.migrations_dir, resolve_migration_url(settings))
+    settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    upgrade_to_head(settings.migrations_dir, _database_url(resolve_migration_url, settings))
     out.print("[green]database at head[/green]")
+
+
+NEXT_STEPS = """\
+Next steps (each command reads the same environment file; see deploy/README.md):
+  1. The agencies whose calls come in, with their home counties:
+       {cli} agencies add "CHARLESTON PD" --county Kanawha [--auto-request]
+  2. The peer providers and the counties each serves:
+       {cli} roster add-provider wvsl --name "West Virginia Sober Living" --county Kanawha
+  3. Each CAD source (its signing secret is printed once; give it to the CAD's
+     administrator out of band), and where its assignment events go back:
+       {cli} sources add kanawha-911 --name "Kanawha Metro 911" --agency "CHARLESTON PD"
+       {cli} sources set-callback kanawha-911 https://cad.example.org/corespond/events
+  4. Keys for people and tools, each scoped to what they may see:
+       {cli} keys create --role supervisor --name "J. Doe" [--scope county:Kanawha]
+       {cli} keys create --role provider_admin --scope provider:wvsl --name "WVSL rosters"
+  5. Peers and shifts, by the providers' admins (API) or from a file:
+       {cli} roster import shifts.csv --provider wvsl --dry-run
+  6. Check it: GET /readyz answers 200; `{cli} audit verify` prints the audit log's last
+     hash: keep it outside the database."""
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str, typer.Option(help="Who holds the first admin key.")
+    ] = "first administrator",
+) -> None:
+    """First run, after `corespond migrate`: create the first admin key (printed once) and
+    say what to set up next. Refused once a live admin key exists."""
+    from corespond.auth.service import create_first_admin_key
+    from corespond.migrate import head_revisions, revisions_on
+
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        current = await revisions_on(await session.connection())
+        heads = head_revisions(settings.migrations_dir)
+        if current != heads:
+            have = ", ".join(sorted(current)) or "an empty schema"
+            err.print(
+                f"[red]not migrated:[/red] the database has {have}, this corespond needs "
+                f"{', '.join(sorted(heads))}: run `corespond migrate` first",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        _, token = await create_first_admin_key(session, name, datetime.now(UTC))
+        return token
+
+    token = _run_in_session(work, ("key.create_first_admin", name))
+    out.print(f"admin key: {token}", highlight=False)
+    out.print(
+        "Keep it in a password manager: it is shown once, and stored only as a hash. "
+        "Send it as 'Authorization: Bearer <key>'.\n",
+        highlight=False,
+    )
+    out.print(NEXT_STEPS.format(cli=_program_name()), markup=False, highlight=False)
 
 
 @app.command()
@@ -121,7 +237,8 @@ def serve(
     ] = False,
     demo: Annotated[bool, typer.Option(help="Seed demo data and print its credentials.")] = False,
 ) -> None:
-    """Serve the HTTP API (and the event worker) with uvicorn."""
+    """Serve the HTTP API (and the event worker) with uvicorn. Outside production it
+    listens on a loopback address only."""
     import uvicorn
 
     from corespond.app import create_app
@@ -129,7 +246,14 @@ def serve(
     from corespond.migrate import upgrade_to_head
     from corespond.triage.ruleset import RuleFileError
 
-    migration_url = resolve_migration_url(get_settings()) if run_migrations else None
+    configured = _settings()
+    refusal = bind_refusal(configured, host if host is not None else configured.host)
+    if refusal is not None:
+        err.print(f"[red]cannot start:[/red] {refusal}", highlight=False)
+        raise typer.Exit(2)
+    # First, so that migrations, the embedded server and uvicorn all log in one format.
+    configure_logging(configured.log_level, json=configured.log_json)
+    migration_url = _database_url(resolve_migration_url, configured) if run_migrations else None
     settings, _ = _settings_with_database()
     try:
         application = create_app(settings)
@@ -140,7 +264,6 @@ def serve(
         upgrade_to_head(settings.migrations_dir, migration_url)
     if demo:
         _print_demo(_seed_demo(), settings, host, port)
-    configure_logging(settings.log_level, json=settings.log_json)
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, that lets the
     # embedded PostgreSQL be stopped by its exit handler instead of being left running.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -169,14 +292,26 @@ def worker() -> None:
     from corespond.clock import system_clock
     from corespond.geo.service import geography_for
     from corespond.logging import configure_logging
+    from corespond.ops.worker_http import start_worker_http
     from corespond.triage.service import RuleBook
 
+    configured = _settings()
+    if configured.worker_http_port is not None:
+        refusal = bind_refusal(configured, configured.host)
+        if refusal is not None:
+            err.print(f"[red]cannot start:[/red] {refusal}", highlight=False)
+            raise typer.Exit(2)
+    configure_logging(configured.log_level, json=configured.log_json)
     settings, url = _settings_with_database()
-    configure_logging(settings.log_level, json=settings.log_json)
 
     async def runner() -> None:
         database = Database.connect(url)
         http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
+        listener = (
+            await start_worker_http(settings, settings.host, settings.worker_http_port)
+            if settings.worker_http_port is not None
+            else None
+        )
         try:
             await run_until_stopped(
                 Background.build(
@@ -190,6 +325,9 @@ def worker() -> None:
                 )
             )
         finally:
+            if listener is not None:
+                listener.close()
+                await listener.wait_closed()
             await http.aclose()
             await database.dispose()
 
@@ -199,7 +337,7 @@ def worker() -> None:
 @app.command("demo")
 def demo_command() -> None:
     """Seed demo data (a CAD source, keys, a few calls) and print how to use it."""
-    settings = get_settings()
+    settings = _settings()
     _print_demo(_seed_demo(), settings, None, None)
 
 
@@ -207,7 +345,7 @@ def _seed_demo() -> DemoCredentials:
     from corespond.assignments.service import MatchPolicy
     from corespond.demo import seed_demo
 
-    if get_settings().environment == "production":
+    if _settings().environment == "production":
         # Demo keys and a demo CAD secret printed to a terminal have no place in production.
         err.print("[red]refused:[/red] no demo data in production (CORESPOND_ENVIRONMENT)")
         raise typer.Exit(2)
@@ -631,7 +769,7 @@ def _rules(override: Path | None) -> RuleSet:
     from corespond.triage.ruleset import RuleFileError, load_rules
 
     try:
-        return load_rules(override or get_settings().triage_rules_file)
+        return load_rules(override or _settings().triage_rules_file)
     except RuleFileError as exc:
         err.print(f"[red]invalid rule file[/red]\n{exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
@@ -813,7 +951,7 @@ def agencies_list() -> None:
 
     from corespond.geo.service import geography_for
 
-    atlas = geography_for(tuple(get_settings().geo_states)).atlas
+    atlas = geography_for(tuple(_settings().geo_states)).atlas
     table = Table("agency", "ORI", "home county", "FIPS", "matching")
     for name, ori, fips, matching in _run_in_session(work):
         county = atlas.by_fips.get(fips)
@@ -1164,7 +1302,7 @@ def dispatch_sink(
 @app.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write it.")] = (
-        PROJECT_ROOT / "openapi" / "openapi.json"
+        PROJECT_ROOT / "openapi" / "openapi.json" if IN_CHECKOUT else Path("openapi.json")
     ),
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the file differs from what the app makes.")
@@ -1178,6 +1316,121 @@ def openapi(
         current = output.read_text() if output.exists() else ""
         if current != document:
             err.print(f"[red]{output} is out of date[/red]; run `make openapi` and commit it")
+            raise typer.Exit(1)
+        out.print(f"{output} is current")
+        return
+    output.write_text(document)
+    out.print(f"wrote {output}")
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (default: print it).")
+    ] = None,
+) -> None:
+    """Export the configuration (agencies, providers and the counties they serve, CAD
+    sources) as YAML, for another installation: no secrets, no people's data."""
+    import yaml
+
+    from corespond.ops.transfer import Configuration, export_configuration
+
+    async def work(session: AsyncSession, settings: Settings) -> Configuration:
+        return await export_configuration(session, datetime.now(UTC))
+
+    document = _run_in_session(work).model_dump(mode="json")
+    text = (
+        "# corespond configuration: review it, then `corespond import FILE` elsewhere.\n"
+        "# No secrets: each source imported new gets a new signing secret.\n"
+        + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    )
+    if output is None:
+        out.print(text, markup=False, highlight=False, end="")
+        return
+    output.write_text(text)
+    err.print(f"wrote {output}", highlight=False)
+
+
+class _DryRunDone(Exception):
+    """Carries a dry run's report out of its transaction, which is then rolled back."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("dry run")
+        self.report = report
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A file `corespond export` wrote.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Import a configuration export: add what is missing, bring what exists to what the
+    file says; nothing absent from it is removed. All of it, or none. A source added gets
+    a new signing secret, printed once."""
+    import yaml
+
+    from corespond.geo.service import geography_for
+    from corespond.ops.transfer import Configuration, ImportReport, import_configuration
+
+    try:
+        configuration = Configuration.model_validate(yaml.safe_load(file.read_text("utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        err.print(f"[red]error:[/red] {file}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            err.print(f"[red]error:[/red] {file}: {where}: {problem['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession, settings: Settings) -> ImportReport:
+        report = await import_configuration(
+            session,
+            configuration,
+            atlas=geography_for(tuple(settings.geo_states)).atlas,
+            box=secret_box(settings),
+            environment=settings.environment,
+        )
+        if dry_run:
+            raise _DryRunDone(report)
+        return report
+
+    try:
+        report = _run_in_session(work, ("configuration.import", file.name))
+    except _DryRunDone as done:
+        report = done.report
+        for line in report.lines:
+            out.print(line, markup=False, highlight=False)
+        out.print("dry run: nothing changed", markup=False)
+        return
+    for line in report.lines:
+        out.print(line, markup=False, highlight=False)
+    for source_id, secret in report.new_secrets.items():
+        out.print(f"signing secret of {source_id}: {secret}", markup=False, highlight=False)
+    if report.new_secrets:
+        out.print("Give each secret to its CAD's administrator now; it is not shown again.")
+
+
+@app.command("config-reference")
+def config_reference(
+    output: Annotated[Path, typer.Option(help="Where to write it.")] = (
+        PROJECT_ROOT / "docs" / "configuration.md" if IN_CHECKOUT else Path("configuration.md")
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file differs from the settings class.")
+    ] = False,
+) -> None:
+    """Write the configuration reference (docs/configuration.md) from the settings class,
+    or, with --check, verify it is current."""
+    from corespond.ops.configdoc import render
+
+    document = render()
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != document:
+            err.print(f"[red]{output} is out of date[/red]; run `make docs` and commit it")
             raise typer.Exit(1)
         out.print(f"{output} is current")
         return

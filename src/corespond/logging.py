@@ -1,4 +1,6 @@
-"""Structured logs: one JSON object per line, each carrying the request id when there is one.
+"""Structured logs: one JSON object per line (or, on a terminal, one readable line), each
+carrying the request id when there is one. Everything that logs (uvicorn, Alembic, the
+embedded server, the access log) goes through the one renderer.
 
 Nothing logged here carries a call narrative, a signing secret or an API key; log fields
 are chosen by the caller, and the access log records only method, route, status and timing.
@@ -14,9 +16,13 @@ import structlog
 
 
 def configure_logging(
-    level: str = "INFO", *, json: bool = True, stream: TextIO | None = None
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
 ) -> None:
-    """Route stdlib and structlog output through one JSON (or console) renderer."""
+    """Route stdlib and structlog output through one JSON (or console) renderer; ``json``
+    unset: JSON unless the stream is a terminal (journald and containers get JSON)."""
+    stream = stream or sys.stderr
+    if json is None:
+        json = not (hasattr(stream, "isatty") and stream.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -40,7 +46,7 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -52,5 +58,10 @@ def configure_logging(
     # uvicorn's own access log would duplicate ours (and print query strings).
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        # Whatever configured uvicorn before (a level, its own handlers), it now logs
+        # through the root handler, at the root's level.
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)

@@ -177,8 +177,25 @@ class RequestContextMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                # The client as the trusted proxy reported it (TrustedProxyMiddleware is
+                # outside this one), and which key it presented: its public prefix only.
+                client=(scope.get("client") or ("-", 0))[0],
+                key_prefix=_key_prefix(scope),
             )
             structlog.contextvars.clear_contextvars()
+
+
+_KEY_PREFIX = re.compile(rb"^\s*bearer\s+csk_([0-9a-f]{8})_", re.IGNORECASE)
+
+
+def _key_prefix(scope: Scope) -> str | None:
+    """The public prefix of the API key a request presents (``csk_<prefix>_…``), never the
+    key; whether it was valid is the status's business."""
+    for value in _header_values(scope, b"authorization"):
+        found = _KEY_PREFIX.match(value)
+        if found:
+            return found.group(1).decode()
+    return None
 
 
 class OneAuthorizationMiddleware:

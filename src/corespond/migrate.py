@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -28,11 +28,16 @@ def head_revisions(migrations_dir: Path) -> set[str]:
 async def current_revisions(engine: AsyncEngine) -> set[str]:
     """The revision(s) recorded in the database; empty when never migrated."""
     async with engine.connect() as conn:
-        exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-        if not exists:
-            return set()
-        rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
-        return {row[0] for row in rows}
+        return await revisions_on(conn)
+
+
+async def revisions_on(conn: AsyncConnection) -> set[str]:
+    """The revision(s) recorded in the database of ``conn``."""
+    exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    if not exists:
+        return set()
+    rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+    return {row[0] for row in rows}
 
 
 def upgrade_to_head(migrations_dir: Path, database_url: str) -> None:

@@ -48,6 +48,8 @@ POLICY: dict[str, Rule] = {
     # Operations and the CAD webhook.
     "GET /healthz": public("health probe"),
     "GET /readyz": public("readiness probe"),
+    "HEAD /healthz": public("health probe of a load balancer"),
+    "HEAD /readyz": public("readiness probe of a load balancer"),
     "GET /metrics": public(
         "Prometheus scrape (no call data); in production only with CORESPOND_METRICS_TOKEN"
     ),

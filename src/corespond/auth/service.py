@@ -94,6 +94,26 @@ async def create_key(
     return key, token
 
 
+async def create_first_admin_key(
+    session: AsyncSession, name: str, now: datetime
+) -> tuple[ApiKey, str]:
+    """The installation's first admin key; ``Conflict`` once a live admin key exists (more
+    are made with ``keys create``, by someone who already holds one)."""
+    live = [
+        key
+        for key in await repository.list_keys(session)
+        if key.role == "admin"
+        and key.revoked_at is None
+        and (key.expires_at is None or key.expires_at > now)
+    ]
+    if live:
+        raise Conflict(
+            f"already initialised: {len(live)} live admin key(s) exist (corespond keys list); "
+            "make another with `corespond keys create --role admin --name NAME`"
+        )
+    return await create_key(session, role="admin", name=name)
+
+
 async def revoke_keys_named(session: AsyncSession, name: str) -> int:
     """Revoke every live key with this name (the demo reissues its keys this way)."""
     return await repository.revoke_named(session, name, datetime.now(UTC))

@@ -10,8 +10,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from corespond.config import Settings
 from corespond.db import database_of
-from corespond.errors import NotFound, ServiceUnavailable, Unauthorized, problem_responses
+from corespond.errors import (
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    problem_responses,
+)
 from corespond.migrate import current_revisions
 
 router = APIRouter(tags=["operations"])
@@ -28,13 +35,21 @@ class Readiness(BaseModel):
     revision: str | None
 
 
+# HEAD too: load balancers and uptime checks probe with it (the server sends no body).
 @router.get("/healthz", response_model=Health)
+@router.head("/healthz", response_model=Health, operation_id="healthz_head")
 async def healthz() -> Health:
     """The process is up (says nothing about the database)."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Readiness, responses=problem_responses(ServiceUnavailable))
+@router.head(
+    "/readyz",
+    response_model=Readiness,
+    responses=problem_responses(ServiceUnavailable),
+    operation_id="readyz_head",
+)
 async def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready to serve: the database answers and its schema is at the migrations' head."""
     database = getattr(request.app.state, "database", None)
@@ -54,19 +69,25 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
 
 
-def metrics_access(request: Request) -> None:
+def metrics_refusal(settings: Settings, authorization: str) -> Problem | None:
     """With ``CORESPOND_METRICS_TOKEN`` set, the scrape must bring it as a bearer token;
-    without one, metrics are open in development and test and absent (404) in production."""
-    settings = request.app.state.settings
+    without one, metrics are open in development and test and absent (404) in production.
+    (The API's /metrics and the worker's answer alike.)"""
     if settings.metrics_token is None:
-        if settings.environment == "production":
-            raise NotFound()
-        return
-    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        return NotFound() if settings.environment == "production" else None
+    scheme, _, given = authorization.strip().partition(" ")
     expected = settings.metrics_token.get_secret_value().encode()
     # Compared in constant time, as bytes (compare_digest refuses non-ASCII text).
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        raise Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
+        return Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
+    return None
+
+
+def metrics_access(request: Request) -> None:
+    """``metrics_refusal`` as a dependency of the route."""
+    refusal = metrics_refusal(request.app.state.settings, request.headers.get("authorization", ""))
+    if refusal is not None:
+        raise refusal
 
 
 @router.get(
