@@ -152,7 +152,8 @@ def wrk(url: str, script: Path, args: argparse.Namespace, *extra: str) -> dict[s
         found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
         if found:
             value, unit = float(found.group(1)), found.group(2)
-            figures[f"p{pct}"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+            figures[f"p{pct}"] = value * scale
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     figures["non2xx"] = float(errors.group(1)) if errors else 0.0
     figures["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

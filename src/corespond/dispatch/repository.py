@@ -209,12 +209,17 @@ async def make_due(session: AsyncSession, source_id: str, now: datetime) -> int:
     return len(rows.all())
 
 
+LOCK_WAIT = "3s"  # a relay's attempt holds its message this long at most, usually far less
+
+
 async def lock_message(session: AsyncSession, message_id: uuid.UUID) -> OutboxMessage | None:
-    """The message, locked; raises at once (NOWAIT) if a relay is delivering it."""
+    """The message, locked; waits for a relay delivering it at this moment, then raises
+    (lock_not_available) after ``LOCK_WAIT``."""
+    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
     return await session.scalar(
         select(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .with_for_update(nowait=True)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
 
@@ -234,8 +239,8 @@ async def later_delivered(session: AsyncSession, message: OutboxMessage) -> Outb
 
 
 async def lock_later_pending(session: AsyncSession, message: OutboxMessage) -> None:
-    """Lock the call's later pending messages for this transaction; raises at once (NOWAIT)
-    if a relay is delivering one of them."""
+    """Lock the call's later pending messages for this transaction; waits ``LOCK_WAIT`` for
+    a relay delivering one of them, then raises."""
     await session.execute(
         select(OutboxMessage.id)
         .where(
@@ -243,7 +248,7 @@ async def lock_later_pending(session: AsyncSession, message: OutboxMessage) -> N
             OutboxMessage.seq > message.seq,
             OutboxMessage.state == "pending",
         )
-        .with_for_update(nowait=True)
+        .with_for_update()
     )
 
 
