@@ -165,7 +165,8 @@ async def test_the_main_path_by_keyboard_from_a_cad_event_to_a_cleared_call(
             )
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(f"{server}/dispatch")
-            await page.keyboard.type(dispatcher)  # the key field has the focus
+            await page.locator("#key").focus()
+            await page.keyboard.type(dispatcher)
             await page.keyboard.press("Enter")
             await expect(page.locator("#live")).to_have_text("live", timeout=10_000)
             loaded = await page.evaluate("performance.timeOrigin")
