@@ -196,7 +196,7 @@ def test_suicide_signs_direct_or_indirect_go_to_review(narrative: str) -> None:
         ("SUBJ DRUNK, TOOK 2 XANAX BARS", "eligible"),
         ("SUBJ HIGH, PACING", "eligible"),
         ("SUBJ DRUNK AT THE HIGH SCHOOL GAME", "eligible"),
-        ("SUBJ DRUNK, MINOR INJURY FROM A FALL, REFUSED EMS", "eligible"),
+        ("SUBJ DRUNK, MINOR INJURY FROM A FALL, REFUSED EMS", "review"),
         ("SUBJ DRUNK, IS A MINOR", "review"),
         ("SUBJ DRUNK, SELLING PILLS", "ineligible"),
         ("SUBJ DRUNK, ASKING FOR MONEY", "eligible"),

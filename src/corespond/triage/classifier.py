@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,7 +44,7 @@ ReasonKind = Literal[
 _LEADING_CODE = re.compile(r"^[^A-Z0-9]*([A-Z0-9]+)")
 # Medical-priority determinants carry a suffix for what the call-taker learned: V violent,
 # W weapons ("23C05W"). Either is danger, whatever the protocol.
-_MPDS_SUFFIX = re.compile(r"^\d{1,2}[ABCDEO]\d{2}([VW])$")
+_MPDS_SUFFIX = re.compile(r"^\d{1,2}[ABCDEO]\d{1,2}[\s/-]*([VW])$")
 _KIND_ORDER = {
     "danger": 0,
     "policy": 1,
@@ -293,7 +293,9 @@ def _phrase_hits(field: Field, order: int, rules: RuleSet, reading: _Reading) ->
                     if k not in slots:
                         reading.add(field.name, k, k)
                 continue
-            negated = rule.negatable and _negated(field, index, last, rules)
+            negated = rule.negatable and _negated(
+                field, index, last, rules, danger=rule.kind in ("danger", "risk")
+            )
             raised = rule
             if rule.becomes and _preceded_by(rule, field, index):
                 raised = rules.rules[rule.becomes]
@@ -364,7 +366,7 @@ def _preceded_by(rule: Rule, field: Field, first: int) -> bool:
         end -= 1
 
 
-def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
+def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: bool = False) -> bool:
     """Whether the match at tokens ``first..last`` is clearly negated.
 
     Only filler words may stand between a cue and what it negates ("NO SIGNS OF ANY DRUG
@@ -373,7 +375,7 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
     """
     tokens = field.tokens
     clause = tokens[first].clause
-    if _excepted(tokens, last, clause) or _like_this(tokens, last, clause):
+    if _excepted(tokens, last, clause) or _like_this(tokens, last, clause, danger=danger):
         return False
     fillers = 0
     k = first - 1
@@ -383,6 +385,16 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
             # "NOT TO SHOOT", "TOLD HIM NOT TO DRIVE", "SCREAMING DONT SHOOT": an
             # instruction or a plea, not a fact denied.
             if k + 1 < len(tokens) and tokens[k + 1].text == "TO":
+                return False
+            before = {t.text for t in tokens[max(0, k - 4) : k] if t.clause == clause}
+            # "NEVER GOES ANYWHERE WITHOUT A GUN", "UNK WHETHER OR NOT ARMED": a second
+            # negation or an open question undoes it.
+            # (For danger only: un-negating a substance word would make a call eligible.)
+            if danger and before & (rules.negate_before | DOUBLE_NEGATIONS):
+                return False
+            # "DIDNT USE THE KNIFE": the use is denied, not the knife.
+            between = {t.text for t in tokens[k + 1 : first]}
+            if danger and between & DENIED_USE:
                 return False
             pleaded = {t.text for t in tokens[max(0, k - 3) : k] if t.clause == clause}
             return not (pleaded & PLEAS)
@@ -398,14 +410,24 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet) -> bool:
 
 
 # "NOBODY HAS HIT HIM SINCE DEPUTIES LEFT", "NEVER SHOT AT THE HOUSE BEFORE": it happened.
-SINCE_WHEN = frozenset({"SINCE", "AGAIN", "ANYMORE", "YET", "BEFORE", "TILL", "TIL", "UNTIL"})
+SINCE_WHEN = frozenset(
+    {"SINCE", "AGAIN", "ANYMORE", "YET", "BEFORE", "TILL", "TIL", "UNTIL", "NOW", "MOMENT",
+     "POINT", "MORE", "CURRENTLY", "ATM"}
+)  # fmt: skip
 
 
-def _like_this(tokens: Sequence[Token], last: int, clause: int) -> bool:
+DOUBLE_NEGATIONS = frozenset(
+    {"WHETHER", "IF", "WONT", "WOULDNT", "COULDNT", "SHOULDNT", "NEVER", "CANT", "CANNOT"}
+)
+# Between a negation and a weapon: what is denied is its use, not that it is there.
+DENIED_USE = frozenset({"USE", "USING", "USED", "PULL", "PULLED", "PULLING", "SHOW", "SHOWED"})
+
+
+def _like_this(tokens: Sequence[Token], last: int, clause: int, *, danger: bool = True) -> bool:
     """ "NEVER BEEN VIOLENT LIKE THIS BEFORE", "NEVER HIT HER BEFORE TONIGHT", "NOBODY HAS
     HIT HIM SINCE": what is denied of the past (or of now) is said of another time."""
     after = [t.text for t in tokens[last + 1 :] if t.clause == clause]
-    if SINCE_WHEN & set(after):
+    if danger and SINCE_WHEN & set(after):
         return True
     return any(pair == tuple(after[i : i + 2]) for i in range(len(after)) for pair in UNTIL_NOW)
 
@@ -431,12 +453,26 @@ def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleS
     k = last + 1
     if k < len(tokens) and tokens[k].clause == clause and tokens[k].text in rules.negate_after:
         following = k + 1
+        # "WEAPONS: NONE. JUST THE ONE IN HIS TRUCK": the next clause takes it back.
+        after = {t.text for t in tokens[following:] if t.clause == clause + 1}
+        if after & TAKEN_BACK_AFTER:
+            return False
         return (
             following >= len(tokens)
             or tokens[following].clause != clause
             or tokens[following].text in rules.after_ok
         )
     return False
+
+
+PLACE_START = frozenset(
+    {"ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "NEXT", "BY", "NEAR", "UP",
+     "DOWN", "OVER", "THE"}
+)  # fmt: skip
+TAKEN_BACK_AFTER = frozenset(
+    {"ONE", "IT", "ITS", "EXCEPT", "BUT", "HAS", "HAD", "DOES", "DO", "DID", "IS", "ARE", "WAS",
+     "MY", "THERES", "STILL", "ACTUALLY", "WAIT", "YES", "YEAH"}
+)  # fmt: skip
 
 
 def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet) -> bool:
@@ -456,7 +492,9 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
     answer = tokens[start].clause  # the next clause with words ("ANY WEAPONS? / TXT: NO")
     words = [t.text for t in tokens[start:] if t.clause == answer]
     following = [t.text for t in tokens[start:] if t.clause == answer + 1]
-    return _denies(words, following, rules)
+    asked_words = {t.text for t in tokens if t.clause == clause}
+    item = {t.text for t in tokens[first : last + 1]}
+    return _denies(words, following, rules, asked_words, item)
 
 
 # An answer that says the thing is elsewhere, someone else's, taken, missed, over or only
@@ -470,13 +508,31 @@ NOT_A_DENIAL = frozenset(
      "UNSURE", "IT", "ITS", "ONE", "HAS", "HAD", "TOOK", "TAKEN", "GOT", "GRABBED", "MISSED",
      "HID", "HIDDEN", "PUT", "ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "HIS",
      "HERS", "THEIR", "MY", "THE", "IS", "ARE", "YES", "YEAH", "YA", "YEP", "WAIT",
-     "ACTUALLY", "STILL", "THOUGHT", "THEN", "AFTER", "TRUCK", "CAR", "POCKET", "HAND"}
+     "ACTUALLY", "STILL", "THOUGHT", "THEN", "AFTER", "TRUCK", "CAR", "POCKET", "HAND", "DOES",
+     "DO", "WIFE", "HUSBAND", "HUSB", "SON", "DAUGHTER", "BROTHER", "SISTER", "MOM", "DAD",
+     "MOTHER", "FATHER", "GIRLFRIEND", "BOYFRIEND", "GF", "BF", "NEIGHBOR", "FRIEND"}
 )  # fmt: skip
 
 
-def _denies(words: Sequence[str], following: Sequence[str], rules: RuleSet) -> bool:
+# What a plain "no" may go on with: itself again, the words of the question, and these.
+PLAIN_NO = frozenset(
+    {"NO", "NOPE", "NAW", "NAH", "N", "NEG", "NEGATIVE", "NONE", "HE", "SHE", "THEY", "DONT",
+     "DOESNT", "HAVE", "ANY", "ANYTHING", "NOTHING", "LIKE", "THAT", "FINE", "OK", "OKAY",
+     "SHES", "HES", "THEYRE", "ALL", "GOOD", "LOL", "MAAM", "SIR", "THANK", "THANKS", "GOD",
+     "WAY", "NOBODY", "NOONE", "AT", "OF", "THE", "SORTS", "KIND", "EITHER", "I", "IM", "WE"}
+)  # fmt: skip
+
+
+def _denies(
+    words: Sequence[str],
+    following: Sequence[str],
+    rules: RuleSet,
+    asked: Collection[str] = (),
+    item: Collection[str] = (),
+) -> bool:
     """Whether an answer (``words``, its first an answer word after any speaker's label,
-    and the clause ``following`` it) is a plain denial."""
+    and the clause ``following`` it) is a plain denial of what was ``asked``: "NO", "NO
+    WEAPONS", "NO HE DONT HAVE ANY"; not "NO DRUGS" to a question about weapons."""
     skipped = 0
     while skipped < len(words) and words[skipped] in rules.answer_skip:
         skipped += 1
@@ -485,7 +541,18 @@ def _denies(words: Sequence[str], following: Sequence[str], rules: RuleSet) -> b
     rest = words[skipped + 1 :]
     if rest and (rest[0] in rules.not_after_cue or rest[0] == "BUT"):
         return False  # "NO RESPONSE FROM TEXTER", "NO IDEA"
-    return not ((set(rest) | set(following)) & NOT_A_DENIAL)
+    # The answer itself must not take it back or move it; the next clause only by the
+    # strongest words ("NO. WIFE DOES", "NO >> WAIT YES"), not by going on to other news
+    # ("RP STS NONE, SON AWAKE IN HIS ROOM").
+    if set(rest) & NOT_A_DENIAL or set(following) & TAKEN_BACK_AFTER:
+        return False
+    if following and following[0] in PLACE_START:  # "GUN ON HIM? NO, ON THE TABLE"
+        return False
+    if not set(rest) <= PLAIN_NO | set(asked):
+        return False
+    # "ANY WEAPONS OR DRUGS? NO DRUGS": an answer naming another thing asked about.
+    named = set(rest) & set(asked) - PLAIN_NO
+    return not named or bool(named & set(item))
 
 
 QUESTION_LABELS = frozenset(
@@ -545,7 +612,8 @@ def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -
         return False
     words = [t.text for t in tokens[start:] if t.clause == tokens[start].clause]
     following = [t.text for t in tokens[start:] if t.clause == tokens[start].clause + 1]
-    return _denies(words, following, rules)
+    item = {t.text for t in tokens[first : last + 1]}
+    return _denies(words, following, rules, {t.text for t in tokens[begin : end + 1]}, item)
 
 
 def _in_question(field: Field, index: int) -> bool:
@@ -672,11 +740,17 @@ def _apply_senses(
                 for k in fixed:
                     reading.add(field.name, k, k)
                 if meaning == SAFE:
+                    # A harmless sense of this word; another rule's longer danger or risk
+                    # phrase around it ("JUNIOR HIGH" for HIGH, a juvenile) still stands.
                     hits = [
                         h
                         for h in hits
                         if not _within(h, field.name, first, last)
                         or any(h.position[1] <= k <= h.last for k in slots)
+                        or (
+                            h.rule.kind in ("danger", "risk")
+                            and not h.position[1] == h.last == index
+                        )
                     ]
                     continue
                 rule = rules.rules[meaning]
@@ -722,7 +796,9 @@ def _context_at(
 
 
 def _sense_hit(rule: Rule, field: Field, order: int, first: int, last: int, rules: RuleSet) -> _Hit:
-    negated = rule.negatable and _negated(field, first, last, rules)
+    negated = rule.negatable and _negated(
+        field, first, last, rules, danger=rule.kind in ("danger", "risk")
+    )
     return _Hit(rule, field.name, field.span(first, last), (order, first), negated, last)
 
 
@@ -787,7 +863,12 @@ def _verbal_evidence(
                     continue
                 last = index + len(phrase.words) - 1
                 reading.add(field.name, index, last)
-                if not _negated(field, index, last, rules):
+                clause = field.tokens[index].clause
+                if (
+                    not _negated(field, index, last, rules, danger=True)
+                    and not _like_this(field.tokens, last, clause)
+                    and not (last + 1 < len(words) and words[last + 1] in ("ORDER", "ORDERS"))
+                ):
                     evidence.append(f"{field.span(index, last)} in {field.name}")
     return evidence
 

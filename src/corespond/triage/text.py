@@ -44,6 +44,13 @@ _AGE = re.compile(
     r"|\bLOOKS\s+(?:ABOUT\s+|LIKE\s+|AROUND\s+)?(\d{1,2})\b"
     r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
     r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
+    # "16 Y O", "16 YRS," (a number by an age unit), "F/16", "M/15".
+    r"|\b(\d{1,2})\s*(?:Y\s+O|YRS?|YEARS?)\b(?!\s*(?:AGO|CLEAN|SOBER|SINCE|LATER|BACK|IN|OF|"
+    r"WITH|OUT|MARRIED|TOGETHER|NOW|SOBRIETY|PRISON|JAIL))"
+    r"|\b[MF]/(\d{1,2})\b"
+    # "WHOS 16", "HES 15 OR 16", "THEYRE 16", "BOTH 16", "TURNED 15", "AGES 15-16", "AGED 16".
+    r"|\b(?:WHOS|HES|SHES|THEYRE|THEIR|BOTH|TURNED|AGES|AGED|UNDER|EVEN)\s+(\d{1,2})\b"
+    r"|\b(\d{1,2})\s+(?:AND|OR|-)\s+\d{1,2}\s*(?:YRS?|YEARS?|YO|YOA)\b"
 )
 
 
@@ -170,12 +177,16 @@ _IDEATION = re.compile(r"\b(SI|HI)(?=\s*(?:[:=?]|\s-)\s*(?:Y|YES|N|NO|POS|NEG)\b
 
 
 # "DOB 04/02/2010": the age it gives today is read like a stated age ("... AGE 16").
-_DOB = re.compile(r"\bD\.?O\.?B\.?[:\s]*(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})\b")
+_DOB = re.compile(r"\bD\.?O\.?B\.?[:\s]*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})\b")
+_DOB_ISO = re.compile(r"\bD\.?O\.?B\.?[:\s]*(\d{4})[/.-](\d{1,2})[/.-](\d{1,2})\b")
 
 
 def _with_age(match: re.Match[str]) -> str:
+    return _with_age_of(match, int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+def _with_age_of(match: re.Match[str], month: int, day: int, year: int) -> str:
     today = date.today()
-    month, day, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
     if year < 100:
         year += 2000 if year <= today.year % 100 else 1900
     if not (1 <= month <= 12 and 1 <= day <= 31) or year > today.year:
@@ -192,6 +203,42 @@ _YEARS_GLUED = re.compile(r"\b(\d{1,3})(?:YRS|YR)\b")
 _OD_PAST = re.compile(r"\bOD['`\u2019](?:D|ED)\b")
 
 
+# Words after a "no" that take it back or put the thing elsewhere ("WEAPONS? NO. THERES ONE
+# IN HIS TRUCK", "ANY WEAPONS? NO. WIFE DOES"): then the item is not read as denied.
+_TAKES_BACK = re.compile(
+    r"\b(?:IT|ITS|ONE|THERES|THERE|BUT|WAIT|YES|YEAH|ACTUALLY|HAS|HAD|DOES|DID|EXCEPT|ONLY|"
+    r"JUST|STILL|ELSEWHERE)\b"
+)
+# An item that asks about a state, not whether there is any ("KNIFE REMOVED? NO", "GUN
+# EMPTY? NO", "FIGHT BROKE UP? NO", "GUN OUT OF HOUSE? NO"): a "no" there keeps the danger.
+_STATE_WORDS = frozenset(
+    {"REMOVED", "EMPTY", "BROKE", "BROKEN", "OUT", "ELSEWHERE", "WITH", "AWAY", "GONE",
+     "SECURE", "SECURED", "LOCKED", "UNLOADED", "PUT", "DOWN", "OVER", "STOPPED", "DROPPED",
+     "LEFT", "OFF", "TAKEN", "HIDDEN", "STORED", "NOW", "STILL", "ELSE", "NEIGHBOR", "UP",
+     "CLEAR", "CLEARED", "SEIZED", "TURNED", "GIVEN", "HANDED", "OUTSIDE", "INSIDE", "HOUSE",
+     "HOME", "TRUCK", "CAR", "VEHICLE"}
+)  # fmt: skip
+
+
+def _item_no(match: re.Match[str]) -> str:
+    """An item answered no ("WEAPONS? NO", "VIOLENT - N") read as denied: only an item that
+    asks whether there is any, and only when the rest of its sentence and the next say
+    nothing that takes it back."""
+    item = match.group(1)
+    following = " ".join(re.split(r"[.;!?]", match.string[match.end() :], maxsplit=2)[:2])
+    if set(item.split()) & _STATE_WORDS or _TAKES_BACK.search(following):
+        return match.group(0)
+    return f"NOT {item},"
+
+
+# A question whose "no" is the danger: "DO YOU FEEL SAFE? NO", "SCENE SAFE: N", "CALM N".
+_INVERTED = re.compile(
+    r"\b(SAFE|CALM|COOPERATIVE|COOP)\s*(?:[?:=-]\s*|\s+)(?:N|NO|NEG|NEGATIVE)\b(?!\s+[A-Z]+\?)"
+)
+_INVERTED_AS = {"SAFE": "UNSAFE,", "CALM": "AGITATED,", "COOPERATIVE": "UNCOOPERATIVE,",
+                "COOP": "UNCOOPERATIVE,"}  # fmt: skip
+
+
 def normalise(text: str) -> str:
     """Unicode folded, upper-case, apostrophes dropped ("OD'ING" -> "ODING"), ``&``
     spelled out, key-question answers read ("CONSCIOUS: N" -> "NOT CONSCIOUS,")."""
@@ -201,15 +248,19 @@ def normalise(text: str) -> str:
     upper = _YEARS_GLUED.sub(r"\1 YRS OLD", upper)
     upper = _SPACED_SLASH.sub(" ; ", upper)
     upper = _ARROW.sub(" ", upper)
+    upper = _DOB_ISO.sub(
+        lambda m: _with_age_of(m, int(m.group(2)), int(m.group(3)), int(m.group(1))), upper
+    )
     upper = _DOB.sub(_with_age, upper)
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1 ", upper)
+    upper = _INVERTED.sub(lambda m: _INVERTED_AS[m.group(1)], upper)
     if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
         upper = _BARE_NO.sub(r" NOT \1,", upper)
         upper = _BARE_YES.sub(r" \1,", upper)
-    upper = _ITEM_NO.sub(r"NOT \1,", upper)
+    upper = _ITEM_NO.sub(_item_no, upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
-    upper = _ANSWER_NO.sub(r"NOT \1,", upper)
+    upper = _ANSWER_NO.sub(_item_no, upper)
     upper = _ITEMS.sub(_each_item, upper)
     return _ANSWER_YES.sub(r"\1,", upper)
 
