@@ -39,6 +39,17 @@ OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
 SOURCE = "a cad_integrator key (scope source:ID) reaches its own source; admins any"
 
+PEOPLE_SCOPE = (
+    "the person's peer provider (its peers, its provider admin) reads the whole record; a "
+    "partner key (agency:NAME, police; organization:ID, a treatment provider or QRT) only "
+    "what a live consent naming it shares; anyone else (dispatchers, supervisors, other "
+    "providers, admins) 404"
+)
+PROVIDER_RECORDS = (
+    "the records of the key's own peer provider only (a peer's, through its peer; a "
+    "provider admin's, its provider scope); others 404"
+)
+
 ALERTS_SCOPE = (
     "a county-scoped key sees and acknowledges its county's alerts (statewide ones, CAD "
     "deliveries, are for unscoped keys); other scopes are refused"
@@ -145,6 +156,44 @@ POLICY: dict[str, Rule] = {
     "POST /v1/alerts/{alert_id}/acknowledge": key("supervisor", scope=ALERTS_SCOPE),
     # Reports.
     "GET /v1/reports/program": key("supervisor", scope=COUNTY),
+    # After the call: people and consent, contacts, referrals, follow-ups, the directory.
+    "POST /v1/assignments/{assignment_id}/contact": key(
+        "peer", scope=f"{OWN}; the person's record is the peer's provider's"
+    ),
+    "GET /v1/people": key("peer", "provider_admin", "partner", scope=PEOPLE_SCOPE),
+    "GET /v1/people/{person_id}": key("peer", "provider_admin", "partner", scope=PEOPLE_SCOPE),
+    "GET /v1/people/{person_id}/duplicates": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/people/{person_id}/merge": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/people/{person_id}/consents": key(
+        "peer", scope=f"{PROVIDER_RECORDS}; signed on the phone of a peer with the person"
+    ),
+    "POST /v1/people/{person_id}/consent/revoke": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/people/{person_id}/followups": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "GET /v1/contacts/{contact_id}": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/contacts/{contact_id}/referrals": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/referrals/{referral_id}/arrival": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "GET /v1/followups": key(
+        "peer",
+        "provider_admin",
+        scope=f"{PROVIDER_RECORDS}; a peer sees its own and its team's (unassigned)",
+    ),
+    "POST /v1/followups/{followup_id}/outcome": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/followups/{followup_id}/assign": key(
+        "peer",
+        "provider_admin",
+        scope=f"{PROVIDER_RECORDS}; a peer takes a team task or gives its own back",
+    ),
+    "GET /v1/directory/services": key(*ANY_ROLE, "partner"),
+    "GET /v1/directory/services/{service_id}": key(*ANY_ROLE, "partner"),
+    "POST /v1/directory/import": key("supervisor"),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),
