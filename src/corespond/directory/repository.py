@@ -32,9 +32,9 @@ async def search(
         DirectoryOrganization, DirectoryOrganization.id == DirectoryService.organization_id
     )
     if county is not None:
-        query = query.where(DirectoryService.counties.any(county))  # type: ignore[arg-type]
+        query = query.where(DirectoryService.counties.contains([county]))
     if kind is not None:
-        query = query.where(DirectoryService.kinds.any(kind))  # type: ignore[arg-type]
+        query = query.where(DirectoryService.kinds.contains([kind]))
     if organization is not None:
         query = query.where(DirectoryService.organization_id == organization)
     if active_only:
