@@ -54,6 +54,7 @@ from corespond.ops.router import router as ops_router
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
 from corespond.people.router import router as people_router
+from corespond.provider.page import router as provider_page
 from corespond.reports.page import router as reports_page
 from corespond.reports.router import router as reports_router
 from corespond.roster.router import router as roster_router
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             "/peer/events",
             "/dispatch/events",
             "/supervisor/events",
+            "/provider/events",
         ),
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(reports_page)
     app.include_router(peer_app)
     app.include_router(peer_api)
+    app.include_router(provider_page)
     app.include_router(notify_router)
     app.include_router(audit_router)
     app.include_router(keys_router)

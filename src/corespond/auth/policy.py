@@ -261,6 +261,38 @@ POLICY: dict[str, Rule] = {
         "a peer's session cookie, checked by the page: only that peer's assignments"
     ),
     "POST /peer/status": public("a peer's session cookie, checked by the page"),
+    "GET /peer/after/{assignment_id}/consent-form": public(
+        "a peer's session cookie, checked by the page: only the peer who met the person"
+    ),
+    "POST /peer/after/{assignment_id}/contact": public(
+        "a peer's session cookie, checked by the page: only the peer who met the person"
+    ),
+    "GET /peer/directory": public("a peer's session cookie, checked by the page"),
+    "POST /peer/contacts/{contact_id}/referrals": public(
+        "a peer's session cookie, checked by the page: its provider's contacts only"
+    ),
+    "POST /peer/referrals/{referral_id}/arrival": public(
+        "a peer's session cookie, checked by the page: its provider's referrals only"
+    ),
+    "POST /peer/followups/{followup_id}/outcome": public(
+        "a peer's session cookie, checked by the page: its provider's follow-ups only"
+    ),
+    "POST /peer/people/{person_id}/consent/revoke": public(
+        "a peer's session cookie, checked by the page: its provider's people only"
+    ),
+    # The provider's follow-up queue: a provider admin's session cookie.
+    "GET /provider": public("a sign-in form, or the queue for a provider admin's session"),
+    "POST /provider/login": public("checks the key it is given (a provider-scoped provider_admin)"),
+    "POST /provider/logout": public("ends the session of its cookie"),
+    "GET /provider/data": public("a provider admin's session cookie; its provider's follow-ups"),
+    "GET /provider/events": public("a provider admin's session cookie, checked by the page"),
+    "POST /provider/followups/{followup_id}/outcome": public(
+        "a provider admin's session cookie; its provider's follow-ups, as the API's"
+    ),
+    "POST /provider/followups/{followup_id}/assign": public(
+        "a provider admin's session cookie; its provider's follow-ups and peers, as the API's"
+    ),
+    "GET /provider/static/{name}": public("the page's script, style and icon"),
     "POST /v1/notify/sms-status": public("signed by the SMS provider with the account token"),
     "GET /v1/notify/me": key("supervisor", scope="the key's own contact"),
     "PUT /v1/notify/me": key("supervisor", scope="the key's own contact"),

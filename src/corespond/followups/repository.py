@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.followups.models import FollowUp
@@ -107,18 +107,20 @@ async def move_person(session: AsyncSession, duplicate: uuid.UUID, kept: uuid.UU
     )
 
 
-async def change_stamp(session: AsyncSession, provider_id: str) -> object:
-    """What changes when the provider's queue does (for a page's live updates)."""
-    from sqlalchemy import func
-
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.max(FollowUp.done_at),
-                func.max(FollowUp.escalated_at),
-                func.max(FollowUp.created_at),
-            ).where(FollowUp.provider_id == provider_id)
+async def change_stamp(
+    session: AsyncSession, provider_id: str, peer_id: uuid.UUID | None = None
+) -> tuple[object, ...]:
+    """What changes when the provider's queue (or one peer's part of it) does, for a page's
+    live updates: how many tasks are open and the latest of their changes."""
+    query = select(
+        func.count().filter(FollowUp.state == "open"),
+        func.max(FollowUp.done_at),
+        func.max(FollowUp.escalated_at),
+        func.max(FollowUp.created_at),
+        func.count().filter(FollowUp.assignee_peer_id.is_(None)),
+    ).where(FollowUp.provider_id == provider_id)
+    if peer_id is not None:
+        query = query.where(
+            or_(FollowUp.assignee_peer_id == peer_id, FollowUp.assignee_peer_id.is_(None))
         )
-    ).one()
-    return tuple(row)
+    return tuple((await session.execute(query)).one())

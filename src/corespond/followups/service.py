@@ -282,5 +282,9 @@ async def move_person(session: AsyncSession, duplicate: uuid.UUID, kept: uuid.UU
     await repository.move_person(session, duplicate, kept)
 
 
-async def change_stamp(session: AsyncSession, provider_id: str) -> object:
-    return await repository.change_stamp(session, provider_id)
+async def change_stamp(
+    session: AsyncSession, provider_id: str, peer_id: uuid.UUID | None = None
+) -> tuple[object, ...]:
+    """Changes when the provider's queue (or a peer's part of it: theirs and the team's)
+    does."""
+    return await repository.change_stamp(session, provider_id, peer_id)
