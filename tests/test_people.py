@@ -4,6 +4,8 @@ itself, and every read on the audit log."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -425,3 +427,44 @@ async def test_a_consent_runs_to_the_end_of_its_last_day_on_the_programs_clock(
 
     local = row.expires_at.astimezone(ZoneInfo("America/New_York"))
     assert (local.date(), local.hour, local.minute) == (day + timedelta(days=1), 0, 0)
+
+
+async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_exports(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    recorded = await record_person(client, m.assignment, m.ana)
+    person = recorded.json()["person"]["id"]
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 200
+
+    # The peer's phone: the person's consent, and a button to take it back.
+    link = await client.post(f"/v1/peers/{m.ana_id}/sign-in-links", headers=auth(m.admin))
+    token = link.json()["url"].split("token=")[1]
+    signed = await client.post("/peer/sign-in", data={"token": token})
+    cookies = {"cookie": f"corespond_peer={signed.cookies['corespond_peer']}"}
+    client.cookies.clear()
+    data = (await client.get("/peer/data", headers=cookies)).json()
+    (after,) = data["after"]
+    assert after["contact"]["person"]["name"] == "Jo Doe"
+    assert after["contact"]["person"]["consent"]["state"] == "live"
+    assert [t["person_name"] for t in data["followups"]][:1] == ["Jo Doe"]
+    revoked = await client.post(
+        f"/peer/people/{person}/consent/revoke", headers=cookies, json={"reason": "asked"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    (after,) = revoked.json()["after"]
+    assert after["contact"]["person"]["consent"] is None
+    assert after["contact"]["person"]["revoked"] is True
+
+    # The API: the police read nothing more, list nothing, find nothing.
+    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 404
+    assert (await client.get("/v1/people?q=jo", headers=auth(police))).json()["items"] == []
+    # Exports: the report counts the consent as revoked, and names nobody.
+    supervisor_csv = await client.get(
+        "/v1/reports/program", headers={**auth(m.supervisor), "accept": "text/csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(supervisor_csv.text)))
+    assert (rows[0]["consents"], rows[0]["consents_revoked"]) == ("1", "1")
+    assert "Jo Doe" not in supervisor_csv.text
+    assert "304-555-7788" not in supervisor_csv.text
