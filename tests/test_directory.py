@@ -264,3 +264,25 @@ def test_any_json_is_read_or_refused_with_a_reason(document: Any) -> None:
     for service in parsed.services:
         placed = place(service, geography)
         assert isinstance(placed, str) or placed.counties
+
+
+async def test_the_examples_are_the_demos_directory_in_both_forms(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    from corespond.config import PROJECT_ROOT
+    from corespond.demo_history import DEMO_SERVICES
+
+    folder = PROJECT_ROOT / "examples" / "directory"
+    assert json.loads((folder / "services.json").read_text()) == DEMO_SERVICES
+    key = await make_key(db, "supervisor")
+    first = await _import(client, key, (folder / "services.json").read_bytes(), "application/json")
+    assert first.json()["counts"]["created"] == len(DEMO_SERVICES)
+    tables = {p.name: p.read_text() for p in sorted((folder / "csv").glob("*.csv"))}
+    same = await _import(client, key, _package(tables), "application/zip", dry_run=True)
+    assert same.status_code == 200, same.text
+    assert same.json()["counts"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": len(DEMO_SERVICES),
+        "error": 0,
+    }
