@@ -135,6 +135,11 @@ async def test_the_demo_seeds_a_year_of_activity_after_the_call(
         "KANAWHA COUNTY SHERIFF",
         "LOGAN COUNTY SHERIFF",
     }
+    # The live feed's assignments apart from the history's.
+    live = await client.get("/v1/assignments?source=demo-cad", headers=headers)
+    assert {a["call"]["incident_number"][:5] for a in live.json()["items"]} == {"DEMO-"}
+    past = await client.get("/v1/assignments?source=demo-history&limit=5", headers=headers)
+    assert {a["call"]["incident_number"][:2] for a in past.json()["items"]} == {"H-"}
     # Seeded once: a second run adds nothing.
     again = await _seed(db, box, settings)
     second = await client.get(
