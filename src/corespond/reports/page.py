@@ -222,6 +222,16 @@ def _after_headline(report: Report) -> list[tuple[str, str, str]]:
     ]
 
 
+# Under the chart's axis, where the whole label would not fit.
+SERVICE_SHORT = {
+    "inpatient": "inpatient",
+    "mat": "MOUD",
+    "outpatient": "outpatient",
+    "recovery_housing": "housing",
+    "qrt": "QRT",
+    "harm_reduction": "harm red.",
+}
+
 SERVICE_SERIES = (
     Series("made", "referred", "#CC79A7"),
     Series("arrived", "arrived", "#009E73"),
@@ -302,7 +312,7 @@ def _charts(report: Report) -> dict[str, Markup]:
                 for k in SERVICE_KINDS
             )
             + ".",
-            [Category(k, SERVICE_LABELS[k]) for k in SERVICE_KINDS],
+            [Category(k, SERVICE_LABELS[k], SERVICE_SHORT.get(k)) for k in SERVICE_KINDS],
             SERVICE_SERIES,
             [[after.referrals.get(k, 0), after.arrived.get(k, 0)] for k in SERVICE_KINDS],
             unit="referrals",
