@@ -201,6 +201,7 @@ async def test_import_refuses_what_it_cannot_read(client: httpx.AsyncClient, db:
         (b"{not json", "application/json", 422),
         (b'{"a": 1}', "application/json", 422),
         (b"\xff\xfe", "application/json", 422),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 422),
         (b"id,name", "text/csv", 415),
     ):
         answer = await _import(client, key, body, kind)

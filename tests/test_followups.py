@@ -220,6 +220,14 @@ async def test_a_qrt_visit_is_a_follow_up_added_by_hand(
         headers=auth(admin),
     )
     assert naive.status_code == 422
+    for far in ("9999-12-31T10:00:00+00:00", "2001-01-01T10:00:00+00:00"):
+        refused = await client.post(
+            f"/v1/people/{person}/followups",
+            json={"kind": "qrt_visit", "due_at": far},
+            headers=auth(admin),
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["invalid-params"][0]["name"] == "due_at"
     stranger = await make_key(db, "provider_admin", "provider:rp")
     hidden = await client.post(
         f"/v1/people/{person}/followups",

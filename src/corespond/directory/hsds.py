@@ -32,6 +32,7 @@ from typing import Any
 from corespond.directory.models import KINDS
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_PACKAGE_BYTES = 50 * 1024 * 1024
 MAX_SERVICES = 20_000
 TABLES = (
     "service",
@@ -188,6 +189,8 @@ def read_json(text: str) -> HsdsFile:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HsdsFileError(f"not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise HsdsFileError("the JSON is nested too deeply to be an HSDS file") from None
     if isinstance(document, dict) and isinstance(document.get("contents"), list):
         items: list[Any] = document["contents"]
     elif isinstance(document, list):
@@ -288,6 +291,7 @@ def read_package(data: bytes) -> HsdsFile:
     except zipfile.BadZipFile:
         raise HsdsFileError("not a ZIP file: send the HSDS CSV tables zipped together") from None
     tables: dict[str, list[Row]] = {}
+    total = 0
     with archive:
         for info in archive.infolist():
             name = PurePosixPath(info.filename).name.lower()
@@ -296,8 +300,12 @@ def read_package(data: bytes) -> HsdsFile:
             table = FILE_NAMES.get(name)
             if table is None:
                 continue
-            if info.file_size > MAX_FILE_BYTES:
-                raise HsdsFileError(f"{info.filename}: over {MAX_FILE_BYTES // 2**20} MiB")
+            total += info.file_size
+            if info.file_size > MAX_FILE_BYTES or total > MAX_PACKAGE_BYTES:
+                raise HsdsFileError(
+                    f"{info.filename}: the tables may hold at most {MAX_FILE_BYTES // 2**20} MiB "
+                    f"each, {MAX_PACKAGE_BYTES // 2**20} MiB together"
+                )
             try:
                 text = archive.read(info).decode("utf-8-sig")
             except UnicodeDecodeError:

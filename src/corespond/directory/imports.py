@@ -230,6 +230,8 @@ async def run_import(
     reports exactly what the import would, without storing anything."""
     parsed = await asyncio.to_thread(read, fmt, data)
     report = ImportReport(format=fmt, dry_run=dry_run)
+    # One import at a time: two imports of one file would race on the same HSDS ids.
+    await repository.lock_imports(session)
     seen: dict[str, int] = {}
     outer = await session.begin_nested()
     for service in parsed.services:

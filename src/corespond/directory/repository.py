@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.directory.models import DirectoryOrganization, DirectoryService
@@ -63,3 +63,10 @@ async def services_by_id(
         .where(DirectoryService.id.in_(ids))
     )
     return {row[0].id: (row[0], row[1]) for row in rows.all()}
+
+
+async def lock_imports(session: AsyncSession) -> None:
+    """Hold the directory's import lock until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('corespond-directory-import'))")
+    )

@@ -234,6 +234,11 @@ async def add_task(
     """A follow-up made by hand (a Quick Response Team visit, an extra call)."""
     if kind not in TASK_KINDS:
         raise InvalidPayload(f"kind: one of {', '.join(TASK_KINDS)}")
+    if not now - timedelta(days=1) <= due_at <= now + timedelta(days=2 * 366):
+        raise InvalidPayload(
+            "due_at: from yesterday to two years ahead",
+            [InvalidParam(name="due_at", reason="from yesterday to two years ahead")],
+        )
     read = await people.read_person(session, principal, person_id, now, how="add_follow_up")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")

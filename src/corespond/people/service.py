@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
@@ -333,6 +334,9 @@ async def record_contact(
     confirmation). A new person who may be someone known answers ``PossibleMatch`` with the
     candidates, unless the peer said it is someone new (``new_person``)."""
     assignment, peer_id = await met_assignment(session, principal, assignment_id)
+    # The assignment's row lock: two posts of one contact are one after the other, and the
+    # second is told the first was recorded (never a duplicate error).
+    await session.refresh(assignment, with_for_update=True)
     if await repository.contact_of_assignment(session, assignment.id) is not None:
         raise ContactRecorded("this assignment's contact is recorded already")
     provider = await provider_of(session, principal)
@@ -741,8 +745,17 @@ async def add_referral(
         made_at=now,
         made_by=roster.actor(principal),
     )
-    session.add(referral)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(referral)
+            await session.flush()
+    except IntegrityError:
+        # Made at the same moment by another request: that one stands.
+        return next(
+            r
+            for r in (await repository.referrals_of_contacts(session, [contact.id]))[contact.id]
+            if r.service_id == service.id and r.kind == kind
+        )
     await audit.record(
         session,
         principal,
