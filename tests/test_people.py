@@ -205,6 +205,10 @@ async def test_a_partner_sees_only_the_fields_shared_and_finds_people_by_them(
     # The phone is not shared: it is not searchable either.
     by_phone = await client.get("/v1/people?q=555-1212", headers=auth(police))
     assert by_phone.json()["items"] == []
+    here = await client.get("/v1/people?county=Kanawha", headers=auth(police))
+    assert [p["name"] for p in here.json()["items"]] == ["Sam Roe"]
+    elsewhere = await client.get("/v1/people?county=Cabell", headers=auth(police))
+    assert elsewhere.json()["items"] == []
     provider = await client.get("/v1/people?q=555-1212", headers=auth(m.ana))
     assert [p["name"] for p in provider.json()["items"]] == ["Sam Roe"]
 

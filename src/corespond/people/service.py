@@ -266,8 +266,10 @@ async def list_people(
         granted = access.access(
             reader, person.provider_id, [terms_of(c, s) for c, s in consents], now
         )
-        if granted is None or (county and "county" not in granted.fields):
+        if granted is None:
             continue
+        if county and ("county" not in granted.fields or person.county_fips != county):
+            continue  # a partner filters only by what is shared with it
         if granted.as_ == "partner" and text and not _matches_shared(person, granted, text):
             continue
         out.append(PersonRead(person, granted, consents))
