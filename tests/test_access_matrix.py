@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from fastapi.routing import APIRoute
 from corespond.auth.models import ROLES
 from corespond.auth.policy import POLICY
 from corespond.db import Database
+from corespond.people.models import Contact, Person
 from tests.conftest import make_key
 from tests.test_assignments import auth
 
@@ -71,6 +73,8 @@ async def test_the_matrix(client: httpx.AsyncClient, db: Database) -> None:
             if role == "cad_integrator"
             else f"peer:{uuid.uuid4()}"
             if role == "peer"
+            else "agency:CHARLESTON PD"
+            if role == "partner"
             else None,
         )
         for role in ROLES
@@ -137,6 +141,21 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
         unfilled = await program.call(session, source.id)  # Ana is taken: an alert
     await client.post(f"/v1/calls/{unfilled.id}/peer-requests", headers=auth(admin))
     alert = (await client.get("/v1/alerts", headers=auth(admin))).json()["items"][0]
+    async with db.sessionmaker() as session, session.begin():
+        person = Person(
+            provider_id="wvsl", name="Jo", county_fips="54039", created_at=datetime.now(UTC)
+        )
+        session.add(person)
+        await session.flush()
+        contact = Contact(
+            assignment_id=uuid.UUID(offer["id"]),
+            provider_id="wvsl",
+            peer_id=peer.id,
+            county_fips="54039",
+            person_id=person.id,
+            met_at=datetime.now(UTC),
+        )
+        session.add(contact)
     ids = {
         "alert_id": alert["id"],
         "call_id": str(call.id),
@@ -147,6 +166,8 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
         "fips": "54039",
         "source": source.id,
         "county": "54039",
+        "person_id": str(person.id),
+        "contact_id": str(contact.id),
     }
     gets = [
         k
@@ -185,4 +206,7 @@ async def test_the_scope_matrix(client: httpx.AsyncClient, db: Database, source:
 def _mentions(document: Any, ids: dict[str, str]) -> bool:
     """A list answered to an out-of-scope key must not contain the in-scope records."""
     text = str(document)
-    return any(ids[k] in text for k in ("call_id", "assignment_id", "peer_id", "shift_id"))
+    return any(
+        ids[k] in text
+        for k in ("call_id", "assignment_id", "peer_id", "shift_id", "person_id", "contact_id")
+    )

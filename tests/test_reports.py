@@ -206,7 +206,13 @@ async def test_the_seeded_month_as_csv(
     assert response.headers["content-type"].startswith("text/csv")
     assert 'filename="corespond-report-2026-03.csv"' in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert [r["breakdown"] for r in rows] == ["total"] + ["week"] * 6 + ["county"] * 3
+    breakdowns = [r["breakdown"] for r in rows]
+    assert breakdowns[:10] == ["total"] + ["week"] * 6 + ["county"] * 3
+    assert set(breakdowns[10:]) == {"agency"}
+    # Calls by the agency CAD named: every call counted once there too.
+    agencies = rows[10:]
+    assert sum(int(r["eligible"]) for r in agencies) == TOTAL["eligible"]
+    assert {r["contacts"] for r in agencies} == {""}  # not the agency's figures
     total = rows[0]
     assert total["label"] == "March 2026, all counties"
     assert [int(total[f]) for f in FIGURES] == [TOTAL[f] for f in FIGURES]
@@ -226,12 +232,12 @@ async def test_the_seeded_month_as_csv(
         "4.0",
         "",
     ]
-    assert [(r["key"], r["label"]) for r in rows[7:]] == [
+    assert [(r["key"], r["label"]) for r in rows[7:10]] == [
         ("54011", "Cabell"),
         ("54039", "Kanawha"),
         ("", "no county found"),
     ]
-    assert sum(int(r["eligible"]) for r in rows[7:]) == TOTAL["eligible"]
+    assert sum(int(r["eligible"]) for r in rows[7:10]) == TOTAL["eligible"]
 
 
 async def test_a_county_scoped_key_sees_its_county_only(
@@ -329,6 +335,7 @@ async def test_the_page_draws_the_seeded_month(
     charts_ = svgs(page.text)
     assert set(charts_) == {
         "chart-weeks", "chart-counties", "chart-accept", "chart-outcomes", "chart-referrals",
+        "chart-services",
     }  # fmt: skip
     for chart in charts_.values():  # accessible: a title and a description, named by the svg
         assert chart.get("role") == "img"

@@ -134,3 +134,70 @@ async def test_a_supervisor_reads_prints_and_downloads_a_months_report(
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_the_year_after_the_call_on_the_demos_data(
+    server: str, committed_db: Database, box: SecretBox, tmp_path: Path
+) -> None:
+    """The demo's past year on the reports page: the section after the call, its chart and
+    tables, and nothing that names anyone."""
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.async_api import async_playwright, expect
+
+    from corespond.assignments.service import MatchPolicy
+    from corespond.demo import seed_demo
+
+    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    async with committed_db.sessionmaker() as session, session.begin():
+        creds = await seed_demo(session, box, policy=MatchPolicy.of(Settings()))
+    year = (datetime.now(UTC) - timedelta(days=60)).year
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            await page.goto(f"{server}/supervisor")
+            await page.fill("#key", creds.supervisor_key)
+            await page.press("#key", "Enter")
+            await page.goto(f"{server}/supervisor/reports?period=year&year={year}")
+            await expect(page.locator("#summary-title")).to_have_text(f"{year}, all counties")
+            contacts = page.locator("#after-contacts dd")
+            assert int(await contacts.inner_text()) > 0
+            bars = page.locator('#chart-services rect.bar[data-series="arrived"]')
+            await expect(bars).to_have_count(9)
+            assert (
+                sum(
+                    [
+                        int(v or 0)
+                        for v in await bars.evaluate_all("bars => bars.map(b => b.dataset.value)")
+                    ]
+                )
+                > 0
+            )
+            await expect(page.locator("#table-agencies")).to_contain_text("HUNTINGTON PD")
+            text = await page.locator("main").inner_text()
+            assert "304-555-01" not in text  # the demo's people's phones
+            # The section after the call: its headline, the chart and tables below it.
+            top = await page.locator("section.after").bounding_box()
+            bottom = await page.locator("#table-engaged").bounding_box()
+            assert top is not None
+            assert bottom is not None
+            await page.screenshot(
+                path=str(shots / "reports-after-the-call.png"),
+                full_page=True,
+                clip={
+                    "x": 0,
+                    "y": top["y"] - 8,
+                    "width": 1280,
+                    "height": bottom["y"] + bottom["height"] - top["y"] + 24,
+                },
+            )
+            assert errors == []
+        finally:
+            await browser.close()

@@ -76,6 +76,8 @@ async def test_no_server_errors_and_no_schema_violations_for_any_role(
             if role == "cad_integrator"
             else f"peer:{uuid.uuid4()}"
             if role == "peer"
+            else "agency:CHARLESTON PD"
+            if role == "partner"
             else None
         )
         key = await make_key(committed_db, role, scope)

@@ -29,9 +29,11 @@ from corespond.coverage.page import router as supervisor_page
 from corespond.coverage.router import router as coverage_router
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_database_url
+from corespond.directory.router import router as directory_router
 from corespond.dispatch.router import router as dispatch_router
 from corespond.dispatch.schemas import CallbackMessage
 from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from corespond.followups.router import router as followups_router
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
 from corespond.ingest.router import router as ingest_router
@@ -52,6 +54,8 @@ from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
+from corespond.people.router import router as people_router
+from corespond.provider.page import router as provider_page
 from corespond.reports.page import router as reports_page
 from corespond.reports.router import router as reports_router
 from corespond.roster.router import router as roster_router
@@ -158,13 +162,20 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(
         BodyLimitMiddleware,
         limit=max(settings.max_body_bytes, settings.max_event_bytes),
-        exempt=("/v1/rosters/import",),
+        exempt=("/v1/rosters/import", "/v1/directory/import"),
     )
     app.add_middleware(
         TimeoutMiddleware,
         seconds=settings.request_timeout_seconds,
         # An event stream stays open.
-        exempt=("/v1/rosters/import", "/peer/events", "/dispatch/events", "/supervisor/events"),
+        exempt=(
+            "/v1/rosters/import",
+            "/v1/directory/import",
+            "/peer/events",
+            "/dispatch/events",
+            "/supervisor/events",
+            "/provider/events",
+        ),
     )
     # Per CAD source (charged after the signature check, in the webhook), per client address
     # (writes other than CAD events, here), per key (the same writes, here), and failed CAD
@@ -203,11 +214,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(coverage_router)
     app.include_router(alerts_router)
     app.include_router(reports_router)
+    app.include_router(people_router)
+    app.include_router(followups_router)
+    app.include_router(directory_router)
     app.include_router(dispatch_console)
     app.include_router(supervisor_page)
     app.include_router(reports_page)
     app.include_router(peer_app)
     app.include_router(peer_api)
+    app.include_router(provider_page)
     app.include_router(notify_router)
     app.include_router(audit_router)
     app.include_router(keys_router)

@@ -13,6 +13,7 @@ for one cannot be missing from the other:
   every half second);
 * the supervisors' alerts (unfilled requests, failing CAD deliveries, expiring credentials):
   raised, resolved and told again every ``alert_sweep_seconds``;
+* overdue follow-ups escalated to their provider's admin, every ``followup_sweep_seconds``;
 * retention, daily (narratives and locations past ``narrative_retention_days``);
 * re-reading the triage rule file when it changes.
 
@@ -39,6 +40,7 @@ from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
+from corespond.followups.jobs import FollowUpJobs, schedule_follow_ups
 from corespond.geo.service import Geography
 from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.notify.relay import Notifier, SmsProvider
@@ -61,6 +63,7 @@ class Background:
     notifier: Notifier
     alerts: AlertJobs
     retention: RetentionJob
+    follow_ups: FollowUpJobs
     scheduler: AsyncIOScheduler
     running_jobs: bool = False
 
@@ -105,6 +108,7 @@ class Background:
             ),
             alerts=AlertJobs(database, AlertPolicy.of(settings), clock),
             retention=RetentionJob(database, settings.narrative_retention_days, clock),
+            follow_ups=FollowUpJobs(database, clock),
             scheduler=AsyncIOScheduler(timezone=UTC),
         )
 
@@ -129,6 +133,7 @@ class Background:
             )
             schedule_alerts(self.scheduler, self.alerts, settings.alert_sweep_seconds)
             schedule_retention(self.scheduler, self.retention)
+            schedule_follow_ups(self.scheduler, self.follow_ups, settings.followup_sweep_seconds)
             self.running_jobs = True
         # The rule file is re-read on a timer, not per request; a broken one is logged and
         # the last good rules stay in force.

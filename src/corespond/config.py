@@ -310,6 +310,41 @@ class Settings(BaseSettings):
                 raise ValueError("CORESPOND_SECRET_KEY must be a Fernet key (44 characters)")
         return self
 
+    # After the call: follow-ups and consent.
+    followup_schedule: str = Field(
+        default="1d,72h,7d,30d,2m-12m",
+        description="The program's follow-up schedule after a contact with a person who "
+        "consented: steps such as 72h (hours that pass), 1d, 2w, 3m (days, weeks, months on "
+        "the program's clock) and 2m-12m (every month from the 2nd to the 12th).",
+    )
+    followup_grace_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 31,
+        description="How long after it is due a follow-up may still be done on time; then it "
+        "is overdue and escalated to the provider's admin.",
+    )
+    followup_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often overdue follow-ups are looked for."
+    )
+    consent_max_days: int = Field(
+        default=366,
+        ge=1,
+        le=3 * 366,
+        description="The longest a person's consent may run before it must be signed again.",
+    )
+
+    @field_validator("followup_schedule")
+    @classmethod
+    def _readable_schedule(cls, value: str) -> str:
+        from corespond.followups.schedule import ScheduleError, parse_schedule
+
+        try:
+            parse_schedule(value)
+        except ScheduleError as exc:
+            raise ValueError(f"CORESPOND_FOLLOWUP_SCHEDULE: {exc}") from None
+        return value
+
 
 class EnvFileError(ValueError):
     """The environment file named cannot be read."""

@@ -23,6 +23,7 @@ from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.config import Settings
 from corespond.crypto import SecretBox
+from corespond.demo_history import HISTORY_SOURCE, import_directory, seed_history
 from corespond.errors import NotFound
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import geography_for
@@ -224,8 +225,11 @@ async def seed_demo(
 
     Safe to run again: the source and its secret are reused, the demo peers are found by
     id (whatever they have been renamed to), old demo keys are revoked, and the events are
-    seeded only once. Never raises for the demo's own data: each part is seeded in its own
-    savepoint, and a part that fails is logged and left out, so the service still starts.
+    seeded only once. The resource directory is imported (again: unchanged) and, once, a
+    year of history before the first run (``demo_history``) so that the program's year in
+    figures shows something real. Never raises for the demo's own data: each part is seeded
+    in its own savepoint, and a part that fails is logged and left out, so the service still
+    starts.
     """
     now = now or datetime.now(UTC)
     geography = geography_for()
@@ -251,6 +255,11 @@ async def seed_demo(
             if "Jordan Miller" in peers:
                 fed += await _route_end_to_end(session, peers["Jordan Miller"], now, ctx)
             accepted = fed
+    async with _part(session, "resource directory"):
+        await import_directory(session, geography, now)
+    if peers and await session.get(CadSource, HISTORY_SOURCE) is None:
+        async with _part(session, "a year of history"):
+            await seed_history(session, box, geography, peers, now)
     links: dict[str, str] = {}
     async with _part(session, "peer sign-in link"):
         for name in ("Casey Adkins",):  # free: the next offer can be watched arriving

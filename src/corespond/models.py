@@ -7,10 +7,13 @@ from corespond.audit.models import AuditEntry
 from corespond.auth.models import ApiKey, WebSession
 from corespond.calls.models import Call
 from corespond.db import Base
+from corespond.directory.models import DirectoryOrganization, DirectoryService
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
+from corespond.followups.models import FollowUp
 from corespond.ingest.models import CadEvent
 from corespond.notify.models import Notification, PushSubscription
 from corespond.peerapp.models import PeerSignIn
+from corespond.people.models import Consent, ConsentShare, Contact, Person, Referral
 from corespond.roster.models import (
     Credential,
     Peer,
@@ -36,17 +39,25 @@ __all__ = [
     "CadSource",
     "CadSourceSecret",
     "Call",
+    "Consent",
+    "ConsentShare",
+    "Contact",
     "Credential",
     "DeliveryAttempt",
+    "DirectoryOrganization",
+    "DirectoryService",
+    "FollowUp",
     "Notification",
     "OutboxMessage",
     "Peer",
     "PeerRequest",
     "PeerSignIn",
     "PeerStatusChange",
+    "Person",
     "Provider",
     "ProviderCounty",
     "PushSubscription",
+    "Referral",
     "Shift",
     "ShiftChange",
     "TriageDecisionRecord",

@@ -32,6 +32,7 @@ class AssignmentFilter:
     county_fips: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    source: str | None = None  # the CAD source of the call
 
 
 async def live_for_call(session: AsyncSession, call_id: uuid.UUID) -> Assignment | None:
@@ -252,8 +253,10 @@ async def list_assignments(
     limit: int,
 ) -> Sequence[Assignment]:
     query = select(Assignment)
-    if agency is not None or call_county is not None:
+    if agency is not None or call_county is not None or where.source is not None:
         query = query.join(Call, Call.id == Assignment.call_id)
+        if where.source is not None:
+            query = query.where(Call.source_id == where.source)
         if agency is not None:
             query = query.where(agency_key_sql(Call.agency) == agency)
         if call_county is not None:

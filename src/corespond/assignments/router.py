@@ -169,6 +169,14 @@ async def list_assignments(
     ] = None,
     created_from: Annotated[QueryTimestamp | None, Query(alias="from")] = None,
     created_to: Annotated[QueryTimestamp | None, Query(alias="to")] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            max_length=63,
+            pattern=r"^[a-z0-9_-]+$",
+            description="Assignments of one CAD source's calls",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AssignmentPage:
@@ -184,6 +192,7 @@ async def list_assignments(
         county_fips=require_county(atlas, county).fips if county else None,
         created_from=created_from,
         created_to=created_to,
+        source=source,
     )
     after = decode_cursor(cursor) if cursor else None
     rows = await service.list_assignments(session, principal, where, after=after, limit=limit + 1)

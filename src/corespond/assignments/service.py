@@ -237,6 +237,14 @@ async def list_assignments(
     )
 
 
+async def call_of(session: AsyncSession, assignment: Assignment) -> Call:
+    """The call an assignment is on (for a caller that already checked who may see it)."""
+    call = await session.get(Call, assignment.call_id)
+    if call is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"call {assignment.call_id} not found")
+    return call
+
+
 async def live_for_call(session: AsyncSession, call_id: uuid.UUID) -> Assignment | None:
     """The call's live assignment (offered, accepted, en route or on scene), if any."""
     return await repository.live_for_call(session, call_id)

@@ -18,8 +18,9 @@ ROLES = (
     "auditor",
     "admin",
     "cad_integrator",
+    "partner",
 )
-SCOPE_KINDS = ("agency", "county", "provider", "peer", "source")
+SCOPE_KINDS = ("agency", "county", "provider", "peer", "source", "organization")
 
 
 class ApiKey(Base):

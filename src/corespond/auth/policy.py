@@ -39,6 +39,17 @@ OWN = "a peer key acts only on that peer's own assignments"
 COUNTY = "a county-scoped key sees its county; other scopes are refused"
 SOURCE = "a cad_integrator key (scope source:ID) reaches its own source; admins any"
 
+PEOPLE_SCOPE = (
+    "the person's peer provider (its peers, its provider admin) reads the whole record; a "
+    "partner key (agency:NAME, police; organization:ID, a treatment provider or QRT) only "
+    "what a live consent naming it shares; anyone else (dispatchers, supervisors, other "
+    "providers, admins) 404"
+)
+PROVIDER_RECORDS = (
+    "the records of the key's own peer provider only (a peer's, through its peer; a "
+    "provider admin's, its provider scope); others 404"
+)
+
 ALERTS_SCOPE = (
     "a county-scoped key sees and acknowledges its county's alerts (statewide ones, CAD "
     "deliveries, are for unscoped keys); other scopes are refused"
@@ -147,6 +158,44 @@ POLICY: dict[str, Rule] = {
     "POST /v1/alerts/{alert_id}/acknowledge": key("supervisor", scope=ALERTS_SCOPE),
     # Reports.
     "GET /v1/reports/program": key("supervisor", scope=COUNTY),
+    # After the call: people and consent, contacts, referrals, follow-ups, the directory.
+    "POST /v1/assignments/{assignment_id}/contact": key(
+        "peer", scope=f"{OWN}; the person's record is the peer's provider's"
+    ),
+    "GET /v1/people": key("peer", "provider_admin", "partner", scope=PEOPLE_SCOPE),
+    "GET /v1/people/{person_id}": key("peer", "provider_admin", "partner", scope=PEOPLE_SCOPE),
+    "GET /v1/people/{person_id}/duplicates": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/people/{person_id}/merge": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/people/{person_id}/consents": key(
+        "peer", scope=f"{PROVIDER_RECORDS}; signed on the phone of a peer with the person"
+    ),
+    "POST /v1/people/{person_id}/consent/revoke": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/people/{person_id}/followups": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "GET /v1/contacts/{contact_id}": key("peer", "provider_admin", scope=PROVIDER_RECORDS),
+    "POST /v1/contacts/{contact_id}/referrals": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/referrals/{referral_id}/arrival": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "GET /v1/followups": key(
+        "peer",
+        "provider_admin",
+        scope=f"{PROVIDER_RECORDS}; a peer sees its own and its team's (unassigned)",
+    ),
+    "POST /v1/followups/{followup_id}/outcome": key(
+        "peer", "provider_admin", scope=PROVIDER_RECORDS
+    ),
+    "POST /v1/followups/{followup_id}/assign": key(
+        "peer",
+        "provider_admin",
+        scope=f"{PROVIDER_RECORDS}; a peer takes a team task or gives its own back",
+    ),
+    "GET /v1/directory/services": key(*ANY_ROLE, "partner"),
+    "GET /v1/directory/services/{service_id}": key(*ANY_ROLE, "partner"),
+    "POST /v1/directory/import": key("supervisor"),
     "GET /dispatch": public("a sign-in form, or the console for a dispatcher's session"),
     "POST /dispatch/login": public("checks the key it is given (dispatcher, supervisor, admin)"),
     "POST /dispatch/logout": public("ends the session of its cookie"),
@@ -214,6 +263,38 @@ POLICY: dict[str, Rule] = {
         "a peer's session cookie, checked by the page: only that peer's assignments"
     ),
     "POST /peer/status": public("a peer's session cookie, checked by the page"),
+    "GET /peer/after/{assignment_id}/consent-form": public(
+        "a peer's session cookie, checked by the page: only the peer who met the person"
+    ),
+    "POST /peer/after/{assignment_id}/contact": public(
+        "a peer's session cookie, checked by the page: only the peer who met the person"
+    ),
+    "GET /peer/directory": public("a peer's session cookie, checked by the page"),
+    "POST /peer/contacts/{contact_id}/referrals": public(
+        "a peer's session cookie, checked by the page: its provider's contacts only"
+    ),
+    "POST /peer/referrals/{referral_id}/arrival": public(
+        "a peer's session cookie, checked by the page: its provider's referrals only"
+    ),
+    "POST /peer/followups/{followup_id}/outcome": public(
+        "a peer's session cookie, checked by the page: its provider's follow-ups only"
+    ),
+    "POST /peer/people/{person_id}/consent/revoke": public(
+        "a peer's session cookie, checked by the page: its provider's people only"
+    ),
+    # The provider's follow-up queue: a provider admin's session cookie.
+    "GET /provider": public("a sign-in form, or the queue for a provider admin's session"),
+    "POST /provider/login": public("checks the key it is given (a provider-scoped provider_admin)"),
+    "POST /provider/logout": public("ends the session of its cookie"),
+    "GET /provider/data": public("a provider admin's session cookie; its provider's follow-ups"),
+    "GET /provider/events": public("a provider admin's session cookie, checked by the page"),
+    "POST /provider/followups/{followup_id}/outcome": public(
+        "a provider admin's session cookie; its provider's follow-ups, as the API's"
+    ),
+    "POST /provider/followups/{followup_id}/assign": public(
+        "a provider admin's session cookie; its provider's follow-ups and peers, as the API's"
+    ),
+    "GET /provider/static/{name}": public("the page's script, style and icon"),
     "POST /v1/notify/sms-status": public("signed by the SMS provider with the account token"),
     "GET /v1/notify/me": key("supervisor", scope="the key's own contact"),
     "PUT /v1/notify/me": key("supervisor", scope="the key's own contact"),

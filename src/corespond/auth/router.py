@@ -23,7 +23,7 @@ from corespond.errors import problem_responses as problems
 router = APIRouter(tags=["keys"])
 
 Admin = Authorized
-Role = Literal["dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin"]
+Role = Literal["dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin", "partner"]
 
 
 class KeyCreate(BaseModel):
@@ -32,7 +32,9 @@ class KeyCreate(BaseModel):
     role: Role
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     scope: Annotated[str, StringConstraints(max_length=140, pattern=r"^[^\x00]*$")] | None = Field(
-        default=None, description="KIND:VALUE, e.g. county:Kanawha, agency:BLUEFIELD PD"
+        default=None,
+        description="KIND:VALUE, e.g. county:Kanawha, agency:BLUEFIELD PD; a partner key: "
+        "agency:NAME (police) or organization:ID (a directory organization)",
     )
     expires_at: AwareDatetime | None = None
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
 from corespond.auth.service import Scope
+from corespond.directory import service as directory
 from corespond.errors import InvalidPayload
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import require_county
@@ -33,6 +34,13 @@ async def checked_scope(session: AsyncSession, atlas: CountyAtlas, text: str) ->
     if scope.kind == "provider":
         if await session.get(Provider, scope.value) is None:
             raise InvalidPayload(f"scope {text!r}: no provider with that id")
+        return scope
+    if scope.kind == "organization":
+        if await directory.organization(session, scope.value) is None:
+            raise InvalidPayload(
+                f"scope {text!r}: no organization with that id in the directory "
+                "(POST /v1/directory/import)"
+            )
         return scope
     if scope.kind == "source":
         if await session.get(CadSource, scope.value) is None:

@@ -73,6 +73,14 @@ async def create_key(
         raise InvalidPayload("a provider_admin key needs a provider scope: provider:ID")
     if scope is not None and scope.kind == "peer" and role != "peer":
         raise InvalidPayload("a peer: scope is for peer keys")
+    if role == "partner" and (scope is None or scope.kind not in ("agency", "organization")):
+        raise InvalidPayload(
+            "a partner key needs the scope of whom a person's consent may name: "
+            "agency:NAME (a police agency) or organization:ID (a treatment provider or QRT "
+            "in the directory)"
+        )
+    if scope is not None and scope.kind == "organization" and role != "partner":
+        raise InvalidPayload("an organization: scope is for partner keys")
     if (role == "cad_integrator") != (scope is not None and scope.kind == "source"):
         raise InvalidPayload(
             "a cad_integrator key needs a source scope (source:ID), and a source: scope is "

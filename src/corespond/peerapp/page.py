@@ -12,8 +12,9 @@ import uuid
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Form, Request
+from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -24,6 +25,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond import aftercall
+from corespond.agencies import service as agencies
 from corespond.assignments import service as assignments
 from corespond.assignments.models import LIVE_STATUSES
 from corespond.assignments.router import context
@@ -42,12 +45,24 @@ from corespond.browser import (
 )
 from corespond.calls.models import Call
 from corespond.db import SessionDep, database_of
+from corespond.directory import service as directory
+from corespond.directory.models import KINDS
+from corespond.directory.schemas import Kind, service_out
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
+from corespond.followups import service as followups
+from corespond.followups.service import FollowUpPolicy
+from corespond.geo.service import require_county
 from corespond.notify import service as notify
 from corespond.notify.schemas import SubscriptionIn
 from corespond.notify.service import Vapid
 from corespond.peerapp import service
+from corespond.people import service as people
+from corespond.people import views
+from corespond.people.consent import CURRENT, FIELD_LABELS, PURPOSE_LABELS, statement
+from corespond.people.router import contact_input
+from corespond.people.schemas import ArrivalIn, ContactIn, OutcomeIn, ReferralIn, RevokeIn
+from corespond.people.service import ConsentPolicy
 from corespond.roster import service as roster
 from corespond.roster.models import Peer
 
@@ -253,6 +268,7 @@ async def _data(request: Request, session: AsyncSession, principal: Principal) -
     await audit.record(
         session, principal, "peer_app.read", "assignment", None, {"ids": [i["id"] for i in items]}
     )
+    after = await _after_the_call(request, session, principal, peer, now)
     return {
         "at": now.isoformat(),
         "peer": {"id": str(peer.id), "name": peer.display_name, "status": peer.status},
@@ -268,6 +284,7 @@ async def _data(request: Request, session: AsyncSession, principal: Principal) -
             for s in shifts
             if s.ends_at > now
         ],
+        **after,
     }
 
 
@@ -419,3 +436,240 @@ async def static(name: str) -> Response:
         raise NotFound(f"no such file: {name}")
     text = resources.files("corespond.peerapp").joinpath(f"static/{name}").read_text()
     return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+
+# --- after the call: whom the peer met, referrals, follow-ups --------------------------------
+
+TREATMENT_KINDS = ("detox", "inpatient", "mat", "outpatient", "recovery_housing", "start", "va")
+
+
+def _policies(request: Request) -> tuple[ConsentPolicy, FollowUpPolicy]:
+    settings = request.app.state.settings
+    return (
+        ConsentPolicy(ZoneInfo(settings.program_timezone), settings.consent_max_days),
+        FollowUpPolicy.of(settings),
+    )
+
+
+async def _person_card(
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID, now: datetime
+) -> dict[str, Any] | None:
+    """What the peer's page shows of a person their provider knows (the read is audited)."""
+    try:
+        read = await people.read_person(session, principal, person_id, now, how="peer app")
+    except NotFound:
+        return None
+    consents = [views.consent_out(c, shares, now) for c, shares in read.consents]
+    live = [c for c in consents if c.state == "live"]
+    return {
+        "id": str(read.person.id),
+        "name": read.person.name,
+        "contact": read.person.contact,
+        "consent": live[0].model_dump(mode="json") if live else None,
+        "revoked": not live and any(c.state == "revoked" for c in consents),
+    }
+
+
+async def _after_the_call(
+    request: Request, session: AsyncSession, principal: Principal, peer: Peer, now: datetime
+) -> dict[str, Any]:
+    """The peer's calls cleared in the last day with whom they met (or a way to record it),
+    and their follow-ups (theirs and the team's) due in the next two weeks or overdue."""
+    atlas = request.app.state.geography.atlas
+    cleared = await service.cleared_recently(session, peer.id, now)
+    contacts = await people.contacts_of_assignments(session, [a.id for a in cleared])
+    shown = {
+        c.id: v
+        for c, v in zip(
+            contacts.values(),
+            await views.contact_outs(session, list(contacts.values())),
+            strict=True,
+        )
+    }
+    after = []
+    for assignment in cleared:
+        call = await assignments.call_of(session, assignment)
+        county = atlas.by_fips.get(call.county_fips) if call.county_fips else None
+        contact = contacts.get(assignment.id)
+        item: dict[str, Any] = {
+            "assignment_id": str(assignment.id),
+            "incident_number": call.incident_number,
+            "ended_at": assignment.ended_at.isoformat() if assignment.ended_at else None,
+            "county": {"fips": county.fips, "name": county.name} if county else None,
+            "contact": None,
+        }
+        if contact is not None:
+            view = shown[contact.id]
+            item["contact"] = {
+                "id": str(contact.id),
+                "identified": view.identified,
+                "person": await _person_card(session, principal, contact.person_id, now)
+                if contact.person_id
+                else None,
+                "referrals": [r.model_dump(mode="json") for r in view.referrals],
+            }
+        after.append(item)
+    tasks = await followups.list_tasks(
+        session,
+        principal,
+        state="open",
+        due_before=now + timedelta(days=14),
+        escalated=None,
+        assignee=None,
+        person_id=None,
+        limit=50,
+    )
+    outs = await views.follow_up_outs(session, tasks, now)
+    return {
+        "after": after,
+        "followups": [
+            {**out.model_dump(mode="json"), "person_contact": person.contact}
+            for out, (_, person) in zip(outs, tasks, strict=True)
+        ],
+        "kinds": [{"key": k, "label": directory.KIND_LABELS[k]} for k in KINDS],
+    }
+
+
+@router.get("/peer/after/{assignment_id}/consent-form")
+async def consent_form(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
+    """What the consent screen offers for this call: the statement the person reads, the
+    purposes, and whom they may name (the county's police agencies, treatment providers and
+    Quick Response Teams in the directory)."""
+    principal = await _require(request, session)
+    assignment, _ = await people.met_assignment(session, principal, assignment_id)
+    call = await assignments.call_of(session, assignment)
+    now = request.app.state.clock()
+    policy, _ = _policies(request)
+    peer = await session.get(Peer, service.own_peer_id(principal))
+    provider = await roster.get_provider(session, peer.provider_id) if peer else None
+    county = call.county_fips
+    agencies_here = sorted(
+        {a.name for a in await agencies.list_agencies(session) if a.home_county_fips == county}
+        | ({call.agency} if call.agency else set())
+    )
+    treatment: dict[str, str] = {}
+    qrt: dict[str, str] = {}
+    for kind in (*TREATMENT_KINDS, "qrt"):
+        for _, organization in await directory.search(session, county=county, kind=kind):
+            (qrt if kind == "qrt" else treatment)[organization.id] = organization.name
+    today = now.astimezone(policy.zone).date()
+    atlas = request.app.state.geography.atlas
+    return JSONResponse(
+        {
+            "statement_version": CURRENT,
+            "statement": statement(CURRENT, provider.name if provider else "your peer provider"),
+            "purposes": [{"key": k, "label": v} for k, v in PURPOSE_LABELS.items()],
+            "fields": [{"key": k, "label": v} for k, v in FIELD_LABELS.items()],
+            "police": agencies_here,
+            "treatment": [{"id": k, "name": v} for k, v in sorted(treatment.items(), key=_second)],
+            "qrt": [{"id": k, "name": v} for k, v in sorted(qrt.items(), key=_second)],
+            "county": {"fips": county, "name": atlas.by_fips[county].name}
+            if county in atlas.by_fips
+            else None,
+            "expires_on": (today + timedelta(days=policy.max_days - 1)).isoformat(),
+            "today": today.isoformat(),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _second(item: tuple[str, str]) -> str:
+    return item[1]
+
+
+@router.post("/peer/after/{assignment_id}/contact")
+async def record_contact(
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, body: ContactIn
+) -> Response:
+    """Whom the peer met: with the person's consent, or de-identified. A possible match
+    answers ``409 possible-match`` with the candidates, for the peer to choose."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    consent_policy, followup_policy = _policies(request)
+    await aftercall.record_contact(
+        session,
+        principal,
+        assignment_id,
+        contact_input(body),
+        consent_policy=consent_policy,
+        followup_policy=followup_policy,
+        now=request.app.state.clock(),
+        atlas=request.app.state.geography.atlas,
+    )
+    return JSONResponse(await _data(request, session, principal))
+
+
+@router.get("/peer/directory")
+async def directory_search(
+    request: Request,
+    session: SessionDep,
+    county: Annotated[str | None, Query(max_length=40, pattern=r"^[^\x00]*$")] = None,
+    kind: Kind | None = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+) -> Response:
+    """Services to refer to, by county and kind."""
+    await _require(request, session)
+    atlas = request.app.state.geography.atlas
+    fips = require_county(atlas, county, "query.county").fips if county and county.strip() else None
+    found = await directory.search(
+        session, county=fips, kind=kind, text=q.strip() if q and q.strip() else None, limit=30
+    )
+    return JSONResponse(
+        {"items": [service_out(s, o, atlas).model_dump(mode="json") for s, o in found]},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/peer/contacts/{contact_id}/referrals")
+async def refer(
+    contact_id: uuid.UUID, request: Request, session: SessionDep, body: ReferralIn
+) -> Response:
+    """Refer the person met to a service of the directory."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    await people.add_referral(
+        session, principal, contact_id, body.service_id, body.kind, request.app.state.clock()
+    )
+    return JSONResponse(await _data(request, session, principal))
+
+
+@router.post("/peer/referrals/{referral_id}/arrival")
+async def arrival(
+    referral_id: uuid.UUID, request: Request, session: SessionDep, body: ArrivalIn
+) -> Response:
+    """Whether the person arrived (the warm hand-off confirmed)."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    await people.record_arrival(
+        session, principal, referral_id, body.arrived, request.app.state.clock()
+    )
+    return JSONResponse(await _data(request, session, principal))
+
+
+@router.post("/peer/followups/{followup_id}/outcome")
+async def follow_up_outcome(
+    followup_id: uuid.UUID, request: Request, session: SessionDep, body: OutcomeIn
+) -> Response:
+    """What came of a follow-up."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    await followups.record_outcome(
+        session, principal, followup_id, body.outcome, request.app.state.clock()
+    )
+    return JSONResponse(await _data(request, session, principal))
+
+
+@router.post("/peer/people/{person_id}/consent/revoke")
+async def revoke(
+    person_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    body: Annotated[RevokeIn | None, Body()] = None,
+) -> Response:
+    """The person takes their consent back, told to the peer: nothing more is shared."""
+    _require_same_site(request)
+    principal = await _require(request, session)
+    await people.revoke_consent(
+        session, principal, person_id, request.app.state.clock(), body.reason if body else None
+    )
+    return JSONResponse(await _data(request, session, principal))

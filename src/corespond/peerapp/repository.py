@@ -50,3 +50,21 @@ async def recent_assignments(
         .limit(limit)
     )
     return (await session.scalars(query)).all()
+
+
+async def cleared_since(
+    session: AsyncSession, peer_id: uuid.UUID, since: datetime, limit: int
+) -> Sequence[Assignment]:
+    """The peer's assignments cleared since ``since``, newest first (whom they met is
+    recorded after the call)."""
+    query = (
+        select(Assignment)
+        .where(
+            Assignment.peer_id == peer_id,
+            Assignment.status == "cleared",
+            Assignment.ended_at >= since,
+        )
+        .order_by(Assignment.ended_at.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

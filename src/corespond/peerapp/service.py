@@ -27,6 +27,7 @@ from corespond.auth.service import (
     principal_of,
 )
 from corespond.errors import Conflict, Forbidden, NotFound
+from corespond.followups import service as followups
 from corespond.peerapp import repository
 from corespond.peerapp.models import PeerSignIn
 from corespond.roster import service as roster
@@ -109,8 +110,19 @@ def own_peer_id(principal: Principal) -> uuid.UUID:
 
 async def change_stamp(session: AsyncSession, peer_id: uuid.UUID) -> tuple[object, ...]:
     """What changes when anything on the peer's page does: their assignments' history, a
-    scene reported secure, their status history. The event stream compares it each second."""
-    return await repository.change_stamp(session, peer_id)
+    scene reported secure, their status history, their follow-ups and their team's. The
+    event stream compares it each second."""
+    own = await repository.change_stamp(session, peer_id)
+    peer = await roster.peer_by_id(session, peer_id)
+    tasks = await followups.change_stamp(session, peer.provider_id, peer_id) if peer else ()
+    return (*own, *tasks)
+
+
+async def cleared_recently(
+    session: AsyncSession, peer_id: uuid.UUID, now: datetime
+) -> list[Assignment]:
+    """The peer's calls cleared in the last day: whom they met is recorded after the call."""
+    return list(await repository.cleared_since(session, peer_id, now - timedelta(hours=24), 5))
 
 
 async def recent_assignments(

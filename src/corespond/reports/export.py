@@ -1,6 +1,7 @@
-"""The report as one CSV table for a spreadsheet: a row for the whole period, one per week and
-one per county, every row with the same columns (the figures, then one column per kind of
-outcome and of referral)."""
+"""The report as one CSV table for a spreadsheet: a row for the whole period, one per week, one
+per county and one per agency, every row with the same columns (the figures, one column per
+kind of outcome and of referral, then the figures after the call, which agency rows leave
+empty: contacts, consents and follow-ups are not the agency's)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import csv
 import io
 import re
 
+from corespond.reports.aftercall import ENGAGED_DAYS, SERVICE_KINDS, AfterFigures
 from corespond.reports.figures import Figures
 from corespond.reports.service import Report
 
@@ -24,6 +26,21 @@ FIGURE_COLUMNS = (
     "cleared",
 )
 KEY_COLUMNS = ("breakdown", "key", "label", "first_day", "last_day")
+AFTER_COLUMNS = (
+    "contacts",
+    "contacts_identified",
+    "contacts_deidentified",
+    "consents",
+    "consents_revoked",
+    "followups_due",
+    "followups_on_time",
+    "followups_late",
+    "followups_missed",
+    "followups_open",
+    "people_first_met",
+    *(f"engaged_{d}" for d in ENGAGED_DAYS),
+    *(c for k in SERVICE_KINDS for c in (f"service_referral_{k}", f"service_referral_{k}_arrived")),
+)
 
 
 def columns(report: Report) -> list[str]:
@@ -32,6 +49,31 @@ def columns(report: Report) -> list[str]:
         *FIGURE_COLUMNS,
         *(f"outcome_{k}" for k in report.outcome_kinds),
         *(f"referral_{k}" for k in report.referral_kinds),
+        *AFTER_COLUMNS,
+    ]
+
+
+def _after(figures: AfterFigures | None) -> list[object]:
+    if figures is None:
+        return [""] * len(AFTER_COLUMNS)
+    return [
+        figures.contacts,
+        figures.identified,
+        figures.deidentified,
+        figures.consents,
+        figures.consents_revoked,
+        figures.followups_due,
+        figures.on_time,
+        figures.late,
+        figures.missed,
+        figures.open,
+        figures.people,
+        *(figures.engaged[d] for d in ENGAGED_DAYS),
+        *(
+            n
+            for k in SERVICE_KINDS
+            for n in (figures.referrals.get(k, 0), figures.arrived.get(k, 0))
+        ),
     ]
 
 
@@ -66,8 +108,11 @@ def report_csv(report: Report) -> str:
             first,
             last,
             *_figures(report, report.total),
+            *_after(report.after.total),
         ]
     )
+    after_weeks = {row.week.first: row.figures for row in report.after.weeks}
+    after_counties = {row.fips: row.figures for row in report.after.by_county}
     for row in report.weeks:
         week = row.week
         writer.writerow(
@@ -78,6 +123,7 @@ def report_csv(report: Report) -> str:
                 week.first.isoformat(),
                 week.last.isoformat(),
                 *_figures(report, row.figures),
+                *_after(after_weeks.get(week.first)),
             ]
         )
     for county in report.by_county:
@@ -89,6 +135,34 @@ def report_csv(report: Report) -> str:
                 first,
                 last,
                 *_figures(report, county.figures),
+                *_after(after_counties.get(county.fips)),
+            ]
+        )
+    # A county with only after-the-call figures (a contact, no counted call) has its row too.
+    for fips, figures in after_counties.items():
+        if fips not in {c.fips for c in report.by_county}:
+            name = next(r.name for r in report.after.by_county if r.fips == fips)
+            writer.writerow(
+                [
+                    "county",
+                    fips or "",
+                    name,
+                    first,
+                    last,
+                    *_figures(report, Figures()),
+                    *_after(figures),
+                ]
+            )
+    for agency in report.by_agency:
+        writer.writerow(
+            [
+                "agency",
+                agency.name,
+                agency.name,
+                first,
+                last,
+                *_figures(report, agency.figures),
+                *_after(None),
             ]
         )
     return out.getvalue()

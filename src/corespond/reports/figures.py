@@ -46,6 +46,8 @@ DEFINITIONS: dict[str, str] = {
     "outcomes": "Cleared assignments by the outcome the peer recorded.",
     "referrals": "Referrals peers recorded on clearing, by kind: one clearing may name "
     "several kinds, and each counts once.",
+    "agency": "Calls by the agency CAD named on them (as CAD spells it); a call counts once, "
+    "with everything about it, as for weeks and counties.",
 }
 
 OUTCOME_LABELS = {
@@ -86,6 +88,7 @@ class CallRecord:
     county_fips: str | None
     eligible: bool
     offers: tuple[Offer, ...] = ()
+    agency: str | None = None
 
 
 def request_result(offers: Sequence[Offer]) -> str | None:
@@ -151,6 +154,7 @@ class Tally:
     total: Figures
     weeks: dict[date, Figures]  # by the week's first day in the period; every week present
     counties: dict[str | None, Figures]  # every county asked for, and any a call was in
+    agencies: dict[str | None, Figures] = field(default_factory=dict)  # any a call named
 
 
 def tally(
@@ -164,6 +168,7 @@ def tally(
     total = Figures()
     weeks = {week.first: Figures() for week in period.weeks()}
     by_county: dict[str | None, Figures] = {fips: Figures() for fips in counties}
+    by_agency: dict[str | None, Figures] = {}
     for call in calls:
         day = call.opened_at.astimezone(zone).date()
         if not period.first <= day <= period.last:
@@ -171,4 +176,5 @@ def tally(
         total.count(call)
         weeks[period.week_of(day)].count(call)
         by_county.setdefault(call.county_fips, Figures()).count(call)
-    return Tally(total, weeks, by_county)
+        by_agency.setdefault(call.agency, Figures()).count(call)
+    return Tally(total, weeks, by_county, by_agency)

@@ -29,7 +29,13 @@ from corespond.coverage.page import ALLOWED, COOKIE, COOKIE_PATH
 from corespond.db import SessionDep
 from corespond.errors import NotFound, Problem, Unauthorized
 from corespond.reports import charts, periods, service
-from corespond.reports.charts import SERIES, Category
+from corespond.reports.aftercall import (
+    AFTER_DEFINITIONS,
+    ENGAGED_DAYS,
+    SERVICE_KINDS,
+    SERVICE_LABELS,
+)
+from corespond.reports.charts import SERIES, Category, Series
 from corespond.reports.figures import (
     CALL_SERIES,
     DEFINITIONS,
@@ -99,7 +105,7 @@ async def page(
     context: dict[str, Any] = {
         "who": principal.name,
         "timezone": request.app.state.settings.program_timezone,
-        "definitions": DEFINITIONS,
+        "definitions": DEFINITIONS | AFTER_DEFINITIONS,
     }
     try:
         context["choices"] = await service.county_choices(session, atlas, principal)
@@ -128,6 +134,10 @@ async def page(
         as_of=report.generated_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         charts=_charts(report),
         headline=_headline(report.total),
+        after_headline=_after_headline(report),
+        service_kinds=SERVICE_KINDS,
+        service_labels=SERVICE_LABELS,
+        engaged_days=ENGAGED_DAYS,
         outcome_labels={k: label_of(k, OUTCOME_LABELS) for k in report.outcome_kinds},
         referral_labels={k: label_of(k, REFERRAL_LABELS) for k in report.referral_kinds},
         **context,
@@ -193,6 +203,41 @@ def _headline(total: Figures) -> list[tuple[str, str, str]]:
     return out
 
 
+def _after_headline(report: Report) -> list[tuple[str, str, str]]:
+    """(id, figure, what) of the year after the call, counts only."""
+    after = report.after.total
+    share = after.on_time_share
+    return [
+        ("contacts", str(after.contacts), "contacts"),
+        ("identified", str(after.identified), "with consent"),
+        ("deidentified", str(after.deidentified), "de-identified"),
+        ("consents", str(after.consents), "consents signed"),
+        ("service-referrals", str(after.referrals_made), "referrals to services"),
+        ("arrived", str(after.referrals_arrived), "arrived (warm hand-off)"),
+        ("on-time", "—" if share is None else f"{share:.0%}", "follow-ups on time"),
+        *(
+            (f"engaged-{d}", f"{after.engaged[d]} / {after.people}", f"engaged at {d} days")
+            for d in ENGAGED_DAYS
+        ),
+    ]
+
+
+# Under the chart's axis, where the whole label would not fit.
+SERVICE_SHORT = {
+    "inpatient": "inpatient",
+    "mat": "MOUD",
+    "outpatient": "outpatient",
+    "recovery_housing": "housing",
+    "qrt": "QRT",
+    "harm_reduction": "harm red.",
+}
+
+SERVICE_SERIES = (
+    Series("made", "referred", "#CC79A7"),
+    Series("arrived", "arrived", "#009E73"),
+)
+
+
 def _charts(report: Report) -> dict[str, Markup]:
     where = f"{report.period.label}, {report.county_label}"
     series = [SERIES[s] for s in CALL_SERIES]
@@ -209,6 +254,7 @@ def _charts(report: Report) -> dict[str, Markup]:
     )
     counties = [Category(row.fips or "none", row.name) for row in report.by_county]
     median = total.median_minutes_to_accept
+    after = report.after.total
     return {
         "weeks": charts.grouped_bars(
             "chart-weeks",
@@ -254,6 +300,22 @@ def _charts(report: Report) -> dict[str, Markup]:
             OUTCOME_LABELS,
             total.outcomes,
             charts.OUTCOME_COLOUR,
+        ),
+        "services": charts.grouped_bars(
+            "chart-services",
+            f"Referrals to services and arrivals, {where}",
+            "Two bars a kind of service: referrals made and people who arrived (a warm "
+            "hand-off confirmed): "
+            + "; ".join(
+                f"{SERVICE_LABELS[k]} {after.referrals.get(k, 0)} referred, "
+                f"{after.arrived.get(k, 0)} arrived"
+                for k in SERVICE_KINDS
+            )
+            + ".",
+            [Category(k, SERVICE_LABELS[k], SERVICE_SHORT.get(k)) for k in SERVICE_KINDS],
+            SERVICE_SERIES,
+            [[after.referrals.get(k, 0), after.arrived.get(k, 0)] for k in SERVICE_KINDS],
+            unit="referrals",
         ),
         "referrals": _kinds_chart(
             "chart-referrals",

@@ -8,6 +8,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from corespond.reports.aftercall import (
+    AFTER_DEFINITIONS,
+    ENGAGED_DAYS,
+    SERVICE_KINDS,
+    SERVICE_LABELS,
+    AfterFigures,
+)
 from corespond.reports.figures import (
     DEFINITIONS,
     OUTCOME_LABELS,
@@ -52,9 +59,67 @@ class WeekOut(FiguresOut):
     )
 
 
+class AgencyFiguresOut(FiguresOut):
+    agency: str = Field(description=DEFINITIONS["agency"])
+
+
 class CountyFiguresOut(FiguresOut):
     fips: str | None = Field(description="null: calls that could not be placed in a county.")
     name: str
+
+
+class ServiceReferralsOut(BaseModel):
+    made: int
+    arrived: int = Field(description="The person arrived: the warm hand-off confirmed.")
+    did_not_arrive: int
+
+
+class FollowUpFiguresOut(BaseModel):
+    due: int
+    on_time: int
+    late: int
+    missed: int
+    open: int
+    on_time_share: float | None = Field(
+        description="on_time / (on_time + late + missed); null when none of them is decided."
+    )
+
+
+class AfterFiguresOut(BaseModel):
+    """What came after the calls (see `definitions`): de-identified counts only."""
+
+    contacts: int = Field(description=AFTER_DEFINITIONS["contacts"])
+    contacts_identified: int
+    contacts_deidentified: int
+    consents: int = Field(description=AFTER_DEFINITIONS["consents"])
+    consents_revoked: int
+    service_referrals: dict[str, ServiceReferralsOut] = Field(
+        description=AFTER_DEFINITIONS["service_referrals"] + " Every kind, 0 included."
+    )
+    followups: FollowUpFiguresOut = Field(description=AFTER_DEFINITIONS["followups"])
+    people_first_met: int = Field(description=AFTER_DEFINITIONS["engaged"])
+    engaged: dict[str, int] = Field(
+        description="Of the people first met, those reached at least this many days later "
+        "(keys `30`, `90`, `365`)."
+    )
+
+
+class AfterWeekOut(AfterFiguresOut):
+    iso_week: str
+    label: str
+    first_day: date
+    last_day: date
+
+
+class AfterCountyOut(AfterFiguresOut):
+    fips: str | None
+    name: str
+
+
+class AfterOut(BaseModel):
+    total: AfterFiguresOut
+    weeks: list[AfterWeekOut]
+    by_county: list[AfterCountyOut]
 
 
 class PeriodOut(BaseModel):
@@ -94,8 +159,17 @@ class ReportOut(BaseModel):
         description="The counties asked for; else every county a provider serves or a call "
         "opened in, by name (calls placed in no county last)."
     )
+    by_agency: list[AgencyFiguresOut] = Field(
+        description="Every agency a counted call named (as CAD spells it), by name."
+    )
     outcome_kinds: list[KindOut]
     referral_kinds: list[KindOut]
+    service_kinds: list[KindOut] = Field(description="The kinds of service in the directory.")
+    after: AfterOut = Field(
+        description="After the call: contacts, consents, referrals to services and arrivals, "
+        "follow-ups on time, people still engaged at 30, 90 and 365 days; in total, per week "
+        "and per county. Counts only: nothing that identifies anyone."
+    )
     definitions: dict[str, str] = Field(description="What each figure counts, in words.")
 
 
@@ -113,6 +187,34 @@ def _figures(report: Report, figures: Figures) -> dict[str, object]:
         "cleared": figures.cleared,
         "outcomes": {k: figures.outcomes.get(k, 0) for k in report.outcome_kinds},
         "referrals": {k: figures.referrals.get(k, 0) for k in report.referral_kinds},
+    }
+
+
+def after_figures(figures: AfterFigures) -> dict[str, object]:
+    return {
+        "contacts": figures.contacts,
+        "contacts_identified": figures.identified,
+        "contacts_deidentified": figures.deidentified,
+        "consents": figures.consents,
+        "consents_revoked": figures.consents_revoked,
+        "service_referrals": {
+            k: {
+                "made": figures.referrals.get(k, 0),
+                "arrived": figures.arrived.get(k, 0),
+                "did_not_arrive": figures.did_not_arrive.get(k, 0),
+            }
+            for k in SERVICE_KINDS
+        },
+        "followups": {
+            "due": figures.followups_due,
+            "on_time": figures.on_time,
+            "late": figures.late,
+            "missed": figures.missed,
+            "open": figures.open,
+            "on_time_share": figures.on_time_share,
+        },
+        "people_first_met": figures.people,
+        "engaged": {str(d): figures.engaged[d] for d in ENGAGED_DAYS},
     }
 
 
@@ -155,6 +257,27 @@ def report_out(report: Report) -> ReportOut:
             "referral_kinds": [
                 {"key": k, "label": label_of(k, REFERRAL_LABELS)} for k in report.referral_kinds
             ],
-            "definitions": DEFINITIONS,
+            "by_agency": [
+                {"agency": row.name, **_figures(report, row.figures)} for row in report.by_agency
+            ],
+            "service_kinds": [{"key": k, "label": SERVICE_LABELS[k]} for k in SERVICE_KINDS],
+            "after": {
+                "total": after_figures(report.after.total),
+                "weeks": [
+                    {
+                        "iso_week": row.week.iso_week,
+                        "label": row.week.label,
+                        "first_day": row.week.first,
+                        "last_day": row.week.last,
+                        **after_figures(row.figures),
+                    }
+                    for row in report.after.weeks
+                ],
+                "by_county": [
+                    {"fips": row.fips, "name": row.name, **after_figures(row.figures)}
+                    for row in report.after.by_county
+                ],
+            },
+            "definitions": {**DEFINITIONS, **AFTER_DEFINITIONS},
         }
     )

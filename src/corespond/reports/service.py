@@ -17,14 +17,26 @@ from corespond.assignments.models import OUTCOMES, REFERRALS
 from corespond.auth.service import Principal
 from corespond.coverage.service import scoped_counties
 from corespond.errors import Forbidden
+from corespond.followups.models import REACHED
 from corespond.geo.atlas import CountyAtlas
 from corespond.geo.service import require_county
 from corespond.reports import repository
+from corespond.reports.aftercall import (
+    AfterFigures,
+    AfterTally,
+    ConsentEvent,
+    ContactEvent,
+    FollowUpEvent,
+    PersonEvent,
+    ReferralEvent,
+    tally_after,
+)
 from corespond.reports.figures import CallRecord, Figures, Offer, tally
 from corespond.reports.periods import Period, Week
 from corespond.roster import service as roster
 
 NO_COUNTY = "no county found"
+NO_AGENCY = "no agency named"
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,34 @@ class CountyRow:
 
 
 @dataclass(frozen=True)
+class AgencyRow:
+    name: str  # as CAD names it; NO_AGENCY for calls that named none
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class AfterWeekRow:
+    week: Week
+    figures: AfterFigures
+
+
+@dataclass(frozen=True)
+class AfterCountyRow:
+    fips: str | None
+    name: str
+    figures: AfterFigures
+
+
+@dataclass(frozen=True)
+class After:
+    """The period's figures after the call, in total, per week and per county."""
+
+    total: AfterFigures
+    weeks: list[AfterWeekRow]
+    by_county: list[AfterCountyRow]
+
+
+@dataclass(frozen=True)
 class Report:
     period: Period
     timezone: str
@@ -53,6 +93,8 @@ class Report:
     outcome_kinds: tuple[str, ...]
     referral_kinds: tuple[str, ...]
     generated_at: datetime
+    by_agency: list[AgencyRow]
+    after: After
 
     @property
     def county_label(self) -> str:
@@ -145,6 +187,7 @@ async def program_report(
             county_fips=row.county_fips,
             eligible=row.decision == "eligible",
             offers=tuple(offers.get(row.id, ())),
+            agency=row.agency,
         )
         for row in await repository.calls_opened(session, start, end, counties)
     ]
@@ -152,6 +195,7 @@ async def program_report(
         list(counties) if counties is not None else list(await roster.serving_by_county(session))
     )
     counted = tally(calls, period, zone, shown)
+    after = await _after(session, period, zone, start, end, counties, shown, now)
 
     def name(fips: str | None) -> str:
         if fips is None:
@@ -175,4 +219,69 @@ async def program_report(
         outcome_kinds=_kinds(OUTCOMES, list(counted.total.outcomes)),
         referral_kinds=_kinds(REFERRALS, list(counted.total.referrals)),
         generated_at=now,
+        by_agency=sorted(
+            (AgencyRow(a or NO_AGENCY, f) for a, f in counted.agencies.items()),
+            key=lambda row: (row.name == NO_AGENCY, row.name),
+        ),
+        after=After(
+            total=after.total,
+            weeks=[AfterWeekRow(week, after.weeks[week.first]) for week in period.weeks()],
+            by_county=sorted(
+                (AfterCountyRow(f, name(f), figures) for f, figures in after.counties.items()),
+                key=lambda row: (row.fips is None, row.name),
+            ),
+        ),
+    )
+
+
+async def _after(
+    session: AsyncSession,
+    period: Period,
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    counties: Sequence[str] | None,
+    shown: Sequence[str | None],
+    now: datetime,
+) -> AfterTally:
+    """The figures after the call, from de-identified rows (times, counties, kinds)."""
+    first_met = await repository.people_first_met(session, start, end, counties)
+    reached: dict[uuid.UUID, list[datetime]] = defaultdict(list)
+    for person_id, done_at in await repository.reached_times(
+        session, [row.id for row in first_met], REACHED
+    ):
+        reached[person_id].append(done_at)
+    return tally_after(
+        contacts=[
+            ContactEvent(at, county, bool(identified))
+            for at, county, identified in await repository.contacts_met(
+                session, start, end, counties
+            )
+        ],
+        consents=[
+            ConsentEvent(at, county, bool(revoked))
+            for at, county, revoked in await repository.consents_signed(
+                session, start, end, counties
+            )
+        ],
+        referrals=[
+            ReferralEvent(at, county, kind, arrival)
+            for at, county, kind, arrival in await repository.service_referrals(
+                session, start, end, counties
+            )
+        ],
+        followups=[
+            FollowUpEvent(due, county, overdue, done)
+            for due, county, overdue, done in await repository.followups_due(
+                session, start, end, counties
+            )
+        ],
+        people=[
+            PersonEvent(row.first_met_at, row.county_fips, tuple(reached[row.id]))
+            for row in first_met
+        ],
+        period=period,
+        zone=zone,
+        counties=shown,
+        now=now,
     )

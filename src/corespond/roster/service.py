@@ -201,6 +201,17 @@ async def get_peer(session: AsyncSession, peer_id: uuid.UUID, principal: Princip
     return peer
 
 
+async def peer_by_id(session: AsyncSession, peer_id: uuid.UUID) -> Peer | None:
+    """A peer by id, for a caller that decides itself who may know of it (a peer's own
+    provider, from the peer's key)."""
+    return await session.get(Peer, peer_id)
+
+
+async def provider_peers(session: AsyncSession, provider_id: str) -> Sequence[Peer]:
+    """A provider's peers, by name."""
+    return await repository.peers_of_provider(session, provider_id)
+
+
 async def peer_ids_named(
     session: AsyncSession, names: Sequence[str], providers: Sequence[str]
 ) -> dict[str, uuid.UUID]:

@@ -164,7 +164,7 @@ function drawAssignment(a) {
       cancelled: a.cancel_reason === "danger" ? "Called off: the call now reports danger. Do not go."
         : a.cancel_reason === "reassigned" ? "A supervisor gave this call to another peer. You need not go."
         : a.cancel_reason === "supervisor" ? "Called off by a supervisor." : "Called off by dispatch.",
-      cleared: "Cleared. Thank you.",
+      cleared: "Cleared. Thank you. Record whom you met under After your calls.",
       unfilled: "No peer could take this call.",
     };
     card.append(el("p", { class: a.status === "cancelled" ? "banner stop" : "banner offer", id: "ended", role: "status" }, words[a.status] || a.status), title);
@@ -184,6 +184,8 @@ function draw(data) {
     drawn = key;
     drawAssignment(live);
   }
+  drawAfter(data);
+  drawFollowUps(data);
   document.getElementById("status").textContent = data.peer.status.replace("_", " ");
   const toggle = document.getElementById("toggle-duty");
   const offDuty = data.peer.status === "off_duty";
@@ -196,6 +198,239 @@ function draw(data) {
       + " – " + end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + (s.kind === "on_call" ? " (on call)" : "");
     return el("li", {}, text);
   }) : [el("li", { class: "quiet" }, "No shifts in the next two weeks.")]));
+}
+
+// --- after the call: whom the peer met, referrals, follow-ups ---------------------------------
+
+const FOLLOW_UP_OUTCOMES = {
+  reached: "Reached",
+  not_reached: "Not reached",
+  in_treatment: "In treatment",
+  relapse: "Relapse",
+  declined: "Declined follow-up",
+  deceased: "Deceased",
+};
+const ARRIVALS = {
+  pending: "arrival not confirmed yet",
+  arrived: "arrived: warm hand-off confirmed",
+  did_not_arrive: "did not arrive",
+};
+const STEPS = { "1d": "next day", "72h": "72 hours", "7d": "7 days", "30d": "30 days", added: "added" };
+const drawnAfter = {};
+
+function when(iso) {
+  return new Date(iso).toLocaleString([], { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+function stepLabel(step) {
+  if (STEPS[step]) return STEPS[step];
+  const months = /^(\d+)m$/.exec(step);
+  return months ? months[1] + " months" : step;
+}
+
+async function postRaw(path, body) {
+  return fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body || {}),
+  });
+}
+
+function drawAfter(data) {
+  const section = document.getElementById("after");
+  const list = document.getElementById("after-list");
+  section.hidden = data.after.length === 0;
+  const ids = data.after.map((item) => item.assignment_id);
+  for (const node of [...list.children]) {
+    if (!ids.includes(node.dataset.id)) { node.remove(); delete drawnAfter[node.dataset.id]; }
+  }
+  data.after.forEach((item, index) => {
+    // Redrawn only when it changed: an open consent form or search is not wiped.
+    const key = JSON.stringify(item);
+    let node = list.querySelector(`[data-id="${item.assignment_id}"]`);
+    if (node && drawnAfter[item.assignment_id] === key) return;
+    drawnAfter[item.assignment_id] = key;
+    const fresh = afterItem(item, data.kinds);
+    if (node) node.replaceWith(fresh); else list.insertBefore(fresh, list.children[index] || null);
+  });
+}
+
+function afterItem(item, kinds) {
+  const id = item.assignment_id;
+  const card = el("article", { class: "card after", "data-id": id, "aria-labelledby": `after-${id}` },
+    el("h3", { id: `after-${id}` }, "Call " + item.incident_number),
+    item.ended_at ? el("p", { class: "quiet" }, "Cleared " + when(item.ended_at)) : null);
+  const contact = item.contact;
+  if (!contact) {
+    const slot = el("div", { class: "form-slot" });
+    card.append(
+      el("p", {}, "Who did you meet? Record it for the program: with their consent, or without a name."),
+      el("button", { type: "button", class: "big go", id: `with-consent-${id}`, onclick: () => consentForm(item, slot) }, "With their consent"),
+      el("button", { type: "button", class: "wide", id: `without-name-${id}`, onclick: () => post(`/peer/after/${id}/contact`, {}) }, "Without a name"),
+      slot);
+    return card;
+  }
+  const person = contact.person;
+  if (person) {
+    card.append(el("p", { class: "met" }, el("strong", {}, person.name), person.contact ? " · " + person.contact : ""));
+    if (person.consent) {
+      const shares = person.consent.shares.map((s) => s.name).join(", ") || "nobody";
+      card.append(el("p", { class: "consent live" }, "Consent until " + person.consent.expires_at.slice(0, 10) + " · shared with " + shares),
+        el("button", { type: "button", class: "link", id: `revoke-${person.id}`, onclick: () => {
+          if (window.confirm("Take their consent back? Nothing more will be shared with anyone.")) {
+            post(`/peer/people/${person.id}/consent/revoke`, { reason: "told the peer" });
+          }
+        } }, "They take their consent back"));
+    } else {
+      card.append(el("p", { class: "consent revoked" }, person.revoked ? "Consent revoked: nothing is shared." : "Consent expired: nothing is shared."));
+    }
+  } else {
+    card.append(el("p", { class: "met" }, "Recorded without a name (counted; nothing that identifies anyone)."));
+  }
+  card.append(referrals(contact, item, kinds));
+  return card;
+}
+
+function referrals(contact, item, kinds) {
+  const box = el("div", { class: "referrals" }, el("h4", {}, "Referrals"));
+  const list = el("ul", { class: "referral-list" });
+  for (const r of contact.referrals) {
+    const li = el("li", { class: "referral " + r.arrival },
+      el("strong", {}, r.service_name), " · " + r.organization + " — " + ARRIVALS[r.arrival]);
+    if (r.arrival === "pending") {
+      li.append(
+        el("button", { type: "button", class: "small go", onclick: () => post(`/peer/referrals/${r.id}/arrival`, { arrived: true }) }, "Arrived"),
+        el("button", { type: "button", class: "small", onclick: () => post(`/peer/referrals/${r.id}/arrival`, { arrived: false }) }, "Did not arrive"));
+    }
+    list.append(li);
+  }
+  if (!contact.referrals.length) list.append(el("li", { class: "quiet" }, "None yet."));
+  const kind = el("select", { id: `refer-kind-${contact.id}` }, kinds.map((k) => el("option", { value: k.key }, k.label)));
+  const results = el("ul", { class: "services", "aria-live": "polite" });
+  const county = item.county ? item.county.name : "";
+  const find = async () => {
+    const query = new URLSearchParams({ kind: kind.value });
+    if (county) query.set("county", county);
+    const response = await fetch("/peer/directory?" + query, { credentials: "same-origin" });
+    if (!response.ok) { say("Could not search the directory (" + response.status + ")"); return; }
+    const found = (await response.json()).items;
+    results.replaceChildren(...(found.length ? found.map((s) => el("li", { class: "service" },
+      el("strong", {}, s.name), el("br"), s.organization.name,
+      s.address ? el("span", { class: "quiet" }, " · " + [s.address, s.city].filter(Boolean).join(", ")) : null,
+      s.phone ? el("span", {}, " · ", el("a", { href: "tel:" + s.phone }, s.phone)) : null,
+      el("button", { type: "button", class: "small go refer", onclick: () => post(`/peer/contacts/${contact.id}/referrals`, { service_id: s.id, kind: kind.value }) }, "Refer")))
+      : [el("li", { class: "quiet" }, "Nothing of that kind in " + (county || "the directory") + ".")]));
+  };
+  box.append(list,
+    el("label", { for: `refer-kind-${contact.id}` }, "Find a service" + (county ? " in " + county + " County" : "")), kind,
+    el("button", { type: "button", class: "wide", id: `find-${contact.id}`, onclick: find }, "Find services"),
+    results);
+  return box;
+}
+
+function checkbox(name, value, label, checked) {
+  return el("label", { class: "check" }, el("input", { type: "checkbox", name, value, checked: !!checked }), " " + label);
+}
+
+async function consentForm(item, slot) {
+  const id = item.assignment_id;
+  const response = await fetch(`/peer/after/${id}/consent-form`, { credentials: "same-origin" });
+  if (!response.ok) { say("Could not open the consent form (" + response.status + ")"); return; }
+  const f = await response.json();
+  const shareBoxes = [
+    ...f.police.map((a) => checkbox("share", JSON.stringify({ to: "police", agency: a }), "Police: " + a)),
+    ...f.treatment.map((o) => checkbox("share", JSON.stringify({ to: "treatment", organization: o.id }), "Treatment: " + o.name)),
+    ...f.qrt.map((o) => checkbox("share", JSON.stringify({ to: "qrt", organization: o.id }), "Quick Response Team: " + o.name)),
+  ];
+  const matches = el("div", { id: "matches", role: "alert" });
+  const form = el("form", { id: "consent-form", class: "consent-form" },
+    el("fieldset", {}, el("legend", {}, "The person"),
+      el("label", { for: "person-name" }, "Name or alias"), el("input", { type: "text", id: "person-name", required: true, maxlength: 100, autocomplete: "off" }),
+      el("label", { for: "person-contact" }, "Phone or another way to reach them"), el("input", { type: "text", id: "person-contact", maxlength: 100, autocomplete: "off" }),
+      el("label", { for: "person-county" }, "County"), el("input", { type: "text", id: "person-county", value: f.county ? f.county.name : "", maxlength: 40 })),
+    el("fieldset", {}, el("legend", {}, "They agree to share with"), shareBoxes.length ? shareBoxes : el("p", { class: "quiet" }, "Nobody listed for this county."),
+      el("p", { class: "quiet" }, "Leave all unchecked to share with nobody.")),
+    el("fieldset", {}, el("legend", {}, "For"), f.purposes.map((p) => checkbox("purpose", p.key, p.label, p.key === "follow_up"))),
+    el("fieldset", {}, el("legend", {}, "What may be shared"), f.fields.map((x) => checkbox("field", x.key, x.label, true))),
+    el("label", { for: "consent-until" }, "Until (the last day)"),
+    el("input", { type: "date", id: "consent-until", value: f.expires_on, min: f.today, max: f.expires_on }),
+    el("div", { class: "statement", id: "statement" }, f.statement),
+    el("label", { for: "signed-name" }, "Their name, typed by them"),
+    el("input", { type: "text", id: "signed-name", required: true, maxlength: 100, autocomplete: "off" }),
+    el("label", { class: "check" }, el("input", { type: "checkbox", id: "consent-agree" }), " I have read this and I agree"),
+    matches,
+    el("button", { type: "submit", class: "big go", id: "record-consent" }, "Record with consent"));
+  const body = () => {
+    const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((i) => i.value);
+    const contact = form.querySelector("#person-contact").value.trim();
+    return {
+      person: { name: form.querySelector("#person-name").value.trim(), ...(contact ? { contact } : {}), county: form.querySelector("#person-county").value.trim() || null },
+      consent: {
+        signed_name: form.querySelector("#signed-name").value.trim(),
+        agreed: form.querySelector("#consent-agree").checked,
+        shares: checked("share").map((v) => JSON.parse(v)),
+        purposes: checked("purpose"),
+        fields: checked("field"),
+        expires_on: form.querySelector("#consent-until").value || null,
+        statement_version: f.statement_version,
+      },
+    };
+  };
+  const send = async (extra) => {
+    const sent = { ...body(), ...extra };
+    if (sent.same_as) delete sent.person;
+    const answer = await postRaw(`/peer/after/${id}/contact`, sent);
+    if (answer.ok) { draw(await answer.json()); return; }
+    let problem = {};
+    try { problem = await answer.json(); } catch (_) { /* not JSON */ }
+    if (answer.status === 409 && String(problem.type).endsWith("/possible-match")) {
+      matches.replaceChildren(el("p", {}, el("strong", {}, "Is this someone your team has met?")),
+        ...problem.candidates.map((c) => el("div", { class: "candidate" },
+          el("span", {}, c.name + " · " + (c.last_met_at ? "met " + when(c.last_met_at) : "") + " · " + c.reasons.join(", ")),
+          el("button", { type: "button", class: "small go", onclick: () => send({ same_as: c.id }) }, "This is them"))),
+        el("button", { type: "button", class: "wide", id: "someone-new", onclick: () => send({ new_person: true }) }, "Someone new"));
+      matches.querySelector("button").focus();
+      return;
+    }
+    say(problem.detail || "Could not record (" + answer.status + ")");
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const b = body();
+    if (!b.person.name) { say("Give their name or an alias."); form.querySelector("#person-name").focus(); return; }
+    if (!b.consent.purposes.length) { say("Choose what it is for."); return; }
+    if (!b.consent.signed_name || !b.consent.agreed) { say("They type their name and check the box to agree."); form.querySelector("#signed-name").focus(); return; }
+    send({});
+  });
+  slot.replaceChildren(form);
+  form.querySelector("#person-name").focus();
+}
+
+let followUpsDrawn = null;
+
+function drawFollowUps(data) {
+  const list = document.getElementById("followup-list");
+  const key = JSON.stringify(data.followups);
+  if (key === followUpsDrawn) return;
+  followUpsDrawn = key;
+  if (!data.followups.length) { list.replaceChildren(el("li", { class: "quiet" }, "No follow-ups due in the next two weeks.")); return; }
+  list.replaceChildren(...data.followups.map((t) => {
+    const outcome = el("select", { id: `outcome-${t.id}`, "aria-label": "What came of it" },
+      el("option", { value: "" }, "What came of it…"),
+      Object.entries(FOLLOW_UP_OUTCOMES).map(([value, label]) => el("option", { value }, label)));
+    const state = t.escalated_at ? "Overdue: your provider has been told" : t.overdue ? "Overdue" : "Due " + when(t.due_at);
+    return el("li", { class: "followup" + (t.overdue ? " overdue" : ""), "data-id": t.id },
+      el("strong", {}, t.person_name),
+      t.person_contact ? el("span", {}, " · ", el("a", { href: "tel:" + t.person_contact }, t.person_contact)) : null,
+      el("br"),
+      el("span", { class: t.overdue ? "late" : "quiet" }, state + " · " + (t.kind === "qrt_visit" ? "QRT visit" : stepLabel(t.step)) + (t.assignee ? "" : " · for the team")),
+      el("div", { class: "row" }, outcome,
+        el("button", { type: "button", class: "small go", onclick: () => {
+          if (!outcome.value) { say("Choose what came of it."); outcome.focus(); return; }
+          post(`/peer/followups/${t.id}/outcome`, { outcome: outcome.value });
+        } }, "Save")));
+  }));
 }
 
 function base64ToBytes(text) {

@@ -1,0 +1,825 @@
+"""People met on calls, with their consent; contacts, de-identified or not; referrals.
+
+A contact is recorded by the peer who met the person, from their assignment (on scene or
+cleared). With the person's consent (their typed name and a checked box on the peer's phone)
+a ``person`` is kept with the minimum; without it the contact is counted and nothing that
+identifies anyone is stored. A person whose record may already exist (the same phone, the
+same name …) is never merged silently: the peer is shown the possible matches and says
+which it is, or that it is someone new.
+
+Every read of a person is on the audit log, in the reader's transaction. Who may read what
+is ``people.access``: the person's peer provider the whole record, a partner named by a live
+consent the fields it shares, nobody else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.agencies import service as agencies
+from corespond.assignments import service as assignments
+from corespond.assignments.models import Assignment
+from corespond.audit import service as audit
+from corespond.auth.service import Principal
+from corespond.directory import service as directory
+from corespond.errors import Conflict, Forbidden, InvalidParam, InvalidPayload, NotFound
+from corespond.people import access, repository
+from corespond.people.access import Access, ConsentTerms, Reader, Share
+from corespond.people.consent import CURRENT, STATEMENTS
+from corespond.people.matching import Identity, match_reasons
+from corespond.people.models import (
+    FIELDS,
+    PURPOSES,
+    SHARE_KINDS,
+    Consent,
+    ConsentShare,
+    Contact,
+    Person,
+    Referral,
+)
+from corespond.roster import service as roster
+
+MET_STATUSES = ("on_scene", "cleared")
+
+
+# --- problems -------------------------------------------------------------------------------------
+
+
+class PossibleMatch(Conflict):
+    """The person may be someone the provider knows already: the peer must say."""
+
+    slug = "possible-match"
+    title = "This may be a person already known"
+
+
+class ContactRecorded(Conflict):
+    slug = "contact-recorded"
+    title = "A contact is already recorded for this assignment"
+
+
+class NotMetYet(Conflict):
+    slug = "not-met-yet"
+    title = "The peer has not met anyone on this assignment yet"
+
+
+class ConsentNotLive(Conflict):
+    slug = "consent-not-live"
+    title = "The person has no live consent"
+
+    keeps_changes: ClassVar[bool] = False
+
+
+# --- what callers send ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonInput:
+    name: str
+    contact: str | None
+    county: str | None  # name or FIPS; None: the call's county
+
+
+@dataclass(frozen=True)
+class ShareInput:
+    kind: str
+    agency: str | None = None
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    signed_name: str
+    agreed: bool
+    shares: tuple[ShareInput, ...]
+    purposes: tuple[str, ...]
+    fields: tuple[str, ...]
+    expires_on: date | None
+    statement_version: str = CURRENT
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    person: PersonInput | None = None
+    consent: ConsentInput | None = None
+    same_as: uuid.UUID | None = None
+    new_person: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentPolicy:
+    """The program's clock (a consent runs to the end of its last day) and the longest a
+    consent may run."""
+
+    zone: ZoneInfo
+    max_days: int = 366
+
+
+@dataclass(frozen=True)
+class Recorded:
+    contact: Contact
+    person: Person | None
+    consent: Consent | None
+    peer_id: uuid.UUID
+
+
+# --- who is asking --------------------------------------------------------------------------------
+
+
+async def reader_of(session: AsyncSession, principal: Principal) -> Reader:
+    """The reader a key is, for ``people.access``: a peer or provider admin with its
+    provider, a partner with its agency or organization, anyone else as its role."""
+    scope = principal.scope
+    if principal.role == "peer" and scope is not None and scope.kind == "peer":
+        try:
+            peer = await roster.peer_by_id(session, uuid.UUID(scope.value))
+        except ValueError:
+            peer = None
+        return Reader("peer", provider=peer.provider_id if peer else None)
+    if principal.role == "provider_admin" and scope is not None and scope.kind == "provider":
+        return Reader("provider_admin", provider=scope.value)
+    if principal.role == "partner" and scope is not None:
+        if scope.kind == "agency":
+            return Reader("partner", agency=scope.value)
+        if scope.kind == "organization":
+            return Reader("partner", organization=scope.value)
+    return Reader(principal.role)
+
+
+def own_peer(principal: Principal) -> uuid.UUID | None:
+    if principal.role != "peer" or principal.scope is None or principal.scope.kind != "peer":
+        return None
+    try:
+        return uuid.UUID(principal.scope.value)
+    except ValueError:
+        return None
+
+
+async def provider_of(session: AsyncSession, principal: Principal) -> str:
+    """The peer provider whose own records the key reads (a peer's, a provider admin's),
+    else ``Forbidden``."""
+    reader = await reader_of(session, principal)
+    if reader.role not in ("peer", "provider_admin") or reader.provider is None:
+        raise Forbidden(
+            "people, contacts and follow-ups are for the person's peer provider (its peers "
+            "and its admin); partners read what a consent shares with them"
+        )
+    return reader.provider
+
+
+def terms_of(consent: Consent, shares: Sequence[ConsentShare]) -> ConsentTerms:
+    return ConsentTerms(
+        id=consent.id,
+        shares=tuple(Share(s.kind, s.recipient) for s in shares),
+        fields=tuple(consent.fields),
+        purposes=tuple(consent.purposes),
+        expires_at=consent.expires_at,
+        revoked_at=consent.revoked_at,
+    )
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonRead:
+    person: Person
+    access: Access
+    consents: list[tuple[Consent, list[ConsentShare]]]
+
+
+async def read_person(
+    session: AsyncSession,
+    principal: Principal,
+    person_id: uuid.UUID,
+    now: datetime,
+    *,
+    how: str = "api",
+) -> PersonRead:
+    """A person as the key may see them, on the audit log; else ``NotFound`` (no hint that
+    the person exists). A person merged into another reads as the one kept."""
+    missing = NotFound(f"person {person_id} not found")
+    person = await session.get(Person, person_id)
+    seen: set[uuid.UUID] = set()
+    while person is not None and person.merged_into_id is not None and person.id not in seen:
+        seen.add(person.id)
+        person = await session.get(Person, person.merged_into_id)
+    if person is None:
+        raise missing
+    reader = await reader_of(session, principal)
+    consents = (await repository.consents_of(session, [person.id]))[person.id]
+    granted = access.access(reader, person.provider_id, [terms_of(c, s) for c, s in consents], now)
+    if granted is None:
+        raise missing
+    await audit.record(
+        session,
+        principal,
+        "person.read",
+        "person",
+        person.id,
+        {
+            "as": granted.as_,
+            "how": how,
+            **({"consent_id": str(granted.consent.id)} if granted.consent else {}),
+        },
+    )
+    return PersonRead(person, granted, consents)
+
+
+async def list_people(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    *,
+    text: str | None,
+    county: str | None,
+    limit: int,
+) -> list[PersonRead]:
+    """The people a key may see: its provider's (a peer, a provider admin), or those whose
+    live consent names it (a partner), searched by name or contact (a partner: only in the
+    fields the consent shares). On the audit log with their ids."""
+    reader = await reader_of(session, principal)
+    if reader.role in ("peer", "provider_admin") and reader.provider is not None:
+        people = await repository.persons_of_provider(
+            session, reader.provider, text=text, county=county, limit=limit
+        )
+    elif reader.role == "partner":
+        # Searching is narrowed to the fields each consent shares, after loading.
+        people = await repository.persons_shared_with(
+            session, await _recipients(session, reader), now, limit=500
+        )
+    else:
+        raise Forbidden(
+            "people are for their peer provider and for the partners their consent names"
+        )
+    found = await repository.consents_of(session, [p.id for p in people])
+    out = []
+    for person in people:
+        consents = found[person.id]
+        granted = access.access(
+            reader, person.provider_id, [terms_of(c, s) for c, s in consents], now
+        )
+        if granted is None:
+            continue
+        if county and ("county" not in granted.fields or person.county_fips != county):
+            continue  # a partner filters only by what is shared with it
+        if granted.as_ == "partner" and text and not _matches_shared(person, granted, text):
+            continue
+        out.append(PersonRead(person, granted, consents))
+        if len(out) >= limit:
+            break
+    await audit.record(
+        session,
+        principal,
+        "person.list",
+        "person",
+        None,
+        {"ids": [str(r.person.id) for r in out], **({"searched": True} if text else {})},
+    )
+    return out
+
+
+async def _recipients(session: AsyncSession, reader: Reader) -> list[tuple[str, str]]:
+    """The (kind, recipient) shares that name a partner."""
+    if reader.agency:
+        # A share holds the agency's registered name.
+        agency = await agencies.find(session, reader.agency)
+        return [("police", agency.name)] if agency else []
+    if reader.organization:
+        return [("treatment", reader.organization), ("qrt", reader.organization)]
+    return []
+
+
+def _matches_shared(person: Person, granted: Access, text: str) -> bool:
+    needle = text.casefold()
+    fields = {"name": person.name, "contact": person.contact or ""}
+    return any(needle in fields[f].casefold() for f in fields if f in granted.fields)
+
+
+# --- recording a contact --------------------------------------------------------------------------
+
+
+async def met_assignment(
+    session: AsyncSession, principal: Principal, assignment_id: uuid.UUID
+) -> tuple[Assignment, uuid.UUID]:
+    """The peer's own assignment on which they met someone, else a problem saying why."""
+    assignment = await assignments.get_assignment(session, assignment_id, principal)
+    peer_id = own_peer(principal)
+    if peer_id is None or assignment.peer_id != peer_id:
+        raise Forbidden("a contact is recorded by the peer who met the person, on their phone")
+    if assignment.status not in MET_STATUSES:
+        raise NotMetYet(
+            f"the assignment is {assignment.status}: a contact is recorded once the peer is "
+            "on scene (or has cleared)"
+        )
+    return assignment, peer_id
+
+
+async def record_contact(
+    session: AsyncSession,
+    principal: Principal,
+    assignment_id: uuid.UUID,
+    data: ContactInput,
+    policy: ConsentPolicy,
+    now: datetime,
+    atlas: Any,
+) -> Recorded:
+    """Record whom the peer met on an assignment: de-identified (no person, no consent), a
+    new person with their consent, or a person already known (``same_as``, the peer's
+    confirmation). A new person who may be someone known answers ``PossibleMatch`` with the
+    candidates, unless the peer said it is someone new (``new_person``)."""
+    assignment, peer_id = await met_assignment(session, principal, assignment_id)
+    # The assignment's row lock: two posts of one contact are one after the other, and the
+    # second is told the first was recorded (never a duplicate error).
+    await session.refresh(assignment, with_for_update=True)
+    if await repository.contact_of_assignment(session, assignment.id) is not None:
+        raise ContactRecorded("this assignment's contact is recorded already")
+    provider = await provider_of(session, principal)
+    call = await assignments.call_of(session, assignment)
+    met_at = assignment.on_scene_at or now
+    contact = Contact(
+        assignment_id=assignment.id,
+        provider_id=provider,
+        peer_id=peer_id,
+        county_fips=call.county_fips,
+        met_at=met_at,
+        recorded_at=now,
+    )
+    person: Person | None = None
+    consent: Consent | None = None
+    if data.same_as is not None:
+        if data.person is not None:
+            raise _invalid("person", "give either the person's details or same_as, not both")
+        person = (await read_person(session, principal, data.same_as, now, how="same_as")).person
+        if person.provider_id != provider:
+            raise NotFound(f"person {data.same_as} not found")
+        if data.consent is not None:
+            consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
+        elif not await repository.live_consents(session, person.id, now):
+            raise ConsentNotLive(
+                "their consent has expired or was revoked: ask them again (consent), or "
+                "record the contact without identity"
+            )
+    elif data.person is not None:
+        if data.consent is None:
+            raise _invalid(
+                "consent",
+                "a person is recorded only with their consent; without it, record the "
+                "contact de-identified (no person)",
+            )
+        county = _county(atlas, data.person.county) if data.person.county else call.county_fips
+        if county is None:
+            raise _invalid("person.county", "the call has no county: name the person's county")
+        identity = Identity(data.person.name, data.person.contact, county)
+        if not data.new_person:
+            await _refuse_possible_matches(session, principal, provider, identity)
+        person = Person(
+            provider_id=provider,
+            name=data.person.name,
+            contact=data.person.contact,
+            county_fips=county,
+            created_at=now,
+            created_by_peer_id=peer_id,
+        )
+        session.add(person)
+        await session.flush()
+        consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
+    elif data.consent is not None:
+        raise _invalid("person", "a consent is of a person: give the person's details")
+    contact.person_id = person.id if person else None
+    session.add(contact)
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "contact.create",
+        "contact",
+        contact.id,
+        {
+            "assignment_id": str(assignment.id),
+            "identified": person is not None,
+            **({"person_id": str(person.id)} if person else {}),
+            **({"consent_id": str(consent.id)} if consent else {}),
+        },
+    )
+    return Recorded(contact, person, consent, peer_id)
+
+
+def _invalid(field: str, reason: str) -> InvalidPayload:
+    return InvalidPayload(f"{field}: {reason}", [InvalidParam(name=field, reason=reason)])
+
+
+def _county(atlas: Any, name: str) -> str:
+    county = atlas.named(name)
+    if county is None:
+        raise _invalid("person.county", f"unknown county {name!r}")
+    fips: str = county.fips
+    return fips
+
+
+async def _refuse_possible_matches(
+    session: AsyncSession, principal: Principal, provider: str, identity: Identity
+) -> None:
+    candidates = await possible_matches(session, provider, identity)
+    if not candidates:
+        return
+    await audit.record(
+        session,
+        principal,
+        "person.match_shown",
+        "person",
+        None,
+        {"ids": [str(c["id"]) for c in candidates]},
+    )
+    raise PossibleMatch(
+        f"{len(candidates)} person(s) of your provider may be this person: say which "
+        "(same_as), or that this is someone new (new_person)",
+        extra={"candidates": candidates},
+    )
+
+
+async def possible_matches(
+    session: AsyncSession, provider: str, identity: Identity, exclude: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """The provider's people who may be this person, with why (never merged here)."""
+    found = []
+    people = [p for p in await repository.persons_of_provider(session, provider) if p.id != exclude]
+    met = await repository.last_met(session, [p.id for p in people])
+    for person in people:
+        reasons = match_reasons(identity, Identity(person.name, person.contact, person.county_fips))
+        if reasons:
+            found.append(
+                {
+                    "id": str(person.id),
+                    "name": person.name,
+                    "county_fips": person.county_fips,
+                    "last_met_at": met[person.id].isoformat() if person.id in met else None,
+                    "reasons": reasons,
+                }
+            )
+    return found[:10]
+
+
+# --- consent --------------------------------------------------------------------------------------
+
+
+async def _sign(
+    session: AsyncSession,
+    principal: Principal,
+    person: Person,
+    data: ConsentInput,
+    policy: ConsentPolicy,
+    now: datetime,
+    peer_id: uuid.UUID | None,
+) -> Consent:
+    if not data.agreed:
+        raise _invalid("consent.agreed", "the person checks the box to agree")
+    if data.statement_version not in STATEMENTS:
+        raise _invalid(
+            "consent.statement_version", f"one of {', '.join(STATEMENTS)} (the words shown)"
+        )
+    purposes = tuple(dict.fromkeys(data.purposes))
+    if not purposes or any(p not in PURPOSES for p in purposes):
+        raise _invalid("consent.purposes", f"at least one of {', '.join(PURPOSES)}")
+    fields = tuple(dict.fromkeys(data.fields)) or FIELDS
+    if any(f not in FIELDS for f in fields):
+        raise _invalid("consent.fields", f"among {', '.join(FIELDS)}")
+    today = now.astimezone(policy.zone).date()
+    latest = today + timedelta(days=policy.max_days - 1)
+    last = data.expires_on or latest
+    if last < today:
+        raise _invalid("consent.expires_on", f"{last} has passed: a consent runs forward")
+    if last > latest:
+        raise _invalid(
+            "consent.expires_on",
+            f"at most {policy.max_days} days including today (until {latest})",
+        )
+    expires_at = datetime.combine(last + timedelta(days=1), time(0), tzinfo=policy.zone)
+    shares = [await _recipient(session, share, index) for index, share in enumerate(data.shares)]
+    consent = Consent(
+        person_id=person.id,
+        statement_version=data.statement_version,
+        signed_name=data.signed_name,
+        signed_at=now,
+        witnessed_by_peer_id=peer_id,
+        witnessed_by=roster.actor(principal),
+        purposes=list(purposes),
+        fields=list(fields),
+        expires_at=expires_at,
+    )
+    session.add(consent)
+    await session.flush()
+    seen = set()
+    for kind, recipient, name in shares:
+        if (kind, recipient) in seen:
+            continue
+        seen.add((kind, recipient))
+        session.add(
+            ConsentShare(consent_id=consent.id, kind=kind, recipient=recipient, recipient_name=name)
+        )
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "consent.sign",
+        "person",
+        person.id,
+        {
+            "consent_id": str(consent.id),
+            "shares": [f"{k}:{r}" for k, r, _ in shares],
+            "purposes": list(purposes),
+            "fields": list(fields),
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    return consent
+
+
+async def _recipient(session: AsyncSession, share: ShareInput, index: int) -> tuple[str, str, str]:
+    """(kind, recipient, its name) of a share: a registered agency, a directory organization."""
+    where = f"consent.shares.{index}"
+    if share.kind not in SHARE_KINDS:
+        raise _invalid(f"{where}.kind", f"one of {', '.join(SHARE_KINDS)}")
+    if share.kind == "police":
+        if not share.agency or share.organization:
+            raise _invalid(f"{where}.agency", "police are named by their agency")
+        agency = await agencies.find(session, share.agency)
+        if agency is None:
+            raise _invalid(f"{where}.agency", f"no registered agency {share.agency!r}")
+        return "police", agency.name, agency.name
+    if not share.organization or share.agency:
+        raise _invalid(
+            f"{where}.organization", f"a {share.kind} is named by its directory organization id"
+        )
+    organization = await directory.organization(session, share.organization)
+    if organization is None:
+        raise _invalid(
+            f"{where}.organization", f"no organization {share.organization!r} in the directory"
+        )
+    return share.kind, organization.id, organization.name
+
+
+async def sign_consent(
+    session: AsyncSession,
+    principal: Principal,
+    person_id: uuid.UUID,
+    data: ConsentInput,
+    policy: ConsentPolicy,
+    now: datetime,
+) -> Consent:
+    """A new consent signed by a person the provider knows, on a peer's phone (met again,
+    or changing what they share): the newest live consent is the one in force."""
+    peer_id = own_peer(principal)
+    if peer_id is None:
+        raise Forbidden("a consent is signed by the person on the phone of a peer who is with them")
+    read = await read_person(session, principal, person_id, now, how="sign_consent")
+    if read.access.as_ != "provider":
+        raise NotFound(f"person {person_id} not found")
+    return await _sign(session, principal, read.person, data, policy, now, peer_id)
+
+
+async def revoke_consent(
+    session: AsyncSession,
+    principal: Principal,
+    person_id: uuid.UUID,
+    now: datetime,
+    reason: str | None,
+) -> PersonRead:
+    """The person takes their consent back: every live consent is revoked at once, so that
+    nothing more is shared with anyone it named (the next read of a partner is refused).
+    The provider keeps its own record. On the audit log with every recipient it named."""
+    read = await read_person(session, principal, person_id, now, how="revoke")
+    if read.access.as_ != "provider":
+        raise NotFound(f"person {person_id} not found")
+    live = await repository.live_consents(session, read.person.id, now)
+    if not live:
+        raise ConsentNotLive("no live consent to revoke (expired or revoked already)")
+    by = roster.actor(principal)
+    recipients = []
+    for consent in live:
+        consent.revoked_at, consent.revoked_by = now, by
+        recipients += [
+            f"{s.kind}:{s.recipient}"
+            for c, shares in read.consents
+            if c.id == consent.id
+            for s in shares
+        ]
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "consent.revoke",
+        "person",
+        read.person.id,
+        {
+            "consent_ids": [str(c.id) for c in live],
+            "recipients": recipients,
+            **({"reason": reason} if reason else {}),
+        },
+    )
+    return await read_person(session, principal, read.person.id, now, how="revoke")
+
+
+# --- deconfliction --------------------------------------------------------------------------------
+
+
+async def duplicates_of(
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
+    """People of the same provider who may be this person (for a person to decide)."""
+    read = await read_person(session, principal, person_id, now, how="duplicates")
+    if read.access.as_ != "provider":
+        raise NotFound(f"person {person_id} not found")
+    person = read.person
+    found = await possible_matches(
+        session,
+        person.provider_id,
+        Identity(person.name, person.contact, person.county_fips),
+        exclude=person.id,
+    )
+    await audit.record(
+        session,
+        principal,
+        "person.match_shown",
+        "person",
+        person.id,
+        {"ids": [c["id"] for c in found]},
+    )
+    return found
+
+
+async def merge(
+    session: AsyncSession,
+    principal: Principal,
+    kept_id: uuid.UUID,
+    duplicate_id: uuid.UUID,
+    confirmed: bool,
+    now: datetime,
+) -> Person:
+    """Merge a duplicate into the person kept, on a person's explicit confirmation: its
+    contacts and consents move to the one kept, and it reads as the one kept from then on."""
+    if not confirmed:
+        raise _invalid("confirm", "a merge is made only when a person confirms it (true)")
+    if kept_id == duplicate_id:
+        raise _invalid("duplicate_id", "a person cannot be merged into themselves")
+    kept = await read_person(session, principal, kept_id, now, how="merge")
+    duplicate = await read_person(session, principal, duplicate_id, now, how="merge")
+    if (
+        "provider" not in (kept.access.as_, duplicate.access.as_)
+        or kept.access.as_ != duplicate.access.as_
+    ):
+        raise NotFound("person not found")
+    if duplicate.person.id != duplicate_id or kept.person.id != kept_id:
+        raise Conflict("one of them was merged into another already")
+    if kept.person.provider_id != duplicate.person.provider_id:
+        raise NotFound("person not found")
+    await repository.move_person(session, duplicate_id, kept_id)
+    duplicate.person.merged_into_id = kept_id
+    duplicate.person.merged_at = now
+    duplicate.person.merged_by = roster.actor(principal)
+    await session.flush()
+    await audit.record(
+        session, principal, "person.merge", "person", kept_id, {"duplicate_id": str(duplicate_id)}
+    )
+    return kept.person
+
+
+# --- contacts and referrals -----------------------------------------------------------------------
+
+
+async def contact_of(session: AsyncSession, principal: Principal, contact_id: uuid.UUID) -> Contact:
+    """A contact of the key's provider, else ``NotFound``."""
+    provider = await provider_of(session, principal)
+    contact = await session.get(Contact, contact_id)
+    if contact is None or contact.provider_id != provider:
+        raise NotFound(f"contact {contact_id} not found")
+    return contact
+
+
+async def contacts_of_assignments(
+    session: AsyncSession, assignment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Contact]:
+    return await repository.contacts_of_assignments(session, assignment_ids)
+
+
+async def contacts_of_person(session: AsyncSession, person_id: uuid.UUID) -> Sequence[Contact]:
+    return await repository.contacts_of_person(session, person_id)
+
+
+async def referrals_of(
+    session: AsyncSession, contact_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Referral]]:
+    return await repository.referrals_of_contacts(session, contact_ids)
+
+
+async def add_referral(
+    session: AsyncSession,
+    principal: Principal,
+    contact_id: uuid.UUID,
+    service_id: uuid.UUID,
+    kind: str,
+    now: datetime,
+) -> Referral:
+    """Refer a contact to a directory service, of one of its kinds."""
+    contact = await contact_of(session, principal, contact_id)
+    service, _ = await directory.get_service(session, service_id)
+    directory.require_kind(kind)
+    if kind not in service.kinds:
+        raise _invalid("kind", f"{service.name} offers {', '.join(service.kinds)}, not {kind}")
+    existing = [
+        r
+        for r in (await repository.referrals_of_contacts(session, [contact.id]))[contact.id]
+        if r.service_id == service.id and r.kind == kind
+    ]
+    if existing:
+        return existing[0]
+    referral = Referral(
+        contact_id=contact.id,
+        service_id=service.id,
+        kind=kind,
+        made_at=now,
+        made_by=roster.actor(principal),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(referral)
+            await session.flush()
+    except IntegrityError:
+        # Made at the same moment by another request: that one stands.
+        return next(
+            r
+            for r in (await repository.referrals_of_contacts(session, [contact.id]))[contact.id]
+            if r.service_id == service.id and r.kind == kind
+        )
+    await audit.record(
+        session,
+        principal,
+        "referral.create",
+        "referral",
+        referral.id,
+        {"contact_id": str(contact.id), "service_id": str(service.id), "kind": kind},
+    )
+    return referral
+
+
+class ArrivalRecorded(Conflict):
+    slug = "arrival-recorded"
+    title = "Whether the person arrived is recorded already"
+
+
+async def record_arrival(
+    session: AsyncSession,
+    principal: Principal,
+    referral_id: uuid.UUID,
+    arrived: bool,
+    now: datetime,
+) -> Referral:
+    """Whether the referred person arrived (the warm hand-off confirmed), once."""
+    provider = await provider_of(session, principal)
+    referral = await session.get(Referral, referral_id, with_for_update=True)
+    contact = await session.get(Contact, referral.contact_id) if referral else None
+    if referral is None or contact is None or contact.provider_id != provider:
+        raise NotFound(f"referral {referral_id} not found")
+    answer = "arrived" if arrived else "did_not_arrive"
+    if referral.arrival != "pending":
+        if referral.arrival == answer:
+            return referral
+        raise ArrivalRecorded(
+            f"recorded as {referral.arrival.replace('_', ' ')} by {referral.arrival_by}"
+        )
+    referral.arrival, referral.arrival_at, referral.arrival_by = (
+        answer,
+        now,
+        roster.actor(principal),
+    )
+    await session.flush()
+    await audit.record(
+        session, principal, "referral.arrival", "referral", referral.id, {"arrival": answer}
+    )
+    return referral
+
+
+def consent_state(consent: Consent, now: datetime) -> str:
+    if consent.revoked_at is not None:
+        return "revoked"
+    return "live" if now < consent.expires_at else "expired"
+
+
+async def persons_of(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Person]:
+    """People by id, for a caller that already decided the key may see them and puts the
+    read on the audit log itself (a provider's follow-up queue)."""
+    found: dict[uuid.UUID, Person] = {}
+    for person_id in dict.fromkeys(person_ids):
+        person = await session.get(Person, person_id)
+        if person is not None:
+            found[person_id] = person
+    return found

@@ -1,0 +1,208 @@
+"""The provider's follow-up queue at ``/provider``: a provider admin signs in with their key
+(scoped to the provider) and sees every open follow-up of the provider's people: those
+overdue and escalated first, then the week's, then later ones; assigns them to a peer or the
+team and records what came of them. The same services, scope and audit as the API
+(``/v1/followups``): the list is a read of each person it names.
+
+Sign-in like the supervisor page: a session cookie (hashed token server-side; HttpOnly,
+SameSite=Strict, limited to ``/provider``), posts only from this site, nothing loaded from
+another site; live over Server-Sent Events when the queue changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from corespond.auth.service import Principal, session_principal
+from corespond.browser import SECURITY_HEADERS, KeySignIn, change_stream, same_site
+from corespond.db import SessionDep
+from corespond.errors import Forbidden, NotFound, Unauthorized
+from corespond.followups import service as followups
+from corespond.people import views
+from corespond.people.schemas import AssignIn, OutcomeIn
+from corespond.roster import service as roster
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = "/provider"
+COOKIE = "corespond_provider"
+SESSION_HOURS = 12
+STATIC = {"provider.css": "text/css", "provider.js": "text/javascript", "icon.svg": "image/svg+xml"}
+WEEK = timedelta(days=7)
+
+templates = Environment(
+    loader=PackageLoader("corespond.provider", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = templates.get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _scoped(principal: Principal) -> str | None:
+    if principal.scope is None or principal.scope.kind != "provider":
+        return "A provider admin key scoped to its provider (provider:ID) opens this page."
+    return None
+
+
+SIGN_IN = KeySignIn(
+    page=PAGE,
+    cookie=COOKIE,
+    allowed=("provider_admin",),
+    hours=SESSION_HOURS,
+    refuse=lambda status, error: _html("login.html", status, error=error),
+)
+
+
+async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    principal = await session_principal(session, token, request.app.state.clock())
+    if principal is None or principal.role != "provider_admin" or _scoped(principal):
+        return None
+    return principal
+
+
+async def _require(request: Request, session: AsyncSession) -> Principal:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        raise Unauthorized(f"sign in at {PAGE}")
+    return principal
+
+
+def _provider_id(principal: Principal) -> str:
+    if principal.scope is None:  # pragma: no cover - _signed_in refuses it
+        raise Forbidden("a provider admin key needs a provider scope")
+    return principal.scope.value
+
+
+@router.get(PAGE)
+async def page(request: Request, session: SessionDep) -> Response:
+    principal = await _signed_in(request, session)
+    if principal is None:
+        return _html("login.html")
+    provider = await roster.get_provider(session, _provider_id(principal))
+    return _html(
+        "provider.html",
+        who=principal.name,
+        provider=provider.name,
+        timezone=request.app.state.settings.program_timezone,
+    )
+
+
+@router.post(f"{PAGE}/login")
+async def login(
+    request: Request, session: SessionDep, key: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    return await SIGN_IN.sign_in(request, session, key, _scoped)
+
+
+@router.post(f"{PAGE}/logout")
+async def logout(request: Request, session: SessionDep) -> Response:
+    return await SIGN_IN.sign_out(request, session)
+
+
+async def _queue(request: Request, session: AsyncSession, principal: Principal) -> dict[str, Any]:
+    now: datetime = request.app.state.clock()
+    tasks = await followups.list_tasks(
+        session,
+        principal,
+        state="open",
+        due_before=None,
+        escalated=None,
+        assignee=None,
+        person_id=None,
+        limit=500,
+    )
+    outs = await views.follow_up_outs(session, tasks, now)
+    rows = [
+        {**out.model_dump(mode="json"), "person_contact": person.contact}
+        for out, (_, person) in zip(outs, tasks, strict=True)
+    ]
+    peers = await roster.provider_peers(session, _provider_id(principal))
+    return {
+        "at": now.isoformat(),
+        "escalated": [r for r in rows if r["escalated_at"]],
+        "overdue": [r for r in rows if r["overdue"] and not r["escalated_at"]],
+        "week": [
+            r for r in rows if not r["overdue"] and datetime.fromisoformat(r["due_at"]) < now + WEEK
+        ],
+        "later": [
+            r
+            for r in rows
+            if not r["overdue"] and datetime.fromisoformat(r["due_at"]) >= now + WEEK
+        ],
+        "peers": sorted(
+            ({"id": str(p.id), "name": p.display_name} for p in peers), key=lambda p: p["name"]
+        ),
+    }
+
+
+@router.get(f"{PAGE}/data")
+async def data(request: Request, session: SessionDep) -> Response:
+    principal = await _require(request, session)
+    body = await _queue(request, session, principal)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get(f"{PAGE}/events")
+async def events(request: Request, session: SessionDep) -> Response:
+    """``data: changed`` when the provider's queue changes (checked every second)."""
+    principal = await _require(request, session)
+    provider = _provider_id(principal)
+    token = request.cookies.get(COOKIE, "")
+    clock = request.app.state.clock
+
+    async def stamp(check: AsyncSession) -> object:
+        return await followups.change_stamp(check, provider)
+
+    async def signed_in(check: AsyncSession) -> bool:
+        return await session_principal(check, token, clock()) is not None
+
+    return change_stream(request, stamp, signed_in)
+
+
+def _same_site(request: Request) -> None:
+    if not same_site(request):
+        raise Forbidden("post from the provider page")
+
+
+@router.post(f"{PAGE}/followups/{{followup_id}}/outcome")
+async def outcome(
+    followup_id: uuid.UUID, request: Request, session: SessionDep, body: OutcomeIn
+) -> Response:
+    _same_site(request)
+    principal = await _require(request, session)
+    await followups.record_outcome(
+        session, principal, followup_id, body.outcome, request.app.state.clock()
+    )
+    return JSONResponse(await _queue(request, session, principal))
+
+
+@router.post(f"{PAGE}/followups/{{followup_id}}/assign")
+async def assign(
+    followup_id: uuid.UUID, request: Request, session: SessionDep, body: AssignIn
+) -> Response:
+    _same_site(request)
+    principal = await _require(request, session)
+    await followups.assign(session, principal, followup_id, body.peer_id)
+    return JSONResponse(await _queue(request, session, principal))
+
+
+@router.get(f"{PAGE}/static/{{name}}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no such file: {name}")
+    text = resources.files("corespond.provider").joinpath(f"static/{name}").read_text()
+    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})

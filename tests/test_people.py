@@ -1,0 +1,474 @@
+"""People and consent: who may read what under which consent (a table, before and after
+revocation and expiry), contacts without consent, deconfliction that never merges by
+itself, and every read on the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from corespond.audit.models import AuditEntry
+from corespond.db import Database
+from corespond.people import access
+from corespond.people.access import ConsentTerms, Reader, Share
+from corespond.people.models import Consent, Contact, Person
+from tests import program
+from tests.aftercall import (
+    DETOX_ORG,
+    QRT_ORG,
+    Met,
+    auth,
+    consent,
+    met,
+    met_on_a_call,
+    record_person,
+)
+from tests.conftest import Source, make_key
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+POLICE = Share("police", "CHARLESTON PD")
+DETOX = Share("treatment", DETOX_ORG[0])
+
+
+def terms(*shares: Share, revoked: bool = False, days: float = 30) -> ConsentTerms:
+    return ConsentTerms(
+        id=uuid.uuid4(),
+        shares=shares,
+        fields=("name", "contact", "county"),
+        purposes=("care_coordination",),
+        expires_at=NOW + timedelta(days=days),
+        revoked_at=NOW - timedelta(hours=1) if revoked else None,
+    )
+
+
+# (reader, consents, expected): the rule as a table. "provider": the whole record;
+# "partner": what the consent shares; None: nothing, not even that the person exists.
+TABLE = [
+    (Reader("peer", provider="wvsl"), [], "provider"),
+    (Reader("provider_admin", provider="wvsl"), [], "provider"),
+    (Reader("peer", provider="rp"), [terms(POLICE, DETOX)], None),
+    (Reader("provider_admin", provider="rp"), [terms(POLICE, DETOX)], None),
+    (Reader("dispatcher"), [terms(POLICE, DETOX)], None),
+    (Reader("supervisor"), [terms(POLICE, DETOX)], None),
+    (Reader("auditor"), [terms(POLICE, DETOX)], None),
+    (Reader("admin"), [terms(POLICE, DETOX)], None),
+    (Reader("partner", agency="Charleston P.D."), [terms(POLICE)], "partner"),
+    (Reader("partner", agency="CHARLESTON PD"), [terms(DETOX)], None),
+    (Reader("partner", agency="BLUEFIELD PD"), [terms(POLICE, DETOX)], None),
+    (Reader("partner", organization=DETOX_ORG[0]), [terms(POLICE, DETOX)], "partner"),
+    (Reader("partner", organization=QRT_ORG[0]), [terms(POLICE, DETOX)], None),
+    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, revoked=True)], None),
+    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, days=-1)], None),
+    (Reader("partner", organization=DETOX_ORG[0]), [terms(DETOX, days=-1)], None),
+    # An older consent revoked, a newer one live: the live one counts.
+    (
+        Reader("partner", agency="CHARLESTON PD"),
+        [terms(POLICE, revoked=True), terms(POLICE, days=90)],
+        "partner",
+    ),
+    # Revoked or expired, the provider keeps its own record.
+    (Reader("peer", provider="wvsl"), [terms(POLICE, revoked=True)], "provider"),
+]
+
+
+@pytest.mark.parametrize(("reader", "consents", "expected"), TABLE)
+def test_who_may_read_a_person(
+    reader: Reader, consents: list[ConsentTerms], expected: str | None
+) -> None:
+    granted = access.access(reader, "wvsl", consents, NOW)
+    assert (granted.as_ if granted else None) == expected
+
+
+# --- the same rule through the API, with real keys, before and after revocation and expiry ---
+
+
+async def _keys(client: httpx.AsyncClient, m: Met) -> dict[str, str]:
+    async with m.db.sessionmaker() as session, session.begin():
+        ben = await program.peer(session, "Ben", home=program.ST_ALBANS)
+        cleo = await program.peer(session, "Cleo", provider_id="rp", counties=(program.CABELL,))
+    db = m.db
+    return {
+        "the peer who met them": m.ana,
+        "another peer of the provider": await make_key(db, "peer", f"peer:{ben.id}"),
+        "the provider's admin": await make_key(db, "provider_admin", "provider:wvsl"),
+        "a peer of another provider": await make_key(db, "peer", f"peer:{cleo.id}"),
+        "another provider's admin": await make_key(db, "provider_admin", "provider:rp"),
+        "a dispatcher": m.dispatcher,
+        "a dispatcher of the police named": await make_key(
+            db, "dispatcher", "agency:CHARLESTON PD"
+        ),
+        "a supervisor": m.supervisor,
+        "an auditor": await make_key(db, "auditor"),
+        "an admin": m.admin,
+        "the police named": await make_key(db, "partner", "agency:CHARLESTON PD"),
+        "police not named": await make_key(db, "partner", "agency:BLUEFIELD PD"),
+        "the treatment provider named": await make_key(
+            db, "partner", f"organization:{DETOX_ORG[0]}"
+        ),
+        "a QRT not named": await make_key(db, "partner", f"organization:{QRT_ORG[0]}"),
+    }
+
+
+PROVIDER = {"the peer who met them", "another peer of the provider", "the provider's admin"}
+PARTNERS = {"the police named", "the treatment provider named"}
+
+
+async def _reads(client: httpx.AsyncClient, keys: dict[str, str], person: str) -> dict[str, str]:
+    """What each reader gets: provider / partner (the view), or the status refused."""
+    seen = {}
+    for who, key in keys.items():
+        one = await client.get(f"/v1/people/{person}", headers=auth(key))
+        listed = await client.get("/v1/people", headers=auth(key))
+        in_list = listed.status_code == 200 and person in [p["id"] for p in listed.json()["items"]]
+        if one.status_code == 200:
+            assert in_list, who
+            seen[who] = one.json()["view"]
+        else:
+            assert not in_list, who
+            assert one.status_code in (403, 404), (who, one.status_code)
+            assert one.headers["content-type"] == "application/problem+json"
+            assert "Jo" not in one.text
+            seen[who] = "refused"
+    return seen
+
+
+async def test_consent_decides_who_reads_a_person_before_and_after_revocation_and_expiry(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    recorded = await record_person(client, m.assignment, m.ana)
+    assert recorded.status_code == 201, recorded.text
+    person = recorded.json()["person"]["id"]
+    keys = await _keys(client, m)
+
+    live = await _reads(client, keys, person)
+    assert live == {
+        who: "provider" if who in PROVIDER else "partner" if who in PARTNERS else "refused"
+        for who in keys
+    }
+    police = (
+        await client.get(f"/v1/people/{person}", headers=auth(keys["the police named"]))
+    ).json()
+    assert police["name"] == "Jo Doe"
+    assert police["contacts"] is None
+    assert police["follow_ups"] is None
+    assert [s["kind"] for s in police["consent"]["shares"]] == ["police"]  # not the others
+    assert police["consent"]["signed_name"] is None
+
+    # Expiry: the day after the consent's last day, partners read nothing more.
+    real_clock = app.state.clock
+    app.state.clock = lambda: real_clock() + timedelta(days=367)
+    expired = await _reads(client, keys, person)
+    assert expired == {who: "provider" if who in PROVIDER else "refused" for who in keys}
+    app.state.clock = real_clock
+
+    # Revocation: at once, for everyone it named; the provider keeps its record.
+    revoked = await client.post(
+        f"/v1/people/{person}/consent/revoke",
+        headers=auth(m.ana),
+        json={"reason": "asked on the follow-up call"},
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["consent"] is None
+    assert revoked.json()["consents"][0]["state"] == "revoked"
+    after = await _reads(client, keys, person)
+    assert after == {who: "provider" if who in PROVIDER else "refused" for who in keys}
+    again = await client.post(f"/v1/people/{person}/consent/revoke", headers=auth(m.ana))
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/consent-not-live")
+
+
+async def test_a_partner_sees_only_the_fields_shared_and_finds_people_by_them(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Sam Roe", "contact": "304-555-1212"},
+        "consent": consent(signed_name="Sam Roe", fields=["name", "county"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert recorded.status_code == 201, recorded.text
+    police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
+    found = await client.get("/v1/people?q=sam", headers=auth(police))
+    assert [p["name"] for p in found.json()["items"]] == ["Sam Roe"]
+    assert found.json()["items"][0]["contact"] is None
+    assert found.json()["items"][0]["county"] == "Kanawha"
+    # The phone is not shared: it is not searchable either.
+    by_phone = await client.get("/v1/people?q=555-1212", headers=auth(police))
+    assert by_phone.json()["items"] == []
+    here = await client.get("/v1/people?county=Kanawha", headers=auth(police))
+    assert [p["name"] for p in here.json()["items"]] == ["Sam Roe"]
+    elsewhere = await client.get("/v1/people?county=Cabell", headers=auth(police))
+    assert elsewhere.json()["items"] == []
+    provider = await client.get("/v1/people?q=555-1212", headers=auth(m.ana))
+    assert [p["name"] for p in provider.json()["items"]] == ["Sam Roe"]
+
+
+async def test_without_consent_a_contact_keeps_nothing_that_identifies_anyone(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    refused = await client.post(
+        f"/v1/assignments/{m.assignment}/contact",
+        json={"person": {"name": "Jo Doe"}},
+        headers=auth(m.ana),
+    )
+    assert refused.status_code == 422
+    assert refused.json()["invalid-params"][0]["name"] == "consent"
+    not_agreed = await record_person(client, m.assignment, m.ana)
+    assert not_agreed.status_code == 201  # (the helper's consent is agreed)
+    second = await met_on_a_call(
+        client, m.db, m.source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    box_unchecked = await client.post(
+        f"/v1/assignments/{second}/contact",
+        json={"person": {"name": "Kim"}, "consent": consent(agreed=False)},
+        headers=auth(m.ana),
+    )
+    assert box_unchecked.status_code == 422
+    assert box_unchecked.json()["invalid-params"][0]["name"] == "consent.agreed"
+    anonymous = await client.post(f"/v1/assignments/{second}/contact", json={}, headers=auth(m.ana))
+    assert anonymous.status_code == 201, anonymous.text
+    assert anonymous.json()["person"] is None
+    assert anonymous.json()["contact"]["identified"] is False
+    assert anonymous.json()["follow_ups"] == []
+    async with m.db.sessionmaker() as session:
+        contact = await session.get(Contact, uuid.UUID(anonymous.json()["contact"]["id"]))
+        assert contact is not None
+        assert contact.person_id is None
+        assert await session.scalar(select(func.count()).select_from(Person)) == 1
+    twice = await client.post(f"/v1/assignments/{second}/contact", json={}, headers=auth(m.ana))
+    assert twice.status_code == 409
+    assert twice.json()["type"].endswith("/contact-recorded")
+
+
+async def test_only_the_peer_who_met_them_records_a_contact_once_met_on_a_call(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    for key in (m.supervisor, m.admin, m.dispatcher):
+        refused = await client.post(
+            f"/v1/assignments/{m.assignment}/contact", json={}, headers=auth(key)
+        )
+        assert refused.status_code in (403, 404), refused.text
+    async with m.db.sessionmaker() as session, session.begin():
+        call = await program.call(session, m.source.id)
+    offer = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(m.dispatcher))
+    early = await client.post(
+        f"/v1/assignments/{offer.json()['id']}/contact", json={}, headers=auth(m.ana)
+    )
+    assert early.status_code == 409
+    assert early.json()["type"].endswith("/not-met-yet")
+    bad = await client.post(
+        f"/v1/assignments/{m.assignment}/contact",
+        json={"person": {"name": "x" * 101}, "consent": consent()},
+        headers=auth(m.ana),
+    )
+    assert bad.status_code == 422
+    assert bad.json()["invalid-params"][0]["name"] == "person.name"
+    unknown = await client.post(
+        f"/v1/assignments/{m.assignment}/contact",
+        json={
+            "person": {"name": "Al"},
+            "consent": consent(shares=[{"to": "police", "agency": "NOWHERE PD"}]),
+        },
+        headers=auth(m.ana),
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["invalid-params"][0]["name"] == "consent.shares.0.agency"
+    too_long = await client.post(
+        f"/v1/assignments/{m.assignment}/contact",
+        json={"person": {"name": "Al"}, "consent": consent(expires_on="2099-01-01")},
+        headers=auth(m.ana),
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["invalid-params"][0]["name"] == "consent.expires_on"
+
+
+async def test_the_same_person_met_again_is_never_merged_without_a_person_saying_so(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    first = await record_person(client, m.assignment, m.ana, name="Jo Doe")
+    jo = first.json()["person"]["id"]
+
+    again = await met_on_a_call(
+        client, m.db, m.source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    # The same phone, the name spelled otherwise: the peer is asked, nothing is stored.
+    asked = await record_person(client, again, m.ana, name="DOE, JO")
+    assert asked.status_code == 409, asked.text
+    assert asked.json()["type"].endswith("/possible-match")
+    (candidate,) = asked.json()["candidates"]
+    assert candidate["id"] == jo
+    assert set(candidate["reasons"]) == {"same phone", "same name"}
+    async with m.db.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Person)) == 1
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+
+    # "A different person": a record of their own, which may be merged later, by hand.
+    other = await record_person(client, again, m.ana, name="DOE, JO", new_person=True)
+    assert other.status_code == 201, other.text
+    twin = other.json()["person"]["id"]
+    assert twin != jo
+    found = await client.get(f"/v1/people/{jo}/duplicates", headers=auth(m.ana))
+    assert [d["id"] for d in found.json()["items"]] == [twin]
+    unconfirmed = await client.post(
+        f"/v1/people/{jo}/merge", json={"duplicate_id": twin, "confirm": False}, headers=auth(m.ana)
+    )
+    assert unconfirmed.status_code == 422
+    merged = await client.post(
+        f"/v1/people/{jo}/merge", json={"duplicate_id": twin, "confirm": True}, headers=auth(m.ana)
+    )
+    assert merged.status_code == 200, merged.text
+    assert len(merged.json()["contacts"]) == 2
+    assert len(merged.json()["consents"]) == 2
+    # The duplicate now reads as the person kept.
+    redirected = await client.get(f"/v1/people/{twin}", headers=auth(m.ana))
+    assert redirected.json()["id"] == jo
+
+    # "The same person": the next contact is theirs, with no new record.
+    third = await met_on_a_call(
+        client, m.db, m.source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    same = await client.post(
+        f"/v1/assignments/{third}/contact", json={"same_as": jo}, headers=auth(m.ana)
+    )
+    assert same.status_code == 201, same.text
+    assert same.json()["person"]["id"] == jo
+    async with m.db.sessionmaker() as session:
+        people = await session.scalar(
+            select(func.count()).select_from(Person).where(Person.merged_into_id.is_(None))
+        )
+        assert people == 1
+
+
+async def test_every_read_of_a_person_is_on_the_audit_log(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    person = (await record_person(client, m.assignment, m.ana)).json()["person"]["id"]
+    police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
+    async with m.db.sessionmaker() as session:
+        before = await session.scalar(select(func.count()).select_from(AuditEntry))
+    await client.get(f"/v1/people/{person}", headers=auth(police))
+    await client.get("/v1/people", headers=auth(m.ana))
+    await client.get(f"/v1/people/{person}", headers=auth(m.dispatcher))  # refused
+    async with m.db.sessionmaker() as session:
+        entries = (
+            await session.scalars(select(AuditEntry).order_by(AuditEntry.id).offset(before or 0))
+        ).all()
+    actions = [(e.action, e.record_id, e.role) for e in entries]
+    assert ("person.read", person, "partner") in actions
+    listed = next(e for e in entries if e.action == "person.list")
+    assert person in listed.detail["ids"]
+    assert ("read.refused", person, "dispatcher") in actions
+    # The log names records, never what is in them.
+    assert not any("Jo Doe" in str(e.detail) for e in entries)
+
+
+async def test_referrals_point_at_the_directory_and_record_arrival(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    contact = (await record_person(client, m.assignment, m.ana)).json()["contact"]["id"]
+    detox = m.services["svc-detox"]
+    wrong_kind = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": detox, "kind": "mat"},
+        headers=auth(m.ana),
+    )
+    assert wrong_kind.status_code == 422
+    made = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": detox, "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert made.status_code == 201, made.text
+    referral = made.json()
+    assert referral["arrival"] == "pending"
+    assert referral["organization"] == DETOX_ORG[1]
+    arrived = await client.post(
+        f"/v1/referrals/{referral['id']}/arrival", json={"arrived": True}, headers=auth(m.ana)
+    )
+    assert arrived.json()["arrival"] == "arrived"
+    assert arrived.json()["arrival_by"].startswith("peer key")
+    other = await client.post(
+        f"/v1/referrals/{referral['id']}/arrival", json={"arrived": False}, headers=auth(m.ana)
+    )
+    assert other.status_code == 409
+    strangers = await make_key(m.db, "provider_admin", "provider:rp")
+    hidden = await client.get(f"/v1/contacts/{contact}", headers=auth(strangers))
+    assert hidden.status_code == 404
+    mine = await client.get(f"/v1/contacts/{contact}", headers=auth(m.ana))
+    assert [r["arrival"] for r in mine.json()["referrals"]] == ["arrived"]
+
+
+async def test_a_consent_runs_to_the_end_of_its_last_day_on_the_programs_clock(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    day = (datetime.now(UTC) + timedelta(days=10)).date()
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact",
+        json={"person": {"name": "Lee"}, "consent": consent(expires_on=day.isoformat())},
+        headers=auth(m.ana),
+    )
+    assert recorded.status_code == 201, recorded.text
+    async with m.db.sessionmaker() as session:
+        row = await session.scalar(select(Consent))
+        assert row is not None
+    from zoneinfo import ZoneInfo
+
+    local = row.expires_at.astimezone(ZoneInfo("America/New_York"))
+    assert (local.date(), local.hour, local.minute) == (day + timedelta(days=1), 0, 0)
+
+
+async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_exports(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    recorded = await record_person(client, m.assignment, m.ana)
+    person = recorded.json()["person"]["id"]
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 200
+
+    # The peer's phone: the person's consent, and a button to take it back.
+    link = await client.post(f"/v1/peers/{m.ana_id}/sign-in-links", headers=auth(m.admin))
+    token = link.json()["url"].split("token=")[1]
+    signed = await client.post("/peer/sign-in", data={"token": token})
+    cookies = {"cookie": f"corespond_peer={signed.cookies['corespond_peer']}"}
+    client.cookies.clear()
+    data = (await client.get("/peer/data", headers=cookies)).json()
+    (after,) = data["after"]
+    assert after["contact"]["person"]["name"] == "Jo Doe"
+    assert after["contact"]["person"]["consent"]["state"] == "live"
+    assert [t["person_name"] for t in data["followups"]][:1] == ["Jo Doe"]
+    revoked = await client.post(
+        f"/peer/people/{person}/consent/revoke", headers=cookies, json={"reason": "asked"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    (after,) = revoked.json()["after"]
+    assert after["contact"]["person"]["consent"] is None
+    assert after["contact"]["person"]["revoked"] is True
+
+    # The API: the police read nothing more, list nothing, find nothing.
+    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 404
+    assert (await client.get("/v1/people?q=jo", headers=auth(police))).json()["items"] == []
+    # Exports: the report counts the consent as revoked, and names nobody.
+    supervisor_csv = await client.get(
+        "/v1/reports/program", headers={**auth(m.supervisor), "accept": "text/csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(supervisor_csv.text)))
+    assert (rows[0]["consents"], rows[0]["consents_revoked"]) == ("1", "1")
+    assert "Jo Doe" not in supervisor_csv.text
+    assert "304-555-7788" not in supervisor_csv.text
