@@ -14,9 +14,15 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.auth.service import Principal, authenticate, end_session, open_session
+from corespond.auth.service import (
+    Principal,
+    authenticate,
+    end_session,
+    open_session,
+    session_principal,
+)
 from corespond.db import database_of
-from corespond.errors import Unauthorized
+from corespond.errors import Forbidden, Unauthorized
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
@@ -146,6 +152,26 @@ class KeySignIn:
         response = RedirectResponse(self.page, status_code=303)
         set_session_cookie(response, request, self.cookie, token, self.page, self.hours)
         return response
+
+    async def signed_in(self, request: Request, session: AsyncSession) -> Principal | None:
+        """Who holds this page's session cookie, if its key is live and of an allowed role."""
+        token = request.cookies.get(self.cookie)
+        if not token:
+            return None
+        principal = await session_principal(session, token, request.app.state.clock())
+        return principal if principal is not None and principal.role in self.allowed else None
+
+    async def require(
+        self, request: Request, session: AsyncSession, *, post: bool = False
+    ) -> Principal:
+        """The signed-in principal, else ``Unauthorized``; an action (``post``) only from
+        this site."""
+        if post and not same_site(request):
+            raise Forbidden("use this page")
+        principal = await self.signed_in(request, session)
+        if principal is None:
+            raise Unauthorized(f"sign in at {self.page}")
+        return principal
 
     async def sign_out(self, request: Request, session: AsyncSession) -> Response:
         """End the session of the cookie (from this page only) and go back to the form."""

@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service
+from corespond.assignments.deps import Ctx
 from corespond.assignments.models import Assignment
 from corespond.assignments.repository import AssignmentFilter
 from corespond.assignments.schemas import (
@@ -32,8 +33,6 @@ from corespond.assignments.service import (
     CallNotRequestable,
     CancelledForDanger,
     Clearing,
-    Context,
-    MatchPolicy,
     NoCoverage,
     PeerNotEligible,
     SceneNotSecure,
@@ -71,18 +70,6 @@ Supervisor = Authorized
 WRITE_PROBLEMS = problems(
     Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, InvalidPayload
 )
-
-
-def context(request: Request) -> Context:
-    """What matching runs with for this request: policy, map, and the time now."""
-    return Context(
-        MatchPolicy.of(request.app.state.settings),
-        request.app.state.geography,
-        request.app.state.clock(),
-    )
-
-
-Ctx = Annotated[Context, Depends(context)]
 
 
 async def _view(

@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.assignments import service as assignments
+from corespond.assignments.deps import context
 from corespond.assignments.models import Assignment
 from corespond.assignments.schemas import Language
-from corespond.assignments.service import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
@@ -43,14 +43,13 @@ from corespond.browser import (
     SECURITY_HEADERS,
     KeySignIn,
     change_stream,
-    same_site,
 )
 from corespond.calls import service as calls
 from corespond.calls.repository import CallFilter
 from corespond.confidentiality.peer_view import clean_note
 from corespond.console import repository
 from corespond.db import SessionDep
-from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
+from corespond.errors import InvalidPayload, NotFound
 from corespond.ingest.schemas import INCIDENT_NUMBER_MAX
 
 router = APIRouter(include_in_schema=False)
@@ -87,37 +86,12 @@ SIGN_IN = KeySignIn(
 )
 
 
-async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    principal = await session_principal(session, token, request.app.state.clock())
-    return principal if principal is not None and principal.role in ALLOWED else None
-
-
-async def _require(request: Request, session: AsyncSession, *, post: bool = False) -> Principal:
-    if post and not same_site(request):
-        raise Forbidden("use this page")
-    principal = await _signed_in(request, session)
-    if principal is None:
-        raise Unauthorized("sign in at /dispatch")
-    return principal
-
-
-def _context(request: Request) -> Context:
-    return Context(
-        MatchPolicy.of(request.app.state.settings),
-        request.app.state.geography,
-        request.app.state.clock(),
-    )
-
-
 # --- signing in and out --------------------------------------------------------------------
 
 
 @router.get("/dispatch")
 async def page(request: Request, session: SessionDep) -> Response:
-    principal = await _signed_in(request, session)
+    principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
         return _html("login.html")
     await audit.record(session, principal, "dispatch_console.read", "call", None)
@@ -225,7 +199,7 @@ async def data(
     request: Request, session: SessionDep, incident_number: str | None = None
 ) -> Response:
     """The console's calls (the same sign-in cookie); ``?incident_number=`` finds one."""
-    principal = await _require(request, session)
+    principal = await SIGN_IN.require(request, session)
     body = await _data(request, session, principal, _number(incident_number))
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -234,7 +208,7 @@ async def data(
 async def events(request: Request, session: SessionDep) -> Response:
     """``data: changed`` when calls or assignments change (checked every second), a comment
     every 15 s to keep the connection open; ends when the session does."""
-    await _require(request, session)
+    await SIGN_IN.require(request, session)
     token = request.cookies.get(COOKIE, "")
     clock = request.app.state.clock
 
@@ -268,7 +242,7 @@ async def request_peer(
     call_id: uuid.UUID, request: Request, session: SessionDep, body: RequestIn
 ) -> Response:
     """Ask for a peer; on a ``review`` call only with a reason, recorded with who decided."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     call = await calls.get_call(session, call_id, principal)
     if call.decision == "review":
         reason = (body.review_reason or "").strip()
@@ -289,7 +263,7 @@ async def request_peer(
         session,
         principal,
         call_id,
-        _context(request),
+        context(request),
         note=note,
         language=body.language,
         neighbouring_providers=body.neighbouring_providers,
@@ -300,10 +274,8 @@ async def request_peer(
 @router.post("/dispatch/assignments/{assignment_id}/scene-secure")
 async def scene_secure(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Police report the scene secure: the staged peer may go in."""
-    principal = await _require(request, session, post=True)
-    assignment = await assignments.scene_secure(
-        session, principal, assignment_id, _context(request)
-    )
+    principal = await SIGN_IN.require(request, session, post=True)
+    assignment = await assignments.scene_secure(session, principal, assignment_id, context(request))
     return JSONResponse({"assignment": str(assignment.id), "status": assignment.status})
 
 
@@ -313,12 +285,12 @@ async def cancel(
 ) -> Response:
     """Call the peer off; the dispatcher's words are kept on the audit record (the
     assignment's history says ``dispatcher``)."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     reason = body.reason.strip()
     if not reason:
         raise InvalidPayload("reason: say why the peer is called off")
     assignment = await assignments.act(
-        session, principal, assignment_id, "cancel", _context(request)
+        session, principal, assignment_id, "cancel", context(request)
     )
     await audit.record(
         session, principal, "assignment.called_off", "assignment", assignment.id, {"reason": reason}

@@ -36,7 +36,7 @@ from corespond.alerts import service as alerts
 from corespond.alerts.repository import AlertFilter
 from corespond.alerts.schemas import alert_views
 from corespond.assignments import service as assignments
-from corespond.assignments.service import Context, MatchPolicy
+from corespond.assignments.deps import context
 from corespond.audit import service as audit
 from corespond.auth.service import (
     Principal,
@@ -87,14 +87,6 @@ templates = Environment(
 )
 
 
-async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    principal = await session_principal(session, token, request.app.state.clock())
-    return principal if principal is not None and principal.role in ALLOWED else None
-
-
 def _scoped(principal: Principal) -> list[str] | None:
     try:
         return service.scoped_counties(principal)
@@ -118,7 +110,7 @@ SIGN_IN = KeySignIn(
 
 @router.get("/supervisor")
 async def page(request: Request, session: SessionDep) -> Response:
-    principal = await _signed_in(request, session)
+    principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
         return _html("login.html")
     states = {c.fips: c for c in await _coverage(request, session, principal)}
@@ -156,7 +148,7 @@ async def logout(request: Request, session: SessionDep) -> Response:
 @router.get("/supervisor/data")
 async def data(request: Request, session: SessionDep) -> Response:
     """What the page shows, for its refresh (the same sign-in cookie)."""
-    principal = await _require(request, session)
+    principal = await SIGN_IN.require(request, session)
     now = request.app.state.clock()
     counties = await _coverage(request, session, principal)
     atlas = request.app.state.geography.atlas
@@ -242,7 +234,7 @@ async def events(request: Request, session: SessionDep) -> Response:
     """``data: changed`` when calls, assignments, the roster, deliveries or alerts change
     (checked every second), a comment every 15 s to keep the connection open; ends when the
     session does."""
-    await _require(request, session)
+    await SIGN_IN.require(request, session)
     token = request.cookies.get(COOKIE, "")
     clock = request.app.state.clock
 
@@ -256,27 +248,10 @@ async def events(request: Request, session: SessionDep) -> Response:
 # --- a county drilled into, and the supervisor's actions -----------------------------------
 
 
-async def _require(request: Request, session: AsyncSession, *, post: bool = False) -> Principal:
-    if post and not same_site(request):
-        raise Forbidden("use this page")
-    principal = await _signed_in(request, session)
-    if principal is None:
-        raise Unauthorized("sign in at /supervisor")
-    return principal
-
-
-def _context(request: Request) -> Context:
-    return Context(
-        MatchPolicy.of(request.app.state.settings),
-        request.app.state.geography,
-        request.app.state.clock(),
-    )
-
-
 @router.get("/supervisor/counties/{fips}")
 async def county(fips: str, request: Request, session: SessionDep) -> Response:
     """A county drilled into (as ``GET /v1/coverage/counties/{county}``)."""
-    principal = await _require(request, session)
+    principal = await SIGN_IN.require(request, session)
     atlas = request.app.state.geography.atlas
     if fips not in atlas.by_fips:
         raise NotFound(f"no county {fips[:10]!r}")
@@ -300,9 +275,9 @@ async def county(fips: str, request: Request, session: SessionDep) -> Response:
 @router.get("/supervisor/assignments/{assignment_id}/candidates")
 async def candidates(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Who the assignment could be handed to now, and who could not (why)."""
-    principal = await _require(request, session)
+    principal = await SIGN_IN.require(request, session)
     assignment, found = await assignments.who_could_take(
-        session, principal, assignment_id, _context(request)
+        session, principal, assignment_id, context(request)
     )
     await audit.record(
         session, principal, "assignment.candidates_read", "assignment", assignment.id
@@ -353,9 +328,9 @@ async def reassign(
     assignment_id: uuid.UUID, request: Request, session: SessionDep, body: _Reassign
 ) -> Response:
     """Hand the call to another peer, saying why (as ``POST /v1/assignments/{id}/reassign``)."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     offered = await assignments.reassign(
-        session, principal, assignment_id, body.peer_id, body.reason, _context(request)
+        session, principal, assignment_id, body.peer_id, body.reason, context(request)
     )
     return JSONResponse({"assignment": str(offered.id), "status": offered.status})
 
@@ -365,9 +340,9 @@ async def cancel(
     assignment_id: uuid.UUID, request: Request, session: SessionDep, body: _Reason
 ) -> Response:
     """Call the peer off, saying why (as ``POST /v1/assignments/{id}/cancel``)."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     cancelled = await assignments.act(
-        session, principal, assignment_id, "cancel", _context(request), reason=body.reason
+        session, principal, assignment_id, "cancel", context(request), reason=body.reason
     )
     return JSONResponse({"assignment": str(cancelled.id), "status": cancelled.status})
 
@@ -377,7 +352,7 @@ async def override_danger(
     call_id: uuid.UUID, request: Request, session: SessionDep, body: _Reason
 ) -> Response:
     """Police report the danger unfounded: the call goes back to review (as the API)."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     call = await calls.override_danger(
         session, principal, call_id, body.reason, request.app.state.clock()
     )
@@ -392,7 +367,7 @@ async def acknowledge(
     body: Annotated[_Note | None, Body()] = None,
 ) -> Response:
     """Acknowledge an alert: it is never told again (as the API)."""
-    principal = await _require(request, session, post=True)
+    principal = await SIGN_IN.require(request, session, post=True)
     alert = await alerts.acknowledge(
         session, principal, alert_id, body.note if body else None, request.app.state.clock()
     )
@@ -412,7 +387,7 @@ class _Contact(BaseModel):
 async def _supervisor(request: Request, session: AsyncSession) -> Principal:
     if not same_site(request):
         raise Forbidden("use this page")
-    principal = await _signed_in(request, session)
+    principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
         raise Unauthorized("sign in at /supervisor")
     if principal.role != "supervisor":

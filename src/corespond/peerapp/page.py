@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond import aftercall
 from corespond.agencies import service as agencies
 from corespond.assignments import service as assignments
+from corespond.assignments.deps import context
 from corespond.assignments.models import LIVE_STATUSES
-from corespond.assignments.router import context
 from corespond.assignments.schemas import Outcome, Referral, assignment_out
 from corespond.assignments.service import Clearing
 from corespond.audit import service as audit

@@ -65,18 +65,13 @@ SIGN_IN = KeySignIn(
 
 
 async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    principal = await session_principal(session, token, request.app.state.clock())
-    if principal is None or principal.role != "provider_admin" or _scoped(principal):
-        return None
-    return principal
+    principal = await SIGN_IN.signed_in(request, session)
+    return principal if principal is not None and _scoped(principal) is None else None
 
 
 async def _require(request: Request, session: AsyncSession) -> Principal:
-    principal = await _signed_in(request, session)
-    if principal is None:
+    principal = await SIGN_IN.require(request, session)
+    if _scoped(principal) is not None:
         raise Unauthorized(f"sign in at {PAGE}")
     return principal
 

@@ -21,11 +21,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.auth.service import Principal, session_principal
 from corespond.browser import SECURITY_HEADERS
-from corespond.coverage.page import ALLOWED, COOKIE, COOKIE_PATH
+from corespond.coverage.page import COOKIE_PATH, SIGN_IN
 from corespond.db import SessionDep
 from corespond.errors import NotFound, Problem, Unauthorized
 from corespond.reports import charts, periods, service
@@ -62,14 +60,6 @@ templates = Environment(
 Text = Annotated[str | None, Query()]
 
 
-async def _signed_in(request: Request, session: AsyncSession) -> Principal | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    principal = await session_principal(session, token, request.app.state.clock())
-    return principal if principal is not None and principal.role in ALLOWED else None
-
-
 def _html(status: int = 200, **context: Any) -> HTMLResponse:
     body = templates.get_template("reports.html").render(**context)
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
@@ -89,7 +79,7 @@ async def page(
 ) -> Response:
     """The report for the signed-in key's counties (else, to sign in first); a period or
     county it cannot read is said on the page, beside the chooser."""
-    principal = await _signed_in(request, session)
+    principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
         return RedirectResponse(COOKIE_PATH, status_code=303)
     atlas = request.app.state.geography.atlas
@@ -157,7 +147,7 @@ async def download(
     county: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """The page's report as CSV (the same sign-in cookie)."""
-    principal = await _signed_in(request, session)
+    principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
         raise Unauthorized(f"sign in at {COOKIE_PATH}")
     chosen = periods.choose(
