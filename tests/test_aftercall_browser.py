@@ -10,7 +10,6 @@ Skipped, saying how to install it, where Chromium is missing."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,24 +19,19 @@ import pytest
 from sqlalchemy import select, update
 
 from corespond.app import create_app
-from corespond.config import PROJECT_ROOT, Settings
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.followups.models import FollowUp
 from corespond.people.models import Consent, Referral
 from tests import program
 from tests.aftercall import DIRECTORY, auth, met_on_a_call
+from tests.browser import CHROMIUM, needs_chromium, screenshots
 from tests.conftest import make_key, make_source
 from tests.servers import served
-from tests.test_supervisor_browser import CHROMIUM
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
+pytestmark = needs_chromium
 
-DOCS = PROJECT_ROOT / "docs"
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "is_mobile": True,
@@ -59,7 +53,7 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
     db = committed_db
     source = await make_source(db, box)
     async with db.sessionmaker() as session, session.begin():

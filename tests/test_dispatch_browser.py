@@ -5,7 +5,6 @@ review call stands out and asks why. Screenshot to docs/ with CORESPOND_SCREENSH
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,21 +14,15 @@ import httpx
 import pytest
 
 from corespond.app import create_app
-from corespond.config import PROJECT_ROOT, Settings
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from tests import program
+from tests.browser import CHROMIUM, needs_chromium, screenshots
 from tests.conftest import make_key, make_source
 from tests.servers import served
-from tests.test_supervisor_browser import CHROMIUM
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
-
-DOCS = PROJECT_ROOT / "docs"
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ async def test_a_dispatcher_requests_and_follows_a_peer_from_the_console(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
     source = await make_source(committed_db, box)
     async with committed_db.sessionmaker() as session, session.begin():
         await program.provider(session)

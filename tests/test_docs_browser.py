@@ -15,10 +15,12 @@ from typing import Any
 from corespond.app import create_app
 from corespond.config import Settings
 from corespond.db import Database
+from tests.browser import CHROMIUM, needs_chromium
 from tests.conftest import make_key
 from tests.servers import served
 from tests.test_edge import production
-from tests.test_supervisor_browser import CHROMIUM, pytestmark  # noqa: F401 - skip without it
+
+pytestmark = needs_chromium
 
 
 @asynccontextmanager

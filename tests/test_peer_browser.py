@@ -8,7 +8,6 @@ Skipped, saying how to install it, where Chromium is missing."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,23 +19,18 @@ from sqlalchemy import update
 
 from corespond.app import create_app
 from corespond.assignments.models import Assignment
-from corespond.config import PROJECT_ROOT, Settings
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from tests import program
+from tests.browser import CHROMIUM, needs_chromium, screenshots
 from tests.conftest import make_key, make_source
 from tests.servers import served
-from tests.test_supervisor_browser import CHROMIUM
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
+pytestmark = needs_chromium
 
 # Screenshots go to docs/ only when asked (CORESPOND_SCREENSHOTS=1): a test run changes no
 # file of the repository.
-DOCS = PROJECT_ROOT / "docs"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
@@ -56,7 +50,7 @@ async def test_a_peer_answers_a_call_from_a_phone(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
 
     source = await make_source(committed_db, box)
     async with committed_db.sessionmaker() as session, session.begin():

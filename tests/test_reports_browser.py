@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,21 +14,15 @@ from pathlib import Path
 import pytest
 
 from corespond.app import create_app
-from corespond.config import PROJECT_ROOT, Settings
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
+from tests.browser import CHROMIUM, needs_chromium, screenshots
 from tests.conftest import make_key, make_source
 from tests.reports_month import COUNTIES, TOTAL, seed_march
 from tests.servers import served
-from tests.test_supervisor_browser import CHROMIUM
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
-
-DOCS = PROJECT_ROOT / "docs"
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ async def test_a_supervisor_reads_prints_and_downloads_a_months_report(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
     source = await make_source(committed_db, box)
     async with committed_db.sessionmaker() as session, session.begin():
         await seed_march(session, source.id)
@@ -148,7 +141,7 @@ async def test_the_year_after_the_call_on_the_demos_data(
     from corespond.assignments.service import MatchPolicy
     from corespond.demo import seed_demo
 
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
     async with committed_db.sessionmaker() as session, session.begin():
         creds = await seed_demo(session, box, policy=MatchPolicy.of(Settings()))
     year = (datetime.now(UTC) - timedelta(days=60)).year

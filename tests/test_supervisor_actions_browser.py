@@ -6,7 +6,6 @@ docs/supervisor-actions.png with CORESPOND_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -21,25 +20,19 @@ from sqlalchemy import func, select
 from corespond.app import create_app
 from corespond.assignments.models import Assignment
 from corespond.audit.models import AuditEntry
-from corespond.config import PROJECT_ROOT, Settings
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.notify.models import Notification
 from corespond.triage.models import TriageDecisionRecord
 from tests import program
+from tests.browser import CHROMIUM, needs_chromium, screenshots
 from tests.conftest import make_key, make_source
 from tests.program import KANAWHA, PUTNAM, SOUTH_CHARLESTON, ST_ALBANS, WINFIELD
 from tests.servers import served
 from tests.test_assignments import auth
-from tests.test_supervisor_browser import CHROMIUM
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
-
-DOCS = PROJECT_ROOT / "docs"
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ async def test_a_supervisor_reassigns_overrides_and_acknowledges_from_the_page(
     from playwright.async_api import async_playwright, expect
 
     server, app = live
-    shots = DOCS if os.environ.get("CORESPOND_SCREENSHOTS") else tmp_path
+    shots = screenshots(tmp_path)
     db = committed_db
     source = await make_source(db, box)
     now = datetime.now(UTC)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,17 +17,12 @@ from corespond.config import Settings
 from corespond.db import Database
 from corespond.roster.models import Peer, Shift
 from tests import program
+from tests.browser import CHROMIUM, needs_chromium
 from tests.conftest import make_key
 from tests.program import KANAWHA
 from tests.servers import served
 
-CHROMIUM = os.environ.get("CORESPOND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason="Chromium not found: install Debian's package (sudo apt-get install chromium) "
-    "or set CORESPOND_CHROMIUM to its path",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
