@@ -204,7 +204,7 @@ ATTACK = ROOT / "tests" / "data" / "triage_attack.jsonl"
 # a tool named harmless ("NAIL GUN") with a threat to use it, and ages of several
 # people at once ("GRANDKIDS 15 AND 16").
 KNOWN_ATTACK_MISSES: set[str] = {
-    "I18", "I19", "I20", "I49", "I83", "I90", "I91", "I92", "I93", "I94", "I95", "I106",
+    "I18", "I19", "I49", "I83", "I90", "I91", "I92", "I93", "I94", "I95", "I106",
 }  # fmt: skip
 
 

@@ -366,7 +366,7 @@ def _preceded_by(rule: Rule, field: Field, first: int) -> bool:
         end -= 1
 
 
-def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: bool = False) -> bool:
+def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: bool = True) -> bool:
     """Whether the match at tokens ``first..last`` is clearly negated.
 
     Only filler words may stand between a cue and what it negates ("NO SIGNS OF ANY DRUG
@@ -375,7 +375,9 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
     """
     tokens = field.tokens
     clause = tokens[first].clause
-    if _excepted(tokens, last, clause) or _like_this(tokens, last, clause, danger=danger):
+    # Exceptions, pleas and "not to" undo a denial of danger only: for a substance word they
+    # would turn a denied use into evidence ("RP SAID NO ALCOHOL").
+    if danger and (_excepted(tokens, last, clause) or _like_this(tokens, last, clause)):
         return False
     fillers = 0
     k = first - 1
@@ -385,7 +387,7 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
             # "NOT TO SHOOT", "TOLD HIM NOT TO DRIVE", "SCREAMING DONT SHOOT": an
             # instruction or a plea, not a fact denied.
             if k + 1 < len(tokens) and tokens[k + 1].text == "TO":
-                return False
+                return not danger
             before = {t.text for t in tokens[max(0, k - 4) : k] if t.clause == clause}
             # "NEVER GOES ANYWHERE WITHOUT A GUN", "UNK WHETHER OR NOT ARMED": a second
             # negation or an open question undoes it.
@@ -397,7 +399,7 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
             if danger and between & DENIED_USE:
                 return False
             pleaded = {t.text for t in tokens[max(0, k - 3) : k] if t.clause == clause}
-            return not (pleaded & PLEAS)
+            return not (danger and pleaded & PLEAS)
         if text not in rules.negation_free:
             break
         fillers += 1
@@ -471,7 +473,8 @@ PLACE_START = frozenset(
 )  # fmt: skip
 TAKEN_BACK_AFTER = frozenset(
     {"ONE", "IT", "ITS", "EXCEPT", "BUT", "HAS", "HAD", "DOES", "DO", "DID", "IS", "ARE", "WAS",
-     "MY", "THERES", "STILL", "ACTUALLY", "WAIT", "YES", "YEAH"}
+     "MY", "THERES", "STILL", "ACTUALLY", "WAIT", "YES", "YEAH", "MAYBE", "ONLY", "NOT",
+     "KNOW", "THINK", "GUESS", "PROBABLY", "SURE", "IDEA", "UNSURE", "FOR", "THEYRE", "THEY"}
 )  # fmt: skip
 
 

@@ -49,7 +49,7 @@ _AGE = re.compile(
     r"WITH|OUT|MARRIED|TOGETHER|NOW|SOBRIETY|PRISON|JAIL))"
     r"|\b[MF]/(\d{1,2})\b"
     # "WHOS 16", "HES 15 OR 16", "THEYRE 16", "BOTH 16", "TURNED 15", "AGES 15-16", "AGED 16".
-    r"|\b(?:WHOS|HES|SHES|THEYRE|THEIR|BOTH|TURNED|AGES|AGED|UNDER|EVEN)\s+(\d{1,2})\b"
+    r"|\b(?:WHOS|HES|SHES|THEYRE|BOTH|TURNED|AGES|AGED|UNDER|EVEN)\s+(\d{1,2})\b"
     r"|\b(\d{1,2})\s+(?:AND|OR|-)\s+\d{1,2}\s*(?:YRS?|YEARS?|YO|YOA)\b"
 )
 
@@ -207,7 +207,7 @@ _OD_PAST = re.compile(r"\bOD['`\u2019](?:D|ED)\b")
 # IN HIS TRUCK", "ANY WEAPONS? NO. WIFE DOES"): then the item is not read as denied.
 _TAKES_BACK = re.compile(
     r"\b(?:IT|ITS|ONE|THERES|THERE|BUT|WAIT|YES|YEAH|ACTUALLY|HAS|HAD|DOES|DID|EXCEPT|ONLY|"
-    r"JUST|STILL|ELSEWHERE)\b"
+    r"JUST|STILL|ELSEWHERE|THEYRE|THEY|IN|ON|AT|UNDER|MAYBE|NOT|FOR)\b"
 )
 # An item that asks about a state, not whether there is any ("KNIFE REMOVED? NO", "GUN
 # EMPTY? NO", "FIGHT BROKE UP? NO", "GUN OUT OF HOUSE? NO"): a "no" there keeps the danger.
@@ -216,7 +216,7 @@ _STATE_WORDS = frozenset(
      "SECURE", "SECURED", "LOCKED", "UNLOADED", "PUT", "DOWN", "OVER", "STOPPED", "DROPPED",
      "LEFT", "OFF", "TAKEN", "HIDDEN", "STORED", "NOW", "STILL", "ELSE", "NEIGHBOR", "UP",
      "CLEAR", "CLEARED", "SEIZED", "TURNED", "GIVEN", "HANDED", "OUTSIDE", "INSIDE", "HOUSE",
-     "HOME", "TRUCK", "CAR", "VEHICLE"}
+     "HOME", "TRUCK", "CAR", "VEHICLE", "FOUND", "FOR", "ACCOUNTED", "DISCARDED", "KEPT"}
 )  # fmt: skip
 
 
@@ -225,8 +225,11 @@ def _item_no(match: re.Match[str]) -> str:
     asks whether there is any, and only when the rest of its sentence and the next say
     nothing that takes it back."""
     item = match.group(1)
+    words = item.split()
     following = " ".join(re.split(r"[.;!?]", match.string[match.end() :], maxsplit=2)[:2])
-    if set(item.split()) & _STATE_WORDS or _TAKES_BACK.search(following):
+    # A state asked about ("KNIFE DISCARDED?", "WEAPONS ACCOUNTED FOR?", "GUN FOUND?").
+    stated = set(words) & _STATE_WORDS or any(w.endswith("ED") for w in words[1:])
+    if stated or _TAKES_BACK.search(following):
         return match.group(0)
     return f"NOT {item},"
 
@@ -256,7 +259,7 @@ def normalise(text: str) -> str:
     upper = _NOBODY_HAS.sub(r"\1 ", upper)
     upper = _INVERTED.sub(lambda m: _INVERTED_AS[m.group(1)], upper)
     if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
-        upper = _BARE_NO.sub(r" NOT \1,", upper)
+        upper = _BARE_NO.sub(lambda m: " " + _item_no(m), upper)
         upper = _BARE_YES.sub(r" \1,", upper)
     upper = _ITEM_NO.sub(_item_no, upper)
     upper = _ITEM_YES.sub(r"\1,", upper)
