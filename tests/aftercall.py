@@ -195,6 +195,7 @@ def consent(**overrides: Any) -> dict[str, Any]:
             {"to": "treatment", "organization": DETOX_ORG[0]},
         ],
         "purposes": ["care_coordination", "follow_up", "deconfliction"],
+        "fields": ["name", "contact", "county"],
     }
     body.update(overrides)
     return body

@@ -87,6 +87,7 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
                     "signed_name": "Jo Doe",
                     "agreed": True,
                     "purposes": ["follow_up"],
+                    "fields": ["name", "contact"],
                 },
             },
             headers=auth(ana_key),
@@ -101,7 +102,12 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
             f"/v1/assignments/{before}/contact",
             json={
                 "person": {"name": "Sam Roe", "contact": "304-555-1212"},
-                "consent": {"signed_name": "Sam Roe", "agreed": True, "purposes": ["follow_up"]},
+                "consent": {
+                    "signed_name": "Sam Roe",
+                    "agreed": True,
+                    "purposes": ["follow_up"],
+                    "fields": ["name", "contact"],
+                },
             },
             headers=auth(ana_key),
         )

@@ -37,7 +37,9 @@ POLICE = Share("police", "CHARLESTON PD")
 DETOX = Share("treatment", DETOX_ORG[0])
 
 
-def terms(*shares: Share, revoked: bool = False, days: float = 30) -> ConsentTerms:
+def terms(
+    *shares: Share, revoked: bool = False, days: float = 30, signed_days_ago: float = 10
+) -> ConsentTerms:
     return ConsentTerms(
         id=uuid.uuid4(),
         shares=shares,
@@ -45,6 +47,7 @@ def terms(*shares: Share, revoked: bool = False, days: float = 30) -> ConsentTer
         purposes=("care_coordination",),
         expires_at=NOW + timedelta(days=days),
         revoked_at=NOW - timedelta(hours=1) if revoked else None,
+        signed_at=NOW - timedelta(days=signed_days_ago),
     )
 
 
@@ -71,6 +74,18 @@ TABLE = [
     (
         Reader("partner", agency="CHARLESTON PD"),
         [terms(POLICE, revoked=True), terms(POLICE, days=90)],
+        "partner",
+    ),
+    # Signed again naming only the detox: the police named before see nothing any more (the
+    # newest live consent is the one in force), and the detox sees it.
+    (
+        Reader("partner", agency="CHARLESTON PD"),
+        [terms(POLICE, DETOX, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
+        None,
+    ),
+    (
+        Reader("partner", organization=DETOX_ORG[0]),
+        [terms(POLICE, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
         "partner",
     ),
     # Revoked or expired, the provider keeps its own record.
@@ -314,6 +329,13 @@ async def test_the_same_person_met_again_is_never_merged_without_a_person_saying
     async with m.db.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Person)) == 1
         assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+        # Showing the candidate is a read of them: it stays on the audit log.
+        shown = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "person.match_shown")
+        )
+        assert shown == 1
 
     # "A different person": a record of their own, which may be merged later, by hand.
     other = await record_person(client, again, m.ana, name="DOE, JO", new_person=True)
@@ -472,3 +494,20 @@ async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_expor
     assert (rows[0]["consents"], rows[0]["consents_revoked"]) == ("1", "1")
     assert "Jo Doe" not in supervisor_csv.text
     assert "304-555-7788" not in supervisor_csv.text
+
+
+async def test_a_consent_must_say_what_may_be_shared(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    """No list of fields is not "everything": the consent is refused, nothing is stored."""
+    m = await met(client, db, source)
+    body = {"person": {"name": "Sam Roe"}, "consent": consent(signed_name="Sam Roe")}
+    del body["consent"]["fields"]
+    refused = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "consent.fields" in refused.text
+    people = await client.get("/v1/people", headers=auth(m.ana))
+    assert people.json()["items"] == []

@@ -48,6 +48,7 @@ class ConsentTerms:
     purposes: tuple[str, ...]
     expires_at: datetime
     revoked_at: datetime | None
+    signed_at: datetime | None = None
 
     def live(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -83,8 +84,11 @@ def access(
         return Access("provider")
     if reader.role != "partner":
         return None
-    for consent in sorted(consents, key=lambda c: c.expires_at, reverse=True):
-        named = tuple(s for s in consent.shares if names(reader, s))
-        if consent.live(now) and named:
-            return Access("partner", consent.fields, consent, named)
-    return None
+    # The consent in force is the newest live one: signing again (naming fewer recipients,
+    # fewer fields) replaces what was signed before; an older consent grants nothing.
+    live = [c for c in consents if c.live(now)]
+    if not live:
+        return None
+    current = max(live, key=lambda c: (c.signed_at is not None, c.signed_at or c.expires_at))
+    named = tuple(s for s in current.shares if names(reader, s))
+    return Access("partner", current.fields, current, named) if named else None

@@ -73,7 +73,6 @@ class ConsentIn(BaseModel):
     )
     purposes: list[Purpose] = Field(min_length=1, max_length=4)
     fields: list[SharedField] = Field(
-        default=["name", "contact", "county"],
         min_length=1,
         max_length=3,
         description="What of them may be shared (and compared, to recognise them again).",

@@ -58,6 +58,9 @@ class PossibleMatch(Conflict):
 
     slug = "possible-match"
     title = "This may be a person already known"
+    # The names it shows are a read of those people: its audit entry is kept (nothing else
+    # is written before it is raised).
+    keeps_changes: ClassVar[bool] = True
 
 
 class ContactRecorded(Conflict):
@@ -182,6 +185,7 @@ def terms_of(consent: Consent, shares: Sequence[ConsentShare]) -> ConsentTerms:
         purposes=tuple(consent.purposes),
         expires_at=consent.expires_at,
         revoked_at=consent.revoked_at,
+        signed_at=consent.signed_at,
     )
 
 
@@ -488,7 +492,7 @@ async def _sign(
     purposes = tuple(dict.fromkeys(data.purposes))
     if not purposes or any(p not in PURPOSES for p in purposes):
         raise _invalid("consent.purposes", f"at least one of {', '.join(PURPOSES)}")
-    fields = tuple(dict.fromkeys(data.fields)) or FIELDS
+    fields = tuple(dict.fromkeys(data.fields))
     if any(f not in FIELDS for f in fields):
         raise _invalid("consent.fields", f"among {', '.join(FIELDS)}")
     today = now.astimezone(policy.zone).date()
