@@ -4,6 +4,7 @@ feed."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -333,3 +334,68 @@ async def read_bad(database: Database, settings: Any, key: dict[str, str]) -> in
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.get(BASE + "/changes", params={"since": "-1"}, headers=key)
     return response.status_code
+
+
+async def test_bad_settings_and_mappings_are_answered_4xx_never_500(
+    client: httpx.AsyncClient, source: Source, integrator: dict[str, str]
+) -> None:
+    # "America" is a folder of the zone database, not a zone.
+    assert_problem(await client.patch(BASE, json={"timezone": "America"}, headers=integrator), 422)
+    assert_problem(await client.patch(BASE, json={"format": "xml"}, headers=integrator), 422)
+    assert_problem(await client.patch(BASE, json={"colour": "red"}, headers=integrator), 422)
+    assert_problem(
+        await client.post(BASE + "/secrets", json={"grace_hours": 10_000}, headers=integrator),
+        422,
+    )
+    # An expression that compiles but cannot run on this document (abs of a string).
+    failing = {**MAPPING, "fields": {**MAPPING["fields"], "call.priority": "abs(inc.pri)"}}
+    assert (
+        await client.put(BASE + "/mapping", json=failing, headers=integrator)
+    ).status_code == 200
+    preview = await client.post(
+        BASE + "/mapping/preview", json={"document": invented_export()}, headers=integrator
+    )
+    assert preview.status_code == 200
+    assert preview.json()["valid"] is False
+    assert "call.priority" in preview.json()["problems"][0]
+    sent = await post_signed(client, source.secret, invented_export())
+    assert_problem(sent, 422, "call.priority (from abs(inc.pri))")
+    assert_problem(
+        await client.get(BASE + "/changes", params={"since": "9" * 19}, headers=integrator), 422
+    )
+
+
+async def test_the_feed_never_waits_for_a_message_being_sent_and_keeps_each_calls_order(
+    committed_db: Database, box: SecretBox, settings: Any
+) -> None:
+    """A relay holds a message's row while it sends it: reading the feed meanwhile answers
+    at once, without that message and without the later ones of its call."""
+    source = await make_source(committed_db, box)
+    key = bearer(await make_key(committed_db, "cad_integrator", f"source:{source.id}"))
+    busy_call = await _call(committed_db, source.id, "26-8")
+    other_call = await _call(committed_db, source.id, "26-9")
+    sending = await _message(committed_db, source.id, 1, busy_call)
+    later = await _message(committed_db, source.id, 2, busy_call)
+    other = await _message(committed_db, source.id, 1, other_call)
+
+    from asgi_lifespan import LifespanManager
+
+    from corespond.app import create_app
+
+    async def read(since: str) -> list[str]:
+        application = create_app(settings, database=committed_db)
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await asyncio.wait_for(
+                    client.get(BASE + "/changes", params={"since": since}, headers=key), 10
+                )
+        assert response.status_code == 200, response.text
+        return [item["webhook_id"] for item in response.json()["items"]]
+
+    async with committed_db.sessionmaker() as relay, relay.begin():
+        await relay.execute(
+            select(OutboxMessage).where(OutboxMessage.id == sending).with_for_update()
+        )
+        assert await read("0") == [str(other)]
+    assert await read("0") == [str(other), str(sending), str(later)]

@@ -143,11 +143,15 @@ async def source_calls(
 ) -> CallPage:
     """A CAD's own calls, newest first; with `incident_number`, the call that incident
     became (its triage, county and assignment), for the source's integrator key."""
-    sources.require_source_access(principal, source, change=False)
+    sources.require_source_access(principal, source)
     await sources.get_source(session, source)
     number = unicodedata.normalize("NFKC", incident_number).strip() if incident_number else None
     where = CallFilter(source=source, incident_number=number or None)
     return await _page(session, principal, where, cursor, limit)
+
+
+# Outcomes are for program evaluation: these roles read them, no other (a new role does not).
+OUTCOME_READERS = frozenset({"supervisor", "auditor", "admin", "provider_admin"})
 
 
 async def _assignments(
@@ -155,7 +159,7 @@ async def _assignments(
 ) -> dict[uuid.UUID, CallAssignment]:
     found = await assignments.latest_for_calls(session, call_ids)
     # Outcomes are for program evaluation, never for dispatch (as on the assignment).
-    outcomes = principal.role not in ("dispatcher", "cad_integrator")
+    outcomes = principal.role in OUTCOME_READERS
     return {
         call_id: CallAssignment(
             id=assignment.id,

@@ -261,7 +261,9 @@ async def sequence_feed(session: AsyncSession) -> None:
 
     Positions are given only to rows that are committed (the others are not visible here),
     one sequencing at a time (an advisory lock held to the end of the transaction), so a
-    reader that has seen position N never later finds a new row below N.
+    reader that has seen position N never later finds a new row below N. A message a relay
+    holds while sending it (and its call's later ones) is left for the next reading, so a
+    slow callback never makes a reader of the feed wait.
     """
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
     unsequenced = await session.scalar(
@@ -273,11 +275,23 @@ async def sequence_feed(session: AsyncSession) -> None:
     await session.execute(
         text(
             """
-            WITH todo AS MATERIALIZED (
+            WITH free AS MATERIALIZED (
+                -- A message a relay is sending right now is locked: skipped, not waited on.
+                SELECT id, call_id, seq, created_at FROM outbox
+                WHERE feed_position IS NULL
+                FOR UPDATE SKIP LOCKED
+            ), held AS (
+                -- ... and the call's later messages wait behind it, to keep its order.
+                SELECT call_id, min(seq) AS seq FROM outbox
+                WHERE feed_position IS NULL AND id NOT IN (SELECT id FROM free)
+                GROUP BY call_id
+            ), todo AS MATERIALIZED (
                 SELECT id, nextval('outbox_feed_position_seq') AS position
                 FROM (
-                    SELECT id FROM outbox WHERE feed_position IS NULL
-                    ORDER BY created_at, call_id, seq
+                    SELECT free.id FROM free
+                    LEFT JOIN held ON held.call_id = free.call_id
+                    WHERE held.seq IS NULL OR free.seq < held.seq
+                    ORDER BY free.created_at, free.call_id, free.seq
                 ) AS ordered
             )
             UPDATE outbox SET feed_position = todo.position

@@ -254,7 +254,7 @@ async def changes(
     since: Annotated[
         str,
         Query(
-            max_length=20,
+            max_length=18,  # a position fits in a bigint
             pattern=r"^[0-9]+$",
             description="The cursor of the last change read (`0`: from the start).",
         ),
@@ -264,7 +264,7 @@ async def changes(
     """The resync feed: every assignment change for this CAD after `since`, in the order
     they happened (each call's in its `seq` order), whether its callback delivery
     succeeded or not, so a CAD that was down catches up. Cursors survive restarts."""
-    sources.require_source_access(principal, source, change=False)
+    sources.require_source_access(principal, source)
     await sources.get_source(session, source)
     after = int(since)
     rows = await service.changes_since(session, source, after, limit + 1)

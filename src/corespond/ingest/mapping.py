@@ -123,6 +123,15 @@ def _known(target: str) -> None:
         raise ValueError(f"unknown target field {target!r}; known: {', '.join(TARGETS)}")
 
 
+class MappingFailed(ValueError):
+    """A saved expression that cannot be evaluated on this document (a type error)."""
+
+    def __init__(self, target: str, expression: str, reason: str) -> None:
+        super().__init__(f"{target} (from {expression}): {reason}")
+        self.target = target
+        self.expression = expression
+
+
 def apply_mapping(mapping: FieldMapping, document: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The native event document ``mapping`` reads from ``document``, and, for each target
     it filled, the expression it came from (to name the source field when a value is bad)."""
@@ -132,7 +141,10 @@ def apply_mapping(mapping: FieldMapping, document: Any) -> tuple[dict[str, Any],
         value = None
         expression = mapping.fields.get(target)
         if expression is not None:
-            value = jmespath.search(expression, document)
+            try:
+                value = jmespath.search(expression, document)
+            except JMESPathError as exc:  # compiled on save, but fails on this document
+                raise MappingFailed(target, expression, str(exc)) from exc
             origins[target] = expression
         if target in mapping.values and _hashable(value):
             value = mapping.values[target].get(str(value), value)

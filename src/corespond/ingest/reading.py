@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from corespond.errors import InvalidParam, InvalidPayload, invalid_params_from_errors
 from corespond.ingest.eido import EidoProblem, event_from_eido
-from corespond.ingest.mapping import FieldMapping, apply_mapping, origin_of
+from corespond.ingest.mapping import FieldMapping, MappingFailed, apply_mapping, origin_of
 from corespond.ingest.schemas import CadEvent, read_event, unknown_fields
 from corespond.metrics import CAD_UNKNOWN_FIELDS
 
@@ -38,7 +38,7 @@ def parse_event(
     (ignored), or a 422 naming every field that is wrong. Offset-less times are read in
     ``zone``; unknown fields are counted for ``source``."""
     document = decode_document(body)
-    event = _validated(document, zone)
+    event = validated_event(document, zone)
     ignored = unknown_fields(document)
     if ignored and source is not None:
         CAD_UNKNOWN_FIELDS.labels(source).inc(len(ignored))
@@ -57,15 +57,21 @@ def parse_eido(
         raise InvalidPayload(
             f"EIDO {exc.field}: {exc.reason}", [InvalidParam(name=exc.field, reason=exc.reason)]
         ) from exc
-    return _validated(native, zone, EIDO_ORIGINS)
+    return validated_event(native, zone, EIDO_ORIGINS)
 
 
 def parse_mapped(body: bytes, mapping: FieldMapping, zone: ZoneInfo | None = None) -> CadEvent:
     """The event a source's own JSON shape in ``body`` describes through its declared
     ``mapping``, or a 422 naming each bad field with the expression it was read from."""
     document = decode_document(body)
-    native, origins = apply_mapping(mapping, document)
-    return _validated(native, zone, origins)
+    try:
+        native, origins = apply_mapping(mapping, document)
+    except MappingFailed as exc:
+        name = origin_of(exc.target, {exc.target: exc.expression})
+        raise InvalidPayload(
+            f"invalid field(s): {name}", [InvalidParam(name=name, reason=str(exc))]
+        ) from exc
+    return validated_event(native, zone, origins)
 
 
 EIDO_ORIGINS = {
@@ -79,7 +85,7 @@ EIDO_ORIGINS = {
 }
 
 
-def _validated(
+def validated_event(
     document: dict[str, Any], zone: ZoneInfo | None, origins: dict[str, str] | None = None
 ) -> CadEvent:
     try:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.ingest.models import CadEvent
@@ -18,14 +17,6 @@ NOTIFY_CHANNEL = "corespond_cad_event"
 MAX_ATTEMPTS = 10
 
 
-async def insert_event(session: AsyncSession, **values: Any) -> int | None:
-    """Insert an event unless ``(source_id, event_id)`` exists; its id, or None if it did."""
-    return await session.scalar(
-        insert(CadEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["source_id", "event_id"])
-        .returning(CadEvent.id)
-    )
 
 
 # One round trip for an event: the call is found (or its empty row made, unless the event is
@@ -95,9 +86,6 @@ async def attach_call(session: AsyncSession, event_pk: int, call_id: uuid.UUID) 
     await session.execute(update(CadEvent).where(CadEvent.id == event_pk).values(call_id=call_id))
 
 
-async def notify_worker(session: AsyncSession) -> None:
-    # Delivered at commit, so the worker never wakes for an event it cannot see yet.
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 async def claim_pending(session: AsyncSession, limit: int) -> Sequence[CadEvent]:

@@ -2,12 +2,11 @@
 and signing secret, its format or field mapping, a test delivery.
 
 A ``cad_integrator`` key is scoped to one source (``source:ID``) and reaches only that source;
-admins reach every source; unscoped supervisors may read a source's settings.
+unscoped admin keys reach every source.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -22,8 +21,8 @@ from corespond.crypto import SecretBox
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
-from corespond.ingest.mapping import TARGETS, FieldMapping, apply_mapping
-from corespond.ingest.reading import parse_mapped
+from corespond.ingest.mapping import TARGETS, FieldMapping, MappingFailed, apply_mapping
+from corespond.ingest.reading import validated_event
 from corespond.ingest.validation import EventValidation, describe
 from corespond.sources import service
 from corespond.sources.models import CadSource
@@ -138,10 +137,8 @@ TargetList = dict[str, str]
 ERRORS = problems(Unauthorized, Forbidden, NotFound, InvalidPayload)
 
 
-async def _source(
-    session: AsyncSession, principal: Principal, source_id: str, change: bool
-) -> CadSource:
-    service.require_source_access(principal, source_id, change=change)
+async def _source(session: AsyncSession, principal: Principal, source_id: str) -> CadSource:
+    service.require_source_access(principal, source_id)
     return await service.get_source(session, source_id)
 
 
@@ -151,7 +148,7 @@ async def get_source(
 ) -> SourceOut:
     """The source's settings: format, time zone, callback, agencies, scene-secure signals,
     field mapping, and its signing secrets' dates (never the secrets)."""
-    row = await _source(session, principal, source, change=False)
+    row = await _source(session, principal, source)
     return SourceOut.of(row, request.app.state.settings.program_timezone)
 
 
@@ -166,7 +163,7 @@ async def update_source(
     """Change the callback URL, the format (`native`, `eido`, or `mapped` once a mapping is
     saved) or the time zone of offset-less times. Audited."""
     settings = request.app.state.settings
-    row = await _source(session, principal, source, change=True)
+    row = await _source(session, principal, source)
     sent = body.model_fields_set
     if "callback_url" in sent:
         row = await service.set_callback(session, source, body.callback_url, settings.environment)
@@ -176,7 +173,6 @@ async def update_source(
         if body.format is None:
             raise InvalidPayload("format cannot be cleared: choose native, eido or mapped")
         row = await service.set_format(session, source, body.format)
-    request.app.state.source_cache.forget(source)
     await audit.record(
         session,
         principal,
@@ -199,9 +195,8 @@ async def put_mapping(
     """Save the source's field mapping (checked: every target known, every expression
     JMESPath, the required fields there) and read its events with it from now on (format
     `mapped`). A 422 names what is wrong; nothing changes then."""
-    await _source(session, principal, source, change=True)
+    await _source(session, principal, source)
     row = await service.set_format(session, source, "mapped", body)
-    request.app.state.source_cache.forget(source)
     await audit.record(
         session, principal, "source.mapping_saved", "cad_source", source, {"mapping": body}
     )
@@ -211,7 +206,7 @@ async def put_mapping(
 @router.get("/v1/cad/{source}/mapping/targets", response_model=TargetList, responses=ERRORS)
 async def mapping_targets(source: str, session: SessionDep, principal: Authorized) -> TargetList:
     """Every field a mapping may fill, with what it means."""
-    await _source(session, principal, source, change=False)
+    await _source(session, principal, source)
     return dict(TARGETS)
 
 
@@ -225,14 +220,17 @@ async def preview_mapping(
 ) -> MappingResult:
     """Try a mapping (or the saved one) on a sample export: the event it builds, what is
     wrong with it, or the call it would become and triage's reading. Nothing is stored."""
-    row = await _source(session, principal, source, change=False)
+    row = await _source(session, principal, source)
     mapping = body.mapping or (service.mapping_of(row) if row.field_mapping else None)
     if mapping is None:
         raise InvalidPayload("no mapping saved for this source: send one with the sample")
     zone = service.zone_of(row, request.app.state.settings.program_timezone)
-    event, _ = apply_mapping(mapping, body.document)
     try:
-        read = parse_mapped(json.dumps(body.document).encode(), mapping, zone)
+        event, origins = apply_mapping(mapping, body.document)
+    except MappingFailed as failed:
+        return MappingResult(event={}, valid=False, problems=[str(failed)], validation=None)
+    try:
+        read = validated_event(event, zone, origins)
     except InvalidPayload as exc:
         params = exc.extra.get("invalid-params") or []
         found = [f"{p['name']}: {p['reason']}" for p in params] or [exc.detail or "not valid"]
@@ -255,12 +253,11 @@ async def rotate_secret(
 ) -> RotatedSecret:
     """Issue a new signing secret. The secrets in use keep verifying (inbound) and keep
     signing beside the new one (outbound) for `grace_hours`; then only the new one does."""
-    await _source(session, principal, source, change=True)
+    await _source(session, principal, source)
     box: SecretBox = request.app.state.secret_box
     secret, until = await service.rotate_secret(
         session, box, source, grace=timedelta(hours=body.grace_hours)
     )
-    request.app.state.source_cache.forget(source)
     await audit.record(
         session,
         principal,
@@ -278,7 +275,7 @@ async def test_delivery(
 ) -> TestDelivery:
     """Send one signed `test` message to the callback now and say what it answered (not
     through the outbox: nothing is stored or retried)."""
-    row = await _source(session, principal, source, change=True)
+    row = await _source(session, principal, source)
     if row.callback_url is None:
         raise InvalidPayload("this source has no callback URL: set one first (PATCH)")
     webhook_id, answer = await request.app.state.relay.test_delivery(row, request.app.state.clock())

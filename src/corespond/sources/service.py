@@ -244,9 +244,8 @@ async def set_scene_secure_signals(
     return source
 
 
-def require_source_access(principal: Principal, source_id: str, *, change: bool) -> None:
-    """An integrator reaches only its own source (``change`` or not); unscoped admins every
-    source."""
+def require_source_access(principal: Principal, source_id: str) -> None:
+    """An integrator reaches only its own source; unscoped admins every source."""
     if principal.role == "admin" and principal.scope is None:
         return
     if principal.scope is not None and principal.scope.kind == "source":
@@ -313,7 +312,7 @@ async def set_timezone(session: AsyncSession, source_id: str, zone: str | None) 
 def check_timezone(zone: str) -> ZoneInfo:
     try:
         return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a folder
         raise InvalidPayload(f"{zone!r} is not an IANA time zone (e.g. America/New_York)") from exc
 
 
@@ -385,16 +384,17 @@ class ReceivingSource:
 
 class SourceCache:
     """Sources as ``POST /v1/cad/{source}/events`` reads them, kept ``seconds`` (so that a
-    busy CAD costs no query and no decryption per event). A change made through this
-    process's API is seen at once (``forget``); one made elsewhere (the CLI, another
-    process) within ``seconds``. ``seconds`` 0: read every time."""
+    busy CAD costs no query and no decryption per event), and only while a listener hears
+    every change to a source (``CHANGED_CHANNEL``, sent at commit by any process) and calls
+    ``clear``. ``seconds`` 0: read every time."""
 
     def __init__(self, box: SecretBox, seconds: float, clock: Any = time.monotonic) -> None:
         self._box = box
         self._seconds = seconds
         self._clock = clock
         self._kept: dict[str, tuple[float, ReceivingSource]] = {}
-        # Kept only while a listener hears every change (``CHANGED_CHANNEL``) to forget it.
+        # Bumped by every ``clear``: a read that a change overtook is not kept.
+        self._generation = 0
         self.listening: Callable[[], bool] = lambda: False
 
     async def get(self, session: AsyncSession, source_id: str) -> ReceivingSource:
@@ -404,17 +404,16 @@ class SourceCache:
         trusted = self._seconds > 0 and self.listening()
         if trusted and kept is not None and now - kept[0] < self._seconds:
             return kept[1]
+        generation = self._generation
         source = ReceivingSource.of(await receiving_source(session, source_id), self._box)
-        if trusted:
+        if trusted and generation == self._generation:
             if len(self._kept) > 1000:  # sources are few; never let the map grow unbounded
                 self._kept.clear()
             self._kept[source_id] = (now, source)
         return source
 
-    def forget(self, source_id: str) -> None:
-        self._kept.pop(source_id, None)
-
     def clear(self) -> None:
+        self._generation += 1
         self._kept.clear()
 
 
