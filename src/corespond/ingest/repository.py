@@ -17,8 +17,6 @@ NOTIFY_CHANNEL = "corespond_cad_event"
 MAX_ATTEMPTS = 10
 
 
-
-
 # One round trip for an event: the call is found (or its empty row made, unless the event is
 # a repeat), the event stored with it, the worker told, all in one statement. The call's
 # identity row is the one thing ingest writes of the calls table (its own module folds the
@@ -84,8 +82,6 @@ async def existing_event(session: AsyncSession, source_id: str, event_id: str) -
 
 async def attach_call(session: AsyncSession, event_pk: int, call_id: uuid.UUID) -> None:
     await session.execute(update(CadEvent).where(CadEvent.id == event_pk).values(call_id=call_id))
-
-
 
 
 async def claim_pending(session: AsyncSession, limit: int) -> Sequence[CadEvent]:
