@@ -281,3 +281,44 @@ def test_a_word_in_a_contexts_open_slot_is_read_on_its_own(narrative: str) -> No
     decision = triage(narrative, "OD")
     assert decision.decision == "review"
     assert "XQZV" in reason(decision, "policy.not_understood")
+
+
+# A "no" followed by ordinary news is a denial; one followed by words that point back at
+# the thing, move it elsewhere or hedge is not (one judgment, text.takes_back, for every
+# way a "no" is written).
+@pytest.mark.parametrize(
+    "narrative",
+    [
+        "SUBJ DRUNK. KQ: ALERT Y, INJURED N, WEAPONS N, DISTURBANCE N. HUSBAND EN ROUTE ON FOOT.",
+        "SUBJ DRUNK. KQ VIOLENT N, WEAPONS N. EMS ON LOC.",
+        "SUBJ DRUNK, AWAKE. CALLER SAYS NOBODY IS HURT.",
+        "SUBJ DRUNK, AWAKE. CALLER SAID NO WEAPONS IN THE HOUSE.",
+        "TXT: my brother is drunk n crying CT: anyone hit or pushed? 'no theyre just yelling'",
+        "TXT: my neighbor is drunk again CT: any weapons? 'no hes a sweet old man'",
+    ],
+)
+def test_a_no_followed_by_other_news_is_a_denial(narrative: str) -> None:
+    assert triage(narrative).decision == "eligible", triage(narrative).summary
+
+
+@pytest.mark.parametrize(
+    "narrative",
+    [
+        "SUBJ DRUNK. KQ: ALERT Y, WEAPONS N, DISTURBANCE N. IN HIS TRUCK.",
+        "SUBJ DRUNK. ANY WEAPONS? NO. WIFE DOES.",
+        "SUBJ DRUNK. ANY WEAPONS? NO, HE HAS ONE IN THE TRUCK",
+        "SUBJ DRUNK. WEAPONS: NONE. JUST THE ONE IN HIS TRUCK",
+        "SUBJ DRUNK. WEAPONS: NO. NOT SURE ABOUT THE GARAGE",
+        "SUBJ DRUNK. ANY WEAPONS? NO, NOT ON HIM",
+        "SUBJ DRUNK. ASKED ABOUT WEAPONS, RP STS NO DRUGS.",
+        "SUBJ DRUNK. SHE SAID DONT HIT ME.",
+        "SUBJ DRUNK. SHE SAID NO HITTING.",
+    ],
+)
+def test_a_no_taken_back_hedged_or_pleaded_is_not_a_denial(narrative: str) -> None:
+    assert triage(narrative).decision != "eligible", triage(narrative).summary
+
+
+def test_a_drugged_victim_is_not_substance_use() -> None:
+    decision = triage("FRIEND SAYS SOMEONE SLIPPED HER SOMETHING, NOW CONFUSED", "26A01")
+    assert decision.decision != "eligible", decision.summary

@@ -48,7 +48,7 @@ C = 4.0
 LABELLED = ["triage_calls.jsonl", "triage_calls_fresh.jsonl", "triage_blind_d.jsonl",
             "triage_blind_f.jsonl", "triage_blind_g.jsonl", "triage_blind_h.jsonl",
             "triage_blind_i.jsonl", "triage_blind_j.jsonl", "triage_blind_k.jsonl",
-            "triage_blind_l.jsonl",
+            "triage_blind_l.jsonl", "triage_blind_m.jsonl", "triage_blind_n.jsonl",
             "triage_blind_e.jsonl"]  # fmt: skip
 
 

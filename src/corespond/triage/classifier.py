@@ -34,7 +34,7 @@ from corespond.triage.ruleset import (
     RuleSet,
     code_key,
 )
-from corespond.triage.text import Field, Token, normalise, tokenise
+from corespond.triage.text import Field, Token, normalise, takes_back, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
 ReasonKind = Literal[
@@ -155,6 +155,20 @@ PLEAS = frozenset(
      "BEGGED", "SHOUTING", "PLEADING", "CRYING", "PLEASE", "PLZ", "PLS", "STOP", "SAYING",
      "SAID", "SAYS", "KEPT", "KEEPS"}
 )  # fmt: skip
+# Verbs that report what someone said as often as they quote a plea: after them a denial
+# of fact ("SAYS NOBODY IS HURT", "SAID NO WEAPONS IN THE HOUSE") is a denial, a command
+# ("SAID DONT HIT ME", "SAYS NO HITTING") is a plea.
+REPORTING = frozenset({"SAID", "SAYS", "TOLD", "STATES", "STATED", "ADVISES", "ADVISED"})
+_DENIES_A_FACT = frozenset({"NOBODY", "NOBODYS", "NOONE", "NONE", "NOTHING", "DENIES", "DENIED"})
+
+
+def _reported(cue: str, tokens: Sequence[Token], k: int, first: int) -> bool:
+    """Whether the negation at ``k`` after a reporting verb denies a fact, not pleads."""
+    if cue in _DENIES_A_FACT:
+        return True
+    return cue == "NO" and not tokens[k + 1].text.endswith(("ING", "IN")) and first > k
+
+
 # "NEVER HIT HER BEFORE TONIGHT": denied of the past, said of now.
 UNTIL_NOW = (("LIKE", "THIS"), ("BEFORE", "TONIGHT"), ("BEFORE", "TODAY"), ("BEFORE", "NOW"),
              ("UNTIL", "TONIGHT"), ("UNTIL", "TODAY"), ("UNTIL", "NOW"), ("TILL", "TONIGHT"),
@@ -399,6 +413,8 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
             if danger and between & DENIED_USE:
                 return False
             pleaded = {t.text for t in tokens[max(0, k - 3) : k] if t.clause == clause}
+            if pleaded & PLEAS <= REPORTING and _reported(text, tokens, k, first):
+                return True  # "CALLER SAYS NOBODY IS HURT", "SHE SAID NO WEAPONS"
             return not (danger and pleaded & PLEAS)
         if text not in rules.negation_free:
             break
@@ -456,8 +472,8 @@ def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleS
     if k < len(tokens) and tokens[k].clause == clause and tokens[k].text in rules.negate_after:
         following = k + 1
         # "WEAPONS: NONE. JUST THE ONE IN HIS TRUCK": the next clause takes it back.
-        after = {t.text for t in tokens[following:] if t.clause == clause + 1}
-        if after & TAKEN_BACK_AFTER:
+        after = [t.text for t in tokens[following:] if t.clause == clause + 1]
+        if takes_back([after]):
             return False
         return (
             following >= len(tokens)
@@ -465,17 +481,6 @@ def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleS
             or tokens[following].text in rules.after_ok
         )
     return False
-
-
-PLACE_START = frozenset(
-    {"ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "NEXT", "BY", "NEAR", "UP",
-     "DOWN", "OVER", "THE"}
-)  # fmt: skip
-TAKEN_BACK_AFTER = frozenset(
-    {"ONE", "IT", "ITS", "EXCEPT", "BUT", "HAS", "HAD", "DOES", "DO", "DID", "IS", "ARE", "WAS",
-     "MY", "THERES", "STILL", "ACTUALLY", "WAIT", "YES", "YEAH", "MAYBE", "ONLY", "NOT",
-     "KNOW", "THINK", "GUESS", "PROBABLY", "SURE", "IDEA", "UNSURE", "FOR", "THEYRE", "THEY"}
-)  # fmt: skip
 
 
 def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet) -> bool:
@@ -526,6 +531,10 @@ PLAIN_NO = frozenset(
 )  # fmt: skip
 
 
+# Words a plain "no" may go on with, besides PLAIN_NO: "NO JUST US 2", "NO NOTHIN LIKE THAT".
+PLAIN_OPENING = frozenset({"JUST", "NOTHIN", "NUTHIN", "NUTHING", "NEVER", "NOPE", "NAW", "LOL"})
+
+
 def _denies(
     words: Sequence[str],
     following: Sequence[str],
@@ -547,11 +556,14 @@ def _denies(
     # The answer itself must not take it back or move it; the next clause only by the
     # strongest words ("NO. WIFE DOES", "NO >> WAIT YES"), not by going on to other news
     # ("RP STS NONE, SON AWAKE IN HIS ROOM").
-    if set(rest) & NOT_A_DENIAL or set(following) & TAKEN_BACK_AFTER:
+    if set(rest) & NOT_A_DENIAL or takes_back([following]):  # "NO, ON THE TABLE"
         return False
-    if following and following[0] in PLACE_START:  # "GUN ON HIM? NO, ON THE TABLE"
-        return False
-    if not set(rest) <= PLAIN_NO | set(asked):
+    # The answer opens plainly ("NO HES A SWEET OLD MAN", "NO THEYRE JUST YELLING", "NO
+    # WEAPONS"), not by naming something else ("ASKED ABOUT WEAPONS, RP STS NO DRUGS"); what
+    # may follow is then free: the words that would take it back are ruled out above, and
+    # every other word is read on its own (a weapon or a blow named in the answer is a hit
+    # of its own; an unknown word is not understood).
+    if rest and rest[0] not in PLAIN_NO and rest[0] not in asked and rest[0] not in PLAIN_OPENING:
         return False
     # "ANY WEAPONS OR DRUGS? NO DRUGS": an answer naming another thing asked about.
     named = set(rest) & set(asked) - PLAIN_NO
@@ -572,6 +584,9 @@ ASKS_WHERE = frozenset(
     {"IN", "THE", "HOME", "HOUSE", "RESIDENCE", "ON", "HIM", "HER", "THEM", "SCENE",
      "INVOLVED", "PRESENT", "SEEN", "AT", "ALL"}
 )  # fmt: skip
+
+
+_LIST_JOINS = frozenset({"OR", "AND", "NOR"})
 
 
 def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -> bool:
@@ -599,7 +614,14 @@ def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -
         return False
     # Only a question whether it exists or happened is denied by "NO": not "IS THE GUN IN
     # THE SAFE?", "KNIFE DROPPED?", "IS THE FIGHT OVER?" (their "NO" keeps the danger).
-    before = {t.text for t in tokens[begin:first]}
+    # Other things asked about in the same question ("ANYONE HIT OR PUSHED?") are items of
+    # a list: each is answered by the same "no".
+    listed = {
+        k
+        for k in range(begin, first)
+        if tokens[k].text in _LIST_JOINS or tokens[k + 1].text in _LIST_JOINS
+    }
+    before = {t.text for k, t in enumerate(tokens[begin:first], begin) if k not in listed}
     behind = {t.text for t in tokens[last + 1 : end + 1]}
     if not (before <= ASKS_IF_ANY and behind <= ASKS_WHERE):
         return False

@@ -203,12 +203,82 @@ _YEARS_GLUED = re.compile(r"\b(\d{1,3})(?:YRS|YR)\b")
 _OD_PAST = re.compile(r"\bOD['`\u2019](?:D|ED)\b")
 
 
-# Words after a "no" that take it back or put the thing elsewhere ("WEAPONS? NO. THERES ONE
-# IN HIS TRUCK", "ANY WEAPONS? NO. WIFE DOES"): then the item is not read as denied.
-_TAKES_BACK = re.compile(
-    r"\b(?:IT|ITS|ONE|THERES|THERE|BUT|WAIT|YES|YEAH|ACTUALLY|HAS|HAD|DOES|DID|EXCEPT|ONLY|"
-    r"JUST|STILL|ELSEWHERE|THEYRE|THEY|IN|ON|AT|UNDER|MAYBE|NOT|FOR)\b"
-)
+# What comes after a "no" can take it back or put the thing elsewhere ("WEAPONS? NO. THERES
+# ONE IN HIS TRUCK", "ANY WEAPONS? NO. WIFE DOES", "NO, IN THE CAR", "NO ... NOT SURE"). One
+# judgment, used wherever a "no" is read (key-question items, answers to questions, "WEAPONS
+# NEGATIVE"): it looks at how each following clause opens, at words that point back at the
+# thing (IT, ONE standing alone), at hedges, and at a short clause that ends on a verb that
+# stands for the thing ("HIS BROTHER DOES"). Ordinary news after the answer ("HUSBAND EN
+# ROUTE ON FOOT", "SHE IS STILL CRYING") does not take it back.
+OPENS_ELSEWHERE = frozenset(
+    {"ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "NEXT", "BY", "NEAR", "UP",
+     "DOWN", "OVER", "THE", "BUT", "WAIT", "YES", "YEAH", "YA", "YEP", "ACTUALLY", "EXCEPT",
+     "ONLY", "STILL", "MAYBE", "THERES", "THERE", "FOR", "THEYRE", "THEY", "MY", "HIS",
+     "HER", "HERS", "THEIR", "SOMEWHERE", "ELSEWHERE", "WELL", "HOLD", "OH", "UMM", "UM"}
+)  # fmt: skip
+POINTS_BACK = frozenset({"IT", "ITS", "THEM", "THOSE", "EXCEPT", "ACTUALLY", "WAIT", "ELSEWHERE"})
+HEDGES = frozenset(
+    {"KNOW", "THINK", "GUESS", "PROBABLY", "SURE", "IDEA", "UNSURE", "UNKNOWN", "UNK", "MAYBE",
+     "POSSIBLY", "MIGHT", "BELIEVE", "ASSUME", "UNCLEAR", "UNCONFIRMED", "RECALL", "REMEMBER"}
+)  # fmt: skip
+STANDS_FOR_IT = frozenset(
+    {"DOES", "DID", "DO", "HAS", "HAD", "HAVE", "IS", "ARE", "WAS", "WERE", "MIGHT", "MAY",
+     "CAN", "COULD", "WILL", "WOULD", "SHOULD", "MUST", "TOO", "ALSO", "THOUGH"}
+)  # fmt: skip
+# After HAS/HAD/GOT/KEEPS, what makes it a having of a thing ("HE HAS ONE", "SON HAS A
+# RIFLE"); not "HAS BEEN DRINKING", "HAS NOT".
+_HAVING = frozenset({"HAS", "HAD", "HAVE", "GOT", "KEEPS", "KEEP", "KEPT", "CARRIES", "OWNS"})
+_A_THING = frozenset({"ONE", "IT", "SOME", "THEM", "A", "AN", "TWO", "SEVERAL", "HIS", "HER"})
+# ONE as a pronoun (for the thing), not a number before a noun ("ONE SUBJ WALKED OFF").
+_AFTER_PRONOUN_ONE = frozenset(
+    {"IN", "ON", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "THOUGH", "THAT", "TOO", "ALSO",
+     "SOMEWHERE", "LEFT", "NEARBY", "HIDDEN", "THERE", "HERE", "NOW", "BUT", "WITH", "UP"}
+)  # fmt: skip
+
+
+def takes_back(clauses: Sequence[Sequence[str]]) -> bool:
+    """Whether the clauses after a negative answer (each a list of words, in order) take
+    the answer back or move the thing elsewhere rather than go on to other news."""
+    opening = True
+    for words in clauses:
+        if not words:
+            continue
+        if opening and (
+            words[0] in OPENS_ELSEWHERE
+            or words[0] in _HAVING
+            or (words[0] == "NOT" and len(words) > 1 and words[1] in _NOT_THERE)
+        ):
+            return True  # "NO, IN THE CAR", "NO. HAS ONE", "NO, NOT ON HIM"
+        opening = False
+        if set(words) & (POINTS_BACK | HEDGES):
+            return True
+        if len(words) <= 5 and words[-1] in STANDS_FOR_IT:
+            return True
+        for i, word in enumerate(words):
+            after = words[i + 1] if i + 1 < len(words) else None
+            if word in _HAVING and after in _A_THING:
+                return True
+            if word == "ONE" and (after is None or after in _AFTER_PRONOUN_ONE):
+                return True
+    return False
+
+
+# "NO, NOT ON HIM", "NOT NOW", "NOT ANYMORE": not there, or not now.
+_NOT_THERE = frozenset(
+    {"ON", "IN", "AT", "UNDER", "WITH", "HERE", "NOW", "ANYMORE", "YET", "SURE", "RIGHT",
+     "THAT", "THIS", "TODAY", "TONIGHT", "CURRENTLY", "INSIDE", "OUTSIDE"}
+)  # fmt: skip
+
+
+_CLAUSE_BREAK = re.compile(r"[.;!?,:]")
+
+
+def clauses_after(text: str, sentences: int = 2) -> list[list[str]]:
+    """The words of the clauses in the rest of ``text``'s sentence and the next one."""
+    rest = " ".join(re.split(r"[.;!?]", text, maxsplit=sentences)[:sentences])
+    return [re.findall(r"[A-Z0-9]+", part) for part in _CLAUSE_BREAK.split(rest)]
+
+
 # An item that asks about a state, not whether there is any ("KNIFE REMOVED? NO", "GUN
 # EMPTY? NO", "FIGHT BROKE UP? NO", "GUN OUT OF HOUSE? NO"): a "no" there keeps the danger.
 _STATE_WORDS = frozenset(
@@ -226,10 +296,9 @@ def _item_no(match: re.Match[str]) -> str:
     nothing that takes it back."""
     item = match.group(1)
     words = item.split()
-    following = " ".join(re.split(r"[.;!?]", match.string[match.end() :], maxsplit=2)[:2])
     # A state asked about ("KNIFE DISCARDED?", "WEAPONS ACCOUNTED FOR?", "GUN FOUND?").
     stated = set(words) & _STATE_WORDS or any(w.endswith("ED") for w in words[1:])
-    if stated or _TAKES_BACK.search(following):
+    if stated or takes_back(clauses_after(match.string[match.end() :])):
         return match.group(0)
     return f"NOT {item},"
 
@@ -240,6 +309,10 @@ _INVERTED = re.compile(
 )
 _INVERTED_AS = {"SAFE": "UNSAFE,", "CALM": "AGITATED,", "COOPERATIVE": "UNCOOPERATIVE,",
                 "COOP": "UNCOOPERATIVE,"}  # fmt: skip
+
+
+# "KQ VIOLENT N, WEAPONS N": the key questions' label opens a list like "KQ:" does.
+_KQ_LABEL = re.compile(r"\b(KQS?|KEY QUESTIONS?)\b(?!\s*[:=-])")
 
 
 def normalise(text: str) -> str:
@@ -258,6 +331,7 @@ def normalise(text: str) -> str:
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1 ", upper)
     upper = _INVERTED.sub(lambda m: _INVERTED_AS[m.group(1)], upper)
+    upper = _KQ_LABEL.sub(r"\1:", upper)
     if len(_BARE_NO.findall(upper)) + len(_BARE_YES.findall(upper)) >= 2:
         upper = _BARE_NO.sub(lambda m: " " + _item_no(m), upper)
         upper = _BARE_YES.sub(r" \1,", upper)
