@@ -399,3 +399,45 @@ async def test_the_feed_never_waits_for_a_message_being_sent_and_keeps_each_call
         )
         assert await read("0") == [str(other)]
     assert await read("0") == [str(other), str(sending), str(later)]
+
+
+async def test_a_disabled_sources_integrator_key_reaches_only_its_settings(
+    client: httpx.AsyncClient, db: Database, source: Source, integrator: dict[str, str]
+) -> None:
+    from corespond.sources.service import set_disabled
+
+    call_id = await _call(db, source.id, "26-500001")
+    message_id = await _message(db, source.id, 1, call_id)
+    async with db.sessionmaker() as session, session.begin():
+        await set_disabled(session, source.id, True, datetime.now(UTC))
+    settings = await client.get(BASE, headers=integrator)
+    assert settings.status_code == 200
+    assert settings.json()["disabled"] is True
+    for method, url in [
+        ("GET", BASE + "/calls"),
+        ("GET", BASE + "/changes"),
+        ("POST", BASE + "/secrets"),
+        ("POST", BASE + "/test-delivery"),
+        ("GET", "/v1/deliveries"),
+        ("GET", f"/v1/deliveries/{message_id}"),
+        ("POST", f"/v1/deliveries/{message_id}/redeliver"),
+    ]:
+        kwargs: dict[str, Any] = {"json": {}} if method == "POST" and "secrets" in url else {}
+        answer = await client.request(method, url, headers=integrator, **kwargs)
+        assert_problem(answer, 403, "disabled")
+    async with db.sessionmaker() as session:
+        message = await session.get(OutboxMessage, message_id)
+        assert message is not None
+        assert message.state == "pending"
+    async with db.sessionmaker() as session, session.begin():
+        await set_disabled(session, source.id, False, datetime.now(UTC))
+    assert (await client.get(BASE + "/calls", headers=integrator)).status_code == 200
+
+
+async def test_a_blank_incident_number_is_refused_not_read_as_no_filter(
+    client: httpx.AsyncClient, db: Database, source: Source, integrator: dict[str, str]
+) -> None:
+    supervisor = bearer(await make_key(db, "supervisor"))
+    for url, headers in [(BASE + "/calls", integrator), ("/v1/calls", supervisor)]:
+        answer = await client.get(url, params={"incident_number": "   "}, headers=headers)
+        assert_problem(answer, 422, "blank")

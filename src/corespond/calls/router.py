@@ -88,7 +88,7 @@ async def list_calls(
     """List calls newest first, filtered; follow `next_cursor` for more."""
     atlas = request.app.state.geography.atlas
     county_fips = require_county(atlas, county).fips if county is not None else None
-    number = unicodedata.normalize("NFKC", incident_number).strip() if incident_number else None
+    number = _incident_number(incident_number)
     where = CallFilter(
         county_fips=county_fips,
         source=source,
@@ -143,11 +143,21 @@ async def source_calls(
 ) -> CallPage:
     """A CAD's own calls, newest first; with `incident_number`, the call that incident
     became (its triage, county and assignment), for the source's integrator key."""
-    sources.require_source_access(principal, source)
-    await sources.get_source(session, source)
-    number = unicodedata.normalize("NFKC", incident_number).strip() if incident_number else None
+    await sources.reach_source(session, principal, source)
+    number = _incident_number(incident_number)
     where = CallFilter(source=source, incident_number=number or None)
     return await _page(session, principal, where, cursor, limit)
+
+
+def _incident_number(value: str | None) -> str | None:
+    """The filter read like a CAD event's number (NFKC, trimmed); one that is blank once
+    trimmed is refused, never read as no filter (which would answer every call)."""
+    if value is None:
+        return None
+    number = unicodedata.normalize("NFKC", value).strip()
+    if not number:
+        raise InvalidPayload("incident_number is blank: leave it out to list every call")
+    return number
 
 
 # Outcomes are for program evaluation: these roles read them, no other (a new role does not).

@@ -264,8 +264,7 @@ async def changes(
     """The resync feed: every assignment change for this CAD after `since`, in the order
     they happened (each call's in its `seq` order), whether its callback delivery
     succeeded or not, so a CAD that was down catches up. Cursors survive restarts."""
-    sources.require_source_access(principal, source)
-    await sources.get_source(session, source)
+    await sources.reach_source(session, principal, source)
     after = int(since)
     rows = await service.changes_since(session, source, after, limit + 1)
     page = rows[:limit]

@@ -17,7 +17,7 @@ from corespond.dispatch import repository
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.dispatch.repository import DeliveryFilter
 from corespond.errors import Conflict, Forbidden, NotFound
-from corespond.sources.service import list_sources
+from corespond.sources.service import list_sources, reach_source
 
 
 async def list_messages(
@@ -29,6 +29,7 @@ async def list_messages(
     limit: int,
 ) -> Sequence[OutboxMessage]:
     """Messages of the calls the key may see (deliveries are scoped like calls)."""
+    await _integrator_live(session, principal)
     scope = calls.scope_filter(principal)
     return await repository.list_messages(session, where, scope=scope, after=after, limit=limit)
 
@@ -37,11 +38,18 @@ async def get_message(
     session: AsyncSession, principal: Principal, message_id: uuid.UUID
 ) -> OutboxMessage:
     """A message of a call the key may see, else ``NotFound`` (no hint that it exists)."""
+    await _integrator_live(session, principal)
     message = await session.get(OutboxMessage, message_id)
     call = await session.get(Call, message.call_id) if message is not None else None
     if message is None or call is None or not calls.visible(call, principal):
         raise NotFound(f"delivery {message_id} not found")
     return message
+
+
+async def _integrator_live(session: AsyncSession, principal: Principal) -> None:
+    """An integrator key of a disabled source reads and resends nothing."""
+    if principal.scope is not None and principal.scope.kind == "source":
+        await reach_source(session, principal, principal.scope.value)
 
 
 def require_statewide(principal: Principal) -> None:

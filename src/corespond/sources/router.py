@@ -137,9 +137,10 @@ TargetList = dict[str, str]
 ERRORS = problems(Unauthorized, Forbidden, NotFound, InvalidPayload)
 
 
-async def _source(session: AsyncSession, principal: Principal, source_id: str) -> CadSource:
-    service.require_source_access(principal, source_id)
-    return await service.get_source(session, source_id)
+async def _source(
+    session: AsyncSession, principal: Principal, source_id: str, *, settings: bool = False
+) -> CadSource:
+    return await service.reach_source(session, principal, source_id, settings=settings)
 
 
 @router.get("/v1/cad/{source}", response_model=SourceOut, responses=ERRORS)
@@ -148,7 +149,7 @@ async def get_source(
 ) -> SourceOut:
     """The source's settings: format, time zone, callback, agencies, scene-secure signals,
     field mapping, and its signing secrets' dates (never the secrets)."""
-    row = await _source(session, principal, source)
+    row = await _source(session, principal, source, settings=True)
     return SourceOut.of(row, request.app.state.settings.program_timezone)
 
 

@@ -255,6 +255,24 @@ def require_source_access(principal: Principal, source_id: str) -> None:
     raise Forbidden("a CAD source is reached with its integrator key or an unscoped admin key")
 
 
+async def reach_source(
+    session: AsyncSession, principal: Principal, source_id: str, *, settings: bool = False
+) -> CadSource:
+    """The source a key may reach (``require_source_access``). Of a disabled source only
+    its settings are read (``settings``), to see that it is disabled: not its calls,
+    deliveries, feed, secrets or mapping, until the program enables it (``Forbidden``)."""
+    require_source_access(principal, source_id)
+    source = await session.get(CadSource, source_id)
+    if source is None:
+        raise NotFound(f"unknown CAD source {source_id!r}")
+    if source.disabled_at is not None and not settings:
+        raise Forbidden(
+            f"CAD source {source.id!r} is disabled (since {source.disabled_at:%Y-%m-%d %H:%M} "
+            "UTC): only its settings can be read until the program enables it"
+        )
+    return source
+
+
 SOURCE_FORMATS = ("native", "eido", "mapped")
 
 
