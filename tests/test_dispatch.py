@@ -300,13 +300,20 @@ async def test_order_per_call_with_calls_in_parallel(
         await drain_until_settled(Relay(committed_db, http, box, FAST), committed_db, 30)
     finally:
         await receiver.stop()
+    # Delivery is at least once: an answer lost to a timeout under load is sent again with
+    # the same webhook-id, which a receiver drops. Read as a receiver does, each call's
+    # messages arrive in order, every one of them.
     by_call: dict[str, list[int]] = defaultdict(list)
+    seen: set[str] = set()
     for got in receiver.delivered():
+        if got.webhook_id in seen:
+            continue
+        seen.add(got.webhook_id)
         data = got.event["data"]
         by_call[data["call"]["incident_number"]].append(data["sequence"])
     assert len(by_call) == 12
     assert all(seqs == [1, 2, 3, 4, 5] for seqs in by_call.values()), by_call
-    assert len(receiver.delivered()) == len(made)
+    assert len(seen) == len(made)
 
 
 async def test_restart_delivers_what_was_committed_before_the_crash(
