@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from collections import defaultdict
@@ -492,3 +493,41 @@ async def test_the_relay_wakes_on_notify_and_does_not_spin(
         await receiver.stop()
     assert [r.webhook_id for r in receiver.received] == [str(woken.id)]
     assert (await stored(committed_db, second.id)).state == "pending"
+
+
+async def test_a_cad_whose_callback_hangs_does_not_hold_back_another_cads_messages(
+    committed_db: Database, cad: Source, box: SecretBox
+) -> None:
+    """Eight messages to a CAD that does not answer in time (each attempt waits out the 2 s
+    timeout)
+    are due before one message to a healthy CAD: the healthy one is delivered at once,
+    because a slow CAD holds at most ``per_source`` lanes (with no such limit it waits
+    for two rounds of timeouts)."""
+    other = await make_source(committed_db, box, "logan-911")
+
+    async def hang(number: int) -> Response:
+        await asyncio.sleep(2.5)
+        return Response(status_code=204)
+
+    slow = await Receiver(cad.secret, hang).start()
+    healthy = await Receiver(other.secret).start()
+    policy = dataclasses.replace(FAST, concurrency=4, per_source=2)
+    try:
+        await point_at(committed_db, cad, slow.url)
+        await point_at(committed_db, other, healthy.url)
+        await messages(committed_db, cad, calls=8)
+        await messages(committed_db, other)
+        async with httpx.AsyncClient(timeout=2) as client:
+            relay = Relay(committed_db, client, box, policy)
+            started = asyncio.get_running_loop().time()
+            await relay.start()
+            try:
+                while not healthy.delivered():
+                    assert asyncio.get_running_loop().time() - started < 1.5, "held back"
+                    await asyncio.sleep(0.02)
+            finally:
+                await relay.stop()
+    finally:
+        await slow.stop()
+        await healthy.stop()
+    assert len(healthy.delivered()) == 1

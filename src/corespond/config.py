@@ -251,6 +251,15 @@ class Settings(BaseSettings):
     relay_concurrency: int = Field(
         default=4, ge=1, le=32, description="Deliveries to CAD callbacks in flight at once."
     )
+    relay_per_source: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description=(
+            "Of those, at most this many to one CAD source (per process), so that a CAD "
+            "whose callback hangs holds no more than these and the others' go on."
+        ),
+    )
     relay_sweep_seconds: float = Field(
         default=5.0, gt=0, description="Safety-net sweep for due deliveries (NOTIFY wakes it)."
     )

@@ -4,7 +4,12 @@
   the HTTP request, so two relays (in one process or several) never send one message at the
   same time, and a relay killed mid-delivery leaves its message pending for the next try.
 * A call's message n+1 is not claimable while message n is pending (delivered or dead ends
-  the wait); different calls go out in parallel (``relay_concurrency`` at once).
+  the wait); different calls go out in parallel (``relay_concurrency`` at once), at most
+  ``relay_per_source`` of them to one CAD source, so a CAD whose callback hangs holds only
+  those and every other CAD's messages go on (per process: N processes, N times as many).
+* Deliveries run in a pool of lanes that grows while there is work: a wake starts a lane
+  if one is free, a lane that found a message starts another, a lane that finds none ends.
+  A lane held by a slow callback never holds back a message that arrives meanwhile.
 * 2xx: delivered. 4xx other than 408 and 429 (and any 3xx: redirects are not followed):
   dead at once, it will not get better by repeating. Timeouts, connection errors, 5xx, 408
   and 429 are retried with capped exponential backoff and full jitter (``Retry-After`` is
@@ -32,6 +37,8 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +46,7 @@ from typing import Any
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from corespond import __version__
@@ -83,11 +91,13 @@ class DeliveryPolicy:
     horizon: timedelta
     backoff_cap: timedelta
     alert_after: timedelta
+    per_source: int = 2
 
     @classmethod
     def of(cls, settings: Settings) -> DeliveryPolicy:
         return cls(
             concurrency=settings.relay_concurrency,
+            per_source=settings.relay_per_source,
             horizon=timedelta(hours=settings.delivery_horizon_hours),
             backoff_cap=timedelta(seconds=settings.delivery_backoff_cap_seconds),
             alert_after=timedelta(seconds=settings.delivery_alert_after_seconds),
@@ -166,6 +176,9 @@ class Relay:
         self._loop = WokenLoop(database, repository.NOTIFY_CHANNEL, "dispatch-relay")
         self._drain_lock = asyncio.Lock()  # one drain at a time: ``concurrency`` connections
         self._alerted: dict[str, datetime] = {}  # failing sources, when last logged
+        self._claiming = asyncio.Lock()  # a claim and its count, one lane at a time
+        self._in_flight: Counter[str] = Counter()  # deliveries under way, by source
+        self._lanes: set[asyncio.Task[None]] = set()
 
     # --- running ---------------------------------------------------------------------------
 
@@ -174,6 +187,10 @@ class Relay:
 
     async def stop(self) -> None:
         await self._loop.stop()
+        lanes = list(self._lanes)
+        for lane in lanes:
+            lane.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -182,13 +199,30 @@ class Relay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._loop.wake.wait(), wait)
                 self._loop.wake.clear()
-                if await self.drain() == 0:
-                    # Nothing was claimable: do not spin on a due time that someone else
-                    # (another relay, a lock) is holding.
-                    await asyncio.sleep(MIN_IDLE_SECONDS)
+                # (A due time someone else holds, another relay, a lock or a source at its
+                # limit, is polled no faster than MIN_IDLE_SECONDS: see _until_next_due.)
+                self._add_lane()
             except Exception as exc:
                 log.error("dispatch_drain_failed", error_type=type(exc).__name__)
                 await asyncio.sleep(1)
+
+    def _add_lane(self) -> None:
+        """One more lane, if fewer than ``concurrency`` are running."""
+        if len(self._lanes) >= self._policy.concurrency:
+            return
+        lane = asyncio.create_task(self._lane_until_idle())
+        self._lanes.add(lane)
+        lane.add_done_callback(self._lanes.discard)
+
+    async def _lane_until_idle(self) -> None:
+        try:
+            while await self.deliver_one(on_claim=self._add_lane):
+                pass
+        except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                return  # stopped mid-delivery: the transaction is rolled back, nothing lost
+            log.error("dispatch_lane_failed", error_type=type(exc).__name__)
 
     async def _until_next_due(self) -> float:
         """Seconds until the next claimable retry is due (so a backoff of 2 s is not a
@@ -230,27 +264,45 @@ class Relay:
 
     # --- one message -----------------------------------------------------------------------
 
-    async def deliver_one(self, due_by: datetime | None = None) -> bool:
-        """Claim the next message due by ``due_by`` (default now) and try it once; False
-        when nothing is due."""
+    async def deliver_one(
+        self, due_by: datetime | None = None, on_claim: Callable[[], None] | None = None
+    ) -> bool:
+        """Claim the next message due by ``due_by`` (default now) of a source below its
+        limit in flight, and try it once; False when nothing is due. ``on_claim`` is told
+        when a message was claimed (there may be more)."""
         async with self._database.sessionmaker() as session, session.begin():
-            message = await repository.claim_next(session, due_by or self._clock())
-            if message is None:
-                return False
-            source = await session.get(CadSource, message.source_id)
-            url = source.callback_url if source is not None else None
-            if source is None or source.disabled_at is not None:
-                url = None
-                answer = Answer(None, None, "the source is disabled", 0.0)
-            elif url is None:
-                answer = Answer(None, None, "no callback URL configured for this source", 0.0)
-            else:
-                try:
-                    answer = await self._post(message, source, url)
-                except Exception as exc:  # recorded as a failed attempt, never a silent loop
-                    answer = Answer(None, None, f"relay error: {type(exc).__name__}", 0.0)
-            await self._record(session, message, url, answer, self._clock())
+            async with self._claiming:
+                limit = self._policy.per_source
+                busy = [source for source, n in self._in_flight.items() if n >= limit]
+                message = await repository.claim_next(session, due_by or self._clock(), busy)
+                if message is None:
+                    return False
+                self._in_flight[message.source_id] += 1
+            try:
+                if on_claim is not None:
+                    on_claim()
+                await self._deliver(session, message)
+            finally:
+                self._in_flight[message.source_id] -= 1
+                if self._in_flight[message.source_id] <= 0:
+                    del self._in_flight[message.source_id]
         return True
+
+    async def _deliver(self, session: AsyncSession, message: OutboxMessage) -> None:
+        """One attempt at a claimed message, recorded."""
+        source = await session.get(CadSource, message.source_id)
+        url = source.callback_url if source is not None else None
+        if source is None or source.disabled_at is not None:
+            url = None
+            answer = Answer(None, None, "the source is disabled", 0.0)
+        elif url is None:
+            answer = Answer(None, None, "no callback URL configured for this source", 0.0)
+        else:
+            try:
+                answer = await self._post(message, source, url)
+            except Exception as exc:  # recorded as a failed attempt, never a silent loop
+                answer = Answer(None, None, f"relay error: {type(exc).__name__}", 0.0)
+        await self._record(session, message, url, answer, self._clock())
 
     async def _post(self, message: OutboxMessage, source: CadSource, url: str) -> Answer:
         return await self._post_body(source, url, str(message.id), body_of(message))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,16 +56,22 @@ def _waits_behind_earlier() -> Any:
     )
 
 
-async def claim_next(session: AsyncSession, now: datetime) -> OutboxMessage | None:
+async def claim_next(
+    session: AsyncSession, now: datetime, busy: Collection[str] = ()
+) -> OutboxMessage | None:
     """The next due message that is first in its call's order, locked for this transaction
-    (others skip it). A call's next message waits while an earlier one is still pending."""
+    (others skip it), of a source not in ``busy``. A call's next message waits while an
+    earlier one is still pending."""
+    conditions = [
+        OutboxMessage.state == "pending",
+        OutboxMessage.next_attempt_at <= now,
+        ~_waits_behind_earlier(),
+    ]
+    if busy:
+        conditions.append(OutboxMessage.source_id.not_in(list(busy)))
     return await session.scalar(
         select(OutboxMessage)
-        .where(
-            OutboxMessage.state == "pending",
-            OutboxMessage.next_attempt_at <= now,
-            ~_waits_behind_earlier(),
-        )
+        .where(*conditions)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
         .limit(1)
         .with_for_update(skip_locked=True)
