@@ -196,22 +196,17 @@ def test_selling_is_read_by_what_is_sold(narrative: str, expected: str) -> None:
 
 
 ATTACK = ROOT / "tests" / "data" / "triage_attack.jsonl"
-# None is known to get through (a date of birth is read as the age it gives today).
-# Open ways through, found by the second attack and not yet closed (each needs more than a
-# word list): who a waking word is said of ("SHE IS CRYING AND TALKING" of the caller), a
-# drunk person driving told in words the driving senses take as harmless ("DRIVE THRU",
-# "NOT DRIVING STRAIGHT", "THE UBER DRIVER WAS DRUNK"), a denial a witness contradicts,
-# a tool named harmless ("NAIL GUN") with a threat to use it, and ages of several
-# people at once ("GRANDKIDS 15 AND 16").
-KNOWN_ATTACK_MISSES: set[str] = {
-    "I18", "I19", "I49", "I83", "I90", "I91", "I92", "I93", "I94", "I95", "I106",
-}  # fmt: skip
+# Open ways through, found by the attacks and not yet closed (each needs more than a word
+# list): who a waking word is said of when only a pronoun tells ("SHE IS CRYING AND
+# TALKING" of the caller), and ages of several people at once ("GRANDKIDS 15 AND 16").
+KNOWN_ATTACK_MISSES: set[str] = {"I18", "I49"}
 
 
 def test_a_white_box_attack_on_the_reading_finds_no_way_to_eligible() -> None:
-    """313 calls written to slip danger, suicide signs, juveniles or an unresponsive person
-    past the reading (answers that are not answers, negations that are instructions, safe
-    contexts that are not safe, words with no rule): none is eligible any more."""
+    """403 calls written by three attackers to slip danger, suicide signs, juveniles or an
+    unresponsive person past the reading (answers that are not answers, negations that are
+    instructions, safe contexts that are not safe, words with no rule, a waking word said
+    of someone else, a vehicle named without a driving word): none is eligible any more."""
     import json
 
     through = []

@@ -155,20 +155,6 @@ PLEAS = frozenset(
      "BEGGED", "SHOUTING", "PLEADING", "CRYING", "PLEASE", "PLZ", "PLS", "STOP", "SAYING",
      "SAID", "SAYS", "KEPT", "KEEPS"}
 )  # fmt: skip
-# Verbs that report what someone said as often as they quote a plea: after them a denial
-# of fact ("SAYS NOBODY IS HURT", "SAID NO WEAPONS IN THE HOUSE") is a denial, a command
-# ("SAID DONT HIT ME", "SAYS NO HITTING") is a plea.
-REPORTING = frozenset({"SAID", "SAYS", "TOLD", "STATES", "STATED", "ADVISES", "ADVISED"})
-_DENIES_A_FACT = frozenset({"NOBODY", "NOBODYS", "NOONE", "NONE", "NOTHING", "DENIES", "DENIED"})
-
-
-def _reported(cue: str, tokens: Sequence[Token], k: int, first: int) -> bool:
-    """Whether the negation at ``k`` after a reporting verb denies a fact, not pleads."""
-    if cue in _DENIES_A_FACT:
-        return True
-    return cue == "NO" and not tokens[k + 1].text.endswith(("ING", "IN")) and first > k
-
-
 # "NEVER HIT HER BEFORE TONIGHT": denied of the past, said of now.
 UNTIL_NOW = (("LIKE", "THIS"), ("BEFORE", "TONIGHT"), ("BEFORE", "TODAY"), ("BEFORE", "NOW"),
              ("UNTIL", "TONIGHT"), ("UNTIL", "TODAY"), ("UNTIL", "NOW"), ("TILL", "TONIGHT"),
@@ -391,7 +377,11 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
     clause = tokens[first].clause
     # Exceptions, pleas and "not to" undo a denial of danger only: for a substance word they
     # would turn a denied use into evidence ("RP SAID NO ALCOHOL").
-    if danger and (_excepted(tokens, last, clause) or _like_this(tokens, last, clause)):
+    if danger and (
+        _excepted(tokens, last, clause)
+        or _like_this(tokens, last, clause)
+        or _doubted(tokens, last, clause)
+    ):
         return False
     fillers = 0
     k = first - 1
@@ -413,8 +403,6 @@ def _negated(field: Field, first: int, last: int, rules: RuleSet, *, danger: boo
             if danger and between & DENIED_USE:
                 return False
             pleaded = {t.text for t in tokens[max(0, k - 3) : k] if t.clause == clause}
-            if pleaded & PLEAS <= REPORTING and _reported(text, tokens, k, first):
-                return True  # "CALLER SAYS NOBODY IS HURT", "SHE SAID NO WEAPONS"
             return not (danger and pleaded & PLEAS)
         if text not in rules.negation_free:
             break
@@ -435,7 +423,20 @@ SINCE_WHEN = frozenset(
 
 
 DOUBLE_NEGATIONS = frozenset(
-    {"WHETHER", "IF", "WONT", "WOULDNT", "COULDNT", "SHOULDNT", "NEVER", "CANT", "CANNOT"}
+    {
+        "WHETHER",
+        "IF",
+        "WONT",
+        "WOULDNT",
+        "COULDNT",
+        "SHOULDNT",
+        "NEVER",
+        "CANT",
+        "CANNOT",
+        "RARELY",
+        "SELDOM",
+        "HARDLY",
+    }
 )
 # Between a negation and a weapon: what is denied is its use, not that it is there.
 DENIED_USE = frozenset({"USE", "USING", "USED", "PULL", "PULLED", "PULLING", "SHOW", "SHOWED"})
@@ -448,6 +449,29 @@ def _like_this(tokens: Sequence[Token], last: int, clause: int, *, danger: bool 
     if danger and SINCE_WHEN & set(after):
         return True
     return any(pair == tuple(after[i : i + 2]) for i in range(len(after)) for pair in UNTIL_NOW)
+
+
+# After a denied danger: only partly denied ("NOT HURT BAD"), doubted ("NOT A REAL GUN BUT
+# ISNT SURE") or contradicted by someone who saw it ("DENIES HAVING A GUN, RP SAW IT").
+PARTLY = frozenset({"BAD", "BADLY", "TOO", "THAT", "MUCH", "SERIOUSLY", "REALLY", "VERY", "YET"})
+DOUBTS = frozenset(
+    {"SURE", "UNSURE", "MAYBE", "POSSIBLY", "PROBABLY", "UNCLEAR", "UNCONFIRMED", "UNK",
+     "UNKNOWN", "SUPPOSEDLY", "ALLEGEDLY", "CLAIMS", "CLAIMED", "CLAIMING"}
+)  # fmt: skip
+SAW = frozenset({"SAW", "SEEN", "SEES", "SEE", "NOTICED", "FOUND", "SPOTTED", "HEARD"})
+
+
+def _doubted(tokens: Sequence[Token], last: int, clause: int) -> bool:
+    same = [t.text for t in tokens[last + 1 :] if t.clause == clause]
+    if same[:2] and set(same[:2]) & PARTLY:
+        return True
+    near = [t.text for t in tokens[last + 1 :] if clause <= t.clause <= clause + 2]
+    if set(near) & DOUBTS:
+        return True
+    return any(
+        word in SAW and near[i + 1 : i + 2] and near[i + 1] in {"IT", "ONE", "THEM", "HIM"}
+        for i, word in enumerate(near)
+    )
 
 
 def _excepted(tokens: Sequence[Token], last: int, clause: int) -> bool:
@@ -472,8 +496,7 @@ def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleS
     if k < len(tokens) and tokens[k].clause == clause and tokens[k].text in rules.negate_after:
         following = k + 1
         # "WEAPONS: NONE. JUST THE ONE IN HIS TRUCK": the next clause takes it back.
-        after = [t.text for t in tokens[following:] if t.clause == clause + 1]
-        if takes_back([after]):
+        if takes_back(_clauses_after(tokens, following, clause + 1)):
             return False
         return (
             following >= len(tokens)
@@ -499,7 +522,7 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
         return False
     answer = tokens[start].clause  # the next clause with words ("ANY WEAPONS? / TXT: NO")
     words = [t.text for t in tokens[start:] if t.clause == answer]
-    following = [t.text for t in tokens[start:] if t.clause == answer + 1]
+    following = _clauses_after(tokens, start, answer + 1)
     asked_words = {t.text for t in tokens if t.clause == clause}
     item = {t.text for t in tokens[first : last + 1]}
     return _denies(words, following, rules, asked_words, item)
@@ -531,13 +554,23 @@ PLAIN_NO = frozenset(
 )  # fmt: skip
 
 
-# Words a plain "no" may go on with, besides PLAIN_NO: "NO JUST US 2", "NO NOTHIN LIKE THAT".
-PLAIN_OPENING = frozenset({"JUST", "NOTHIN", "NUTHIN", "NUTHING", "NEVER", "NOPE", "NAW", "LOL"})
+# How many clauses after an answer are read for words that take it back ("WEAPONS: NONE.
+# RP CALLED BACK, SAYS HIS DAD HAS ONE IN THE TRUCK").
+TAKE_BACK_REACH = 3
+
+
+def _clauses_after(tokens: Sequence[Token], start: int, first: int) -> list[list[str]]:
+    """The words of clauses ``first`` .. ``first + TAKE_BACK_REACH - 1`` from ``start`` on."""
+    clauses: list[list[str]] = [[] for _ in range(TAKE_BACK_REACH)]
+    for t in tokens[start:]:
+        if first <= t.clause < first + TAKE_BACK_REACH:
+            clauses[t.clause - first].append(t.text)
+    return clauses
 
 
 def _denies(
     words: Sequence[str],
-    following: Sequence[str],
+    following: Sequence[Sequence[str]],
     rules: RuleSet,
     asked: Collection[str] = (),
     item: Collection[str] = (),
@@ -556,14 +589,9 @@ def _denies(
     # The answer itself must not take it back or move it; the next clause only by the
     # strongest words ("NO. WIFE DOES", "NO >> WAIT YES"), not by going on to other news
     # ("RP STS NONE, SON AWAKE IN HIS ROOM").
-    if set(rest) & NOT_A_DENIAL or takes_back([following]):  # "NO, ON THE TABLE"
+    if set(rest) & NOT_A_DENIAL or takes_back(following):  # "NO, ON THE TABLE"
         return False
-    # The answer opens plainly ("NO HES A SWEET OLD MAN", "NO THEYRE JUST YELLING", "NO
-    # WEAPONS"), not by naming something else ("ASKED ABOUT WEAPONS, RP STS NO DRUGS"); what
-    # may follow is then free: the words that would take it back are ruled out above, and
-    # every other word is read on its own (a weapon or a blow named in the answer is a hit
-    # of its own; an unknown word is not understood).
-    if rest and rest[0] not in PLAIN_NO and rest[0] not in asked and rest[0] not in PLAIN_OPENING:
+    if not set(rest) <= PLAIN_NO | set(asked):
         return False
     # "ANY WEAPONS OR DRUGS? NO DRUGS": an answer naming another thing asked about.
     named = set(rest) & set(asked) - PLAIN_NO
@@ -584,9 +612,6 @@ ASKS_WHERE = frozenset(
     {"IN", "THE", "HOME", "HOUSE", "RESIDENCE", "ON", "HIM", "HER", "THEM", "SCENE",
      "INVOLVED", "PRESENT", "SEEN", "AT", "ALL"}
 )  # fmt: skip
-
-
-_LIST_JOINS = frozenset({"OR", "AND", "NOR"})
 
 
 def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -> bool:
@@ -614,14 +639,7 @@ def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -
         return False
     # Only a question whether it exists or happened is denied by "NO": not "IS THE GUN IN
     # THE SAFE?", "KNIFE DROPPED?", "IS THE FIGHT OVER?" (their "NO" keeps the danger).
-    # Other things asked about in the same question ("ANYONE HIT OR PUSHED?") are items of
-    # a list: each is answered by the same "no".
-    listed = {
-        k
-        for k in range(begin, first)
-        if tokens[k].text in _LIST_JOINS or tokens[k + 1].text in _LIST_JOINS
-    }
-    before = {t.text for k, t in enumerate(tokens[begin:first], begin) if k not in listed}
+    before = {t.text for t in tokens[begin:first]}
     behind = {t.text for t in tokens[last + 1 : end + 1]}
     if not (before <= ASKS_IF_ANY and behind <= ASKS_WHERE):
         return False
@@ -636,7 +654,7 @@ def _question_answered_no(field: Field, first: int, last: int, rules: RuleSet) -
     if _ends_with_question(field, finish):
         return False
     words = [t.text for t in tokens[start:] if t.clause == tokens[start].clause]
-    following = [t.text for t in tokens[start:] if t.clause == tokens[start].clause + 1]
+    following = _clauses_after(tokens, start, tokens[start].clause + 1)
     item = {t.text for t in tokens[first : last + 1]}
     return _denies(words, following, rules, {t.text for t in tokens[begin : end + 1]}, item)
 
@@ -720,11 +738,38 @@ def _first_resolver_after(
                 if phrase.matches_at(words, index):
                     last = index + len(phrase.words) - 1
                     # "IS HE AWAKE? >> NO": asked, not said.
-                    if not _resolver_negated(rule, field, index) and not _in_question(field, last):
+                    if (
+                        not _resolver_negated(rule, field, index)
+                        and not _in_question(field, last)
+                        and not _said_of_someone_else(field, index, last)
+                    ):
                         return _Hit(
                             rule, field.name, field.span(index, last), (order, index), False, last
                         )
     return None
+
+
+# Who is not the person the call is about: a waking word said of them resolves nothing
+# ("GAVE HIM NARCAN, CALLER IS CALM AND ALERT", "LAST SEEN ALERT AT 0100").
+SOMEONE_ELSE = frozenset(
+    {"CALLER", "CALLERS", "RP", "TEXTER", "COMPL", "COMPLAINANT", "BYSTANDER", "BYSTANDERS",
+     "CLERK", "STAFF", "MGR", "MANAGER", "SECURITY", "DISPATCH", "OFFICER", "DEPUTY", "MEDIC",
+     "MEDICS", "NURSE", "WITNESS", "ROOMMATE", "NEIGHBOR", "NEIGHBORS"}
+)  # fmt: skip
+# After the waking word, someone else woken ("FRIEND WOKE UP THE NEIGHBOR").
+_OTHER_OBJECT = frozenset(
+    {"THE", "A", "AN", "THEIR", "MY", "OUR", "EVERYONE", "EVERYBODY", "SOMEONE", "SOMEBODY"}
+)
+
+
+def _said_of_someone_else(field: Field, first: int, last: int) -> bool:
+    tokens = field.tokens
+    clause = tokens[first].clause
+    before = [t.text for t in tokens[max(0, first - 4) : first] if t.clause == clause]
+    if set(before) & SOMEONE_ELSE or before[-2:] == ["LAST", "SEEN"]:
+        return True
+    after = tokens[last + 1] if last + 1 < len(tokens) else None
+    return after is not None and after.clause == clause and after.text in _OTHER_OBJECT
 
 
 def _resolver_negated(rule: Rule, field: Field, first: int) -> bool:

@@ -26,8 +26,8 @@ _AGE = re.compile(
     r"\b(\d{1,2})\s*(?:-\s*)?(?:YOA|YO|Y/O|Y\.O\.?|YOM|YOF|YRS?\.?\s*OLD|YEARS?[\s-]*OLD|YR[\s-]*OLD)\b"
     r"|\bAGE[\s:]*(\d{1,2})\b"
     # "W/M 16", "B/F APPROX 15", and age ranges "APPROX 16-17".
-    r"|\b[WBHAIU]/[MF]\s*(?:APPROX\.?\s*)?(\d{1,2})\b"
-    r"|\bAPPROX\.?\s*(\d{1,2})\s*-\s*\d{1,2}\b"
+    r"|\b[WBHAIU]/[MF]\s*(?:APPROX\.?\s*|APPX\.?\s*|APX\.?\s*|ABT\.?\s*)?(\d{1,2})\b"
+    r"|\b(?:APPROX|APPX|APX)\.?\s*(\d{1,2})\s*-\s*\d{1,2}\b"
     # "KID 14", "SON (16)", "SUBJ IS 16": a person word and an age standing alone.
     # "PT M 15", "PT F16" (medical-priority style), "HE IS 17".
     r"|\b(?:PT|PATIENT|SUBJ|SUBJECT)\s+[MF]\s*(\d{1,2})\b"
@@ -36,12 +36,17 @@ _AGE = re.compile(
     r"|\b(?:IS|SHES|HES|WAS)\s+(?:ACTUALLY\s+|ONLY\s+|JUST\s+|LIKE\s+|ABOUT\s+|AROUND\s+)?"
     r"(\d{1,2})(?=\s*(?:[,.;)!?]|$|\s+(?:AND|BUT|YEARS|YRS|YR|Y/O|YO|HE|SHE|HES|SHES|AT|IN)\b))"
     r"|\b(?:BOY|GIRL|KID|TEEN|TEENAGER|JUVENILE|GUY|MALE|FEMALE|YOUNG\s+MAN|YOUNG\s+WOMAN)\s+"
-    r"(?:ABOUT|AROUND|APPROX\.?|MAYBE|LIKE|AGED?)\s+(\d{1,2})\b"
+    r"(?:ABOUT|AROUND|APPROX\.?|APPX\.?|APX\.?|ABT\.?|MAYBE|LIKE|AGED?)\s+(\d{1,2})\b"
     # "MY DAUGHTER, 16,", "GRANDSON 15", "STEPSON AGED 16", "CHILD 15 YOA", "LOOKS ABOUT 14".
     r"|\b(?:SON|DAUGHTER|GRANDSON|GRANDDAUGHTER|STEPSON|STEPDAUGHTER|BROTHER|SISTER|NEPHEW|NIECE|"
     r"COUSIN|CHILD|KID|BOY|GIRL)\s*,?\s*(?:AGED?\s+|WHO\s+IS\s+)?(\d{1,2})\b"
     r"(?!\s*(?:MIN|MINS|MINUTES|HR|HRS|HOURS|DAYS|WEEKS|MONTHS|TIMES|BEERS|PILLS|SHOTS|DRINKS|MG))"
-    r"|\bLOOKS\s+(?:ABOUT\s+|LIKE\s+|AROUND\s+)?(\d{1,2})\b"
+    r"|\bLOOKS\s+(?:ABOUT\s+|LIKE\s+|AROUND\s+|APPROX\.?\s+|APPX\.?\s+|APX\.?\s+)?(\d{1,2})\b"
+    # "INTOX FEMALE 16", "SONS GF 15": a person and a number that ends its clause.
+    r"|\b(?:MALE|FEMALE|MAN|WOMAN|GF|BF|GIRLFRIEND|BOYFRIEND|FRIEND|ROOMMATE|STUDENT|PERSON|"
+    r"JUV|RESIDENT|PASSENGER|DRIVER|VICTIM|SUSPECT|CALLER|RP|TEXTER|W/M|W/F|B/M|B/F|H/M|H/F)"
+    r"\s*,?\s*(\d{1,2})\b(?!\s*(?:MIN|MINS|MINUTES|HR|HRS|HOURS|DAYS|WEEKS|MONTHS|TIMES|BEERS|"
+    r"PILLS|SHOTS|DRINKS|MG|OZ|FT|FEET|UNITS|PACK|PACKS|CANS|BOTTLES|DOLLARS|BUCKS|X|TO|OR|-)\b)"
     r"|\b(?:KID|SON|DAUGHTER|BOY|GIRL|CHILD|TEEN|SUBJ|SUBJECT|PT|PATIENT)\s*"
     r"(?:\(\s*(\d{1,2})\s*\)|IS\s+(\d{1,2})(?=\s*(?:[,.;]|$))|(\d{1,2})(?=\s*(?:[,.;)]|$)))"
     # "16 Y O", "16 YRS," (a number by an age unit), "F/16", "M/15".
@@ -214,7 +219,9 @@ OPENS_ELSEWHERE = frozenset(
     {"ON", "IN", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "NEXT", "BY", "NEAR", "UP",
      "DOWN", "OVER", "THE", "BUT", "WAIT", "YES", "YEAH", "YA", "YEP", "ACTUALLY", "EXCEPT",
      "ONLY", "STILL", "MAYBE", "THERES", "THERE", "FOR", "THEYRE", "THEY", "MY", "HIS",
-     "HER", "HERS", "THEIR", "SOMEWHERE", "ELSEWHERE", "WELL", "HOLD", "OH", "UMM", "UM"}
+     "HER", "HERS", "THEIR", "SOMEWHERE", "ELSEWHERE", "WELL", "HOLD", "OH", "UMM", "UM",
+     "THATS", "THAT", "THESE", "THOSE", "SOME", "ALL", "EVERYTHING", "A", "AN", "ANOTHER",
+     "OTHER", "OTHERS", "UPSTAIRS", "DOWNSTAIRS"}
 )  # fmt: skip
 POINTS_BACK = frozenset({"IT", "ITS", "THEM", "THOSE", "EXCEPT", "ACTUALLY", "WAIT", "ELSEWHERE"})
 HEDGES = frozenset(
@@ -228,11 +235,21 @@ STANDS_FOR_IT = frozenset(
 # After HAS/HAD/GOT/KEEPS, what makes it a having of a thing ("HE HAS ONE", "SON HAS A
 # RIFLE"); not "HAS BEEN DRINKING", "HAS NOT".
 _HAVING = frozenset({"HAS", "HAD", "HAVE", "GOT", "KEEPS", "KEEP", "KEPT", "CARRIES", "OWNS"})
-_A_THING = frozenset({"ONE", "IT", "SOME", "THEM", "A", "AN", "TWO", "SEVERAL", "HIS", "HER"})
+_A_THING = frozenset(
+    {"ONE", "IT", "SOME", "THEM", "A", "AN", "TWO", "THREE", "SEVERAL", "HIS", "HER", "THEIR",
+     "PLENTY", "LOTS", "COUPLE", "FEW", "MORE", "ANOTHER", "THOSE", "THESE", "THAT", "THIS"}
+)  # fmt: skip
+# "DADS IS IN HIS TRUCK", "THEYRE UP IN THE ATTIC": the thing said to be somewhere.
+_BEING = frozenset({"IS", "ARE", "WAS", "WERE", "BE", "STAYS", "SITS", "KEPT", "STORED"})
+_PLACES = frozenset(
+    {"IN", "ON", "AT", "UNDER", "BY", "BEHIND", "INSIDE", "OUTSIDE", "UPSTAIRS", "DOWNSTAIRS",
+     "OUT", "UP", "DOWN", "OVER", "NEAR", "NEXT", "WITH"}
+)  # fmt: skip
 # ONE as a pronoun (for the thing), not a number before a noun ("ONE SUBJ WALKED OFF").
 _AFTER_PRONOUN_ONE = frozenset(
     {"IN", "ON", "AT", "UNDER", "BEHIND", "INSIDE", "OUTSIDE", "THOUGH", "THAT", "TOO", "ALSO",
-     "SOMEWHERE", "LEFT", "NEARBY", "HIDDEN", "THERE", "HERE", "NOW", "BUT", "WITH", "UP"}
+     "SOMEWHERE", "LEFT", "NEARBY", "HIDDEN", "THERE", "HERE", "NOW", "BUT", "WITH", "UP",
+     "OUT", "TO", "DOWN", "AWAY", "OFF", "FROM", "INTO"}
 )  # fmt: skip
 
 
@@ -246,20 +263,23 @@ def takes_back(clauses: Sequence[Sequence[str]]) -> bool:
         if opening and (
             words[0] in OPENS_ELSEWHERE
             or words[0] in _HAVING
+            or words[0].isdigit()
             or (words[0] == "NOT" and len(words) > 1 and words[1] in _NOT_THERE)
         ):
-            return True  # "NO, IN THE CAR", "NO. HAS ONE", "NO, NOT ON HIM"
+            return True  # "NO, IN THE CAR", "NO. HAS ONE", "NO, 2 IN THE CLOSET"
         opening = False
         if set(words) & (POINTS_BACK | HEDGES):
             return True
-        if len(words) <= 5 and words[-1] in STANDS_FOR_IT:
+        if words[-1] in STANDS_FOR_IT:  # "WIFE DOES", "THE UNCLE DOWNSTAIRS DOES"
             return True
         for i, word in enumerate(words):
             after = words[i + 1] if i + 1 < len(words) else None
-            if word in _HAVING and after in _A_THING:
-                return True
+            if word in _HAVING and after is not None and (after in _A_THING or after.isdigit()):
+                return True  # "HE HAS ONE", "HUSB HAS 3 IN THE SAFE"
             if word == "ONE" and (after is None or after in _AFTER_PRONOUN_ONE):
                 return True
+            if word in _BEING and after in _PLACES and i <= 2:
+                return True  # "DADS IS IN HIS TRUCK"
     return False
 
 
