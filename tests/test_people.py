@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from corespond.audit.models import AuditEntry
 from corespond.db import Database
 from corespond.people import access
-from corespond.people.access import ConsentTerms, Reader, Share
+from corespond.people.access import Access, ConsentTerms, Reader, Share
 from corespond.people.models import Consent, Contact, Person
 from tests import program
 from tests.aftercall import (
@@ -38,67 +38,114 @@ DETOX = Share("treatment", DETOX_ORG[0])
 
 
 def terms(
-    *shares: Share, revoked: bool = False, days: float = 30, signed_days_ago: float = 10
+    *shares: Share,
+    revoked: bool = False,
+    days: float = 30,
+    signed_days_ago: float = 10,
+    purposes: tuple[str, ...] = ("care_coordination", "deconfliction"),
 ) -> ConsentTerms:
     return ConsentTerms(
         id=uuid.uuid4(),
         shares=shares,
         fields=("name", "contact", "county"),
-        purposes=("care_coordination",),
+        purposes=purposes,
         expires_at=NOW + timedelta(days=days),
         revoked_at=NOW - timedelta(hours=1) if revoked else None,
         signed_at=NOW - timedelta(days=signed_days_ago),
     )
 
 
-# (reader, consents, expected): the rule as a table. "provider": the whole record;
-# "partner": what the consent shares; None: nothing, not even that the person exists.
+DECONFLICT = "deconfliction"
+REFERRAL = "treatment_referral"
+POLICE_READER = Reader("partner", agency="CHARLESTON PD")
+DETOX_READER = Reader("partner", organization=DETOX_ORG[0])
+
+# (reader, consents, purpose, expected): the rule as a table. "provider": the whole record;
+# "partner": what the consent shares; otherwise why nothing is read (the audit log's reason).
 TABLE = [
-    (Reader("peer", provider="wvsl"), [], "provider"),
-    (Reader("provider_admin", provider="wvsl"), [], "provider"),
-    (Reader("peer", provider="rp"), [terms(POLICE, DETOX)], None),
-    (Reader("provider_admin", provider="rp"), [terms(POLICE, DETOX)], None),
-    (Reader("dispatcher"), [terms(POLICE, DETOX)], None),
-    (Reader("supervisor"), [terms(POLICE, DETOX)], None),
-    (Reader("auditor"), [terms(POLICE, DETOX)], None),
-    (Reader("admin"), [terms(POLICE, DETOX)], None),
-    (Reader("partner", agency="Charleston P.D."), [terms(POLICE)], "partner"),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(DETOX)], None),
-    (Reader("partner", agency="BLUEFIELD PD"), [terms(POLICE, DETOX)], None),
-    (Reader("partner", organization=DETOX_ORG[0]), [terms(POLICE, DETOX)], "partner"),
-    (Reader("partner", organization=QRT_ORG[0]), [terms(POLICE, DETOX)], None),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, revoked=True)], None),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, days=-1)], None),
-    (Reader("partner", organization=DETOX_ORG[0]), [terms(DETOX, days=-1)], None),
-    # An older consent revoked, a newer one live: the live one counts.
+    (Reader("peer", provider="wvsl"), [], None, "provider"),
+    (Reader("provider_admin", provider="wvsl"), [], None, "provider"),
+    (Reader("peer", provider="rp"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("provider_admin", provider="rp"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("dispatcher"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("supervisor"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("auditor"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("admin"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("partner", agency="Charleston P.D."), [terms(POLICE)], DECONFLICT, "partner"),
+    (POLICE_READER, [terms(DETOX)], DECONFLICT, "not_named"),
+    (Reader("partner", agency="BLUEFIELD PD"), [terms(POLICE, DETOX)], DECONFLICT, "not_named"),
+    (DETOX_READER, [terms(POLICE, DETOX)], "care_coordination", "partner"),
+    (Reader("partner", organization=QRT_ORG[0]), [terms(POLICE, DETOX)], None, "no_purpose"),
     (
-        Reader("partner", agency="CHARLESTON PD"),
-        [terms(POLICE, revoked=True), terms(POLICE, days=90)],
-        "partner",
+        Reader("partner", organization=QRT_ORG[0]),
+        [terms(POLICE, DETOX)],
+        "care_coordination",
+        "not_named",
     ),
+    # Named, but not for what it reads for: police reading to deconflict under a consent
+    # for care coordination only; a treatment provider taking a referral the consent does
+    # not allow; and one it does.
+    (
+        POLICE_READER,
+        [terms(POLICE, purposes=("care_coordination",))],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
+    (DETOX_READER, [terms(POLICE, DETOX)], REFERRAL, "purpose_not_consented"),
+    (DETOX_READER, [terms(POLICE, DETOX, purposes=(REFERRAL,))], REFERRAL, "partner"),
+    (
+        POLICE_READER,
+        [terms(POLICE, DETOX, purposes=(REFERRAL,))],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
+    # A partner that says no purpose reads nothing, whatever the consent (fail closed).
+    (POLICE_READER, [terms(POLICE)], None, "no_purpose"),
+    (POLICE_READER, [terms(POLICE, revoked=True)], DECONFLICT, "no_live_consent"),
+    (POLICE_READER, [terms(POLICE, days=-1)], DECONFLICT, "no_live_consent"),
+    (DETOX_READER, [terms(DETOX, days=-1)], "care_coordination", "no_live_consent"),
+    (POLICE_READER, [], DECONFLICT, "no_live_consent"),
+    # An older consent revoked, a newer one live: the live one counts.
+    (POLICE_READER, [terms(POLICE, revoked=True), terms(POLICE, days=90)], DECONFLICT, "partner"),
     # Signed again naming only the detox: the police named before see nothing any more (the
     # newest live consent is the one in force), and the detox sees it.
     (
-        Reader("partner", agency="CHARLESTON PD"),
+        POLICE_READER,
         [terms(POLICE, DETOX, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
-        None,
+        DECONFLICT,
+        "not_named",
     ),
     (
-        Reader("partner", organization=DETOX_ORG[0]),
+        DETOX_READER,
         [terms(POLICE, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
+        "care_coordination",
         "partner",
     ),
+    # Signed again without a purpose: the older consent's purpose is gone too.
+    (
+        POLICE_READER,
+        [
+            terms(POLICE, days=300, signed_days_ago=20, purposes=(DECONFLICT,)),
+            terms(POLICE, signed_days_ago=1, purposes=("follow_up",)),
+        ],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
     # Revoked or expired, the provider keeps its own record.
-    (Reader("peer", provider="wvsl"), [terms(POLICE, revoked=True)], "provider"),
+    (Reader("peer", provider="wvsl"), [terms(POLICE, revoked=True)], None, "provider"),
 ]
 
 
-@pytest.mark.parametrize(("reader", "consents", "expected"), TABLE)
-def test_who_may_read_a_person(
-    reader: Reader, consents: list[ConsentTerms], expected: str | None
+@pytest.mark.parametrize(("reader", "consents", "purpose", "expected"), TABLE)
+def test_who_may_read_a_person_for_what(
+    reader: Reader, consents: list[ConsentTerms], purpose: str | None, expected: str
 ) -> None:
-    granted = access.access(reader, "wvsl", consents, NOW)
-    assert (granted.as_ if granted else None) == expected
+    decided = access.decide(reader, "wvsl", consents, NOW, purpose)
+    assert (decided.as_ if isinstance(decided, Access) else decided.reason) == expected
+    granted = access.access(reader, "wvsl", consents, NOW, purpose)
+    assert (granted is not None) == (expected in ("provider", "partner"))
+    if isinstance(decided, Access) and decided.as_ == "partner":
+        assert decided.purpose == purpose
 
 
 # --- the same rule through the API, with real keys, before and after revocation and expiry ---
@@ -135,12 +182,18 @@ PROVIDER = {"the peer who met them", "another peer of the provider", "the provid
 PARTNERS = {"the police named", "the treatment provider named"}
 
 
-async def _reads(client: httpx.AsyncClient, keys: dict[str, str], person: str) -> dict[str, str]:
-    """What each reader gets: provider / partner (the view), or the status refused."""
+async def _reads(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    person: str,
+    purpose: str = "care_coordination",
+) -> dict[str, str]:
+    """What each reader gets, reading for ``purpose``: provider / partner (the view), or
+    refused."""
     seen = {}
     for who, key in keys.items():
-        one = await client.get(f"/v1/people/{person}", headers=auth(key))
-        listed = await client.get("/v1/people", headers=auth(key))
+        one = await client.get(f"/v1/people/{person}?purpose={purpose}", headers=auth(key))
+        listed = await client.get(f"/v1/people?purpose={purpose}", headers=auth(key))
         in_list = listed.status_code == 200 and person in [p["id"] for p in listed.json()["items"]]
         if one.status_code == 200:
             assert in_list, who
@@ -169,7 +222,9 @@ async def test_consent_decides_who_reads_a_person_before_and_after_revocation_an
         for who in keys
     }
     police = (
-        await client.get(f"/v1/people/{person}", headers=auth(keys["the police named"]))
+        await client.get(
+            f"/v1/people/{person}?purpose=deconfliction", headers=auth(keys["the police named"])
+        )
     ).json()
     assert police["name"] == "Jo Doe"
     assert police["contacts"] is None
@@ -213,16 +268,18 @@ async def test_a_partner_sees_only_the_fields_shared_and_finds_people_by_them(
     )
     assert recorded.status_code == 201, recorded.text
     police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
-    found = await client.get("/v1/people?q=sam", headers=auth(police))
+    found = await client.get("/v1/people?q=sam&purpose=deconfliction", headers=auth(police))
     assert [p["name"] for p in found.json()["items"]] == ["Sam Roe"]
     assert found.json()["items"][0]["contact"] is None
     assert found.json()["items"][0]["county"] == "Kanawha"
     # The phone is not shared: it is not searchable either.
-    by_phone = await client.get("/v1/people?q=555-1212", headers=auth(police))
+    by_phone = await client.get("/v1/people?q=555-1212&purpose=deconfliction", headers=auth(police))
     assert by_phone.json()["items"] == []
-    here = await client.get("/v1/people?county=Kanawha", headers=auth(police))
+    here = await client.get("/v1/people?county=Kanawha&purpose=deconfliction", headers=auth(police))
     assert [p["name"] for p in here.json()["items"]] == ["Sam Roe"]
-    elsewhere = await client.get("/v1/people?county=Cabell", headers=auth(police))
+    elsewhere = await client.get(
+        "/v1/people?county=Cabell&purpose=deconfliction", headers=auth(police)
+    )
     assert elsewhere.json()["items"] == []
     provider = await client.get("/v1/people?q=555-1212", headers=auth(m.ana))
     assert [p["name"] for p in provider.json()["items"]] == ["Sam Roe"]
@@ -382,7 +439,7 @@ async def test_every_read_of_a_person_is_on_the_audit_log(
     police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
     async with m.db.sessionmaker() as session:
         before = await session.scalar(select(func.count()).select_from(AuditEntry))
-    await client.get(f"/v1/people/{person}", headers=auth(police))
+    await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
     await client.get("/v1/people", headers=auth(m.ana))
     await client.get(f"/v1/people/{person}", headers=auth(m.dispatcher))  # refused
     async with m.db.sessionmaker() as session:
@@ -462,7 +519,8 @@ async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_expor
     recorded = await record_person(client, m.assignment, m.ana)
     person = recorded.json()["person"]["id"]
     police = await make_key(db, "partner", "agency:CHARLESTON PD")
-    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 200
+    read = f"/v1/people/{person}?purpose=deconfliction"
+    assert (await client.get(read, headers=auth(police))).status_code == 200
 
     # The peer's phone: the person's consent, and a button to take it back.
     link = await client.post(f"/v1/peers/{m.ana_id}/sign-in-links", headers=auth(m.admin))
@@ -483,9 +541,14 @@ async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_expor
     assert after["contact"]["person"]["consent"] is None
     assert after["contact"]["person"]["revoked"] is True
 
-    # The API: the police read nothing more, list nothing, find nothing.
-    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 404
-    assert (await client.get("/v1/people?q=jo", headers=auth(police))).json()["items"] == []
+    # The API: the police read nothing more (refused, and the refusal on the audit log),
+    # list nothing, find nothing.
+    refused = await client.get(read, headers=auth(police))
+    assert refused.status_code == 403
+    assert refused.json()["type"].endswith("/consent-refused")
+    assert "Jo" not in refused.text
+    listed = await client.get("/v1/people?q=jo&purpose=deconfliction", headers=auth(police))
+    assert listed.json()["items"] == []
     # Exports: the report counts the consent as revoked, and names nobody.
     supervisor_csv = await client.get(
         "/v1/reports/program", headers={**auth(m.supervisor), "accept": "text/csv"}

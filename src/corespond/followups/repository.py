@@ -124,3 +124,36 @@ async def change_stamp(
             or_(FollowUp.assignee_peer_id == peer_id, FollowUp.assignee_peer_id.is_(None))
         )
     return tuple((await session.execute(query)).one())
+
+
+async def people_active_since(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], since: datetime
+) -> set[uuid.UUID]:
+    if not person_ids:
+        return set()
+    query = select(FollowUp.person_id).where(
+        FollowUp.person_id.in_(list(person_ids)),
+        or_(FollowUp.due_at >= since, FollowUp.done_at >= since, FollowUp.created_at >= since),
+    )
+    return set((await session.scalars(query.distinct())).all())
+
+
+async def cancel_open_of_people(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], reason: str
+) -> None:
+    await session.execute(
+        update(FollowUp)
+        .where(FollowUp.person_id.in_(list(person_ids)), FollowUp.state == "open")
+        .values(state="cancelled", cancelled_reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def people_with_team_visits(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+    query = (
+        select(FollowUp.person_id)
+        .where(FollowUp.state == "open", FollowUp.organization_id.is_not(None))
+        .distinct()
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
