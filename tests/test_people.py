@@ -8,16 +8,19 @@ import csv
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from corespond.audit.models import AuditEntry
 from corespond.db import Database
 from corespond.people import access
+from corespond.people import service as people_service
 from corespond.people.access import Access, ConsentTerms, Reader, Share
+from corespond.people.matching import Identity, MatchKeys, keys_of, match_reasons
 from corespond.people.models import Consent, Contact, Person
 from tests import program
 from tests.aftercall import (
@@ -30,7 +33,7 @@ from tests.aftercall import (
     met_on_a_call,
     record_person,
 )
-from tests.conftest import Source, make_key
+from tests.conftest import PgServer, Source, make_key
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 POLICE = Share("police", "CHARLESTON PD")
@@ -574,3 +577,255 @@ async def test_a_consent_must_say_what_may_be_shared(
     assert "consent.fields" in refused.text
     people = await client.get("/v1/people", headers=auth(m.ana))
     assert people.json()["items"] == []
+
+
+# --- purposes: a partner reads for a purpose the consent names, or nothing -----------------
+
+
+async def _audit(db: Database, action: str) -> list[AuditEntry]:
+    async with db.sessionmaker() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+                )
+            ).all()
+        )
+
+
+async def test_a_partner_reads_a_person_only_for_a_purpose_their_consent_names(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    # Shared with Charleston PD and the detox for care coordination, follow-up and
+    # deconfliction; not for treatment referral.
+    person = (await record_person(client, m.assignment, m.ana)).json()["person"]["id"]
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    detox = await make_key(db, "partner", f"organization:{DETOX_ORG[0]}")
+    bluefield = await make_key(db, "partner", "agency:BLUEFIELD PD")
+
+    ok = await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["view"] == "partner"
+    read = (await _audit(db, "person.read"))[-1]
+    assert (read.role, read.detail["purpose"]) == ("partner", "deconfliction")
+
+    # No purpose: nothing read, and the field named (before anything is looked up).
+    for url in (f"/v1/people/{person}", "/v1/people", f"/v1/people/{uuid.uuid4()}"):
+        unsaid = await client.get(url, headers=auth(police))
+        assert unsaid.status_code == 422, (url, unsaid.text)
+        assert unsaid.headers["content-type"] == "application/problem+json"
+        assert unsaid.json()["invalid-params"][0]["name"] == "query.purpose"
+
+    # A purpose the consent does not name, and a partner it does not name: 403, the same
+    # words for both, nothing of the person; the reason only on the audit log.
+    for key, purpose, reason in (
+        (detox, "treatment_referral", "purpose_not_consented"),
+        (police, "treatment_referral", "purpose_not_consented"),
+        (bluefield, "deconfliction", "not_named"),
+    ):
+        refused = await client.get(f"/v1/people/{person}?purpose={purpose}", headers=auth(key))
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/consent-refused")
+        assert "Jo" not in refused.text
+        assert "304" not in refused.text
+        entry = (await _audit(db, "person.read_refused"))[-1]
+        assert (entry.record_id, entry.role) == (person, "partner")
+        assert entry.detail["purpose"] == purpose
+        assert entry.detail["reason"] == reason
+        listed = await client.get(f"/v1/people?purpose={purpose}", headers=auth(key))
+        assert listed.status_code == 200
+        assert listed.json()["items"] == []
+    # A person who does not exist is not found, as ever.
+    missing = await client.get(
+        f"/v1/people/{uuid.uuid4()}?purpose=deconfliction", headers=auth(police)
+    )
+    assert missing.status_code == 404
+    # The provider reads its own record without saying why (it is the program's record).
+    assert (await client.get(f"/v1/people/{person}", headers=auth(m.ana))).status_code == 200
+
+    # Signed again, for treatment referral only: the detox reads for it, the police no
+    # longer read to deconflict.
+    again = await client.post(
+        f"/v1/people/{person}/consents",
+        json=consent(purposes=["treatment_referral"]),
+        headers=auth(m.ana),
+    )
+    assert again.status_code == 201, again.text
+    taken = await client.get(f"/v1/people/{person}?purpose=treatment_referral", headers=auth(detox))
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["consent"]["purposes"] == ["treatment_referral"]
+    gone = await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
+    assert gone.status_code == 403
+
+
+async def test_a_referral_carries_the_person_only_where_the_consent_allows_and_revocation_ends_it(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(purposes=["treatment_referral", "follow_up"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert recorded.status_code == 201, recorded.text
+    person = recorded.json()["person"]["id"]
+    contact = recorded.json()["contact"]["id"]
+
+    # The detox is named for treatment referral: the referral carries who is coming.
+    detox = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert detox.status_code == 201, detox.text
+    assert detox.json()["shared_with_organization"] is True
+    # The recovery residence is not named: the referral is made, naming nobody to it.
+    housing = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-rp-housing"], "kind": "recovery_housing"},
+        headers=auth(m.ana),
+    )
+    assert housing.status_code == 201, housing.text
+    assert housing.json()["shared_with_organization"] is False
+    made = {e.record_id: e.detail for e in await _audit(db, "referral.create")}
+    assert made[detox.json()["id"]]["shared"] is True
+    assert made[housing.json()["id"]]["shared"] is False
+
+    revoked = await client.post(f"/v1/people/{person}/consent/revoke", headers=auth(m.ana))
+    assert revoked.status_code == 200, revoked.text
+    (contact_out,) = revoked.json()["contacts"]
+    by_id = {r["id"]: r for r in contact_out["referrals"]}
+    ended = by_id[detox.json()["id"]]
+    assert ended["shared_with_organization"] is False
+    assert ended["share_ended_at"] is not None
+    assert ended["arrival"] == "pending"  # the referral stands, naming nobody to them
+    assert by_id[housing.json()["id"]]["share_ended_at"] is None  # it never shared
+    (entry,) = await _audit(db, "referral.share_ended")
+    assert entry.record_id == detox.json()["id"]
+    assert entry.detail["organization"] == DETOX_ORG[0]
+    assert entry.detail["why"] == "consent revoked"
+    # The detox's key reads nothing more, for any purpose.
+    key = await make_key(db, "partner", f"organization:{DETOX_ORG[0]}")
+    after = await client.get(f"/v1/people/{person}?purpose=treatment_referral", headers=auth(key))
+    assert after.status_code == 403
+
+
+# --- deconfliction in the database: indexed keys, bounded, the same rule ------------------
+
+NAMES = [
+    "Jo Doe", "DOE, JO", "Joanna Doe", "J. Doe", "Jo  Doé", "John Doe", "Mary O'Brien",
+    "O\u2019Brien, Mary", "M OBrien", "Sam Roe", "Sam", "Roe Sam", "Ann Lee", "A Lee",
+]  # fmt: skip
+PHONES = [None, "304-555-7788", "(304) 555 7788", "+1 304 555 7788", "555-0001", "12", "n/a"]
+COUNTIES = ["54039", "54011"]
+
+
+async def _people(db: Database, rows: list[tuple[str, str | None, str, str]]) -> list[Person]:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "rp", {program.CABELL: "primary"})
+        made = []
+        for i, (name, contact, county, provider) in enumerate(rows):
+            person = Person(
+                provider_id=provider,
+                name=name,
+                contact=contact,
+                county_fips=county,
+                created_at=NOW - timedelta(minutes=i),
+            )
+            session.add(person)
+            made.append(person)
+    return made
+
+
+async def test_possible_matches_are_found_by_the_database_as_the_rule_says(db: Database) -> None:
+    """Every name, phone and county against every other: what the indexed query finds is
+    what comparing each pair by the rule finds (newest first, at most ten)."""
+    rows = [
+        (name, PHONES[i % len(PHONES)], COUNTIES[i % 2], "wvsl" if i % 5 else "rp")
+        for i, name in enumerate(NAMES * 2)
+    ]
+    made = await _people(db, rows)
+    merged = made[1]
+    async with db.sessionmaker() as session, session.begin():
+        row = await session.get(Person, merged.id)
+        assert row is not None
+        row.merged_into_id = made[0].id  # merged away: never a candidate again
+    for name in NAMES:
+        for phone in PHONES:
+            for county in COUNTIES:
+                identity = Identity(name, phone, county)
+                expected = [
+                    p
+                    for p in made
+                    if p.provider_id == "wvsl"
+                    and p is not merged
+                    and match_reasons(identity, Identity(p.name, p.contact, p.county_fips))
+                ][:10]
+                async with db.sessionmaker() as session:
+                    found = await people_service.possible_matches(session, "wvsl", identity)
+                assert [f["id"] for f in found] == [str(p.id) for p in expected], identity
+                for f, p in zip(found, expected, strict=True):
+                    assert f["reasons"] == match_reasons(
+                        identity, Identity(p.name, p.contact, p.county_fips)
+                    )
+
+
+async def test_possible_matches_are_bounded_and_read_through_the_indexes(
+    committed_db: Database, test_server: PgServer
+) -> None:
+    # Many of the provider's people, most of them nobody like Jo; thirty with Jo's phone.
+    db = committed_db
+    rows = [(f"Person {i:04d}", f"304-555-{i:04d}", "54039", "wvsl") for i in range(1, 2000)]
+    rows += [("Jo Doe", "304-555-7788", "54039", "wvsl")] * 30
+    await _people(db, rows)
+    async with test_server.owner_of(db) as owner, owner.engine.connect() as connection:
+        await connection.exec_driver_sql("ANALYZE person")
+        await connection.commit()
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "match_phone" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    sync_engine = db.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.sessionmaker() as session:
+            found = await people_service.possible_matches(
+                session, "wvsl", Identity("DOE, JO", "+1 (304) 555-7788", "54039")
+            )
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", capture)
+    assert len(found) == 10
+    assert all(f["name"] == "Jo Doe" for f in found)
+    (statement, parameters) = statements[-1]
+    assert "LIMIT" in statement.upper()
+    # The planner answers it from the match indexes, not by reading the provider's people.
+    async with db.sessionmaker() as session:
+        connection = await session.connection()
+        plan = "\n".join(
+            row[0]
+            for row in (await connection.exec_driver_sql("EXPLAIN " + statement, parameters)).all()
+        )
+    assert "ix_person_match_phone" in plan, plan
+    assert "ix_person_match_name" in plan, plan
+    assert "ix_person_match_initial_last" in plan, plan
+    assert "Seq Scan on person" not in plan, plan
+
+
+def test_a_phone_a_name_or_an_initial_and_last_name_is_what_a_match_rests_on() -> None:
+    jo = Identity("Jo Doe", "304-555-7788", "54039")
+    assert match_reasons(jo, Identity("DOE, JO", None, "54011")) == ["same name"]
+    assert match_reasons(jo, Identity("Jody Smith", "+1 304.555.7788", None)) == ["same phone"]
+    assert match_reasons(jo, Identity("J. Doe", None, "54039")) == [
+        "same initial and last name, same county"
+    ]
+    assert match_reasons(jo, Identity("J. Doe", None, "54011")) == []
+    assert match_reasons(jo, Identity("Jo", "555-0001", "54039")) == []
+    keys = keys_of(Identity("  O\u2019Brien, Mary ", "(304) 555 7788", None))
+    assert keys == MatchKeys(phone="3045557788", name="mary obrien", initial_last="m obrien")

@@ -144,14 +144,14 @@ async def deidentify_inactive(
 ) -> int:
     """People with no live consent and nothing done with them (met, consent signed, revoked
     or ended, referred, arrived, a follow-up due or done) for ``retention`` are
-    de-identified: what names them goes, their open follow-ups are cancelled; counts,
-    dates and the county stay. How many (with ``dry_run``: would be)."""
+    de-identified: what names them goes; counts, dates, the county and their follow-ups as
+    they stand stay (a follow-up missed a year ago is still counted as missed), and the
+    queues no longer show them. How many (with ``dry_run``: would be)."""
     cutoff = now - retention
     candidates = await people.inactive_people(session, cutoff, now)
     busy = await followups.people_active_since(session, candidates, cutoff)
     quiet = [p for p in candidates if p not in busy]
     if dry_run or not quiet:
         return len(quiet)
-    await followups.cancel_of_people(session, quiet, "the person was de-identified after retention")
     await people.deidentify(session, quiet, now)
     return len(quiet)

@@ -138,17 +138,6 @@ async def people_active_since(
     return set((await session.scalars(query.distinct())).all())
 
 
-async def cancel_open_of_people(
-    session: AsyncSession, person_ids: Sequence[uuid.UUID], reason: str
-) -> None:
-    await session.execute(
-        update(FollowUp)
-        .where(FollowUp.person_id.in_(list(person_ids)), FollowUp.state == "open")
-        .values(state="cancelled", cancelled_reason=reason)
-        .execution_options(synchronize_session="fetch")
-    )
-
-
 async def people_with_team_visits(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
     query = (
         select(FollowUp.person_id)

@@ -127,7 +127,13 @@ async def list_tasks(
             ) from None
     tasks = await repository.list_tasks(session, where, limit)
     persons = await people.persons_of(session, [t.person_id for t in tasks])
-    out = [(t, persons[t.person_id]) for t in tasks if t.person_id in persons]
+    # A de-identified person has nobody left to follow up: their tasks stay for the
+    # program's figures, off the queues.
+    out = [
+        (t, persons[t.person_id])
+        for t in tasks
+        if t.person_id in persons and persons[t.person_id].deidentified_at is None
+    ]
     await audit.record(
         session,
         principal,
@@ -375,14 +381,6 @@ async def people_active_since(
 ) -> set[uuid.UUID]:
     """Those of these people with a follow-up due, done or made since ``since``."""
     return await repository.people_active_since(session, person_ids, since)
-
-
-async def cancel_of_people(
-    session: AsyncSession, person_ids: Sequence[uuid.UUID], reason: str
-) -> None:
-    """Every open follow-up of these people is cancelled, saying why."""
-    if person_ids:
-        await repository.cancel_open_of_people(session, person_ids, reason)
 
 
 async def people_with_team_visits(session: AsyncSession, limit: int) -> list[uuid.UUID]:

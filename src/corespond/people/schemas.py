@@ -228,6 +228,12 @@ class PersonOut(BaseModel):
     county_fips: str | None
     county: str | None
     created_at: datetime | None
+    deidentified_at: datetime | None = Field(
+        default=None,
+        description="When the retention pass de-identified the person (no live consent, "
+        "nothing done with them for CORESPOND_PERSON_RETENTION_DAYS): name, contact and "
+        "typed signatures are gone; counts and dates stay.",
+    )
     consent: ConsentOut | None = Field(
         description="The consent in force (a partner: the one naming it); null: none live."
     )

@@ -176,6 +176,7 @@ async def person_out(
         county_fips=person.county_fips,
         county=county.name if county else None,
         created_at=person.created_at,
+        deidentified_at=person.deidentified_at,
         consent=live[0] if live else None,
         consents=consents,
         contacts=contacts,

@@ -11,9 +11,9 @@ evaluation. The audit log is never touched.
 People met after the call are kept only while they are part of the program: a person with
 no live consent and nothing done with them (met, a consent signed, revoked or run out, a
 referral, a follow-up due or done) for ``person_retention_days`` is de-identified: their
-name, contact and the name they typed to sign are dropped, their open follow-ups
-cancelled; their county, dates and the links of their contacts, referrals and follow-ups
-stay, so that the program's figures do not change. And what a consent that ran out was
+name, contact and the name they typed to sign are dropped; their county, dates and the
+links of their contacts, referrals and follow-ups stay, so that the program's figures do
+not change. And what a consent that ran out was
 sharing (a referral carrying their identity, a QRT visit) stops, as revocation stops it.
 """
 
