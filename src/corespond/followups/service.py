@@ -25,6 +25,7 @@ from corespond.followups import repository
 from corespond.followups.models import ENDING, OUTCOMES, TASK_KINDS, FollowUp
 from corespond.followups.repository import TaskFilter
 from corespond.followups.schedule import Step, due_times, parse_schedule
+from corespond.notify import service as notify
 from corespond.people import service as people
 from corespond.people.models import Person
 from corespond.roster import service as roster
@@ -346,14 +347,22 @@ async def cancel_unshared_visits(
     return cancelled
 
 
+# How long a notice of overdue follow-ups is worth sending (a later sweep tells again of
+# any that become overdue after it).
+NOTICE_HOURS = 12
+
+
 async def escalate_overdue(
     session: AsyncSession, now: datetime, limit: int = 500
 ) -> list[FollowUp]:
-    """Open follow-ups past their overdue time go to the provider admin's attention (the
-    queue shows them first, marked escalated); each once."""
+    """Open follow-ups past their overdue time go to the provider admin: the queue shows
+    them first, marked escalated, and each admin of the provider who turned notices on is
+    told, by Web Push or SMS, how many (never who); each task once."""
     tasks = list(await repository.claim_overdue(session, now, limit))
+    by_provider: dict[str, list[FollowUp]] = {}
     for task in tasks:
         task.escalated_at = now
+        by_provider.setdefault(task.provider_id, []).append(task)
         log.info(
             "follow_up_escalated",
             follow_up_id=str(task.id),
@@ -361,6 +370,23 @@ async def escalate_overdue(
             due_at=task.due_at.isoformat(),
         )
     await session.flush()
+    for provider_id, overdue in by_provider.items():
+        provider = await roster.get_provider(session, provider_id)
+        count = len(overdue)
+        told = await notify.tell_provider_admins(
+            session,
+            provider_id,
+            {
+                "title": "Follow-ups overdue",
+                "body": f"{count} follow-up{'s' if count != 1 else ''} of {provider.name} "
+                f"{'are' if count != 1 else 'is'} overdue and now yours to see to",
+                "url": "/provider",
+                "tag": notify.FOLLOW_UPS_TAG,
+            },
+            now,
+            now + timedelta(hours=NOTICE_HOURS),
+        )
+        log.info("follow_ups_overdue_told", provider_id=provider_id, tasks=count, notices=told)
     return tasks
 
 
