@@ -259,6 +259,7 @@ async def add_task(
     read = await people.read_person(session, principal, person_id, now, how="add_follow_up")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
+    people.require_identified(read.person)
     if organization is not None:
         await people.require_shared_with_organization(
             session,

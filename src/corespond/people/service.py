@@ -94,6 +94,20 @@ class ConsentNotLive(Conflict):
     keeps_changes: ClassVar[bool] = False
 
 
+class PersonDeidentified(Conflict):
+    slug = "person-deidentified"
+    title = "This record was de-identified after the retention period"
+
+
+def require_identified(person: Person) -> None:
+    """Nothing new is tied to a record that names nobody any more (``PersonDeidentified``):
+    the person, met again, is recorded anew, with their consent."""
+    if person.deidentified_at is not None:
+        raise PersonDeidentified(
+            "nothing names this record any more: if you meet them again, record them anew"
+        )
+
+
 class ConsentRefused(Forbidden):
     """A partner's read, or a share with a partner, that no live consent of the person
     allows: not named by the consent in force, not for that purpose, or nothing live. The
@@ -445,9 +459,15 @@ async def record_contact(
     if data.same_as is not None:
         if data.person is not None:
             raise _invalid("person", "give either the person's details or same_as, not both")
-        person = (await read_person(session, principal, data.same_as, now, how="same_as")).person
-        if person.provider_id != provider:
-            raise NotFound(f"person {data.same_as} not found")
+        try:
+            known = await read_person(session, principal, data.same_as, now, how="same_as")
+        except NotFound:
+            known = None
+        if known is None or known.person.provider_id != provider:
+            # The assignment is there; what the body names is not one of the provider's.
+            raise _invalid("same_as", "not a person your provider knows") from None
+        person = known.person
+        require_identified(person)
         if data.consent is not None:
             consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
         elif not await repository.live_consents(session, person.id, now):
@@ -569,31 +589,37 @@ async def _sign(
     policy: ConsentPolicy,
     now: datetime,
     peer_id: uuid.UUID | None,
+    at: str = "consent.",
 ) -> Consent:
+    """Sign ``data`` for ``person``; a field it gets wrong is named under ``at`` (where the
+    consent is in the request's body)."""
     if not data.agreed:
-        raise _invalid("consent.agreed", "the person checks the box to agree")
+        raise _invalid(f"{at}agreed", "the person checks the box to agree")
     if data.statement_version not in STATEMENTS:
         raise _invalid(
-            "consent.statement_version", f"one of {', '.join(STATEMENTS)} (the words shown)"
+            f"{at}statement_version", f"one of {', '.join(STATEMENTS)} (the words shown)"
         )
     purposes = tuple(dict.fromkeys(data.purposes))
     if not purposes or any(p not in PURPOSES for p in purposes):
-        raise _invalid("consent.purposes", f"at least one of {', '.join(PURPOSES)}")
+        raise _invalid(f"{at}purposes", f"at least one of {', '.join(PURPOSES)}")
     fields = tuple(dict.fromkeys(data.fields))
     if any(f not in FIELDS for f in fields):
-        raise _invalid("consent.fields", f"among {', '.join(FIELDS)}")
+        raise _invalid(f"{at}fields", f"among {', '.join(FIELDS)}")
     today = now.astimezone(policy.zone).date()
     latest = today + timedelta(days=policy.max_days - 1)
     last = data.expires_on or latest
     if last < today:
-        raise _invalid("consent.expires_on", f"{last} has passed: a consent runs forward")
+        raise _invalid(f"{at}expires_on", f"{last} has passed: a consent runs forward")
     if last > latest:
         raise _invalid(
-            "consent.expires_on",
+            f"{at}expires_on",
             f"at most {policy.max_days} days including today (until {latest})",
         )
     expires_at = datetime.combine(last + timedelta(days=1), time(0), tzinfo=policy.zone)
-    shares = [await _recipient(session, share, index) for index, share in enumerate(data.shares)]
+    shares = [
+        await _recipient(session, share, f"{at}shares.{index}")
+        for index, share in enumerate(data.shares)
+    ]
     consent = Consent(
         person_id=person.id,
         statement_version=data.statement_version,
@@ -633,9 +659,9 @@ async def _sign(
     return consent
 
 
-async def _recipient(session: AsyncSession, share: ShareInput, index: int) -> tuple[str, str, str]:
-    """(kind, recipient, its name) of a share: a registered agency, a directory organization."""
-    where = f"consent.shares.{index}"
+async def _recipient(session: AsyncSession, share: ShareInput, where: str) -> tuple[str, str, str]:
+    """(kind, recipient, its name) of a share: a registered agency, a directory organization;
+    a wrong one is named as the field ``where``."""
     if share.kind not in SHARE_KINDS:
         raise _invalid(f"{where}.kind", f"one of {', '.join(SHARE_KINDS)}")
     if share.kind == "police":
@@ -673,7 +699,8 @@ async def sign_consent(
     read = await read_person(session, principal, person_id, now, how="sign_consent")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
-    return await _sign(session, principal, read.person, data, policy, now, peer_id)
+    require_identified(read.person)
+    return await _sign(session, principal, read.person, data, policy, now, peer_id, at="")
 
 
 async def revoke_consent(
@@ -761,7 +788,10 @@ async def merge(
     if kept_id == duplicate_id:
         raise _invalid("duplicate_id", "a person cannot be merged into themselves")
     kept = await read_person(session, principal, kept_id, now, how="merge")
-    duplicate = await read_person(session, principal, duplicate_id, now, how="merge")
+    try:
+        duplicate = await read_person(session, principal, duplicate_id, now, how="merge")
+    except NotFound:
+        raise _invalid("duplicate_id", "not a person your provider knows") from None
     if (
         "provider" not in (kept.access.as_, duplicate.access.as_)
         or kept.access.as_ != duplicate.access.as_
@@ -770,7 +800,9 @@ async def merge(
     if duplicate.person.id != duplicate_id or kept.person.id != kept_id:
         raise Conflict("one of them was merged into another already")
     if kept.person.provider_id != duplicate.person.provider_id:
-        raise NotFound("person not found")
+        raise _invalid("duplicate_id", "not a person your provider knows")
+    require_identified(kept.person)
+    require_identified(duplicate.person)
     await repository.move_person(session, duplicate_id, kept_id)
     duplicate.person.merged_into_id = kept_id
     duplicate.person.merged_at = now
@@ -828,6 +860,8 @@ async def add_referral(
     except NotFound:
         raise _invalid("service_id", f"no service {service_id} in the directory") from None
     directory.require_kind(kind)
+    if service.status != "active":
+        raise _invalid("service_id", f"{service.name} is {service.status}: not taking referrals")
     if kind not in service.kinds:
         raise _invalid("kind", f"{service.name} offers {', '.join(service.kinds)}, not {kind}")
     existing = [
