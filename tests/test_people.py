@@ -4,6 +4,7 @@ itself, and every read on the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -12,10 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 
+from corespond import aftercall
+from corespond.app import create_app
 from corespond.audit.models import AuditEntry
+from corespond.auth.service import authenticate
+from corespond.config import Settings
+from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.people import access
 from corespond.people import service as people_service
@@ -33,7 +40,7 @@ from tests.aftercall import (
     met_on_a_call,
     record_person,
 )
-from tests.conftest import PgServer, Source, make_key
+from tests.conftest import PgServer, Source, make_key, make_source
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 POLICE = Share("police", "CHARLESTON PD")
@@ -829,3 +836,50 @@ def test_a_phone_a_name_or_an_initial_and_last_name_is_what_a_match_rests_on() -
     assert match_reasons(jo, Identity("Jo", "555-0001", "54039")) == []
     keys = keys_of(Identity("  O\u2019Brien, Mary ", "(304) 555 7788", None))
     assert keys == MatchKeys(phone="3045557788", name="mary obrien", initial_last="m obrien")
+
+
+async def test_a_referral_made_while_the_consent_is_revoked_is_never_left_shared(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    """Revocation and a referral at the same moment, on real commits: the referral waits
+    for the revocation (or the revocation for it, and ends its sharing); either way nothing
+    is left shared with an organization the person no longer consents to."""
+    db = committed_db
+    source = await make_source(db, box)
+    app = create_app(settings, database=db)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            m = await met(client, db, source)
+            body = {
+                "person": {"name": "Jo Doe"},
+                "consent": consent(purposes=["treatment_referral"]),
+            }
+            recorded = await client.post(
+                f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+            )
+            assert recorded.status_code == 201, recorded.text
+            person = uuid.UUID(recorded.json()["person"]["id"])
+            contact = recorded.json()["contact"]["id"]
+            async with db.sessionmaker() as session:
+                principal = await authenticate(session, m.ana)
+
+            # The revocation holds its locks, not committed yet.
+            revoking = db.sessionmaker()
+            async with revoking.begin():
+                await aftercall.revoke_consent(
+                    revoking, principal, person, datetime.now(UTC), "asked"
+                )
+                referral = asyncio.create_task(
+                    client.post(
+                        f"/v1/contacts/{contact}/referrals",
+                        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+                        headers=auth(m.ana),
+                    )
+                )
+                await asyncio.sleep(0.5)
+                assert not referral.done()  # it waits for the revocation
+            await revoking.close()
+            made = await referral
+            assert made.status_code == 201, made.text
+            assert made.json()["shared_with_organization"] is False

@@ -34,7 +34,7 @@ async def persons_of_provider(
     *,
     text: str | None = None,
     county: str | None = None,
-    limit: int = 10_000,
+    limit: int = 200,
 ) -> Sequence[Person]:
     """A provider's people (not those merged into another, nor de-identified), newest
     first."""
@@ -91,10 +91,12 @@ async def persons_shared_with(
     now: datetime,
     *,
     text: str | None = None,
+    county: str | None = None,
     limit: int = 200,
 ) -> Sequence[Person]:
     """People with a live consent (not revoked, not expired) naming one of ``recipients``
-    (kind, recipient) for ``purpose``."""
+    (kind, recipient) for ``purpose``, whose name or contact holds ``text``, of ``county``
+    (the caller narrows these to the fields each consent shares)."""
     if not recipients:
         return []
     named = or_(*(and_(ConsentShare.kind == k, ConsentShare.recipient == r) for k, r in recipients))
@@ -112,6 +114,8 @@ async def persons_shared_with(
     query = select(Person).where(
         Person.merged_into_id.is_(None), Person.deidentified_at.is_(None), live
     )
+    if county:
+        query = query.where(Person.county_fips == county)
     query = _search(query, text).order_by(Person.created_at.desc(), Person.id).limit(limit)
     return (await session.scalars(query)).all()
 
@@ -144,8 +148,10 @@ async def consents_of(
 
 
 async def live_consents(
-    session: AsyncSession, person_id: uuid.UUID, now: datetime
+    session: AsyncSession, person_id: uuid.UUID, now: datetime, *, to_share: bool = False
 ) -> Sequence[Consent]:
+    """The person's live consents, locked: for update (to revoke them), or ``to_share``
+    (a share made under them waits for a revocation under way, and is seen by it)."""
     return (
         await session.scalars(
             select(Consent)
@@ -154,7 +160,7 @@ async def live_consents(
                 Consent.revoked_at.is_(None),
                 Consent.expires_at > now,
             )
-            .with_for_update()
+            .with_for_update(read=to_share)
         )
     ).all()
 

@@ -349,9 +349,16 @@ async def list_people(
             session, reader.provider, text=text, county=county, limit=limit
         )
     elif reader.role == "partner" and purpose is not None:
-        # Searching is narrowed to the fields each consent shares, after loading.
+        # The database finds those the text and county could be; they are narrowed to the
+        # fields each consent shares below.
         people = await repository.persons_shared_with(
-            session, await _recipients(session, reader), purpose, now, limit=500
+            session,
+            await _recipients(session, reader),
+            purpose,
+            now,
+            text=text,
+            county=county,
+            limit=500,
         )
     else:
         raise Forbidden(
@@ -873,6 +880,7 @@ async def add_referral(
         return existing[0]
     shared_under = None
     if contact.person_id is not None:
+        await repository.live_consents(session, contact.person_id, now, to_share=True)
         consents = (await repository.consents_of(session, [contact.person_id]))[contact.person_id]
         current = access.in_force([terms_of(c, s) for c, s in consents], now)
         if current is not None and organization.id in access.shared_with_organizations(
@@ -938,6 +946,7 @@ async def require_shared_with_organization(
 ) -> None:
     """A share with a directory organization (a QRT to visit the person) that the consent
     in force allows for ``purpose``; else ``ConsentRefused``, recorded as ``action``."""
+    await repository.live_consents(session, person_id, now, to_share=True)
     consents = (await repository.consents_of(session, [person_id]))[person_id]
     terms = [terms_of(c, shares) for c, shares in consents]
     if organization_id in access.shared_with_organizations(terms, now, purpose):
