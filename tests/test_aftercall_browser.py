@@ -157,6 +157,7 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
                 await page.get_by_label("Police: CHARLESTON PD").check()
                 await page.get_by_label("Treatment: Thomas Memorial Detox Center").check()
                 await page.get_by_label("coordinating my care").check()
+                await page.get_by_label("referring me to treatment").check()
                 await expect(page.locator("#statement")).to_contain_text("42 CFR Part 2")
                 await page.fill("#signed-name", "Joanne Doe")
                 await page.locator("#consent-agree").check()
@@ -182,6 +183,10 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
                 await after.get_by_role("button", name="Refer").first.tap()
                 await expect(after.locator(".referral-list")).to_contain_text(
                     "arrival not confirmed", timeout=5000
+                )
+                # The consent names the detox for referral: the peer may say who is coming.
+                await expect(after.locator(".referral-list .share")).to_have_text(
+                    "Their consent lets you tell Thomas Memorial Detox Center who is coming."
                 )
                 await after.get_by_role("button", name="Arrived").tap()
                 await expect(after.locator(".referral-list")).to_contain_text(
@@ -215,6 +220,13 @@ async def test_a_peer_records_a_consented_contact_and_a_referral_and_the_provide
                 await expect(queue.locator("#week")).to_contain_text("72 hours")
                 # Times on the program's clock (the page says which), wherever the browser is.
                 await expect(queue.locator("#later")).to_contain_text("12 months")
+                # Not told yet (no notices on): the page says how to be; SMS, by keyboard.
+                await expect(queue.locator("#told")).to_contain_text("Turn notices on below")
+                await queue.get_by_label("Also by SMS to").check()
+                await queue.get_by_label("Phone for SMS").fill("304-555-0177")
+                await queue.get_by_label("Phone for SMS").press("Enter")
+                await expect(queue.locator("#contact-state")).to_have_text("Saved.")
+                await expect(queue.locator("#told")).to_contain_text("You will be told")
                 await queue.screenshot(path=str(shots / "provider-queue.png"), full_page=True)
                 row = escalated.locator("tr", has_text="Sam Roe")
                 async with queue.expect_response(lambda r: r.url.endswith("/assign")) as assigned:

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from corespond.audit.models import AuditEntry
 from corespond.db import Database
 from corespond.followups.jobs import FollowUpJobs
 from corespond.followups.schedule import (
@@ -22,7 +24,15 @@ from corespond.followups.schedule import (
     step_time,
 )
 from tests import program
-from tests.aftercall import auth, met, met_on_a_call, record_person
+from tests.aftercall import (
+    DETOX_ORG,
+    QRT_ORG,
+    auth,
+    consent,
+    met,
+    met_on_a_call,
+    record_person,
+)
 from tests.conftest import Source, make_key
 
 NY = ZoneInfo("America/New_York")
@@ -235,3 +245,118 @@ async def test_a_qrt_visit_is_a_follow_up_added_by_hand(
         headers=auth(stranger),
     )
     assert hidden.status_code == 404
+
+
+async def test_a_visit_by_a_quick_response_team_needs_the_persons_consent_and_ends_with_it(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    qrt_share = {"to": "qrt", "organization": QRT_ORG[0]}
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(shares=[qrt_share], purposes=["follow_up"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert recorded.status_code == 201, recorded.text
+    person = recorded.json()["person"]["id"]
+    admin = await make_key(db, "provider_admin", "provider:wvsl")
+    when = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+
+    async def add(**fields: object) -> httpx.Response:
+        return await client.post(
+            f"/v1/people/{person}/followups",
+            json={"kind": "qrt_visit", "due_at": when, **fields},
+            headers=auth(admin),
+        )
+
+    visit = await add(organization_id=QRT_ORG[0])
+    assert visit.status_code == 201, visit.text
+    assert visit.json()["organization"] == QRT_ORG[1]
+    # Not a team of the directory, not a QRT, not a visit: the field is named.
+    for fields in (
+        {"organization_id": "org-nowhere"},
+        {"organization_id": DETOX_ORG[0]},
+        {"organization_id": QRT_ORG[0], "kind": "follow_up"},
+    ):
+        bad = await add(**fields)
+        assert bad.status_code == 422, (fields, bad.text)
+        assert bad.json()["invalid-params"][0]["name"] == "organization_id"
+
+    # Another person, whose consent names the police only: the QRT may not be sent.
+    other = await met_on_a_call(
+        client, db, source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    kim = await record_person(client, other, m.ana, name="Kim Roe", contact="304-555-0001")
+    kim_id = kim.json()["person"]["id"]
+    refused = await client.post(
+        f"/v1/people/{kim_id}/followups",
+        json={"kind": "qrt_visit", "due_at": when, "organization_id": QRT_ORG[0]},
+        headers=auth(admin),
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("/consent-refused")
+    kims = await client.get(f"/v1/followups?person={kim_id}", headers=auth(admin))
+    assert all(t["kind"] == "follow_up" for t in kims.json()["items"])  # nothing added
+    async with db.sessionmaker() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "follow_up.share_refused")
+        )
+    assert entry is not None
+    assert (entry.record_id, entry.detail["reason"]) == (kim_id, "not_named")
+    assert entry.detail["organization"] == QRT_ORG[0]
+
+    # Jo signs again, without the QRT: its visit is cancelled at once, the provider's own
+    # follow-ups go on.
+    again = await client.post(
+        f"/v1/people/{person}/consents",
+        json=consent(purposes=["follow_up"]),
+        headers=auth(m.ana),
+    )
+    assert again.status_code == 201, again.text
+    tasks = {t["id"]: t for t in again.json()["follow_ups"]}
+    cancelled = tasks[visit.json()["id"]]
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["cancelled_reason"] == (
+        f"consent signed again: no longer shared with {QRT_ORG[1]}"
+    )
+    assert {t["state"] for t in tasks.values() if t["kind"] == "follow_up"} == {"open"}
+    async with db.sessionmaker() as session:
+        logged = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "follow_up.cancel")
+        )
+    assert logged is not None
+    assert logged.record_id == visit.json()["id"]
+
+
+async def test_revocation_cancels_a_qrt_visit_the_consent_allowed(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Jo Doe"},
+        "consent": consent(shares=[{"to": "qrt", "organization": QRT_ORG[0]}]),
+    }
+    person = (
+        await client.post(f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana))
+    ).json()["person"]["id"]
+    when = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    visit = await client.post(
+        f"/v1/people/{person}/followups",
+        json={"kind": "qrt_visit", "due_at": when, "organization_id": QRT_ORG[0]},
+        headers=auth(m.ana),
+    )
+    assert visit.status_code == 201, visit.text
+    own = await client.post(
+        f"/v1/people/{person}/followups",
+        json={"kind": "qrt_visit", "due_at": when},
+        headers=auth(m.ana),
+    )
+    revoked = await client.post(
+        f"/v1/people/{person}/consent/revoke", json={"reason": "asked"}, headers=auth(m.ana)
+    )
+    assert revoked.status_code == 200, revoked.text
+    states = {t["id"]: t["state"] for t in revoked.json()["follow_ups"]}
+    assert states[visit.json()["id"]] == "cancelled"
+    assert states[own.json()["id"]] == "open"  # the provider's own peers still go

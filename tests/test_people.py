@@ -4,20 +4,30 @@ itself, and every read on the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from corespond import aftercall
+from corespond.app import create_app
 from corespond.audit.models import AuditEntry
+from corespond.auth.service import authenticate
+from corespond.config import Settings
+from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.people import access
-from corespond.people.access import ConsentTerms, Reader, Share
+from corespond.people import service as people_service
+from corespond.people.access import Access, ConsentTerms, Reader, Share
+from corespond.people.matching import Identity, MatchKeys, keys_of, match_reasons
 from corespond.people.models import Consent, Contact, Person
 from tests import program
 from tests.aftercall import (
@@ -30,7 +40,7 @@ from tests.aftercall import (
     met_on_a_call,
     record_person,
 )
-from tests.conftest import Source, make_key
+from tests.conftest import PgServer, Source, make_key, make_source
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 POLICE = Share("police", "CHARLESTON PD")
@@ -38,67 +48,114 @@ DETOX = Share("treatment", DETOX_ORG[0])
 
 
 def terms(
-    *shares: Share, revoked: bool = False, days: float = 30, signed_days_ago: float = 10
+    *shares: Share,
+    revoked: bool = False,
+    days: float = 30,
+    signed_days_ago: float = 10,
+    purposes: tuple[str, ...] = ("care_coordination", "deconfliction"),
 ) -> ConsentTerms:
     return ConsentTerms(
         id=uuid.uuid4(),
         shares=shares,
         fields=("name", "contact", "county"),
-        purposes=("care_coordination",),
+        purposes=purposes,
         expires_at=NOW + timedelta(days=days),
         revoked_at=NOW - timedelta(hours=1) if revoked else None,
         signed_at=NOW - timedelta(days=signed_days_ago),
     )
 
 
-# (reader, consents, expected): the rule as a table. "provider": the whole record;
-# "partner": what the consent shares; None: nothing, not even that the person exists.
+DECONFLICT = "deconfliction"
+REFERRAL = "treatment_referral"
+POLICE_READER = Reader("partner", agency="CHARLESTON PD")
+DETOX_READER = Reader("partner", organization=DETOX_ORG[0])
+
+# (reader, consents, purpose, expected): the rule as a table. "provider": the whole record;
+# "partner": what the consent shares; otherwise why nothing is read (the audit log's reason).
 TABLE = [
-    (Reader("peer", provider="wvsl"), [], "provider"),
-    (Reader("provider_admin", provider="wvsl"), [], "provider"),
-    (Reader("peer", provider="rp"), [terms(POLICE, DETOX)], None),
-    (Reader("provider_admin", provider="rp"), [terms(POLICE, DETOX)], None),
-    (Reader("dispatcher"), [terms(POLICE, DETOX)], None),
-    (Reader("supervisor"), [terms(POLICE, DETOX)], None),
-    (Reader("auditor"), [terms(POLICE, DETOX)], None),
-    (Reader("admin"), [terms(POLICE, DETOX)], None),
-    (Reader("partner", agency="Charleston P.D."), [terms(POLICE)], "partner"),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(DETOX)], None),
-    (Reader("partner", agency="BLUEFIELD PD"), [terms(POLICE, DETOX)], None),
-    (Reader("partner", organization=DETOX_ORG[0]), [terms(POLICE, DETOX)], "partner"),
-    (Reader("partner", organization=QRT_ORG[0]), [terms(POLICE, DETOX)], None),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, revoked=True)], None),
-    (Reader("partner", agency="CHARLESTON PD"), [terms(POLICE, days=-1)], None),
-    (Reader("partner", organization=DETOX_ORG[0]), [terms(DETOX, days=-1)], None),
-    # An older consent revoked, a newer one live: the live one counts.
+    (Reader("peer", provider="wvsl"), [], None, "provider"),
+    (Reader("provider_admin", provider="wvsl"), [], None, "provider"),
+    (Reader("peer", provider="rp"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("provider_admin", provider="rp"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("dispatcher"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("supervisor"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("auditor"), [terms(POLICE, DETOX)], None, "not_a_reader"),
+    (Reader("admin"), [terms(POLICE, DETOX)], DECONFLICT, "not_a_reader"),
+    (Reader("partner", agency="Charleston P.D."), [terms(POLICE)], DECONFLICT, "partner"),
+    (POLICE_READER, [terms(DETOX)], DECONFLICT, "not_named"),
+    (Reader("partner", agency="BLUEFIELD PD"), [terms(POLICE, DETOX)], DECONFLICT, "not_named"),
+    (DETOX_READER, [terms(POLICE, DETOX)], "care_coordination", "partner"),
+    (Reader("partner", organization=QRT_ORG[0]), [terms(POLICE, DETOX)], None, "no_purpose"),
     (
-        Reader("partner", agency="CHARLESTON PD"),
-        [terms(POLICE, revoked=True), terms(POLICE, days=90)],
-        "partner",
+        Reader("partner", organization=QRT_ORG[0]),
+        [terms(POLICE, DETOX)],
+        "care_coordination",
+        "not_named",
     ),
+    # Named, but not for what it reads for: police reading to deconflict under a consent
+    # for care coordination only; a treatment provider taking a referral the consent does
+    # not allow; and one it does.
+    (
+        POLICE_READER,
+        [terms(POLICE, purposes=("care_coordination",))],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
+    (DETOX_READER, [terms(POLICE, DETOX)], REFERRAL, "purpose_not_consented"),
+    (DETOX_READER, [terms(POLICE, DETOX, purposes=(REFERRAL,))], REFERRAL, "partner"),
+    (
+        POLICE_READER,
+        [terms(POLICE, DETOX, purposes=(REFERRAL,))],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
+    # A partner that says no purpose reads nothing, whatever the consent (fail closed).
+    (POLICE_READER, [terms(POLICE)], None, "no_purpose"),
+    (POLICE_READER, [terms(POLICE, revoked=True)], DECONFLICT, "no_live_consent"),
+    (POLICE_READER, [terms(POLICE, days=-1)], DECONFLICT, "no_live_consent"),
+    (DETOX_READER, [terms(DETOX, days=-1)], "care_coordination", "no_live_consent"),
+    (POLICE_READER, [], DECONFLICT, "no_live_consent"),
+    # An older consent revoked, a newer one live: the live one counts.
+    (POLICE_READER, [terms(POLICE, revoked=True), terms(POLICE, days=90)], DECONFLICT, "partner"),
     # Signed again naming only the detox: the police named before see nothing any more (the
     # newest live consent is the one in force), and the detox sees it.
     (
-        Reader("partner", agency="CHARLESTON PD"),
+        POLICE_READER,
         [terms(POLICE, DETOX, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
-        None,
+        DECONFLICT,
+        "not_named",
     ),
     (
-        Reader("partner", organization=DETOX_ORG[0]),
+        DETOX_READER,
         [terms(POLICE, days=300, signed_days_ago=20), terms(DETOX, signed_days_ago=1)],
+        "care_coordination",
         "partner",
     ),
+    # Signed again without a purpose: the older consent's purpose is gone too.
+    (
+        POLICE_READER,
+        [
+            terms(POLICE, days=300, signed_days_ago=20, purposes=(DECONFLICT,)),
+            terms(POLICE, signed_days_ago=1, purposes=("follow_up",)),
+        ],
+        DECONFLICT,
+        "purpose_not_consented",
+    ),
     # Revoked or expired, the provider keeps its own record.
-    (Reader("peer", provider="wvsl"), [terms(POLICE, revoked=True)], "provider"),
+    (Reader("peer", provider="wvsl"), [terms(POLICE, revoked=True)], None, "provider"),
 ]
 
 
-@pytest.mark.parametrize(("reader", "consents", "expected"), TABLE)
-def test_who_may_read_a_person(
-    reader: Reader, consents: list[ConsentTerms], expected: str | None
+@pytest.mark.parametrize(("reader", "consents", "purpose", "expected"), TABLE)
+def test_who_may_read_a_person_for_what(
+    reader: Reader, consents: list[ConsentTerms], purpose: str | None, expected: str
 ) -> None:
-    granted = access.access(reader, "wvsl", consents, NOW)
-    assert (granted.as_ if granted else None) == expected
+    decided = access.decide(reader, "wvsl", consents, NOW, purpose)
+    assert (decided.as_ if isinstance(decided, Access) else decided.reason) == expected
+    granted = access.access(reader, "wvsl", consents, NOW, purpose)
+    assert (granted is not None) == (expected in ("provider", "partner"))
+    if isinstance(decided, Access) and decided.as_ == "partner":
+        assert decided.purpose == purpose
 
 
 # --- the same rule through the API, with real keys, before and after revocation and expiry ---
@@ -135,12 +192,18 @@ PROVIDER = {"the peer who met them", "another peer of the provider", "the provid
 PARTNERS = {"the police named", "the treatment provider named"}
 
 
-async def _reads(client: httpx.AsyncClient, keys: dict[str, str], person: str) -> dict[str, str]:
-    """What each reader gets: provider / partner (the view), or the status refused."""
+async def _reads(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    person: str,
+    purpose: str = "care_coordination",
+) -> dict[str, str]:
+    """What each reader gets, reading for ``purpose``: provider / partner (the view), or
+    refused."""
     seen = {}
     for who, key in keys.items():
-        one = await client.get(f"/v1/people/{person}", headers=auth(key))
-        listed = await client.get("/v1/people", headers=auth(key))
+        one = await client.get(f"/v1/people/{person}?purpose={purpose}", headers=auth(key))
+        listed = await client.get(f"/v1/people?purpose={purpose}", headers=auth(key))
         in_list = listed.status_code == 200 and person in [p["id"] for p in listed.json()["items"]]
         if one.status_code == 200:
             assert in_list, who
@@ -169,7 +232,9 @@ async def test_consent_decides_who_reads_a_person_before_and_after_revocation_an
         for who in keys
     }
     police = (
-        await client.get(f"/v1/people/{person}", headers=auth(keys["the police named"]))
+        await client.get(
+            f"/v1/people/{person}?purpose=deconfliction", headers=auth(keys["the police named"])
+        )
     ).json()
     assert police["name"] == "Jo Doe"
     assert police["contacts"] is None
@@ -213,16 +278,18 @@ async def test_a_partner_sees_only_the_fields_shared_and_finds_people_by_them(
     )
     assert recorded.status_code == 201, recorded.text
     police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
-    found = await client.get("/v1/people?q=sam", headers=auth(police))
+    found = await client.get("/v1/people?q=sam&purpose=deconfliction", headers=auth(police))
     assert [p["name"] for p in found.json()["items"]] == ["Sam Roe"]
     assert found.json()["items"][0]["contact"] is None
     assert found.json()["items"][0]["county"] == "Kanawha"
     # The phone is not shared: it is not searchable either.
-    by_phone = await client.get("/v1/people?q=555-1212", headers=auth(police))
+    by_phone = await client.get("/v1/people?q=555-1212&purpose=deconfliction", headers=auth(police))
     assert by_phone.json()["items"] == []
-    here = await client.get("/v1/people?county=Kanawha", headers=auth(police))
+    here = await client.get("/v1/people?county=Kanawha&purpose=deconfliction", headers=auth(police))
     assert [p["name"] for p in here.json()["items"]] == ["Sam Roe"]
-    elsewhere = await client.get("/v1/people?county=Cabell", headers=auth(police))
+    elsewhere = await client.get(
+        "/v1/people?county=Cabell&purpose=deconfliction", headers=auth(police)
+    )
     assert elsewhere.json()["items"] == []
     provider = await client.get("/v1/people?q=555-1212", headers=auth(m.ana))
     assert [p["name"] for p in provider.json()["items"]] == ["Sam Roe"]
@@ -382,7 +449,7 @@ async def test_every_read_of_a_person_is_on_the_audit_log(
     police = await make_key(m.db, "partner", "agency:CHARLESTON PD")
     async with m.db.sessionmaker() as session:
         before = await session.scalar(select(func.count()).select_from(AuditEntry))
-    await client.get(f"/v1/people/{person}", headers=auth(police))
+    await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
     await client.get("/v1/people", headers=auth(m.ana))
     await client.get(f"/v1/people/{person}", headers=auth(m.dispatcher))  # refused
     async with m.db.sessionmaker() as session:
@@ -462,7 +529,8 @@ async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_expor
     recorded = await record_person(client, m.assignment, m.ana)
     person = recorded.json()["person"]["id"]
     police = await make_key(db, "partner", "agency:CHARLESTON PD")
-    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 200
+    read = f"/v1/people/{person}?purpose=deconfliction"
+    assert (await client.get(read, headers=auth(police))).status_code == 200
 
     # The peer's phone: the person's consent, and a button to take it back.
     link = await client.post(f"/v1/peers/{m.ana_id}/sign-in-links", headers=auth(m.admin))
@@ -483,9 +551,14 @@ async def test_revocation_in_the_peer_app_stops_sharing_in_the_api_and_the_expor
     assert after["contact"]["person"]["consent"] is None
     assert after["contact"]["person"]["revoked"] is True
 
-    # The API: the police read nothing more, list nothing, find nothing.
-    assert (await client.get(f"/v1/people/{person}", headers=auth(police))).status_code == 404
-    assert (await client.get("/v1/people?q=jo", headers=auth(police))).json()["items"] == []
+    # The API: the police read nothing more (refused, and the refusal on the audit log),
+    # list nothing, find nothing.
+    refused = await client.get(read, headers=auth(police))
+    assert refused.status_code == 403
+    assert refused.json()["type"].endswith("/consent-refused")
+    assert "Jo" not in refused.text
+    listed = await client.get("/v1/people?q=jo&purpose=deconfliction", headers=auth(police))
+    assert listed.json()["items"] == []
     # Exports: the report counts the consent as revoked, and names nobody.
     supervisor_csv = await client.get(
         "/v1/reports/program", headers={**auth(m.supervisor), "accept": "text/csv"}
@@ -511,3 +584,302 @@ async def test_a_consent_must_say_what_may_be_shared(
     assert "consent.fields" in refused.text
     people = await client.get("/v1/people", headers=auth(m.ana))
     assert people.json()["items"] == []
+
+
+# --- purposes: a partner reads for a purpose the consent names, or nothing -----------------
+
+
+async def _audit(db: Database, action: str) -> list[AuditEntry]:
+    async with db.sessionmaker() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+                )
+            ).all()
+        )
+
+
+async def test_a_partner_reads_a_person_only_for_a_purpose_their_consent_names(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    # Shared with Charleston PD and the detox for care coordination, follow-up and
+    # deconfliction; not for treatment referral.
+    person = (await record_person(client, m.assignment, m.ana)).json()["person"]["id"]
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    detox = await make_key(db, "partner", f"organization:{DETOX_ORG[0]}")
+    bluefield = await make_key(db, "partner", "agency:BLUEFIELD PD")
+
+    ok = await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["view"] == "partner"
+    read = (await _audit(db, "person.read"))[-1]
+    assert (read.role, read.detail["purpose"]) == ("partner", "deconfliction")
+
+    # No purpose: nothing read, and the field named (before anything is looked up).
+    for url in (f"/v1/people/{person}", "/v1/people", f"/v1/people/{uuid.uuid4()}"):
+        unsaid = await client.get(url, headers=auth(police))
+        assert unsaid.status_code == 422, (url, unsaid.text)
+        assert unsaid.headers["content-type"] == "application/problem+json"
+        assert unsaid.json()["invalid-params"][0]["name"] == "query.purpose"
+
+    # A purpose the consent does not name, and a partner it does not name: 403, the same
+    # words for both, nothing of the person; the reason only on the audit log.
+    for key, purpose, reason in (
+        (detox, "treatment_referral", "purpose_not_consented"),
+        (police, "treatment_referral", "purpose_not_consented"),
+        (bluefield, "deconfliction", "not_named"),
+    ):
+        refused = await client.get(f"/v1/people/{person}?purpose={purpose}", headers=auth(key))
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/consent-refused")
+        assert "Jo" not in refused.text
+        assert "304" not in refused.text
+        entry = (await _audit(db, "person.read_refused"))[-1]
+        assert (entry.record_id, entry.role) == (person, "partner")
+        assert entry.detail["purpose"] == purpose
+        assert entry.detail["reason"] == reason
+        listed = await client.get(f"/v1/people?purpose={purpose}", headers=auth(key))
+        assert listed.status_code == 200
+        assert listed.json()["items"] == []
+    # A person who does not exist is not found, as ever.
+    missing = await client.get(
+        f"/v1/people/{uuid.uuid4()}?purpose=deconfliction", headers=auth(police)
+    )
+    assert missing.status_code == 404
+    # The provider reads its own record without saying why (it is the program's record).
+    assert (await client.get(f"/v1/people/{person}", headers=auth(m.ana))).status_code == 200
+
+    # Signed again, for treatment referral only: the detox reads for it, the police no
+    # longer read to deconflict.
+    again = await client.post(
+        f"/v1/people/{person}/consents",
+        json=consent(purposes=["treatment_referral"]),
+        headers=auth(m.ana),
+    )
+    assert again.status_code == 201, again.text
+    taken = await client.get(f"/v1/people/{person}?purpose=treatment_referral", headers=auth(detox))
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["consent"]["purposes"] == ["treatment_referral"]
+    gone = await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
+    assert gone.status_code == 403
+
+
+async def test_a_referral_carries_the_person_only_where_the_consent_allows_and_revocation_ends_it(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(purposes=["treatment_referral", "follow_up"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert recorded.status_code == 201, recorded.text
+    person = recorded.json()["person"]["id"]
+    contact = recorded.json()["contact"]["id"]
+
+    # The detox is named for treatment referral: the referral carries who is coming.
+    detox = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert detox.status_code == 201, detox.text
+    assert detox.json()["shared_with_organization"] is True
+    # The recovery residence is not named: the referral is made, naming nobody to it.
+    housing = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-rp-housing"], "kind": "recovery_housing"},
+        headers=auth(m.ana),
+    )
+    assert housing.status_code == 201, housing.text
+    assert housing.json()["shared_with_organization"] is False
+    made = {e.record_id: e.detail for e in await _audit(db, "referral.create")}
+    assert made[detox.json()["id"]]["shared"] is True
+    assert made[housing.json()["id"]]["shared"] is False
+
+    revoked = await client.post(f"/v1/people/{person}/consent/revoke", headers=auth(m.ana))
+    assert revoked.status_code == 200, revoked.text
+    (contact_out,) = revoked.json()["contacts"]
+    by_id = {r["id"]: r for r in contact_out["referrals"]}
+    ended = by_id[detox.json()["id"]]
+    assert ended["shared_with_organization"] is False
+    assert ended["share_ended_at"] is not None
+    assert ended["arrival"] == "pending"  # the referral stands, naming nobody to them
+    assert by_id[housing.json()["id"]]["share_ended_at"] is None  # it never shared
+    (entry,) = await _audit(db, "referral.share_ended")
+    assert entry.record_id == detox.json()["id"]
+    assert entry.detail["organization"] == DETOX_ORG[0]
+    assert entry.detail["why"] == "consent revoked"
+    # The detox's key reads nothing more, for any purpose.
+    key = await make_key(db, "partner", f"organization:{DETOX_ORG[0]}")
+    after = await client.get(f"/v1/people/{person}?purpose=treatment_referral", headers=auth(key))
+    assert after.status_code == 403
+
+
+# --- deconfliction in the database: indexed keys, bounded, the same rule ------------------
+
+NAMES = [
+    "Jo Doe", "DOE, JO", "Joanna Doe", "J. Doe", "Jo  Doé", "John Doe", "Mary O'Brien",
+    "O\u2019Brien, Mary", "M OBrien", "Sam Roe", "Sam", "Roe Sam", "Ann Lee", "A Lee",
+]  # fmt: skip
+PHONES = [None, "304-555-7788", "(304) 555 7788", "+1 304 555 7788", "555-0001", "12", "n/a"]
+COUNTIES = ["54039", "54011"]
+
+
+async def _people(db: Database, rows: list[tuple[str, str | None, str, str]]) -> list[Person]:
+    async with db.sessionmaker() as session, session.begin():
+        await program.provider(session)
+        await program.provider(session, "rp", {program.CABELL: "primary"})
+        made = []
+        for i, (name, contact, county, provider) in enumerate(rows):
+            person = Person(
+                provider_id=provider,
+                name=name,
+                contact=contact,
+                county_fips=county,
+                created_at=NOW - timedelta(minutes=i),
+            )
+            session.add(person)
+            made.append(person)
+    return made
+
+
+async def test_possible_matches_are_found_by_the_database_as_the_rule_says(db: Database) -> None:
+    """Every name, phone and county against every other: what the indexed query finds is
+    what comparing each pair by the rule finds (newest first, at most ten)."""
+    rows = [
+        (name, PHONES[i % len(PHONES)], COUNTIES[i % 2], "wvsl" if i % 5 else "rp")
+        for i, name in enumerate(NAMES * 2)
+    ]
+    made = await _people(db, rows)
+    merged = made[1]
+    async with db.sessionmaker() as session, session.begin():
+        row = await session.get(Person, merged.id)
+        assert row is not None
+        row.merged_into_id = made[0].id  # merged away: never a candidate again
+    for name in NAMES:
+        for phone in PHONES:
+            for county in COUNTIES:
+                identity = Identity(name, phone, county)
+                expected = [
+                    p
+                    for p in made
+                    if p.provider_id == "wvsl"
+                    and p is not merged
+                    and match_reasons(identity, Identity(p.name, p.contact, p.county_fips))
+                ][:10]
+                async with db.sessionmaker() as session:
+                    found = await people_service.possible_matches(session, "wvsl", identity)
+                assert [f["id"] for f in found] == [str(p.id) for p in expected], identity
+                for f, p in zip(found, expected, strict=True):
+                    assert f["reasons"] == match_reasons(
+                        identity, Identity(p.name, p.contact, p.county_fips)
+                    )
+
+
+async def test_possible_matches_are_bounded_and_read_through_the_indexes(
+    committed_db: Database, test_server: PgServer
+) -> None:
+    # Many of the provider's people, most of them nobody like Jo; thirty with Jo's phone.
+    db = committed_db
+    rows = [(f"Person {i:04d}", f"304-555-{i:04d}", "54039", "wvsl") for i in range(1, 2000)]
+    rows += [("Jo Doe", "304-555-7788", "54039", "wvsl")] * 30
+    await _people(db, rows)
+    async with test_server.owner_of(db) as owner, owner.engine.connect() as connection:
+        await connection.exec_driver_sql("ANALYZE person")
+        await connection.commit()
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "match_phone" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    sync_engine = db.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.sessionmaker() as session:
+            found = await people_service.possible_matches(
+                session, "wvsl", Identity("DOE, JO", "+1 (304) 555-7788", "54039")
+            )
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", capture)
+    assert len(found) == 10
+    assert all(f["name"] == "Jo Doe" for f in found)
+    (statement, parameters) = statements[-1]
+    assert "LIMIT" in statement.upper()
+    # The planner answers it from the match indexes, not by reading the provider's people.
+    async with db.sessionmaker() as session:
+        connection = await session.connection()
+        plan = "\n".join(
+            row[0]
+            for row in (await connection.exec_driver_sql("EXPLAIN " + statement, parameters)).all()
+        )
+    assert "ix_person_match_phone" in plan, plan
+    assert "ix_person_match_name" in plan, plan
+    assert "ix_person_match_initial_last" in plan, plan
+    assert "Seq Scan on person" not in plan, plan
+
+
+def test_a_phone_a_name_or_an_initial_and_last_name_is_what_a_match_rests_on() -> None:
+    jo = Identity("Jo Doe", "304-555-7788", "54039")
+    assert match_reasons(jo, Identity("DOE, JO", None, "54011")) == ["same name"]
+    assert match_reasons(jo, Identity("Jody Smith", "+1 304.555.7788", None)) == ["same phone"]
+    assert match_reasons(jo, Identity("J. Doe", None, "54039")) == [
+        "same initial and last name, same county"
+    ]
+    assert match_reasons(jo, Identity("J. Doe", None, "54011")) == []
+    assert match_reasons(jo, Identity("Jo", "555-0001", "54039")) == []
+    keys = keys_of(Identity("  O\u2019Brien, Mary ", "(304) 555 7788", None))
+    assert keys == MatchKeys(phone="3045557788", name="mary obrien", initial_last="m obrien")
+
+
+async def test_a_referral_made_while_the_consent_is_revoked_is_never_left_shared(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    """Revocation and a referral at the same moment, on real commits: the referral waits
+    for the revocation (or the revocation for it, and ends its sharing); either way nothing
+    is left shared with an organization the person no longer consents to."""
+    db = committed_db
+    source = await make_source(db, box)
+    app = create_app(settings, database=db)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            m = await met(client, db, source)
+            body = {
+                "person": {"name": "Jo Doe"},
+                "consent": consent(purposes=["treatment_referral"]),
+            }
+            recorded = await client.post(
+                f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+            )
+            assert recorded.status_code == 201, recorded.text
+            person = uuid.UUID(recorded.json()["person"]["id"])
+            contact = recorded.json()["contact"]["id"]
+            async with db.sessionmaker() as session:
+                principal = await authenticate(session, m.ana)
+
+            # The revocation holds its locks, not committed yet.
+            revoking = db.sessionmaker()
+            async with revoking.begin():
+                await aftercall.revoke_consent(
+                    revoking, principal, person, datetime.now(UTC), "asked"
+                )
+                referral = asyncio.create_task(
+                    client.post(
+                        f"/v1/contacts/{contact}/referrals",
+                        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+                        headers=auth(m.ana),
+                    )
+                )
+                await asyncio.sleep(0.5)
+                assert not referral.done()  # it waits for the revocation
+            await revoking.close()
+            made = await referral
+            assert made.status_code == 201, made.text
+            assert made.json()["shared_with_organization"] is False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -12,6 +14,7 @@ from sqlalchemy import select, update
 
 from corespond.app import create_app
 from corespond.assignments.models import Assignment, PeerRequest
+from corespond.audit.models import AuditEntry
 from corespond.background import Background
 from corespond.calls.models import Call
 from corespond.config import Settings
@@ -20,11 +23,14 @@ from corespond.db import Database
 from corespond.geo.service import geography_for
 from corespond.ingest.models import CadEvent
 from corespond.ingest.service import process_pending
+from corespond.people.models import Consent, Person, Referral
+from corespond.retention.jobs import RetentionJob
 from corespond.retention.service import purge
 from corespond.triage.models import TriageDecisionRecord
 from corespond.triage.ruleset import load_rules
 from corespond.triage.service import RuleBook
 from tests import program
+from tests.aftercall import auth, consent, met, met_on_a_call
 from tests.conftest import Source, make_key, make_source
 from tests.helpers import cad_event, encode, signed_headers
 from tests.test_calls_api import bearer
@@ -219,3 +225,122 @@ async def test_a_purged_call_reads_as_purged_with_its_outcome(
     seen = (await client.get(f"/v1/calls/{call.id}", headers=bearer(dispatcher))).json()
     assert seen["narrative"] is None
     assert seen["assignment"]["outcome"] is None  # outcomes are never for dispatch
+
+
+async def test_people_without_a_live_consent_inactive_past_retention_are_deidentified(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    """Al: consent run out, nothing done for over a year after it: de-identified. Bea:
+    consent run out, but a follow-up done since: kept. Cy: signed again, live: kept. The
+    program's figures do not change; the audit log names ids, not names."""
+    m = await met(client, db, source)
+    real = app.state.clock
+
+    async def person_on_a_new_call(name: str, phone: str, **consent_fields: Any) -> str:
+        assignment = await met_on_a_call(
+            client, db, source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+        )
+        body = {
+            "person": {"name": name, "contact": phone},
+            "consent": consent(signed_name=name, **consent_fields),
+        }
+        recorded = await client.post(
+            f"/v1/assignments/{assignment}/contact", json=body, headers=auth(m.ana)
+        )
+        assert recorded.status_code == 201, recorded.text
+        return str(recorded.json()["person"]["id"])
+
+    al = await person_on_a_new_call(
+        "Al Ames", "304-555-0101", purposes=["treatment_referral", "follow_up"]
+    )
+    bea = await person_on_a_new_call("Bea Boone", "304-555-0102")
+    cy = await person_on_a_new_call("Cy Cole", "304-555-0103")
+    al_contact = (await client.get(f"/v1/people/{al}", headers=auth(m.ana))).json()["contacts"][0]
+    shared = await client.post(
+        f"/v1/contacts/{al_contact['id']}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert shared.json()["shared_with_organization"] is True
+
+    # 500 days on, Bea's peer reaches her; at 700, Cy signs again (live another year).
+    app.state.clock = lambda: real() + timedelta(days=500)
+    bea_tasks = (await client.get(f"/v1/people/{bea}", headers=auth(m.ana))).json()["follow_ups"]
+    reached = await client.post(
+        f"/v1/followups/{bea_tasks[0]['id']}/outcome",
+        json={"outcome": "reached"},
+        headers=auth(m.ana),
+    )
+    assert reached.status_code == 200, reached.text
+    app.state.clock = lambda: real() + timedelta(days=700)
+    again = await client.post(
+        f"/v1/people/{cy}/consents", json=consent(signed_name="Cy Cole"), headers=auth(m.ana)
+    )
+    assert again.status_code == 201, again.text
+    app.state.clock = real
+
+    supervisor = await make_key(db, "supervisor")
+    year = f"/v1/reports/program?year={datetime.now(UTC).year}"
+    before = (await client.get(year, headers=bearer(supervisor))).json()["after"]
+
+    later = datetime.now(UTC) + timedelta(days=366 + 365 + 5)
+    keep = timedelta(days=30)
+    async with db.sessionmaker() as session, session.begin():
+        dry = await purge(session, later, keep, person_retention=timedelta(days=365), dry_run=True)
+        assert dry.people == 1
+    async with db.sessionmaker() as session:
+        untouched = await session.get(Person, uuid.UUID(al))
+        assert untouched is not None
+        assert (untouched.name, untouched.deidentified_at) == ("Al Ames", None)
+    # The daily job, as the worker runs it.
+    await RetentionJob(db, 30, lambda: later, person_days=365).run()
+
+    async with db.sessionmaker() as session:
+        rows = {
+            str(p.id): p
+            for p in (await session.scalars(select(Person))).all()
+            if str(p.id) in (al, bea, cy)
+        }
+        gone = rows[al]
+        assert gone.deidentified_at == later
+        assert (gone.name, gone.contact) == ("(de-identified)", None)
+        assert (gone.match_phone, gone.match_name, gone.match_initial_last) == (None,) * 3
+        assert gone.county_fips == "54039"  # the county stays, for the counts
+        signatures = (
+            await session.scalars(select(Consent.signed_name).where(Consent.person_id == gone.id))
+        ).all()
+        assert set(signatures) == {"(de-identified)"}
+        assert (rows[bea].name, rows[bea].deidentified_at) == ("Bea Boone", None)
+        assert (rows[cy].name, rows[cy].deidentified_at) == ("Cy Cole", None)
+        referral = await session.get(Referral, uuid.UUID(shared.json()["id"]))
+        assert referral is not None
+        assert referral.share_ended_at is not None  # the consent ran out: sharing stopped
+        entries = (
+            await session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action.in_(["person.deidentify", "referral.share_ended"])
+                )
+            )
+        ).all()
+    deidentified = next(e for e in entries if e.action == "person.deidentify")
+    assert deidentified.detail["ids"] == [al]
+    assert deidentified.actor == "corespond retention"
+    ended = next(e for e in entries if e.action == "referral.share_ended")
+    assert ended.detail["why"] == "consent expired"
+    assert not any("Al Ames" in str(e.detail) for e in entries)
+
+    # Nobody to find any more: not listed, not a possible match; the record reads as such.
+    listed = await client.get("/v1/people?q=ames", headers=auth(m.ana))
+    assert listed.json()["items"] == []
+    record = (await client.get(f"/v1/people/{al}", headers=auth(m.ana))).json()
+    assert record["name"] == "(de-identified)"
+    assert record["deidentified_at"] is not None
+    queue = await client.get(f"/v1/followups?person={al}", headers=auth(m.ana))
+    assert queue.json()["items"] == []
+    # The year's figures are what they were.
+    after = (await client.get(year, headers=bearer(supervisor))).json()["after"]
+    assert after == before
+    # Once.
+    async with db.sessionmaker() as session, session.begin():
+        again_report = await purge(session, later, keep, person_retention=timedelta(days=365))
+        assert again_report.people == 0

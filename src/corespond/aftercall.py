@@ -2,14 +2,18 @@
 
 Recording a contact is the people domain's (who was met, with what consent); what follows
 from it, the program's follow-up schedule for a person who consented, is the follow-up
-domain's. Merging two records of one person moves both domains' rows. Each runs in the
-caller's transaction, so a contact and its schedule stand or fall together.
+domain's. Merging two records of one person moves both domains' rows. Whenever what a
+person's consent allows changes (revoked, signed again, merged, expired), what was being
+shared with someone it no longer names stops at once: referrals stop carrying their
+identity to the organization, QRT visits by a team it no longer names are cancelled, each
+on the audit log. Each runs in the caller's transaction, so a change and what follows from
+it stand or fall together.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +24,13 @@ from corespond.followups.models import FollowUp
 from corespond.followups.service import FollowUpPolicy
 from corespond.people import service as people
 from corespond.people.models import Person
-from corespond.people.service import ConsentPolicy, ContactInput, Recorded
+from corespond.people.service import (
+    ConsentInput,
+    ConsentPolicy,
+    ContactInput,
+    PersonRead,
+    Recorded,
+)
 
 
 async def record_contact(
@@ -51,7 +61,52 @@ async def record_contact(
             policy=followup_policy,
             now=now,
         )
+    if recorded.person is not None and recorded.consent is not None:
+        # A person met again who signs anew may name fewer recipients.
+        await stop_sharing(session, principal, recorded.person.id, now, "consent signed again")
     return recorded, tasks
+
+
+async def stop_sharing(
+    session: AsyncSession,
+    principal: Principal | None,
+    person_id: uuid.UUID,
+    now: datetime,
+    why: str,
+) -> None:
+    """What goes to organizations the person's consent in force no longer names (for that
+    purpose) stops: their referrals' identity, their QRT visits. Idempotent."""
+    await people.end_referral_shares(session, principal, person_id, now, why)
+    visits = await people.organizations_shared_with(session, person_id, "follow_up", now)
+    await followups.cancel_unshared_visits(session, principal, person_id, visits, now, why)
+
+
+async def revoke_consent(
+    session: AsyncSession,
+    principal: Principal,
+    person_id: uuid.UUID,
+    now: datetime,
+    reason: str | None,
+) -> PersonRead:
+    """The person takes their consent back: nothing more is shared with anyone it named,
+    from this transaction on (reads, referrals, QRT visits)."""
+    read = await people.revoke_consent(session, principal, person_id, now, reason)
+    await stop_sharing(session, principal, read.person.id, now, "consent revoked")
+    return read
+
+
+async def sign_consent(
+    session: AsyncSession,
+    principal: Principal,
+    person_id: uuid.UUID,
+    data: ConsentInput,
+    policy: ConsentPolicy,
+    now: datetime,
+) -> None:
+    """A new consent, in force from now: what the older one shared and this one does not
+    stops."""
+    consent = await people.sign_consent(session, principal, person_id, data, policy, now)
+    await stop_sharing(session, principal, consent.person_id, now, "consent signed again")
 
 
 async def merge(
@@ -66,4 +121,37 @@ async def merge(
     duplicate (contacts, consents, follow-ups) goes to the one kept."""
     kept = await people.merge(session, principal, kept_id, duplicate_id, confirmed, now)
     await followups.move_person(session, duplicate_id, kept_id)
+    # The consents moved too: the newest live one of both is in force now.
+    await stop_sharing(session, principal, kept_id, now, "records merged")
     return kept
+
+
+async def stop_expired_sharing(session: AsyncSession, now: datetime, limit: int = 1000) -> int:
+    """The daily pass for consents that ran out: people still sharing something (a
+    referral carrying their identity, a QRT visit by a team) stop sharing what the consent
+    in force no longer allows. How many people were looked at."""
+    person_ids = {
+        *await people.people_sharing_referrals(session, limit),
+        *await followups.people_with_team_visits(session, limit),
+    }
+    for person_id in sorted(person_ids):
+        await stop_sharing(session, None, person_id, now, "consent expired")
+    return len(person_ids)
+
+
+async def deidentify_inactive(
+    session: AsyncSession, now: datetime, retention: timedelta, *, dry_run: bool = False
+) -> int:
+    """People with no live consent and nothing done with them (met, consent signed, revoked
+    or ended, referred, arrived, a follow-up due or done) for ``retention`` are
+    de-identified: what names them goes; counts, dates, the county and their follow-ups as
+    they stand stay (a follow-up missed a year ago is still counted as missed), and the
+    queues no longer show them. How many (with ``dry_run``: would be)."""
+    cutoff = now - retention
+    candidates = await people.inactive_people(session, cutoff, now)
+    busy = await followups.people_active_since(session, candidates, cutoff)
+    quiet = [p for p in candidates if p not in busy]
+    if dry_run or not quiet:
+        return len(quiet)
+    await people.deidentify(session, quiet, now)
+    return len(quiet)

@@ -13,8 +13,10 @@ for one cannot be missing from the other:
   every half second);
 * the supervisors' alerts (unfilled requests, failing CAD deliveries, expiring credentials):
   raised, resolved and told again every ``alert_sweep_seconds``;
-* overdue follow-ups escalated to their provider's admin, every ``followup_sweep_seconds``;
-* retention, daily (narratives and locations past ``narrative_retention_days``);
+* overdue follow-ups escalated to their provider's admin (and pushed to them), every
+  ``followup_sweep_seconds``;
+* retention, daily (narratives and locations past ``narrative_retention_days``; people with
+  no live consent inactive past ``person_retention_days`` de-identified);
 * re-reading the triage rule file when it changes.
 
 A process that serves the API with its worker disabled runs only the rule reload.
@@ -107,7 +109,12 @@ class Background:
                 sms=SmsProvider.of(settings),
             ),
             alerts=AlertJobs(database, AlertPolicy.of(settings), clock),
-            retention=RetentionJob(database, settings.narrative_retention_days, clock),
+            retention=RetentionJob(
+                database,
+                settings.narrative_retention_days,
+                clock,
+                person_days=settings.person_retention_days,
+            ),
             follow_ups=FollowUpJobs(database, clock),
             scheduler=AsyncIOScheduler(timezone=UTC),
         )

@@ -1250,14 +1250,24 @@ def retention(
     days: Annotated[
         float | None, typer.Option(min=0.01, help="Retention in days (default from settings).")
     ] = None,
+    person_days: Annotated[
+        float | None,
+        typer.Option(
+            min=30, help="People's retention in days (default CORESPOND_PERSON_RETENTION_DAYS)."
+        ),
+    ] = None,
 ) -> None:
-    """Purge narratives, addresses and raw event text of calls past the retention period
-    (the service does this daily); outcomes stay, de-identified."""
+    """Purge narratives, addresses and raw event text of calls past the retention period,
+    and de-identify people with no live consent inactive past theirs (the service does this
+    daily); outcomes and counts stay, de-identified."""
     from corespond.retention.service import RetentionReport, purge
 
     async def work(session: AsyncSession, settings: Settings) -> RetentionReport:
         keep = timedelta(days=days or settings.narrative_retention_days)
-        return await purge(session, datetime.now(UTC), keep, dry_run=dry_run)
+        people = timedelta(days=person_days or settings.person_retention_days)
+        return await purge(
+            session, datetime.now(UTC), keep, dry_run=dry_run, person_retention=people
+        )
 
     report = _run_in_session(work, None if dry_run else ("retention.purge", None))
     verb = "would purge" if report.dry_run else "purged"
@@ -1266,6 +1276,13 @@ def retention(
         f" and {report.delivery_bodies} stored CAD answer(s)",
         markup=False,
     )
+    if report.people_cutoff is not None:
+        verb = "would de-identify" if report.dry_run else "de-identified"
+        out.print(
+            f"{verb} {report.people} person(s) with no live consent and nothing done since "
+            f"{report.people_cutoff.isoformat(timespec='minutes')}",
+            markup=False,
+        )
 
 
 @app.command("dispatch-sink")

@@ -342,6 +342,16 @@ class Settings(BaseSettings):
         le=3 * 366,
         description="The longest a person's consent may run before it must be signed again.",
     )
+    person_retention_days: float = Field(
+        default=365.0,
+        ge=30,
+        le=10 * 366,
+        description="Days a person met after a call is kept identified once they have no "
+        "live consent (none left: revoked or run out) and nothing has been done with them "
+        "(met, a consent signed or ended, a referral, a follow-up due or done); then the "
+        "daily retention pass drops their name, contact and typed signatures (counts, dates "
+        "and county stay, for the program's figures).",
+    )
 
     @field_validator("followup_schedule")
     @classmethod

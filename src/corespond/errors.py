@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
@@ -48,6 +49,17 @@ class ProblemDocument(BaseModel):
 RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 
 
+@dataclass(frozen=True)
+class AuditNote:
+    """The audit entry a refusal is recorded as (``audit.deps.record_refused_read`` writes
+    it in a transaction of its own: the refused request's rolls back)."""
+
+    action: str
+    record_type: str
+    record_id: str | None
+    detail: dict[str, Any]
+
+
 class Problem(Exception):
     """Base of every error a client can cause; rendered as problem+json."""
 
@@ -69,6 +81,8 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra or {}
+        # Set by a refusal that must be on the audit log as such, whatever the method.
+        self.audit: AuditNote | None = None
 
     def document(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -54,9 +54,25 @@ async def record_refused_read(request: Request, problem: Problem) -> None:
     """A read refused to a known key (403, or 404 for what it may not see) goes on the
     audit log in a transaction of its own (the request's has rolled back). Requests without
     a valid key are not: they are counted in the access log and metrics instead, so that
-    anonymous probing cannot fill the audit log."""
+    anonymous probing cannot fill the audit log. A refusal that names its own entry
+    (``Problem.audit``: a read or share a person's consent does not allow) is recorded as
+    that, whatever the method."""
     principal = getattr(request.state, "principal", None)
-    if principal is None or request.method not in READS or problem.status not in (403, 404):
+    if principal is None:
+        return
+    note = problem.audit
+    if note is not None:
+        async with database_of(request).sessionmaker() as session, session.begin():
+            await service.record(
+                session,
+                principal,
+                note.action,
+                note.record_type,
+                note.record_id,
+                {**note.detail, "route": getattr(request.scope.get("route"), "path", None)},
+            )
+        return
+    if request.method not in READS or problem.status not in (403, 404):
         return
     route = getattr(request.scope.get("route"), "path", None)
     async with database_of(request).sessionmaker() as session, session.begin():

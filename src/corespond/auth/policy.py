@@ -295,9 +295,14 @@ POLICY: dict[str, Rule] = {
         "a provider admin's session cookie; its provider's follow-ups and peers, as the API's"
     ),
     "GET /provider/static/{name}": public("the page's script, style and icon"),
+    "GET /provider/sw.js": public("the page's service worker (shows a pushed notice)"),
+    "POST /provider/push-subscriptions": public(
+        "a provider admin's session cookie, checked by the page"
+    ),
+    "POST /provider/contact": public("a provider admin's session cookie, checked by the page"),
     "POST /v1/notify/sms-status": public("signed by the SMS provider with the account token"),
-    "GET /v1/notify/me": key("supervisor", scope="the key's own contact"),
-    "PUT /v1/notify/me": key("supervisor", scope="the key's own contact"),
+    "GET /v1/notify/me": key("supervisor", "provider_admin", scope="the key's own contact"),
+    "PUT /v1/notify/me": key("supervisor", "provider_admin", scope="the key's own contact"),
     "GET /peer/push-key": public("the public VAPID key browsers subscribe with"),
     "POST /peer/push-subscriptions": public("a peer's session cookie, checked by the page"),
     "GET /peer/manifest.webmanifest": public("the app's manifest"),

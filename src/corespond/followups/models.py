@@ -2,7 +2,9 @@
 (``CORESPOND_FOLLOWUP_SCHEDULE``: by default the next day, 72 hours, 7 and 30 days, then
 monthly to a year) as one row per step, assigned to the peer who met them or to the
 provider's team; each done with an outcome, or escalated to the provider's admin once it is
-overdue. A Quick Response Team visit is a follow-up of its own kind."""
+overdue. A Quick Response Team visit is a follow-up of its own kind; one made by a QRT of the
+directory (``organization_id``) shares the person with it, and so needs a live consent
+naming it for follow-up: revoked (or signed again without it), the visit is cancelled."""
 
 from __future__ import annotations
 
@@ -41,6 +43,9 @@ class FollowUp(Base):
             postgresql_where=text("state = 'open' AND escalated_at IS NULL"),
         ),
         Index("ix_follow_up_due_at", "due_at"),
+        CheckConstraint(
+            "organization_id IS NULL OR kind = 'qrt_visit'", name="organization_makes_qrt_visits"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -61,4 +66,9 @@ class FollowUp(Base):
     done_by: Mapped[str | None] = mapped_column(Text)
     cancelled_reason: Mapped[str | None] = mapped_column(Text)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A QRT visit made by a Quick Response Team of the directory (its organization id): the
+    # person is shared with it, under their consent. Null: the provider's own peers.
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("directory_organization.id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

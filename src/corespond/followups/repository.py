@@ -124,3 +124,25 @@ async def change_stamp(
             or_(FollowUp.assignee_peer_id == peer_id, FollowUp.assignee_peer_id.is_(None))
         )
     return tuple((await session.execute(query)).one())
+
+
+async def people_active_since(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], since: datetime
+) -> set[uuid.UUID]:
+    if not person_ids:
+        return set()
+    query = select(FollowUp.person_id).where(
+        FollowUp.person_id.in_(list(person_ids)),
+        or_(FollowUp.due_at >= since, FollowUp.done_at >= since, FollowUp.created_at >= since),
+    )
+    return set((await session.scalars(query.distinct())).all())
+
+
+async def people_with_team_visits(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+    query = (
+        select(FollowUp.person_id)
+        .where(FollowUp.state == "open", FollowUp.organization_id.is_not(None))
+        .distinct()
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

@@ -126,7 +126,9 @@ async def add_followup(
     principal: Authorized,
 ) -> FollowUpOut:
     """A follow-up made by hand for a person of the provider: a Quick Response Team visit
-    (`qrt_visit`), or an extra follow-up; overdue after the program's grace, as any."""
+    (`qrt_visit`, optionally made by a QRT of the directory, `organization_id`: the person's
+    consent in force must name it for `follow_up`, else `403 consent-refused`), or an extra
+    follow-up; overdue after the program's grace, as any."""
     task = await service.add_task(
         session,
         principal,
@@ -136,5 +138,6 @@ async def add_followup(
         assignee=body.assignee_peer_id,
         policy=FollowUpPolicy.of(request.app.state.settings),
         now=request.app.state.clock(),
+        organization=body.organization_id,
     )
     return await _out(session, request, task)

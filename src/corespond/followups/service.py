@@ -1,6 +1,9 @@
 """Follow-up tasks: scheduled after a contact with a person who consented, shown to the
 peer and to the provider's queue, done with an outcome, escalated to the provider's admin
-once overdue. Tasks belong to the person's peer provider; nobody else sees them."""
+once overdue (and pushed to the admin: Web Push, SMS). Tasks belong to the person's peer
+provider; nobody else sees them. A QRT visit made by a Quick Response Team of the
+directory shares the person with it: it needs the person's consent naming it for
+follow-up, and is cancelled as soon as the consent no longer does."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.config import Settings
+from corespond.directory import service as directory
 from corespond.errors import Conflict, Forbidden, InvalidParam, InvalidPayload, NotFound
 from corespond.followups import repository
 from corespond.followups.models import ENDING, OUTCOMES, TASK_KINDS, FollowUp
 from corespond.followups.repository import TaskFilter
 from corespond.followups.schedule import Step, due_times, parse_schedule
+from corespond.notify import service as notify
 from corespond.people import service as people
 from corespond.people.models import Person
 from corespond.roster import service as roster
@@ -123,7 +128,13 @@ async def list_tasks(
             ) from None
     tasks = await repository.list_tasks(session, where, limit)
     persons = await people.persons_of(session, [t.person_id for t in tasks])
-    out = [(t, persons[t.person_id]) for t in tasks if t.person_id in persons]
+    # A de-identified person has nobody left to follow up: their tasks stay for the
+    # program's figures, off the queues.
+    out = [
+        (t, persons[t.person_id])
+        for t in tasks
+        if t.person_id in persons and persons[t.person_id].deidentified_at is None
+    ]
     await audit.record(
         session,
         principal,
@@ -230,8 +241,12 @@ async def add_task(
     assignee: uuid.UUID | None,
     policy: FollowUpPolicy,
     now: datetime,
+    organization: str | None = None,
 ) -> FollowUp:
-    """A follow-up made by hand (a Quick Response Team visit, an extra call)."""
+    """A follow-up made by hand (a Quick Response Team visit, an extra call). A QRT visit
+    made by a QRT of the directory (``organization``) shares the person with it: the
+    consent in force must name it for follow-up, else ``ConsentRefused`` (on the audit
+    log)."""
     if kind not in TASK_KINDS:
         raise InvalidPayload(f"kind: one of {', '.join(TASK_KINDS)}")
     if not now - timedelta(days=1) <= due_at <= now + timedelta(days=2 * 366):
@@ -239,9 +254,21 @@ async def add_task(
             "due_at: from yesterday to two years ahead",
             [InvalidParam(name="due_at", reason="from yesterday to two years ahead")],
         )
+    if organization is not None:
+        await _require_qrt(session, kind, organization)
     read = await people.read_person(session, principal, person_id, now, how="add_follow_up")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
+    people.require_identified(read.person)
+    if organization is not None:
+        await people.require_shared_with_organization(
+            session,
+            read.person.id,
+            organization,
+            "follow_up",
+            now,
+            action="follow_up.share_refused",
+        )
     if assignee is not None:
         peer = await roster.peer_by_id(session, assignee)
         if peer is None or peer.provider_id != read.person.provider_id:
@@ -258,21 +285,85 @@ async def add_task(
         overdue_at=due_at + policy.grace,
         assignee_peer_id=assignee,
         created_at=now,
+        organization_id=organization,
     )
     session.add(task)
     await session.flush()
-    await audit.record(session, principal, "follow_up.create", "follow_up", task.id, {"kind": kind})
+    await audit.record(
+        session,
+        principal,
+        "follow_up.create",
+        "follow_up",
+        task.id,
+        {"kind": kind, **({"organization": organization} if organization else {})},
+    )
     return task
+
+
+async def _require_qrt(session: AsyncSession, kind: str, organization: str) -> None:
+    """``organization`` is a Quick Response Team of the directory, for a QRT visit."""
+    reason = None
+    if kind != "qrt_visit":
+        reason = "only a QRT visit (kind qrt_visit) is made by an organization"
+    elif await directory.organization(session, organization) is None:
+        reason = f"no organization {organization!r} in the directory"
+    elif not await directory.search(session, kind="qrt", organization_id=organization, limit=1):
+        reason = f"{organization!r} has no Quick Response Team in the directory"
+    if reason is not None:
+        raise InvalidPayload(
+            f"organization_id: {reason}", [InvalidParam(name="organization_id", reason=reason)]
+        )
+
+
+async def cancel_unshared_visits(
+    session: AsyncSession,
+    principal: Principal | None,
+    person_id: uuid.UUID,
+    allowed: frozenset[str],
+    now: datetime,
+    why: str,
+) -> list[FollowUp]:
+    """Open QRT visits of the person by an organization not in ``allowed`` (those the
+    consent in force still shares them with for follow-up) are cancelled, saying why, each
+    on the audit log: no visit shares them with a team their consent no longer names."""
+    cancelled = []
+    for task in await repository.open_of_person(session, person_id):
+        if task.organization_id is None or task.organization_id in allowed:
+            continue
+        team = await directory.organization(session, task.organization_id)
+        task.state = "cancelled"
+        task.cancelled_reason = (
+            f"{why}: no longer shared with {team.name if team else task.organization_id}"
+        )
+        cancelled.append(task)
+        await audit.record(
+            session,
+            principal,
+            "follow_up.cancel",
+            "follow_up",
+            task.id,
+            {"person_id": str(person_id), "organization": task.organization_id, "why": why},
+        )
+    await session.flush()
+    return cancelled
+
+
+# How long a notice of overdue follow-ups is worth sending (a later sweep tells again of
+# any that become overdue after it).
+NOTICE_HOURS = 12
 
 
 async def escalate_overdue(
     session: AsyncSession, now: datetime, limit: int = 500
 ) -> list[FollowUp]:
-    """Open follow-ups past their overdue time go to the provider admin's attention (the
-    queue shows them first, marked escalated); each once."""
+    """Open follow-ups past their overdue time go to the provider admin: the queue shows
+    them first, marked escalated, and each admin of the provider who turned notices on is
+    told, by Web Push or SMS, how many (never who); each task once."""
     tasks = list(await repository.claim_overdue(session, now, limit))
+    by_provider: dict[str, list[FollowUp]] = {}
     for task in tasks:
         task.escalated_at = now
+        by_provider.setdefault(task.provider_id, []).append(task)
         log.info(
             "follow_up_escalated",
             follow_up_id=str(task.id),
@@ -280,6 +371,23 @@ async def escalate_overdue(
             due_at=task.due_at.isoformat(),
         )
     await session.flush()
+    for provider_id, overdue in by_provider.items():
+        provider = await roster.get_provider(session, provider_id)
+        count = len(overdue)
+        told = await notify.tell_provider_admins(
+            session,
+            provider_id,
+            {
+                "title": "Follow-ups overdue",
+                "body": f"{count} follow-up{'s' if count != 1 else ''} of {provider.name} "
+                f"{'are' if count != 1 else 'is'} overdue and now yours to see to",
+                "url": "/provider",
+                "tag": notify.FOLLOW_UPS_TAG,
+            },
+            now,
+            now + timedelta(hours=NOTICE_HOURS),
+        )
+        log.info("follow_ups_overdue_told", provider_id=provider_id, tasks=count, notices=told)
     return tasks
 
 
@@ -293,3 +401,15 @@ async def change_stamp(
     """Changes when the provider's queue (or a peer's part of it: theirs and the team's)
     does."""
     return await repository.change_stamp(session, provider_id, peer_id)
+
+
+async def people_active_since(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], since: datetime
+) -> set[uuid.UUID]:
+    """Those of these people with a follow-up due, done or made since ``since``."""
+    return await repository.people_active_since(session, person_ids, since)
+
+
+async def people_with_team_visits(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """People with an open QRT visit by a team of the directory."""
+    return list(await repository.people_with_team_visits(session, limit))

@@ -70,6 +70,48 @@ async def supervisors_in_scope(
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
+async def provider_admins_of(
+    session: AsyncSession, provider_id: str, now: datetime
+) -> list[tuple[uuid.UUID, SupervisorContact | None]]:
+    """Live provider admin keys scoped to the provider that have a contact or a live push
+    subscription, with their contact."""
+    reachable = or_(
+        SupervisorContact.key_id.is_not(None),
+        ApiKey.id.in_(
+            select(PushSubscription.key_id).where(
+                PushSubscription.key_id.is_not(None), PushSubscription.ended_at.is_(None)
+            )
+        ),
+    )
+    query = (
+        select(ApiKey.id, SupervisorContact)
+        .outerjoin(SupervisorContact, SupervisorContact.key_id == ApiKey.id)
+        .where(
+            ApiKey.role == "provider_admin",
+            ApiKey.scope_kind == "provider",
+            ApiKey.scope_value == provider_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+            reachable,
+        )
+        .order_by(ApiKey.created_at)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+async def notices_of_key(
+    session: AsyncSession, key_id: uuid.UUID, tag: str, limit: int
+) -> Sequence[Notification]:
+    """A key's latest notices with this payload tag, newest first."""
+    query = (
+        select(Notification)
+        .where(Notification.key_id == key_id, Notification.payload["tag"].astext == tag)
+        .order_by(Notification.created_at.desc(), Notification.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
 async def contact_of(session: AsyncSession, key_id: uuid.UUID) -> SupervisorContact | None:
     return await session.get(SupervisorContact, key_id)
 

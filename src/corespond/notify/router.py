@@ -1,5 +1,6 @@
 """The SMS provider's delivery callbacks (``POST /v1/notify/sms-status``), and how a
-supervisor is reached when a request in their scope goes unfilled (``/v1/notify/me``)."""
+supervisor is reached when a request in their scope goes unfilled, or a provider admin when
+its follow-ups become overdue (``/v1/notify/me``)."""
 
 from __future__ import annotations
 
@@ -53,14 +54,15 @@ async def sms_status(request: Request, session: SessionDep) -> Response:
 
 
 class ContactIn(BaseModel):
-    """How this supervisor is told of an unfilled request in their scope."""
+    """How this key is told: a supervisor of an unfilled request in their scope, a provider
+    admin of its follow-ups becoming overdue."""
 
     model_config = ConfigDict(extra="forbid")
 
     channels: list[Literal["webpush", "sms"]] = Field(
         max_length=2,
         description="In order; `webpush` reaches the browsers this key turned notices on in "
-        "(the supervisor page), `sms` the phone below.",
+        "(the supervisor page, the provider's queue), `sms` the phone below.",
     )
     phone: str | None = Field(default=None, max_length=32, description="For `sms`.")
 
@@ -83,15 +85,17 @@ async def _contact_out(session: SessionDep, principal: Authorized) -> ContactOut
 
 @router.get("/v1/notify/me", responses=problems())
 async def my_contact(session: SessionDep, principal: Authorized) -> ContactOut:
-    """How this supervisor key is notified when a request in its scope goes unfilled
-    (an unscoped key: every request; a county-scoped key: its county's)."""
+    """How this key is notified: a supervisor when a request in its scope goes unfilled
+    (an unscoped key: every request; a county-scoped key: its county's); a provider admin
+    when its provider's follow-ups become overdue."""
     return await _contact_out(session, principal)
 
 
 @router.put("/v1/notify/me", responses=problems(InvalidPayload))
 async def set_my_contact(session: SessionDep, principal: Authorized, body: ContactIn) -> ContactOut:
-    """Set the channels (and the phone for SMS) an unfilled request reaches this supervisor
-    on. The notice says only which county had no peer, never anything of the call."""
+    """Set the channels (and the phone for SMS) this key is notified on: a supervisor of an
+    unfilled request (the notice says only which county had no peer, never anything of the
+    call), a provider admin of overdue follow-ups (how many, never who)."""
     await service.set_contact(session, principal.key_id, body.phone, list(body.channels))
     await audit.record(session, principal, "supervisor_contact.set", "api_key", principal.key_id)
     return await _contact_out(session, principal)

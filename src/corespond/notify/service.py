@@ -1,4 +1,5 @@
-"""Web Push for peers: the VAPID key, subscriptions, and the notifications an offer makes.
+"""Web Push for peers: the VAPID key, subscriptions, and the notifications an offer makes;
+notices to supervisors (a request unfilled) and to provider admins (follow-ups overdue).
 
 The VAPID key pair (RFC 8292) is derived from ``CORESPOND_SECRET_KEY``, so it is stable for a
 deployment without another secret to keep. A notification carries no call details at all:
@@ -159,7 +160,8 @@ async def offer_made(
 async def set_contact(
     session: AsyncSession, key_id: uuid.UUID, phone: str | None, channels: list[str]
 ) -> SupervisorContact:
-    """How a supervisor is reached when a request in their scope goes unfilled."""
+    """How a supervisor (a request in their scope unfilled) or a provider admin (its
+    follow-ups overdue) is reached."""
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown or len(set(channels)) != len(channels):
         raise InvalidPayload(f"channels: each of {', '.join(CHANNELS)} at most once")
@@ -191,8 +193,48 @@ async def tell_supervisors(
     to one of ``counties``; ``None``: unscoped keys only) on each of their channels, in the
     caller's transaction. The payload says what happened in a line, never anything of a
     call's content. Returns how many notifications were queued."""
+    recipients = await repository.supervisors_in_scope(session, counties, now)
+    return await _queue_for_keys(
+        session,
+        recipients,
+        payload,
+        now,
+        expires_at,
+        alert_id=alert_id,
+        assignment_id=assignment_id,
+    )
+
+
+FOLLOW_UPS_TAG = "followups-overdue"
+
+
+async def tell_provider_admins(
+    session: AsyncSession,
+    provider_id: str,
+    payload: dict[str, str],
+    now: datetime,
+    expires_at: datetime,
+) -> int:
+    """Queue a notice to each provider admin of the provider (a live key scoped to it) who
+    turned notices on (a browser's push subscription, or SMS to a phone), on each of their
+    channels, in the caller's transaction. The payload says what happened in a line, never
+    who (a push service or a phone carrier is not a recipient of anyone's consent)."""
+    recipients = await repository.provider_admins_of(session, provider_id, now)
+    return await _queue_for_keys(session, recipients, payload, now, expires_at)
+
+
+async def _queue_for_keys(
+    session: AsyncSession,
+    recipients: Sequence[tuple[uuid.UUID, SupervisorContact | None]],
+    payload: dict[str, str],
+    now: datetime,
+    expires_at: datetime,
+    *,
+    alert_id: uuid.UUID | None = None,
+    assignment_id: uuid.UUID | None = None,
+) -> int:
     count = 0
-    for key_id, contact in await repository.supervisors_in_scope(session, counties, now):
+    for key_id, contact in recipients:
         subscriptions = list(await repository.live_subscriptions(session, key_id=key_id))
         channels = contact.notify_channels if contact is not None else ["webpush"]
         for channel in channels:
@@ -217,6 +259,23 @@ async def tell_supervisors(
                 count += 1
     await session.flush()
     return count
+
+
+async def notices_of_key(
+    session: AsyncSession, key_id: uuid.UUID, tag: str, limit: int = 5
+) -> Sequence[Notification]:
+    """What a key was told lately under ``tag`` (the provider page's "you were told")."""
+    return await repository.notices_of_key(session, key_id, tag, limit)
+
+
+async def contact_of(session: AsyncSession, key_id: uuid.UUID) -> SupervisorContact | None:
+    """How a key (a supervisor, a provider admin) is reached, if it said."""
+    return await repository.contact_of(session, key_id)
+
+
+async def push_subscriptions(session: AsyncSession, key_id: uuid.UUID) -> int:
+    """How many browsers of this key get a push."""
+    return len(await repository.live_subscriptions(session, key_id=key_id))
 
 
 async def withdraw(session: AsyncSession, alert_id: uuid.UUID, why: str) -> int:

@@ -669,7 +669,7 @@ async def revoke(
     """The person takes their consent back, told to the peer: nothing more is shared."""
     _require_same_site(request)
     principal = await _require(request, session)
-    await people.revoke_consent(
+    await aftercall.revoke_consent(
         session, principal, person_id, request.app.state.clock(), body.reason if body else None
     )
     return JSONResponse(await _data(request, session, principal))

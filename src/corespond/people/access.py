@@ -1,14 +1,19 @@
-"""Who may read a person, under which consent: a pure function of the reader, the person's
-provider and their consents at a moment, so that the rule can be read, and tested, as a
-table.
+"""Who may read a person, under which consent, for what: a pure function of the reader, the
+purpose they read for, the person's provider and their consents at a moment, so that the
+rule can be read, and tested, as a table.
 
 * The person's peer provider (its peers, its admin) reads the whole record: it is the
   program's record, made with the person's agreement.
-* A partner (a police agency, a treatment provider, a QRT) reads the fields a live consent
-  shares with it: signed, not revoked, not expired, naming that partner. Revoked or
-  expired, nothing more is shared, at once.
+* A partner (a police agency, a treatment provider, a QRT) reads the fields the consent in
+  force shares with it, for a purpose that consent names: signed, not revoked, not expired,
+  naming that partner *and* that purpose (police reading to deconflict, a treatment
+  provider reading to take a referral). A partner that says no purpose reads nothing: the
+  rule fails closed. Revoked or expired, nothing more is shared, at once.
 * Nobody else: not dispatchers, not supervisors, not other providers, not admins, not a
   partner the consent does not name.
+
+A refusal says why (``Refusal.reason``), for the audit log; the partner is told only that
+no live consent shares the person with it for that purpose.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ from typing import Literal
 from corespond.agencies.service import agency_key
 
 FIELDS = ("name", "contact", "county")
+PURPOSES = ("care_coordination", "treatment_referral", "follow_up", "deconfliction")
+RefusalReason = Literal[
+    "not_a_reader",  # not the provider's, not a partner: no consent can let them read
+    "no_purpose",  # a partner that did not say what it reads for
+    "no_live_consent",  # none signed, or every one revoked or expired
+    "not_named",  # the consent in force does not name this partner
+    "purpose_not_consented",  # it names the partner, not for this purpose
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,17 @@ class Access:
     consent: ConsentTerms | None = None
     # The consent's shares that name this partner (it is shown those, not the others).
     named: tuple[Share, ...] = ()
+    # What the partner reads for (one of the consent's purposes).
+    purpose: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a reader may read nothing of the person (for the audit log), and under which
+    consent, if one was in force."""
+
+    reason: RefusalReason
+    consent: ConsentTerms | None = None
 
 
 def names(reader: Reader, share: Share) -> bool:
@@ -75,20 +99,61 @@ def names(reader: Reader, share: Share) -> bool:
     return reader.organization is not None and share.recipient == reader.organization
 
 
-def access(
-    reader: Reader, provider: str, consents: Sequence[ConsentTerms], now: datetime
-) -> Access | None:
-    """What ``reader`` may read of a person of ``provider`` with these consents at ``now``;
-    None: nothing (not even that the person exists)."""
-    if reader.role in ("peer", "provider_admin") and reader.provider == provider:
-        return Access("provider")
-    if reader.role != "partner":
-        return None
-    # The consent in force is the newest live one: signing again (naming fewer recipients,
-    # fewer fields) replaces what was signed before; an older consent grants nothing.
+def in_force(consents: Sequence[ConsentTerms], now: datetime) -> ConsentTerms | None:
+    """The consent in force: the newest live one. Signing again (naming fewer recipients,
+    fewer fields or purposes) replaces what was signed before; an older consent grants
+    nothing."""
     live = [c for c in consents if c.live(now)]
     if not live:
         return None
-    current = max(live, key=lambda c: (c.signed_at is not None, c.signed_at or c.expires_at))
+    return max(live, key=lambda c: (c.signed_at is not None, c.signed_at or c.expires_at))
+
+
+def decide(
+    reader: Reader,
+    provider: str,
+    consents: Sequence[ConsentTerms],
+    now: datetime,
+    purpose: str | None = None,
+) -> Access | Refusal:
+    """What ``reader`` may read of a person of ``provider`` with these consents at ``now``,
+    reading for ``purpose`` (a partner must say one); else why not."""
+    if reader.role in ("peer", "provider_admin") and reader.provider == provider:
+        return Access("provider")
+    if reader.role != "partner":
+        return Refusal("not_a_reader")
+    if purpose is None:
+        return Refusal("no_purpose")
+    current = in_force(consents, now)
+    if current is None:
+        return Refusal("no_live_consent")
     named = tuple(s for s in current.shares if names(reader, s))
-    return Access("partner", current.fields, current, named) if named else None
+    if not named:
+        return Refusal("not_named", current)
+    if purpose not in current.purposes:
+        return Refusal("purpose_not_consented", current)
+    return Access("partner", current.fields, current, named, purpose)
+
+
+def access(
+    reader: Reader,
+    provider: str,
+    consents: Sequence[ConsentTerms],
+    now: datetime,
+    purpose: str | None = None,
+) -> Access | None:
+    """What ``reader`` may read of a person (``decide``); None: nothing (not even that the
+    person exists)."""
+    decided = decide(reader, provider, consents, now, purpose)
+    return decided if isinstance(decided, Access) else None
+
+
+def shared_with_organizations(
+    consents: Sequence[ConsentTerms], now: datetime, purpose: str
+) -> frozenset[str]:
+    """The directory organizations (treatment providers, QRTs) the consent in force shares
+    the person with for ``purpose`` (none: nothing may go to any of them for it)."""
+    current = in_force(consents, now)
+    if current is None or purpose not in current.purposes:
+        return frozenset()
+    return frozenset(s.recipient for s in current.shares if s.kind in ("treatment", "qrt"))

@@ -1,9 +1,13 @@
-"""Deconfliction: could two records be the same person? A pure function of the fields each
-side may compare, giving its reasons, so that a person decides; nothing here merges.
+"""Deconfliction: could two records be the same person? Pure functions of the fields each
+side may compare, giving their reasons, so that a person decides; nothing here merges.
 
 Names are compared folded (case, accents, punctuation and word order ignored: "O'Brien,
 Mary" is "mary obrien"); a phone by its last ten digits. A match needs the same phone, the
-same full name, or the same first initial and last name in the same county."""
+same full name, or the same first initial and last name in the same county.
+
+Each of those rests on one key of a record (``keys_of``): the person table keeps the keys
+of every row, indexed, so that the database finds the candidates (``match_reasons`` on two
+records and equality of their keys are one rule, tested as such)."""
 
 from __future__ import annotations
 
@@ -23,13 +27,26 @@ class Identity:
     county_fips: str | None
 
 
+@dataclass(frozen=True)
+class MatchKeys:
+    """What a match may rest on: the phone's last ten digits, the folded name's words in
+    order, the first initial and last name (with the county, compared alongside)."""
+
+    phone: str | None
+    name: str | None
+    initial_last: str | None
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold()
+
+
 def name_words(name: str | None) -> tuple[str, ...]:
     """A name folded to its words, sorted: case, accents and punctuation do not count."""
     if not name:
         return ()
-    text = unicodedata.normalize("NFKD", name)
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-    text = text.replace("'", "").replace("\u2019", "")
+    text = _fold(name).replace("'", "").replace("\u2019", "")
     return tuple(sorted(_NOT_LETTER.sub(" ", text).split()))
 
 
@@ -41,34 +58,42 @@ def phone_digits(contact: str | None) -> str | None:
     return digits[-10:] if len(digits) >= 7 else None
 
 
-def _initial_and_last(name: str | None) -> tuple[str, str] | None:
+def initial_and_last(name: str | None) -> str | None:
+    """ "j doe" of "Jo Doe" and of "DOE, JO"; None for a single word."""
     if not name:
         return None
-    text = unicodedata.normalize("NFKD", name)
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = _fold(name)
     if "," in text:  # "Last, First"
         last, _, first = text.partition(",")
         text = f"{first} {last}"
-    words = _NOT_LETTER.sub(" ", text.replace("'", "")).split()
+    words = _NOT_LETTER.sub(" ", text.replace("'", "").replace("\u2019", "")).split()
     if len(words) < 2:
         return None
-    return words[0][0], words[-1]
+    return f"{words[0][0]} {words[-1]}"
+
+
+def keys_of(identity: Identity) -> MatchKeys:
+    words = name_words(identity.name)
+    return MatchKeys(
+        phone=phone_digits(identity.contact),
+        name=" ".join(words) or None,
+        initial_last=initial_and_last(identity.name),
+    )
 
 
 def match_reasons(new: Identity, known: Identity) -> list[str]:
     """Why ``known`` may be the same person as ``new`` (empty: no reason to think so)."""
+    a, b = keys_of(new), keys_of(known)
     reasons = []
-    phone = phone_digits(new.contact)
-    if phone is not None and phone == phone_digits(known.contact):
+    if a.phone is not None and a.phone == b.phone:
         reasons.append("same phone")
-    words = name_words(new.name)
-    if words and words == name_words(known.name):
+    if a.name is not None and a.name == b.name:
         reasons.append("same name")
     elif (
         new.county_fips is not None
         and new.county_fips == known.county_fips
-        and (initials := _initial_and_last(new.name)) is not None
-        and initials == _initial_and_last(known.name)
+        and a.initial_last is not None
+        and a.initial_last == b.initial_last
     ):
         reasons.append("same initial and last name, same county")
     return reasons

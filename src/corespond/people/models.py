@@ -7,7 +7,13 @@ met them. What may be shared with whom is the person's ``consent``: the recipien
 purposes and an expiry; revoking it ends every share at once. A ``contact`` is one meeting
 on an assignment: with a person, or de-identified (no person: counted, never identified). A
 ``referral`` points a contact at a directory service and records whether the person arrived
-(the warm hand-off confirmed).
+(the warm hand-off confirmed), and whether the person's identity went with it to the
+service's organization (a live consent naming it for treatment referral).
+
+A person with no live consent and nothing done with them for the retention period is
+de-identified (``deidentified_at``): their name, contact and typed signatures are dropped;
+the county, the dates and the links of their contacts and follow-ups stay, for the
+program's counts.
 """
 
 from __future__ import annotations
@@ -24,25 +30,54 @@ from sqlalchemy import (
     Index,
     Text,
     UniqueConstraint,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from corespond.db import Base
+from corespond.people import matching
 
 SHARE_KINDS = ("police", "treatment", "qrt")
 PURPOSES = ("care_coordination", "treatment_referral", "follow_up", "deconfliction")
 # The person's fields a consent may let its recipients see (and compare, to deconflict).
 FIELDS = ("name", "contact", "county")
 ARRIVALS = ("pending", "arrived", "did_not_arrive")
+# What a de-identified person's name reads as (the column keeps its NOT NULL).
+DEIDENTIFIED = "(de-identified)"
+# Deconfliction looks among the provider's people still in use (not merged, not
+# de-identified), by each of the keys a match may rest on.
+_MATCHABLE = "merged_into_id IS NULL AND deidentified_at IS NULL"
 
 
 class Person(Base):
     """Someone who agreed to be known to the program: the minimum, and whose record it is."""
 
     __tablename__ = "person"
+    __table_args__ = (
+        Index(
+            "ix_person_match_phone",
+            "provider_id",
+            "match_phone",
+            postgresql_where=text(f"{_MATCHABLE} AND match_phone IS NOT NULL"),
+        ),
+        Index(
+            "ix_person_match_name",
+            "provider_id",
+            "match_name",
+            postgresql_where=text(f"{_MATCHABLE} AND match_name IS NOT NULL"),
+        ),
+        Index(
+            "ix_person_match_initial_last",
+            "provider_id",
+            "county_fips",
+            "match_initial_last",
+            postgresql_where=text(f"{_MATCHABLE} AND match_initial_last IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # The peer provider whose peer met them: its peers and admin see the record.
@@ -57,6 +92,28 @@ class Person(Base):
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
     merged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     merged_by: Mapped[str | None] = mapped_column(Text)
+    # The keys deconfliction compares (people.matching.keys_of), kept with the row so that a
+    # possible match is an indexed lookup, never a scan of the provider's people. Set from
+    # the name, contact and county whenever the row is written.
+    match_phone: Mapped[str | None] = mapped_column(Text)
+    match_name: Mapped[str | None] = mapped_column(Text)
+    match_initial_last: Mapped[str | None] = mapped_column(Text)
+    # When the retention pass dropped what identifies them (no live consent, nothing done
+    # for the retention period).
+    deidentified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+@event.listens_for(Person, "before_insert")
+@event.listens_for(Person, "before_update")
+def _match_keys(_mapper: Mapper[Person], _connection: Connection, person: Person) -> None:
+    keys = (
+        matching.keys_of(matching.Identity(person.name, person.contact, person.county_fips))
+        if person.deidentified_at is None
+        else None
+    )
+    person.match_phone = keys.phone if keys else None
+    person.match_name = keys.name if keys else None
+    person.match_initial_last = keys.initial_last if keys else None
 
 
 class Consent(Base):
@@ -142,6 +199,9 @@ class Referral(Base):
         ),
         UniqueConstraint("contact_id", "service_id", "kind"),
         Index("ix_referral_made_at", "made_at"),
+        CheckConstraint(
+            "share_ended_at IS NULL OR share_consent_id IS NOT NULL", name="share_ended_if_shared"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -153,3 +213,10 @@ class Referral(Base):
     arrival: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
     arrival_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     arrival_by: Mapped[str | None] = mapped_column(Text)
+    # The consent under which the person's identity goes with the referral to the service's
+    # organization (it names the organization for treatment referral); null: the referral
+    # names nobody to it (a de-identified contact, or a consent that does not cover it).
+    share_consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent.id"))
+    # When that sharing ended (consent revoked, or signed again without the organization):
+    # the organization is told nothing more of the person through this referral.
+    share_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

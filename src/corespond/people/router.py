@@ -27,6 +27,7 @@ from corespond.people.schemas import (
     MergeIn,
     PersonOut,
     PersonPage,
+    Purpose,
     ReferralIn,
     ReferralOut,
     RevokeIn,
@@ -36,6 +37,7 @@ from corespond.people.service import (
     ConsentInput,
     ConsentNotLive,
     ConsentPolicy,
+    ConsentRefused,
     ContactInput,
     ContactRecorded,
     NotMetYet,
@@ -147,11 +149,19 @@ async def list_people(
         str | None, Query(max_length=40, pattern=r"^[^\x00]*$", description="Name or FIPS")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    purpose: Annotated[
+        Purpose | None,
+        Query(
+            description="What a partner reads for (required of a partner key): only people "
+            "whose consent in force names this partner and this purpose are listed."
+        ),
+    ] = None,
 ) -> PersonPage:
     """People the key may see, newest first: a peer's or provider admin's, their provider's;
-    a partner's, those whose live consent names it now (revoked or expired: gone at once),
-    with only the fields it shares. Deconfliction: a partner who meets someone again finds
-    them here by the fields their consent allows. On the audit log."""
+    a partner's, those whose consent in force names it now for the `purpose` it gives
+    (revoked or expired: gone at once), with only the fields it shares; a partner that gives
+    no purpose is answered `422`. Deconfliction: police who meet someone again find them
+    here (`purpose=deconfliction`) by the fields their consent allows. On the audit log."""
     now = request.app.state.clock()
     atlas = request.app.state.geography.atlas
     fips = require_county(atlas, county, "query.county").fips if county and county.strip() else None
@@ -162,19 +172,34 @@ async def list_people(
         text=q.strip() if q and q.strip() else None,
         county=fips,
         limit=limit,
+        purpose=purpose,
     )
     return PersonPage(items=[await views.person_out(session, r, atlas, now) for r in reads])
 
 
-@router.get("/v1/people/{person_id}", response_model=PersonOut, responses=READ)
+@router.get(
+    "/v1/people/{person_id}",
+    response_model=PersonOut,
+    responses={**READ, **problems(ConsentRefused)},
+)
 async def get_person(
-    person_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
+    person_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Authorized,
+    purpose: Annotated[
+        Purpose | None,
+        Query(description="What a partner reads for (required of a partner key)."),
+    ] = None,
 ) -> PersonOut:
     """A person: the whole record for their peer provider (consents, contacts with their
-    referrals, follow-ups); for a partner their live consent names, only what it shares.
-    Anyone else: `404`. Every read is on the audit log."""
+    referrals, follow-ups); for a partner the consent in force names *for the `purpose` it
+    gives*, only what it shares. A partner no live consent allows (not named, not for that
+    purpose, revoked, expired) is answered `403 consent-refused`, and the refusal is on the
+    audit log with why; no purpose, `422`. Anyone else: `404`. Every read is on the audit
+    log."""
     now = request.app.state.clock()
-    read = await service.read_person(session, principal, person_id, now)
+    read = await service.read_person(session, principal, person_id, now, purpose=purpose)
     return await views.person_out(session, read, request.app.state.geography.atlas, now)
 
 
@@ -228,7 +253,7 @@ async def sign_consent(
     with them (met again, or changing whom they share with): the newest live consent is the
     one in force."""
     now = request.app.state.clock()
-    await service.sign_consent(
+    await aftercall.sign_consent(
         session, principal, person_id, consent_input(body), consent_policy(request), now
     )
     read = await service.read_person(session, principal, person_id, now, how="signed")
@@ -249,10 +274,12 @@ async def revoke_consent(
 ) -> PersonOut:
     """The person takes their consent back (told to a peer, or their provider): every live
     consent is revoked at once, and nothing more is shared with anyone it named, from the
-    next request on (the API, exports). The provider keeps its own record. On the audit log
-    with every recipient it named."""
+    next request on (the API, exports): partners' reads are refused, referrals stop carrying
+    the person's identity to their organizations, QRT visits by a team it named are
+    cancelled. The provider keeps its own record and its own follow-ups. On the audit log
+    with every recipient it named, and each referral and visit it stopped."""
     now = request.app.state.clock()
-    read = await service.revoke_consent(
+    read = await aftercall.revoke_consent(
         session, principal, person_id, now, body.reason if body else None
     )
     return await views.person_out(session, read, request.app.state.geography.atlas, now)
@@ -281,7 +308,11 @@ async def refer(
     principal: Authorized,
 ) -> ReferralOut:
     """Refer the person of a contact (or a de-identified contact) to a directory service,
-    of one of its kinds. The same referral twice answers the first."""
+    of one of its kinds. The person's identity goes with it to the service's organization
+    only if the consent in force names that organization for `treatment_referral`
+    (`shared_with_organization`); otherwise the referral names nobody to it. The same
+    referral twice answers the first; an unknown `service_id` or a kind the service does
+    not offer, `422`."""
     referral = await service.add_referral(
         session, principal, contact_id, body.service_id, body.kind, request.app.state.clock()
     )

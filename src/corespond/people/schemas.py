@@ -167,6 +167,16 @@ class ReferralOut(BaseModel):
     arrival: Literal["pending", "arrived", "did_not_arrive"]
     arrival_at: datetime | None
     arrival_by: str | None
+    shared_with_organization: bool = Field(
+        description="The person's identity goes with the referral to the service's "
+        "organization: the consent in force names it for `treatment_referral`. False: the "
+        "referral names nobody to it (a de-identified contact, a consent that does not "
+        "cover it, or sharing that ended)."
+    )
+    share_ended_at: datetime | None = Field(
+        description="When sharing with the organization ended (the consent was revoked or "
+        "signed again without it, or expired): nothing more of the person goes to it."
+    )
 
 
 class ContactOut(BaseModel):
@@ -194,6 +204,11 @@ class FollowUpOut(BaseModel):
     )
     assignee_peer_id: uuid.UUID | None = Field(description="Null: the provider's team.")
     assignee: str | None = Field(description="The peer's name, or null for the team.")
+    organization_id: str | None = Field(
+        description="A QRT visit made by a Quick Response Team of the directory (its "
+        "organization id); null: the provider's own peers."
+    )
+    organization: str | None = Field(description="That organization's name.")
     outcome: FollowUpOutcome | None
     done_at: datetime | None
     done_by: str | None
@@ -213,6 +228,12 @@ class PersonOut(BaseModel):
     county_fips: str | None
     county: str | None
     created_at: datetime | None
+    deidentified_at: datetime | None = Field(
+        default=None,
+        description="When the retention pass de-identified the person (no live consent, "
+        "nothing done with them for CORESPOND_PERSON_RETENTION_DAYS): name, contact and "
+        "typed signatures are gone; counts and dates stay.",
+    )
     consent: ConsentOut | None = Field(
         description="The consent in force (a partner: the one naming it); null: none live."
     )
@@ -266,6 +287,13 @@ class FollowUpIn(BaseModel):
     kind: Literal["follow_up", "qrt_visit"] = "qrt_visit"
     due_at: AwareDatetime = Field(description="RFC 3339 with an offset.")
     assignee_peer_id: uuid.UUID | None = None
+    organization_id: Reference | None = Field(
+        default=None,
+        description="A QRT visit made by a Quick Response Team of the directory (its "
+        "organization id): it shares the person with the team, so the consent in force "
+        "must name it for `follow_up` (else `403 consent-refused`). Cancelled as soon as "
+        "the consent no longer does.",
+    )
 
 
 class FollowUpPage(BaseModel):

@@ -8,8 +8,14 @@ same name …) is never merged silently: the peer is shown the possible matches 
 which it is, or that it is someone new.
 
 Every read of a person is on the audit log, in the reader's transaction. Who may read what
-is ``people.access``: the person's peer provider the whole record, a partner named by a live
-consent the fields it shares, nobody else.
+is ``people.access``: the person's peer provider the whole record, a partner named by the
+consent in force the fields it shares, for a purpose that consent names (a partner says
+which), nobody else. A partner refused is answered ``403 consent-refused`` and the refusal
+is on the audit log, saying why.
+
+A referral of a person to a directory service carries their identity to the service's
+organization only under a live consent naming it for treatment referral; that ends (and is
+logged) when the consent no longer allows it (``end_referral_shares``).
 """
 
 from __future__ import annotations
@@ -30,12 +36,20 @@ from corespond.assignments.models import Assignment
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.directory import service as directory
-from corespond.errors import Conflict, Forbidden, InvalidParam, InvalidPayload, NotFound
+from corespond.errors import (
+    AuditNote,
+    Conflict,
+    Forbidden,
+    InvalidParam,
+    InvalidPayload,
+    NotFound,
+)
 from corespond.people import access, repository
-from corespond.people.access import Access, ConsentTerms, Reader, Share
+from corespond.people.access import Access, ConsentTerms, Reader, Refusal, Share
 from corespond.people.consent import CURRENT, STATEMENTS
-from corespond.people.matching import Identity, match_reasons
+from corespond.people.matching import Identity, keys_of, match_reasons
 from corespond.people.models import (
+    DEIDENTIFIED,
     FIELDS,
     PURPOSES,
     SHARE_KINDS,
@@ -78,6 +92,52 @@ class ConsentNotLive(Conflict):
     title = "The person has no live consent"
 
     keeps_changes: ClassVar[bool] = False
+
+
+class PersonDeidentified(Conflict):
+    slug = "person-deidentified"
+    title = "This record was de-identified after the retention period"
+
+
+def require_identified(person: Person) -> None:
+    """Nothing new is tied to a record that names nobody any more (``PersonDeidentified``):
+    the person, met again, is recorded anew, with their consent."""
+    if person.deidentified_at is not None:
+        raise PersonDeidentified(
+            "nothing names this record any more: if you meet them again, record them anew"
+        )
+
+
+class ConsentRefused(Forbidden):
+    """A partner's read, or a share with a partner, that no live consent of the person
+    allows: not named by the consent in force, not for that purpose, or nothing live. The
+    answer says no more than that (the audit entry says which)."""
+
+    slug = "consent-refused"
+    title = "No live consent shares this person with you for this purpose"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        person_id: uuid.UUID,
+        purpose: str | None,
+        refusal: Refusal,
+        action: str = "person.read_refused",
+        **more: str,
+    ) -> None:
+        super().__init__(detail)
+        self.audit = AuditNote(
+            action,
+            "person",
+            str(person_id),
+            {
+                "purpose": purpose,
+                "reason": refusal.reason,
+                **({"consent_id": str(refusal.consent.id)} if refusal.consent else {}),
+                **more,
+            },
+        )
 
 
 # --- what callers send ----------------------------------------------------------------------------
@@ -177,6 +237,21 @@ async def provider_of(session: AsyncSession, principal: Principal) -> str:
     return reader.provider
 
 
+def _reader_label(reader: Reader) -> str:
+    return reader.agency or reader.organization or reader.role
+
+
+def require_purpose(reader: Reader, purpose: str | None) -> None:
+    """A partner says what it reads for (one of the consent purposes); nothing said,
+    nothing read."""
+    if reader.role == "partner" and purpose is None:
+        raise _invalid(
+            "query.purpose",
+            "a partner reads a person for a purpose their consent names: one of "
+            + ", ".join(PURPOSES),
+        )
+
+
 def terms_of(consent: Consent, shares: Sequence[ConsentShare]) -> ConsentTerms:
     return ConsentTerms(
         id=consent.id,
@@ -206,10 +281,15 @@ async def read_person(
     now: datetime,
     *,
     how: str = "api",
+    purpose: str | None = None,
 ) -> PersonRead:
-    """A person as the key may see them, on the audit log; else ``NotFound`` (no hint that
-    the person exists). A person merged into another reads as the one kept."""
+    """A person as the key may see them, read for ``purpose`` (a partner must say one), on
+    the audit log. A partner no live consent allows answers ``ConsentRefused`` (on the audit
+    log, saying why); anyone else who may not read them ``NotFound`` (no hint that the
+    person exists). A person merged into another reads as the one kept."""
     missing = NotFound(f"person {person_id} not found")
+    reader = await reader_of(session, principal)
+    require_purpose(reader, purpose)
     person = await session.get(Person, person_id)
     seen: set[uuid.UUID] = set()
     while person is not None and person.merged_into_id is not None and person.id not in seen:
@@ -217,11 +297,21 @@ async def read_person(
         person = await session.get(Person, person.merged_into_id)
     if person is None:
         raise missing
-    reader = await reader_of(session, principal)
     consents = (await repository.consents_of(session, [person.id]))[person.id]
-    granted = access.access(reader, person.provider_id, [terms_of(c, s) for c, s in consents], now)
-    if granted is None:
-        raise missing
+    granted = access.decide(
+        reader, person.provider_id, [terms_of(c, s) for c, s in consents], now, purpose
+    )
+    if isinstance(granted, Refusal):
+        if reader.role != "partner":
+            raise missing
+        raise ConsentRefused(
+            f"no live consent of this person shares them with {_reader_label(reader)} for "
+            f"{purpose}",
+            person_id=person.id,
+            purpose=purpose,
+            refusal=granted,
+            how=how,
+        )
     await audit.record(
         session,
         principal,
@@ -232,6 +322,7 @@ async def read_person(
             "as": granted.as_,
             "how": how,
             **({"consent_id": str(granted.consent.id)} if granted.consent else {}),
+            **({"purpose": granted.purpose} if granted.purpose else {}),
         },
     )
     return PersonRead(person, granted, consents)
@@ -245,19 +336,29 @@ async def list_people(
     text: str | None,
     county: str | None,
     limit: int,
+    purpose: str | None = None,
 ) -> list[PersonRead]:
     """The people a key may see: its provider's (a peer, a provider admin), or those whose
-    live consent names it (a partner), searched by name or contact (a partner: only in the
-    fields the consent shares). On the audit log with their ids."""
+    consent in force names it for ``purpose`` (a partner, who must say one), searched by
+    name or contact (a partner: only in the fields the consent shares). On the audit log
+    with their ids."""
     reader = await reader_of(session, principal)
+    require_purpose(reader, purpose)
     if reader.role in ("peer", "provider_admin") and reader.provider is not None:
         people = await repository.persons_of_provider(
             session, reader.provider, text=text, county=county, limit=limit
         )
-    elif reader.role == "partner":
-        # Searching is narrowed to the fields each consent shares, after loading.
+    elif reader.role == "partner" and purpose is not None:
+        # The database finds those the text and county could be; they are narrowed to the
+        # fields each consent shares below.
         people = await repository.persons_shared_with(
-            session, await _recipients(session, reader), now, limit=500
+            session,
+            await _recipients(session, reader),
+            purpose,
+            now,
+            text=text,
+            county=county,
+            limit=500,
         )
     else:
         raise Forbidden(
@@ -268,7 +369,7 @@ async def list_people(
     for person in people:
         consents = found[person.id]
         granted = access.access(
-            reader, person.provider_id, [terms_of(c, s) for c, s in consents], now
+            reader, person.provider_id, [terms_of(c, s) for c, s in consents], now, purpose
         )
         if granted is None:
             continue
@@ -285,7 +386,11 @@ async def list_people(
         "person.list",
         "person",
         None,
-        {"ids": [str(r.person.id) for r in out], **({"searched": True} if text else {})},
+        {
+            "ids": [str(r.person.id) for r in out],
+            **({"searched": True} if text else {}),
+            **({"purpose": purpose} if purpose else {}),
+        },
     )
     return out
 
@@ -361,9 +466,15 @@ async def record_contact(
     if data.same_as is not None:
         if data.person is not None:
             raise _invalid("person", "give either the person's details or same_as, not both")
-        person = (await read_person(session, principal, data.same_as, now, how="same_as")).person
-        if person.provider_id != provider:
-            raise NotFound(f"person {data.same_as} not found")
+        try:
+            known = await read_person(session, principal, data.same_as, now, how="same_as")
+        except NotFound:
+            known = None
+        if known is None or known.person.provider_id != provider:
+            # The assignment is there; what the body names is not one of the provider's.
+            raise _invalid("same_as", "not a person your provider knows") from None
+        person = known.person
+        require_identified(person)
         if data.consent is not None:
             consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
         elif not await repository.live_consents(session, person.id, now):
@@ -452,13 +563,16 @@ async def _refuse_possible_matches(
 async def possible_matches(
     session: AsyncSession, provider: str, identity: Identity, exclude: uuid.UUID | None = None
 ) -> list[dict[str, Any]]:
-    """The provider's people who may be this person, with why (never merged here)."""
-    found = []
-    people = [p for p in await repository.persons_of_provider(session, provider) if p.id != exclude]
+    """The provider's people who may be this person, with why (never merged here): found
+    by the database on the indexed keys a match rests on, at most ten, newest first."""
+    people = await repository.possible_matches(
+        session, provider, keys_of(identity), identity.county_fips, exclude=exclude, limit=10
+    )
     met = await repository.last_met(session, [p.id for p in people])
+    found = []
     for person in people:
         reasons = match_reasons(identity, Identity(person.name, person.contact, person.county_fips))
-        if reasons:
+        if reasons:  # always, by the keys; the reasons are what the peer is shown
             found.append(
                 {
                     "id": str(person.id),
@@ -468,7 +582,7 @@ async def possible_matches(
                     "reasons": reasons,
                 }
             )
-    return found[:10]
+    return found
 
 
 # --- consent --------------------------------------------------------------------------------------
@@ -482,31 +596,37 @@ async def _sign(
     policy: ConsentPolicy,
     now: datetime,
     peer_id: uuid.UUID | None,
+    at: str = "consent.",
 ) -> Consent:
+    """Sign ``data`` for ``person``; a field it gets wrong is named under ``at`` (where the
+    consent is in the request's body)."""
     if not data.agreed:
-        raise _invalid("consent.agreed", "the person checks the box to agree")
+        raise _invalid(f"{at}agreed", "the person checks the box to agree")
     if data.statement_version not in STATEMENTS:
         raise _invalid(
-            "consent.statement_version", f"one of {', '.join(STATEMENTS)} (the words shown)"
+            f"{at}statement_version", f"one of {', '.join(STATEMENTS)} (the words shown)"
         )
     purposes = tuple(dict.fromkeys(data.purposes))
     if not purposes or any(p not in PURPOSES for p in purposes):
-        raise _invalid("consent.purposes", f"at least one of {', '.join(PURPOSES)}")
+        raise _invalid(f"{at}purposes", f"at least one of {', '.join(PURPOSES)}")
     fields = tuple(dict.fromkeys(data.fields))
     if any(f not in FIELDS for f in fields):
-        raise _invalid("consent.fields", f"among {', '.join(FIELDS)}")
+        raise _invalid(f"{at}fields", f"among {', '.join(FIELDS)}")
     today = now.astimezone(policy.zone).date()
     latest = today + timedelta(days=policy.max_days - 1)
     last = data.expires_on or latest
     if last < today:
-        raise _invalid("consent.expires_on", f"{last} has passed: a consent runs forward")
+        raise _invalid(f"{at}expires_on", f"{last} has passed: a consent runs forward")
     if last > latest:
         raise _invalid(
-            "consent.expires_on",
+            f"{at}expires_on",
             f"at most {policy.max_days} days including today (until {latest})",
         )
     expires_at = datetime.combine(last + timedelta(days=1), time(0), tzinfo=policy.zone)
-    shares = [await _recipient(session, share, index) for index, share in enumerate(data.shares)]
+    shares = [
+        await _recipient(session, share, f"{at}shares.{index}")
+        for index, share in enumerate(data.shares)
+    ]
     consent = Consent(
         person_id=person.id,
         statement_version=data.statement_version,
@@ -546,9 +666,9 @@ async def _sign(
     return consent
 
 
-async def _recipient(session: AsyncSession, share: ShareInput, index: int) -> tuple[str, str, str]:
-    """(kind, recipient, its name) of a share: a registered agency, a directory organization."""
-    where = f"consent.shares.{index}"
+async def _recipient(session: AsyncSession, share: ShareInput, where: str) -> tuple[str, str, str]:
+    """(kind, recipient, its name) of a share: a registered agency, a directory organization;
+    a wrong one is named as the field ``where``."""
     if share.kind not in SHARE_KINDS:
         raise _invalid(f"{where}.kind", f"one of {', '.join(SHARE_KINDS)}")
     if share.kind == "police":
@@ -586,7 +706,8 @@ async def sign_consent(
     read = await read_person(session, principal, person_id, now, how="sign_consent")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
-    return await _sign(session, principal, read.person, data, policy, now, peer_id)
+    require_identified(read.person)
+    return await _sign(session, principal, read.person, data, policy, now, peer_id, at="")
 
 
 async def revoke_consent(
@@ -674,7 +795,10 @@ async def merge(
     if kept_id == duplicate_id:
         raise _invalid("duplicate_id", "a person cannot be merged into themselves")
     kept = await read_person(session, principal, kept_id, now, how="merge")
-    duplicate = await read_person(session, principal, duplicate_id, now, how="merge")
+    try:
+        duplicate = await read_person(session, principal, duplicate_id, now, how="merge")
+    except NotFound:
+        raise _invalid("duplicate_id", "not a person your provider knows") from None
     if (
         "provider" not in (kept.access.as_, duplicate.access.as_)
         or kept.access.as_ != duplicate.access.as_
@@ -683,7 +807,9 @@ async def merge(
     if duplicate.person.id != duplicate_id or kept.person.id != kept_id:
         raise Conflict("one of them was merged into another already")
     if kept.person.provider_id != duplicate.person.provider_id:
-        raise NotFound("person not found")
+        raise _invalid("duplicate_id", "not a person your provider knows")
+    require_identified(kept.person)
+    require_identified(duplicate.person)
     await repository.move_person(session, duplicate_id, kept_id)
     duplicate.person.merged_into_id = kept_id
     duplicate.person.merged_at = now
@@ -731,10 +857,18 @@ async def add_referral(
     kind: str,
     now: datetime,
 ) -> Referral:
-    """Refer a contact to a directory service, of one of its kinds."""
+    """Refer a contact to a directory service, of one of its kinds. The person's identity
+    goes with it to the service's organization only if the consent in force names that
+    organization for treatment referral (``share_consent_id``); otherwise the referral
+    names nobody to it, and says so."""
     contact = await contact_of(session, principal, contact_id)
-    service, _ = await directory.get_service(session, service_id)
+    try:
+        service, organization = await directory.get_service(session, service_id)
+    except NotFound:
+        raise _invalid("service_id", f"no service {service_id} in the directory") from None
     directory.require_kind(kind)
+    if service.status != "active":
+        raise _invalid("service_id", f"{service.name} is {service.status}: not taking referrals")
     if kind not in service.kinds:
         raise _invalid("kind", f"{service.name} offers {', '.join(service.kinds)}, not {kind}")
     existing = [
@@ -744,12 +878,22 @@ async def add_referral(
     ]
     if existing:
         return existing[0]
+    shared_under = None
+    if contact.person_id is not None:
+        await repository.live_consents(session, contact.person_id, now, to_share=True)
+        consents = (await repository.consents_of(session, [contact.person_id]))[contact.person_id]
+        current = access.in_force([terms_of(c, s) for c, s in consents], now)
+        if current is not None and organization.id in access.shared_with_organizations(
+            [current], now, "treatment_referral"
+        ):
+            shared_under = current.id
     referral = Referral(
         contact_id=contact.id,
         service_id=service.id,
         kind=kind,
         made_at=now,
         made_by=roster.actor(principal),
+        share_consent_id=shared_under,
     )
     try:
         async with session.begin_nested():
@@ -768,9 +912,104 @@ async def add_referral(
         "referral.create",
         "referral",
         referral.id,
-        {"contact_id": str(contact.id), "service_id": str(service.id), "kind": kind},
+        {
+            "contact_id": str(contact.id),
+            "service_id": str(service.id),
+            "kind": kind,
+            "organization": organization.id,
+            "shared": shared_under is not None,
+            **({"consent_id": str(shared_under)} if shared_under else {}),
+        },
     )
     return referral
+
+
+async def organizations_shared_with(
+    session: AsyncSession, person_id: uuid.UUID, purpose: str, now: datetime
+) -> frozenset[str]:
+    """The directory organizations the person's consent in force shares them with for
+    ``purpose`` now."""
+    consents = (await repository.consents_of(session, [person_id]))[person_id]
+    return access.shared_with_organizations(
+        [terms_of(c, shares) for c, shares in consents], now, purpose
+    )
+
+
+async def require_shared_with_organization(
+    session: AsyncSession,
+    person_id: uuid.UUID,
+    organization_id: str,
+    purpose: str,
+    now: datetime,
+    *,
+    action: str,
+) -> None:
+    """A share with a directory organization (a QRT to visit the person) that the consent
+    in force allows for ``purpose``; else ``ConsentRefused``, recorded as ``action``."""
+    await repository.live_consents(session, person_id, now, to_share=True)
+    consents = (await repository.consents_of(session, [person_id]))[person_id]
+    terms = [terms_of(c, shares) for c, shares in consents]
+    if organization_id in access.shared_with_organizations(terms, now, purpose):
+        return
+    current = access.in_force(terms, now)
+    if current is None:
+        refusal = Refusal("no_live_consent")
+    elif purpose not in current.purposes:
+        refusal = Refusal("purpose_not_consented", current)
+    else:
+        refusal = Refusal("not_named", current)
+    raise ConsentRefused(
+        f"no live consent of this person shares them with {organization_id} for {purpose}",
+        person_id=person_id,
+        purpose=purpose,
+        refusal=refusal,
+        action=action,
+        organization=organization_id,
+    )
+
+
+async def end_referral_shares(
+    session: AsyncSession,
+    principal: Principal | None,
+    person_id: uuid.UUID,
+    now: datetime,
+    why: str,
+) -> list[Referral]:
+    """Referrals of the person whose identity went to an organization the consent in force
+    no longer shares them with for treatment referral: that sharing ends now (the referral
+    stays, naming nobody to it from now on), each on the audit log."""
+    allowed = await organizations_shared_with(session, person_id, "treatment_referral", now)
+    shared = await repository.shared_referrals_of_person(session, person_id)
+    if not shared:
+        return []
+    services = await directory.services_by_id(session, [r.service_id for r in shared])
+    current = await _consent_in_force(session, person_id, now)
+    ended = []
+    for referral in shared:
+        organization = services[referral.service_id][1]
+        if organization.id in allowed and current is not None:
+            # Still shared, now under the consent in force.
+            referral.share_consent_id = uuid.UUID(str(current.id))
+            continue
+        referral.share_ended_at = now
+        ended.append(referral)
+        await audit.record(
+            session,
+            principal,
+            "referral.share_ended",
+            "referral",
+            referral.id,
+            {"person_id": str(person_id), "organization": organization.id, "why": why},
+        )
+    await session.flush()
+    return ended
+
+
+async def _consent_in_force(
+    session: AsyncSession, person_id: uuid.UUID, now: datetime
+) -> ConsentTerms | None:
+    consents = (await repository.consents_of(session, [person_id]))[person_id]
+    return access.in_force([terms_of(c, shares) for c, shares in consents], now)
 
 
 class ArrivalRecorded(Conflict):
@@ -827,3 +1066,38 @@ async def persons_of(
         if person is not None:
             found[person_id] = person
     return found
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+async def inactive_people(
+    session: AsyncSession, cutoff: datetime, now: datetime, limit: int = 5000
+) -> list[uuid.UUID]:
+    """People not de-identified yet, with no live consent and nothing of theirs in this
+    domain (created, met, a consent signed, revoked or ended, a referral made or arrived)
+    since ``cutoff``."""
+    return list(await repository.inactive_people(session, cutoff, now, limit))
+
+
+async def deidentify(session: AsyncSession, person_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """What names these people goes (name, contact, the names they typed to sign), and any
+    referral still carrying their identity stops; the rows stay for the program's counts.
+    On the audit log, by id."""
+    if not person_ids:
+        return
+    await repository.deidentify(session, person_ids, now, DEIDENTIFIED)
+    await audit.record(
+        session,
+        None,
+        "person.deidentify",
+        "person",
+        None,
+        {"ids": [str(p) for p in person_ids], "why": "no live consent, inactive past retention"},
+        actor="corespond retention",
+    )
+
+
+async def people_sharing_referrals(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """People with a referral whose sharing with its organization has not ended."""
+    return list(await repository.people_sharing_referrals(session, limit))

@@ -73,6 +73,9 @@ async def referral_outs(session: AsyncSession, referrals: Sequence[Referral]) ->
                 arrival=referral.arrival,  # type: ignore[arg-type]
                 arrival_at=referral.arrival_at,
                 arrival_by=referral.arrival_by,
+                shared_with_organization=referral.share_consent_id is not None
+                and referral.share_ended_at is None,
+                share_ended_at=referral.share_ended_at,
             )
         )
     return out
@@ -98,10 +101,14 @@ async def follow_up_outs(
     session: AsyncSession, tasks: Sequence[tuple[FollowUp, Person]], now: datetime
 ) -> list[FollowUpOut]:
     names: dict[uuid.UUID, str] = {}
+    teams: dict[str, str] = {}
     for task, _ in tasks:
         if task.assignee_peer_id is not None and task.assignee_peer_id not in names:
             peer = await roster.peer_by_id(session, task.assignee_peer_id)
             names[task.assignee_peer_id] = peer.display_name if peer else "?"
+        if task.organization_id is not None and task.organization_id not in teams:
+            team = await directory.organization(session, task.organization_id)
+            teams[task.organization_id] = team.name if team else task.organization_id
     return [
         FollowUpOut(
             id=task.id,
@@ -116,6 +123,8 @@ async def follow_up_outs(
             escalated_at=task.escalated_at,
             assignee_peer_id=task.assignee_peer_id,
             assignee=names.get(task.assignee_peer_id) if task.assignee_peer_id else None,
+            organization_id=task.organization_id,
+            organization=teams.get(task.organization_id) if task.organization_id else None,
             outcome=task.outcome,  # type: ignore[arg-type]
             done_at=task.done_at,
             done_by=task.done_by,
@@ -167,6 +176,7 @@ async def person_out(
         county_fips=person.county_fips,
         county=county.name if county else None,
         created_at=person.created_at,
+        deidentified_at=person.deidentified_at,
         consent=live[0] if live else None,
         consents=consents,
         contacts=contacts,

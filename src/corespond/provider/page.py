@@ -7,6 +7,10 @@ team and records what came of them. The same services, scope and audit as the AP
 Sign-in like the supervisor page: a session cookie (hashed token server-side; HttpOnly,
 SameSite=Strict, limited to ``/provider``), posts only from this site, nothing loaded from
 another site; live over Server-Sent Events when the queue changes.
+
+The admin turns notices on here, as a supervisor does on theirs: this browser (Web Push)
+and, if they like, SMS to a phone. When follow-ups become overdue the worker tells them how
+many (never who), and the queue says when they were told and how.
 """
 
 from __future__ import annotations
@@ -14,18 +18,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.audit import service as audit
 from corespond.auth.service import Principal, session_principal
 from corespond.browser import SECURITY_HEADERS, KeySignIn, change_stream, same_site
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.followups import service as followups
+from corespond.notify import service as notify
+from corespond.notify.schemas import SubscriptionIn
 from corespond.people import views
 from corespond.people.schemas import AssignIn, OutcomeIn
 from corespond.roster import service as roster
@@ -88,11 +96,14 @@ async def page(request: Request, session: SessionDep) -> Response:
     if principal is None:
         return _html("login.html")
     provider = await roster.get_provider(session, _provider_id(principal))
+    contact = await notify.contact_of(session, principal.key_id)
     return _html(
         "provider.html",
         who=principal.name,
         provider=provider.name,
         timezone=request.app.state.settings.program_timezone,
+        sms_phone=contact.phone if contact and contact.phone else "",
+        sms_on=bool(contact and "sms" in contact.notify_channels),
     )
 
 
@@ -128,6 +139,7 @@ async def _queue(request: Request, session: AsyncSession, principal: Principal) 
     peers = await roster.provider_peers(session, _provider_id(principal))
     return {
         "at": now.isoformat(),
+        "notices": await _notices(session, principal),
         "escalated": [r for r in rows if r["escalated_at"]],
         "overdue": [r for r in rows if r["overdue"] and not r["escalated_at"]],
         "week": [
@@ -141,6 +153,28 @@ async def _queue(request: Request, session: AsyncSession, principal: Principal) 
         "peers": sorted(
             ({"id": str(p.id), "name": p.display_name} for p in peers), key=lambda p: p["name"]
         ),
+    }
+
+
+CHANNEL_WORDS = {"webpush": "push", "sms": "SMS"}
+
+
+async def _notices(session: AsyncSession, principal: Principal) -> dict[str, Any]:
+    """How this admin is told of overdue follow-ups, and what they were told lately."""
+    contact = await notify.contact_of(session, principal.key_id)
+    told = await notify.notices_of_key(session, principal.key_id, notify.FOLLOW_UPS_TAG)
+    return {
+        "push_subscriptions": await notify.push_subscriptions(session, principal.key_id),
+        "sms": bool(contact and contact.phone and "sms" in contact.notify_channels),
+        "told": [
+            {
+                "at": n.created_at.isoformat(),
+                "channel": CHANNEL_WORDS.get(n.channel, n.channel),
+                "state": n.state,
+                "body": n.payload.get("body"),
+            }
+            for n in told
+        ],
     }
 
 
@@ -193,6 +227,56 @@ async def assign(
     principal = await _require(request, session)
     await followups.assign(session, principal, followup_id, body.peer_id)
     return JSONResponse(await _queue(request, session, principal))
+
+
+class _Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Literal["webpush", "sms"]] = Field(max_length=2)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+async def _admin(request: Request, session: AsyncSession) -> Principal:
+    _same_site(request)
+    return await _require(request, session)
+
+
+@router.post(f"{PAGE}/push-subscriptions", status_code=201)
+async def add_push_subscription(
+    request: Request, session: SessionDep, body: SubscriptionIn
+) -> Response:
+    """This browser is told when the provider's follow-ups become overdue."""
+    principal = await _admin(request, session)
+    subscription = await notify.subscribe(
+        session,
+        body.endpoint,
+        body.keys.p256dh,
+        body.keys.auth,
+        request.app.state.settings.environment,
+        key_id=principal.key_id,
+    )
+    await audit.record(session, principal, "push_subscription.create", "api_key", subscription.id)
+    return JSONResponse({"id": str(subscription.id)}, status_code=201)
+
+
+@router.post(f"{PAGE}/contact")
+async def set_contact(request: Request, session: SessionDep, body: _Contact) -> Response:
+    """The channels (and SMS phone) overdue follow-ups reach this admin on."""
+    principal = await _admin(request, session)
+    contact = await notify.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    await audit.record(session, principal, "notify_contact.set", "api_key", principal.key_id)
+    return JSONResponse({"channels": contact.notify_channels, "phone": contact.phone})
+
+
+@router.get(f"{PAGE}/sw.js")
+async def service_worker() -> Response:
+    # The peer app's service worker: it takes its page from the scope it is registered at.
+    text = resources.files("corespond.peerapp").joinpath("static/sw.js").read_text()
+    return Response(
+        text,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": PAGE},
+    )
 
 
 @router.get(f"{PAGE}/static/{{name}}")

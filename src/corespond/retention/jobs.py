@@ -15,15 +15,28 @@ log = structlog.get_logger(__name__)
 
 
 class RetentionJob:
-    def __init__(self, database: Database, days: float, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        days: float,
+        clock: Clock = system_clock,
+        *,
+        person_days: float | None = None,
+    ) -> None:
         self._database = database
         self._retention = timedelta(days=days)
+        self._person_retention = timedelta(days=person_days) if person_days else None
         self._clock = clock
 
     async def run(self) -> None:
         try:
             async with self._database.sessionmaker() as session, session.begin():
-                report = await purge(session, self._clock(), self._retention)
+                report = await purge(
+                    session,
+                    self._clock(),
+                    self._retention,
+                    person_retention=self._person_retention,
+                )
         except Exception as exc:  # a scheduler job must not die
             log.error("retention_failed", error_type=type(exc).__name__)
             return
@@ -32,6 +45,7 @@ class RetentionJob:
             calls=report.calls,
             delivery_bodies=report.delivery_bodies,
             cutoff=report.cutoff.isoformat(),
+            people_deidentified=report.people,
         )
 
 

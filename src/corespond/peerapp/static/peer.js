@@ -296,8 +296,14 @@ function referrals(contact, item, kinds) {
   const box = el("div", { class: "referrals" }, el("h4", {}, "Referrals"));
   const list = el("ul", { class: "referral-list" });
   for (const r of contact.referrals) {
+    // Whether the peer may tell the organization who is coming: only what the consent allows.
+    const shared = !contact.person ? null
+      : r.shared_with_organization ? "Their consent lets you tell " + r.organization + " who is coming."
+      : r.share_ended_at ? "Their consent no longer covers " + r.organization + ": tell them nothing more about the person."
+      : "Their consent does not name " + r.organization + " for referral: do not tell them who it is.";
     const li = el("li", { class: "referral " + r.arrival },
-      el("strong", {}, r.service_name), " · " + r.organization + " — " + ARRIVALS[r.arrival]);
+      el("strong", {}, r.service_name), " · " + r.organization + " — " + ARRIVALS[r.arrival],
+      shared ? el("div", { class: "share " + (r.shared_with_organization ? "shared" : "unshared") }, shared) : null);
     if (r.arrival === "pending") {
       li.append(
         el("button", { type: "button", class: "small go", onclick: () => post(`/peer/referrals/${r.id}/arrival`, { arrived: true }) }, "Arrived"),

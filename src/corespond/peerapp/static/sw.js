@@ -1,8 +1,10 @@
 // The service worker of the pages that take notifications (the peer app at /peer, the
-// supervisor page at /supervisor): woken by a push that holds no call details, it shows the
-// notice and opens its page when the notice is tapped. Its page is its registration's scope.
+// supervisor page at /supervisor, the provider's queue at /provider): woken by a push that
+// holds no call details and names nobody, it shows the notice and opens its page when the
+// notice is tapped. Its page is its registration's scope.
 const page = new URL(self.registration.scope).pathname.replace(/\/$/, "") || "/peer";
-const title = page === "/supervisor" ? "Request unfilled" : "New call offer";
+const TITLES = { "/supervisor": "Request unfilled", "/provider": "Follow-ups overdue" };
+const title = TITLES[page] || "New call offer";
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 self.addEventListener("fetch", () => {}); // always the network: offers must be live

@@ -78,11 +78,25 @@ function table(rows, peers, kind) {
     })));
 }
 
+function told(notices) {
+  // Whether overdue follow-ups reach this admin, and when they last did.
+  if (!notices) return "";
+  const on = notices.push_subscriptions > 0 || notices.sms;
+  const last = notices.told[0];
+  if (last) {
+    const same = notices.told.filter((n) => n.at === last.at).map((n) => n.channel + " " + n.state);
+    return "You were told " + when(last.at) + " (" + same.join(", ") + "): " + last.body + ".";
+  }
+  return on ? "You will be told here and by your notices when follow-ups become overdue."
+    : "Turn notices on below to be told when follow-ups become overdue.";
+}
+
 function draw(data) {
   const key = JSON.stringify(data, (k, v) => (k === "at" ? undefined : v));
   document.getElementById("live").textContent = "As of " + when(data.at) + ": live, it updates itself.";
   if (key === drawn) return;
   drawn = key;
+  document.getElementById("told").textContent = told(data.notices);
   for (const part of ["escalated", "overdue", "week", "later"]) {
     document.getElementById(part).replaceChildren(table(data[part], data.peers, part));
     document.getElementById("count-" + part).textContent = "(" + data[part].length + ")";
@@ -95,7 +109,55 @@ async function load() {
   if (response.ok) draw(await response.json());
 }
 
+// --- notices of overdue follow-ups: Web Push on this browser, SMS to a phone ----------------
+
+function base64ToBytes(text) {
+  const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+async function saveContact() {
+  const channels = ["webpush"];
+  if (document.getElementById("sms-on").checked) channels.push("sms");
+  const phone = document.getElementById("sms-phone").value.trim() || null;
+  const response = await fetch("/provider/contact", {
+    method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ channels, phone }),
+  });
+  if (response.ok) { load(); return "Saved."; }
+  try { return (await response.json()).detail || "Could not save."; } catch (_) { return "Could not save."; }
+}
+
+async function pushOn() {
+  const state = document.getElementById("push-state");
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+    state.textContent = "This browser cannot show notifications; use SMS, or keep this page open.";
+    return;
+  }
+  if ((await Notification.requestPermission()) !== "granted") {
+    state.textContent = "Notifications are blocked for this site: allow them in the browser's settings.";
+    return;
+  }
+  const registration = await navigator.serviceWorker.register("/provider/sw.js", { scope: "/provider" });
+  await navigator.serviceWorker.ready;
+  const key = (await (await fetch("/peer/push-key")).json()).public_key;
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64ToBytes(key) });
+  const response = await fetch("/provider/push-subscriptions", {
+    method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+    body: JSON.stringify(subscription.toJSON()),
+  });
+  state.textContent = response.ok ? "This browser will be told of overdue follow-ups." : "Could not turn notices on (" + response.status + ").";
+  if (response.ok) load();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("push-on").addEventListener("click", () => pushOn().catch((e) => {
+    document.getElementById("push-state").textContent = "Could not turn notices on: " + e.message;
+  }));
+  document.getElementById("notices").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveContact().then((text) => { document.getElementById("contact-state").textContent = text; });
+  });
   load();
   const events = new EventSource("/provider/events");
   events.onmessage = () => load();
