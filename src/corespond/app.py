@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.secret_box = secret_box(settings)
-    audit_log.use_chain_key(app.state.secret_box.derived_key("audit-chain"))
+    audit_log.use_secret_box(app.state.secret_box)
     app.state.migration_heads = head_revisions(settings.migrations_dir)
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)

@@ -105,6 +105,7 @@ class Background:
                 environment=settings.environment,
                 clock=clock,
                 sms=SmsProvider.of(settings),
+                box=box,
             ),
             alerts=AlertJobs(database, AlertPolicy.of(settings), clock),
             retention=RetentionJob(database, settings.narrative_retention_days, clock),
