@@ -52,6 +52,7 @@ from corespond.migrate import head_revisions
 from corespond.notify.router import router as notify_router
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
+from corespond.ops.signals import DatabaseGauges
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
 from corespond.people.router import router as people_router
@@ -84,6 +85,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await asyncio.to_thread(resolve_database_url, settings)
         app.state.database = Database.connect(url)
     database: Database = app.state.database
+    app.state.database_gauges = DatabaseGauges(
+        database,
+        app.state.geography.atlas,
+        settings.required_credentials,
+        lambda: app.state.clock(),  # tests move the clock after startup
+    )
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
     background = Background.build(
         settings,

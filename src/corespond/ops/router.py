@@ -20,6 +20,7 @@ from corespond.errors import (
     problem_responses,
 )
 from corespond.migrate import current_revisions
+from corespond.ops.signals import DatabaseGauges
 
 router = APIRouter(tags=["operations"])
 
@@ -99,6 +100,9 @@ def metrics_access(request: Request) -> None:
     },
     dependencies=[Depends(metrics_access)],
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
+    gauges: DatabaseGauges | None = getattr(request.app.state, "database_gauges", None)
+    if gauges is not None:
+        await gauges.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -443,6 +443,12 @@ async def set_disabled(
     return source
 
 
+async def enabled_source_ids(session: AsyncSession) -> list[str]:
+    """The ids of the sources the program has not disabled."""
+    query = select(CadSource.id).where(CadSource.disabled_at.is_(None)).order_by(CadSource.id)
+    return list((await session.scalars(query)).all())
+
+
 async def list_sources(session: AsyncSession, now: datetime | None = None) -> list[SourceSummary]:
     now = now or datetime.now(UTC)
     rows = (await session.scalars(select(CadSource).order_by(CadSource.id))).all()
