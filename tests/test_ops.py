@@ -52,6 +52,40 @@ async def test_readyz_is_503_before_migrations(settings: Settings, test_server: 
         await test_server.drop(name)
 
 
+async def readiness_at(settings: Settings, test_server: PgServer, revision: str) -> httpx.Response:
+    """``/readyz`` of this code on a database whose schema says it is at ``revision``."""
+    from sqlalchemy import text
+
+    async with test_server.cloned() as database:
+        async with test_server.owner_of(database) as owner, owner.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+        app = create_app(settings, database=database)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get("/readyz")
+
+
+async def test_readyz_stays_ready_on_a_schema_a_newer_release_migrated(
+    settings: Settings, test_server: PgServer
+) -> None:
+    response = await readiness_at(settings, test_server, "a0b1c2d3e4f5")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "database": "ok",
+        "migrations": "ahead",
+        "revision": "a0b1c2d3e4f5",
+    }
+
+
+async def test_readyz_is_503_on_a_schema_behind_the_code(
+    settings: Settings, test_server: PgServer
+) -> None:
+    response = await readiness_at(settings, test_server, "7c4e2a9d5f31")
+    assert_problem(response, 503, "corespond migrate")
+
+
 async def test_metrics_count_requests_and_ingested_events(
     client: httpx.AsyncClient, source: Source
 ) -> None:

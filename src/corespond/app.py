@@ -48,7 +48,7 @@ from corespond.middleware import (
     TokenBuckets,
     TrustedProxyMiddleware,
 )
-from corespond.migrate import head_revisions
+from corespond.migrate import head_revisions, known_revisions
 from corespond.notify.router import router as notify_router
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.secret_box = secret_box(settings)
     audit_log.use_secret_box(app.state.secret_box)
     app.state.migration_heads = head_revisions(settings.migrations_dir)
+    app.state.migration_revisions = known_revisions(settings.migrations_dir)
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)
     app.state.geography = geography_for(tuple(settings.geo_states))

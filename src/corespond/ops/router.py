@@ -8,7 +8,7 @@ import hmac
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from corespond.config import Settings
 from corespond.db import database_of
@@ -32,7 +32,10 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     database: str
-    migrations: str
+    migrations: str = Field(
+        description="head: the schema this code was written for; ahead: a newer release's "
+        "(during a rolling upgrade)"
+    )
     revision: str | None
 
 
@@ -52,7 +55,8 @@ async def healthz() -> Health:
     operation_id="readyz_head",
 )
 async def readyz(request: Request) -> Readiness | JSONResponse:
-    """Ready to serve: the database answers and its schema is at the migrations' head."""
+    """Ready to serve: the database answers and its schema is at the migrations' head (or
+    ahead of it: migrated by a newer release, during a rolling upgrade)."""
     database = getattr(request.app.state, "database", None)
     if database is None:
         raise ServiceUnavailable("database not configured yet")
@@ -61,13 +65,19 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     except Exception as exc:
         raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
     heads: set[str] = request.app.state.migration_heads
-    if current != heads:
-        have = ", ".join(sorted(current)) or "none"
-        raise ServiceUnavailable(
-            f"database schema is at {have}, code expects {', '.join(sorted(heads))}; "
-            "run `corespond migrate`"
-        )
-    return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
+    if current == heads:
+        return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
+    known: set[str] = request.app.state.migration_revisions
+    if current and not current & known:
+        # Revisions this code has never heard of: a newer release migrated the database,
+        # and its migrations only add (docs/operations.md), so this one keeps serving until
+        # it is replaced. A rolling upgrade must not take every old instance out at once.
+        return Readiness(status="ready", database="ok", migrations="ahead", revision=min(current))
+    have = ", ".join(sorted(current)) or "none"
+    raise ServiceUnavailable(
+        f"database schema is at {have}, code expects {', '.join(sorted(heads))}; "
+        "run `corespond migrate`"
+    )
 
 
 def metrics_refusal(settings: Settings, authorization: str) -> Problem | None:
