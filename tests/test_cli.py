@@ -87,6 +87,8 @@ async def invoke(*args: str) -> tuple[int, str]:
         ["sources", "set-agencies"],
         ["triage", "check"],
         ["triage", "classify"],
+        ["secret-key", "generate"],
+        ["secret-key", "rotate"],
     ],
 )
 def test_every_command_explains_itself(command: list[str]) -> None:

@@ -48,10 +48,11 @@ from corespond.middleware import (
     TokenBuckets,
     TrustedProxyMiddleware,
 )
-from corespond.migrate import head_revisions
+from corespond.migrate import head_revisions, known_revisions
 from corespond.notify.router import router as notify_router
 from corespond.ops.docs import install_docs
 from corespond.ops.router import router as ops_router
+from corespond.ops.signals import DatabaseGauges
 from corespond.peerapp.page import api as peer_api
 from corespond.peerapp.page import router as peer_app
 from corespond.people.router import router as people_router
@@ -84,6 +85,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await asyncio.to_thread(resolve_database_url, settings)
         app.state.database = Database.connect(url)
     database: Database = app.state.database
+    app.state.database_gauges = DatabaseGauges(
+        database,
+        app.state.geography.atlas,
+        settings.required_credentials,
+        lambda: app.state.clock(),  # tests move the clock after startup
+    )
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
     background = Background.build(
         settings,
@@ -151,8 +158,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.secret_box = secret_box(settings)
-    audit_log.use_chain_key(app.state.secret_box.derived_key("audit-chain"))
+    audit_log.use_secret_box(app.state.secret_box)
     app.state.migration_heads = head_revisions(settings.migrations_dir)
+    app.state.migration_revisions = known_revisions(settings.migrations_dir)
     # Loaded here, so a broken rule file stops the service from starting at all.
     app.state.rulebook = RuleBook(settings.triage_rules_file)
     app.state.geography = geography_for(tuple(settings.geo_states))

@@ -107,6 +107,7 @@ class Background:
                 environment=settings.environment,
                 clock=clock,
                 sms=SmsProvider.of(settings),
+                box=box,
             ),
             alerts=AlertJobs(database, AlertPolicy.of(settings), clock),
             retention=RetentionJob(

@@ -128,15 +128,21 @@ def _settings_with_database() -> tuple[Settings, str]:
 def _run_in_session(
     work: Callable[[AsyncSession, Settings], Awaitable[T]],
     audit: tuple[str, str | None] | None = None,
+    *,
+    as_owner: bool = False,
 ) -> T:
     """Run ``work(session, settings)`` in one committed transaction. ``audit``: (action,
-    record id) of a configuration change, put on the audit log in that transaction."""
+    record id) of a configuration change, put on the audit log in that transaction.
+    ``as_owner``: as the schema's owner (CORESPOND_MIGRATION_DATABASE_URL, else
+    DATABASE_URL), for what the service's role may not do."""
     settings, url = _settings_with_database()
+    if as_owner:
+        url = _database_url(resolve_migration_url, settings)
 
     async def runner() -> T:
         from corespond.audit import service as audit_log
 
-        audit_log.use_chain_key(secret_box(settings).derived_key("audit-chain"))
+        audit_log.use_secret_box(secret_box(settings))
         database = Database.connect(url)
         try:
             async with database.sessionmaker() as session, session.begin():
@@ -305,6 +311,10 @@ def worker() -> None:
     settings, url = _settings_with_database()
 
     async def runner() -> None:
+        from corespond.audit import service as audit_log
+
+        box = secret_box(settings)
+        audit_log.use_secret_box(box)
         database = Database.connect(url)
         http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
         listener = (
@@ -318,7 +328,7 @@ def worker() -> None:
                     settings,
                     database,
                     http,
-                    secret_box(settings),
+                    box,
                     RuleBook(settings.triage_rules_file),
                     geography_for(tuple(settings.geo_states)),
                     system_clock,
@@ -1183,7 +1193,18 @@ def audit_verify(
     async def work(session: AsyncSession, settings: Settings) -> Verification:
         return await verify(session, expect_last=expected)
 
-    result = _run_in_session(work)
+    from corespond.crypto import UnreadableSecret
+
+    try:
+        result = _run_in_session(work)
+    except UnreadableSecret:
+        err.print(
+            "[red]cannot verify[/red]: a retired audit chain key cannot be decrypted by any "
+            "key in CORESPOND_SECRET_KEY: it was sealed under a key since removed; put that "
+            "key back (after the newest) and run `corespond secret-key rotate`",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     if result.rewritable:
         err.print(
             "[yellow]warning:[/yellow] the database role of DATABASE_URL may UPDATE, DELETE or "
@@ -1193,9 +1214,10 @@ def audit_verify(
         )
     if result.key_mismatch:
         err.print(
-            "[red]the key does not match the audit log[/red]: no entry verifies under this "
-            "CORESPOND_SECRET_KEY, so it is not the key the log was written with (unless "
-            "every entry was altered); run with that key, from which the chain's key is derived",
+            "[red]the key does not match the audit log[/red]: no entry verifies under "
+            "CORESPOND_SECRET_KEY (nor under a chain key a rotation retired), so it is not the "
+            "key the log was written with (unless every entry was altered); run with that key, "
+            "from which the chain's key is derived",
             highlight=False,
         )
         raise typer.Exit(1)
@@ -1240,6 +1262,74 @@ def audit_verify(
         "without it.",
         highlight=False,
     )
+
+
+secret_key_app = typer.Typer(
+    help="CORESPOND_SECRET_KEY: make a new key; bring what it protects under the newest.",
+    no_args_is_help=True,
+)
+app.add_typer(secret_key_app, name="secret-key")
+
+
+@secret_key_app.command("generate")
+def secret_key_generate() -> None:
+    """Print a new key (a Fernet key) and its fingerprint. To rotate, put it in front of
+    the key in use: CORESPOND_SECRET_KEY=NEW,OLD (docs/operations.md)."""
+    from cryptography.fernet import Fernet
+
+    from corespond.crypto import fingerprint
+
+    key = Fernet.generate_key()
+    out.print(key.decode(), markup=False, highlight=False)
+    err.print(f"fingerprint {fingerprint(key)}", highlight=False)
+
+
+@secret_key_app.command("rotate")
+def secret_key_rotate(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Bring everything CORESPOND_SECRET_KEY protects under its newest key: re-encrypt the
+    CAD signing secrets, pin the push key, roll the audit chain over (older chain keys kept,
+    sealed, for the entries they wrote). Run it once every corespond process has the new key
+    first in CORESPOND_SECRET_KEY; then the older keys can be removed. Runs as the schema's
+    owner (CORESPOND_MIGRATION_DATABASE_URL, else DATABASE_URL); safe to run again."""
+    from corespond.crypto import UnreadableSecret
+    from corespond.ops.secret_key import RotationReport, rotate_secret_key
+
+    async def work(session: AsyncSession, settings: Settings) -> RotationReport:
+        report = await rotate_secret_key(
+            session,
+            secret_box(settings),
+            datetime.now(UTC),
+            actor=f"cli ({getpass.getuser()})",
+        )
+        if dry_run:
+            raise _DryRunDone(report)
+        return report
+
+    try:
+        report = _run_in_session(work, as_owner=True)
+    except _DryRunDone as done:
+        for line in done.report.lines(dry_run=True):
+            out.print(line, markup=False, highlight=False)
+        out.print("dry run: nothing changed", markup=False)
+        return
+    except UnreadableSecret as exc:
+        err.print(f"[red]refused:[/red] {exc}; nothing was changed", highlight=False)
+        raise typer.Exit(1) from None
+    for line in report.lines():
+        out.print(line, markup=False, highlight=False)
+    if report.keys > 1:
+        out.print(
+            "Everything stored is now under the newest key. Remove the older key(s) from "
+            "CORESPOND_SECRET_KEY everywhere and restart; keep a copy of them with the "
+            "backups taken before today.",
+            markup=False,
+        )
+    else:
+        out.print("One key configured: everything stored is under it.", markup=False)
 
 
 @app.command()

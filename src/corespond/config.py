@@ -4,6 +4,8 @@ environment file: ``--env-file`` on the command line, else ``CORESPOND_ENV_FILE`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from functools import lru_cache
@@ -30,6 +32,32 @@ DEVELOPMENT_DATA_DIR = PROJECT_ROOT / "var"
 ENV_FILE_VARIABLE = "CORESPOND_ENV_FILE"
 DEFAULT_ENV_FILE = Path(".env")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def parse_secret_keys(value: str) -> list[bytes]:
+    """The Fernet keys of a ``CORESPOND_SECRET_KEY`` value, newest first (separated by
+    commas); ``ValueError`` saying what is wrong."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ValueError(
+            "CORESPOND_SECRET_KEY has an empty key: give one Fernet key, or several "
+            "separated by commas, newest first"
+        )
+    for number, part in enumerate(parts, 1):
+        try:
+            raw = base64.urlsafe_b64decode(part.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError):
+            raw = b""
+        if len(part) != 44 or len(raw) != 32:
+            which = f"key {number} of {len(parts)}" if len(parts) > 1 else "it"
+            raise ValueError(
+                "CORESPOND_SECRET_KEY must be Fernet keys (44 characters of URL-safe base64 "
+                f"each) separated by commas, newest first; {which} is not one (make one with "
+                "`corespond secret-key generate`)"
+            )
+    if len(set(parts)) != len(parts):
+        raise ValueError("CORESPOND_SECRET_KEY names the same key twice")
+    return [part.encode("ascii") for part in parts]
 
 
 def packaged_migrations_dir() -> Path:
@@ -74,7 +102,10 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Fernet key that encrypts CAD signing secrets at rest. Required in production.",
+        description="Fernet key that encrypts stored secrets (CAD signing secrets, the push "
+        "key) and keys the audit log's chain. Required in production. To rotate it, several "
+        "keys separated by commas, newest first: the newest encrypts, every one decrypts "
+        "(docs/operations.md, `corespond secret-key rotate`).",
     )
     migrations_dir: Path = Field(
         default_factory=packaged_migrations_dir,
@@ -298,6 +329,21 @@ class Settings(BaseSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `CORESPOND_SECRET_KEY=` left empty in the template: unset, so production says it is
+        # required rather than that it is malformed.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret_keys(value.get_secret_value())
+        return value
+
     @field_validator("metrics_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -315,8 +361,6 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL is required in production (no embedded database)")
             if "CHANGE-ME" in self.database_url:
                 raise ValueError("DATABASE_URL still has the template's CHANGE-ME password")
-            if len(self.secret_key.get_secret_value()) != 44:
-                raise ValueError("CORESPOND_SECRET_KEY must be a Fernet key (44 characters)")
         return self
 
     # After the call: follow-ups and consent.

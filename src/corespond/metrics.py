@@ -1,4 +1,8 @@
-"""Prometheus metrics of the process (``GET /metrics``)."""
+"""Prometheus metrics of the process (``GET /metrics``).
+
+Most are the process's own counters. The gauges marked "read from the database" are not:
+the API reads them when it is scraped (``ops.signals``), so every API instance reports the
+same value; aggregate them with ``max``, never ``sum``."""
 
 from __future__ import annotations
 
@@ -87,4 +91,31 @@ NOTIFICATIONS = Counter(
     "corespond_notifications_total",
     "Notification attempts to peers, by channel and outcome (sent, retry, gone, dead).",
     ["channel", "outcome"],
+)
+
+DISPATCH_OLDEST_UNDELIVERED = Gauge(
+    "corespond_dispatch_oldest_undelivered_seconds",
+    "Age of the oldest message still waiting to be delivered to each enabled CAD source's "
+    "callback (since it was written, or since its redelivery was asked for); 0 when none "
+    "waits. Read from the database when the API is scraped.",
+    ["source"],
+)
+PEERS_AVAILABLE = Gauge(
+    "corespond_peers_available",
+    "Peers who could be offered a call in each county now (on shift there, of a provider "
+    "serving it, credentials valid, available and not on a call), as the coverage page "
+    "counts them. Counties a provider serves or someone is on shift in. Read from the "
+    "database when the API is scraped.",
+    ["county", "county_name"],
+)
+PEERS_ON_SHIFT = Gauge(
+    "corespond_peers_on_shift",
+    "Peers on shift in each county now, free or not (same counties as "
+    "corespond_peers_available). Read from the database when the API is scraped.",
+    ["county", "county_name"],
+)
+DATABASE_GAUGE_FAILURES = Counter(
+    "corespond_metrics_database_read_failures_total",
+    "Scrapes whose gauges read from the database could not be read in time (those gauges "
+    "are left out of that scrape rather than shown stale).",
 )

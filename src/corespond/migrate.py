@@ -25,6 +25,12 @@ def head_revisions(migrations_dir: Path) -> set[str]:
     return set(script.get_heads())
 
 
+def known_revisions(migrations_dir: Path) -> set[str]:
+    """Every revision of the migration scripts shipped with this code."""
+    script = ScriptDirectory.from_config(alembic_config(migrations_dir, ""))
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 async def current_revisions(engine: AsyncEngine) -> set[str]:
     """The revision(s) recorded in the database; empty when never migrated."""
     async with engine.connect() as conn:

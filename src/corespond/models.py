@@ -3,7 +3,7 @@
 from corespond.agencies.models import Agency
 from corespond.alerts.models import Alert
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
-from corespond.audit.models import AuditEntry
+from corespond.audit.models import AuditEntry, RetiredChainKey
 from corespond.auth.models import ApiKey, WebSession
 from corespond.calls.models import Call
 from corespond.db import Base
@@ -11,7 +11,7 @@ from corespond.directory.models import DirectoryOrganization, DirectoryService
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.followups.models import FollowUp
 from corespond.ingest.models import CadEvent
-from corespond.notify.models import Notification, PushSubscription
+from corespond.notify.models import Notification, PushKey, PushSubscription
 from corespond.peerapp.models import PeerSignIn
 from corespond.people.models import Consent, ConsentShare, Contact, Person, Referral
 from corespond.roster.models import (
@@ -56,8 +56,10 @@ __all__ = [
     "Person",
     "Provider",
     "ProviderCounty",
+    "PushKey",
     "PushSubscription",
     "Referral",
+    "RetiredChainKey",
     "Shift",
     "ShiftChange",
     "TriageDecisionRecord",

@@ -33,3 +33,18 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RetiredChainKey(Base):
+    """A chain key that entries up to ``last_entry_id`` were written with, kept (sealed under
+    the newest secret key) once the secret key it was derived from is rotated out, so that
+    those entries still verify; an entry after ``last_entry_id`` never verifies under it.
+    Only the schema's owner writes here (``corespond secret-key rotate``)."""
+
+    __tablename__ = "audit_chain_key"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text, unique=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    last_entry_id: Mapped[int] = mapped_column(BigInteger)
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

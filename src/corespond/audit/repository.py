@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.audit.models import AuditEntry
+from corespond.audit.models import AuditEntry, RetiredChainKey
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,22 @@ async def last_hash(session: AsyncSession) -> bytes | None:
         select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
     )
     return found
+
+
+async def last_entry_id(session: AsyncSession) -> int | None:
+    found: int | None = await session.scalar(
+        select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)
+    )
+    return found
+
+
+async def retired_keys(session: AsyncSession) -> Sequence[RetiredChainKey]:
+    return (await session.scalars(select(RetiredChainKey).order_by(RetiredChainKey.id))).all()
+
+
+async def add_retired_key(session: AsyncSession, row: RetiredChainKey) -> None:
+    session.add(row)
+    await session.flush()
 
 
 async def add(session: AsyncSession, entry: AuditEntry) -> None:

@@ -5,6 +5,12 @@ under a transaction-scoped advisory lock so the chain has one order. ``verify`` 
 the chain and names the first entry that does not match. The chain alone cannot show that
 its newest entries were removed; a last hash kept outside the database from an earlier
 verification can: ``verify(expect_last=...)`` looks for it in the chain.
+
+The chain's key is derived from the newest ``CORESPOND_SECRET_KEY``. When that key is
+rotated the chain rolls over: new entries are written under the new key's chain key, and
+``retire_chain_keys`` keeps the older chain keys (sealed under the new secret key) with the
+last entry each may have written, so that the whole log still verifies once the old secret
+key is gone, and nothing appended after the rotation verifies under an old one.
 """
 
 from __future__ import annotations
@@ -22,20 +28,36 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.audit import repository
-from corespond.audit.models import AuditEntry
+from corespond.audit.models import AuditEntry, RetiredChainKey
 from corespond.auth.service import Principal
+from corespond.crypto import SecretBox, UnreadableSecret, fingerprint
 
 CHAIN_LOCK = "corespond-audit-chain"
+CHAIN_PURPOSE = "audit-chain"
 
 # The chain is an HMAC under a key derived from CORESPOND_SECRET_KEY, which never enters the
-# database: someone who can write rows cannot forge a chain that verifies.
+# database unsealed: someone who can write rows cannot forge a chain that verifies.
 _chain_key: bytes = b""
+# The chain keys an entry may verify under, whatever its place (those of every configured
+# secret key: while a new key is rolled out, processes not yet restarted write under the
+# older one), and the box that opens retired chain keys.
+_accepted: tuple[bytes, ...] = ()
+_box: SecretBox | None = None
 
 
 def use_chain_key(key: bytes) -> None:
-    """Set the HMAC key of the chain (the application and the CLI do, from the secret key)."""
-    global _chain_key
-    _chain_key = key
+    """Set the HMAC key of the chain, the only one accepted (tests)."""
+    global _chain_key, _accepted, _box
+    _chain_key, _accepted, _box = key, (key,), None
+
+
+def use_secret_box(box: SecretBox) -> None:
+    """Write the chain under the newest secret key's chain key; verify under any configured
+    key's, and under retired keys up to their last entry (the application and the CLI)."""
+    global _chain_key, _accepted, _box
+    _chain_key = box.derived_key(CHAIN_PURPOSE)
+    _accepted = tuple(box.derived_keys(CHAIN_PURPOSE))
+    _box = box
 
 
 def canonical(entry: AuditEntry) -> bytes:
@@ -54,8 +76,34 @@ def canonical(entry: AuditEntry) -> bytes:
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
 
-def chain_hash(prev: bytes | None, entry: AuditEntry) -> bytes:
-    return hmac.new(_chain_key, (prev or b"") + canonical(entry), hashlib.sha256).digest()
+def chain_hash(prev: bytes | None, entry: AuditEntry, key: bytes | None = None) -> bytes:
+    chain_key = _chain_key if key is None else key
+    return hmac.new(chain_key, (prev or b"") + canonical(entry), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class _ChainKeys:
+    """The keys an entry may verify under: each with the last entry id it may have written
+    (None: any)."""
+
+    keys: tuple[tuple[bytes, int | None], ...]
+
+    def verifies(self, prev: bytes | None, entry: AuditEntry) -> bool:
+        return any(
+            hmac.compare_digest(entry.hash, chain_hash(prev, entry, key))
+            for key, last in self.keys
+            if last is None or entry.id <= last
+        )
+
+
+async def _chain_keys(session: AsyncSession) -> _ChainKeys:
+    keys: list[tuple[bytes, int | None]] = [(key, None) for key in _accepted or (_chain_key,)]
+    box = _box
+    for row in await repository.retired_keys(session):
+        if box is None:
+            raise RuntimeError("retired audit chain keys are opened with the secret key box")
+        keys.append((bytes.fromhex(box.open(row.ciphertext)), row.last_entry_id))
+    return _ChainKeys(tuple(keys))
 
 
 async def record(
@@ -137,6 +185,7 @@ async def verify(
     """Recompute the chain from the first entry; with ``expect_last`` (the last hash of an
     earlier verification), also require an entry with that hash, wherever it now stands."""
     rewritable = await repository.may_rewrite(session)
+    keys = await _chain_keys(session)
     prev: bytes | None = None
     count = 0
     last_id = 0
@@ -148,8 +197,8 @@ async def verify(
             since = count - expected_count if expected_at is not None else 0
             return Verification(count, None, prev, expected_at, expect_last, since, rewritable)
         for entry in rows:
-            if entry.prev_hash != prev or entry.hash != chain_hash(prev, entry):
-                first = await _first_verifying(session, batch) if count == 0 else None
+            if entry.prev_hash != prev or not keys.verifies(prev, entry):
+                first = await _first_verifying(session, keys, batch) if count == 0 else None
                 return Verification(
                     count,
                     entry.id,
@@ -164,14 +213,14 @@ async def verify(
                 expected_at, expected_count = entry.id, count
 
 
-async def _first_verifying(session: AsyncSession, batch: int) -> int | None:
-    """The first entry whose hash this key reproduces from its own content and previous
+async def _first_verifying(session: AsyncSession, keys: _ChainKeys, batch: int) -> int | None:
+    """The first entry whose hash these keys reproduce from its own content and previous
     hash. When the very first entry does not verify, this tells an altered first entry
-    (later ones still verify) from a chain written under another key (none does)."""
+    (later ones still verify) from a chain written under other keys (none does)."""
     last_id = 0
     while rows := await repository.entries_after(session, last_id, batch):
         for entry in rows:
-            if entry.hash == chain_hash(entry.prev_hash, entry):
+            if keys.verifies(entry.prev_hash, entry):
                 return entry.id
             last_id = entry.id
     return None
@@ -182,3 +231,52 @@ async def list_entries(
 ) -> Sequence[AuditEntry]:
     """Entries newest first."""
     return await repository.list_entries(session, where, limit=limit)
+
+
+@dataclass(frozen=True)
+class ChainRollover:
+    retired: int  # chain keys of older secret keys kept from now on
+    resealed: int  # retired chain keys kept before, sealed again under the newest secret key
+    last_entry_id: int | None  # the last entry the retired keys may have written
+
+
+async def retire_chain_keys(session: AsyncSession, box: SecretBox, now: datetime) -> ChainRollover:
+    """Roll the chain over to the newest secret key: keep the chain key of each older
+    configured secret key, sealed under the newest, for the entries written so far (taken
+    under the chain's lock, so none is being written meanwhile), and seal the retired keys
+    kept before under the newest. Run once every process writes under the newest key."""
+    await repository.lock_chain(session, CHAIN_LOCK)
+    last = await repository.last_entry_id(session)
+    kept = {row.fingerprint: row for row in await repository.retired_keys(session)}
+    resealed = 0
+    for row in kept.values():
+        if not box.is_current(row.ciphertext):
+            try:
+                row.ciphertext = box.reseal(row.ciphertext)
+            except UnreadableSecret:
+                raise UnreadableSecret(
+                    f"the audit chain key retired {row.retired_at:%Y-%m-%d} cannot be decrypted "
+                    "by any key in CORESPOND_SECRET_KEY: put the key of that rotation back in "
+                    "it (after the newest) and run again"
+                ) from None
+            resealed += 1
+    retired = 0
+    if last is not None:
+        for key in box.derived_keys(CHAIN_PURPOSE)[1:]:
+            known = kept.get(fingerprint(key))
+            if known is None:
+                await repository.add_retired_key(
+                    session,
+                    RetiredChainKey(
+                        fingerprint=fingerprint(key),
+                        ciphertext=box.seal(key.hex()),
+                        last_entry_id=last,
+                        retired_at=now,
+                    ),
+                )
+                retired += 1
+            elif known.last_entry_id < last:
+                # Still configured, so still trusted: what it wrote since is covered too.
+                known.last_entry_id = last
+    await session.flush()
+    return ChainRollover(retired, resealed, last)

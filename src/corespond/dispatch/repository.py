@@ -172,6 +172,18 @@ async def backlog_by_source(session: AsyncSession) -> list[SourceBacklog]:
     return out
 
 
+async def oldest_pending_by_source(session: AsyncSession) -> dict[str, datetime]:
+    """Per source, since when its oldest undelivered message has waited: written, or
+    asked to be redelivered (reads pending rows only)."""
+    since = func.min(func.coalesce(OutboxMessage.retry_from, OutboxMessage.created_at))
+    rows = await session.execute(
+        select(OutboxMessage.source_id, since)
+        .where(OutboxMessage.state == "pending")
+        .group_by(OutboxMessage.source_id)
+    )
+    return {str(source): at for source, at in rows.all()}
+
+
 async def failing_since_by_source(session: AsyncSession) -> dict[str, datetime]:
     """Per source, since when dispatch has not been hearing from us: the first failed or
     refused attempt after its last delivery, or the oldest message still waiting for a

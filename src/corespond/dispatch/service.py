@@ -115,6 +115,11 @@ async def redeliver(
     return message
 
 
+async def oldest_undelivered(session: AsyncSession) -> dict[str, datetime]:
+    """Per CAD source with messages waiting, since when the oldest has waited."""
+    return await repository.oldest_pending_by_source(session)
+
+
 async def send_pending_now(session: AsyncSession, source_id: str, now: datetime) -> int:
     """Make a source's pending messages due now (its callback was just set or fixed)."""
     count = await repository.make_due(session, source_id, now)

@@ -7,7 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Text, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +28,20 @@ CHANNELS = ("webpush", "sms")
 
 
 ONE_OWNER = "(peer_id IS NULL) <> (key_id IS NULL)"
+
+
+class PushKey(Base):
+    """The seed of the VAPID key pair browsers subscribe with, sealed under the newest secret
+    key. Until a secret-key rotation pins it here, the key is derived from the (only)
+    secret key; pinned, it outlives that key, and every phone's subscription with it. Only
+    the schema's owner writes here (``corespond secret-key rotate``)."""
+
+    __tablename__ = "push_key"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="1")
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SupervisorContact(Base):

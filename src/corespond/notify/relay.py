@@ -30,6 +30,7 @@ from corespond.alerts import service as alerts
 from corespond.assignments.models import Assignment
 from corespond.clock import Clock, system_clock
 from corespond.config import Settings
+from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.dispatch.repository import NOTIFY_CHANNEL
 from corespond.errors import InvalidPayload
@@ -37,7 +38,7 @@ from corespond.listen import WokenLoop
 from corespond.metrics import NOTIFICATIONS
 from corespond.notify import repository
 from corespond.notify.models import Notification, PushSubscription
-from corespond.notify.service import Vapid, e164
+from corespond.notify.service import Vapid, e164, pinned_vapid
 from corespond.roster.models import Peer
 from corespond.sources.addresses import DestinationRefused, Resolver, checked_addresses, resolve
 from corespond.sources.service import check_callback_url
@@ -91,7 +92,10 @@ class Notifier:
         clock: Clock = system_clock,
         resolver: Resolver = resolve,
         sms: SmsProvider | None = None,
+        box: SecretBox | None = None,
     ) -> None:
+        """``vapid``: the push key derived from the secret key; with ``box``, the key a
+        secret-key rotation pinned in the database is used instead, once there is one."""
         self._database = database
         self._sms = sms
         # An offer's transaction NOTIFYs the outbox channel (its CAD message): that wakes us.
@@ -99,6 +103,8 @@ class Notifier:
         self._http = http
         self._vapid = vapid
         self._signer = Vapid02(private_key=vapid.private_key)
+        self._box = box
+        self._pinned = False
         self._environment = environment
         self._clock = clock
         self._resolver = resolver
@@ -174,6 +180,7 @@ class Notifier:
                     if subscription is None:  # an SMS
                         status, error = await self._send_sms(row, await _phone(session, row))
                     else:
+                        await self._use_pinned_key(session)
                         status, error = await self._send(row, subscription, now)
             except TimeoutError:
                 status, error = None, f"no answer within {budget:.1f} s"
@@ -208,6 +215,16 @@ class Notifier:
                 outcome=outcome,
             )
             return True
+
+    async def _use_pinned_key(self, session: AsyncSession) -> None:
+        """Sign with the pinned push key once a rotation has pinned one (read until then;
+        once found it is kept: a pinned key's value never changes)."""
+        if self._box is None or self._pinned:
+            return
+        pinned = await pinned_vapid(session, self._box, self._vapid.subject)
+        if pinned is not None:
+            self._vapid, self._signer = pinned, Vapid02(private_key=pinned.private_key)
+            self._pinned = True
 
     def _unusable(
         self, row: Notification, subscription: PushSubscription | None, now: datetime

@@ -10,7 +10,16 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.models import ApiKey
-from corespond.notify.models import Notification, PushSubscription, SupervisorContact
+from corespond.notify.models import Notification, PushKey, PushSubscription, SupervisorContact
+
+
+async def push_key(session: AsyncSession) -> PushKey | None:
+    return await session.get(PushKey, 1)
+
+
+async def add_push_key(session: AsyncSession, row: PushKey) -> None:
+    session.add(row)
+    await session.flush()
 
 
 async def subscription_by_endpoint(session: AsyncSession, endpoint: str) -> PushSubscription | None:

@@ -2,7 +2,9 @@
 notices to supervisors (a request unfilled) and to provider admins (follow-ups overdue).
 
 The VAPID key pair (RFC 8292) is derived from ``CORESPOND_SECRET_KEY``, so it is stable for a
-deployment without another secret to keep. A notification carries no call details at all:
+deployment without another secret to keep; the first rotation of that key pins it in the
+database (sealed), so that phones subscribed with it keep being reached after the key it was
+derived from is gone. A notification carries no call details at all:
 "New call offer — answer within 2 minutes" and a link to ``/peer``; the peer reads the call
 on the page, signed in.
 """
@@ -24,13 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.crypto import SecretBox
 from corespond.errors import InvalidPayload
 from corespond.notify import repository
-from corespond.notify.models import CHANNELS, Notification, PushSubscription, SupervisorContact
+from corespond.notify.models import (
+    CHANNELS,
+    Notification,
+    PushKey,
+    PushSubscription,
+    SupervisorContact,
+)
 from corespond.roster.models import Peer
 from corespond.sources.service import check_callback_url
 
 # The order of the P-256 group: a derived private key is a number in [1, n - 1].
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 MAX_SUBSCRIPTIONS = 5
+VAPID_PURPOSE = "vapid"
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,14 @@ class Vapid:
 
     @classmethod
     def of(cls, box: SecretBox, subject: str) -> Vapid:
-        seed = int.from_bytes(box.derived_key("vapid"), "big")
-        return cls(ec.derive_private_key(seed % (_P256_ORDER - 1) + 1, ec.SECP256R1()), subject)
+        """Derived from the oldest configured secret key: adding a new key in front of it,
+        the first step of a rotation, leaves it as it was."""
+        return cls.from_seed(box.oldest_derived_key(VAPID_PURPOSE), subject)
+
+    @classmethod
+    def from_seed(cls, seed: bytes, subject: str) -> Vapid:
+        number = int.from_bytes(seed, "big")
+        return cls(ec.derive_private_key(number % (_P256_ORDER - 1) + 1, ec.SECP256R1()), subject)
 
     @property
     def public_key(self) -> str:
@@ -50,6 +65,37 @@ class Vapid:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def pinned_vapid(session: AsyncSession, box: SecretBox, subject: str) -> Vapid | None:
+    """The VAPID key a secret-key rotation pinned, if one has."""
+    row = await repository.push_key(session)
+    if row is None:
+        return None
+    return Vapid.from_seed(bytes.fromhex(box.open(row.ciphertext)), subject)
+
+
+async def current_vapid(session: AsyncSession, box: SecretBox, subject: str) -> Vapid:
+    """The VAPID key of this deployment: pinned, else derived from the secret key."""
+    return await pinned_vapid(session, box, subject) or Vapid.of(box, subject)
+
+
+async def pin_push_key(session: AsyncSession, box: SecretBox, now: datetime) -> str:
+    """Keep the VAPID key in use (sealed under the newest secret key) so that it survives
+    the removal of the key it was derived from: ``pinned`` the first time, then
+    ``resealed`` when it was sealed under an older key, else ``current``."""
+    row = await repository.push_key(session)
+    if row is None:
+        seed = box.oldest_derived_key(VAPID_PURPOSE)
+        await repository.add_push_key(
+            session, PushKey(id=1, ciphertext=box.seal(seed.hex()), pinned_at=now)
+        )
+        return "pinned"
+    if box.is_current(row.ciphertext):
+        return "current"
+    row.ciphertext = box.reseal(row.ciphertext)
+    await session.flush()
+    return "resealed"
 
 
 def _b64(value: str, size: int, name: str) -> str:

@@ -8,7 +8,7 @@ import hmac
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from corespond.config import Settings
 from corespond.db import database_of
@@ -20,6 +20,7 @@ from corespond.errors import (
     problem_responses,
 )
 from corespond.migrate import current_revisions
+from corespond.ops.signals import DatabaseGauges
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +32,10 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     database: str
-    migrations: str
+    migrations: str = Field(
+        description="head: the schema this code was written for; ahead: a newer release's "
+        "(during a rolling upgrade)"
+    )
     revision: str | None
 
 
@@ -51,7 +55,8 @@ async def healthz() -> Health:
     operation_id="readyz_head",
 )
 async def readyz(request: Request) -> Readiness | JSONResponse:
-    """Ready to serve: the database answers and its schema is at the migrations' head."""
+    """Ready to serve: the database answers and its schema is at the migrations' head (or
+    ahead of it: migrated by a newer release, during a rolling upgrade)."""
     database = getattr(request.app.state, "database", None)
     if database is None:
         raise ServiceUnavailable("database not configured yet")
@@ -60,13 +65,19 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     except Exception as exc:
         raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
     heads: set[str] = request.app.state.migration_heads
-    if current != heads:
-        have = ", ".join(sorted(current)) or "none"
-        raise ServiceUnavailable(
-            f"database schema is at {have}, code expects {', '.join(sorted(heads))}; "
-            "run `corespond migrate`"
-        )
-    return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
+    if current == heads:
+        return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
+    known: set[str] = request.app.state.migration_revisions
+    if current and not current & known:
+        # Revisions this code has never heard of: a newer release migrated the database,
+        # and its migrations only add (docs/operations.md), so this one keeps serving until
+        # it is replaced. A rolling upgrade must not take every old instance out at once.
+        return Readiness(status="ready", database="ok", migrations="ahead", revision=min(current))
+    have = ", ".join(sorted(current)) or "none"
+    raise ServiceUnavailable(
+        f"database schema is at {have}, code expects {', '.join(sorted(heads))}; "
+        "run `corespond migrate`"
+    )
 
 
 def metrics_refusal(settings: Settings, authorization: str) -> Problem | None:
@@ -99,6 +110,9 @@ def metrics_access(request: Request) -> None:
     },
     dependencies=[Depends(metrics_access)],
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
+    gauges: DatabaseGauges | None = getattr(request.app.state, "database_gauges", None)
+    if gauges is not None:
+        await gauges.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -55,7 +55,7 @@ from corespond.followups.service import FollowUpPolicy
 from corespond.geo.service import require_county
 from corespond.notify import service as notify
 from corespond.notify.schemas import SubscriptionIn
-from corespond.notify.service import Vapid
+from corespond.notify.service import current_vapid
 from corespond.peerapp import service
 from corespond.people import service as people
 from corespond.people import views
@@ -374,10 +374,10 @@ async def set_status(request: Request, session: SessionDep, body: StatusIn) -> R
 
 
 @router.get("/peer/push-key")
-async def push_key(request: Request) -> Response:
+async def push_key(request: Request, session: SessionDep) -> Response:
     """The application server key a browser subscribes to Web Push with."""
     settings = request.app.state.settings
-    vapid = Vapid.of(request.app.state.secret_box, settings.push_contact)
+    vapid = await current_vapid(session, request.app.state.secret_box, settings.push_contact)
     return JSONResponse({"public_key": vapid.public_key})
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies_service
 from corespond.auth.service import Principal
-from corespond.crypto import SecretBox
+from corespond.crypto import SecretBox, UnreadableSecret
 from corespond.errors import (
     Conflict,
     Forbidden,
@@ -461,6 +461,12 @@ async def set_disabled(
     return source
 
 
+async def enabled_source_ids(session: AsyncSession) -> list[str]:
+    """The ids of the sources the program has not disabled."""
+    query = select(CadSource.id).where(CadSource.disabled_at.is_(None)).order_by(CadSource.id)
+    return list((await session.scalars(query)).all())
+
+
 async def list_sources(session: AsyncSession, now: datetime | None = None) -> list[SourceSummary]:
     now = now or datetime.now(UTC)
     rows = (await session.scalars(select(CadSource).order_by(CadSource.id))).all()
@@ -501,6 +507,43 @@ async def rotate_secret(
     await _changed(session, source.id)
     await session.flush()
     return secret, old_until
+
+
+@dataclass(frozen=True)
+class Resealed:
+    resealed: int  # sealed again under the newest key
+    current: int  # already under it
+
+
+async def reseal_secrets(session: AsyncSession, box: SecretBox) -> Resealed:
+    """Seal every stored signing secret (expired ones too: a source's secrets are read
+    together) under the newest secret key. ``UnreadableSecret`` naming the sources whose
+    secrets no configured key opens; then nothing is changed."""
+    rows = (
+        await session.scalars(
+            select(CadSourceSecret).order_by(CadSourceSecret.id).with_for_update()
+        )
+    ).all()
+    unreadable = sorted({row.source_id for row in rows if not _opens(box, row.ciphertext)})
+    if unreadable:
+        raise UnreadableSecret(
+            f"signing secrets of CAD source(s) {', '.join(unreadable)} cannot be decrypted by "
+            "any key in CORESPOND_SECRET_KEY: put the key they were sealed with back in it "
+            "(after the newest) and run again"
+        )
+    stale = [row for row in rows if not box.is_current(row.ciphertext)]
+    for row in stale:
+        row.ciphertext = box.reseal(row.ciphertext)
+    await session.flush()
+    return Resealed(resealed=len(stale), current=len(rows) - len(stale))
+
+
+def _opens(box: SecretBox, ciphertext: bytes) -> bool:
+    try:
+        box.open(ciphertext)
+    except UnreadableSecret:
+        return False
+    return True
 
 
 def verification_secrets(
