@@ -43,6 +43,7 @@ from corespond.geo.service import geography_for
 from corespond.notify import service as notify
 from corespond.notify.relay import SWEEP_SECONDS, Notifier
 from corespond.notify.service import Vapid
+from corespond.pipeline import flow
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift
 from corespond.sources.service import create_source
 
@@ -126,7 +127,7 @@ async def run(offers: int) -> None:
                     session.add(call)
                     await session.flush()
                     ctx = Context(policy, geography, datetime.now(UTC))
-                    result = await assignments.request_peer(session, ADMIN, call.id, ctx)
+                    result = await flow.request_peer(session, ADMIN, call.id, ctx)
                 started = time.perf_counter()
                 while len(pushes.received) <= number:
                     pushes.arrived.clear()

@@ -30,6 +30,7 @@ from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
 from corespond.peerapp.service import create_link
+from corespond.pipeline import flow
 from corespond.roster import service as roster
 from corespond.roster.models import Provider
 from corespond.sources import service as sources
@@ -343,9 +344,9 @@ async def _feed(session: AsyncSession, document: dict[str, Any], ctx: Context) -
     event = CadEvent.model_validate(document)
     result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
     folded: list[uuid.UUID] = []
-    await ingest.process_pending(session, 100, load_rules(), ctx.geography, folded)
-    for call_id in await assignments.calls_to_follow_up(session, ctx, folded):
-        await assignments.follow_up(session, call_id, ctx)
+    await flow.process_pending(session, 100, load_rules(), ctx.geography, folded)
+    for call_id in await flow.calls_to_follow_up(session, ctx, folded):
+        await flow.follow_up(session, call_id, ctx)
     return int(result.status == "accepted")
 
 

@@ -58,6 +58,7 @@ from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.ingest.schemas import QueryTimestamp
 from corespond.pagination import decode_cursor, encode_cursor
+from corespond.pipeline import flow
 from corespond.roster.models import Peer
 
 router = APIRouter(tags=["assignments"])
@@ -124,7 +125,7 @@ async def request_peer(
     `call-not-requestable` (ineligible, not yet triaged, or ended).
     """
     note = clean_note(body.note) if body else None
-    result = await service.request_peer(
+    result = await flow.request_peer(
         session,
         principal,
         call_id,

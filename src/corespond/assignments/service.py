@@ -50,12 +50,13 @@ from corespond.confidentiality.peer_view import PeerCall, compose
 from corespond.config import Settings
 from corespond.dispatch import outbox
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound
-from corespond.geo.service import Geography, locate_call
+from corespond.geo.service import Geography
 from corespond.metrics import ASSIGNMENT_CHANGES, MATCH_SECONDS, SUPERVISOR_ALERTS
 from corespond.notify import service as notify
 from corespond.roster import service as roster
 from corespond.roster.models import Peer, Shift
-from corespond.sources.models import CadSource
+from corespond.sources import service as sources
+from corespond.sources.service import SceneSecureSignals
 from corespond.triage import service as triage
 
 log = structlog.get_logger(__name__)
@@ -405,15 +406,10 @@ async def call_for_peer(session: AsyncSession, call: Call, assignment: Assignmen
 
 
 def call_site(call: Call, geography: Geography, language: str | None = None) -> CallSite:
-    """The call's agency and the best position known for it (its point, else its place),
-    and the language a request asked for."""
-    finding = locate_call(
-        geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
-    )
-    point = None
-    if finding.lat is not None and finding.lon is not None:
-        what = "the call" if finding.method == "point" else f"the call's {finding.detail}"
-        point = Point(finding.lat, finding.lon, what)
+    """The call's agency and the point it was placed at when located (its own, else its
+    place's), and the language a request asked for."""
+    where = calls.position(call, geography)
+    point = Point(where.lat, where.lon, where.what) if where is not None else None
     return CallSite(agency=call.agency, point=point, language=language)
 
 
@@ -652,9 +648,7 @@ async def _offer_first_free(
         await _record(session, call, assignment, None, by, note, "assignment.offered", ctx)
         await alerts.call_offered(session, call.id, ctx.now)
         if gate and secured is None:
-            source = await session.get(CadSource, call.source_id)
-            if source is not None and cad_says_secure(call.status, call.hazards, source):
-                await _mark_secure(session, call, assignment, "CAD", ctx)
+            await secure_by_cad(session, call, assignment, ctx)
         return assignment
     return None
 
@@ -1191,10 +1185,12 @@ async def reassign(
 # --- keeping assignments in step with CAD and triage ---------------------------------------
 
 
-def cad_says_secure(status: str | None, hazards: Sequence[str] | None, source: CadSource) -> bool:
+def cad_says_secure(
+    status: str | None, hazards: Sequence[str] | None, signals: SceneSecureSignals
+) -> bool:
     """Whether the call's CAD status or one of its flags means the scene is secure."""
-    statuses = {s.strip().lower() for s in source.scene_secure_statuses or ()}
-    flags = {f.strip().lower() for f in source.scene_secure_flags or ()}
+    statuses = {s.strip().lower() for s in signals.statuses}
+    flags = {f.strip().lower() for f in signals.flags}
     if status is not None and status.strip().lower() in statuses:
         return True
     return any(h.strip().lower() in flags for h in hazards or ())
@@ -1219,75 +1215,78 @@ def cancel_reason_for_call(call: Call) -> str | None:
     return None
 
 
-async def calls_to_follow_up(
-    session: AsyncSession, ctx: Context, call_ids: Sequence[uuid.UUID] | None = None
-) -> list[uuid.UUID]:
-    """Calls whose assignments are out of step with what CAD and triage now say: a live
-    assignment on a call that turned dangerous or ended, a scene CAD reports secure, or an
-    eligible call of an agency that opted in to automatic requests with no request yet."""
+async def out_of_step(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID] | None = None
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Calls whose live assignment is out of step with what CAD and triage now say: those
+    that turned dangerous or ended (the peer must be called off), and those whose scene CAD
+    reports secure (the staged peer may go in)."""
     cancel: list[uuid.UUID] = []
     secure: list[uuid.UUID] = []
-    for assignment, call, source in await repository.live_with_calls(session, call_ids):
+    signals: dict[str, SceneSecureSignals] = {}
+    for assignment, call in await repository.live_with_calls(session, call_ids):
         if cancel_reason(call, assignment) is not None:
             cancel.append(call.id)
-        elif assignment.scene_secured_at is None and cad_says_secure(
-            call.status, call.hazards, source
-        ):
-            secure.append(call.id)
-    names, oris = await agencies.auto_request_keys(session)
-    waiting: Sequence[uuid.UUID] = []
-    if names or oris:
-        waiting = await repository.unrequested_eligible(
-            session, _auto_window(ctx), 500, names, oris, call_ids
-        )
-    # Cancellations first: a peer heading into danger must hear before anyone is matched.
-    return sorted(cancel) + sorted(secure) + [c for c in waiting if c not in cancel]
-
-
-async def follow_up(session: AsyncSession, call_id: uuid.UUID, ctx: Context) -> str | None:
-    """Bring one call's assignment in step (see ``calls_to_follow_up``); what was done."""
-    call = await calls.lock(session, call_id)
-    live = await repository.live_for_call(session, call.id)
-    if live is not None:
-        reason = cancel_reason(call, live)
-        if reason is not None:
-            await _move(session, call, live, "cancel", "corespond", reason, ctx)
-            if reason == "danger":
-                SUPERVISOR_ALERTS.labels("danger").inc()
-                log.warning(
-                    "assignment_cancelled_for_danger",
-                    call_id=str(call.id),
-                    assignment_id=str(live.id),
-                    peer_id=str(live.peer_id),
+        elif assignment.scene_secured_at is None:
+            if call.source_id not in signals:
+                signals[call.source_id] = await sources.scene_secure_signals(
+                    session, call.source_id
                 )
-            return f"cancelled ({reason})"
-        source = await session.get(CadSource, call.source_id)
-        if (
-            source is not None
-            and live.scene_secured_at is None
-            and cad_says_secure(call.status, call.hazards, source)
-        ):
-            await _mark_secure(session, call, live, "CAD", ctx)
-            return "scene secure"
-        return None
-    if await _awaits_automatic_request(session, call.id, ctx):
-        result = await _request(session, call.id, "auto", "corespond (agency opted in)", ctx)
-        return f"requested ({result.assignment.status})"
-    return None
+            if cad_says_secure(call.status, call.hazards, signals[call.source_id]):
+                secure.append(call.id)
+    return cancel, secure
 
 
-async def _awaits_automatic_request(
-    session: AsyncSession, call_id: uuid.UUID, ctx: Context
-) -> bool:
-    """Eligible, open, of an agency that opted in, never requested (one query, the same the
-    sweep uses to find such calls)."""
+async def awaiting_automatic_request(
+    session: AsyncSession,
+    ctx: Context,
+    call_ids: Sequence[uuid.UUID] | None = None,
+    limit: int = 500,
+) -> Sequence[uuid.UUID]:
+    """Eligible, open calls of an agency that opted in to automatic requests, recent enough
+    to be matched without a person (see ``_auto_window``), that no one requested yet."""
     names, oris = await agencies.auto_request_keys(session)
     if not names and not oris:
-        return False
-    waiting = await repository.unrequested_eligible(
-        session, _auto_window(ctx), 1, names, oris, [call_id]
+        return []
+    return await repository.unrequested_eligible(
+        session, _auto_window(ctx), limit, names, oris, call_ids
     )
-    return bool(waiting)
+
+
+async def call_off(
+    session: AsyncSession, call: Call, live: Assignment, reason: str, ctx: Context
+) -> Assignment:
+    """Cancel a live assignment the call no longer allows (``cancel_reason``, locked call);
+    a peer called off for danger is a supervisor alert."""
+    moved = await _move(session, call, live, "cancel", "corespond", reason, ctx)
+    if reason == "danger":
+        SUPERVISOR_ALERTS.labels("danger").inc()
+        log.warning(
+            "assignment_cancelled_for_danger",
+            call_id=str(call.id),
+            assignment_id=str(live.id),
+            peer_id=str(live.peer_id),
+        )
+    return moved
+
+
+async def secure_by_cad(session: AsyncSession, call: Call, live: Assignment, ctx: Context) -> bool:
+    """Mark the scene of a live assignment secure if the call's CAD now says it is (locked
+    call); whether it did."""
+    if live.scene_secured_at is not None:
+        return False
+    signals = await sources.scene_secure_signals(session, call.source_id)
+    if not cad_says_secure(call.status, call.hazards, signals):
+        return False
+    await _mark_secure(session, call, live, "CAD", ctx)
+    return True
+
+
+async def request_automatically(
+    session: AsyncSession, call_id: uuid.UUID, ctx: Context
+) -> RequestOutcome:
+    """A request made by corespond for an agency that opted in to automatic requests."""
+    return await _request(session, call_id, "auto", "corespond (agency opted in)", ctx)
 
 
 def _auto_window(ctx: Context) -> repository.AutoWindow:

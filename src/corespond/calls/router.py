@@ -39,6 +39,7 @@ from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import INCIDENT_NUMBER_MAX, QueryTimestamp
+from corespond.pipeline import flow
 from corespond.sources import service as sources
 from corespond.triage import service as triage
 
@@ -262,15 +263,7 @@ async def override_danger(
     again. `409 not-turned-dangerous` for any other call; `409 peer-still-assigned` while
     a peer is still on it (the call-off for danger has not happened yet: call the peer off
     first)."""
-    await service.get_call(session, call_id, principal)
-    live = await assignments.live_for_call(session, call_id)
-    if live is not None:
-        raise PeerStillAssigned(
-            f"a peer is still {live.status} on this call: call them off first; the danger "
-            "is overridden only on a call no peer is on",
-            extra={"assignment_id": str(live.id), "assignment_status": live.status},
-        )
-    call = await service.override_danger(
+    call = await flow.override_danger(
         session, principal, call_id, body.reason, request.app.state.clock()
     )
     return await _detail(session, principal, call)

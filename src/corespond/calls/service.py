@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +52,8 @@ async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEve
 
 
 async def locate(session: AsyncSession, call: Call, geography: Geography) -> None:
-    """Set the call's county from its point, else its place, else its agency's home."""
+    """Set the call's county from its point, else its place, else its agency's home; and
+    the point it is placed at (see ``position``)."""
     finding = locate_call(
         geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
     )
@@ -71,7 +72,34 @@ async def locate(session: AsyncSession, call: Call, geography: Geography) -> Non
     call.county_name = finding.name
     call.county_method = finding.method
     call.county_detail = finding.detail
+    call.located_lat = finding.lat
+    call.located_lon = finding.lon
     await session.flush()
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a call is placed, and what that point is ("the call", "the call's ZIP 25301")."""
+
+    lat: float
+    lon: float
+    what: str
+
+
+def position(call: Call, geography: Geography) -> Position | None:
+    """The point the call was placed at when it was located (see ``locate``). A call without
+    one, located before points were kept or placed nowhere, is placed now."""
+    if call.located_lat is not None and call.located_lon is not None:
+        lat, lon = call.located_lat, call.located_lon
+        method, detail = call.county_method, call.county_detail
+    else:
+        finding = locate_call(
+            geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
+        )
+        if finding.lat is None or finding.lon is None:
+            return None
+        lat, lon, method, detail = finding.lat, finding.lon, finding.method, finding.detail
+    return Position(lat, lon, "the call" if method == "point" else f"the call's {detail}")
 
 
 def triage_input(call: Call, not_hazards: Sequence[str] = ()) -> TriageInput:

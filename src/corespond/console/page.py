@@ -51,6 +51,7 @@ from corespond.console import repository
 from corespond.db import SessionDep
 from corespond.errors import InvalidPayload, NotFound
 from corespond.ingest.schemas import INCIDENT_NUMBER_MAX
+from corespond.pipeline import flow
 
 router = APIRouter(include_in_schema=False)
 
@@ -259,7 +260,7 @@ async def request_peer(
             {"reason": reason, "decision_summary": call.decision_summary},
         )
     note = clean_note(body.note) if body.note else None
-    result = await assignments.request_peer(
+    result = await flow.request_peer(
         session,
         principal,
         call_id,

@@ -337,6 +337,24 @@ async def receiving_source(session: AsyncSession, source_id: str) -> CadSource:
     return source
 
 
+@dataclass(frozen=True)
+class SceneSecureSignals:
+    """The call statuses and hazard flags by which a CAD source reports a scene secure."""
+
+    statuses: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+async def scene_secure_signals(session: AsyncSession, source_id: str) -> SceneSecureSignals:
+    """How a source reports a scene secure (nothing, for a source that is gone)."""
+    source = await session.get(CadSource, source_id)
+    if source is None:
+        return SceneSecureSignals()
+    return SceneSecureSignals(
+        tuple(source.scene_secure_statuses or ()), tuple(source.scene_secure_flags or ())
+    )
+
+
 CHANGED_CHANNEL = "corespond_source_changed"
 
 
