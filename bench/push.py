@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.pushservice import push_service
 
 from corespond.agencies.models import Agency
-from corespond.assignments import service as assignments
-from corespond.assignments.service import Context, MatchPolicy
+from corespond.assignments import lifecycle
+from corespond.assignments.policy import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
@@ -136,7 +136,7 @@ async def run(offers: int) -> None:
                 latencies.append(pushes.received[number].at - started)
                 async with database.sessionmaker() as session, session.begin():
                     ctx = Context(policy, geography, datetime.now(UTC))
-                    await assignments.act(session, ADMIN, result.assignment.id, "cancel", ctx)
+                    await lifecycle.act(session, ADMIN, result.assignment.id, "cancel", ctx)
             await notifier.stop()
             print(f"offer committed → push received, decrypted ({offers} offers)")
             print(

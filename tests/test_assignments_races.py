@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from corespond.app import create_app
 from corespond.assignments.models import Assignment
-from corespond.assignments.service import MatchPolicy
+from corespond.assignments.policy import MatchPolicy
 from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database

@@ -34,7 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from corespond.alerts.jobs import AlertJobs, schedule_alerts
 from corespond.alerts.service import AlertPolicy
-from corespond.assignments.service import MatchPolicy
+from corespond.assignments.policy import MatchPolicy
 from corespond.clock import Clock
 from corespond.config import Settings
 from corespond.crypto import SecretBox

@@ -16,8 +16,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
-from corespond.assignments import service as assignments
-from corespond.assignments.service import Clearing, Context, MatchPolicy
+from corespond.assignments import lifecycle
+from corespond.assignments import views as assignments
+from corespond.assignments.lifecycle import Clearing
+from corespond.assignments.policy import Context, MatchPolicy
 from corespond.auth import service as auth
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
@@ -365,7 +367,7 @@ async def _route_end_to_end(
     live = await assignments.live_for_call(session, call_id) if call_id else None
     if live is None or live.peer_id != jordan:
         return 0
-    await assignments.act(session, peer, live.id, "accept", ctx)
+    await lifecycle.act(session, peer, live.id, "accept", ctx)
     secure = {
         "event_id": "demo-cad:1010",
         "event_type": "call.updated",
@@ -374,8 +376,8 @@ async def _route_end_to_end(
     }
     fed = await _feed(session, secure, ctx)
     for action in ("en-route", "on-scene"):
-        await assignments.act(session, peer, live.id, action, ctx)
-    await assignments.act(
+        await lifecycle.act(session, peer, live.id, action, ctx)
+    await lifecycle.act(
         session, peer, live.id, "clear", ctx, clearing=Clearing("referred", ("detox",))
     )
     return fed

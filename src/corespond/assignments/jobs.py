@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import structlog
 
-from corespond.assignments import service
-from corespond.assignments.service import Context
+from corespond.assignments import lifecycle
+from corespond.assignments.policy import Context
 from corespond.db import Database
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,7 @@ async def expire_due_offers(database: Database, context: Callable[[], Context]) 
     """Expire every offer past its deadline, each in its own transaction (the call goes to
     the next candidate); how many were expired."""
     async with database.sessionmaker() as session:
-        due = await service.due_offers(session, context())
+        due = await lifecycle.due_offers(session, context())
     done = 0
     for assignment_id in due:
         done += await _expire(database, assignment_id, context())
@@ -35,7 +35,7 @@ async def expire_due_offers(database: Database, context: Callable[[], Context]) 
 async def _expire(database: Database, assignment_id: uuid.UUID, ctx: Context) -> int:
     try:
         async with database.sessionmaker() as session, session.begin():
-            expired = await service.expire_offer(session, assignment_id, ctx)
+            expired = await lifecycle.expire_offer(session, assignment_id, ctx)
     except Exception as exc:
         log.error(
             "offer_expiry_failed",

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service as assignments
+from corespond.assignments import views as assignments
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal

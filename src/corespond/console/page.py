@@ -30,7 +30,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service as assignments
+from corespond.assignments import lifecycle, scene
+from corespond.assignments import views as assignments
 from corespond.assignments.deps import context
 from corespond.assignments.models import Assignment
 from corespond.assignments.schemas import Language
@@ -123,17 +124,12 @@ async def logout(request: Request, session: SessionDep) -> Response:
 def _assignment(assignment: Assignment | None, peer_name: str | None) -> dict[str, Any] | None:
     if assignment is None:
         return None
-    staged = (
-        assignment.status in ("accepted", "en_route", "on_scene")
-        and assignment.scene_secure_required
-        and assignment.scene_secured_at is None
-    )
     return {
         "id": str(assignment.id),
         "status": assignment.status,
         "peer": peer_name,
         "expires_at": assignment.expires_at.isoformat() if assignment.expires_at else None,
-        "staged": staged,
+        "staged": scene.staged(assignment),
         "scene_secured_at": assignment.scene_secured_at.isoformat()
         if assignment.scene_secured_at
         else None,
@@ -276,7 +272,7 @@ async def request_peer(
 async def scene_secure(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Police report the scene secure: the staged peer may go in."""
     principal = await SIGN_IN.require(request, session, post=True)
-    assignment = await assignments.scene_secure(session, principal, assignment_id, context(request))
+    assignment = await lifecycle.scene_secure(session, principal, assignment_id, context(request))
     return JSONResponse({"assignment": str(assignment.id), "status": assignment.status})
 
 
@@ -290,9 +286,7 @@ async def cancel(
     reason = body.reason.strip()
     if not reason:
         raise InvalidPayload("reason: say why the peer is called off")
-    assignment = await assignments.act(
-        session, principal, assignment_id, "cancel", context(request)
-    )
+    assignment = await lifecycle.act(session, principal, assignment_id, "cancel", context(request))
     await audit.record(
         session, principal, "assignment.called_off", "assignment", assignment.id, {"reason": reason}
     )

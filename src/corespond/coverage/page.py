@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.alerts import service as alerts
 from corespond.alerts.repository import AlertFilter
 from corespond.alerts.schemas import alert_views
-from corespond.assignments import service as assignments
+from corespond.assignments import lifecycle, matching
 from corespond.assignments.deps import context
 from corespond.audit import service as audit
 from corespond.auth.service import (
@@ -276,7 +276,7 @@ async def county(fips: str, request: Request, session: SessionDep) -> Response:
 async def candidates(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Who the assignment could be handed to now, and who could not (why)."""
     principal = await SIGN_IN.require(request, session)
-    assignment, found = await assignments.who_could_take(
+    assignment, found = await matching.who_could_take(
         session, principal, assignment_id, context(request)
     )
     await audit.record(
@@ -329,7 +329,7 @@ async def reassign(
 ) -> Response:
     """Hand the call to another peer, saying why (as ``POST /v1/assignments/{id}/reassign``)."""
     principal = await SIGN_IN.require(request, session, post=True)
-    offered = await assignments.reassign(
+    offered = await lifecycle.reassign(
         session, principal, assignment_id, body.peer_id, body.reason, context(request)
     )
     return JSONResponse({"assignment": str(offered.id), "status": offered.status})
@@ -341,7 +341,7 @@ async def cancel(
 ) -> Response:
     """Call the peer off, saying why (as ``POST /v1/assignments/{id}/cancel``)."""
     principal = await SIGN_IN.require(request, session, post=True)
-    cancelled = await assignments.act(
+    cancelled = await lifecycle.act(
         session, principal, assignment_id, "cancel", context(request), reason=body.reason
     )
     return JSONResponse({"assignment": str(cancelled.id), "status": cancelled.status})

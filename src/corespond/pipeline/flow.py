@@ -29,8 +29,10 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service as assignments
-from corespond.assignments.service import Context, RequestOutcome
+from corespond.assignments import lifecycle, matching, scene
+from corespond.assignments import views as assignments
+from corespond.assignments.matching import RequestOutcome
+from corespond.assignments.policy import Context, cancel_reason
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.calls.models import Call
@@ -168,8 +170,8 @@ async def calls_to_follow_up(
     """Calls whose assignments are out of step with what CAD and triage now say: a live
     assignment on a call that turned dangerous or ended, a scene CAD reports secure, or an
     eligible call of an agency that opted in to automatic requests with no request yet."""
-    cancel, secure = await assignments.out_of_step(session, call_ids)
-    waiting = await assignments.awaiting_automatic_request(session, ctx, call_ids)
+    cancel, secure = await lifecycle.out_of_step(session, call_ids)
+    waiting = await matching.awaiting_automatic_request(session, ctx, call_ids)
     # Cancellations first: a peer heading into danger must hear before anyone is matched.
     return sorted(cancel) + sorted(secure) + [c for c in waiting if c not in cancel]
 
@@ -179,15 +181,15 @@ async def follow_up(session: AsyncSession, call_id: uuid.UUID, ctx: Context) -> 
     call = await calls.lock(session, call_id)
     live = await assignments.live_for_call(session, call.id)
     if live is not None:
-        reason = assignments.cancel_reason(call, live)
+        reason = cancel_reason(call, live)
         if reason is not None:
-            await assignments.call_off(session, call, live, reason, ctx)
+            await lifecycle.call_off(session, call, live, reason, ctx)
             return f"cancelled ({reason})"
-        if await assignments.secure_by_cad(session, call, live, ctx):
+        if await scene.secure_by_cad(session, call, live, ctx):
             return "scene secure"
         return None
-    if await assignments.awaiting_automatic_request(session, ctx, [call.id], limit=1):
-        result = await assignments.request_automatically(session, call.id, ctx)
+    if await matching.awaiting_automatic_request(session, ctx, [call.id], limit=1):
+        result = await matching.request_automatically(session, call.id, ctx)
         return f"requested ({result.assignment.status})"
     return None
 
@@ -203,8 +205,8 @@ async def request_peer(
     neighbouring_providers: bool = False,
 ) -> RequestOutcome:
     """A dispatcher asks for a peer: step 4 on demand. The call must be triaged (and not
-    ineligible or ended); see ``assignments.request_peer``."""
-    return await assignments.request_peer(
+    ineligible or ended); see ``assignments.matching.request_peer``."""
+    return await matching.request_peer(
         session,
         principal,
         call_id,

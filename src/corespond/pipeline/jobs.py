@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import corespond.models  # noqa: F401 - every table, so foreign keys resolve in any process
 from corespond.assignments.jobs import expire_due_offers
-from corespond.assignments.service import Context, MatchPolicy
+from corespond.assignments.policy import Context, MatchPolicy
 from corespond.clock import Clock, system_clock
 from corespond.db import Database
 from corespond.errors import Problem
