@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies.names import agency_key_sql
 from corespond.assignments.models import (
     LIVE_STATUSES,
     Assignment,
@@ -19,7 +20,6 @@ from corespond.assignments.models import (
     PeerRequest,
 )
 from corespond.calls.models import Call
-from corespond.calls.repository import agency_key_sql
 
 
 @dataclass(frozen=True)

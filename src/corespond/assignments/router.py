@@ -55,7 +55,7 @@ from corespond.errors import (
 )
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
-from corespond.ingest.schemas import QueryTimestamp
+from corespond.kit.validators import QueryTimestamp
 from corespond.pagination import decode_cursor, encode_cursor
 from corespond.pipeline import flow
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.agencies import service as agencies
+from corespond.agencies.names import agency_key
 from corespond.assignments import repository
 from corespond.assignments.models import Assignment, AssignmentChange, PeerRequest
 from corespond.auth.service import Principal
@@ -78,7 +78,7 @@ async def list_assignments(
             **{**where.__dict__, "provider_id": principal.scope.value}
         )
     elif principal.scope is not None and principal.scope.kind == "agency":
-        agency = agencies.agency_key(principal.scope.value)
+        agency = agency_key(principal.scope.value)
     elif principal.scope is not None and principal.scope.kind == "county":
         county = principal.scope.value
     return await repository.list_assignments(

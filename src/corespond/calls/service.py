@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond import pagination
 from corespond.agencies import service as agencies
+from corespond.agencies.names import agency_key
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls import repository
+from corespond.calls.filters import CallFilter, ScopeFilter
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
-from corespond.calls.repository import CallFilter
 from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.geo.service import Geography, locate_call
 from corespond.triage import service as triage
@@ -139,17 +140,17 @@ async def needing_triage(session: AsyncSession, rules_version: str, limit: int) 
     return await repository.needing_triage_ids(session, rules_version, limit)
 
 
-def scope_filter(principal: Principal) -> repository.ScopeFilter:
+def scope_filter(principal: Principal) -> ScopeFilter:
     """What a key's scope limits calls (and what comes of them: assignments, deliveries)
     to; provider scopes cannot read calls yet (403). Agencies compare by name key."""
     if principal.scope is None:
-        return repository.ScopeFilter()
+        return ScopeFilter()
     if principal.scope.kind == "agency":
-        return repository.ScopeFilter(agency=agencies.agency_key(principal.scope.value))
+        return ScopeFilter(agency=agency_key(principal.scope.value))
     if principal.scope.kind == "county":
-        return repository.ScopeFilter(county_fips=principal.scope.value)
+        return ScopeFilter(county_fips=principal.scope.value)
     if principal.scope.kind == "source":
-        return repository.ScopeFilter(source=principal.scope.value)
+        return ScopeFilter(source=principal.scope.value)
     raise Forbidden(
         f"keys scoped to a {principal.scope.kind} cannot read calls until calls carry one; "
         "use an unscoped, agency- or county-scoped key"
@@ -159,7 +160,7 @@ def scope_filter(principal: Principal) -> repository.ScopeFilter:
 def visible(call: Call, principal: Principal) -> bool:
     """Whether a key's scope covers the call."""
     scope = scope_filter(principal)
-    if scope.agency is not None and agencies.agency_key(call.agency or "") != scope.agency:
+    if scope.agency is not None and agency_key(call.agency or "") != scope.agency:
         return False
     if scope.source is not None and call.source_id != scope.source:
         return False

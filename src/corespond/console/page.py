@@ -46,12 +46,12 @@ from corespond.browser import (
     change_stream,
 )
 from corespond.calls import service as calls
-from corespond.calls.repository import CallFilter
+from corespond.calls.filters import CallFilter
 from corespond.confidentiality.peer_view import clean_note
 from corespond.console import repository
 from corespond.db import SessionDep
 from corespond.errors import InvalidPayload, NotFound
-from corespond.ingest.schemas import INCIDENT_NUMBER_MAX
+from corespond.kit.validators import INCIDENT_NUMBER_MAX
 from corespond.pipeline import flow
 
 router = APIRouter(include_in_schema=False)

@@ -22,13 +22,13 @@ from corespond.assignments.models import (
 )
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
+from corespond.calls.filters import CallFilter
 from corespond.calls.models import Call
-from corespond.calls.repository import CallFilter
 from corespond.coverage import repository
 from corespond.coverage.gaps import Interval, hours, uncovered
 from corespond.errors import Forbidden, NotFound
 from corespond.geo.atlas import CountyAtlas
-from corespond.notify import repository as notices
+from corespond.notify import service as notify
 from corespond.roster import service as roster
 from corespond.roster.models import Peer, Shift
 
@@ -300,7 +300,7 @@ async def unfilled_recent(
         if counties is None or row.county_fips in counties
     ]
     told: dict[uuid.UUID, list[str]] = {}
-    for notice in await notices.unfilled_notices(session, [row.id for row in rows]):
+    for notice in await notify.unfilled_notices(session, [row.id for row in rows]):
         if notice.assignment_id is None:
             continue
         channel = "push" if notice.channel == "webpush" else "SMS"

@@ -61,7 +61,6 @@ from corespond.peerapp import service
 from corespond.people import service as people
 from corespond.people import views
 from corespond.people.consent import CURRENT, FIELD_LABELS, PURPOSE_LABELS, statement
-from corespond.people.router import contact_input
 from corespond.people.schemas import ArrivalIn, ContactIn, OutcomeIn, ReferralIn, RevokeIn
 from corespond.people.service import ConsentPolicy
 from corespond.roster import service as roster
@@ -591,7 +590,7 @@ async def record_contact(
         session,
         principal,
         assignment_id,
-        contact_input(body),
+        views.contact_input(body),
         consent_policy=consent_policy,
         followup_policy=followup_policy,
         now=request.app.state.clock(),
