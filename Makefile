@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
+.PHONY: install run test lint format typecheck imports openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ format: install  ## apply ruff fixes and formatting
 typecheck: install  ## mypy --strict on src/
 	$(BIN)/mypy
 
+imports: install  ## import contracts: layers and domain boundaries ([tool.importlinter] in pyproject.toml)
+	$(BIN)/lint-imports
+
 openapi: install  ## regenerate openapi/openapi.json
 	$(BIN)/corespond openapi
 
@@ -47,7 +50,7 @@ docs: install  ## regenerate docs/configuration.md from the settings class
 docs-check: install  ## fail if docs/configuration.md is not what the settings class says
 	$(BIN)/corespond config-reference --check
 
-check: lint typecheck openapi-check docs-check test  ## everything CI should be green on
+check: lint typecheck imports openapi-check docs-check test  ## everything CI should be green on
 
 REAL_CALL_TYPES ?= ../shared/data/real_call_types.json
 
@@ -87,4 +90,4 @@ bench: install  ## ingest load test against a running server (see bench/README.m
 	$(BIN)/python bench/ingest.py
 
 clean:  ## remove the virtualenv and caches (keeps var/, the local database)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

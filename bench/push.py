@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.pushservice import push_service
 
 from corespond.agencies.models import Agency
-from corespond.assignments import service as assignments
-from corespond.assignments.service import Context, MatchPolicy
+from corespond.assignments import lifecycle
+from corespond.assignments.policy import Context, MatchPolicy
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls.models import Call
@@ -43,6 +43,7 @@ from corespond.geo.service import geography_for
 from corespond.notify import service as notify
 from corespond.notify.relay import SWEEP_SECONDS, Notifier
 from corespond.notify.service import Vapid
+from corespond.pipeline import flow
 from corespond.roster.models import Credential, Peer, Provider, ProviderCounty, Shift
 from corespond.sources.service import create_source
 
@@ -126,7 +127,7 @@ async def run(offers: int) -> None:
                     session.add(call)
                     await session.flush()
                     ctx = Context(policy, geography, datetime.now(UTC))
-                    result = await assignments.request_peer(session, ADMIN, call.id, ctx)
+                    result = await flow.request_peer(session, ADMIN, call.id, ctx)
                 started = time.perf_counter()
                 while len(pushes.received) <= number:
                     pushes.arrived.clear()
@@ -135,7 +136,7 @@ async def run(offers: int) -> None:
                 latencies.append(pushes.received[number].at - started)
                 async with database.sessionmaker() as session, session.begin():
                     ctx = Context(policy, geography, datetime.now(UTC))
-                    await assignments.act(session, ADMIN, result.assignment.id, "cancel", ctx)
+                    await lifecycle.act(session, ADMIN, result.assignment.id, "cancel", ctx)
             await notifier.stop()
             print(f"offer committed → push received, decrypted ({offers} offers)")
             print(

@@ -381,7 +381,7 @@ async def test_offer_expires_and_moves_on_with_the_clock(
     assert datetime.fromisoformat(offer["expires_at"]) == start + timedelta(seconds=120)
 
     # Before the deadline the sweep leaves it alone.
-    jobs = app.state.assignment_jobs
+    jobs = app.state.call_follow_up
     jobs._clock = lambda: start + timedelta(seconds=119)
     assert await jobs.sweep() == 0
     # After it, the offer expires and the next candidate is asked.

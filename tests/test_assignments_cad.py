@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from corespond.assignments.models import Assignment
 from corespond.db import Database
-from corespond.ingest.jobs import EventWorker
+from corespond.pipeline.jobs import EventWorker
 from corespond.roster.models import Peer
 from corespond.sources.models import CadSource
 from tests import program
@@ -54,7 +54,7 @@ def worker(app: FastAPI, db: Database) -> EventWorker:
         db,
         rulebook=app.state.rulebook,
         geography=app.state.geography,
-        after_fold=app.state.assignment_jobs.follow_up,
+        follow_up=app.state.call_follow_up,
     )
 
 
@@ -83,7 +83,7 @@ async def test_agency_not_opted_in_waits_for_a_dispatcher(
     await send(client, source, cad_event("e1", occurred_at=stamp(2)))
     await worker(app, db).drain()
     assert await live(db) is None
-    assert await app.state.assignment_jobs.sweep() == 0
+    assert await app.state.call_follow_up.sweep() == 0
     assert await live(db) is None
 
 
@@ -272,7 +272,7 @@ async def test_a_sweep_cancels_for_danger_before_any_offer_expires(
     # Folded by a worker that does not follow up (a crash right after the fold, say) …
     await EventWorker(db, rulebook=app.state.rulebook, geography=app.state.geography).drain()
     # … and the next sweep runs after the offer's deadline has passed.
-    jobs = app.state.assignment_jobs
+    jobs = app.state.call_follow_up
     jobs._clock = lambda: datetime.now(UTC) + timedelta(minutes=5)
     await jobs.sweep()
     assert await outbox_types(db, offer.call_id) == ["assignment.offered", "assignment.cancelled"]
@@ -289,7 +289,7 @@ async def test_an_old_event_is_triaged_but_sends_no_peer_by_itself(
     await send(client, source, cad_event("stale", incident_number="26-2", occurred_at=stamp(6)))
     await send(client, source, cad_event("ahead", incident_number="26-4", occurred_at=stamp(-60)))
     await worker(app, db).drain()
-    await app.state.assignment_jobs.sweep()
+    await app.state.call_follow_up.sweep()
     assert await live(db) is None
     async with db.sessionmaker() as session:
         from corespond.calls.models import Call
@@ -302,3 +302,39 @@ async def test_an_old_event_is_triaged_but_sends_no_peer_by_itself(
     offer = await live(db)
     assert offer is not None
     assert offer.status == "offered"
+
+
+async def test_matching_measures_from_the_point_the_call_was_located_at(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, source: Source
+) -> None:
+    """A call is located once, when it is folded: the point it is placed at (here its
+    town's: CAD sent an address without coordinates) is stored with it, and matching
+    measures from that point instead of geocoding the call again."""
+    from corespond.calls.models import Call
+    from corespond.geo.atlas import haversine_km
+
+    peer, _ = await setup(db, auto=False)
+    place = {"address": "1 Capitol St", "city": "Charleston"}
+    await send(client, source, cad_event("e1", occurred_at=stamp(2), location=place))
+    await worker(app, db).drain()
+    async with db.sessionmaker() as session:
+        call = await session.scalar(select(Call))
+        assert call is not None
+        assert (call.county_fips, call.county_method) == (program.KANAWHA, "place")
+        assert call.located_lat is not None
+        assert call.located_lon is not None
+    # Whatever the stored point says is where matching measures from.
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Call).values(located_lat=program.ST_ALBANS[0], located_lon=program.ST_ALBANS[1])
+        )
+    dispatcher = await make_key(db, "dispatcher")
+    asked = await client.post(f"/v1/calls/{call.id}/peer-requests", headers=auth(dispatcher))
+    assert asked.status_code == 201, asked.text
+    offer = await live(db)
+    assert offer is not None
+    assert offer.peer_id == peer.id
+    assert offer.ranking["call_position"] == f"the call's {call.county_detail}"
+    expected = haversine_km(*SOUTH_CHARLESTON, *program.ST_ALBANS)
+    assert offer.distance_km is not None
+    assert abs(offer.distance_km - expected) < 0.01

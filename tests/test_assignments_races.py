@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from corespond.app import create_app
-from corespond.assignments.jobs import AssignmentJobs
 from corespond.assignments.models import Assignment
-from corespond.assignments.service import MatchPolicy
+from corespond.assignments.policy import MatchPolicy
 from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.dispatch.models import OutboxMessage
+from corespond.pipeline.jobs import CallFollowUp
 from corespond.roster.models import Peer
 from tests import program
 from tests.conftest import make_key, make_source
@@ -133,7 +133,7 @@ async def test_accept_racing_the_timer(
     box: SecretBox,
 ) -> None:
     assignment_id, key, _ = await _offer(live_client, committed_db, box)
-    jobs = AssignmentJobs(
+    jobs = CallFollowUp(
         committed_db,
         MatchPolicy.of(live_app.state.settings),
         live_app.state.geography,
@@ -179,7 +179,7 @@ async def test_two_instances_expire_each_offer_once(
     # A restart loses no timer: new instances read the deadlines from the database.
     later = datetime.now(UTC) + timedelta(minutes=3)
     instances = [
-        AssignmentJobs(
+        CallFollowUp(
             Database.connect(str(committed_db.engine.url.render_as_string(hide_password=False))),
             MatchPolicy.of(live_app.state.settings),
             live_app.state.geography,

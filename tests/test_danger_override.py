@@ -87,7 +87,7 @@ async def test_an_override_puts_the_call_back_to_review_with_who_and_why(
     assert entry.detail["now"] == "review"
     assert await outbox_types(db, call_id) == before
     # The sweep does not request a peer for it either (review waits for a person).
-    assert await app.state.assignment_jobs.sweep() == 0
+    assert await app.state.call_follow_up.sweep() == 0
 
     # A calm update without danger: still at most review (a person decides).
     await send(
@@ -154,7 +154,7 @@ async def test_after_an_override_the_call_is_at_most_review(
     call = (await client.get(f"/v1/calls/{call_id}", headers=auth(supervisor))).json()
     assert call["decision"] == "review"
     assert call["triage"][-1]["reasons"][0]["rule"] == "policy.danger_overridden"
-    await app.state.assignment_jobs.sweep()
+    await app.state.call_follow_up.sweep()
     async with db.sessionmaker() as session:
         assert len((await session.scalars(select(Assignment))).all()) == 1  # no new offer
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from structlog.testing import capture_logs
 
-from corespond.assignments.service import MatchPolicy
+from corespond.assignments.policy import MatchPolicy
 from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database

@@ -18,7 +18,7 @@ from corespond.db import Database
 from corespond.ingest.models import CadEvent
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import EXAMPLE_EVENT
-from corespond.ingest.service import process_pending
+from corespond.pipeline.flow import process_pending
 from corespond.sources.service import rotate_secret
 from corespond.triage.ruleset import load_rules
 from tests.conftest import Source, make_key

@@ -18,8 +18,8 @@ from corespond.calls.models import Call
 from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
-from corespond.ingest.jobs import EventWorker
 from corespond.ingest.models import CadEvent
+from corespond.pipeline.jobs import EventWorker
 from corespond.triage.ruleset import load_rules
 from tests.conftest import Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
@@ -146,7 +146,7 @@ async def test_ingest_is_not_blocked_by_a_worker_holding_the_call_lock(
     settings: Settings, committed_db: Database, box: SecretBox
 ) -> None:
     from corespond.calls import service as calls
-    from corespond.ingest import service
+    from corespond.pipeline import flow
 
     source = await make_source(committed_db, box)
     async with running(settings, committed_db) as client:
@@ -157,7 +157,7 @@ async def test_ingest_is_not_blocked_by_a_worker_holding_the_call_lock(
             response = await asyncio.wait_for(post(client, source, update), timeout=3)
             assert response.status_code == 202
             # The fold under this lock reads history after locking, so it sees e2 too.
-            await service.process_pending(worker_session, 100, load_rules())
+            await flow.process_pending(worker_session, 100, load_rules())
     [call] = await folded_calls(committed_db)
     assert call.narrative == "N2"
     assert call.event_count == 2

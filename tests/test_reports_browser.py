@@ -138,7 +138,7 @@ async def test_the_year_after_the_call_on_the_demos_data(
 
     from playwright.async_api import async_playwright, expect
 
-    from corespond.assignments.service import MatchPolicy
+    from corespond.assignments.policy import MatchPolicy
     from corespond.demo import seed_demo
 
     shots = screenshots(tmp_path)

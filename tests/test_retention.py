@@ -22,8 +22,8 @@ from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.geo.service import geography_for
 from corespond.ingest.models import CadEvent
-from corespond.ingest.service import process_pending
 from corespond.people.models import Consent, Person, Referral
+from corespond.pipeline.flow import process_pending
 from corespond.retention.jobs import RetentionJob
 from corespond.retention.service import purge
 from corespond.triage.models import TriageDecisionRecord
@@ -60,6 +60,7 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         call = await session.scalar(select(Call))
         assert call is not None
         assert "FENTANYL" in (call.narrative or "")
+        assert call.located_lat is not None
 
     async with db.sessionmaker() as session, session.begin():
         done = await purge(session, ended + timedelta(days=31), timedelta(days=30))
@@ -74,6 +75,7 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         assert call.decision_summary
         assert call.decision_summary in call.narrative
         assert (call.address, call.lat, call.lon) == (None, None, None)
+        assert (call.located_lat, call.located_lon) == (None, None)  # where it was placed
         assert call.county_fips == "54039"  # the county stays
         assert call.county_detail is None  # which quoted the coordinates
         for event in await session.scalars(select(CadEvent)):

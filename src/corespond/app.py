@@ -102,7 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clock,
     )
     app.state.background = background
-    app.state.assignment_jobs = background.assignments
+    app.state.call_follow_up = background.follow_up
     app.state.worker = background.worker
     app.state.relay = background.relay
     app.state.alert_jobs = background.alerts

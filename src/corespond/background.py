@@ -4,9 +4,10 @@ The API process (``corespond serve``, unless ``CORESPOND_WORKER_ENABLED=false``)
 worker on its own (``corespond worker``) run the same set, built here, so that a job added
 for one cannot be missing from the other:
 
-* the CAD event worker (LISTEN wake-up, and a sweep every ``worker_sweep_seconds``): fold,
-  locate, triage, then follow up the call's assignment;
-* the assignment timers (offer deadlines, follow-ups) every ``timer_sweep_seconds``;
+* the call pipeline (``corespond.pipeline``): the CAD event worker (LISTEN wake-up, and a
+  sweep every ``worker_sweep_seconds``) folds, locates and triages, then follows up the
+  call's assignment; every ``timer_sweep_seconds``, calls out of step are followed up and
+  offers past their deadline move on;
 * the relay of the outbox to CAD callbacks (LISTEN wake-up, sweep every
   ``relay_sweep_seconds``);
 * the notifier: Web Push and SMS to peers' phones (woken by the offer's NOTIFY, and a pass
@@ -35,8 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from corespond.alerts.jobs import AlertJobs, schedule_alerts
 from corespond.alerts.service import AlertPolicy
-from corespond.assignments.jobs import AssignmentJobs, schedule_timers
-from corespond.assignments.service import MatchPolicy
+from corespond.assignments.policy import MatchPolicy
 from corespond.clock import Clock
 from corespond.config import Settings
 from corespond.crypto import SecretBox
@@ -44,9 +44,9 @@ from corespond.db import Database
 from corespond.dispatch.relay import DeliveryPolicy, Relay, schedule_relay
 from corespond.followups.jobs import FollowUpJobs, schedule_follow_ups
 from corespond.geo.service import Geography
-from corespond.ingest.jobs import EventWorker, schedule_sweep
 from corespond.notify.relay import Notifier, SmsProvider
 from corespond.notify.service import Vapid
+from corespond.pipeline.jobs import CallFollowUp, EventWorker, schedule_pipeline
 from corespond.retention.jobs import RetentionJob, schedule_retention
 from corespond.triage.service import RuleBook
 
@@ -59,7 +59,7 @@ class Background:
 
     settings: Settings
     rulebook: RuleBook
-    assignments: AssignmentJobs
+    follow_up: CallFollowUp
     worker: EventWorker
     relay: Relay
     notifier: Notifier
@@ -80,17 +80,13 @@ class Background:
         geography: Geography,
         clock: Clock,
     ) -> Background:
-        assignments = AssignmentJobs(database, MatchPolicy.of(settings), geography, clock)
+        follow_up = CallFollowUp(database, MatchPolicy.of(settings), geography, clock)
         return cls(
             settings=settings,
             rulebook=rulebook,
-            assignments=assignments,
+            follow_up=follow_up,
             worker=EventWorker(
-                database,
-                settings.worker_batch_size,
-                rulebook,
-                geography,
-                assignments.follow_up,
+                database, settings.worker_batch_size, rulebook, geography, follow_up
             ),
             relay=Relay(
                 database,
@@ -127,8 +123,13 @@ class Background:
         if jobs:
             await self.worker.start()
             await self.relay.start()
-            schedule_sweep(self.scheduler, self.worker, settings.worker_sweep_seconds)
-            schedule_timers(self.scheduler, self.assignments, settings.timer_sweep_seconds)
+            schedule_pipeline(
+                self.scheduler,
+                self.worker,
+                self.follow_up,
+                events_every=settings.worker_sweep_seconds,
+                follow_ups_every=settings.timer_sweep_seconds,
+            )
             schedule_relay(self.scheduler, self.relay, settings.relay_sweep_seconds)
             await self.notifier.start()
             self.scheduler.add_job(

@@ -352,7 +352,7 @@ def demo_command() -> None:
 
 
 def _seed_demo() -> DemoCredentials:
-    from corespond.assignments.service import MatchPolicy
+    from corespond.assignments.policy import MatchPolicy
     from corespond.demo import seed_demo
 
     if _settings().environment == "production":

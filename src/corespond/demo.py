@@ -16,8 +16,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
-from corespond.assignments import service as assignments
-from corespond.assignments.service import Clearing, Context, MatchPolicy
+from corespond.assignments import lifecycle
+from corespond.assignments import views as assignments
+from corespond.assignments.lifecycle import Clearing
+from corespond.assignments.policy import Context, MatchPolicy
 from corespond.auth import service as auth
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
@@ -30,6 +32,7 @@ from corespond.geo.service import geography_for
 from corespond.ingest import service as ingest
 from corespond.ingest.schemas import EXAMPLE_EVENT, CadEvent
 from corespond.peerapp.service import create_link
+from corespond.pipeline import flow
 from corespond.roster import service as roster
 from corespond.roster.models import Provider
 from corespond.sources import service as sources
@@ -343,9 +346,9 @@ async def _feed(session: AsyncSession, document: dict[str, Any], ctx: Context) -
     event = CadEvent.model_validate(document)
     result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
     folded: list[uuid.UUID] = []
-    await ingest.process_pending(session, 100, load_rules(), ctx.geography, folded)
-    for call_id in await assignments.calls_to_follow_up(session, ctx, folded):
-        await assignments.follow_up(session, call_id, ctx)
+    await flow.process_pending(session, 100, load_rules(), ctx.geography, folded)
+    for call_id in await flow.calls_to_follow_up(session, ctx, folded):
+        await flow.follow_up(session, call_id, ctx)
     return int(result.status == "accepted")
 
 
@@ -364,7 +367,7 @@ async def _route_end_to_end(
     live = await assignments.live_for_call(session, call_id) if call_id else None
     if live is None or live.peer_id != jordan:
         return 0
-    await assignments.act(session, peer, live.id, "accept", ctx)
+    await lifecycle.act(session, peer, live.id, "accept", ctx)
     secure = {
         "event_id": "demo-cad:1010",
         "event_type": "call.updated",
@@ -373,8 +376,8 @@ async def _route_end_to_end(
     }
     fed = await _feed(session, secure, ctx)
     for action in ("en-route", "on-scene"):
-        await assignments.act(session, peer, live.id, action, ctx)
-    await assignments.act(
+        await lifecycle.act(session, peer, live.id, action, ctx)
+    await lifecycle.act(
         session, peer, live.id, "clear", ctx, clearing=Clearing("referred", ("detox",))
     )
     return fed

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import repository
 from corespond.agencies.models import Agency
+from corespond.agencies.names import agency_key
 from corespond.errors import Conflict, InvalidPayload, NotFound
 from corespond.geo.atlas import County, CountyAtlas
 from corespond.geo.service import require_county
@@ -28,11 +28,6 @@ async def add_agency(
     session.add(agency)
     await session.flush()
     return agency, home
-
-
-def agency_key(name: str) -> str:
-    """'Bluefield P.D.' and 'BLUEFIELD PD' alike: upper case, no punctuation, single spaces."""
-    return " ".join(re.sub(r"[^A-Z0-9 ]+", "", name.upper()).split())
 
 
 async def find(session: AsyncSession, name: str) -> Agency | None:

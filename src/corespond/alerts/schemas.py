@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts.models import Alert
 from corespond.alerts.service import notices_of, state_of
-from corespond.ingest.schemas import ReasonText
+from corespond.kit.validators import ReasonText
 
 Kind = Literal["unfilled", "deliveries_failing", "credential_expiring"]
 State = Literal["open", "acknowledged", "resolved"]

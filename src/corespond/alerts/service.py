@@ -397,12 +397,12 @@ def _visible(alert: Alert, counties: list[str] | None) -> bool:
 async def list_alerts(
     session: AsyncSession,
     principal: Principal,
-    where: AlertFilter,
+    where: AlertFilter = AlertFilter(),
     *,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Alert]:
-    """The alerts a key may see, newest first."""
+    """The alerts a key may see (all of them, unless ``where`` narrows them), newest first."""
     counties = scoped_counties(principal)
     return await repository.list_alerts(session, where, counties=counties, after=after, limit=limit)
 

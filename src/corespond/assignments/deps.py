@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from corespond.assignments.service import Context, MatchPolicy
+from corespond.assignments.policy import Context, MatchPolicy
 
 
 def context(request: Request) -> Context:

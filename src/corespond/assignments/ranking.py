@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from corespond.agencies.service import agency_key
+from corespond.agencies.names import agency_key
 from corespond.geo.atlas import haversine_km
 
 

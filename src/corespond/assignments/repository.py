@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.agencies.names import agency_key_sql
 from corespond.assignments.models import (
     LIVE_STATUSES,
     Assignment,
@@ -19,8 +20,6 @@ from corespond.assignments.models import (
     PeerRequest,
 )
 from corespond.calls.models import Call
-from corespond.calls.repository import agency_key_sql
-from corespond.sources.models import CadSource
 
 
 @dataclass(frozen=True)
@@ -192,18 +191,17 @@ async def due_offers(session: AsyncSession, now: datetime, limit: int) -> Sequen
 
 async def live_with_calls(
     session: AsyncSession, call_ids: Sequence[uuid.UUID] | None = None
-) -> Sequence[tuple[Assignment, Call, CadSource]]:
-    """Live assignments with their calls and sources (at most one per peer: a short list)."""
+) -> Sequence[tuple[Assignment, Call]]:
+    """Live assignments with their calls (at most one per peer: a short list)."""
     query = (
-        select(Assignment, Call, CadSource)
+        select(Assignment, Call)
         .join(Call, Call.id == Assignment.call_id)
-        .join(CadSource, CadSource.id == Call.source_id)
         .where(Assignment.status.in_(LIVE_STATUSES))
     )
     if call_ids is not None:
         query = query.where(Assignment.call_id.in_(call_ids))
     rows = await session.execute(query)
-    return [(a, c, s) for a, c, s in rows.all()]
+    return [(a, c) for a, c in rows.all()]
 
 
 @dataclass(frozen=True)

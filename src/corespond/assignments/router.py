@@ -9,8 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service
+from corespond.assignments import lifecycle, matching, views
 from corespond.assignments.deps import Ctx
+from corespond.assignments.errors import (
+    AssignmentConflict,
+    CallNotRequestable,
+    CancelledForDanger,
+    NoCoverage,
+    PeerNotEligible,
+    SceneNotSecure,
+)
+from corespond.assignments.lifecycle import Clearing
 from corespond.assignments.models import Assignment
 from corespond.assignments.repository import AssignmentFilter
 from corespond.assignments.schemas import (
@@ -28,19 +37,9 @@ from corespond.assignments.schemas import (
     Status,
     assignment_out,
 )
-from corespond.assignments.service import (
-    AssignmentConflict,
-    CallNotRequestable,
-    CancelledForDanger,
-    Clearing,
-    NoCoverage,
-    PeerNotEligible,
-    SceneNotSecure,
-)
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
-from corespond.calls.models import Call
 from corespond.confidentiality.peer_view import clean_note
 from corespond.db import SessionDep
 from corespond.errors import (
@@ -56,9 +55,9 @@ from corespond.errors import (
 )
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
-from corespond.ingest.schemas import QueryTimestamp
+from corespond.kit.validators import QueryTimestamp
 from corespond.pagination import decode_cursor, encode_cursor
-from corespond.roster.models import Peer
+from corespond.pipeline import flow
 
 router = APIRouter(tags=["assignments"])
 
@@ -81,12 +80,10 @@ async def _view(
     detail: bool = False,
     audit_read: bool = True,
 ) -> AssignmentOut:
-    call = await session.get(Call, assignment.call_id)
-    if call is None:  # pragma: no cover - a foreign key guarantees it
-        raise NotFound(f"call {assignment.call_id} not found")
-    peer = await session.get(Peer, assignment.peer_id) if assignment.peer_id else None
-    history = list(await service.history(session, assignment.id)) if detail else None
-    for_peer = await service.call_for_peer(session, call, assignment)
+    call = await views.call_of(session, assignment)
+    peer = await views.peer_of(session, assignment)
+    history = list(await views.history(session, assignment.id)) if detail else None
+    for_peer = await views.call_for_peer(session, call, assignment)
     view = assignment_out(
         assignment, call, for_peer, peer, principal, request.app.state.geography.atlas, history
     )
@@ -124,7 +121,7 @@ async def request_peer(
     `call-not-requestable` (ineligible, not yet triaged, or ended).
     """
     note = clean_note(body.note) if body else None
-    result = await service.request_peer(
+    result = await flow.request_peer(
         session,
         principal,
         call_id,
@@ -182,7 +179,7 @@ async def list_assignments(
         source=source,
     )
     after = decode_cursor(cursor) if cursor else None
-    rows = await service.list_assignments(session, principal, where, after=after, limit=limit + 1)
+    rows = await views.list_assignments(session, principal, where, after=after, limit=limit + 1)
     page = rows[:limit]
     items = [await _view(session, request, principal, a, audit_read=False) for a in page]
     await audit.record(
@@ -206,7 +203,7 @@ async def get_assignment(
     assignment_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
 ) -> AssignmentOut:
     """One assignment with its history; the ranking shows why this peer was chosen."""
-    assignment = await service.get_assignment(session, assignment_id, principal)
+    assignment = await views.get_assignment(session, assignment_id, principal)
     return await _view(session, request, principal, assignment, detail=True)
 
 
@@ -239,7 +236,7 @@ def _peer_update(action: str, doc: str) -> Callable[..., Awaitable[AssignmentOut
         body: OptionalUpdate = None,
     ) -> AssignmentOut:
         position = (body.position.lat, body.position.lon) if body and body.position else None
-        assignment = await service.act(
+        assignment = await lifecycle.act(
             session, principal, assignment_id, action, ctx, position=position
         )
         return await _view(session, request, principal, assignment)
@@ -273,7 +270,7 @@ async def clear(
     """The co-response is over; the peer records the outcome (for program evaluation only:
     dispatch hears `cleared`, never the outcome)."""
     clearing = Clearing(body.outcome, tuple(dict.fromkeys(body.referrals)))
-    assignment = await service.act(
+    assignment = await lifecycle.act(
         session, principal, assignment_id, "clear", ctx, clearing=clearing
     )
     return await _view(session, request, principal, assignment)
@@ -302,7 +299,9 @@ async def cancel(
             "reason: a supervisor says why the peer is called off",
             [InvalidParam(name="reason", reason="required for a supervisor's key")],
         )
-    assignment = await service.act(session, principal, assignment_id, "cancel", ctx, reason=reason)
+    assignment = await lifecycle.act(
+        session, principal, assignment_id, "cancel", ctx, reason=reason
+    )
     return await _view(session, request, principal, assignment)
 
 
@@ -341,7 +340,7 @@ async def reassign(
     order; the reason is in both assignments' history and on the audit log. The database's
     one-live-assignment-per-peer rule still decides a race: nothing changes for the loser.
     `409 assignment-conflict` for an assignment en route, on scene or ended."""
-    offered = await service.reassign(
+    offered = await lifecycle.reassign(
         session, principal, assignment_id, body.peer_id, body.reason, ctx
     )
     return await _view(session, request, principal, offered)
@@ -358,7 +357,7 @@ async def candidates(
     """Who the assignment could be handed to now (`POST .../reassign`), best first with the
     reasons for each place, as matching ranks them; and who is on shift but could not take
     it, with why (the assignment's own peer: "holds this assignment")."""
-    assignment, found = await service.who_could_take(session, principal, assignment_id, ctx)
+    assignment, found = await matching.who_could_take(session, principal, assignment_id, ctx)
     out = CandidatesOut(
         assignment_id=assignment.id,
         status=assignment.status,  # type: ignore[arg-type]
@@ -401,5 +400,5 @@ async def scene_secure(
 ) -> AssignmentOut:
     """Police report the scene secure: the staged peer may go in (`assignment.scene_secure`
     goes to dispatch and the peer). Saying it twice changes nothing."""
-    assignment = await service.scene_secure(session, principal, assignment_id, ctx)
+    assignment = await lifecycle.scene_secure(session, principal, assignment_id, ctx)
     return await _view(session, request, principal, assignment)

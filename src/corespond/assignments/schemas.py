@@ -19,7 +19,7 @@ from corespond.confidentiality.peer_view import (
     shown_to_peer,
 )
 from corespond.geo.atlas import CountyAtlas
-from corespond.ingest.schemas import ReasonText
+from corespond.kit.validators import ReasonText
 from corespond.roster.models import Peer
 
 Status = Literal[

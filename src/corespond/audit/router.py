@@ -15,7 +15,7 @@ from corespond.auth.deps import Authorized
 from corespond.db import SessionDep
 from corespond.errors import BadRequest, Forbidden, InvalidPayload, Unauthorized
 from corespond.errors import problem_responses as problems
-from corespond.ingest.schemas import QueryTimestamp
+from corespond.kit.validators import QueryTimestamp
 from corespond.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["audit"])

@@ -58,6 +58,10 @@ class Call(Base):
     county_name: Mapped[str | None] = mapped_column(Text)
     county_method: Mapped[str | None] = mapped_column(Text)
     county_detail: Mapped[str | None] = mapped_column(Text)
+    # The point it was placed at when located: its own (swapped back if CAD swapped it), else
+    # its ZIP's or town's. None: nowhere known, or located before points were kept.
+    located_lat: Mapped[float | None] = mapped_column(Double)
+    located_lon: Mapped[float | None] = mapped_column(Double)
     # The current triage decision (its history lives with triage).
     decision: Mapped[str | None] = mapped_column(Text, index=True)
     decision_summary: Mapped[str | None] = mapped_column(Text)

@@ -4,58 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.calls.filters import CallFilter, ScopeFilter, scoped
 from corespond.calls.models import Call
-
-
-@dataclass(frozen=True)
-class CallFilter:
-    """What a list of calls is narrowed to."""
-
-    source: str | None = None
-    incident_number: str | None = None
-    agency: str | None = None
-    status: str | None = None
-    decision: str | None = None
-    county_fips: str | None = None
-    opened_from: datetime | None = None
-    opened_to: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ScopeFilter:
-    """The part of the program a key may see (``agency`` as its name key)."""
-
-    agency: str | None = None
-    county_fips: str | None = None
-    source: str | None = None  # a CAD integrator's key: its own source's calls
-
-
-def agency_key_sql(column: Any) -> Any:
-    """SQL of ``agencies.service.agency_key``: upper case, no punctuation, single spaces."""
-    return func.btrim(
-        func.regexp_replace(
-            func.regexp_replace(func.upper(column), "[^A-Z0-9 ]+", "", "g"), " +", " ", "g"
-        )
-    )
-
-
-def scoped(query: Any, scope: ScopeFilter) -> Any:
-    """``query`` (which selects from or joins ``call``) limited to what ``scope`` may see."""
-    if scope.agency is not None:
-        query = query.where(agency_key_sql(Call.agency) == scope.agency)
-    if scope.county_fips is not None:
-        query = query.where(Call.county_fips == scope.county_fips)
-    if scope.source is not None:
-        query = query.where(Call.source_id == scope.source)
-    return query
 
 
 async def call_id_of(

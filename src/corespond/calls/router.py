@@ -9,21 +9,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service as assignments
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.service import Principal
 from corespond.calls import service
-from corespond.calls.models import Call
-from corespond.calls.repository import CallFilter
+from corespond.calls.filters import CallFilter
 from corespond.calls.schemas import (
-    CallAssignment,
     CallDetail,
-    CallEventOut,
     CallOut,
     CallPage,
-    CallTriageReason,
-    CallTriageRecord,
     DangerOverrideIn,
 )
 from corespond.calls.service import NotDangerous, PeerStillAssigned
@@ -37,10 +31,9 @@ from corespond.errors import (
 )
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
-from corespond.ingest import service as ingest
-from corespond.ingest.schemas import INCIDENT_NUMBER_MAX, QueryTimestamp
+from corespond.kit.validators import INCIDENT_NUMBER_MAX, QueryTimestamp
+from corespond.pipeline import flow, views
 from corespond.sources import service as sources
-from corespond.triage import service as triage
 
 router = APIRouter(tags=["calls"])
 
@@ -112,7 +105,7 @@ async def _page(
     rows, next_cursor = await service.list_calls(
         session, where, principal, cursor=cursor, limit=limit
     )
-    briefs = await _assignments(session, principal, [c.id for c in rows])
+    briefs = await views.assignment_briefs(session, principal, [c.id for c in rows])
     items = [CallOut.of(c).model_copy(update={"assignment": briefs.get(c.id)}) for c in rows]
     await audit.record(
         session, principal, "call.list", "call", None, {"ids": [str(c.id) for c in rows]}
@@ -160,33 +153,6 @@ def _incident_number(value: str | None) -> str | None:
     return number
 
 
-# Outcomes are for program evaluation: these roles read them, no other (a new role does not).
-OUTCOME_READERS = frozenset({"supervisor", "auditor", "admin", "provider_admin"})
-
-
-async def _assignments(
-    session: AsyncSession, principal: Principal, call_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, CallAssignment]:
-    found = await assignments.latest_for_calls(session, call_ids)
-    # Outcomes are for program evaluation, never for dispatch (as on the assignment).
-    outcomes = principal.role in OUTCOME_READERS
-    return {
-        call_id: CallAssignment(
-            id=assignment.id,
-            status=assignment.status,
-            peer_id=assignment.peer_id,
-            peer_display_name=peer.display_name if peer else None,
-            provider_id=assignment.provider_id,
-            expires_at=assignment.expires_at,
-            scene_secured_at=assignment.scene_secured_at,
-            next_available_at=assignment.next_available_at,
-            outcome=assignment.outcome if outcomes else None,
-            referrals=list(assignment.referrals or []) if outcomes else None,
-        )
-        for call_id, (assignment, peer) in found.items()
-    }
-
-
 @router.get(
     "/v1/calls/{call_id}",
     response_model=CallDetail,
@@ -196,52 +162,9 @@ async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReade
     """One call as CAD last described it, with its event history; once purged
     (`purged_at`), its de-identified facts and outcome without narrative or location."""
     call = await service.get_call(session, call_id, principal)
-    detail = await _detail(session, principal, call)
+    detail = await views.call_detail(session, principal, call)
     await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
     return detail
-
-
-async def _detail(session: AsyncSession, principal: Principal, call: Call) -> CallDetail:
-    history = await ingest.event_history(session, call.id)
-    events = [
-        CallEventOut(
-            event_id=e.event_id,
-            event_type=e.event_type,
-            occurred_at=e.occurred_at,
-            received_at=e.received_at,
-            processed=e.processed,
-        )
-        for e in history
-    ]
-    decisions = [
-        CallTriageRecord(
-            decision=record.decision,  # type: ignore[arg-type]
-            summary=record.summary,
-            # A purged call's reasons have lost the text they matched ("detail").
-            reasons=[
-                CallTriageReason(
-                    rule=reason["rule"],
-                    kind=reason["kind"],
-                    label=reason["label"],
-                    detail=None if call.purged_at is not None else reason.get("detail"),
-                )
-                for reason in record.reasons
-            ],
-            rules_version=record.rules_version,
-            inputs_sha256=record.inputs_sha256,
-            turned_dangerous=record.turned_dangerous,
-            override_by=record.override_by,
-            decided_at=record.decided_at,
-        )
-        for record in await triage.history(session, call.id)
-    ]
-    brief = (await _assignments(session, principal, [call.id])).get(call.id)
-    return CallDetail(
-        **CallOut.of(call).model_dump(exclude={"assignment"}),
-        assignment=brief,
-        events=events,
-        triage=decisions,
-    )
 
 
 Supervisor = Authorized
@@ -272,15 +195,7 @@ async def override_danger(
     again. `409 not-turned-dangerous` for any other call; `409 peer-still-assigned` while
     a peer is still on it (the call-off for danger has not happened yet: call the peer off
     first)."""
-    await service.get_call(session, call_id, principal)
-    live = await assignments.live_for_call(session, call_id)
-    if live is not None:
-        raise PeerStillAssigned(
-            f"a peer is still {live.status} on this call: call them off first; the danger "
-            "is overridden only on a call no peer is on",
-            extra={"assignment_id": str(live.id), "assignment_status": live.status},
-        )
-    call = await service.override_danger(
+    call = await flow.override_danger(
         session, principal, call_id, body.reason, request.app.state.clock()
     )
-    return await _detail(session, principal, call)
+    return await views.call_detail(session, principal, call)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from corespond.calls.models import Call
-from corespond.ingest.schemas import ReasonText
+from corespond.kit.validators import ReasonText
 
 
 class CallLocation(BaseModel):

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond import pagination
 from corespond.agencies import service as agencies
+from corespond.agencies.names import agency_key
 from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls import repository
+from corespond.calls.filters import CallFilter, ScopeFilter
 from corespond.calls.folding import FoldableEvent, fold_events
 from corespond.calls.models import Call
-from corespond.calls.repository import CallFilter
 from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.geo.service import Geography, locate_call
 from corespond.triage import service as triage
@@ -52,7 +53,8 @@ async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEve
 
 
 async def locate(session: AsyncSession, call: Call, geography: Geography) -> None:
-    """Set the call's county from its point, else its place, else its agency's home."""
+    """Set the call's county from its point, else its place, else its agency's home; and
+    the point it is placed at (see ``position``)."""
     finding = locate_call(
         geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
     )
@@ -71,7 +73,34 @@ async def locate(session: AsyncSession, call: Call, geography: Geography) -> Non
     call.county_name = finding.name
     call.county_method = finding.method
     call.county_detail = finding.detail
+    call.located_lat = finding.lat
+    call.located_lon = finding.lon
     await session.flush()
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a call is placed, and what that point is ("the call", "the call's ZIP 25301")."""
+
+    lat: float
+    lon: float
+    what: str
+
+
+def position(call: Call, geography: Geography) -> Position | None:
+    """The point the call was placed at when it was located (see ``locate``). A call without
+    one, located before points were kept or placed nowhere, is placed now."""
+    if call.located_lat is not None and call.located_lon is not None:
+        lat, lon = call.located_lat, call.located_lon
+        method, detail = call.county_method, call.county_detail
+    else:
+        finding = locate_call(
+            geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
+        )
+        if finding.lat is None or finding.lon is None:
+            return None
+        lat, lon, method, detail = finding.lat, finding.lon, finding.method, finding.detail
+    return Position(lat, lon, "the call" if method == "point" else f"the call's {detail}")
 
 
 def triage_input(call: Call, not_hazards: Sequence[str] = ()) -> TriageInput:
@@ -111,17 +140,17 @@ async def needing_triage(session: AsyncSession, rules_version: str, limit: int) 
     return await repository.needing_triage_ids(session, rules_version, limit)
 
 
-def scope_filter(principal: Principal) -> repository.ScopeFilter:
+def scope_filter(principal: Principal) -> ScopeFilter:
     """What a key's scope limits calls (and what comes of them: assignments, deliveries)
     to; provider scopes cannot read calls yet (403). Agencies compare by name key."""
     if principal.scope is None:
-        return repository.ScopeFilter()
+        return ScopeFilter()
     if principal.scope.kind == "agency":
-        return repository.ScopeFilter(agency=agencies.agency_key(principal.scope.value))
+        return ScopeFilter(agency=agency_key(principal.scope.value))
     if principal.scope.kind == "county":
-        return repository.ScopeFilter(county_fips=principal.scope.value)
+        return ScopeFilter(county_fips=principal.scope.value)
     if principal.scope.kind == "source":
-        return repository.ScopeFilter(source=principal.scope.value)
+        return ScopeFilter(source=principal.scope.value)
     raise Forbidden(
         f"keys scoped to a {principal.scope.kind} cannot read calls until calls carry one; "
         "use an unscoped, agency- or county-scoped key"
@@ -131,7 +160,7 @@ def scope_filter(principal: Principal) -> repository.ScopeFilter:
 def visible(call: Call, principal: Principal) -> bool:
     """Whether a key's scope covers the call."""
     scope = scope_filter(principal)
-    if scope.agency is not None and agencies.agency_key(call.agency or "") != scope.agency:
+    if scope.agency is not None and agency_key(call.agency or "") != scope.agency:
         return False
     if scope.source is not None and call.source_id != scope.source:
         return False

@@ -30,7 +30,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.assignments import service as assignments
+from corespond.assignments import lifecycle, scene
+from corespond.assignments import views as assignments
 from corespond.assignments.deps import context
 from corespond.assignments.models import Assignment
 from corespond.assignments.schemas import Language
@@ -45,12 +46,13 @@ from corespond.browser import (
     change_stream,
 )
 from corespond.calls import service as calls
-from corespond.calls.repository import CallFilter
+from corespond.calls.filters import CallFilter
 from corespond.confidentiality.peer_view import clean_note
 from corespond.console import repository
 from corespond.db import SessionDep
 from corespond.errors import InvalidPayload, NotFound
-from corespond.ingest.schemas import INCIDENT_NUMBER_MAX
+from corespond.kit.validators import INCIDENT_NUMBER_MAX
+from corespond.pipeline import flow
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,17 +124,12 @@ async def logout(request: Request, session: SessionDep) -> Response:
 def _assignment(assignment: Assignment | None, peer_name: str | None) -> dict[str, Any] | None:
     if assignment is None:
         return None
-    staged = (
-        assignment.status in ("accepted", "en_route", "on_scene")
-        and assignment.scene_secure_required
-        and assignment.scene_secured_at is None
-    )
     return {
         "id": str(assignment.id),
         "status": assignment.status,
         "peer": peer_name,
         "expires_at": assignment.expires_at.isoformat() if assignment.expires_at else None,
-        "staged": staged,
+        "staged": scene.staged(assignment),
         "scene_secured_at": assignment.scene_secured_at.isoformat()
         if assignment.scene_secured_at
         else None,
@@ -259,7 +256,7 @@ async def request_peer(
             {"reason": reason, "decision_summary": call.decision_summary},
         )
     note = clean_note(body.note) if body.note else None
-    result = await assignments.request_peer(
+    result = await flow.request_peer(
         session,
         principal,
         call_id,
@@ -275,7 +272,7 @@ async def request_peer(
 async def scene_secure(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Police report the scene secure: the staged peer may go in."""
     principal = await SIGN_IN.require(request, session, post=True)
-    assignment = await assignments.scene_secure(session, principal, assignment_id, context(request))
+    assignment = await lifecycle.scene_secure(session, principal, assignment_id, context(request))
     return JSONResponse({"assignment": str(assignment.id), "status": assignment.status})
 
 
@@ -289,9 +286,7 @@ async def cancel(
     reason = body.reason.strip()
     if not reason:
         raise InvalidPayload("reason: say why the peer is called off")
-    assignment = await assignments.act(
-        session, principal, assignment_id, "cancel", context(request)
-    )
+    assignment = await lifecycle.act(session, principal, assignment_id, "cancel", context(request))
     await audit.record(
         session, principal, "assignment.called_off", "assignment", assignment.id, {"reason": reason}
     )

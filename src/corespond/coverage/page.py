@@ -26,16 +26,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts import service as alerts
-from corespond.alerts.repository import AlertFilter
 from corespond.alerts.schemas import alert_views
-from corespond.assignments import service as assignments
+from corespond.assignments import lifecycle, matching
 from corespond.assignments.deps import context
 from corespond.audit import service as audit
 from corespond.auth.service import (
@@ -43,36 +41,30 @@ from corespond.auth.service import (
     session_principal,
 )
 from corespond.browser import (
-    SECURITY_HEADERS,
-    KeySignIn,
     change_stream,
     same_site,
 )
 from corespond.calls import service as calls
 from corespond.coverage import service
 from corespond.coverage.router import county_detail_out
+from corespond.coverage.signin import ALLOWED, COOKIE, SIGN_IN, html
 from corespond.db import SessionDep
 from corespond.dispatch.relay import DeliveryPolicy
 from corespond.dispatch.service import source_status
 from corespond.errors import Forbidden, NotFound, Unauthorized
 from corespond.geo.atlas import CountyAtlas
-from corespond.ingest.schemas import ReasonText
-from corespond.notify import repository as notices
+from corespond.kit.validators import ReasonText
 from corespond.notify import service as notify
 from corespond.notify.schemas import SubscriptionIn
 
 router = APIRouter(include_in_schema=False)
 
-COOKIE = "corespond_supervisor"
-ALLOWED = ("supervisor", "admin")
 LABELS = {
     "available": "peer available",
     "busy": "on shift, none free",
     "none": "no peer on shift",
     "unserved": "no provider",
 }
-COOKIE_PATH = "/supervisor"
-SESSION_HOURS = 12
 ALERTS_SHOWN = 50
 MAP_WIDTH = 600.0
 STATIC = {
@@ -80,11 +72,6 @@ STATIC = {
     "supervisor.js": "text/javascript",
     "icon.svg": "image/svg+xml",
 }
-
-templates = Environment(
-    loader=PackageLoader("corespond.coverage", "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 
 
 def _scoped(principal: Principal) -> list[str] | None:
@@ -94,30 +81,16 @@ def _scoped(principal: Principal) -> list[str] | None:
         return []
 
 
-def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    body = templates.get_template(name).render(**context)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-
-
-SIGN_IN = KeySignIn(
-    page=COOKIE_PATH,
-    cookie=COOKIE,
-    allowed=ALLOWED,
-    hours=SESSION_HOURS,
-    refuse=lambda status, error: _html("login.html", status, error=error),
-)
-
-
 @router.get("/supervisor")
 async def page(request: Request, session: SessionDep) -> Response:
     principal = await SIGN_IN.signed_in(request, session)
     if principal is None:
-        return _html("login.html")
+        return html("login.html")
     states = {c.fips: c for c in await _coverage(request, session, principal)}
     await audit.record(session, principal, "supervisor_page.read", "coverage", None)
     zone = request.app.state.settings.program_timezone
-    contact = await notices.contact_of(session, principal.key_id)
-    return _html(
+    contact = await notify.supervisor_contact(session, principal.key_id)
+    return html(
         "supervisor.html",
         who=principal.name,
         can_be_notified=principal.role == "supervisor",
@@ -161,9 +134,7 @@ async def data(request: Request, session: SessionDep) -> Response:
     scope = _scoped(principal)
     deliveries = await source_status(session, now, policy.alert_after) if scope is None else []
     unfilled = await service.unfilled_recent(session, now - timedelta(hours=24), scope)
-    recent = list(
-        await alerts.list_alerts(session, principal, AlertFilter(), after=None, limit=ALERTS_SHOWN)
-    )
+    recent = list(await alerts.list_alerts(session, principal, after=None, limit=ALERTS_SHOWN))
     body = {
         "at": now.isoformat(),
         "counties": [
@@ -276,7 +247,7 @@ async def county(fips: str, request: Request, session: SessionDep) -> Response:
 async def candidates(assignment_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
     """Who the assignment could be handed to now, and who could not (why)."""
     principal = await SIGN_IN.require(request, session)
-    assignment, found = await assignments.who_could_take(
+    assignment, found = await matching.who_could_take(
         session, principal, assignment_id, context(request)
     )
     await audit.record(
@@ -329,7 +300,7 @@ async def reassign(
 ) -> Response:
     """Hand the call to another peer, saying why (as ``POST /v1/assignments/{id}/reassign``)."""
     principal = await SIGN_IN.require(request, session, post=True)
-    offered = await assignments.reassign(
+    offered = await lifecycle.reassign(
         session, principal, assignment_id, body.peer_id, body.reason, context(request)
     )
     return JSONResponse({"assignment": str(offered.id), "status": offered.status})
@@ -341,7 +312,7 @@ async def cancel(
 ) -> Response:
     """Call the peer off, saying why (as ``POST /v1/assignments/{id}/cancel``)."""
     principal = await SIGN_IN.require(request, session, post=True)
-    cancelled = await assignments.act(
+    cancelled = await lifecycle.act(
         session, principal, assignment_id, "cancel", context(request), reason=body.reason
     )
     return JSONResponse({"assignment": str(cancelled.id), "status": cancelled.status})

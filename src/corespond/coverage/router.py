@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from corespond.assignments import scene
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.coverage import service
@@ -250,9 +251,7 @@ def county_detail_out(
                         peer_id=row.assignment.peer_id,
                         peer_display_name=row.peer.display_name if row.peer else None,
                         expires_at=maybe(row.assignment.expires_at),
-                        staged=row.assignment.status == "accepted"
-                        and row.assignment.scene_secure_required
-                        and row.assignment.scene_secured_at is None,
+                        staged=scene.staged(row.assignment),
                         scene_secured_at=maybe(row.assignment.scene_secured_at),
                         cancel_reason=row.assignment.cancel_reason,
                         next_available_at=maybe(row.assignment.next_available_at),

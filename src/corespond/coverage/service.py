@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.alerts import service as alerts
-from corespond.assignments import service as assignments
+from corespond.assignments import views as assignments
 from corespond.assignments.models import (
     LIVE_STATUSES,
     OUTCOMES,
@@ -20,16 +20,15 @@ from corespond.assignments.models import (
     Assignment,
     PeerRequest,
 )
-from corespond.assignments.repository import busy_peers
 from corespond.auth.service import Principal
 from corespond.calls import service as calls
+from corespond.calls.filters import CallFilter
 from corespond.calls.models import Call
-from corespond.calls.repository import CallFilter
 from corespond.coverage import repository
 from corespond.coverage.gaps import Interval, hours, uncovered
 from corespond.errors import Forbidden, NotFound
 from corespond.geo.atlas import CountyAtlas
-from corespond.notify import repository as notices
+from corespond.notify import service as notify
 from corespond.roster import service as roster
 from corespond.roster.models import Peer, Shift
 
@@ -92,7 +91,7 @@ async def coverage_at(
     rows = await repository.shifts_overlapping(session, at, at + timedelta(microseconds=1))
     peer_ids = list({peer.id for _, peer in rows})
     credentials = await roster.credentials_of(session, peer_ids)
-    busy = await busy_peers(session, peer_ids) if current else set()
+    busy = await assignments.busy_peers(session, peer_ids) if current else set()
     active = await repository.live_assignments_by_county(session) if current else {}
     unfilled = Counter(
         fips for fips in await repository.unfilled_counties(session, at - timedelta(hours=24), at)
@@ -301,7 +300,7 @@ async def unfilled_recent(
         if counties is None or row.county_fips in counties
     ]
     told: dict[uuid.UUID, list[str]] = {}
-    for notice in await notices.unfilled_notices(session, [row.id for row in rows]):
+    for notice in await notify.unfilled_notices(session, [row.id for row in rows]):
         if notice.assignment_id is None:
             continue
         channel = "push" if notice.channel == "webpush" else "SMS"

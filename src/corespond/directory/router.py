@@ -31,7 +31,7 @@ from corespond.errors import (
 )
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
-from corespond.ingest.router import read_body_limited
+from corespond.kit.bodies import read_body_limited
 
 router = APIRouter(tags=["directory"])
 

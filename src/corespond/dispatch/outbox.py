@@ -19,6 +19,10 @@ from corespond.dispatch import repository
 from corespond.dispatch.models import OutboxMessage
 from corespond.roster.models import Peer, Provider
 
+# NOTIFY'd in the transaction that adds a message: the relay, and the notifier that wakes
+# peers' phones for offers, listen on it.
+CHANNEL = repository.NOTIFY_CHANNEL
+
 EVENT_TYPES = (
     "assignment.offered",
     "assignment.accepted",

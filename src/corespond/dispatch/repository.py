@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.calls.filters import ScopeFilter, scoped
 from corespond.calls.models import Call
-from corespond.calls.repository import ScopeFilter, scoped
 from corespond.dispatch.models import DeliveryAttempt, OutboxMessage
 from corespond.sources.models import CadSource
 

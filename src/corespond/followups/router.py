@@ -15,7 +15,7 @@ from corespond.errors import problem_responses as problems
 from corespond.followups import service
 from corespond.followups.models import FollowUp
 from corespond.followups.service import FollowUpDone, FollowUpPolicy
-from corespond.ingest.schemas import QueryTimestamp
+from corespond.kit.validators import QueryTimestamp
 from corespond.people import service as people
 from corespond.people import views
 from corespond.people.schemas import AssignIn, FollowUpIn, FollowUpOut, FollowUpPage, OutcomeIn

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from corespond.errors import InvalidParam, InvalidPayload, invalid_params_from_errors
 from corespond.ingest.eido import EidoProblem, event_from_eido
-from corespond.ingest.mapping import FieldMapping, MappingFailed, apply_mapping, origin_of
 from corespond.ingest.schemas import CadEvent, read_event, unknown_fields
 from corespond.metrics import CAD_UNKNOWN_FIELDS
+from corespond.sources.mapping import FieldMapping, MappingFailed, apply_mapping, origin_of
 
 
 def decode_document(body: bytes) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from corespond.ingest.reading import parse_eido, parse_event, parse_mapped
 from corespond.ingest.schemas import EventReceipt
 from corespond.ingest.signing import verify
 from corespond.ingest.validation import EventValidation, describe
+from corespond.kit.bodies import read_body_limited
 from corespond.metrics import EVENTS_INGESTED
 from corespond.sources import service as sources
 
@@ -83,19 +84,6 @@ _EIDO_BODY: dict[str, Any] = {
     },
     "parameters": _SIGNATURE_HEADERS,
 }
-
-
-async def read_body_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-    return bytes(body)
 
 
 VALIDATED: dict[int | str, dict[str, Any]] = {

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,19 +27,11 @@ from pydantic import (
     model_validator,
 )
 
+from corespond.kit.validators import INCIDENT_NUMBER_MAX, NoNul, within_service_range
+
 EventType = Literal["call.created", "call.updated", "call.closed", "call.cancelled"]
 
 NARRATIVE_MAX_CHARS = 8000
-INCIDENT_NUMBER_MAX = 255  # an EIDO incident id is a URN, often longer than a CAD number
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold U+0000; refuse it here with a field name, not later.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    return value
 
 
 # Control, format (zero-width, bidi), line and paragraph separators, private use, surrogates.
@@ -90,40 +81,20 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _within_service_range(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("date-time is out of range") from exc
-    if not EARLIEST <= utc < LATEST:
-        raise ValueError("date-time must be between 1970 and 2200")
-    return utc
-
-
-NoNul = AfterValidator(_no_nul)
-
-
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_rfc3339_string),
     AfterValidator(_in_zone),
-    AfterValidator(_within_service_range),
+    AfterValidator(within_service_range),
 ]
 """An RFC 3339 date-time (an offset-less one is in the program's zone), within 1970-2200,
 normalised to UTC."""
-
-QueryTimestamp = Annotated[AwareDatetime, AfterValidator(_within_service_range)]
 
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
 ]
 MidText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
-]
-# Why a person did something (a supervisor's reason, an acknowledgement's note): kept with
-# the change and on the audit log.
-ReasonText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NoNul
 ]
 # A premise hazard is a safety fact: a long one is kept whole, never the reason a call is lost.
 Hazard = Annotated[

@@ -1,8 +1,10 @@
 """Ingest: store a verified CAD event exactly once and hand it to the worker.
 
 The request path only stores: the event row, the (possibly new, still empty) call it belongs
-to, and a NOTIFY, all in one transaction. Folding and everything after it run in the worker,
-so a crash between the 202 and processing loses nothing.
+to, and a NOTIFY, all in one transaction. Folding and everything after it run in the worker
+(``corespond.pipeline``), so a crash between the 202 and processing loses nothing; this
+module gives the worker its events: claimed in batches, each call's history in order, marked
+processed or failed.
 """
 
 from __future__ import annotations
@@ -15,23 +17,18 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls import service as calls
 from corespond.calls.folding import FoldableEvent
-from corespond.calls.models import Call
-from corespond.geo.service import Geography, geography_for
 from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
-from corespond.metrics import EVENT_FOLD_FAILURES
-from corespond.sources.models import CadSource
-from corespond.triage import service as triage
-from corespond.triage.ruleset import RuleSet
-from corespond.triage.service import Outcome
 
 log = structlog.get_logger(__name__)
+
+# What the worker listens on: every stored event is announced in its own transaction.
+EVENTS_CHANNEL = repository.NOTIFY_CHANNEL
 
 
 @dataclass(frozen=True)
@@ -111,22 +108,26 @@ def foldable(stored: StoredEvent) -> FoldableEvent:
     )
 
 
-async def process_pending(
-    session: AsyncSession,
-    batch_size: int,
-    rules: RuleSet,
-    geography: Geography | None = None,
-    folded: list[uuid.UUID] | None = None,
-) -> int:
-    """Fold one batch of stored, unprocessed events into their calls; returns how many.
-    The ids of the calls folded are appended to ``folded`` (for the follow-up on
-    assignments, which runs after this transaction commits).
+@dataclass(frozen=True)
+class PendingCall:
+    """A call with stored events waiting to be folded into it."""
 
-    The batch is tried in one savepoint; if any call fails, each call is retried in its own
-    savepoint, so one event that cannot be folded is recorded with its error (and retried
-    later with backoff) without holding back the others.
-    """
-    geography = geography or geography_for()
+    call_id: uuid.UUID
+    event_pks: list[int]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A batch of stored events one worker holds until its transaction ends: how many, and
+    the calls they belong to, in one global order (so that two workers never deadlock)."""
+
+    size: int
+    calls: list[PendingCall]
+
+
+async def claim_pending(session: AsyncSession, batch_size: int) -> Claimed:
+    """Claim a batch of stored, unprocessed events, oldest first, skipping those another
+    worker holds; an event that belongs to no call is marked processed at once."""
     claimed = await repository.claim_pending(session, batch_size)
     by_call: dict[uuid.UUID, list[int]] = {}
     for stored in claimed:
@@ -135,97 +136,24 @@ async def process_pending(
     orphans = [e.id for e in claimed if e.call_id is None]
     if orphans:
         await repository.mark_processed(session, orphans)
-    # Calls are locked in one global order so that two workers can never deadlock.
-    batch = sorted(by_call.items())
-    if not batch:
-        return len(claimed)
-
-    try:
-        async with session.begin_nested():
-            outcomes = [
-                await _fold_call(session, call_id, rules, geography) for call_id, _ in batch
-            ]
-            await repository.mark_processed(session, [pk for _, pks in batch for pk in pks])
-    except Exception:  # noqa: S110 - retried call by call below, where failures are recorded
-        pass
-    else:
-        for outcome in outcomes:
-            triage.announce(outcome)
-        if folded is not None:
-            folded.extend(call_id for call_id, _ in batch)
-        return len(claimed)
-
-    for call_id, event_pks in batch:
-        try:
-            async with session.begin_nested():
-                outcome = await _fold_call(session, call_id, rules, geography)
-                await repository.mark_processed(session, event_pks)
-        except Exception as exc:
-            reason = _safe_reason(exc)
-            log.error("cad_event_fold_failed", call_id=str(call_id), reason=reason)
-            EVENT_FOLD_FAILURES.inc()
-            await repository.mark_failed(session, event_pks, reason)
-        else:
-            triage.announce(outcome)
-            if folded is not None:
-                folded.append(call_id)
-    return len(claimed)
+    return Claimed(len(claimed), [PendingCall(c, pks) for c, pks in sorted(by_call.items())])
 
 
-async def _fold_call(
-    session: AsyncSession, call_id: uuid.UUID, rules: RuleSet, geography: Geography
-) -> Outcome:
-    # Lock first, then read: a history read before the lock could miss an event another
-    # worker folds meanwhile, and this fold would then overwrite that one.
-    call = await calls.lock(session, call_id)
-    history = await repository.events_of_call(session, call_id)
-    await calls.refold(session, call, [foldable(e) for e in history])
-    await calls.locate(session, call, geography)
-    return await _triage_locked(session, call, rules)
+async def events_to_fold(session: AsyncSession, call_id: uuid.UUID) -> list[FoldableEvent]:
+    """Every event of a call, in the order they fold. Read under the call's lock: read before
+    it, the history could miss an event another worker folds meanwhile."""
+    return [foldable(e) for e in await repository.events_of_call(session, call_id)]
 
 
-async def _triage_locked(session: AsyncSession, call: Call, rules: RuleSet) -> Outcome:
-    source = await session.get(CadSource, call.source_id)
-    flags = source.scene_secure_flags if source is not None else ()
-    outcome = await triage.triage(session, call.id, calls.triage_input(call, flags), rules)
-    stale = (
-        call.decision != outcome.decision.decision or call.decision_rules_version != rules.version
-    )
-    if outcome.changed or stale:
-        await calls.record_decision(
-            session, call, outcome.decision, outcome.turned_dangerous, rules.version
-        )
-    return outcome
+async def mark_processed(session: AsyncSession, event_pks: Sequence[int]) -> None:
+    """These events are folded into their call."""
+    await repository.mark_processed(session, event_pks)
 
 
-async def retriage(
-    session: AsyncSession, rules: RuleSet, geography: Geography | None = None, limit: int = 100
-) -> int:
-    """Locate and triage calls that have no county or decision yet, and open calls decided
-    under other rules (after a rules reload, or calls stored before these steps existed).
-    One savepoint per call."""
-    geography = geography or geography_for()
-    done = 0
-    for call_id in await calls.needing_triage(session, rules.version, limit):
-        try:
-            async with session.begin_nested():
-                call = await calls.lock(session, call_id)
-                await calls.locate(session, call, geography)
-                outcome = await _triage_locked(session, call, rules)
-        except Exception as exc:
-            log.error("retriage_failed", call_id=str(call_id), reason=_safe_reason(exc))
-            continue
-        triage.announce(outcome)
-        done += 1
-    return done
-
-
-def _safe_reason(exc: Exception) -> str:
-    """A failure reason fit for logs: never the exception text, which may quote a narrative."""
-    if isinstance(exc, ValidationError):
-        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
-        return f"ValidationError at {', '.join(fields)}"
-    return type(exc).__name__
+async def mark_failed(session: AsyncSession, event_pks: Sequence[int], reason: str) -> None:
+    """These events could not be folded (``reason``, fit for logs); they are tried again
+    later, with backoff, until they run out of attempts."""
+    await repository.mark_failed(session, event_pks, reason)
 
 
 async def event_history(session: AsyncSession, call_id: uuid.UUID) -> Sequence[EventSummary]:

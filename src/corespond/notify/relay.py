@@ -32,7 +32,7 @@ from corespond.clock import Clock, system_clock
 from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.db import Database
-from corespond.dispatch.repository import NOTIFY_CHANNEL
+from corespond.dispatch import outbox
 from corespond.errors import InvalidPayload
 from corespond.listen import WokenLoop
 from corespond.metrics import NOTIFICATIONS
@@ -99,7 +99,7 @@ class Notifier:
         self._database = database
         self._sms = sms
         # An offer's transaction NOTIFYs the outbox channel (its CAD message): that wakes us.
-        self._loop = WokenLoop(database, NOTIFY_CHANNEL, "notify-peers")
+        self._loop = WokenLoop(database, outbox.CHANNEL, "notify-peers")
         self._http = http
         self._vapid = vapid
         self._signer = Vapid02(private_key=vapid.private_key)

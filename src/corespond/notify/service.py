@@ -329,6 +329,18 @@ async def withdraw(session: AsyncSession, alert_id: uuid.UUID, why: str) -> int:
     return await repository.skip_pending_of_alert(session, alert_id, why)
 
 
+async def supervisor_contact(session: AsyncSession, key_id: uuid.UUID) -> SupervisorContact | None:
+    """Where a supervisor's key is told of alerts (push, SMS), if it said."""
+    return await repository.contact_of(session, key_id)
+
+
+async def unfilled_notices(
+    session: AsyncSession, assignment_ids: Sequence[uuid.UUID]
+) -> Sequence[Notification]:
+    """The supervisors' notices of these unfilled requests."""
+    return await repository.unfilled_notices(session, assignment_ids)
+
+
 async def alert_notices(
     session: AsyncSession, alert_ids: Sequence[uuid.UUID]
 ) -> Sequence[Notification]:

@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond import aftercall
 from corespond.agencies import service as agencies
-from corespond.assignments import service as assignments
+from corespond.assignments import lifecycle
+from corespond.assignments import views as assignments
 from corespond.assignments.deps import context
+from corespond.assignments.lifecycle import Clearing
 from corespond.assignments.models import LIVE_STATUSES
 from corespond.assignments.schemas import Outcome, Referral, assignment_out
-from corespond.assignments.service import Clearing
 from corespond.audit import service as audit
 from corespond.auth.deps import Authorized
 from corespond.auth.models import ApiKey
@@ -60,7 +61,6 @@ from corespond.peerapp import service
 from corespond.people import service as people
 from corespond.people import views
 from corespond.people.consent import CURRENT, FIELD_LABELS, PURPOSE_LABELS, statement
-from corespond.people.router import contact_input
 from corespond.people.schemas import ArrivalIn, ContactIn, OutcomeIn, ReferralIn, RevokeIn
 from corespond.people.service import ConsentPolicy
 from corespond.roster import service as roster
@@ -343,7 +343,7 @@ async def act(
         if body.outcome is None:
             raise InvalidPayload("say what came of it: outcome")
         clearing = Clearing(body.outcome, tuple(dict.fromkeys(body.referrals)))
-    await assignments.act(
+    await lifecycle.act(
         session,
         principal,
         assignment_id,
@@ -590,7 +590,7 @@ async def record_contact(
         session,
         principal,
         assignment_id,
-        contact_input(body),
+        views.contact_input(body),
         consent_policy=consent_policy,
         followup_policy=followup_policy,
         now=request.app.state.clock(),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from corespond.agencies.service import agency_key
+from corespond.agencies.names import agency_key
 
 FIELDS = ("name", "contact", "county")
 PURPOSES = ("care_coordination", "treatment_referral", "follow_up", "deconfliction")

@@ -34,16 +34,12 @@ from corespond.people.schemas import (
 )
 from corespond.people.service import (
     ArrivalRecorded,
-    ConsentInput,
     ConsentNotLive,
     ConsentPolicy,
     ConsentRefused,
-    ContactInput,
     ContactRecorded,
     NotMetYet,
-    PersonInput,
     PossibleMatch,
-    ShareInput,
 )
 
 router = APIRouter(tags=["people"])
@@ -55,29 +51,6 @@ WRITE = problems(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload)
 def consent_policy(request: Request) -> ConsentPolicy:
     settings = request.app.state.settings
     return ConsentPolicy(ZoneInfo(settings.program_timezone), settings.consent_max_days)
-
-
-def consent_input(body: ConsentIn) -> ConsentInput:
-    return ConsentInput(
-        signed_name=body.signed_name,
-        agreed=body.agreed,
-        shares=tuple(ShareInput(s.to, s.agency, s.organization) for s in body.shares),
-        purposes=tuple(body.purposes),
-        fields=tuple(body.fields),
-        expires_on=body.expires_on,
-        statement_version=body.statement_version,
-    )
-
-
-def contact_input(body: ContactIn) -> ContactInput:
-    return ContactInput(
-        person=PersonInput(body.person.name, body.person.contact, body.person.county)
-        if body.person
-        else None,
-        consent=consent_input(body.consent) if body.consent else None,
-        same_as=body.same_as,
-        new_person=body.new_person,
-    )
 
 
 @router.post(
@@ -111,7 +84,7 @@ async def record_contact(
         session,
         principal,
         assignment_id,
-        contact_input(body),
+        views.contact_input(body),
         consent_policy=consent_policy(request),
         followup_policy=FollowUpPolicy.of(request.app.state.settings),
         now=now,
@@ -254,7 +227,7 @@ async def sign_consent(
     one in force."""
     now = request.app.state.clock()
     await aftercall.sign_consent(
-        session, principal, person_id, consent_input(body), consent_policy(request), now
+        session, principal, person_id, views.consent_input(body), consent_policy(request), now
     )
     read = await service.read_person(session, principal, person_id, now, how="signed")
     return await views.person_out(session, read, request.app.state.geography.atlas, now)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from corespond.directory.schemas import Kind
-from corespond.ingest.schemas import NoNul, ReasonText
+from corespond.kit.validators import NoNul, ReasonText
 from corespond.people.consent import CURRENT
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies
-from corespond.assignments import service as assignments
+from corespond.assignments import views as assignments
 from corespond.assignments.models import Assignment
 from corespond.audit import service as audit
 from corespond.auth.service import Principal

@@ -16,14 +16,22 @@ from corespond.geo.atlas import CountyAtlas
 from corespond.people import service as people
 from corespond.people.models import Consent, ConsentShare, Contact, Person, Referral
 from corespond.people.schemas import (
+    ConsentIn,
     ConsentOut,
+    ContactIn,
     ContactOut,
     FollowUpOut,
     PersonOut,
     ReferralOut,
     ShareOut,
 )
-from corespond.people.service import PersonRead
+from corespond.people.service import (
+    ConsentInput,
+    ContactInput,
+    PersonInput,
+    PersonRead,
+    ShareInput,
+)
 from corespond.roster import service as roster
 
 
@@ -181,4 +189,29 @@ async def person_out(
         consents=consents,
         contacts=contacts,
         follow_ups=await follow_up_outs(session, [(t, person) for t in tasks], now),
+    )
+
+
+def consent_input(body: ConsentIn) -> ConsentInput:
+    """A consent as the API received it, as the service takes it."""
+    return ConsentInput(
+        signed_name=body.signed_name,
+        agreed=body.agreed,
+        shares=tuple(ShareInput(s.to, s.agency, s.organization) for s in body.shares),
+        purposes=tuple(body.purposes),
+        fields=tuple(body.fields),
+        expires_on=body.expires_on,
+        statement_version=body.statement_version,
+    )
+
+
+def contact_input(body: ContactIn) -> ContactInput:
+    """A contact as the API (or the peer app) received it, as the service takes it."""
+    return ContactInput(
+        person=PersonInput(body.person.name, body.person.contact, body.person.county)
+        if body.person
+        else None,
+        consent=consent_input(body.consent) if body.consent else None,
+        same_as=body.same_as,
+        new_person=body.new_person,
     )

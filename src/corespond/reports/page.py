@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from corespond.browser import SECURITY_HEADERS
-from corespond.coverage.page import COOKIE_PATH, SIGN_IN
+from corespond.coverage.signin import COOKIE_PATH, SIGN_IN
 from corespond.db import SessionDep
 from corespond.errors import NotFound, Problem, Unauthorized
 from corespond.reports import charts, periods, service

@@ -42,8 +42,8 @@ async def purge_calls(
     session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime, marker: str
 ) -> None:
     """Narrative (kept as the triage reasons without the matched words), address,
-    coordinates and located detail of the calls; their raw events' narrative and location;
-    their triage reasons' matched text. The county and the outcomes stay."""
+    coordinates, located point and located detail of the calls; their raw events' narrative
+    and location; their triage reasons' matched text. The county and the outcomes stay."""
     ids = list(ids)
     reasons_only = func.regexp_replace(func.coalesce(Call.decision_summary, ""), QUOTED, "", "g")
     await session.execute(
@@ -56,6 +56,8 @@ async def purge_calls(
             city=None,
             lat=None,
             lon=None,
+            located_lat=None,
+            located_lon=None,
             county_detail=None,  # it may quote the coordinates or the address
             purged_at=now,
         )

@@ -27,7 +27,7 @@ from corespond.errors import (
     problem_responses,
 )
 from corespond.geo.service import Geography, require_county
-from corespond.ingest.router import read_body_limited
+from corespond.kit.bodies import read_body_limited
 from corespond.pagination import decode_cursor, encode_cursor
 from corespond.roster import imports, service
 from corespond.roster.models import Peer, Shift

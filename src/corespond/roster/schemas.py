@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from corespond.ingest.schemas import NoNul
+from corespond.kit.validators import NoNul
 from corespond.roster.models import Credential, Peer, Shift
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]

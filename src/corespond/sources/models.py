@@ -46,7 +46,7 @@ class CadSource(Base):
     )
     scene_secure_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     # What /v1/cad/{id}/events reads: the native event, an EIDO, or the source's own shape
-    # through its declared field mapping (ingest.mapping).
+    # through its declared field mapping (sources.mapping).
     format: Mapped[str] = mapped_column(Text, server_default="native")
     field_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The zone of this CAD's offset-less times (the program's zone when unset).

@@ -21,10 +21,10 @@ from corespond.crypto import SecretBox
 from corespond.db import SessionDep
 from corespond.errors import Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
-from corespond.ingest.mapping import TARGETS, FieldMapping, MappingFailed, apply_mapping
 from corespond.ingest.reading import validated_event
 from corespond.ingest.validation import EventValidation, describe
 from corespond.sources import service
+from corespond.sources.mapping import TARGETS, FieldMapping, MappingFailed, apply_mapping
 from corespond.sources.models import CadSource
 
 router = APIRouter(tags=["CAD integration"])

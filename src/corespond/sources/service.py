@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.agencies import service as agencies_service
+from corespond.agencies.names import agency_key
 from corespond.auth.service import Principal
 from corespond.crypto import SecretBox, UnreadableSecret
 from corespond.errors import (
@@ -30,8 +31,8 @@ from corespond.errors import (
     NotFound,
     invalid_params_from_errors,
 )
-from corespond.ingest.mapping import FieldMapping
 from corespond.sources.addresses import is_internal
+from corespond.sources.mapping import FieldMapping
 from corespond.sources.models import CadSource, CadSourceSecret
 
 SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -121,7 +122,7 @@ async def require_agency(
     if agency is None:
         return
     own = set(source.agencies)
-    if agencies_service.agency_key(agency) in own:
+    if agency_key(agency) in own:
         return
     registered = await agencies_service.find(session, agency)  # an ORI, say
     if registered is not None and registered.name in own:
@@ -353,6 +354,24 @@ async def receiving_source(session: AsyncSession, source_id: str) -> CadSource:
     if source is None:
         raise NotFound(f"unknown CAD source {source_id!r}")
     return source
+
+
+@dataclass(frozen=True)
+class SceneSecureSignals:
+    """The call statuses and hazard flags by which a CAD source reports a scene secure."""
+
+    statuses: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+async def scene_secure_signals(session: AsyncSession, source_id: str) -> SceneSecureSignals:
+    """How a source reports a scene secure (nothing, for a source that is gone)."""
+    source = await session.get(CadSource, source_id)
+    if source is None:
+        return SceneSecureSignals()
+    return SceneSecureSignals(
+        tuple(source.scene_secure_statuses or ()), tuple(source.scene_secure_flags or ())
+    )
 
 
 CHANGED_CHANNEL = "corespond_source_changed"
