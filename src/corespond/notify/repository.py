@@ -45,6 +45,18 @@ async def live_subscriptions(
     return (await session.scalars(query)).all()
 
 
+def _reachable() -> ColumnElement[bool]:
+    """A key with a contact (SMS) or a live push subscription: someone a notice reaches."""
+    return or_(
+        SupervisorContact.key_id.is_not(None),
+        ApiKey.id.in_(
+            select(PushSubscription.key_id).where(
+                PushSubscription.key_id.is_not(None), PushSubscription.ended_at.is_(None)
+            )
+        ),
+    )
+
+
 async def supervisors_in_scope(
     session: AsyncSession, counties: Sequence[str] | None, now: datetime
 ) -> list[tuple[uuid.UUID, SupervisorContact | None]]:
@@ -56,14 +68,7 @@ async def supervisors_in_scope(
         covers = or_(
             covers, and_(ApiKey.scope_kind == "county", ApiKey.scope_value.in_(list(counties)))
         )
-    reachable = or_(
-        SupervisorContact.key_id.is_not(None),
-        ApiKey.id.in_(
-            select(PushSubscription.key_id).where(
-                PushSubscription.key_id.is_not(None), PushSubscription.ended_at.is_(None)
-            )
-        ),
-    )
+    reachable = _reachable()
     query = (
         select(ApiKey.id, SupervisorContact)
         .outerjoin(SupervisorContact, SupervisorContact.key_id == ApiKey.id)
@@ -84,14 +89,7 @@ async def provider_admins_of(
 ) -> list[tuple[uuid.UUID, SupervisorContact | None]]:
     """Live provider admin keys scoped to the provider that have a contact or a live push
     subscription, with their contact."""
-    reachable = or_(
-        SupervisorContact.key_id.is_not(None),
-        ApiKey.id.in_(
-            select(PushSubscription.key_id).where(
-                PushSubscription.key_id.is_not(None), PushSubscription.ended_at.is_(None)
-            )
-        ),
-    )
+    reachable = _reachable()
     query = (
         select(ApiKey.id, SupervisorContact)
         .outerjoin(SupervisorContact, SupervisorContact.key_id == ApiKey.id)
