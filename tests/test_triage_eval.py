@@ -45,7 +45,9 @@ def test_development_split_meets_the_safety_and_precision_targets() -> None:
     assert missed in ([], ["eligible recall >= 0.90"])
     recall = report.recall("eligible")
     assert recall is not None
-    assert recall >= 0.85
+    # 0.85 until the fourth attack: "HE WILL GET HIT" (by traffic, or by someone?) now goes
+    # to review, and one dev call with it.
+    assert recall >= 0.84
 
 
 @pytest.mark.skipif(not (SHARED / "real_call_types.json").exists(), reason="shared data absent")

@@ -203,7 +203,7 @@ KNOWN_ATTACK_MISSES: set[str] = {"I18", "I49"}
 
 
 def test_a_white_box_attack_on_the_reading_finds_no_way_to_eligible() -> None:
-    """403 calls written by three attackers to slip danger, suicide signs, juveniles or an
+    """468 calls written by four attackers to slip danger, suicide signs, juveniles or an
     unresponsive person past the reading (answers that are not answers, negations that are
     instructions, safe contexts that are not safe, words with no rule, a waking word said
     of someone else, a vehicle named without a driving word): none is eligible any more."""

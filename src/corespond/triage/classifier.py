@@ -34,7 +34,7 @@ from corespond.triage.ruleset import (
     RuleSet,
     code_key,
 )
-from corespond.triage.text import Field, Token, normalise, takes_back, tokenise
+from corespond.triage.text import STATE_WORDS, Field, Token, normalise, takes_back, tokenise
 
 Decision = Literal["eligible", "review", "ineligible"]
 ReasonKind = Literal[
@@ -423,21 +423,9 @@ SINCE_WHEN = frozenset(
 
 
 DOUBLE_NEGATIONS = frozenset(
-    {
-        "WHETHER",
-        "IF",
-        "WONT",
-        "WOULDNT",
-        "COULDNT",
-        "SHOULDNT",
-        "NEVER",
-        "CANT",
-        "CANNOT",
-        "RARELY",
-        "SELDOM",
-        "HARDLY",
-    }
-)
+    {"WHETHER", "IF", "WONT", "WOULDNT", "COULDNT", "SHOULDNT", "NEVER", "CANT", "CANNOT",
+     "RARELY", "SELDOM", "HARDLY", "NOWHERE"}
+)  # fmt: skip
 # Between a negation and a weapon: what is denied is its use, not that it is there.
 DENIED_USE = frozenset({"USE", "USING", "USED", "PULL", "PULLED", "PULLING", "SHOW", "SHOWED"})
 
@@ -453,12 +441,19 @@ def _like_this(tokens: Sequence[Token], last: int, clause: int, *, danger: bool 
 
 # After a denied danger: only partly denied ("NOT HURT BAD"), doubted ("NOT A REAL GUN BUT
 # ISNT SURE") or contradicted by someone who saw it ("DENIES HAVING A GUN, RP SAW IT").
-PARTLY = frozenset({"BAD", "BADLY", "TOO", "THAT", "MUCH", "SERIOUSLY", "REALLY", "VERY", "YET"})
+PARTLY = frozenset(
+    {"BAD", "BADLY", "TOO", "THAT", "MUCH", "SERIOUSLY", "REALLY", "VERY", "YET", "WORKED",
+     "HELPED", "WORK", "HELP", "DID", "DIDNT", "WORKING", "HELPING", "DONE"}
+)  # fmt: skip
 DOUBTS = frozenset(
     {"SURE", "UNSURE", "MAYBE", "POSSIBLY", "PROBABLY", "UNCLEAR", "UNCONFIRMED", "UNK",
      "UNKNOWN", "SUPPOSEDLY", "ALLEGEDLY", "CLAIMS", "CLAIMED", "CLAIMING"}
 )  # fmt: skip
 SAW = frozenset({"SAW", "SEEN", "SEES", "SEE", "NOTICED", "FOUND", "SPOTTED", "HEARD"})
+_THERE_AFTER = frozenset(
+    {"IS", "WAS", "ARE", "WERE", "ON", "IN", "UNDER", "BY", "BEHIND", "NEXT", "BESIDE", "AT",
+     "SITTING", "LAYING", "LYING", "HIDDEN"}
+)  # fmt: skip
 
 
 def _doubted(tokens: Sequence[Token], last: int, clause: int) -> bool:
@@ -468,6 +463,11 @@ def _doubted(tokens: Sequence[Token], last: int, clause: int) -> bool:
     near = [t.text for t in tokens[last + 1 :] if clause <= t.clause <= clause + 2]
     if set(near) & DOUBTS:
         return True
+    # "NO GUNS ON HIM, ONE IS ON THE COUCH", "NO KNIFE ON HIM, IT IS ON THE COUNTER".
+    later = [t.text for t in tokens[last + 1 :] if clause < t.clause <= clause + 2]
+    for i, word in enumerate(later[:-1]):
+        if word in ("ONE", "IT", "ITS", "THEY", "THEYRE") and later[i + 1] in _THERE_AFTER:
+            return True
     return any(
         word in SAW and near[i + 1 : i + 2] and near[i + 1] in {"IT", "ONE", "THEM", "HIM"}
         for i, word in enumerate(near)
@@ -506,6 +506,13 @@ def _negated_after(tokens: Sequence[Token], last: int, clause: int, rules: RuleS
     return False
 
 
+# Where a thing is asked about is no state of it ("ANY WEAPONS IN HOME? NONE").
+_WHERE = frozenset(
+    {"HOUSE", "HOME", "TRUCK", "CAR", "VEHICLE", "INSIDE", "OUTSIDE", "NEIGHBOR", "OUT", "WITH",
+     "FOR", "NOW", "ELSE", "UP"}
+)  # fmt: skip
+
+
 def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet) -> bool:
     """A question ("ANY WEAPONS") whose answer, opening the next clause, is negative."""
     clause = tokens[first].clause
@@ -524,6 +531,9 @@ def _answered_no(tokens: Sequence[Token], first: int, last: int, rules: RuleSet)
     words = [t.text for t in tokens[start:] if t.clause == answer]
     following = _clauses_after(tokens, start, answer + 1)
     asked_words = {t.text for t in tokens if t.clause == clause}
+    # "ANY GUNS PUT AWAY? NO": a state asked about, whose "no" keeps the danger.
+    if asked_words & (STATE_WORDS - _WHERE):
+        return False
     item = {t.text for t in tokens[first : last + 1]}
     return _denies(words, following, rules, asked_words, item)
 
@@ -716,7 +726,9 @@ def _apply_resolutions(
         own = [h for h in hits if h.rule is rule and not h.negated]
         if not own:
             continue
-        latest = max(h.position for h in own)
+        # After the last word of the last match ("HARD TIME STAYING AWAKE" is not resolved
+        # by its own AWAKE).
+        latest = max((h.position[0], max(h.last, h.position[1])) for h in own)
         resolver = _first_resolver_after(rule, fields, latest, rules)
         if resolver is not None:
             resolved.append(resolver)
@@ -762,14 +774,24 @@ _OTHER_OBJECT = frozenset(
 )
 
 
+_OTHER_SENSE = frozenset(
+    {"FRONT", "HELP", "SEE", "TALK", "GET", "PICK", "CHECK", "STAY", "SIT", "FRONTS"}
+)
+_UNTIL = frozenset({"UNTIL", "TILL", "TIL", "AGO", "BEFORE", "EARLIER"})
+
+
 def _said_of_someone_else(field: Field, first: int, last: int) -> bool:
     tokens = field.tokens
     clause = tokens[first].clause
     before = [t.text for t in tokens[max(0, first - 4) : first] if t.clause == clause]
     if set(before) & SOMEONE_ELSE or before[-2:] == ["LAST", "SEEN"]:
         return True
-    after = tokens[last + 1] if last + 1 < len(tokens) else None
-    return after is not None and after.clause == clause and after.text in _OTHER_OBJECT
+    after = [t.text for t in tokens[last + 1 :] if t.clause == clause]
+    # Someone else woken, another sense ("IS UP FRONT", "CAME TO HELP"), or a time gone by
+    # ("WAS TALKING AND ALERT UNTIL ABOUT 10 MIN AGO").
+    return bool(after) and (
+        after[0] in _OTHER_OBJECT or after[0] in _OTHER_SENSE or bool(set(after) & _UNTIL)
+    )
 
 
 def _resolver_negated(rule: Rule, field: Field, first: int) -> bool:
@@ -1002,8 +1024,14 @@ def _understood(word: str, field: Field, index: int, rules: RuleSet) -> bool:
     return False
 
 
-_OWNERS = frozenset({"HIS", "HER", "THEIR", "MY", "A", "WITH"})
-_NOT_A_NOUN = frozenset({"IN", "ON", "AT", "AND", "OR", "BUT", "TO", "FROM", "BY", "WITH", "THE"})
+_OWNERS = frozenset(
+    {"HIS", "HER", "THEIR", "MY", "A", "WITH", "THE", "THAT", "THIS", "OLD", "DADS", "MOMS",
+     "GRANDPAS", "GRANDMAS", "BROTHERS", "UNCLES", "PAPAWS", "PAWS", "HUSBANDS", "FATHERS"}
+)  # fmt: skip
+_NOT_A_NOUN = frozenset(
+    {"IN", "ON", "AT", "AND", "OR", "BUT", "TO", "FROM", "BY", "WITH", "THE", "OUT", "UP",
+     "DOWN", "OFF", "AWAY", "BACK", "AROUND", "OF", "OVER", "INTO", "OUTSIDE", "INSIDE"}
+)  # fmt: skip
 
 
 def _held_number(field: Field, index: int) -> bool:

@@ -53,6 +53,8 @@ _AGE = re.compile(
     r"|\b(\d{1,2})\s*(?:Y\s+O|YRS?|YEARS?)\b(?!\s*(?:AGO|CLEAN|SOBER|SINCE|LATER|BACK|IN|OF|"
     r"WITH|OUT|MARRIED|TOGETHER|NOW|SOBRIETY|PRISON|JAIL))"
     r"|\b[MF]/(\d{1,2})\b"
+    # "HER 16TH BIRTHDAY", "TURNS 17 TOMORROW"
+    r"|\b(\d{1,2})(?:ST|ND|RD|TH)\s+(?:BIRTHDAY|BDAY|B\s*DAY)\b"
     # "WHOS 16", "HES 15 OR 16", "THEYRE 16", "BOTH 16", "TURNED 15", "AGES 15-16", "AGED 16".
     r"|\b(?:WHOS|HES|SHES|THEYRE|BOTH|TURNED|AGES|AGED|UNDER|EVEN)\s+(\d{1,2})\b"
     r"|\b(\d{1,2})\s+(?:AND|OR|-)\s+\d{1,2}\s*(?:YRS?|YEARS?|YO|YOA)\b"
@@ -301,7 +303,7 @@ def clauses_after(text: str, sentences: int = 2) -> list[list[str]]:
 
 # An item that asks about a state, not whether there is any ("KNIFE REMOVED? NO", "GUN
 # EMPTY? NO", "FIGHT BROKE UP? NO", "GUN OUT OF HOUSE? NO"): a "no" there keeps the danger.
-_STATE_WORDS = frozenset(
+STATE_WORDS = frozenset(
     {"REMOVED", "EMPTY", "BROKE", "BROKEN", "OUT", "ELSEWHERE", "WITH", "AWAY", "GONE",
      "SECURE", "SECURED", "LOCKED", "UNLOADED", "PUT", "DOWN", "OVER", "STOPPED", "DROPPED",
      "LEFT", "OFF", "TAKEN", "HIDDEN", "STORED", "NOW", "STILL", "ELSE", "NEIGHBOR", "UP",
@@ -317,7 +319,7 @@ def _item_no(match: re.Match[str]) -> str:
     item = match.group(1)
     words = item.split()
     # A state asked about ("KNIFE DISCARDED?", "WEAPONS ACCOUNTED FOR?", "GUN FOUND?").
-    stated = set(words) & _STATE_WORDS or any(w.endswith("ED") for w in words[1:])
+    stated = set(words) & STATE_WORDS or any(w.endswith("ED") for w in words[1:])
     if stated or takes_back(clauses_after(match.string[match.end() :])):
         return match.group(0)
     return f"NOT {item},"
@@ -329,6 +331,13 @@ _INVERTED = re.compile(
 )
 _INVERTED_AS = {"SAFE": "UNSAFE,", "CALM": "AGITATED,", "COOPERATIVE": "UNCOOPERATIVE,",
                 "COOP": "UNCOOPERATIVE,"}  # fmt: skip
+
+
+# Abbreviations written with a slash ("D/V", "S/I", "H/I", "O/D"): read as one word.
+_SLASHED = re.compile(
+    r"\b(D/V|S/I|H/I|O/D|D/C|A/O|N/V|A/A|E/D|A/B|B/E|M/V/A|M/V/C|D/U/I|D/W/I|O/D/D)\b"
+)
+_SLASHED_AS = {"A/B": "ASSAULT AND BATTERY", "B/E": "B AND E"}
 
 
 # "KQ VIOLENT N, WEAPONS N": the key questions' label opens a list like "KQ:" does.
@@ -348,6 +357,7 @@ def normalise(text: str) -> str:
         lambda m: _with_age_of(m, int(m.group(2)), int(m.group(3)), int(m.group(1))), upper
     )
     upper = _DOB.sub(_with_age, upper)
+    upper = _SLASHED.sub(lambda m: _SLASHED_AS.get(m.group(1), m.group(1).replace("/", "")), upper)
     upper = _IDEATION.sub(lambda m: "SUICIDAL" if m.group(1) == "SI" else "HOMICIDAL", upper)
     upper = _NOBODY_HAS.sub(r"\1 ", upper)
     upper = _INVERTED.sub(lambda m: _INVERTED_AS[m.group(1)], upper)
