@@ -460,7 +460,8 @@ async def _person_card(
     except NotFound:
         return None
     consents = [views.consent_out(c, shares, now) for c, shares in read.consents]
-    live = [c for c in consents if c.state == "live"]
+    current = people.consent_in_force(read.consents, now)
+    live = [c for c in consents if current is not None and c.id == current.id]
     return {
         "id": str(read.person.id),
         "name": read.person.name,

@@ -477,7 +477,7 @@ async def record_contact(
         require_identified(person)
         if data.consent is not None:
             consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
-        elif not await repository.live_consents(session, person.id, now):
+        elif await _consent_in_force(session, person.id, now) is None:
             raise ConsentNotLive(
                 "their consent has expired or was revoked: ask them again (consent), or "
                 "record the contact without identity"
@@ -1009,6 +1009,14 @@ async def _consent_in_force(
     session: AsyncSession, person_id: uuid.UUID, now: datetime
 ) -> ConsentTerms | None:
     consents = (await repository.consents_of(session, [person_id]))[person_id]
+    return consent_in_force(consents, now)
+
+
+def consent_in_force(
+    consents: Sequence[tuple[Consent, Sequence[ConsentShare]]], now: datetime
+) -> ConsentTerms | None:
+    """The consent in force among a person's consents (``access.in_force``): the newest
+    signed one, if live."""
     return access.in_force([terms_of(c, shares) for c, shares in consents], now)
 
 

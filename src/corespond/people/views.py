@@ -172,7 +172,8 @@ async def person_out(
             follow_ups=None,
         )
     consents = [consent_out(c, s, now) for c, s in read.consents]
-    live = [c for c in consents if c.state == "live"]
+    current = people.consent_in_force(read.consents, now)
+    live = [c for c in consents if current is not None and c.id == current.id]
     contacts = await contact_outs(session, await people.contacts_of_person(session, person.id))
     tasks = await followups.tasks_of_person(session, person.provider_id, person.id)
     return PersonOut(
