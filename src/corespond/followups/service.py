@@ -198,6 +198,23 @@ async def record_outcome(
     return task
 
 
+async def with_person(
+    session: AsyncSession, principal: Principal, task: FollowUp, how: str
+) -> tuple[FollowUp, Person]:
+    """A follow-up with its person, as an answer shows them (their name, their contact):
+    the read is on the audit log."""
+    person = (await people.persons_of(session, [task.person_id]))[task.person_id]
+    await audit.record(
+        session,
+        principal,
+        "person.read",
+        "person",
+        person.id,
+        {"as": "provider", "how": how, "follow_up_id": str(task.id)},
+    )
+    return task, person
+
+
 async def assign(
     session: AsyncSession, principal: Principal, task_id: uuid.UUID, peer_id: uuid.UUID | None
 ) -> FollowUp:

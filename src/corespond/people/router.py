@@ -262,8 +262,9 @@ async def revoke_consent(
 async def get_contact(
     contact_id: uuid.UUID, session: SessionDep, principal: Authorized
 ) -> ContactOut:
-    """A contact of the key's provider, with its referrals."""
-    contact = await service.contact_of(session, principal, contact_id)
+    """A contact of the key's provider, with its referrals (the read is on the audit
+    log)."""
+    contact = await service.read_contact(session, principal, contact_id)
     return (await views.contact_outs(session, [contact]))[0]
 
 

@@ -833,6 +833,32 @@ async def contact_of(session: AsyncSession, principal: Principal, contact_id: uu
     return contact
 
 
+async def read_contact(
+    session: AsyncSession, principal: Principal, contact_id: uuid.UUID
+) -> Contact:
+    """A contact of the key's provider as it is shown (whom it met, the referrals made for
+    them, whether they arrived), else ``NotFound``; the read is on the audit log."""
+    contact = await contact_of(session, principal, contact_id)
+    await audit.record(
+        session,
+        principal,
+        "contact.read",
+        "contact",
+        contact.id,
+        {**({"person_id": str(contact.person_id)} if contact.person_id else {})},
+    )
+    if contact.person_id is not None:
+        await audit.record(
+            session,
+            principal,
+            "person.read",
+            "person",
+            contact.person_id,
+            {"as": "provider", "how": "contact", "contact_id": str(contact.id)},
+        )
+    return contact
+
+
 async def contacts_of_assignments(
     session: AsyncSession, assignment_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Contact]:
@@ -877,6 +903,19 @@ async def add_referral(
         if r.service_id == service.id and r.kind == kind
     ]
     if existing:
+        # The referral made before is answered: a read of what it says of the person.
+        await audit.record(
+            session,
+            principal,
+            "referral.read",
+            "referral",
+            existing[0].id,
+            {
+                "contact_id": str(contact.id),
+                **({"person_id": str(contact.person_id)} if contact.person_id else {}),
+                "how": "repeated referral",
+            },
+        )
         return existing[0]
     shared_under = None
     if contact.person_id is not None:
