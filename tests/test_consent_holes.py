@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from corespond.audit.models import AuditEntry
 from corespond.db import Database
-from tests.aftercall import DETOX_ORG, auth, consent, met, record_person
+from tests.aftercall import DETOX_ORG, auth, consent, met, met_on_a_call, record_person
 from tests.conftest import Source, make_key
 
 
@@ -106,3 +106,84 @@ async def test_every_answer_that_shows_a_person_is_on_the_audit_log(
     assert again.json()["id"] == referral.json()["id"]
     entries = await _entries_after(db, last)
     assert ("referral.read", referral.json()["id"]) in [(e.action, e.record_id) for e in entries]
+
+
+async def test_a_revocation_covers_the_records_that_may_be_the_same_person(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    jo = (await record_person(client, m.assignment, m.ana, name="Jo Doe")).json()["person"]["id"]
+    again = await met_on_a_call(
+        client, m.db, m.source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    twin = await record_person(client, again, m.ana, name="DOE, JO", new_person=True)
+    assert twin.status_code == 201, twin.text
+    twin_id = twin.json()["person"]["id"]
+    shown = await client.get(f"/v1/people/{jo}/duplicates", headers=auth(m.ana))
+    assert [d["id"] for d in shown.json()["items"]] == [twin_id]
+
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    revoked = await client.post(
+        f"/v1/people/{jo}/consent/revoke", headers=auth(m.ana), json={"reason": "asked"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    # Nothing more is shared through either record of the person.
+    for person in (jo, twin_id):
+        read = await client.get(f"/v1/people/{person}?purpose=deconfliction", headers=auth(police))
+        assert read.status_code == 403, (person, read.text)
+        assert "304-555-7788" not in read.text
+    twin_record = (await client.get(f"/v1/people/{twin_id}", headers=auth(m.ana))).json()
+    assert twin_record["consent"] is None
+    assert twin_record["consents"][0]["state"] == "revoked"
+    async with db.sessionmaker() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "consent.revoke")
+        )
+    assert entry is not None
+    assert entry.detail["duplicates"] == [twin_id]
+
+
+async def test_a_merge_does_not_bring_back_sharing_a_revocation_stopped(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    jo = (await record_person(client, m.assignment, m.ana, name="Jo Doe")).json()["person"]["id"]
+    # A record of the same person nothing links to the first (another name, another phone):
+    # the revocation cannot know it.
+    again = await met_on_a_call(
+        client, m.db, m.source, peer_key=m.ana, admin=m.admin, dispatcher=m.dispatcher
+    )
+    other = await record_person(
+        client, again, m.ana, name="Johnny Dee", contact="304-555-0001", new_person=True
+    )
+    assert other.status_code == 201, other.text
+    other_id = other.json()["person"]["id"]
+
+    police = await make_key(db, "partner", "agency:CHARLESTON PD")
+    read = f"/v1/people/{jo}?purpose=deconfliction"
+    revoked = await client.post(
+        f"/v1/people/{jo}/consent/revoke", headers=auth(m.ana), json={"reason": "asked"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert (await client.get(read, headers=auth(police))).status_code == 403
+
+    # The person confirms both records are them: merged, the other record's consent,
+    # signed before the revocation, is revoked with it.
+    merged = await client.post(
+        f"/v1/people/{jo}/merge",
+        json={"duplicate_id": other_id, "confirm": True},
+        headers=auth(m.ana),
+    )
+    assert merged.status_code == 200, merged.text
+    back = await client.get(read, headers=auth(police))
+    assert back.status_code == 403, back.text
+    assert "Johnny" not in back.text
+    assert "304-555" not in back.text
+    record = (await client.get(f"/v1/people/{jo}", headers=auth(m.ana))).json()
+    assert record["consent"] is None
+    assert {c["state"] for c in record["consents"]} == {"revoked"}
+
+    # A consent the person signs after that is theirs to give: it stands.
+    signed = await client.post(f"/v1/people/{jo}/consents", json=consent(), headers=auth(m.ana))
+    assert signed.status_code == 201, signed.text
+    assert (await client.get(read, headers=auth(police))).status_code == 200

@@ -89,10 +89,12 @@ async def revoke_consent(
     reason: str | None,
 ) -> PersonRead:
     """The person takes their consent back: nothing more is shared with anyone it named,
-    from this transaction on (reads, referrals, QRT visits)."""
-    read = await people.revoke_consent(session, principal, person_id, now, reason)
-    await stop_sharing(session, principal, read.person.id, now, "consent revoked")
-    return read
+    from this transaction on (reads, referrals, QRT visits), through this record or any
+    record of the provider that may be the same person."""
+    revocation = await people.revoke_consent(session, principal, person_id, now, reason)
+    for person in (revocation.read.person.id, *revocation.duplicates):
+        await stop_sharing(session, principal, person, now, "consent revoked")
+    return revocation.read
 
 
 async def sign_consent(

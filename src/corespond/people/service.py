@@ -710,46 +710,75 @@ async def sign_consent(
     return await _sign(session, principal, read.person, data, policy, now, peer_id, at="")
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A person's revocation: the record it was told on, read after it, and the records of
+    the provider that may be the same person whose consents it revoked as well."""
+
+    read: PersonRead
+    duplicates: list[uuid.UUID]
+
+
 async def revoke_consent(
     session: AsyncSession,
     principal: Principal,
     person_id: uuid.UUID,
     now: datetime,
     reason: str | None,
-) -> PersonRead:
+) -> Revocation:
     """The person takes their consent back: every live consent is revoked at once, so that
     nothing more is shared with anyone it named (the next read of a partner is refused).
-    The provider keeps its own record. On the audit log with every recipient it named."""
+    The revocation is the person's, not one record's: the live consents of the provider's
+    records that may be the same person (the possible matches a peer is shown) are revoked
+    too, since "nothing more shared with anyone" cannot wait for someone to merge them; a
+    record that turns out to be someone else signs again. The provider keeps its own
+    records. On the audit log with every recipient it named and every record it covered."""
     read = await read_person(session, principal, person_id, now, how="revoke")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
-    live = await repository.live_consents(session, read.person.id, now)
-    if not live:
+    person = read.person
+    twins = await repository.possible_matches(
+        session,
+        person.provider_id,
+        keys_of(Identity(person.name, person.contact, person.county_fips)),
+        person.county_fips,
+        exclude=person.id,
+        limit=50,
+    )
+    covered = [person.id, *(t.id for t in twins)]
+    live = {p: await repository.live_consents(session, p, now) for p in covered}
+    if not any(live.values()):
         raise ConsentNotLive("no live consent to revoke (expired or revoked already)")
     by = roster.actor(principal)
+    shares = await repository.consents_of(session, covered)
     recipients = []
-    for consent in live:
-        consent.revoked_at, consent.revoked_by = now, by
-        recipients += [
-            f"{s.kind}:{s.recipient}"
-            for c, shares in read.consents
-            if c.id == consent.id
-            for s in shares
-        ]
+    for owner, consents in live.items():
+        for consent in consents:
+            consent.revoked_at, consent.revoked_by = now, by
+            recipients += [
+                f"{s.kind}:{s.recipient}"
+                for c, named in shares[owner]
+                if c.id == consent.id
+                for s in named
+            ]
     await session.flush()
+    duplicates = [p for p in covered[1:] if live[p]]
     await audit.record(
         session,
         principal,
         "consent.revoke",
         "person",
-        read.person.id,
+        person.id,
         {
-            "consent_ids": [str(c.id) for c in live],
-            "recipients": recipients,
+            "consent_ids": [str(c.id) for consents in live.values() for c in consents],
+            "recipients": sorted(set(recipients)),
+            **({"duplicates": [str(p) for p in duplicates]} if duplicates else {}),
             **({"reason": reason} if reason else {}),
         },
     )
-    return await read_person(session, principal, read.person.id, now, how="revoke")
+    return Revocation(
+        await read_person(session, principal, person.id, now, how="revoke"), duplicates
+    )
 
 
 # --- deconfliction --------------------------------------------------------------------------------
@@ -789,7 +818,9 @@ async def merge(
     now: datetime,
 ) -> Person:
     """Merge a duplicate into the person kept, on a person's explicit confirmation: its
-    contacts and consents move to the one kept, and it reads as the one kept from then on."""
+    contacts and consents move to the one kept, and it reads as the one kept from then on.
+    A consent of either signed before the latest revocation of either is revoked: the
+    person's revocation covers every record of them."""
     if not confirmed:
         raise _invalid("confirm", "a merge is made only when a person confirms it (true)")
     if kept_id == duplicate_id:
@@ -810,13 +841,36 @@ async def merge(
         raise _invalid("duplicate_id", "not a person your provider knows")
     require_identified(kept.person)
     require_identified(duplicate.person)
+    # A revocation is the person's: a consent of either record signed before the latest
+    # revocation on either of them is revoked with it, so that a merge never brings back
+    # sharing the person stopped (only a consent signed after it stands).
+    revoked = [
+        c.revoked_at for c, _ in (*kept.consents, *duplicate.consents) if c.revoked_at is not None
+    ]
+    overtaken: list[Consent] = []
+    if revoked:
+        latest = max(revoked)
+        for person_id in (kept_id, duplicate_id):
+            for consent in await repository.live_consents(session, person_id, now):
+                if consent.signed_at < latest:
+                    consent.revoked_at = now
+                    consent.revoked_by = f"{roster.actor(principal)} (merge: revoked before)"
+                    overtaken.append(consent)
     await repository.move_person(session, duplicate_id, kept_id)
     duplicate.person.merged_into_id = kept_id
     duplicate.person.merged_at = now
     duplicate.person.merged_by = roster.actor(principal)
     await session.flush()
     await audit.record(
-        session, principal, "person.merge", "person", kept_id, {"duplicate_id": str(duplicate_id)}
+        session,
+        principal,
+        "person.merge",
+        "person",
+        kept_id,
+        {
+            "duplicate_id": str(duplicate_id),
+            **({"consents_revoked": [str(c.id) for c in overtaken]} if overtaken else {}),
+        },
     )
     return kept.person
 
