@@ -5,16 +5,30 @@ is on the audit log."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from corespond import aftercall
 from corespond.audit.models import AuditEntry
 from corespond.db import Database
-from tests.aftercall import DETOX_ORG, auth, consent, met, met_on_a_call, record_person
+from tests.aftercall import (
+    DETOX_ORG,
+    DIRECTORY,
+    QRT_ORG,
+    auth,
+    consent,
+    hsds_service,
+    met,
+    met_on_a_call,
+    record_person,
+)
 from tests.conftest import Source, make_key
+
+OTHER_ORG = ("org-someone-else", "An organization the person never named")
 
 
 async def test_a_replaced_consent_does_not_come_back_when_its_replacement_expires(
@@ -187,3 +201,137 @@ async def test_a_merge_does_not_bring_back_sharing_a_revocation_stopped(
     signed = await client.post(f"/v1/people/{jo}/consents", json=consent(), headers=auth(m.ana))
     assert signed.status_code == 201, signed.text
     assert (await client.get(read, headers=auth(police))).status_code == 200
+
+
+async def test_a_share_stays_with_the_organization_the_consent_named(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(purposes=["treatment_referral", "follow_up"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    contact = recorded.json()["contact"]["id"]
+    detox = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert detox.json()["shared_with_organization"] is True
+
+    # The directory is imported again: the detox service belongs to another organization.
+    moved = [
+        hsds_service("svc-detox", "Medically managed withdrawal", OTHER_ORG, ["detoxification"]),
+        *DIRECTORY[1:],
+    ]
+    imported = await client.post(
+        "/v1/directory/import",
+        content=json.dumps(moved),
+        headers={**auth(m.supervisor), "content-type": "application/json"},
+    )
+    assert imported.status_code == 200, imported.text
+
+    shown = (await client.get(f"/v1/contacts/{contact}", headers=auth(m.ana))).json()
+    (referral,) = shown["referrals"]
+    assert referral["organization"] == OTHER_ORG[1]
+    assert referral["shared_with_organization"] is False  # never with one it did not name
+    assert referral["share_ended_at"] is not None
+    async with db.sessionmaker() as session:
+        ended = await session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "referral.share_ended",
+                AuditEntry.record_id == referral["id"],
+            )
+        )
+    assert ended is not None
+    assert ended.detail["organization"] == DETOX_ORG[0]
+    assert OTHER_ORG[0] in ended.detail["why"]
+
+
+async def test_expiry_stops_a_team_visit_and_a_referral_share_at_once(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(
+            shares=[
+                {"to": "qrt", "organization": QRT_ORG[0]},
+                {"to": "treatment", "organization": DETOX_ORG[0]},
+            ],
+            purposes=["follow_up", "treatment_referral"],
+            expires_on=tomorrow,
+        ),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    assert recorded.status_code == 201, recorded.text
+    person = recorded.json()["person"]["id"]
+    contact = recorded.json()["contact"]["id"]
+    due = (datetime.now(UTC) + timedelta(days=4)).isoformat()
+    visit = await client.post(
+        f"/v1/people/{person}/followups",
+        json={"kind": "qrt_visit", "due_at": due, "organization_id": QRT_ORG[0]},
+        headers=auth(m.ana),
+    )
+    assert visit.status_code == 201, visit.text
+    detox = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert detox.json()["shared_with_organization"] is True
+
+    real = app.state.clock
+    app.state.clock = lambda: real() + timedelta(days=3)  # the consent ran out a day ago
+    try:
+        queue = await client.get(f"/v1/followups?person={person}", headers=auth(m.ana))
+        record = (await client.get(f"/v1/people/{person}", headers=auth(m.ana))).json()
+        shown = (await client.get(f"/v1/contacts/{contact}", headers=auth(m.ana))).json()
+    finally:
+        app.state.clock = real
+    # No daily pass has run: the reads decide on their own.
+    assert record["consent"] is None
+    assert visit.json()["id"] not in [t["id"] for t in queue.json()["items"]]
+    assert visit.json()["id"] not in [t["id"] for t in record["follow_ups"]]
+    assert [r["shared_with_organization"] for r in shown["referrals"]] == [False]
+
+
+async def test_the_daily_pass_ends_only_what_expired_and_pages_through_all_of_it(
+    client: httpx.AsyncClient, db: Database, source: Source
+) -> None:
+    m = await met(client, db, source)
+    body = {
+        "person": {"name": "Jo Doe", "contact": "304-555-7788"},
+        "consent": consent(purposes=["treatment_referral", "follow_up"]),
+    }
+    recorded = await client.post(
+        f"/v1/assignments/{m.assignment}/contact", json=body, headers=auth(m.ana)
+    )
+    person = recorded.json()["person"]["id"]
+    contact = recorded.json()["contact"]["id"]
+    detox = await client.post(
+        f"/v1/contacts/{contact}/referrals",
+        json={"service_id": m.services["svc-detox"], "kind": "detox"},
+        headers=auth(m.ana),
+    )
+    assert detox.json()["shared_with_organization"] is True
+    # Still valid: the pass leaves it; a page of one person still reaches the end.
+    async with db.sessionmaker() as session, session.begin():
+        assert await aftercall.stop_expired_sharing(session, datetime.now(UTC), page=1) == 0
+    # A year and a day later it has run out: the pass ends it, paging one person at a time.
+    later = datetime.now(UTC) + timedelta(days=400)
+    async with db.sessionmaker() as session, session.begin():
+        assert await aftercall.stop_expired_sharing(session, later, page=1) == 1
+    async with db.sessionmaker() as session:
+        ended = (
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "referral.share_ended")
+            )
+        ).all()
+    assert [e.detail["person_id"] for e in ended] == [person]

@@ -62,6 +62,7 @@ async def list_followups(
         assignee=assignee,
         person_id=person,
         limit=limit,
+        now=now,
     )
     return FollowUpPage(items=await views.follow_up_outs(session, tasks, now))
 

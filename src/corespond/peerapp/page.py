@@ -497,7 +497,7 @@ async def _after_the_call(
         c.id: v
         for c, v in zip(
             contacts.values(),
-            await views.contact_outs(session, list(contacts.values())),
+            await views.contact_outs(session, list(contacts.values()), now=now),
             strict=True,
         )
     }
@@ -533,6 +533,7 @@ async def _after_the_call(
         assignee=None,
         person_id=None,
         limit=50,
+        now=now,
     )
     outs = await views.follow_up_outs(session, tasks, now)
     return {

@@ -987,6 +987,7 @@ async def add_referral(
         made_at=now,
         made_by=roster.actor(principal),
         share_consent_id=shared_under,
+        share_organization_id=organization.id if shared_under is not None else None,
     )
     try:
         async with session.begin_nested():
@@ -1079,11 +1080,19 @@ async def end_referral_shares(
     current = await _consent_in_force(session, person_id, now)
     ended = []
     for referral in shared:
-        organization = services[referral.service_id][1]
-        if organization.id in allowed and current is not None:
+        now_with = services[referral.service_id][1].id
+        named = referral.share_organization_id or now_with
+        if named != now_with:
+            # The service belongs to another organization now: the share stays with the one
+            # the consent named, and so ends here.
+            because = f"the service moved from {named} to {now_with}"
+        elif named in allowed and current is not None:
             # Still shared, now under the consent in force.
             referral.share_consent_id = uuid.UUID(str(current.id))
+            referral.share_organization_id = named
             continue
+        else:
+            because = why
         referral.share_ended_at = now
         ended.append(referral)
         await audit.record(
@@ -1092,9 +1101,57 @@ async def end_referral_shares(
             "referral.share_ended",
             "referral",
             referral.id,
-            {"person_id": str(person_id), "organization": organization.id, "why": why},
+            {"person_id": str(person_id), "organization": named, "why": because},
         )
     await session.flush()
+    return ended
+
+
+async def referral_shares_in_force(
+    session: AsyncSession, referrals: Sequence[Referral], now: datetime
+) -> set[uuid.UUID]:
+    """The referrals whose person's identity goes to an organization at ``now``: shared
+    and not ended, to the organization stored when shared, the service still belongs to,
+    and which the person's consent in force names for treatment referral *now*. Decided
+    when read, so that an expiry stops it at once, before any pass ends it."""
+    shared = [r for r in referrals if r.share_consent_id is not None and r.share_ended_at is None]
+    if not shared:
+        return set()
+    services = await directory.services_by_id(session, [r.service_id for r in shared])
+    allowed: dict[uuid.UUID, frozenset[str]] = {}
+    out = set()
+    for referral in shared:
+        contact = await session.get(Contact, referral.contact_id)
+        if contact is None or contact.person_id is None:
+            continue
+        if contact.person_id not in allowed:
+            allowed[contact.person_id] = await organizations_shared_with(
+                session, contact.person_id, "treatment_referral", now
+            )
+        now_with = services[referral.service_id][1].id
+        named = referral.share_organization_id or now_with
+        if named == now_with and named in allowed[contact.person_id]:
+            out.add(referral.id)
+    return out
+
+
+async def end_shares_to_moved_services(
+    session: AsyncSession,
+    principal: Principal | None,
+    service_ids: Sequence[uuid.UUID],
+    now: datetime,
+) -> int:
+    """Services that now belong to another organization (a directory re-import): each
+    referral's share with the organization the consent named ends, on the audit log.
+    How many ended."""
+    if not service_ids:
+        return 0
+    people = await repository.people_sharing_with_services(session, service_ids)
+    ended = 0
+    for person_id in people:
+        ended += len(
+            await end_referral_shares(session, principal, person_id, now, "the service moved")
+        )
     return ended
 
 
@@ -1199,6 +1256,18 @@ async def deidentify(session: AsyncSession, person_ids: Sequence[uuid.UUID], now
     )
 
 
-async def people_sharing_referrals(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    """People with a referral whose sharing with its organization has not ended."""
-    return list(await repository.people_sharing_referrals(session, limit))
+async def people_sharing_referrals(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """People with a referral whose sharing with its organization has not ended, by id,
+    after ``after`` (a page)."""
+    return list(await repository.people_sharing_referrals(session, after, limit))
+
+
+async def people_without_consent_in_force(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """Those of ``person_ids`` whose consent in force is gone (the newest signed one ran
+    out or was revoked, or none): what they still share is no longer allowed."""
+    found = await repository.consents_of(session, person_ids)
+    return [p for p in person_ids if consent_in_force(found[p], now) is None]
