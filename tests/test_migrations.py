@@ -54,3 +54,46 @@ def test_migration_files_are_named_by_date_and_slug() -> None:
 
 def test_there_is_a_single_head() -> None:
     assert len(head_revisions(MIGRATIONS)) == 1
+
+
+async def test_the_key_rotation_downgrade_refuses_while_it_holds_keys(
+    test_server: PgServer,
+) -> None:
+    """A retired audit chain key or the pinned push key exists only in these tables: the
+    downgrade that would drop them refuses, and leaves them in place."""
+    from sqlalchemy import text
+
+    name = f"corespond_mig_{uuid.uuid4().hex[:8]}"
+    await _admin(test_server.base_url, f'CREATE DATABASE "{name}"')
+    url = test_server.url(name)
+    database = Database.connect(url)
+    before_rotation = "4b8f1d6e2a73"
+    try:
+        await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)
+        config = alembic_config(MIGRATIONS, url)
+        for table, row in (
+            (
+                "audit_chain_key",
+                "INSERT INTO audit_chain_key (fingerprint, ciphertext, last_entry_id, retired_at)"
+                " VALUES ('f', '\\x00', 1, now())",
+            ),
+            ("push_key", "INSERT INTO push_key (ciphertext, pinned_at) VALUES ('\\x00', now())"),
+        ):
+            async with database.engine.begin() as connection:
+                await connection.execute(text(row))
+            refused = False
+            try:
+                await asyncio.to_thread(command.downgrade, config, before_rotation)
+            except Exception as exc:  # the DO block's exception, through alembic
+                refused = "refusing to downgrade" in str(exc)
+            assert refused, table
+            assert await current_revisions(database.engine) == head_revisions(MIGRATIONS)
+            async with database.engine.begin() as connection:
+                assert await connection.scalar(text(f"SELECT count(*) FROM {table}")) == 1  # noqa: S608
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+        # Empty, the downgrade goes through.
+        await asyncio.to_thread(command.downgrade, config, before_rotation)
+        assert await current_revisions(database.engine) == {before_rotation}
+    finally:
+        await database.dispose()
+        await test_server.drop(name)

@@ -102,7 +102,15 @@ async def test_expired_unknown_and_foreign_links_are_refused(
     other = await make_key(db, "provider_admin", "provider:elsewhere")
     refused = await client.post(f"/v1/peers/{ana}/sign-in-links", headers=auth(other))
     assert refused.status_code in (403, 404)
-    # A dispatcher makes none.
+    # A supervisor makes none (a link signs in as the peer, who reads the provider's
+    # people), scoped to the peer's county or not; nor a dispatcher.
+    for supervisor in (
+        await make_key(db, "supervisor"),
+        await make_key(db, "supervisor", "county:54039"),
+    ):
+        refused = await client.post(f"/v1/peers/{ana}/sign-in-links", headers=auth(supervisor))
+        assert refused.status_code == 403, refused.text
+        assert "token" not in refused.text
     dispatcher = await make_key(db, "dispatcher")
     refused = await client.post(f"/v1/peers/{ana}/sign-in-links", headers=auth(dispatcher))
     assert refused.status_code == 403
@@ -409,6 +417,8 @@ async def test_sign_in_and_out_are_audited_and_sign_out_ends_the_key(
     [key] = keys
     assert key.revoked_at is not None
     assert entries[1].detail["key_id"] == str(key.id)
+    # The session says who made the link it came from.
+    assert entries[1].detail["link_by"] == f"{entries[0].actor} (admin)"
 
 
 async def test_a_push_service_that_never_answers_does_not_hold_the_queue(

@@ -116,7 +116,26 @@ TABLE = [
     (DETOX_READER, [terms(DETOX, days=-1)], "care_coordination", "no_live_consent"),
     (POLICE_READER, [], DECONFLICT, "no_live_consent"),
     # An older consent revoked, a newer one live: the live one counts.
-    (POLICE_READER, [terms(POLICE, revoked=True), terms(POLICE, days=90)], DECONFLICT, "partner"),
+    (
+        POLICE_READER,
+        [terms(POLICE, revoked=True, signed_days_ago=20), terms(POLICE, days=90)],
+        DECONFLICT,
+        "partner",
+    ),
+    # The newest signed consent expired or revoked: an older, broader one the person
+    # replaced does not come back into force.
+    (
+        POLICE_READER,
+        [terms(POLICE, DETOX, days=300, signed_days_ago=20), terms(DETOX, days=-1)],
+        DECONFLICT,
+        "no_live_consent",
+    ),
+    (
+        POLICE_READER,
+        [terms(POLICE, days=300, signed_days_ago=20), terms(DETOX, revoked=True)],
+        DECONFLICT,
+        "no_live_consent",
+    ),
     # Signed again naming only the detox: the police named before see nothing any more (the
     # newest live consent is the one in force), and the detox sees it.
     (

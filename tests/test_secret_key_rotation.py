@@ -211,6 +211,46 @@ async def test_an_entry_written_under_a_removed_key_after_the_rotation_breaks_th
     assert f"audit log broken at entry {forged.id}" in " ".join(output.split())
 
 
+async def test_an_old_key_cannot_write_entries_that_verify_after_the_rotation(
+    committed_db: Database, operator: CommandLine, old_key: bytes, new_key: bytes
+) -> None:
+    """A retired chain key verifies only what it wrote before its retirement, even while
+    its secret key is still listed; rotating again never extends that silently."""
+    await make_source(committed_db, SecretBox(old_key))
+    code, output = await operator.run([old_key], "sources", "disable", "kanawha-911")
+    assert code == 0, output
+    code, output = await operator.run([new_key, old_key], "secret-key", "rotate")
+    assert code == 0, output
+
+    # After the rollover, an entry keyed by the old key's chain key.
+    audit.use_chain_key(SecretBox(old_key).derived_key("audit-chain"))
+    async with committed_db.sessionmaker() as session, session.begin():
+        late = await audit.record(session, None, "person.read", "person", "written-after-rotate")
+
+    # Broken at that entry, with the old key still listed or not.
+    for keys in ([new_key, old_key], [new_key]):
+        code, output = await operator.run(keys, "audit", "verify")
+        assert code == 1, output
+        assert f"audit log broken at entry {late.id}" in " ".join(output.split())
+
+    # Rotating again refuses to cover it, naming it, and changes nothing.
+    code, output = await operator.run([new_key, old_key], "secret-key", "rotate")
+    assert code == 1, output
+    assert str(late.id) in output
+    assert "nothing was changed" in " ".join(output.split())
+    code, output = await operator.run([new_key], "audit", "verify")
+    assert code == 1, output
+
+    # Only when the operator accepts exactly that entry, by id, is it covered.
+    code, output = await operator.run(
+        [new_key, old_key], "secret-key", "rotate", "--accept-late-entries", str(late.id)
+    )
+    assert code == 0, output
+    code, output = await operator.run([new_key], "audit", "verify")
+    assert code == 0, output
+    assert "audit log intact" in output
+
+
 async def test_a_dry_run_says_what_would_change_and_changes_nothing(
     committed_db: Database, operator: CommandLine, old_key: bytes, new_key: bytes
 ) -> None:

@@ -105,6 +105,7 @@ async def test_an_unanswered_offer_escalates_to_sms_and_the_provider_reports_bac
                 second = await program.call(session, source.id, incident_number="26-2")
             admin = await make_key(db, "admin")
             made = await client.post(f"/v1/peers/{ana.id}/sign-in-links", headers=auth(admin))
+            assert made.json()["sent_to_phone"] is True  # the link goes to Ana's phone
             token = made.json()["url"].split("token=")[1]
             signed = await client.post("/peer/sign-in", data={"token": token})
             phone = {"cookie": f"corespond_peer={signed.cookies['corespond_peer']}"}
@@ -128,12 +129,14 @@ async def test_an_unanswered_offer_escalates_to_sms_and_the_provider_reports_bac
                     clock=lambda: clock[0],
                     sms=SmsProvider.of(configured),
                 )
-                assert await notifier.drain() == 1  # the push, at once
+                assert await notifier.drain() == 2  # the sign-in link by SMS; the push, at once
                 assert len(pushes.received) == 1
-                assert sms.sent == []  # the SMS waits for half the deadline
+                [link] = sms.sent  # the offer's SMS waits for half the deadline
+                assert link["To"] == "+13045550100"
+                assert f"https://corespond.example.org/peer/sign-in?token={token}" in link["Body"]
                 clock[0] += timedelta(seconds=61)
                 assert await notifier.drain() == 1
-            [text] = sms.sent
+            [_, text] = sms.sent
             assert text["To"] == "+13045550100"
             assert text["From"] == "+13045550000"
             assert "New call offer" in text["Body"]
@@ -142,7 +145,7 @@ async def test_an_unanswered_offer_escalates_to_sms_and_the_provider_reports_bac
             assert text["StatusCallback"] == "https://corespond.example.org/v1/notify/sms-status"
 
             # The provider's delivery report: only with its signature.
-            report = {"MessageSid": "SM" + "1".rjust(32, "0"), "MessageStatus": "delivered"}
+            report = {"MessageSid": "SM" + "2".rjust(32, "0"), "MessageStatus": "delivered"}
             url = "https://corespond.example.org/v1/notify/sms-status"
             forged = await client.post(
                 "/v1/notify/sms-status", data=report, headers={"x-twilio-signature": "nope"}
@@ -156,7 +159,9 @@ async def test_an_unanswered_offer_escalates_to_sms_and_the_provider_reports_bac
             assert good.status_code == 204
             async with db.sessionmaker() as session:
                 row = await session.scalar(
-                    select(Notification).where(Notification.channel == "sms")
+                    select(Notification).where(
+                        Notification.channel == "sms", Notification.assignment_id.is_not(None)
+                    )
                 )
             assert row is not None
             assert (row.state, row.delivery_status) == ("sent", "delivered")
@@ -182,7 +187,7 @@ async def test_an_unanswered_offer_escalates_to_sms_and_the_provider_reports_bac
                     sms=SmsProvider.of(configured),
                 )
                 await notifier.drain()
-            assert len(sms.sent) == 1
+            assert len(sms.sent) == 2  # the sign-in link and the first offer's, no more
             async with db.sessionmaker() as session:
                 skipped = await session.scalar(
                     select(Notification).where(Notification.state == "skipped")

@@ -2,7 +2,8 @@
 the last entry it may have written) and the push key a rotation pins (sealed). Both are
 written only by the schema's owner (`corespond secret-key rotate`); the service reads them.
 
-Expand only: two new tables, nothing the running release reads is changed.
+Expand only: two new tables, nothing the running release reads is changed. The downgrade
+refuses while either table has rows: they hold keys that exist nowhere else.
 
 Revision ID: 4b8e1f6a2c97
 Revises: 4b8f1d6e2a73
@@ -54,5 +55,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Once a rotation has retired a chain key or pinned the push key, these rows are the only
+    # copy of them (the old CORESPOND_SECRET_KEY is gone): dropping them would leave the
+    # audit entries written before the rotation unverifiable and the phones' subscriptions
+    # dead, for good. Refuse; an operator who means it empties the tables first.
+    op.execute(
+        """
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT FROM audit_chain_key) OR EXISTS (SELECT FROM push_key) THEN
+                RAISE EXCEPTION 'refusing to downgrade past the secret-key rotation: '
+                    'audit_chain_key or push_key has rows (retired audit chain keys, the '
+                    'pinned push key) that exist nowhere else';
+            END IF;
+        END $$
+        """
+    )
     op.drop_table("push_key")
     op.drop_table("audit_chain_key")

@@ -89,10 +89,12 @@ async def revoke_consent(
     reason: str | None,
 ) -> PersonRead:
     """The person takes their consent back: nothing more is shared with anyone it named,
-    from this transaction on (reads, referrals, QRT visits)."""
-    read = await people.revoke_consent(session, principal, person_id, now, reason)
-    await stop_sharing(session, principal, read.person.id, now, "consent revoked")
-    return read
+    from this transaction on (reads, referrals, QRT visits), through this record or any
+    record of the provider that may be the same person."""
+    revocation = await people.revoke_consent(session, principal, person_id, now, reason)
+    for person in (revocation.read.person.id, *revocation.duplicates):
+        await stop_sharing(session, principal, person, now, "consent revoked")
+    return revocation.read
 
 
 async def sign_consent(
@@ -126,17 +128,22 @@ async def merge(
     return kept
 
 
-async def stop_expired_sharing(session: AsyncSession, now: datetime, limit: int = 1000) -> int:
-    """The daily pass for consents that ran out: people still sharing something (a
-    referral carrying their identity, a QRT visit by a team) stop sharing what the consent
-    in force no longer allows. How many people were looked at."""
-    person_ids = {
-        *await people.people_sharing_referrals(session, limit),
-        *await followups.people_with_team_visits(session, limit),
-    }
-    for person_id in sorted(person_ids):
-        await stop_sharing(session, None, person_id, now, "consent expired")
-    return len(person_ids)
+async def stop_expired_sharing(session: AsyncSession, now: datetime, page: int = 500) -> int:
+    """The daily pass for consents that ran out (reads already refuse them from the moment
+    they do): of everyone still sharing something (a referral carrying their identity, a
+    QRT visit by a team), paged through by id to the end, those whose consent in force is
+    gone stop sharing, each on the audit log. How many people stopped."""
+    stopped: set[uuid.UUID] = set()
+    sources = (people.people_sharing_referrals, followups.people_with_team_visits)
+    for sharing in sources:
+        after: uuid.UUID | None = None
+        while batch := await sharing(session, after, page):
+            after = batch[-1]
+            for person_id in await people.people_without_consent_in_force(session, batch, now):
+                if person_id not in stopped:
+                    await stop_sharing(session, None, person_id, now, "consent expired")
+                    stopped.add(person_id)
+    return len(stopped)
 
 
 async def deidentify_inactive(

@@ -1289,14 +1289,28 @@ def secret_key_rotate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
     ] = False,
+    accept_late_entries: Annotated[
+        str,
+        typer.Option(
+            help="Audit entry ids written under a retired key after its rotation that you "
+            "have checked and keep as genuine, comma-separated (never accepted otherwise)."
+        ),
+    ] = "",
 ) -> None:
     """Bring everything CORESPOND_SECRET_KEY protects under its newest key: re-encrypt the
     CAD signing secrets, pin the push key, roll the audit chain over (older chain keys kept,
     sealed, for the entries they wrote). Run it once every corespond process has the new key
     first in CORESPOND_SECRET_KEY; then the older keys can be removed. Runs as the schema's
     owner (CORESPOND_MIGRATION_DATABASE_URL, else DATABASE_URL); safe to run again."""
+    from corespond.audit.service import LateChainEntries
     from corespond.crypto import UnreadableSecret
     from corespond.ops.secret_key import RotationReport, rotate_secret_key
+
+    try:
+        accepted = [int(i) for i in accept_late_entries.split(",") if i.strip()]
+    except ValueError:
+        err.print("error: --accept-late-entries takes audit entry ids, e.g. 1207,1208")
+        raise typer.Exit(2) from None
 
     async def work(session: AsyncSession, settings: Settings) -> RotationReport:
         report = await rotate_secret_key(
@@ -1304,6 +1318,7 @@ def secret_key_rotate(
             secret_box(settings),
             datetime.now(UTC),
             actor=f"cli ({getpass.getuser()})",
+            accept_late=accepted,
         )
         if dry_run:
             raise _DryRunDone(report)
@@ -1316,7 +1331,7 @@ def secret_key_rotate(
             out.print(line, markup=False, highlight=False)
         out.print("dry run: nothing changed", markup=False)
         return
-    except UnreadableSecret as exc:
+    except (UnreadableSecret, LateChainEntries) as exc:
         err.print(f"[red]refused:[/red] {exc}; nothing was changed", highlight=False)
         raise typer.Exit(1) from None
     for line in report.lines():

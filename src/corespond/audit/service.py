@@ -97,13 +97,58 @@ class _ChainKeys:
 
 
 async def _chain_keys(session: AsyncSession) -> _ChainKeys:
-    keys: list[tuple[bytes, int | None]] = [(key, None) for key in _accepted or (_chain_key,)]
+    """The keys entries verify under. A key a rotation retired verifies only the entries it
+    wrote up to its retirement, even while its secret key is still configured (after the
+    newest, for reading old secrets): an entry it keys after that (a forgotten process, a
+    holder of the old key) never verifies. Only the newest configured key is unbounded."""
+    retired = await repository.retired_keys(session)
+    bound = {row.fingerprint: row.last_entry_id for row in retired}
+    configured = _accepted or (_chain_key,)
+    keys: list[tuple[bytes, int | None]] = [
+        (key, None if index == 0 else bound.get(fingerprint(key)))
+        for index, key in enumerate(configured)
+    ]
     box = _box
-    for row in await repository.retired_keys(session):
+    for row in retired:
         if box is None:
             raise RuntimeError("retired audit chain keys are opened with the secret key box")
         keys.append((bytes.fromhex(box.open(row.ciphertext)), row.last_entry_id))
     return _ChainKeys(tuple(keys))
+
+
+class LateChainEntries(RuntimeError):
+    """Entries after a retired chain key's retirement that only that key verifies: its
+    bound is not extended over them unless the operator accepts them, by id."""
+
+    def __init__(self, ids: Sequence[int]) -> None:
+        self.ids = list(ids)
+        super().__init__(
+            "audit entries "
+            + ", ".join(str(i) for i in self.ids)
+            + " were written after the rotation under a retired key: find out who wrote "
+            "them (a process still on the old key, or someone holding it); to keep them as "
+            "genuine, run again accepting them by id (--accept-late-entries)"
+        )
+
+
+async def _only_under(
+    session: AsyncSession, key: bytes, others: Sequence[bytes], after: int, last: int
+) -> list[int]:
+    """Entries in (after, last] that ``key`` verifies and none of ``others`` does."""
+    found: list[int] = []
+    cursor = after
+    while rows := await repository.entries_after(session, cursor, 500):
+        for entry in rows:
+            if entry.id > last:
+                return found
+            cursor = entry.id
+            mine = hmac.compare_digest(entry.hash, chain_hash(entry.prev_hash, entry, key))
+            if mine and not any(
+                hmac.compare_digest(entry.hash, chain_hash(entry.prev_hash, entry, other))
+                for other in others
+            ):
+                found.append(entry.id)
+    return found
 
 
 async def record(
@@ -240,11 +285,21 @@ class ChainRollover:
     last_entry_id: int | None  # the last entry the retired keys may have written
 
 
-async def retire_chain_keys(session: AsyncSession, box: SecretBox, now: datetime) -> ChainRollover:
+async def retire_chain_keys(
+    session: AsyncSession,
+    box: SecretBox,
+    now: datetime,
+    *,
+    accept_late: Sequence[int] = (),
+) -> ChainRollover:
     """Roll the chain over to the newest secret key: keep the chain key of each older
     configured secret key, sealed under the newest, for the entries written so far (taken
     under the chain's lock, so none is being written meanwhile), and seal the retired keys
-    kept before under the newest. Run once every process writes under the newest key."""
+    kept before under the newest. Run once every process writes under the newest key.
+
+    A key retired before keeps its bound: entries written under it after its retirement
+    are not silently made genuine (``LateChainEntries`` names them), unless the operator
+    accepts them by id (``accept_late``); then the bound covers exactly those."""
     await repository.lock_chain(session, CHAIN_LOCK)
     last = await repository.last_entry_id(session)
     kept = {row.fingerprint: row for row in await repository.retired_keys(session)}
@@ -276,7 +331,14 @@ async def retire_chain_keys(session: AsyncSession, box: SecretBox, now: datetime
                 )
                 retired += 1
             elif known.last_entry_id < last:
-                # Still configured, so still trusted: what it wrote since is covered too.
-                known.last_entry_id = last
+                # Never extended silently: what only the retired key wrote since its
+                # retirement is named, and covered only when the operator accepts it.
+                others = [k for k in box.derived_keys(CHAIN_PURPOSE) if k != key]
+                late = await _only_under(session, key, others, known.last_entry_id, last)
+                refused = [i for i in late if i not in set(accept_late)]
+                if refused:
+                    raise LateChainEntries(refused)
+                if late:
+                    known.last_entry_id = max(late)
     await session.flush()
     return ChainRollover(retired, resealed, last)

@@ -248,10 +248,10 @@ POLICY: dict[str, Rule] = {
     ),
     "GET /supervisor/reports/static/{name}": public("the reports page's script and style"),
     # The peer app: its pages take a peer's session cookie (from a one-time sign-in link).
+    # A link is the peer's identity (its provider's people): never a supervisor's to make.
     "POST /v1/peers/{peer_id}/sign-in-links": key(
-        "supervisor",
         "provider_admin",
-        scope="a provider admin for its provider's peers; a scoped supervisor the peers it may see",
+        scope="a provider admin for its provider's peers (an admin any); sent to the peer's phone",
     ),
     "GET /peer": public("the sign-in hint, or the app for a peer's session"),
     "GET /peer/sign-in": public("the page of a one-time sign-in link (a button, no change)"),

@@ -36,6 +36,9 @@ class RowReport:
     result: Result = "unchanged"
     reason: str | None = None
     service_id: uuid.UUID | None = None
+    # The service now belongs to another organization (what was shared with the old one
+    # through referrals to it ends).
+    moved: bool = False
 
 
 @dataclass
@@ -215,6 +218,7 @@ async def _store(session: AsyncSession, placed: Placed, entry: RowReport, now: d
     await session.flush()
     entry.result = "updated"
     entry.reason = "changed: " + ", ".join(sorted(changed))
+    entry.moved = "organization_id" in changed
 
 
 async def run_import(

@@ -32,6 +32,7 @@ from corespond.errors import (
 from corespond.errors import problem_responses as problems
 from corespond.geo.service import require_county
 from corespond.kit.bodies import read_body_limited
+from corespond.people import service as people
 
 router = APIRouter(tags=["directory"])
 
@@ -138,14 +139,20 @@ async def import_directory(
             "send HSDS JSON as application/json, or the CSV tables zipped as application/zip"
         )
     data = await read_body_limited(request, IMPORT_LIMIT)
+    now = request.app.state.clock()
     report = await imports.run_import(
         session,
         request.app.state.geography,
         fmt=fmt,
         data=data,
         dry_run=dry_run,
-        now=request.app.state.clock(),
+        now=now,
     )
+    if report.applied:
+        # A share stays with the organization the consent named: a service that moved to
+        # another one ends the shares made through it (each on the audit log).
+        moved = [r.service_id for r in report.rows if r.moved and r.service_id is not None]
+        await people.end_shares_to_moved_services(session, principal, moved, now)
     out = ImportReportOut(
         format=fmt,
         dry_run=report.dry_run,

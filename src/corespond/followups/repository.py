@@ -138,11 +138,17 @@ async def people_active_since(
     return set((await session.scalars(query.distinct())).all())
 
 
-async def people_with_team_visits(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+async def people_with_team_visits(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> Sequence[uuid.UUID]:
+    """People with an open visit by a team, by id, after ``after`` (keyset pages)."""
     query = (
         select(FollowUp.person_id)
         .where(FollowUp.state == "open", FollowUp.organization_id.is_not(None))
         .distinct()
+        .order_by(FollowUp.person_id)
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(FollowUp.person_id > after)
     return (await session.scalars(query)).all()

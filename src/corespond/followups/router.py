@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.auth.deps import Authorized
+from corespond.auth.service import Principal
 from corespond.db import SessionDep
 from corespond.errors import Conflict, Forbidden, InvalidPayload, NotFound, Unauthorized
 from corespond.errors import problem_responses as problems
@@ -16,7 +17,6 @@ from corespond.followups import service
 from corespond.followups.models import FollowUp
 from corespond.followups.service import FollowUpDone, FollowUpPolicy
 from corespond.kit.validators import QueryTimestamp
-from corespond.people import service as people
 from corespond.people import views
 from corespond.people.schemas import AssignIn, FollowUpIn, FollowUpOut, FollowUpPage, OutcomeIn
 
@@ -62,14 +62,18 @@ async def list_followups(
         assignee=assignee,
         person_id=person,
         limit=limit,
+        now=now,
     )
     return FollowUpPage(items=await views.follow_up_outs(session, tasks, now))
 
 
-async def _out(session: AsyncSession, request: Request, task: FollowUp) -> FollowUpOut:
-    persons = await people.persons_of(session, [task.person_id])
+async def _out(
+    session: AsyncSession, request: Request, principal: Principal, task: FollowUp, how: str
+) -> FollowUpOut:
+    """The task as answered, naming its person: the read is on the audit log."""
+    shown = await service.with_person(session, principal, task, how)
     now = request.app.state.clock()
-    return (await views.follow_up_outs(session, [(task, persons[task.person_id])], now))[0]
+    return (await views.follow_up_outs(session, [shown], now))[0]
 
 
 @router.post(
@@ -90,7 +94,7 @@ async def record_outcome(
     task = await service.record_outcome(
         session, principal, followup_id, body.outcome, request.app.state.clock()
     )
-    return await _out(session, request, task)
+    return await _out(session, request, principal, task, "follow-up outcome")
 
 
 @router.post(
@@ -109,7 +113,7 @@ async def assign(
     takes a team task for themselves or gives their own back; the provider's admin assigns
     any."""
     task = await service.assign(session, principal, followup_id, body.peer_id)
-    return await _out(session, request, task)
+    return await _out(session, request, principal, task, "follow-up assign")
 
 
 @router.post(
@@ -140,4 +144,4 @@ async def add_followup(
         now=request.app.state.clock(),
         organization=body.organization_id,
     )
-    return await _out(session, request, task)
+    return await _out(session, request, principal, task, "follow-up create")

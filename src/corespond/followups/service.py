@@ -103,9 +103,11 @@ async def list_tasks(
     assignee: str | None,
     person_id: uuid.UUID | None,
     limit: int,
+    now: datetime,
 ) -> list[tuple[FollowUp, Person]]:
     """A peer's follow-ups (theirs and the team's), or a provider's whole queue for its
-    admin; soonest due first, each with its person (the read is on the audit log)."""
+    admin; soonest due first, each with its person (the read is on the audit log). A
+    team's visit the consent in force no longer allows is not shown."""
     provider = await people.provider_of(session, principal)
     own = people.own_peer(principal)
     where = TaskFilter(
@@ -127,6 +129,8 @@ async def list_tasks(
                 [InvalidParam(name="query.assignee", reason="a peer id, or team")],
             ) from None
     tasks = await repository.list_tasks(session, where, limit)
+    unshared = await _visits_no_longer_shared(session, tasks, now)
+    tasks = [t for t in tasks if t.id not in unshared]
     persons = await people.persons_of(session, [t.person_id for t in tasks])
     # A de-identified person has nobody left to follow up: their tasks stay for the
     # program's figures, off the queues.
@@ -151,12 +155,15 @@ async def list_tasks(
 
 
 async def tasks_of_person(
-    session: AsyncSession, provider_id: str, person_id: uuid.UUID
+    session: AsyncSession, provider_id: str, person_id: uuid.UUID, now: datetime
 ) -> Sequence[FollowUp]:
-    """A person's follow-ups (for a reader already allowed to see the person)."""
-    return await repository.list_tasks(
+    """A person's follow-ups (for a reader already allowed to see the person), but a
+    team's visit the consent in force no longer allows."""
+    tasks = await repository.list_tasks(
         session, TaskFilter(provider_id=provider_id, person_id=person_id), 500
     )
+    unshared = await _visits_no_longer_shared(session, tasks, now)
+    return [t for t in tasks if t.id not in unshared]
 
 
 async def _task(session: AsyncSession, principal: Principal, task_id: uuid.UUID) -> FollowUp:
@@ -196,6 +203,23 @@ async def record_outcome(
         session, principal, "follow_up.outcome", "follow_up", task.id, {"outcome": outcome}
     )
     return task
+
+
+async def with_person(
+    session: AsyncSession, principal: Principal, task: FollowUp, how: str
+) -> tuple[FollowUp, Person]:
+    """A follow-up with its person, as an answer shows them (their name, their contact):
+    the read is on the audit log."""
+    person = (await people.persons_of(session, [task.person_id]))[task.person_id]
+    await audit.record(
+        session,
+        principal,
+        "person.read",
+        "person",
+        person.id,
+        {"as": "provider", "how": how, "follow_up_id": str(task.id)},
+    )
+    return task, person
 
 
 async def assign(
@@ -410,6 +434,29 @@ async def people_active_since(
     return await repository.people_active_since(session, person_ids, since)
 
 
-async def people_with_team_visits(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    """People with an open QRT visit by a team of the directory."""
-    return list(await repository.people_with_team_visits(session, limit))
+async def people_with_team_visits(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """People with an open QRT visit by a team of the directory, by id, after ``after``
+    (a page)."""
+    return list(await repository.people_with_team_visits(session, after, limit))
+
+
+async def _visits_no_longer_shared(
+    session: AsyncSession, tasks: Sequence[FollowUp], now: datetime
+) -> set[uuid.UUID]:
+    """Open visits by a team the person's consent in force no longer shares them with for
+    follow-up at ``now`` (it ran out since the last daily pass): decided when read, so that
+    they are off every queue from the moment it does."""
+    allowed: dict[uuid.UUID, frozenset[str]] = {}
+    out = set()
+    for task in tasks:
+        if task.state != "open" or task.organization_id is None:
+            continue
+        if task.person_id not in allowed:
+            allowed[task.person_id] = await people.organizations_shared_with(
+                session, task.person_id, "follow_up", now
+            )
+        if task.organization_id not in allowed[task.person_id]:
+            out.add(task.id)
+    return out

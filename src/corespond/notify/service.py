@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from corespond.config import Settings
 from corespond.crypto import SecretBox
 from corespond.errors import InvalidPayload
 from corespond.notify import repository
@@ -201,6 +202,41 @@ async def offer_made(
             count += 1
     await session.flush()
     return count
+
+
+def sms_configured(settings: Settings) -> bool:
+    """SMS can be sent (every ``CORESPOND_SMS_*`` setting it needs is there)."""
+    return bool(
+        settings.sms_url
+        and settings.sms_account_sid
+        and settings.sms_auth_token
+        and settings.sms_from
+    )
+
+
+async def sign_in_link_made(
+    session: AsyncSession, peer: Peer, path: str, expires_at: datetime, now: datetime
+) -> bool:
+    """Queue a one-time sign-in link to the peer's own phone by SMS (``path`` on the public
+    URL), if the peer has a phone; whether it was queued."""
+    if not peer.phone:
+        return False
+    session.add(
+        Notification(
+            peer_id=peer.id,
+            channel="sms",
+            payload={
+                "title": "Sign in to the peer app",
+                "body": "Open this link on your phone, once, in the next few minutes",
+                "url": path,
+                "tag": "sign-in",
+            },
+            next_attempt_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return True
 
 
 async def set_contact(

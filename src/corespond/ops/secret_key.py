@@ -11,6 +11,7 @@ old key out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,14 +69,19 @@ class RotationReport:
 
 
 async def rotate_secret_key(
-    session: AsyncSession, box: SecretBox, now: datetime, *, actor: str
+    session: AsyncSession,
+    box: SecretBox,
+    now: datetime,
+    *,
+    actor: str,
+    accept_late: Sequence[int] = (),
 ) -> RotationReport:
     """Seal every stored secret under the newest key of ``box``, pin the push key, roll the
     audit chain over to the newest key, and record it on the audit log (in the caller's
     transaction: all of it or none)."""
     cad_secrets = await sources.reseal_secrets(session, box)
     push_key = await notify.pin_push_key(session, box, now)
-    chain = await audit.retire_chain_keys(session, box, now)
+    chain = await audit.retire_chain_keys(session, box, now, accept_late=accept_late)
     report = RotationReport(
         keys=len(box.keys),
         newest=fingerprint(box.keys[0]),
@@ -97,6 +103,7 @@ async def rotate_secret_key(
             "chain_keys_retired": chain.retired,
             "chain_keys_resealed": chain.resealed,
             "chain_retired_through": chain.last_entry_id,
+            **({"late_entries_accepted": list(accept_late)} if accept_late else {}),
         },
         actor=actor,
     )

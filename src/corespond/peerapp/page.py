@@ -115,6 +115,9 @@ class SignInLinkOut(BaseModel):
     peer_id: uuid.UUID
     url: str = Field(description="Open on the peer's phone; it works once.")
     expires_at: datetime
+    sent_to_phone: bool = Field(
+        description="The link was also queued to the peer's own phone by SMS."
+    )
 
 
 @api.post(
@@ -127,15 +130,26 @@ async def make_sign_in_link(
     peer_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> SignInLinkOut:
     """A one-time link that signs the peer in to the peer app (`/peer`) on their phone:
-    valid for 15 minutes, once. Send it to the peer's phone or show it as a QR code; never
-    ask a peer to paste an API key."""
-    link = await service.create_link(session, principal, peer_id, request.app.state.clock())
-    await audit.record(session, principal, "peer.sign_in_link", "peer", peer_id)
+    valid for 15 minutes, once. Made only by the peer's provider admin (or an admin): never
+    by a supervisor. Sent to the peer's phone by SMS where the peer has one, else shown as a
+    QR code to the peer; the session it opens records who made it. Never ask a peer to
+    paste an API key."""
+    link = await service.create_link(
+        session,
+        principal,
+        peer_id,
+        request.app.state.clock(),
+        by_sms=notify.sms_configured(request.app.state.settings),
+    )
+    await audit.record(
+        session, principal, "peer.sign_in_link", "peer", peer_id, {"sms": link.sent_to_phone}
+    )
     base = str(request.base_url).rstrip("/")
     return SignInLinkOut(
         peer_id=link.peer.id,
         url=f"{base}/peer/sign-in?token={link.token}",
         expires_at=link.expires_at,
+        sent_to_phone=link.sent_to_phone,
     )
 
 
@@ -180,7 +194,7 @@ async def sign_in(
     if not same_site(request):
         return _html("signin.html", 403, token=None, error="Sign in from the link's page.")
     try:
-        cookie, peer, key_id = await service.sign_in(session, token, request.app.state.clock())
+        signed = await service.sign_in(session, token, request.app.state.clock())
     except service.LinkRefused as refused:
         await _audit_refused_link(request, refused)
         return _html("signin.html", 409, token=None, error=refused.detail)
@@ -189,12 +203,12 @@ async def sign_in(
         None,
         "peer.sign_in",
         "peer",
-        peer.id,
-        {"key_id": str(key_id)},
-        actor=f"peer app: {peer.display_name}",
+        signed.peer.id,
+        {"key_id": str(signed.key_id), "link_by": signed.link_by},
+        actor=f"peer app: {signed.peer.display_name}",
     )
     response = RedirectResponse("/peer", status_code=303)
-    set_session_cookie(response, request, COOKIE, cookie, COOKIE_PATH, service.SESSION_HOURS)
+    set_session_cookie(response, request, COOKIE, signed.cookie, COOKIE_PATH, service.SESSION_HOURS)
     return response
 
 
@@ -460,7 +474,8 @@ async def _person_card(
     except NotFound:
         return None
     consents = [views.consent_out(c, shares, now) for c, shares in read.consents]
-    live = [c for c in consents if c.state == "live"]
+    current = people.consent_in_force(read.consents, now)
+    live = [c for c in consents if current is not None and c.id == current.id]
     return {
         "id": str(read.person.id),
         "name": read.person.name,
@@ -482,7 +497,7 @@ async def _after_the_call(
         c.id: v
         for c, v in zip(
             contacts.values(),
-            await views.contact_outs(session, list(contacts.values())),
+            await views.contact_outs(session, list(contacts.values()), now=now),
             strict=True,
         )
     }
@@ -518,6 +533,7 @@ async def _after_the_call(
         assignee=None,
         person_id=None,
         limit=50,
+        now=now,
     )
     outs = await views.follow_up_outs(session, tasks, now)
     return {

@@ -1,9 +1,13 @@
 """Signing a peer in on a phone, and what the peer's page shows.
 
-A provider admin, a supervisor or an admin makes a one-time link for a peer (the API, or
-``corespond peers sign-in-link``); the peer opens it on the phone and taps Sign in. The link
+The peer's provider admin or an admin makes a one-time link for a peer (the API, or
+``corespond peers sign-in-link``), sent to the peer's phone by SMS where the peer has one;
+the peer opens it on the phone and taps Sign in. A supervisor never makes one: a link is
+the peer's identity, and with it the provider's people. The link
 works once and for ``LINK_MINUTES``. Signing in makes a peer key (role ``peer``, scope the
-peer, expiring with the session) that nobody ever sees, and a browser session bound to it:
+peer, expiring with the session; the link's row keeps who made it and which key it
+opened, and the sign-in's audit entry names both) that nobody ever sees, and a browser
+session bound to it:
 the same session rules as the supervisor page (hashed token, HttpOnly, SameSite, Secure
 outside development), and revoking the key, signing out or the expiry end it.
 """
@@ -28,6 +32,7 @@ from corespond.auth.service import (
 )
 from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.followups import service as followups
+from corespond.notify import service as notify
 from corespond.peerapp import repository
 from corespond.peerapp.models import PeerSignIn
 from corespond.roster import service as roster
@@ -43,13 +48,23 @@ class SignInLink:
     token: str
     peer: Peer
     expires_at: datetime
+    sent_to_phone: bool = False
 
 
 async def create_link(
-    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    peer_id: uuid.UUID,
+    now: datetime,
+    *,
+    by_sms: bool = False,
 ) -> SignInLink:
-    """A one-time sign-in link for a peer the key may manage (its provider's admin, a
-    supervisor who may see it, an admin)."""
+    """A one-time sign-in link for a peer, made only by the peer's provider admin or an
+    admin: a link is the peer's identity (the people of its provider, consents it
+    witnesses), so no other role (a supervisor, a dispatcher) may make one. With
+    ``by_sms`` the link is sent to the peer's own phone, when the peer has one."""
+    if principal.role not in ("provider_admin", "admin"):
+        raise Forbidden("a sign-in link is made by the peer's provider admin, for its own peer")
     peer = await roster.get_peer(session, peer_id, principal)
     roster.require_provider_access(principal, peer.provider_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -63,7 +78,10 @@ async def create_link(
         )
     )
     await session.flush()
-    return SignInLink(token, peer, expires_at)
+    sent = by_sms and await notify.sign_in_link_made(
+        session, peer, f"/peer/sign-in?token={token}", expires_at, now
+    )
+    return SignInLink(token, peer, expires_at, sent)
 
 
 class LinkRefused(Conflict):
@@ -73,9 +91,17 @@ class LinkRefused(Conflict):
     title = "This sign-in link cannot be used"
 
 
-async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str, Peer, uuid.UUID]:
-    """Use a link: the browser session's token, the peer, and the session's key id. Each
-    link works once."""
+@dataclass(frozen=True)
+class SignedIn:
+    cookie: str
+    peer: Peer
+    key_id: uuid.UUID
+    link_by: str  # who made the link the session came from
+
+
+async def sign_in(session: AsyncSession, token: str, now: datetime) -> SignedIn:
+    """Use a link: the browser session's token, the peer, the session's key id and who
+    made the link. Each link works once."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         raise LinkRefused("this is not a sign-in link; ask your provider for a new one")
     link = await session.get(PeerSignIn, hash_key(token), with_for_update=True)
@@ -98,7 +124,7 @@ async def sign_in(session: AsyncSession, token: str, now: datetime) -> tuple[str
     )
     cookie = await open_session(session, principal_of(key), timedelta(hours=SESSION_HOURS), now)
     link.key_id = key.id
-    return cookie, peer, key.id
+    return SignedIn(cookie, peer, key.id, link.created_by)
 
 
 def own_peer_id(principal: Principal) -> uuid.UUID:

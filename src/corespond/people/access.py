@@ -7,8 +7,10 @@ rule can be read, and tested, as a table.
 * A partner (a police agency, a treatment provider, a QRT) reads the fields the consent in
   force shares with it, for a purpose that consent names: signed, not revoked, not expired,
   naming that partner *and* that purpose (police reading to deconflict, a treatment
-  provider reading to take a referral). A partner that says no purpose reads nothing: the
-  rule fails closed. Revoked or expired, nothing more is shared, at once.
+  provider reading to take a referral). The consent in force is the newest signed one:
+  an older consent the person replaced never comes back into force. A partner that says
+  no purpose reads nothing: the rule fails closed. Revoked or expired, nothing more is
+  shared, at once.
 * Nobody else: not dispatchers, not supervisors, not other providers, not admins, not a
   partner the consent does not name.
 
@@ -30,7 +32,7 @@ PURPOSES = ("care_coordination", "treatment_referral", "follow_up", "deconflicti
 RefusalReason = Literal[
     "not_a_reader",  # not the provider's, not a partner: no consent can let them read
     "no_purpose",  # a partner that did not say what it reads for
-    "no_live_consent",  # none signed, or every one revoked or expired
+    "no_live_consent",  # none signed, or the newest signed revoked or expired
     "not_named",  # the consent in force does not name this partner
     "purpose_not_consented",  # it names the partner, not for this purpose
 ]
@@ -100,13 +102,18 @@ def names(reader: Reader, share: Share) -> bool:
 
 
 def in_force(consents: Sequence[ConsentTerms], now: datetime) -> ConsentTerms | None:
-    """The consent in force: the newest live one. Signing again (naming fewer recipients,
-    fewer fields or purposes) replaces what was signed before; an older consent grants
-    nothing."""
-    live = [c for c in consents if c.live(now)]
-    if not live:
+    """The consent in force: the newest signed one, if it is live. Signing again (naming
+    fewer recipients, fewer fields or purposes, a nearer expiry) replaces what was signed
+    before for good: when the newer consent expires or is revoked, nothing is shared, and
+    an older one never comes back. Of two signed at the same moment, one not live wins
+    (fail closed)."""
+    if not consents:
         return None
-    return max(live, key=lambda c: (c.signed_at is not None, c.signed_at or c.expires_at))
+    newest = max(
+        consents,
+        key=lambda c: (c.signed_at is not None, c.signed_at or c.expires_at, not c.live(now)),
+    )
+    return newest if newest.live(now) else None
 
 
 def decide(

@@ -217,6 +217,9 @@ class Referral(Base):
     # organization (it names the organization for treatment referral); null: the referral
     # names nobody to it (a de-identified contact, or a consent that does not cover it).
     share_consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent.id"))
+    # The directory organization the consent named, that the identity went to, stored when
+    # shared: the share stays with it (the service moving to another organization ends it).
+    share_organization_id: Mapped[str | None] = mapped_column(Text)
     # When that sharing ended (consent revoked, or signed again without the organization):
     # the organization is told nothing more of the person through this referral.
     share_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -317,7 +317,10 @@ async def deidentify(
     )
 
 
-async def people_sharing_referrals(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+async def people_sharing_referrals(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> Sequence[uuid.UUID]:
+    """People with a referral still shared, by id, after ``after`` (keyset pages)."""
     query = (
         select(Contact.person_id)
         .join(Referral, Referral.contact_id == Contact.id)
@@ -327,6 +330,28 @@ async def people_sharing_referrals(session: AsyncSession, limit: int) -> Sequenc
             Referral.share_ended_at.is_(None),
         )
         .distinct()
+        .order_by(Contact.person_id)
         .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Contact.person_id > after)
+    return [p for p in (await session.scalars(query)).all() if p is not None]
+
+
+async def people_sharing_with_services(
+    session: AsyncSession, service_ids: Sequence[uuid.UUID]
+) -> Sequence[uuid.UUID]:
+    """People with a referral to one of ``service_ids`` still shared."""
+    query = (
+        select(Contact.person_id)
+        .join(Referral, Referral.contact_id == Contact.id)
+        .where(
+            Contact.person_id.is_not(None),
+            Referral.service_id.in_(list(service_ids)),
+            Referral.share_consent_id.is_not(None),
+            Referral.share_ended_at.is_(None),
+        )
+        .distinct()
+        .order_by(Contact.person_id)
     )
     return [p for p in (await session.scalars(query)).all() if p is not None]

@@ -96,7 +96,7 @@ async def record_contact(
             session, principal, recorded.person.id, now, how="recorded"
         )
         person = await views.person_out(session, read, request.app.state.geography.atlas, now)
-    contact = (await views.contact_outs(session, [recorded.contact]))[0]
+    contact = (await views.contact_outs(session, [recorded.contact], now=now))[0]
     follow_ups = (
         await views.follow_up_outs(session, [(t, recorded.person) for t in tasks], now)
         if recorded.person
@@ -260,11 +260,12 @@ async def revoke_consent(
 
 @router.get("/v1/contacts/{contact_id}", response_model=ContactOut, responses=READ)
 async def get_contact(
-    contact_id: uuid.UUID, session: SessionDep, principal: Authorized
+    contact_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> ContactOut:
-    """A contact of the key's provider, with its referrals."""
-    contact = await service.contact_of(session, principal, contact_id)
-    return (await views.contact_outs(session, [contact]))[0]
+    """A contact of the key's provider, with its referrals (the read is on the audit
+    log)."""
+    contact = await service.read_contact(session, principal, contact_id)
+    return (await views.contact_outs(session, [contact], now=request.app.state.clock()))[0]
 
 
 @router.post(
@@ -286,10 +287,11 @@ async def refer(
     (`shared_with_organization`); otherwise the referral names nobody to it. The same
     referral twice answers the first; an unknown `service_id` or a kind the service does
     not offer, `422`."""
+    now = request.app.state.clock()
     referral = await service.add_referral(
-        session, principal, contact_id, body.service_id, body.kind, request.app.state.clock()
+        session, principal, contact_id, body.service_id, body.kind, now
     )
-    return (await views.referral_outs(session, [referral]))[0]
+    return (await views.referral_outs(session, [referral], now=now))[0]
 
 
 @router.post(
@@ -306,7 +308,6 @@ async def arrival(
 ) -> ReferralOut:
     """Whether the referred person arrived (the warm hand-off confirmed), once; the same
     answer again changes nothing, the other answers `409 arrival-recorded`."""
-    referral = await service.record_arrival(
-        session, principal, referral_id, body.arrived, request.app.state.clock()
-    )
-    return (await views.referral_outs(session, [referral]))[0]
+    now = request.app.state.clock()
+    referral = await service.record_arrival(session, principal, referral_id, body.arrived, now)
+    return (await views.referral_outs(session, [referral], now=now))[0]

@@ -477,7 +477,7 @@ async def record_contact(
         require_identified(person)
         if data.consent is not None:
             consent = await _sign(session, principal, person, data.consent, policy, now, peer_id)
-        elif not await repository.live_consents(session, person.id, now):
+        elif await _consent_in_force(session, person.id, now) is None:
             raise ConsentNotLive(
                 "their consent has expired or was revoked: ask them again (consent), or "
                 "record the contact without identity"
@@ -710,46 +710,75 @@ async def sign_consent(
     return await _sign(session, principal, read.person, data, policy, now, peer_id, at="")
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A person's revocation: the record it was told on, read after it, and the records of
+    the provider that may be the same person whose consents it revoked as well."""
+
+    read: PersonRead
+    duplicates: list[uuid.UUID]
+
+
 async def revoke_consent(
     session: AsyncSession,
     principal: Principal,
     person_id: uuid.UUID,
     now: datetime,
     reason: str | None,
-) -> PersonRead:
+) -> Revocation:
     """The person takes their consent back: every live consent is revoked at once, so that
     nothing more is shared with anyone it named (the next read of a partner is refused).
-    The provider keeps its own record. On the audit log with every recipient it named."""
+    The revocation is the person's, not one record's: the live consents of the provider's
+    records that may be the same person (the possible matches a peer is shown) are revoked
+    too, since "nothing more shared with anyone" cannot wait for someone to merge them; a
+    record that turns out to be someone else signs again. The provider keeps its own
+    records. On the audit log with every recipient it named and every record it covered."""
     read = await read_person(session, principal, person_id, now, how="revoke")
     if read.access.as_ != "provider":
         raise NotFound(f"person {person_id} not found")
-    live = await repository.live_consents(session, read.person.id, now)
-    if not live:
+    person = read.person
+    twins = await repository.possible_matches(
+        session,
+        person.provider_id,
+        keys_of(Identity(person.name, person.contact, person.county_fips)),
+        person.county_fips,
+        exclude=person.id,
+        limit=50,
+    )
+    covered = [person.id, *(t.id for t in twins)]
+    live = {p: await repository.live_consents(session, p, now) for p in covered}
+    if not any(live.values()):
         raise ConsentNotLive("no live consent to revoke (expired or revoked already)")
     by = roster.actor(principal)
+    shares = await repository.consents_of(session, covered)
     recipients = []
-    for consent in live:
-        consent.revoked_at, consent.revoked_by = now, by
-        recipients += [
-            f"{s.kind}:{s.recipient}"
-            for c, shares in read.consents
-            if c.id == consent.id
-            for s in shares
-        ]
+    for owner, consents in live.items():
+        for consent in consents:
+            consent.revoked_at, consent.revoked_by = now, by
+            recipients += [
+                f"{s.kind}:{s.recipient}"
+                for c, named in shares[owner]
+                if c.id == consent.id
+                for s in named
+            ]
     await session.flush()
+    duplicates = [p for p in covered[1:] if live[p]]
     await audit.record(
         session,
         principal,
         "consent.revoke",
         "person",
-        read.person.id,
+        person.id,
         {
-            "consent_ids": [str(c.id) for c in live],
-            "recipients": recipients,
+            "consent_ids": [str(c.id) for consents in live.values() for c in consents],
+            "recipients": sorted(set(recipients)),
+            **({"duplicates": [str(p) for p in duplicates]} if duplicates else {}),
             **({"reason": reason} if reason else {}),
         },
     )
-    return await read_person(session, principal, read.person.id, now, how="revoke")
+    return Revocation(
+        await read_person(session, principal, person.id, now, how="revoke"), duplicates
+    )
 
 
 # --- deconfliction --------------------------------------------------------------------------------
@@ -789,7 +818,9 @@ async def merge(
     now: datetime,
 ) -> Person:
     """Merge a duplicate into the person kept, on a person's explicit confirmation: its
-    contacts and consents move to the one kept, and it reads as the one kept from then on."""
+    contacts and consents move to the one kept, and it reads as the one kept from then on.
+    A consent of either signed before the latest revocation of either is revoked: the
+    person's revocation covers every record of them."""
     if not confirmed:
         raise _invalid("confirm", "a merge is made only when a person confirms it (true)")
     if kept_id == duplicate_id:
@@ -810,13 +841,36 @@ async def merge(
         raise _invalid("duplicate_id", "not a person your provider knows")
     require_identified(kept.person)
     require_identified(duplicate.person)
+    # A revocation is the person's: a consent of either record signed before the latest
+    # revocation on either of them is revoked with it, so that a merge never brings back
+    # sharing the person stopped (only a consent signed after it stands).
+    revoked = [
+        c.revoked_at for c, _ in (*kept.consents, *duplicate.consents) if c.revoked_at is not None
+    ]
+    overtaken: list[Consent] = []
+    if revoked:
+        latest = max(revoked)
+        for person_id in (kept_id, duplicate_id):
+            for consent in await repository.live_consents(session, person_id, now):
+                if consent.signed_at < latest:
+                    consent.revoked_at = now
+                    consent.revoked_by = f"{roster.actor(principal)} (merge: revoked before)"
+                    overtaken.append(consent)
     await repository.move_person(session, duplicate_id, kept_id)
     duplicate.person.merged_into_id = kept_id
     duplicate.person.merged_at = now
     duplicate.person.merged_by = roster.actor(principal)
     await session.flush()
     await audit.record(
-        session, principal, "person.merge", "person", kept_id, {"duplicate_id": str(duplicate_id)}
+        session,
+        principal,
+        "person.merge",
+        "person",
+        kept_id,
+        {
+            "duplicate_id": str(duplicate_id),
+            **({"consents_revoked": [str(c.id) for c in overtaken]} if overtaken else {}),
+        },
     )
     return kept.person
 
@@ -830,6 +884,32 @@ async def contact_of(session: AsyncSession, principal: Principal, contact_id: uu
     contact = await session.get(Contact, contact_id)
     if contact is None or contact.provider_id != provider:
         raise NotFound(f"contact {contact_id} not found")
+    return contact
+
+
+async def read_contact(
+    session: AsyncSession, principal: Principal, contact_id: uuid.UUID
+) -> Contact:
+    """A contact of the key's provider as it is shown (whom it met, the referrals made for
+    them, whether they arrived), else ``NotFound``; the read is on the audit log."""
+    contact = await contact_of(session, principal, contact_id)
+    await audit.record(
+        session,
+        principal,
+        "contact.read",
+        "contact",
+        contact.id,
+        {**({"person_id": str(contact.person_id)} if contact.person_id else {})},
+    )
+    if contact.person_id is not None:
+        await audit.record(
+            session,
+            principal,
+            "person.read",
+            "person",
+            contact.person_id,
+            {"as": "provider", "how": "contact", "contact_id": str(contact.id)},
+        )
     return contact
 
 
@@ -877,6 +957,19 @@ async def add_referral(
         if r.service_id == service.id and r.kind == kind
     ]
     if existing:
+        # The referral made before is answered: a read of what it says of the person.
+        await audit.record(
+            session,
+            principal,
+            "referral.read",
+            "referral",
+            existing[0].id,
+            {
+                "contact_id": str(contact.id),
+                **({"person_id": str(contact.person_id)} if contact.person_id else {}),
+                "how": "repeated referral",
+            },
+        )
         return existing[0]
     shared_under = None
     if contact.person_id is not None:
@@ -894,6 +987,7 @@ async def add_referral(
         made_at=now,
         made_by=roster.actor(principal),
         share_consent_id=shared_under,
+        share_organization_id=organization.id if shared_under is not None else None,
     )
     try:
         async with session.begin_nested():
@@ -986,11 +1080,19 @@ async def end_referral_shares(
     current = await _consent_in_force(session, person_id, now)
     ended = []
     for referral in shared:
-        organization = services[referral.service_id][1]
-        if organization.id in allowed and current is not None:
+        now_with = services[referral.service_id][1].id
+        named = referral.share_organization_id or now_with
+        if named != now_with:
+            # The service belongs to another organization now: the share stays with the one
+            # the consent named, and so ends here.
+            because = f"the service moved from {named} to {now_with}"
+        elif named in allowed and current is not None:
             # Still shared, now under the consent in force.
             referral.share_consent_id = uuid.UUID(str(current.id))
+            referral.share_organization_id = named
             continue
+        else:
+            because = why
         referral.share_ended_at = now
         ended.append(referral)
         await audit.record(
@@ -999,9 +1101,57 @@ async def end_referral_shares(
             "referral.share_ended",
             "referral",
             referral.id,
-            {"person_id": str(person_id), "organization": organization.id, "why": why},
+            {"person_id": str(person_id), "organization": named, "why": because},
         )
     await session.flush()
+    return ended
+
+
+async def referral_shares_in_force(
+    session: AsyncSession, referrals: Sequence[Referral], now: datetime
+) -> set[uuid.UUID]:
+    """The referrals whose person's identity goes to an organization at ``now``: shared
+    and not ended, to the organization stored when shared, the service still belongs to,
+    and which the person's consent in force names for treatment referral *now*. Decided
+    when read, so that an expiry stops it at once, before any pass ends it."""
+    shared = [r for r in referrals if r.share_consent_id is not None and r.share_ended_at is None]
+    if not shared:
+        return set()
+    services = await directory.services_by_id(session, [r.service_id for r in shared])
+    allowed: dict[uuid.UUID, frozenset[str]] = {}
+    out = set()
+    for referral in shared:
+        contact = await session.get(Contact, referral.contact_id)
+        if contact is None or contact.person_id is None:
+            continue
+        if contact.person_id not in allowed:
+            allowed[contact.person_id] = await organizations_shared_with(
+                session, contact.person_id, "treatment_referral", now
+            )
+        now_with = services[referral.service_id][1].id
+        named = referral.share_organization_id or now_with
+        if named == now_with and named in allowed[contact.person_id]:
+            out.add(referral.id)
+    return out
+
+
+async def end_shares_to_moved_services(
+    session: AsyncSession,
+    principal: Principal | None,
+    service_ids: Sequence[uuid.UUID],
+    now: datetime,
+) -> int:
+    """Services that now belong to another organization (a directory re-import): each
+    referral's share with the organization the consent named ends, on the audit log.
+    How many ended."""
+    if not service_ids:
+        return 0
+    people = await repository.people_sharing_with_services(session, service_ids)
+    ended = 0
+    for person_id in people:
+        ended += len(
+            await end_referral_shares(session, principal, person_id, now, "the service moved")
+        )
     return ended
 
 
@@ -1009,6 +1159,14 @@ async def _consent_in_force(
     session: AsyncSession, person_id: uuid.UUID, now: datetime
 ) -> ConsentTerms | None:
     consents = (await repository.consents_of(session, [person_id]))[person_id]
+    return consent_in_force(consents, now)
+
+
+def consent_in_force(
+    consents: Sequence[tuple[Consent, Sequence[ConsentShare]]], now: datetime
+) -> ConsentTerms | None:
+    """The consent in force among a person's consents (``access.in_force``): the newest
+    signed one, if live."""
     return access.in_force([terms_of(c, shares) for c, shares in consents], now)
 
 
@@ -1098,6 +1256,18 @@ async def deidentify(session: AsyncSession, person_ids: Sequence[uuid.UUID], now
     )
 
 
-async def people_sharing_referrals(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    """People with a referral whose sharing with its organization has not ended."""
-    return list(await repository.people_sharing_referrals(session, limit))
+async def people_sharing_referrals(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """People with a referral whose sharing with its organization has not ended, by id,
+    after ``after`` (a page)."""
+    return list(await repository.people_sharing_referrals(session, after, limit))
+
+
+async def people_without_consent_in_force(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """Those of ``person_ids`` whose consent in force is gone (the newest signed one ran
+    out or was revoked, or none): what they still share is no longer allowed."""
+    found = await repository.consents_of(session, person_ids)
+    return [p for p in person_ids if consent_in_force(found[p], now) is None]

@@ -63,8 +63,13 @@ def consent_out(
     )
 
 
-async def referral_outs(session: AsyncSession, referrals: Sequence[Referral]) -> list[ReferralOut]:
+async def referral_outs(
+    session: AsyncSession, referrals: Sequence[Referral], *, now: datetime
+) -> list[ReferralOut]:
+    """The referrals as shown at ``now``: shared with the organization only while the
+    consent in force names the one stored when shared (``people.referral_shares_in_force``)."""
     services = await directory.services_by_id(session, [r.service_id for r in referrals])
+    shared = await people.referral_shares_in_force(session, referrals, now)
     out = []
     for referral in referrals:
         service, organization = services[referral.service_id]
@@ -81,15 +86,16 @@ async def referral_outs(session: AsyncSession, referrals: Sequence[Referral]) ->
                 arrival=referral.arrival,  # type: ignore[arg-type]
                 arrival_at=referral.arrival_at,
                 arrival_by=referral.arrival_by,
-                shared_with_organization=referral.share_consent_id is not None
-                and referral.share_ended_at is None,
+                shared_with_organization=referral.id in shared,
                 share_ended_at=referral.share_ended_at,
             )
         )
     return out
 
 
-async def contact_outs(session: AsyncSession, contacts: Sequence[Contact]) -> list[ContactOut]:
+async def contact_outs(
+    session: AsyncSession, contacts: Sequence[Contact], *, now: datetime
+) -> list[ContactOut]:
     referrals = await people.referrals_of(session, [c.id for c in contacts])
     return [
         ContactOut(
@@ -99,7 +105,7 @@ async def contact_outs(session: AsyncSession, contacts: Sequence[Contact]) -> li
             county_fips=contact.county_fips,
             identified=contact.person_id is not None,
             person_id=contact.person_id,
-            referrals=await referral_outs(session, referrals[contact.id]),
+            referrals=await referral_outs(session, referrals[contact.id], now=now),
         )
         for contact in contacts
     ]
@@ -172,9 +178,12 @@ async def person_out(
             follow_ups=None,
         )
     consents = [consent_out(c, s, now) for c, s in read.consents]
-    live = [c for c in consents if c.state == "live"]
-    contacts = await contact_outs(session, await people.contacts_of_person(session, person.id))
-    tasks = await followups.tasks_of_person(session, person.provider_id, person.id)
+    current = people.consent_in_force(read.consents, now)
+    live = [c for c in consents if current is not None and c.id == current.id]
+    contacts = await contact_outs(
+        session, await people.contacts_of_person(session, person.id), now=now
+    )
+    tasks = await followups.tasks_of_person(session, person.provider_id, person.id, now)
     return PersonOut(
         id=person.id,
         view="provider",

@@ -130,6 +130,7 @@ async def _queue(request: Request, session: AsyncSession, principal: Principal) 
         assignee=None,
         person_id=None,
         limit=500,
+        now=now,
     )
     outs = await views.follow_up_outs(session, tasks, now)
     rows = [
