@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -11,9 +12,10 @@ import typer
 
 from corespond.cli.common import database_url, err, load_settings, settings_with_database
 from corespond.cli.demo import print_demo, seed_demo_data
-from corespond.config import bind_refusal
+from corespond.config import ENV_FILE_VARIABLE, bind_refusal, env_file
 from corespond.crypto import secret_box
 from corespond.db import Database, resolve_migration_url
+from corespond.metrics import MULTIPROCESS_VARIABLE, multiprocess_directory
 
 
 def serve(
@@ -23,6 +25,16 @@ def serve(
         bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema first.")
     ] = False,
     demo: Annotated[bool, typer.Option(help="Seed demo data and print its credentials.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Serve from this many processes (uvicorn workers). Above 1 the background "
+            "jobs run in `corespond worker` only: set CORESPOND_WORKER_ENABLED=false. Rate "
+            "limits are then per process; /metrics counts every process (kept in "
+            "PROMETHEUS_MULTIPROC_DIR, else a temporary directory).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (and the event worker) with uvicorn. Outside production it
     listens on a loopback address only."""
@@ -38,11 +50,22 @@ def serve(
     if refusal is not None:
         err.print(f"[red]cannot start:[/red] {refusal}", highlight=False)
         raise typer.Exit(2)
+    if workers > 1 and configured.worker_enabled:
+        # Each process would run every job: N relays, N sweeps, N retention runs.
+        err.print(
+            f"[red]cannot start:[/red] --workers {workers} serves the API from {workers} "
+            "processes, and the background jobs must run in one place: set "
+            "CORESPOND_WORKER_ENABLED=false and run `corespond worker` beside it",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     # First, so that migrations, the embedded server and uvicorn all log in one format.
     configure_logging(configured.log_level, json=configured.log_json)
     migration_url = database_url(resolve_migration_url, configured) if run_migrations else None
-    settings, _ = settings_with_database()
+    settings, url = settings_with_database()
     try:
+        # Built here even for --workers N, whose processes each build their own: a broken
+        # rule file refuses to start before any of them does.
         application = create_app(settings)
     except RuleFileError as exc:
         err.print(f"[red]cannot start: invalid triage rules[/red]\n{exc}", highlight=False)
@@ -51,6 +74,14 @@ def serve(
         upgrade_to_head(settings.migrations_dir, migration_url)
     if demo:
         print_demo(seed_demo_data(), settings, host, port)
+    if workers > 1:
+        _serve_from_processes(
+            workers,
+            host or settings.host,
+            port or settings.port,
+            database_url=url if configured.database_url is None else None,
+        )
+        return
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, that lets the
     # embedded PostgreSQL be stopped by its exit handler instead of being left running.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -68,6 +99,35 @@ def serve(
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _serve_from_processes(workers: int, host: str, port: int, *, database_url: str | None) -> None:
+    """uvicorn's ``workers`` processes, each building the app with
+    ``create_app_from_environment``. They are handed, in the environment, what this process
+    read: its environment file, the database it started (``database_url``: an embedded
+    server, which stays this process's) and the directory of their metrics. uvicorn stops
+    them on SIGTERM or SIGINT and starts a new one when one dies."""
+    import uvicorn
+
+    path, named = env_file()
+    if named:
+        os.environ[ENV_FILE_VARIABLE] = str(path.resolve())
+    if database_url is not None:
+        os.environ["DATABASE_URL"] = database_url
+    with multiprocess_directory() as directory:
+        # Set after this process's own metrics were made: they stay in memory, out of the
+        # files the API processes share.
+        os.environ[MULTIPROCESS_VARIABLE] = str(directory)
+        uvicorn.run(
+            "corespond.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # as above: CORESPOND_TRUSTED_PROXIES only
+        )
 
 
 def worker() -> None:
