@@ -7,7 +7,6 @@ import binascii
 import json
 import os
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ import typer
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from corespond.cli.common import err, out
+from corespond.clock import system_clock
 
 app = typer.Typer(help="Tools for CAD integrators.")
 
@@ -73,7 +73,7 @@ def webhook(secret: str) -> Webhook:
 
 def _post_signed(client: httpx.Client, source: str, body: str, signer: Webhook) -> httpx.Response:
     message_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
+    now = system_clock()
     return client.post(
         f"/v1/cad/{source}/events",
         content=body.encode(),

@@ -6,6 +6,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import err, load_settings, out, program_name, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 from corespond.crypto import secret_box
 from corespond.demo import DemoCredentials
@@ -28,7 +29,9 @@ def seed_demo_data() -> DemoCredentials:
         raise typer.Exit(2)
 
     async def work(session: AsyncSession, settings: Settings) -> DemoCredentials:
-        return await seed_demo(session, secret_box(settings), policy=MatchPolicy.of(settings))
+        return await seed_demo(
+            session, secret_box(settings), system_clock(), policy=MatchPolicy.of(settings)
+        )
 
     return run_in_session(work)
 

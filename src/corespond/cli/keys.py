@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 
 app = typer.Typer(help="API keys for people and their tools.")
@@ -46,8 +47,11 @@ def keys_create(
         # Resolved to what it names: a county to its FIPS, an agency to its registered name.
         atlas = geography_for(tuple(settings.geo_states)).atlas
         parsed = await checked_scope(session, atlas, scope) if scope else None
-        expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-        _, token = await create_key(session, role=role, scope=parsed, name=name, expires_at=expires)
+        now = system_clock()
+        expires = now + timedelta(days=expires_days) if expires_days else None
+        _, token = await create_key(
+            session, role=role, scope=parsed, name=name, expires_at=expires, now=now
+        )
         return token
 
     token = run_in_session(work, ("key.create", name or role))
@@ -91,7 +95,7 @@ def keys_revoke(
     from corespond.auth.service import find_key, revoke_key
 
     async def work(session: AsyncSession, settings: Settings) -> str:
-        found = await revoke_key(session, await find_key(session, key))
+        found = await revoke_key(session, await find_key(session, key), system_clock())
         return f"revoked {found.prefix} ({found.name}, {found.role})"
 
     out.print(run_in_session(work, ("key.revoke", key)), markup=False)
@@ -110,7 +114,7 @@ def keys_rotate(
 
     async def work(session: AsyncSession, settings: Settings) -> str:
         new, token = await rotate_key(
-            session, await find_key(session, key), timedelta(hours=grace_hours)
+            session, await find_key(session, key), system_clock(), timedelta(hours=grace_hours)
         )
         return f"{new.role} key: {token}"
 

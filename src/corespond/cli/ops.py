@@ -3,7 +3,7 @@ one (export, import)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import DryRunDone, err, out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 from corespond.crypto import secret_box
 
@@ -38,9 +39,7 @@ def retention(
     async def work(session: AsyncSession, settings: Settings) -> RetentionReport:
         keep = timedelta(days=days or settings.narrative_retention_days)
         people = timedelta(days=person_days or settings.person_retention_days)
-        return await purge(
-            session, datetime.now(UTC), keep, dry_run=dry_run, person_retention=people
-        )
+        return await purge(session, system_clock(), keep, dry_run=dry_run, person_retention=people)
 
     report = run_in_session(work, None if dry_run else ("retention.purge", None))
     verb = "would purge" if report.dry_run else "purged"
@@ -70,7 +69,7 @@ def export_command(
     from corespond.ops.transfer import Configuration, export_configuration
 
     async def work(session: AsyncSession, settings: Settings) -> Configuration:
-        return await export_configuration(session, datetime.now(UTC))
+        return await export_configuration(session, system_clock())
 
     document = run_in_session(work).model_dump(mode="json")
     text = (
@@ -117,6 +116,7 @@ def import_command(
             atlas=geography_for(tuple(settings.geo_states)).atlas,
             box=secret_box(settings),
             environment=settings.environment,
+            now=system_clock(),
         )
         if dry_run:
             raise DryRunDone(report)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import err, out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 
 app = typer.Typer(help="Peers: signing them in to the peer app on their phones.")
@@ -36,7 +36,7 @@ def peers_sign_in_link(
     cli_admin = Principal(key_id=uuid.UUID(int=0), name="cli", role="admin", scope=None)
 
     async def work(session: AsyncSession, settings: Settings) -> str:
-        link = await create_link(session, cli_admin, peer, datetime.now(UTC))
+        link = await create_link(session, cli_admin, peer, system_clock())
         base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         return (
             f"{base}/peer/sign-in?token={link.token}\n"

@@ -10,6 +10,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import err, out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 
 app = typer.Typer(help="Rosters: providers, and importing shifts from CSV or iCalendar.")
@@ -48,6 +49,7 @@ def roster_import(
             bar.update(task, completed=done, total=total)
 
         async def work(session: AsyncSession, settings: Settings) -> Any:
+            now = system_clock()
             return await run_import(
                 session,
                 operator,
@@ -57,7 +59,8 @@ def roster_import(
                 text=text,
                 dry_run=dry_run,
                 timezone=settings.program_timezone,
-                window=default_window(days=window_days),
+                now=now,
+                window=default_window(now, days=window_days),
                 progress=progress,
             )
 

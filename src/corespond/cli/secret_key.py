@@ -4,13 +4,13 @@ the newest."""
 from __future__ import annotations
 
 import getpass
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import DryRunDone, err, out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 from corespond.crypto import secret_box
 
@@ -51,7 +51,7 @@ def secret_key_rotate(
         report = await rotate_secret_key(
             session,
             secret_box(settings),
-            datetime.now(UTC),
+            system_clock(),
             actor=f"cli ({getpass.getuser()})",
         )
         if dry_run:

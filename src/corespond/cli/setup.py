@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -16,6 +15,7 @@ from corespond.cli.common import (
     program_name,
     run_in_session,
 )
+from corespond.clock import system_clock
 from corespond.config import Settings
 from corespond.db import resolve_migration_url
 
@@ -71,7 +71,7 @@ def init(
                 highlight=False,
             )
             raise typer.Exit(2)
-        _, token = await create_first_admin_key(session, name, datetime.now(UTC))
+        _, token = await create_first_admin_key(session, name, system_clock())
         return token
 
     token = run_in_session(work, ("key.create_first_admin", name))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.cli.common import err, out, run_in_session
+from corespond.clock import system_clock
 from corespond.config import Settings
 from corespond.crypto import secret_box
 
@@ -61,7 +62,7 @@ def sources_list() -> None:
     from corespond.sources.service import SourceSummary, list_sources
 
     async def work(session: AsyncSession, settings: Settings) -> list[SourceSummary]:
-        return list(await list_sources(session))
+        return list(await list_sources(session, system_clock()))
 
     table = Table("id", "name", "agencies", "callback", "live secrets", "created")
     for s in run_in_session(work):
@@ -100,7 +101,7 @@ def sources_set_callback(
         source = await set_callback(session, source_id, url, settings.environment)
         if source.callback_url is None:
             return f"{source.id}: no callback; assignment events are kept, not sent"
-        waiting = await send_pending_now(session, source.id, datetime.now(UTC))
+        waiting = await send_pending_now(session, source.id, system_clock())
         return f"{source.id}: callback {source.callback_url}; {waiting} waiting event(s) go now"
 
     out.print(run_in_session(work, ("source.set_callback", source_id)), markup=False)
@@ -134,7 +135,7 @@ def sources_disable(
     from corespond.sources.service import set_disabled
 
     async def work(session: AsyncSession, settings: Settings) -> str:
-        source = await set_disabled(session, source_id, True, datetime.now(UTC))
+        source = await set_disabled(session, source_id, True, system_clock())
         return f"{source.id}: disabled since {source.disabled_at:%Y-%m-%d %H:%M} UTC"
 
     out.print(run_in_session(work, ("source.disable", source_id)), markup=False)
@@ -148,7 +149,7 @@ def sources_enable(
     from corespond.sources.service import set_disabled
 
     async def work(session: AsyncSession, settings: Settings) -> str:
-        source = await set_disabled(session, source_id, False, datetime.now(UTC))
+        source = await set_disabled(session, source_id, False, system_clock())
         return f"{source.id}: enabled"
 
     out.print(run_in_session(work, ("source.enable", source_id)), markup=False)
@@ -202,6 +203,7 @@ def sources_rotate_secret(
             secret_box(settings),
             source_id,
             grace=timedelta(hours=hours),
+            now=system_clock(),
         )
 
     secret, until = run_in_session(work, ("source.rotate_secret", source_id))
