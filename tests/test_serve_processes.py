@@ -31,8 +31,6 @@ from tests.conftest import TEST_KEY, Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
 from tests.test_operator_walkthrough import free_port
 
-pytestmark = pytest.mark.slow
-
 EVENTS = 6
 
 
@@ -136,6 +134,7 @@ def counted_alone(served: Served) -> dict[int, str]:
     return counted
 
 
+@pytest.mark.slow
 async def test_two_processes_serve_readiness_ingest_and_one_count_of_metrics(
     served: Served, committed_db: Database, box: SecretBox
 ) -> None:

@@ -79,7 +79,7 @@ def serve(
             workers,
             host or settings.host,
             port or settings.port,
-            database_url=url if configured.database_url is None else None,
+            embedded_url=url if configured.database_url is None else None,
         )
         return
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, that lets the
@@ -101,22 +101,22 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _serve_from_processes(workers: int, host: str, port: int, *, database_url: str | None) -> None:
+def _serve_from_processes(workers: int, host: str, port: int, *, embedded_url: str | None) -> None:
     """uvicorn's ``workers`` processes, each building the app with
     ``create_app_from_environment``. They are handed, in the environment, what this process
-    read: its environment file, the database it started (``database_url``: an embedded
-    server, which stays this process's) and the directory of their metrics. uvicorn stops
-    them on SIGTERM or SIGINT and starts a new one when one dies."""
+    read: its environment file, the embedded database it started (``embedded_url``; the
+    server stays this process's, stopped when it exits) and the directory of their metrics.
+    uvicorn stops them on SIGTERM or SIGINT and starts a new one when one dies."""
     import uvicorn
 
     path, named = env_file()
     if named:
         os.environ[ENV_FILE_VARIABLE] = str(path.resolve())
-    if database_url is not None:
-        os.environ["DATABASE_URL"] = database_url
+    if embedded_url is not None:
+        os.environ["DATABASE_URL"] = embedded_url
     with multiprocess_directory() as directory:
-        # Set after this process's own metrics were made: they stay in memory, out of the
-        # files the API processes share.
+        # This process's own metrics were made before (in memory, or in files just emptied):
+        # only the API processes count into the directory.
         os.environ[MULTIPROCESS_VARIABLE] = str(directory)
         uvicorn.run(
             "corespond.app:create_app_from_environment",
