@@ -144,8 +144,12 @@ async def seed(database: Database, args: argparse.Namespace, rng: random.Random)
             display_name="Bench CAD",
             agencies=[AUTO_AGENCY, MANUAL_AGENCY],
         )
-        _, dispatcher = await create_key(session, role="dispatcher", name="bench dispatcher")
-        _, supervisor = await create_key(session, role="supervisor", name="bench supervisor")
+        _, dispatcher = await create_key(
+            session, role="dispatcher", name="bench dispatcher", now=datetime.now(UTC)
+        )
+        _, supervisor = await create_key(
+            session, role="supervisor", name="bench supervisor", now=datetime.now(UTC)
+        )
     print(f"seeded {len(shifts):,} shifts for {args.peers} peers over {args.days} days")
     return {"secret": secret, "dispatcher": dispatcher, "supervisor": supervisor}
 

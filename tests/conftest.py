@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -223,7 +224,9 @@ async def make_source(database: Database, box: SecretBox, source_id: str = "kana
 
 async def make_key(database: Database, role: str, scope: str | None = None) -> str:
     async with database.sessionmaker() as session, session.begin():
-        _, token = await create_key(session, role=role, scope=Scope.parse(scope) if scope else None)
+        _, token = await create_key(
+            session, role=role, scope=Scope.parse(scope) if scope else None, now=datetime.now(UTC)
+        )
     return token
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -137,7 +138,7 @@ async def test_revoked_key_is_refused(client: httpx.AsyncClient, db: Database) -
 
     key = await make_key(db, "supervisor")
     async with db.sessionmaker() as session, session.begin():
-        await revoke_keys_named(session, "supervisor key")
+        await revoke_keys_named(session, "supervisor key", datetime.now(UTC))
     assert_problem(await client.get("/v1/calls", headers=bearer(key)), 401, "revoked")
 
 

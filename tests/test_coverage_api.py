@@ -240,12 +240,14 @@ async def test_a_revoked_key_ends_its_sessions(client: httpx.AsyncClient, db: Da
     async with db.sessionmaker() as session, session.begin():
         from corespond.auth.service import create_key
 
-        _, key = await create_key(session, role="supervisor", name="night sup")
+        _, key = await create_key(
+            session, role="supervisor", name="night sup", now=datetime.now(UTC)
+        )
     signed = await client.post("/supervisor/login", data={"key": key})
     client.cookies.set("corespond_supervisor", session_token(signed), path="/supervisor")
     assert (await client.get("/supervisor/data")).status_code == 200
     async with db.sessionmaker() as session, session.begin():
-        await revoke_keys_named(session, "night sup")
+        await revoke_keys_named(session, "night sup", datetime.now(UTC))
     assert (await client.get("/supervisor/data")).status_code == 401
 
 

@@ -21,7 +21,7 @@ from tests.conftest import make_key
 async def _seed(db: Database, box: SecretBox, settings: Settings) -> DemoCredentials:
     """One run of the demo seed, as ``corespond serve --demo`` does it: one transaction."""
     async with db.sessionmaker() as session, session.begin():
-        return await seed_demo(session, box, policy=MatchPolicy.of(settings))
+        return await seed_demo(session, box, datetime.now(UTC), policy=MatchPolicy.of(settings))
 
 
 def _bearer(key: str) -> dict[str, str]:

@@ -419,7 +419,9 @@ async def test_signed_with_every_live_secret_during_a_rotation(
     try:
         await point_at(committed_db, cad, receiver.url)
         async with committed_db.sessionmaker() as session, session.begin():
-            await rotate_secret(session, box, cad.id, grace=timedelta(hours=24))
+            await rotate_secret(
+                session, box, cad.id, grace=timedelta(hours=24), now=datetime.now(UTC)
+            )
         [message] = await messages(committed_db, cad)
         await Relay(committed_db, http, box, FAST).drain()
     finally:

@@ -43,7 +43,7 @@ async def stored_events(db: Database) -> int:
 
 async def fold(db: Database) -> None:
     async with db.sessionmaker() as session, session.begin():
-        await process_pending(session, 100, load_rules())
+        await process_pending(session, 100, load_rules(), now=datetime.now(UTC))
 
 
 def assert_problem(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
@@ -193,13 +193,17 @@ async def test_rotated_secret_keeps_old_one_valid_for_the_grace_period(
     client: httpx.AsyncClient, source: Source, db: Database, box: SecretBox
 ) -> None:
     async with db.sessionmaker() as session, session.begin():
-        new_secret, _ = await rotate_secret(session, box, source.id, grace=timedelta(hours=1))
+        new_secret, _ = await rotate_secret(
+            session, box, source.id, grace=timedelta(hours=1), now=datetime.now(UTC)
+        )
     old_response = await post(client, source, cad_event("a"))
     new_response = await post(client, Source(source.id, new_secret), cad_event("b"))
     assert old_response.status_code == new_response.status_code == 202
 
     async with db.sessionmaker() as session, session.begin():
-        newest, _ = await rotate_secret(session, box, source.id, grace=timedelta(0))
+        newest, _ = await rotate_secret(
+            session, box, source.id, grace=timedelta(0), now=datetime.now(UTC)
+        )
     assert_problem(await post(client, source, cad_event("c")), 401)
     assert (await post(client, Source(source.id, newest), cad_event("d"))).status_code == 202
 

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -157,7 +158,7 @@ async def test_ingest_is_not_blocked_by_a_worker_holding_the_call_lock(
             response = await asyncio.wait_for(post(client, source, update), timeout=3)
             assert response.status_code == 202
             # The fold under this lock reads history after locking, so it sees e2 too.
-            await flow.process_pending(worker_session, 100, load_rules())
+            await flow.process_pending(worker_session, 100, load_rules(), now=datetime.now(UTC))
     [call] = await folded_calls(committed_db)
     assert call.narrative == "N2"
     assert call.event_count == 2

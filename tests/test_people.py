@@ -881,7 +881,7 @@ async def test_a_referral_made_while_the_consent_is_revoked_is_never_left_shared
             person = uuid.UUID(recorded.json()["person"]["id"])
             contact = recorded.json()["contact"]["id"]
             async with db.sessionmaker() as session:
-                principal = await authenticate(session, m.ana)
+                principal = await authenticate(session, m.ana, datetime.now(UTC))
 
             # The revocation holds its locks, not committed yet.
             revoking = db.sessionmaker()

@@ -143,7 +143,7 @@ async def test_the_year_after_the_call_on_the_demos_data(
 
     shots = screenshots(tmp_path)
     async with committed_db.sessionmaker() as session, session.begin():
-        creds = await seed_demo(session, box, policy=MatchPolicy.of(Settings()))
+        creds = await seed_demo(session, box, datetime.now(UTC), policy=MatchPolicy.of(Settings()))
     year = (datetime.now(UTC) - timedelta(days=60)).year
 
     async with async_playwright() as playwright:

@@ -49,7 +49,7 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         f"/v1/cad/{source.id}/events", content=closed, headers=signed_headers(source.secret, closed)
     )
     async with db.sessionmaker() as session, session.begin():
-        await process_pending(session, 100, load_rules())
+        await process_pending(session, 100, load_rules(), now=datetime.now(UTC))
     ended = datetime(2026, 11, 23, 10, tzinfo=UTC)
 
     async with db.sessionmaker() as session, session.begin():
@@ -101,7 +101,7 @@ async def test_narratives_are_purged_after_retention_and_outcomes_kept(
         f"/v1/cad/{source.id}/events", content=late, headers=signed_headers(source.secret, late)
     )
     async with db.sessionmaker() as session, session.begin():
-        await process_pending(session, 100, load_rules())
+        await process_pending(session, 100, load_rules(), now=datetime.now(UTC))
     async with db.sessionmaker() as session, session.begin():
         refilled = await purge(session, datetime.now(UTC) + timedelta(days=400), timedelta(days=30))
         assert refilled.calls == 1
@@ -179,7 +179,7 @@ async def test_a_purged_call_reads_as_purged_with_its_outcome(
         )
         assert posted.status_code == 202
     async with db.sessionmaker() as session, session.begin():
-        await process_pending(session, 100, load_rules())
+        await process_pending(session, 100, load_rules(), now=datetime.now(UTC))
         call = await session.scalar(select(Call))
         assert call is not None
         await program.provider(session)

@@ -50,6 +50,7 @@ async def seed(
                     kind,
                     reference="X",
                     expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+                    now=datetime.now(UTC),
                 )
             ids[name] = peer.id
     return ids
@@ -164,7 +165,7 @@ async def test_who_is_on_and_who_can_be_offered(db: Database) -> None:
                     peers[name], at - timedelta(hours=2), at + timedelta(hours=10), ("54039",)
                 ),
             )
-            await service.set_status(session, ADMIN, peers[name], "available")
+            await service.set_status(session, ADMIN, peers[name], "available", datetime.now(UTC))
         await service.set_credential(
             session,
             ADMIN,
@@ -172,8 +173,9 @@ async def test_who_is_on_and_who_can_be_offered(db: Database) -> None:
             "prss_certification",
             reference="X",
             expires_at=at - timedelta(days=1),
+            now=datetime.now(UTC),
         )
-        await service.set_status(session, ADMIN, peers["Sam Cole"], "busy")
+        await service.set_status(session, ADMIN, peers["Sam Cole"], "busy", datetime.now(UTC))
         await service.create_shift(
             session,
             ADMIN,
@@ -200,7 +202,13 @@ async def test_expiring_credentials_are_listed(client: httpx.AsyncClient, db: Da
     soon = datetime.now(UTC) + timedelta(days=10)
     async with db.sessionmaker() as session, session.begin():
         await service.set_credential(
-            session, ADMIN, peers["Jordan Miller"], "nda", reference=None, expires_at=soon
+            session,
+            ADMIN,
+            peers["Jordan Miller"],
+            "nda",
+            reference=None,
+            expires_at=soon,
+            now=datetime.now(UTC),
         )
     key = await make_key(db, "supervisor")
     listed = (
@@ -377,6 +385,7 @@ async def test_icalendar_weekly_rule_with_an_exception_date(db: Database) -> Non
             text=text,
             dry_run=False,
             timezone=ZONE,
+            now=datetime.now(UTC),
             window=window,
         )
         shifts = await service.list_shifts(
@@ -400,6 +409,7 @@ async def test_icalendar_weekly_rule_with_an_exception_date(db: Database) -> Non
             text=text,
             dry_run=False,
             timezone=ZONE,
+            now=datetime.now(UTC),
             window=window,
         )
     assert again.counts() == {
@@ -524,7 +534,7 @@ async def test_moving_a_one_off_calendar_event_updates_its_shift(db: Database) -
         async with db.sessionmaker() as session, session.begin():
             report = await run_import(
                 session, ADMIN, ATLAS, provider_id="wvsl", fmt="ics", text=text,
-                dry_run=False, timezone=ZONE, window=window,
+                dry_run=False, timezone=ZONE, now=datetime.now(UTC), window=window,
             )  # fmt: skip
         results.append(report.counts())
     assert results == [
@@ -556,9 +566,14 @@ async def test_keys_must_match_their_roster_role(client: httpx.AsyncClient, db: 
     peers = await seed(db, peers=("Jordan Miller", "Casey Adkins"))
     async with db.sessionmaker() as session, session.begin():
         with pytest.raises(InvalidPayload, match="provider scope"):
-            await create_key(session, role="provider_admin")
+            await create_key(session, role="provider_admin", now=datetime.now(UTC))
         with pytest.raises(InvalidPayload, match="provider scope"):
-            await create_key(session, role="provider_admin", scope=Scope("county", "54039"))
+            await create_key(
+                session,
+                role="provider_admin",
+                scope=Scope("county", "54039"),
+                now=datetime.now(UTC),
+            )
     own = await make_key(db, "peer", f"peer:{peers['Jordan Miller']}")
     unscoped = await make_key(db, "peer")
     ok = await client.post(

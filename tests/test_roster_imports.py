@@ -137,7 +137,7 @@ async def import_ics(db: Database, text: str) -> ImportReport:
     async with db.sessionmaker() as session, session.begin():
         return await run_import(
             session, ADMIN, ATLAS, provider_id="wvsl", fmt="ics", text=text, dry_run=False,
-            timezone=ZONE, window=WINDOW,
+            timezone=ZONE, now=datetime.now(UTC), window=WINDOW,
         )  # fmt: skip
 
 

@@ -44,7 +44,9 @@ async def test_a_change_made_elsewhere_reaches_the_cache_at_once(
 
         # As the CLI does, in its own process and transaction: rotate with no grace.
         async with committed_db.sessionmaker() as session, session.begin():
-            newest, _ = await rotate_secret(session, box, source.id, grace=timedelta(0))
+            newest, _ = await rotate_secret(
+                session, box, source.id, grace=timedelta(0), now=datetime.now(UTC)
+            )
         for _ in range(50):
             if not cache._kept:
                 break

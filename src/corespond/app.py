@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +41,8 @@ from corespond.geo.service import geography_for
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
 from corespond.listen import Listener
+from corespond.logging import configure_logging
+from corespond.metrics import MULTIPROCESS_VARIABLE
 from corespond.middleware import (
     BodyLimitMiddleware,
     OneAuthorizationMiddleware,
@@ -142,8 +146,15 @@ def _relisten(listener: Listener) -> Callable[[], Awaitable[None]]:
     return relisten
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
-    """Build the application. ``database`` is for tests; otherwise the lifespan connects."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    metrics_directory: Path | None = None,
+) -> FastAPI:
+    """Build the application. ``database`` is for tests; otherwise the lifespan connects.
+    ``metrics_directory``: where the processes of ``serve --workers N`` keep their metrics
+    (``/metrics`` then answers for all of them)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="corespond",
@@ -157,6 +168,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.metrics_directory = metrics_directory
     app.state.secret_box = secret_box(settings)
     audit_log.use_secret_box(app.state.secret_box)
     app.state.migration_heads = head_revisions(settings.migrations_dir)
@@ -237,6 +249,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The application of one of the N processes of ``corespond serve --workers N``
+    (uvicorn's app factory, called in each): the settings its parent read, from the
+    environment and environment file the parent handed down; logging alike. The background
+    jobs never run here, whatever the settings say: ``corespond worker`` runs them, once."""
+    settings = get_settings().model_copy(update={"worker_enabled": False})
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings, metrics_directory=Path(os.environ[MULTIPROCESS_VARIABLE]))
 
 
 def _problems_as_problem_json(schema: dict[str, Any]) -> None:

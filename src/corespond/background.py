@@ -86,7 +86,7 @@ class Background:
             rulebook=rulebook,
             follow_up=follow_up,
             worker=EventWorker(
-                database, settings.worker_batch_size, rulebook, geography, follow_up
+                database, settings.worker_batch_size, rulebook, geography, follow_up, clock
             ),
             relay=Relay(
                 database,

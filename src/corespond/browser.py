@@ -139,7 +139,7 @@ class KeySignIn:
         if not same_site(request):
             return self.refuse(403, "Sign in from this page.")
         try:
-            principal = await authenticate(session, key.strip())
+            principal = await authenticate(session, key.strip(), request.app.state.clock())
         except Unauthorized:
             return self.refuse(401, "That key is not valid or has been revoked.")
         if principal.role not in self.allowed:

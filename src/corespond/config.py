@@ -244,13 +244,19 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Longest a request may take before a 503 (imports exempt)."
     )
     rate_limit_cad_per_second: float = Field(
-        default=50.0, gt=0, description="CAD events a second per source (per instance)."
+        default=50.0,
+        gt=0,
+        description="CAD events a second per source, per process (`serve --workers N`: N "
+        "times this).",
     )
     rate_limit_cad_burst: float = Field(
         default=200.0, ge=1, description="CAD events a source may send at once above its rate."
     )
     rate_limit_writes_per_second: float = Field(
-        default=10.0, gt=0, description="Other writes a second per API key (per instance)."
+        default=10.0,
+        gt=0,
+        description="Other writes a second per API key, per process (`serve --workers N`: N "
+        "times this).",
     )
     rate_limit_writes_burst: float = Field(
         default=50.0, ge=1, description="Writes a key may make at once above its rate."

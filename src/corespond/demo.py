@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -215,7 +215,7 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
 async def seed_demo(
     session: AsyncSession,
     box: SecretBox,
-    now: datetime | None = None,
+    now: datetime,
     policy: MatchPolicy | None = None,
 ) -> DemoCredentials:
     """Create (or reuse) the demo source, issue fresh demo keys and ingest the demo events.
@@ -234,7 +234,6 @@ async def seed_demo(
     in its own savepoint, and a part that fails is logged and left out, so the service still
     starts.
     """
-    now = now or datetime.now(UTC)
     geography = geography_for()
     ctx = Context(policy or MatchPolicy.of(Settings()), geography, now)
     atlas = geography.atlas
@@ -247,7 +246,7 @@ async def seed_demo(
     peers: dict[str, uuid.UUID] = {}
     async with _part(session, "rosters"):
         peers = await _seed_rosters(session, atlas, now)
-    keys = await _issue_keys(session, peers)
+    keys = await _issue_keys(session, peers, now)
 
     accepted = 0
     if existing is None:  # seeded once: the events carry times relative to the first run
@@ -313,7 +312,9 @@ async def _source_secret(session: AsyncSession, box: SecretBox, existing: CadSou
     return secret
 
 
-async def _issue_keys(session: AsyncSession, peers: dict[str, uuid.UUID]) -> dict[str, str]:
+async def _issue_keys(
+    session: AsyncSession, peers: dict[str, uuid.UUID], now: datetime
+) -> dict[str, str]:
     """Fresh demo keys (earlier demo keys are revoked), each issued on its own: one that
     cannot be issued is logged and missing from the result."""
     keys: dict[str, str] = {}
@@ -332,11 +333,13 @@ async def _issue_keys(session: AsyncSession, peers: dict[str, uuid.UUID]) -> dic
         if name in peers:
             wanted.append((name, key_name, "peer", auth.Scope("peer", str(peers[name]))))
         else:
-            await auth.revoke_keys_named(session, key_name)
+            await auth.revoke_keys_named(session, key_name, now)
     for label, key_name, role, scope in wanted:
         async with _part(session, f"{label} key"):
-            await auth.revoke_keys_named(session, key_name)
-            _, keys[label] = await auth.create_key(session, role=role, scope=scope, name=key_name)
+            await auth.revoke_keys_named(session, key_name, now)
+            _, keys[label] = await auth.create_key(
+                session, role=role, scope=scope, name=key_name, now=now
+            )
     return keys
 
 
@@ -346,7 +349,7 @@ async def _feed(session: AsyncSession, document: dict[str, Any], ctx: Context) -
     event = CadEvent.model_validate(document)
     result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
     folded: list[uuid.UUID] = []
-    await flow.process_pending(session, 100, load_rules(), ctx.geography, folded)
+    await flow.process_pending(session, 100, load_rules(), ctx.geography, folded, now=ctx.now)
     for call_id in await flow.calls_to_follow_up(session, ctx, folded):
         await flow.follow_up(session, call_id, ctx)
     return int(result.status == "accepted")
@@ -434,8 +437,9 @@ async def _seed_rosters(
                 kind,
                 reference=f"{kind[:4].upper()}-{name.split()[1].upper()}",
                 expires_at=now + timedelta(days=expires_in if kind == "nda" else 400),
+                now=now,
             )
-        await roster.set_status(session, operator, peer.id, "available")
+        await roster.set_status(session, operator, peer.id, "available", now)
         for day in range(3):
             await roster.create_shift(
                 session,

@@ -11,7 +11,7 @@ database refuses twice, so two workers never double a notice.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -61,5 +61,5 @@ def schedule_alerts(scheduler: AsyncIOScheduler, jobs: AlertJobs, seconds: float
         id="supervisor-alerts",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),  # the scheduler's time is the system's
     )

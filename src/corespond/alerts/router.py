@@ -21,8 +21,6 @@ from corespond.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["alerts"])
 
-Supervisor = Authorized
-
 
 @router.get(
     "/v1/alerts",
@@ -32,7 +30,7 @@ Supervisor = Authorized
 async def list_alerts(
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     state: Annotated[
         Literal["open", "acknowledged", "resolved", "unresolved"] | None,
         Query(description="unresolved: open or acknowledged"),
@@ -70,7 +68,7 @@ async def list_alerts(
     response_model=AlertOut,
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
-async def get_alert(alert_id: uuid.UUID, session: SessionDep, principal: Supervisor) -> AlertOut:
+async def get_alert(alert_id: uuid.UUID, session: SessionDep, principal: Authorized) -> AlertOut:
     """One alert with its history."""
     alert = await service.get_alert(session, principal, alert_id)
     [view] = await alert_views(session, [alert])
@@ -87,7 +85,7 @@ async def acknowledge(
     alert_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     body: Annotated[AcknowledgeIn | None, Body()] = None,
 ) -> AlertOut:
     """A supervisor has seen to the alert: kept with who and when (and the note), on the

@@ -61,10 +61,6 @@ from corespond.pipeline import flow
 
 router = APIRouter(tags=["assignments"])
 
-Requester = Authorized
-Reader = Authorized
-PeerActor = Authorized
-Supervisor = Authorized
 
 WRITE_PROBLEMS = problems(
     Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, InvalidPayload
@@ -106,7 +102,7 @@ async def request_peer(
     request: Request,
     response: Response,
     session: SessionDep,
-    principal: Requester,
+    principal: Authorized,
     ctx: Ctx,
     body: Annotated[PeerRequestIn | None, Body()] = None,
 ) -> AssignmentOut:
@@ -143,7 +139,7 @@ async def request_peer(
 async def list_assignments(
     request: Request,
     session: SessionDep,
-    principal: Reader,
+    principal: Authorized,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     call: Annotated[uuid.UUID | None, Query(description="Assignments of one call")] = None,
     peer: Annotated[uuid.UUID | None, Query(description="Assignments of one peer")] = None,
@@ -200,7 +196,7 @@ async def list_assignments(
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
 async def get_assignment(
-    assignment_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+    assignment_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> AssignmentOut:
     """One assignment with its history; the ranking shows why this peer was chosen."""
     assignment = await views.get_assignment(session, assignment_id, principal)
@@ -231,7 +227,7 @@ def _peer_update(action: str, doc: str) -> Callable[..., Awaitable[AssignmentOut
         assignment_id: uuid.UUID,
         request: Request,
         session: SessionDep,
-        principal: PeerActor,
+        principal: Authorized,
         ctx: Ctx,
         body: OptionalUpdate = None,
     ) -> AssignmentOut:
@@ -264,7 +260,7 @@ async def clear(
     body: ClearIn,
     request: Request,
     session: SessionDep,
-    principal: PeerActor,
+    principal: Authorized,
     ctx: Ctx,
 ) -> AssignmentOut:
     """The co-response is over; the peer records the outcome (for program evaluation only:
@@ -285,7 +281,7 @@ async def cancel(
     assignment_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    principal: Requester,
+    principal: Authorized,
     ctx: Ctx,
     body: Annotated[CancelIn | None, Body()] = None,
 ) -> AssignmentOut:
@@ -325,7 +321,7 @@ async def reassign(
     body: ReassignIn,
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     ctx: Ctx,
 ) -> AssignmentOut:
     """A supervisor hands an open offer (`offered`) or an accepted, staged assignment
@@ -352,7 +348,7 @@ async def reassign(
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
 async def candidates(
-    assignment_id: uuid.UUID, session: SessionDep, principal: Supervisor, ctx: Ctx
+    assignment_id: uuid.UUID, session: SessionDep, principal: Authorized, ctx: Ctx
 ) -> CandidatesOut:
     """Who the assignment could be handed to now (`POST .../reassign`), best first with the
     reasons for each place, as matching ranks them; and who is on shift but could not take
@@ -395,7 +391,7 @@ async def scene_secure(
     assignment_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    principal: Requester,
+    principal: Authorized,
     ctx: Ctx,
 ) -> AssignmentOut:
     """Police report the scene secure: the staged peer may go in (`assignment.scene_secure`

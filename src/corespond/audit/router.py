@@ -20,7 +20,6 @@ from corespond.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["audit"])
 
-Auditor = Authorized
 Slug = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")]
 
 
@@ -51,7 +50,7 @@ class AuditPage(BaseModel):
 )
 async def list_audit(
     session: SessionDep,
-    _: Auditor,
+    _: Authorized,
     action: Slug = None,
     record_type: Slug = None,
     record_id: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,

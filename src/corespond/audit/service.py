@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from corespond.audit import repository
 from corespond.audit.models import AuditEntry, RetiredChainKey
 from corespond.auth.service import Principal
+from corespond.clock import system_clock
 from corespond.crypto import SecretBox, UnreadableSecret, fingerprint
 
 CHAIN_LOCK = "corespond-audit-chain"
@@ -172,7 +173,7 @@ async def record(
     await repository.lock_chain(session, CHAIN_LOCK)
     prev = await repository.last_hash(session)
     entry = AuditEntry(
-        at=datetime.now(UTC),
+        at=system_clock(),  # the log says when it was really done, whatever clock the caller reads
         key_id=principal.key_id if principal else None,
         actor=actor or (principal.name if principal else "corespond"),
         role=principal.role if principal else None,

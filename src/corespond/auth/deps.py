@@ -32,7 +32,7 @@ async def authorized(
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     # A separate short session: authentication must not share the endpoint's transaction.
     async with database_of(request).sessionmaker() as session, session.begin():
-        principal = await authenticate(session, credentials.credentials)
+        principal = await authenticate(session, credentials.credentials, request.app.state.clock())
     request.state.principal = principal  # also for the audit entry of a refused read
     allowed = {*rule.roles, "admin"}
     if principal.role not in allowed:

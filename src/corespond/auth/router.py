@@ -22,7 +22,6 @@ from corespond.errors import problem_responses as problems
 
 router = APIRouter(tags=["keys"])
 
-Admin = Authorized
 Role = Literal["dispatcher", "peer", "supervisor", "provider_admin", "auditor", "admin", "partner"]
 
 
@@ -79,14 +78,14 @@ WRITE = problems(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload)
 
 
 @router.get("/v1/keys", response_model=list[KeyOut], responses=problems(Unauthorized, Forbidden))
-async def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
+async def list_keys(session: SessionDep, _: Authorized) -> list[KeyOut]:
     """Every key (never the key itself): role, scope, expiry, last use, revocation."""
     return [KeyOut.of(k) for k in await service.list_keys(session)]
 
 
 @router.post("/v1/keys", status_code=201, response_model=IssuedKey, responses=WRITE)
 async def create_key(
-    body: KeyCreate, request: Request, session: SessionDep, principal: Admin
+    body: KeyCreate, request: Request, session: SessionDep, principal: Authorized
 ) -> IssuedKey:
     """Issue a key; the response is the only time it is shown."""
     key, token = await service.create_key(
@@ -95,16 +94,19 @@ async def create_key(
         scope=await _scope(request, session, body.scope),
         name=body.name,
         expires_at=body.expires_at,
+        now=request.app.state.clock(),
     )
     await audit.record(session, principal, "key.create", "api_key", key.id, {"role": key.role})
     return IssuedKey(**KeyOut.of(key).model_dump(), key=token)
 
 
 @router.post("/v1/keys/{key_id}/revoke", response_model=KeyOut, responses=WRITE)
-async def revoke_key(key_id: uuid.UUID, session: SessionDep, principal: Admin) -> KeyOut:
+async def revoke_key(
+    key_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
+) -> KeyOut:
     """Revoke a key: refused from the next request on; its browser sessions end."""
     key = await service.find_key(session, str(key_id))
-    await service.revoke_key(session, key)
+    await service.revoke_key(session, key, request.app.state.clock())
     await audit.record(session, principal, "key.revoke", "api_key", key.id)
     return KeyOut.of(key)
 
@@ -112,13 +114,16 @@ async def revoke_key(key_id: uuid.UUID, session: SessionDep, principal: Admin) -
 @router.post("/v1/keys/{key_id}/rotate", status_code=201, response_model=IssuedKey, responses=WRITE)
 async def rotate_key(
     key_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
-    principal: Admin,
+    principal: Authorized,
     grace_hours: Annotated[float, Query(ge=0, le=168)] = 0,
 ) -> IssuedKey:
     """A new key with the same name, role and scope; the old one stops at once, or after
     `grace_hours` (at most a week) while its holder switches."""
     key = await service.find_key(session, str(key_id))
-    new, token = await service.rotate_key(session, key, timedelta(hours=grace_hours))
+    new, token = await service.rotate_key(
+        session, key, request.app.state.clock(), timedelta(hours=grace_hours)
+    )
     await audit.record(session, principal, "key.rotate", "api_key", key.id, {"new": str(new.id)})
     return IssuedKey(**KeyOut.of(new).model_dump(), key=token)

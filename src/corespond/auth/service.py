@@ -7,7 +7,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,9 +63,10 @@ async def create_key(
     scope: Scope | None = None,
     name: str | None = None,
     expires_at: datetime | None = None,
+    now: datetime,
 ) -> tuple[ApiKey, str]:
     """Issue a key; returns the row and the plaintext key, which is never stored."""
-    if expires_at is not None and expires_at <= datetime.now(UTC):
+    if expires_at is not None and expires_at <= now:
         raise InvalidPayload("a key's expiry must be in the future")
     if role not in ROLES:
         raise InvalidPayload(f"role must be one of {', '.join(ROLES)}: {role!r}")
@@ -119,22 +120,21 @@ async def create_first_admin_key(
             f"already initialised: {len(live)} live admin key(s) exist (corespond keys list); "
             "make another with `corespond keys create --role admin --name NAME`"
         )
-    return await create_key(session, role="admin", name=name)
+    return await create_key(session, role="admin", name=name, now=now)
 
 
-async def revoke_keys_named(session: AsyncSession, name: str) -> int:
+async def revoke_keys_named(session: AsyncSession, name: str, now: datetime) -> int:
     """Revoke every live key with this name (the demo reissues its keys this way)."""
-    return await repository.revoke_named(session, name, datetime.now(UTC))
+    return await repository.revoke_named(session, name, now)
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal:
+async def authenticate(session: AsyncSession, token: str, now: datetime) -> Principal:
     """The principal of a live key, else ``Unauthorized``."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("API key is not valid")
     key = await repository.live_key_by_hash(session, hash_key(token))
     if key is None:
         raise Unauthorized("API key is not valid or has been revoked")
-    now = datetime.now(UTC)
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthorized(f"API key expired at {key.expires_at.isoformat(timespec='seconds')}")
     if key.last_used_at is None or now - key.last_used_at > LAST_USE_PRECISION:
@@ -188,25 +188,29 @@ async def find_key(session: AsyncSession, ref: str) -> ApiKey:
     return key
 
 
-async def revoke_key(session: AsyncSession, key: ApiKey, at: datetime | None = None) -> ApiKey:
+async def revoke_key(session: AsyncSession, key: ApiKey, at: datetime) -> ApiKey:
     """Revoke a key; it is refused from the next request on (and its browser sessions end)."""
     if key.revoked_at is None:
-        key.revoked_at = at or datetime.now(UTC)
+        key.revoked_at = at
         await session.flush()
     return key
 
 
 async def rotate_key(
-    session: AsyncSession, key: ApiKey, grace: timedelta = timedelta(0)
+    session: AsyncSession, key: ApiKey, now: datetime, grace: timedelta = timedelta(0)
 ) -> tuple[ApiKey, str]:
     """A new key with the same name, role, scope and expiry; the old one stops working
     after ``grace`` (at once by default)."""
     if key.revoked_at is not None:
         raise Conflict("a revoked key cannot be rotated; create a new one")
     new, token = await create_key(
-        session, role=key.role, scope=scope_of(key), name=key.name, expires_at=key.expires_at
+        session,
+        role=key.role,
+        scope=scope_of(key),
+        name=key.name,
+        expires_at=key.expires_at,
+        now=now,
     )
-    now = datetime.now(UTC)
     if grace > timedelta(0):
         key.expires_at = min(key.expires_at or now + grace, now + grace)
     else:

@@ -39,8 +39,6 @@ router = APIRouter(tags=["calls"])
 
 NO_NUL = r"^[^\x00]*$"
 
-CallReader = Authorized
-
 
 @router.get(
     "/v1/calls",
@@ -50,7 +48,7 @@ CallReader = Authorized
 async def list_calls(
     request: Request,
     session: SessionDep,
-    principal: CallReader,
+    principal: Authorized,
     source: Annotated[
         str | None, Query(max_length=63, pattern=NO_NUL, description="CAD source id")
     ] = None,
@@ -122,7 +120,7 @@ async def _page(
 async def source_calls(
     source: str,
     session: SessionDep,
-    principal: CallReader,
+    principal: Authorized,
     incident_number: Annotated[
         str | None,
         Query(
@@ -158,16 +156,13 @@ def _incident_number(value: str | None) -> str | None:
     response_model=CallDetail,
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
-async def get_call(call_id: uuid.UUID, session: SessionDep, principal: CallReader) -> CallDetail:
+async def get_call(call_id: uuid.UUID, session: SessionDep, principal: Authorized) -> CallDetail:
     """One call as CAD last described it, with its event history; once purged
     (`purged_at`), its de-identified facts and outcome without narrative or location."""
     call = await service.get_call(session, call_id, principal)
     detail = await views.call_detail(session, principal, call)
     await audit.record(session, principal, "call.read", "call", call.id)  # last: see audit
     return detail
-
-
-Supervisor = Authorized
 
 
 @router.post(
@@ -182,7 +177,7 @@ async def override_danger(
     body: DangerOverrideIn,
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
 ) -> CallDetail:
     """A supervisor overrides a call that turned dangerous, after police reported the danger
     unfounded. Never automatic; the reason is required and kept, with who, in the triage

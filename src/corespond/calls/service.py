@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,12 +42,14 @@ async def lock(session: AsyncSession, call_id: uuid.UUID) -> Call:
     return call
 
 
-async def refold(session: AsyncSession, call: Call, events: Iterable[FoldableEvent]) -> Call:
+async def refold(
+    session: AsyncSession, call: Call, events: Iterable[FoldableEvent], now: datetime
+) -> Call:
     """Rebuild a locked call (see ``lock``) from all its events."""
     state = fold_events(events)
     for name, value in asdict(state).items():
         setattr(call, name, value)
-    call.folded_at = datetime.now(UTC)
+    call.folded_at = now
     await session.flush()
     return call
 
@@ -123,13 +125,14 @@ async def record_decision(
     decision: TriageDecision,
     turned_dangerous: bool,
     rules_version: str,
+    now: datetime,
 ) -> None:
     """Make ``decision`` the call's current one (its history is kept by triage).
     ``turned_dangerous_at`` is set once, and cleared only by a supervisor's override."""
     call.decision = decision.decision
     call.decision_summary = decision.summary
     call.decision_rules_version = rules_version
-    call.decided_at = datetime.now(UTC)
+    call.decided_at = now
     if turned_dangerous and call.turned_dangerous_at is None:
         call.turned_dangerous_at = call.decided_at
     await session.flush()

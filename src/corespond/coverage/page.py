@@ -378,6 +378,7 @@ async def add_push_subscription(
         body.keys.p256dh,
         body.keys.auth,
         request.app.state.settings.environment,
+        now=request.app.state.clock(),
         key_id=principal.key_id,
     )
     await audit.record(session, principal, "push_subscription.create", "api_key", subscription.id)
@@ -388,7 +389,9 @@ async def add_push_subscription(
 async def set_contact(request: Request, session: SessionDep, body: _Contact) -> Response:
     """The channels (and SMS phone) an unfilled request reaches this supervisor on."""
     principal = await _supervisor(request, session)
-    contact = await notify.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    contact = await notify.set_contact(
+        session, principal.key_id, body.phone, list(body.channels), request.app.state.clock()
+    )
     await audit.record(session, principal, "supervisor_contact.set", "api_key", principal.key_id)
     return JSONResponse({"channels": contact.notify_channels, "phone": contact.phone})
 

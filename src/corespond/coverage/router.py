@@ -26,7 +26,6 @@ from corespond.roster.times import to_utc
 
 router = APIRouter(tags=["coverage"])
 
-Supervisor = Authorized
 TimeParam = Annotated[
     str | None,
     Query(
@@ -331,7 +330,7 @@ def _window(
     responses=problems(Unauthorized, Forbidden, InvalidPayload),
 )
 async def coverage(
-    request: Request, session: SessionDep, principal: Supervisor, at: TimeParam = None
+    request: Request, session: SessionDep, principal: Authorized, at: TimeParam = None
 ) -> CoverageOut:
     """Every county of the service area at `at` (default now): its provider (primary, or a
     backup where none is primary: `provider_role`), peers on shift (status, shift end, free
@@ -388,7 +387,7 @@ async def coverage(
 async def coverage_gaps(
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     start: Annotated[TimeParam, Query(alias="from")] = None,
     end: Annotated[TimeParam, Query(alias="to")] = None,
     county: Annotated[
@@ -447,7 +446,7 @@ async def county_detail(
     county: Annotated[str, Path(max_length=40, pattern=r"^[^\x00]*$", description="FIPS or name")],
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
 ) -> CountyDetailOut:
     """One county drilled into: coverage now; the calls opened there in the last 12 hours,
     newest first, each with its triage decision and its peer (the supervisor acts on them:
@@ -500,7 +499,7 @@ def _summary_out(row: SummaryRow) -> SummaryRowOut:
 async def coverage_summary(
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     start: Annotated[TimeParam, Query(alias="from")] = None,
     end: Annotated[TimeParam, Query(alias="to")] = None,
 ) -> SummaryOut | Response:

@@ -345,7 +345,7 @@ class Relay:
         except DestinationRefused as exc:
             log.warning("dispatch_destination_refused", source=source.id, reason=exc.reason)
             return Answer(None, None, exc.reason, 0.0)
-        sent_at = datetime.now(UTC)  # the signature's timestamp must be real time
+        sent_at = system_clock()  # the signature's timestamp must be real time
         # Signed with every live secret: during a rotation's grace period the CAD may still
         # verify with the old one (Standard Webhooks allows several signatures).
         signatures = " ".join(
@@ -557,5 +557,5 @@ def schedule_relay(scheduler: AsyncIOScheduler, relay: Relay, seconds: float) ->
         id="dispatch-relay",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),  # the scheduler's time is the system's
     )

@@ -30,7 +30,6 @@ from corespond.sources import service as sources
 
 router = APIRouter(tags=["deliveries"])
 
-Supervisor = Authorized
 State = Literal["pending", "delivered", "dead"]
 
 
@@ -128,7 +127,7 @@ def _attempt(a: DeliveryAttempt) -> AttemptOut:
 )
 async def list_deliveries(
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     status: Annotated[State | None, Query(description="pending, delivered or dead")] = None,
     source: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None,
     call: Annotated[uuid.UUID | None, Query(description="Messages of one call")] = None,
@@ -159,7 +158,7 @@ async def list_deliveries(
     responses=problems(Unauthorized, Forbidden),
 )
 async def delivery_sources(
-    request: Request, session: SessionDep, principal: Supervisor
+    request: Request, session: SessionDep, principal: Authorized
 ) -> list[SourceDeliveryOut]:
     """How each CAD source is being served: pending, dead, failing since when, alert
     (unscoped keys: it names every source's callback)."""
@@ -187,7 +186,7 @@ async def delivery_sources(
     responses=problems(Unauthorized, Forbidden, NotFound, InvalidPayload),
 )
 async def get_delivery(
-    delivery_id: uuid.UUID, session: SessionDep, principal: Supervisor
+    delivery_id: uuid.UUID, session: SessionDep, principal: Authorized
 ) -> DeliveryDetail:
     """One message with every attempt: when, status code, latency, the answer, the error."""
     message = await service.get_message(session, principal, delivery_id)
@@ -205,7 +204,7 @@ async def redeliver(
     delivery_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    principal: Supervisor,
+    principal: Authorized,
     force: Annotated[
         bool, Query(description="Send it even though a later message of the call was delivered.")
     ] = False,

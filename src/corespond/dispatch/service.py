@@ -148,7 +148,7 @@ async def source_status(
     # for a callback URL).
     failing = await repository.failing_since_by_source(session)
     out = []
-    for source in await list_sources(session):
+    for source in await list_sources(session, now):
         b = backlog.get(source.id)
         failing_since = failing.get(source.id)
         out.append(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -14,6 +13,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from corespond.clock import system_clock
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -52,7 +53,7 @@ def sink_app(secret: str, *, fail_first: int = 0, say: Callable[[str], None] = p
             say(f"REJECTED  bad signature ({exc})")
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         webhook_id = request.headers.get("webhook-id", "")
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        stamp = system_clock().isoformat(timespec="seconds")
         if failures["left"] > 0:
             failures["left"] -= 1
             say(f"{stamp}  503 on purpose ({failures['left']} more to fail)  {webhook_id}")

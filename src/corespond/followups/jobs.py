@@ -3,7 +3,7 @@ admin (each once; claims with ``FOR UPDATE SKIP LOCKED``, so two workers never d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,5 +40,5 @@ def schedule_follow_ups(scheduler: AsyncIOScheduler, jobs: FollowUpJobs, seconds
         id="follow-ups-overdue",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),  # the scheduler's time is the system's
     )

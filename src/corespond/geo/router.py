@@ -17,8 +17,6 @@ from corespond.roster import service as roster
 
 router = APIRouter(tags=["geography"])
 
-AnyKey = Authorized
-
 
 class CountyRef(BaseModel):
     fips: str
@@ -76,7 +74,7 @@ def _county_out(geography: Geography, county: County, providers: dict[str, str])
     response_model=list[CountyOut],
     responses=problem_responses(Unauthorized, Forbidden),
 )
-async def list_counties(request: Request, session: SessionDep, _: AnyKey) -> list[CountyOut]:
+async def list_counties(request: Request, session: SessionDep, _: Authorized) -> list[CountyOut]:
     """Every county of the service area with its neighbours and primary provider."""
     geography = _geography(request)
     providers = await roster.county_providers(session)
@@ -91,7 +89,7 @@ async def list_counties(request: Request, session: SessionDep, _: AnyKey) -> lis
 async def get_county(
     request: Request,
     session: SessionDep,
-    _: AnyKey,
+    _: Authorized,
     fips: Annotated[str, Path(pattern=r"^[0-9]{5}$", description="5-digit FIPS code")],
 ) -> CountyDetail:
     """One county with its boundary as GeoJSON."""
@@ -109,7 +107,7 @@ async def get_county(
     response_model=list[AgencyOut],
     responses=problem_responses(Unauthorized, Forbidden),
 )
-async def list_agencies(request: Request, session: SessionDep, _: AnyKey) -> list[AgencyOut]:
+async def list_agencies(request: Request, session: SessionDep, _: Authorized) -> list[AgencyOut]:
     """Registered agencies with their home counties (the fallback for calls with no place)."""
     atlas = _geography(request).atlas
     out = []

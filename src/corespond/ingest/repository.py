@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
@@ -112,25 +112,30 @@ async def events_of_call(session: AsyncSession, call_id: uuid.UUID) -> Sequence[
 
 
 async def mark_processed(session: AsyncSession, event_pks: Sequence[int]) -> None:
+    # The event log keeps the database's time, which ``claim_pending`` compares with.
     await session.execute(
         update(CadEvent)
         .where(CadEvent.id.in_(event_pks))
-        .values(processed_at=datetime.now(UTC), attempts=CadEvent.attempts + 1, last_error=None)
+        .values(processed_at=func.now(), attempts=CadEvent.attempts + 1, last_error=None)
     )
 
 
 async def mark_failed(session: AsyncSession, event_pks: Sequence[int], error: str) -> None:
-    """Record a failed attempt; the next one waits 2, 4, 8 … seconds (at most 10 minutes)."""
+    """Record a failed attempt; the next one waits 2, 4, 8 … seconds (at most 10 minutes),
+    by the database's clock, which ``claim_pending`` compares with."""
     rows = await session.execute(
         select(CadEvent.id, CadEvent.attempts).where(CadEvent.id.in_(event_pks))
     )
-    now = datetime.now(UTC)
     for event_pk, attempts in rows.all():
         backoff = timedelta(seconds=min(600, 2 ** (attempts + 1)))
         await session.execute(
             update(CadEvent)
             .where(CadEvent.id == event_pk)
-            .values(attempts=attempts + 1, next_attempt_at=now + backoff, last_error=error[:500])
+            .values(
+                attempts=attempts + 1,
+                next_attempt_at=func.now() + backoff,
+                last_error=error[:500],
+            )
         )
 
 

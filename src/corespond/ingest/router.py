@@ -156,7 +156,9 @@ async def _receive(
     body = await read_body_limited(request, settings.max_event_bytes)
     cad_source = await request.app.state.source_cache.get(session, source)
     try:
-        webhook_id = verify(body, request.headers, cad_source.live_secrets())
+        webhook_id = verify(
+            body, request.headers, cad_source.live_secrets(request.app.state.clock())
+        )
         sources.require_enabled(cad_source)
         # Charged only once the signature holds: nobody else can use up a source's limit.
         wait = request.app.state.source_limits.take(f"source:{cad_source.id}", time.monotonic())

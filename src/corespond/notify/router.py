@@ -92,10 +92,14 @@ async def my_contact(session: SessionDep, principal: Authorized) -> ContactOut:
 
 
 @router.put("/v1/notify/me", responses=problems(InvalidPayload))
-async def set_my_contact(session: SessionDep, principal: Authorized, body: ContactIn) -> ContactOut:
+async def set_my_contact(
+    request: Request, session: SessionDep, principal: Authorized, body: ContactIn
+) -> ContactOut:
     """Set the channels (and the phone for SMS) this key is notified on: a supervisor of an
     unfilled request (the notice says only which county had no peer, never anything of the
     call), a provider admin of overdue follow-ups (how many, never who)."""
-    await service.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    await service.set_contact(
+        session, principal.key_id, body.phone, list(body.channels), request.app.state.clock()
+    )
     await audit.record(session, principal, "supervisor_contact.set", "api_key", principal.key_id)
     return await _contact_out(session, principal)

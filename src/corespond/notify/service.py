@@ -17,7 +17,7 @@ import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -116,6 +116,7 @@ async def subscribe(
     auth: str,
     environment: str,
     *,
+    now: datetime,
     peer_id: uuid.UUID | None = None,
     key_id: uuid.UUID | None = None,
 ) -> PushSubscription:
@@ -138,14 +139,14 @@ async def subscribe(
     if row is None:
         current = list(await repository.live_subscriptions(session, **owner))
         for old in current[: max(0, len(current) - MAX_SUBSCRIPTIONS + 1)]:
-            old.ended_at = datetime.now(old.created_at.tzinfo)
+            old.ended_at = now
         row = PushSubscription(**owner, endpoint=endpoint, p256dh=p256dh, auth=auth)
         session.add(row)
     elif (row.peer_id, row.key_id) != (peer_id, key_id):
         # Another person's browser (or a copied URL): its row ends, and a new one begins; a
         # subscription never silently changes hands.
         row.endpoint = f"{row.endpoint}#ended-{row.id}"
-        row.ended_at = datetime.now(row.created_at.tzinfo)
+        row.ended_at = now
         await session.flush()
         row = PushSubscription(**owner, endpoint=endpoint, p256dh=p256dh, auth=auth)
         session.add(row)
@@ -240,7 +241,11 @@ async def sign_in_link_made(
 
 
 async def set_contact(
-    session: AsyncSession, key_id: uuid.UUID, phone: str | None, channels: list[str]
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    phone: str | None,
+    channels: list[str],
+    now: datetime,
 ) -> SupervisorContact:
     """How a supervisor (a request in their scope unfilled) or a provider admin (its
     follow-ups overdue) is reached."""
@@ -256,7 +261,7 @@ async def set_contact(
         contact = SupervisorContact(key_id=key_id)
         session.add(contact)
     contact.phone, contact.notify_channels = phone, channels
-    contact.updated_at = datetime.now(UTC)
+    contact.updated_at = now
     await session.flush()
     return contact
 

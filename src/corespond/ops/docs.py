@@ -110,4 +110,4 @@ async def _require_key(request: Request) -> None:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     # A short session of its own, as for every key check.
     async with database_of(request).sessionmaker() as session, session.begin():
-        await authenticate(session, token.strip())
+        await authenticate(session, token.strip(), request.app.state.clock())

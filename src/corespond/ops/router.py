@@ -7,7 +7,7 @@ import hmac
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from corespond.config import Settings
@@ -19,6 +19,7 @@ from corespond.errors import (
     Unauthorized,
     problem_responses,
 )
+from corespond.metrics import exposition
 from corespond.migrate import current_revisions
 from corespond.ops.signals import DatabaseGauges
 
@@ -115,4 +116,4 @@ async def metrics(request: Request) -> Response:
     gauges: DatabaseGauges | None = getattr(request.app.state, "database_gauges", None)
     if gauges is not None:
         await gauges.refresh()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(request.app.state.metrics_directory), media_type=CONTENT_TYPE_LATEST)

@@ -75,15 +75,15 @@ async def read(
 
 def publish(readings: Readings | None) -> None:
     """Set the gauges to ``readings``; None leaves them out."""
-    for gauge in (DISPATCH_OLDEST_UNDELIVERED, PEERS_AVAILABLE, PEERS_ON_SHIFT):
-        gauge.clear()
     if readings is None:
+        for gauge in (DISPATCH_OLDEST_UNDELIVERED, PEERS_AVAILABLE, PEERS_ON_SHIFT):
+            gauge.hide()
         return
-    for source, seconds in readings.oldest_undelivered.items():
-        DISPATCH_OLDEST_UNDELIVERED.labels(source).set(round(seconds, 3))
-    for county in readings.counties:
-        PEERS_AVAILABLE.labels(county.fips, county.name).set(county.available)
-        PEERS_ON_SHIFT.labels(county.fips, county.name).set(county.on_shift)
+    DISPATCH_OLDEST_UNDELIVERED.show(
+        {(source,): round(seconds, 3) for source, seconds in readings.oldest_undelivered.items()}
+    )
+    PEERS_AVAILABLE.show({(c.fips, c.name): c.available for c in readings.counties})
+    PEERS_ON_SHIFT.show({(c.fips, c.name): c.on_shift for c in readings.counties})
 
 
 class DatabaseGauges:

@@ -9,7 +9,7 @@ runs in one transaction: all of it, or none."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,12 +131,11 @@ async def import_configuration(
     atlas: CountyAtlas,
     box: SecretBox,
     environment: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ImportReport:
     """Create what is missing and bring what exists to what the document says (agencies'
     matching, providers' counties, sources' agencies, callback, scene signals, format,
     zone, disabled). Nothing absent from the document is removed."""
-    now = now or datetime.now(UTC)
     report = ImportReport()
     for agency in configuration.agencies:
         existing = await agencies.find(session, agency.name)

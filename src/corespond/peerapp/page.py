@@ -380,7 +380,13 @@ async def set_status(request: Request, session: SessionDep, body: StatusIn) -> R
     """Go off duty, or available again (busy follows the calls)."""
     _require_same_site(request)
     principal = await _require(request, session)
-    await roster.set_status(session, principal, service.own_peer_id(principal), body.status)
+    await roster.set_status(
+        session,
+        principal,
+        service.own_peer_id(principal),
+        body.status,
+        request.app.state.clock(),
+    )
     return JSONResponse(await _data(request, session, principal))
 
 
@@ -408,6 +414,7 @@ async def add_push_subscription(
         body.keys.p256dh,
         body.keys.auth,
         request.app.state.settings.environment,
+        now=request.app.state.clock(),
         peer_id=service.own_peer_id(principal),
     )
     await audit.record(session, principal, "push_subscription.create", "peer", subscription.id)

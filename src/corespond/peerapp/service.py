@@ -121,6 +121,7 @@ async def sign_in(session: AsyncSession, token: str, now: datetime) -> SignedIn:
         scope=Scope("peer", str(peer.id)),
         name=f"peer app: {peer.display_name}",
         expires_at=now + timedelta(hours=SESSION_HOURS),
+        now=now,
     )
     cookie = await open_session(session, principal_of(key), timedelta(hours=SESSION_HOURS), now)
     link.key_id = key.id

@@ -52,18 +52,22 @@ log = structlog.get_logger(__name__)
 
 
 async def advance(
-    session: AsyncSession, call_id: uuid.UUID, rules: RuleSet, geography: Geography
+    session: AsyncSession,
+    call_id: uuid.UUID,
+    rules: RuleSet,
+    geography: Geography,
+    now: datetime,
 ) -> Outcome:
     """Fold a call's events into it, locate it and triage it, under the call's lock."""
     # Lock first, then read: a history read before the lock could miss an event another
     # worker folds meanwhile, and this fold would then overwrite that one.
     call = await calls.lock(session, call_id)
-    await calls.refold(session, call, await ingest.events_to_fold(session, call_id))
+    await calls.refold(session, call, await ingest.events_to_fold(session, call_id), now)
     await calls.locate(session, call, geography)
-    return await _triage(session, call, rules)
+    return await _triage(session, call, rules, now)
 
 
-async def _triage(session: AsyncSession, call: Call, rules: RuleSet) -> Outcome:
+async def _triage(session: AsyncSession, call: Call, rules: RuleSet, now: datetime) -> Outcome:
     # The flags this call's CAD uses to report the scene secure are no hazard to weigh.
     signals = await sources.scene_secure_signals(session, call.source_id)
     outcome = await triage.triage(session, call.id, calls.triage_input(call, signals.flags), rules)
@@ -72,7 +76,7 @@ async def _triage(session: AsyncSession, call: Call, rules: RuleSet) -> Outcome:
     )
     if outcome.changed or stale:
         await calls.record_decision(
-            session, call, outcome.decision, outcome.turned_dangerous, rules.version
+            session, call, outcome.decision, outcome.turned_dangerous, rules.version, now
         )
     return outcome
 
@@ -83,6 +87,8 @@ async def process_pending(
     rules: RuleSet,
     geography: Geography | None = None,
     folded: list[uuid.UUID] | None = None,
+    *,
+    now: datetime,
 ) -> int:
     """Fold, locate and triage the calls of one batch of stored events; returns how many
     events were handled. The ids of the calls advanced are appended to ``folded``: their
@@ -100,7 +106,8 @@ async def process_pending(
     try:
         async with session.begin_nested():
             outcomes = [
-                await advance(session, pending.call_id, rules, geography) for pending in batch.calls
+                await advance(session, pending.call_id, rules, geography, now)
+                for pending in batch.calls
             ]
             await ingest.mark_processed(
                 session, [pk for pending in batch.calls for pk in pending.event_pks]
@@ -117,7 +124,7 @@ async def process_pending(
     for pending in batch.calls:
         try:
             async with session.begin_nested():
-                outcome = await advance(session, pending.call_id, rules, geography)
+                outcome = await advance(session, pending.call_id, rules, geography, now)
                 await ingest.mark_processed(session, pending.event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
@@ -132,7 +139,12 @@ async def process_pending(
 
 
 async def retriage(
-    session: AsyncSession, rules: RuleSet, geography: Geography | None = None, limit: int = 100
+    session: AsyncSession,
+    rules: RuleSet,
+    geography: Geography | None = None,
+    limit: int = 100,
+    *,
+    now: datetime,
 ) -> int:
     """Locate and triage calls that have no county or decision yet, and open calls decided
     under other rules (after a rules reload, or calls stored before these steps existed).
@@ -144,7 +156,7 @@ async def retriage(
             async with session.begin_nested():
                 call = await calls.lock(session, call_id)
                 await calls.locate(session, call, geography)
-                outcome = await _triage(session, call, rules)
+                outcome = await _triage(session, call, rules, now)
         except Exception as exc:
             log.error("retriage_failed", call_id=str(call_id), reason=_safe_reason(exc))
             continue

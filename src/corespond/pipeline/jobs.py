@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -115,8 +114,10 @@ class EventWorker:
         rulebook: RuleBook | None = None,
         geography: Geography | None = None,
         follow_up: CallFollowUp | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._database = database
+        self._clock = clock
         self._follow_up = follow_up
         self._rulebook = rulebook or RuleBook()
         self._geography = geography or geography_for()
@@ -133,7 +134,12 @@ class EventWorker:
                 advanced: list[uuid.UUID] = []
                 async with self._database.sessionmaker() as session, session.begin():
                     handled = await flow.process_pending(
-                        session, self._batch_size, rules, self._geography, advanced
+                        session,
+                        self._batch_size,
+                        rules,
+                        self._geography,
+                        advanced,
+                        now=self._clock(),
                     )
                 total += handled
                 if advanced and self._follow_up is not None:
@@ -151,7 +157,9 @@ class EventWorker:
             self._rulebook.reload_if_changed()
             await self.drain()
             async with self._database.sessionmaker() as session, session.begin():
-                await flow.retriage(session, self._rulebook.rules, self._geography)
+                await flow.retriage(
+                    session, self._rulebook.rules, self._geography, now=self._clock()
+                )
             async with self._database.sessionmaker() as session:
                 pending, dead = await ingest.unprocessed_counts(session)
             EVENTS_UNPROCESSED.labels("pending").set(pending)
@@ -189,6 +197,7 @@ def schedule_pipeline(
 ) -> None:
     """Sweep for unprocessed events and for calls out of step on their intervals, and once
     each right away (a restart loses no event and no timer)."""
+    # The scheduler runs on the system's time, whatever clock the jobs read.
     scheduler.add_job(
         worker.sweep,
         "interval",
@@ -196,7 +205,7 @@ def schedule_pipeline(
         id="cad-event-sweep",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),
     )
     scheduler.add_job(
         follow_up.sweep,
@@ -205,5 +214,5 @@ def schedule_pipeline(
         id="assignment-timers",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),
     )

@@ -254,6 +254,7 @@ async def add_push_subscription(
         body.keys.p256dh,
         body.keys.auth,
         request.app.state.settings.environment,
+        now=request.app.state.clock(),
         key_id=principal.key_id,
     )
     await audit.record(session, principal, "push_subscription.create", "api_key", subscription.id)
@@ -264,7 +265,9 @@ async def add_push_subscription(
 async def set_contact(request: Request, session: SessionDep, body: _Contact) -> Response:
     """The channels (and SMS phone) overdue follow-ups reach this admin on."""
     principal = await _admin(request, session)
-    contact = await notify.set_contact(session, principal.key_id, body.phone, list(body.channels))
+    contact = await notify.set_contact(
+        session, principal.key_id, body.phone, list(body.channels), request.app.state.clock()
+    )
     await audit.record(session, principal, "notify_contact.set", "api_key", principal.key_id)
     return JSONResponse({"channels": contact.notify_channels, "phone": contact.phone})
 

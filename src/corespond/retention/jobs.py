@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -58,5 +58,6 @@ def schedule_retention(scheduler: AsyncIOScheduler, job: RetentionJob) -> None:
         id="retention",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+        # The scheduler runs on the system's time, whatever clock the job reads.
+        next_run_time=system_clock() + timedelta(minutes=1),
     )

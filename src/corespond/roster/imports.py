@@ -337,6 +337,7 @@ class _Target:
     provider_id: str
     timezone: str
     peers: dict[str, Peer]
+    now: datetime
     used: dict[uuid.UUID, Peer] = field(default_factory=dict)
 
 
@@ -349,6 +350,7 @@ async def apply_rows(
     report: ImportReport,
     timezone: str,
     *,
+    now: datetime,
     window: tuple[datetime, datetime] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
@@ -362,7 +364,7 @@ async def apply_rows(
     peers = {
         p.display_name.upper(): p for p in await repository.peers_of_provider(session, provider_id)
     }
-    target = _Target(session, principal, atlas, provider_id, timezone, peers)
+    target = _Target(session, principal, atlas, provider_id, timezone, peers, now)
     if parsed.series and window is not None:
         await _cancel_dropped_occurrences(target, parsed, report, window)
     entries: list[RowReport] = []
@@ -461,7 +463,7 @@ async def _cancel_dropped_occurrences(
             key = shift.external_key or ""
             if key in claimed or not OCCURRENCE_SUFFIX.fullmatch(key.removeprefix(prefix)):
                 continue
-            await service.cancel_shift(target.session, target.principal, shift)
+            await service.cancel_shift(target.session, target.principal, shift, target.now)
             report.rows.append(
                 RowReport(line, key, "cancelled", "no longer an occurrence of the event", shift.id)
             )
@@ -498,13 +500,14 @@ async def run_import(
     text: str,
     dry_run: bool,
     timezone: str,
+    now: datetime,
     window: tuple[datetime, datetime] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Check every row; apply them all, or (dry run, or any error) none of them. A dry run
     reports exactly what the import would, without storing it."""
     report = ImportReport(format=fmt, dry_run=dry_run)
-    window = window or default_window()
+    window = window or default_window(now)
     if fmt == "csv":
         parsed = parse_csv(text)
     else:
@@ -521,6 +524,7 @@ async def run_import(
         parsed,
         report,
         timezone,
+        now=now,
         window=window,
         progress=(lambda done: progress(done, total)) if progress else None,
     )
@@ -536,7 +540,6 @@ async def run_import(
     return report
 
 
-def default_window(now: datetime | None = None, days: int = 60) -> tuple[datetime, datetime]:
+def default_window(now: datetime, days: int = 60) -> tuple[datetime, datetime]:
     """Recurrences are expanded from a day ago to ``days`` ahead."""
-    now = now or datetime.now(UTC)
     return now - timedelta(days=1), now + timedelta(days=days)

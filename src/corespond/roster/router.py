@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -58,10 +58,6 @@ from corespond.roster.times import to_utc
 
 router = APIRouter(tags=["rosters"])
 
-Admin = Authorized
-Reader = Authorized
-Manager = Authorized
-StatusSetter = Authorized
 IMPORT_LIMIT = 5 * 1024 * 1024
 READ = problem_responses(Unauthorized, Forbidden, NotFound, InvalidPayload, BadRequest)
 WRITE = problem_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidPayload)
@@ -94,7 +90,7 @@ async def _provider_out(request: Request, session: SessionDep, provider_id: str)
 
 
 @router.get("/v1/providers", response_model=list[ProviderOut], responses=READ)
-async def list_providers(request: Request, session: SessionDep, _: Reader) -> list[ProviderOut]:
+async def list_providers(request: Request, session: SessionDep, _: Authorized) -> list[ProviderOut]:
     """Providers and the counties each serves (primary or backup)."""
     return [
         await _provider_out(request, session, p.id) for p in await service.list_providers(session)
@@ -109,7 +105,7 @@ async def list_providers(request: Request, session: SessionDep, _: Reader) -> li
     dependencies=[audited("provider")],
 )
 async def create_provider(
-    body: ProviderCreate, request: Request, session: SessionDep, _: Admin
+    body: ProviderCreate, request: Request, session: SessionDep, _: Authorized
 ) -> ProviderOut:
     """Register a provider (admin)."""
     provider = await service.create_provider(session, body.id, body.name)
@@ -119,7 +115,7 @@ async def create_provider(
 
 @router.get("/v1/providers/{provider_id}", response_model=ProviderOut, responses=READ)
 async def get_provider(
-    provider_id: str, request: Request, session: SessionDep, _: Reader
+    provider_id: str, request: Request, session: SessionDep, _: Authorized
 ) -> ProviderOut:
     """One provider with its counties."""
     return await _provider_out(request, session, provider_id)
@@ -136,7 +132,7 @@ async def set_provider_counties(
     body: list[CountyServed],
     request: Request,
     session: SessionDep,
-    _: Admin,
+    _: Authorized,
 ) -> ProviderOut:
     """Replace the counties a provider serves (admin); one primary provider per county."""
     await service.set_counties(
@@ -152,7 +148,7 @@ async def _peer_out(
     for their provider, supervisors and admins."""
     credentials = await service.credentials_of(session, [p.id for p in peers])
     required = _settings(request).required_credentials
-    now = datetime.now(UTC)
+    now = request.app.state.clock()
     return [
         PeerOut.of(
             p,
@@ -168,7 +164,7 @@ async def _peer_out(
 async def list_peers(
     request: Request,
     session: SessionDep,
-    principal: Reader,
+    principal: Authorized,
     provider_id: Annotated[str | None, Query(max_length=63)] = None,
     status: PeerStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -198,7 +194,7 @@ async def list_peers(
     dependencies=[audited("peer")],
 )
 async def create_peer(
-    body: PeerCreate, request: Request, session: SessionDep, principal: Manager
+    body: PeerCreate, request: Request, session: SessionDep, principal: Authorized
 ) -> PeerOut:
     """Add a peer to a provider (admin, or that provider's admin)."""
     home = body.home
@@ -223,12 +219,13 @@ async def create_peer(
     "/v1/peers/credentials/expiring", response_model=list[ExpiringCredential], responses=READ
 )
 async def expiring_credentials(
+    request: Request,
     session: SessionDep,
-    principal: Reader,
+    principal: Authorized,
     days: Annotated[int, Query(ge=0, le=365)] = 30,
 ) -> list[ExpiringCredential]:
     """Credentials expiring within ``days`` (default 30), or already expired, soonest first."""
-    now = datetime.now(UTC)
+    now = request.app.state.clock()
     rows = await service.expiring_credentials(session, principal, timedelta(days=days), now)
     await audit.record(
         session,
@@ -253,7 +250,7 @@ async def expiring_credentials(
 
 @router.get("/v1/peers/{peer_id}", response_model=PeerOut, responses=READ)
 async def get_peer(
-    peer_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+    peer_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> PeerOut:
     """One peer with credentials and anything that keeps them from calls."""
     peer = await service.get_peer(session, peer_id, principal)
@@ -269,7 +266,11 @@ async def get_peer(
     dependencies=[audited("peer")],
 )
 async def update_peer(
-    peer_id: uuid.UUID, body: PeerUpdate, request: Request, session: SessionDep, principal: Manager
+    peer_id: uuid.UUID,
+    body: PeerUpdate,
+    request: Request,
+    session: SessionDep,
+    principal: Authorized,
 ) -> PeerOut:
     """Change a peer's details (only the fields sent)."""
     fields = body.model_dump(exclude_unset=True, exclude={"home"})
@@ -296,12 +297,19 @@ async def set_credential(
     peer_id: uuid.UUID,
     kind: CredentialKind,
     body: CredentialIn,
+    request: Request,
     session: SessionDep,
-    principal: Manager,
+    principal: Authorized,
 ) -> CredentialOut:
     """Record a peer's credential (PRSS certification, CJIS background check, NDA)."""
     credential = await service.set_credential(
-        session, principal, peer_id, kind, reference=body.reference, expires_at=body.expires_at
+        session,
+        principal,
+        peer_id,
+        kind,
+        reference=body.reference,
+        expires_at=body.expires_at,
+        now=request.app.state.clock(),
     )
     return CredentialOut.of(credential)
 
@@ -317,10 +325,12 @@ async def set_status(
     body: StatusIn,
     request: Request,
     session: SessionDep,
-    principal: StatusSetter,
+    principal: Authorized,
 ) -> PeerOut:
     """Set a peer's status: available, busy or off_duty (each change is kept)."""
-    peer = await service.set_status(session, principal, peer_id, body.status)
+    peer = await service.set_status(
+        session, principal, peer_id, body.status, request.app.state.clock()
+    )
     return (await _peer_out(request, session, principal, [peer]))[0]
 
 
@@ -346,7 +356,7 @@ def _shift_input(
 async def list_shifts(
     request: Request,
     session: SessionDep,
-    principal: Reader,
+    principal: Authorized,
     peer_id: uuid.UUID | None = None,
     provider_id: Annotated[str | None, Query(max_length=63)] = None,
     county: Annotated[str | None, Query(max_length=40)] = None,
@@ -387,7 +397,7 @@ async def list_shifts(
     dependencies=[audited("shift")],
 )
 async def create_shift(
-    body: ShiftCreate, request: Request, session: SessionDep, principal: Manager
+    body: ShiftCreate, request: Request, session: SessionDep, principal: Authorized
 ) -> ShiftOut:
     """Put a peer on a shift; times without an offset are in the program's time zone."""
     data = _shift_input(
@@ -400,7 +410,7 @@ async def create_shift(
 
 @router.get("/v1/shifts/{shift_id}", response_model=ShiftOut, responses=READ)
 async def get_shift(
-    shift_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader
+    shift_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> ShiftOut:
     """One shift."""
     shift = await service.get_shift(session, shift_id, principal)
@@ -418,7 +428,7 @@ async def update_shift(
     body: ShiftUpdate,
     request: Request,
     session: SessionDep,
-    principal: Manager,
+    principal: Authorized,
 ) -> ShiftOut:
     """Change a shift's times, counties or kind; the previous version is kept in history."""
     shift = await service.get_shift(session, shift_id, principal)
@@ -442,17 +452,17 @@ async def update_shift(
     dependencies=[audited("shift")],
 )
 async def cancel_shift(
-    shift_id: uuid.UUID, request: Request, session: SessionDep, principal: Manager
+    shift_id: uuid.UUID, request: Request, session: SessionDep, principal: Authorized
 ) -> ShiftOut:
     """Cancel a shift (it stays, marked cancelled, with who and when)."""
     shift: Shift = await service.get_shift(session, shift_id, principal)
-    await service.cancel_shift(session, principal, shift)
+    await service.cancel_shift(session, principal, shift, request.app.state.clock())
     return ShiftOut.of(shift, _settings(request).program_timezone)
 
 
 @router.get("/v1/shifts/{shift_id}/history", response_model=list[ShiftChangeOut], responses=READ)
 async def shift_history(
-    shift_id: uuid.UUID, session: SessionDep, principal: Reader
+    shift_id: uuid.UUID, session: SessionDep, principal: Authorized
 ) -> list[ShiftChangeOut]:
     """Who created, changed or cancelled the shift, and when."""
     shift = await service.get_shift(session, shift_id, principal)
@@ -489,7 +499,7 @@ async def shift_history(
 async def import_roster(
     request: Request,
     session: SessionDep,
-    principal: Manager,
+    principal: Authorized,
     provider: Annotated[str, Query(max_length=63, description="Provider whose roster this is.")],
     dry_run: bool = False,
     window_days: Annotated[int, Query(ge=1, le=400)] = 60,
@@ -506,7 +516,7 @@ async def import_roster(
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPayload("the file is not UTF-8 text") from exc
-    now = datetime.now(UTC)
+    now = request.app.state.clock()
     report = await imports.run_import(
         session,
         principal,
@@ -516,6 +526,7 @@ async def import_roster(
         text=text,
         dry_run=dry_run,
         timezone=_settings(request).program_timezone,
+        now=now,
         window=(now - timedelta(days=1), now + timedelta(days=window_days)),
     )
     out = ImportReportOut(

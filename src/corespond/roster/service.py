@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -250,7 +250,7 @@ async def list_peers(
 
 
 async def set_status(
-    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, status: str
+    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, status: str, now: datetime
 ) -> Peer:
     """Set a peer's status (available, busy, off_duty); each change is kept. The peer
     (its own key), its provider's admin, a supervisor whose scope covers the peer's provider,
@@ -273,7 +273,7 @@ async def set_status(
     require_provider_access(principal, peer.provider_id)
     if peer.status != status:
         peer.status = status
-        peer.status_changed_at = datetime.now(UTC)
+        peer.status_changed_at = now
         session.add(PeerStatusChange(peer_id=peer.id, status=status, changed_by=actor(principal)))
         await session.flush()
     return peer
@@ -313,6 +313,7 @@ async def set_credential(
     *,
     reference: str | None,
     expires_at: datetime | None,
+    now: datetime,
 ) -> Credential:
     """Record a peer's credential of one kind (replacing the previous one)."""
     if kind not in CREDENTIAL_KINDS:
@@ -325,7 +326,7 @@ async def set_credential(
         session.add(credential)
     credential.reference = reference
     credential.expires_at = expires_at
-    credential.updated_at = datetime.now(UTC)
+    credential.updated_at = now
     await session.flush()
     return credential
 
@@ -371,10 +372,9 @@ async def credentials_expiring_by(
 
 
 async def expiring_credentials(
-    session: AsyncSession, principal: Principal, within: timedelta, now: datetime | None = None
+    session: AsyncSession, principal: Principal, within: timedelta, now: datetime
 ) -> Sequence[tuple[Credential, Peer]]:
     """Credentials that expire within ``within`` (or already have), soonest first."""
-    now = now or datetime.now(UTC)
     return await repository.credentials_expiring_before(
         session, now + within, await peer_providers(session, principal)
     )
@@ -525,11 +525,13 @@ async def update_shift(
     return True
 
 
-async def cancel_shift(session: AsyncSession, principal: Principal, shift: Shift) -> Shift:
+async def cancel_shift(
+    session: AsyncSession, principal: Principal, shift: Shift, now: datetime
+) -> Shift:
     """Cancel a shift; it stays in the history with who cancelled it and when."""
     require_provider_access(principal, shift.provider_id)
     if shift.cancelled_at is None:
-        shift.cancelled_at = datetime.now(UTC)
+        shift.cancelled_at = now
         shift.cancelled_by = actor(principal)
         session.add(
             ShiftChange(

@@ -257,7 +257,11 @@ async def rotate_secret(
     await _source(session, principal, source)
     box: SecretBox = request.app.state.secret_box
     secret, until = await service.rotate_secret(
-        session, box, source, grace=timedelta(hours=body.grace_hours)
+        session,
+        box,
+        source,
+        grace=timedelta(hours=body.grace_hours),
+        now=request.app.state.clock(),
     )
     await audit.record(
         session,

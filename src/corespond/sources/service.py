@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -412,9 +412,8 @@ class ReceivingSource:
             secrets=tuple((k.id, box.open(k.ciphertext), k.expires_at) for k in source.secrets),
         )
 
-    def live_secrets(self, now: datetime | None = None) -> list[str]:
+    def live_secrets(self, now: datetime) -> list[str]:
         """The secrets a signature may match now, newest first."""
-        now = now or datetime.now(UTC)
         live = [k for k in self.secrets if k[2] is None or k[2] > now]
         return [secret for _, secret, _ in sorted(live, reverse=True)]
 
@@ -486,8 +485,8 @@ async def enabled_source_ids(session: AsyncSession) -> list[str]:
     return list((await session.scalars(query)).all())
 
 
-async def list_sources(session: AsyncSession, now: datetime | None = None) -> list[SourceSummary]:
-    now = now or datetime.now(UTC)
+async def list_sources(session: AsyncSession, now: datetime) -> list[SourceSummary]:
+    """Every source, with how many of its secrets are live at ``now``."""
     rows = (await session.scalars(select(CadSource).order_by(CadSource.id))).all()
     return [
         SourceSummary(
@@ -509,13 +508,12 @@ async def rotate_secret(
     source_id: str,
     *,
     grace: timedelta,
-    now: datetime | None = None,
+    now: datetime,
 ) -> tuple[str, datetime]:
     """Issue a new secret; the secrets in use keep verifying until ``now + grace``.
 
     Returns the new secret and when the old ones stop working.
     """
-    now = now or datetime.now(UTC)
     source = await get_source(session, source_id)
     old_until = now + grace
     for key in source.secrets:
@@ -565,11 +563,8 @@ def _opens(box: SecretBox, ciphertext: bytes) -> bool:
     return True
 
 
-def verification_secrets(
-    source: CadSource, box: SecretBox, now: datetime | None = None
-) -> list[str]:
+def verification_secrets(source: CadSource, box: SecretBox, now: datetime) -> list[str]:
     """The secrets a signature from this source may match now, newest first."""
-    now = now or datetime.now(UTC)
     live = [k for k in source.secrets if _is_live(k, now)]
     return [box.open(k.ciphertext) for k in sorted(live, key=lambda k: k.id, reverse=True)]
 

@@ -12,15 +12,13 @@ from corespond.triage.service import RuleBook
 
 router = APIRouter(tags=["triage"])
 
-AnyKey = Authorized
-
 
 @router.post(
     "/v1/triage/classify",
     response_model=ClassifyResponse,
     responses=problem_responses(Unauthorized, Forbidden, InvalidPayload),
 )
-async def classify_call(body: ClassifyRequest, request: Request, _: AnyKey) -> ClassifyResponse:
+async def classify_call(body: ClassifyRequest, request: Request, _: Authorized) -> ClassifyResponse:
     """Classify a call without storing anything: check a CAD code mapping or a narrative."""
     rulebook: RuleBook = request.app.state.rulebook
     call = body.call
