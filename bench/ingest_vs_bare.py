@@ -34,7 +34,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent
 LUA = Path(__file__).resolve().parent / "wrk"
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls.filters import CallFilter, ScopeFilter, scoped
@@ -21,25 +20,6 @@ async def call_id_of(
         select(Call.id).where(Call.source_id == source_id, Call.incident_number == incident_number)
     )
     return found
-
-
-async def insert_or_get_call_id(
-    session: AsyncSession, source_id: str, incident_number: str
-) -> uuid.UUID:
-    inserted = await session.scalar(
-        insert(Call)
-        .values(id=uuid.uuid4(), source_id=source_id, incident_number=incident_number)
-        .on_conflict_do_nothing(index_elements=["source_id", "incident_number"])
-        .returning(Call.id)
-    )
-    if inserted is not None:
-        return uuid.UUID(str(inserted))
-    existing = await session.scalar(
-        select(Call.id).where(Call.source_id == source_id, Call.incident_number == incident_number)
-    )
-    if existing is None:  # pragma: no cover - the conflicting row cannot vanish mid-transaction
-        raise RuntimeError("call row disappeared between insert and select")
-    return uuid.UUID(str(existing))
 
 
 async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:

@@ -24,11 +24,6 @@ from corespond.triage import service as triage
 from corespond.triage.classifier import TriageDecision, TriageInput
 
 
-async def ensure_call(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID:
-    """The id of the call for (source, incident number), created empty if it is new."""
-    return await repository.insert_or_get_call_id(session, source_id, incident_number)
-
-
 async def id_of(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID | None:
     """The id of the call for (source, incident number), if there is one."""
     return await repository.call_id_of(session, source_id, incident_number)

@@ -10,17 +10,19 @@ processed or failed.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from corespond.calls import service as calls
 from corespond.calls.folding import FoldableEvent
+from corespond.errors import InvalidPayload
 from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
 from corespond.ingest.schemas import CadEvent
@@ -50,7 +52,7 @@ class EventSummary:
 
 
 async def ingest(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     source_id: str,
     event: CadEvent,
     body: bytes,
@@ -58,39 +60,43 @@ async def ingest(
     ignored: dict[str, Any] | None = None,
 ) -> IngestResult:
     """Store ``event`` from ``source_id`` unless it is a repeat; answers which it was. The
-    fields the contract does not know are kept with it under ``ignored``."""
-    payload = event.model_dump(mode="json", exclude_unset=True)
+    fields the contract does not know are kept with it under ``ignored``. One statement on
+    a plain connection (``db.Database.plain``): durable when this returns.
+
+    ``InvalidPayload`` if a value cannot be stored (an ignored field holding NaN or a NUL):
+    the database refuses it, nothing is stored."""
+    # The payload is the event's own fields as sent (validated), and what it did not know.
+    payload = event.model_dump_json(exclude_unset=True)
     if ignored:
-        payload["ignored"] = ignored
+        payload = f"{payload[:-1]},{json.dumps({'ignored': ignored})[1:]}"
     digest = hashlib.sha256(body).hexdigest()
-    stored = await repository.store_event(
-        session,
-        source_id=source_id,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        occurred_at=event.occurred_at,
-        incident_number=event.call.incident_number,
-        webhook_id=webhook_id,
-        payload=payload,
-        payload_sha256=digest,
-    )
-    if stored is None:
-        existing = await repository.existing_event(session, source_id, event.event_id)
-        if existing is not None and existing.payload_sha256 != digest:
+    try:
+        stored = await repository.store_event(
+            conn,
+            source_id=source_id,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            occurred_at=event.occurred_at,
+            incident_number=event.call.incident_number,
+            webhook_id=webhook_id,
+            payload=payload,
+            payload_sha256=digest,
+        )
+    except asyncpg.PostgresError as exc:
+        # SQLSTATE class 22, "data exception": a value the database cannot hold.
+        if str(getattr(exc, "sqlstate", "") or "").startswith("22"):
+            raise InvalidPayload("a value in the request cannot be stored or compared") from None
+        raise
+    if stored.event_pk is None:
+        if stored.payload_sha256 is not None and stored.payload_sha256 != digest:
             log.warning(
                 "cad_event_id_reused",
                 source=source_id,
                 event_id=event.event_id,
                 note="same event_id with a different body; the first one stands",
             )
-        return IngestResult(
-            event.event_id, "duplicate", existing.call_id if existing is not None else None
-        )
-    event_pk, call_id = stored
-    if call_id is None:  # another first event of this call made it a moment ago
-        call_id = await calls.ensure_call(session, source_id, event.call.incident_number)
-        await repository.attach_call(session, event_pk, call_id)
-    return IngestResult(event.event_id, "accepted", call_id)
+        return IngestResult(event.event_id, "duplicate", stored.call_id)
+    return IngestResult(event.event_id, "accepted", stored.call_id)
 
 
 def foldable(stored: StoredEvent) -> FoldableEvent:
