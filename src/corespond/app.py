@@ -36,8 +36,10 @@ from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.followups.router import router as followups_router
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
+from corespond.ingest.router import IngestLane
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
+from corespond.ingest.service import WorkerWake
 from corespond.listen import Listener
 from corespond.middleware import (
     BodyLimitMiddleware,
@@ -92,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lambda: app.state.clock(),  # tests move the clock after startup
     )
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
+    app.state.worker_wake = WorkerWake(database)
     background = Background.build(
         settings,
         database,
@@ -125,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.worker_wake.close()
         await background.stop()
         await sources_heard.close()
         await app.state.http.aclose()
@@ -166,7 +170,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.geography = geography_for(tuple(settings.geo_states))
     app.state.clock = system_clock
     install_problem_handlers(app, on_refused=record_refused_read)
-    # Inner first: the body limit runs inside the request context (id, access log).
+    # Inner first: CAD events past FastAPI's routing (every middleware below still applies).
+    app.add_middleware(IngestLane)
+    # The body limit runs inside the request context (id, access log).
     app.add_middleware(
         BodyLimitMiddleware,
         limit=max(settings.max_body_bytes, settings.max_event_bytes),

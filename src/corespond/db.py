@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -103,12 +103,24 @@ class Database:
         async with pool.acquire() as conn:
             yield conn
 
+    async def notify(self, channel: str) -> None:
+        """NOTIFY ``channel`` in a transaction of its own (committed when this returns)."""
+        if self.plain_pool_size > 0:
+            async with self.plain() as conn:
+                await conn.execute("SELECT pg_notify($1, '')", channel)
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_opening:
             if self._pool is None:
                 _, options = self.engine.dialect.create_connect_args(self.engine.url)
                 self._pool = await asyncpg.create_pool(
-                    **options, min_size=1, max_size=self.plain_pool_size
+                    **options,
+                    min_size=1,
+                    max_size=self.plain_pool_size,
+                    reset=_nothing_to_reset,
                 )
             return self._pool
 
@@ -117,6 +129,12 @@ class Database:
             await self._pool.close()
             self._pool = None
         await self.engine.dispose()
+
+
+async def _nothing_to_reset(_: asyncpg.Connection) -> None:
+    """A plain connection goes back to the pool as it is: its users never LISTEN, SET or
+    lock, so the default reset (a round trip per use) would undo nothing. An open
+    transaction is still rolled back by the pool."""
 
 
 def asyncpg_url(url: str) -> str:

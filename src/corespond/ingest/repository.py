@@ -19,10 +19,13 @@ MAX_ATTEMPTS = 10
 
 # One round trip for an event, on a plain connection in autocommit (the statement is its own
 # transaction: the event is durable when it returns). The call is found (or its empty row
-# made, unless the event is a repeat), the event stored with it and the worker told; or the
-# earlier copy of a repeat read. The call's identity row is the one thing ingest writes of
+# made, unless the event is a repeat) and the event stored with it; or the earlier copy of a
+# repeat read. No NOTIFY in it: PostgreSQL commits notifying transactions one at a time
+# (the notification queue's lock is held through the commit's WAL flush), which caps
+# ingest at a fraction of what the database commits otherwise; the worker is woken after
+# commit instead (``service.WorkerWake``). The call's identity row is the one thing ingest writes of
 # the calls table (its own module folds the rest). Outcomes, one row or none:
-#   accepted   the event is stored (with its call id), the NOTIFY goes at commit;
+#   accepted   the event is stored (with its call id);
 #   duplicate  an event of this id was stored before (its call id and body digest);
 #   retry      a first event of the same new call, racing this one, made the call after
 #              this statement's snapshot: nothing was stored; the next statement sees it;
@@ -48,12 +51,11 @@ WITH found AS (
     ON CONFLICT (source_id, event_id) DO NOTHING
     RETURNING id, call_id
 )
-SELECT 'accepted' AS outcome, id, call_id, NULL AS payload_sha256, pg_notify($10, '')::text
-FROM stored
+SELECT 'accepted' AS outcome, id, call_id, NULL AS payload_sha256 FROM stored
 UNION ALL
-SELECT 'duplicate', NULL, call_id, payload_sha256, NULL FROM earlier
+SELECT 'duplicate', NULL, call_id, payload_sha256 FROM earlier
 UNION ALL
-SELECT 'retry', NULL, NULL, NULL, NULL
+SELECT 'retry', NULL, NULL, NULL
 WHERE NOT EXISTS (SELECT 1 FROM the_call) AND NOT EXISTS (SELECT 1 FROM earlier)
 """
 _EARLIER_EVENT = """
@@ -83,8 +85,8 @@ async def store_event(
     payload: str,
     payload_sha256: str,
 ) -> Stored:
-    """Store an event (``payload``: its JSON) with its call, made if new, and wake the worker,
-    in one statement; or read the earlier copy of a repeat."""
+    """Store an event (``payload``: its JSON) with its call, made if new, in one statement;
+    or read the earlier copy of a repeat."""
     # A racing first event of the same call commits before the next statement sees it
     # (its conflict resolved only once it did), so a second try finds the call.
     for _ in range(3):
@@ -99,7 +101,6 @@ async def store_event(
             webhook_id,
             payload,
             payload_sha256,
-            NOTIFY_CHANNEL,
         )
         if row is None:  # a repeat committed meanwhile
             row = await conn.fetchrow(_EARLIER_EVENT, source_id, event_id)

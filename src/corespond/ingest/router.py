@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corespond.db import Database
 from corespond.errors import (
@@ -15,8 +18,10 @@ from corespond.errors import (
     InvalidSignature,
     NotFound,
     PayloadTooLarge,
+    Problem,
     RateLimited,
     UnsupportedMediaType,
+    problem_response,
     problem_responses,
 )
 from corespond.ingest import service
@@ -187,6 +192,43 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
         return JSONResponse(dry_run.model_dump(mode="json"))
     async with database.plain() as conn:
         result = await service.ingest(conn, cad_source.id, event, body, webhook_id, ignored)
+    if result.status == "accepted":
+        state.worker_wake.poke()
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     receipt = EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
     return Response(receipt.model_dump_json(), status_code=202, media_type="application/json")
+
+
+_LANE = re.compile(r"/v1/cad/([^/]+)/(events|eido)")
+
+
+class IngestLane:
+    """CAD events go from the application's own middleware (request id, access log and
+    metrics, the one-Authorization rule, rate limits, timeout, body limit: all still in
+    front of this) straight to ``_receive``, past FastAPI's routing, request parsing and
+    dependency machinery, which cost more than storing the event does. Only a plain ``POST``
+    with no query string takes the lane; anything else (a dry run with ``?validate=true``,
+    another method) goes the ordinary way, to the same routes, which also document it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes = {r.path: r for r in router.routes if isinstance(r, APIRoute)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = (
+            _LANE.fullmatch(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if lane is None or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        eido = lane.group(2) == "eido"
+        scope["route"] = self._routes[f"/v1/cad/{{source}}/{lane.group(2)}"]
+        scope["path_params"] = {"source": lane.group(1)}
+        request = Request(scope, receive)
+        try:
+            response = await _receive(lane.group(1), request, False, eido=eido)
+        except Problem as problem:
+            response = problem_response(problem, request)
+        await response(scope, receive, send)

@@ -9,6 +9,8 @@ processed or failed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -22,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls.folding import FoldableEvent
+from corespond.db import Database
 from corespond.errors import InvalidPayload
 from corespond.ingest import repository
 from corespond.ingest.models import CadEvent as StoredEvent
@@ -29,8 +32,42 @@ from corespond.ingest.schemas import CadEvent
 
 log = structlog.get_logger(__name__)
 
-# What the worker listens on: every stored event is announced in its own transaction.
+# What the worker listens on: stored events are announced after they commit (``WorkerWake``).
 EVENTS_CHANNEL = repository.NOTIFY_CHANNEL
+
+
+class WorkerWake:
+    """Wakes the worker (a NOTIFY on ``EVENTS_CHANNEL``) once events are committed: at most
+    one NOTIFY in flight per process, and one more after it for everything committed while it
+    was, so a burst costs a few NOTIFYs, not one per event (PostgreSQL commits notifying
+    transactions one at a time). A wake is never the work itself: a NOTIFY lost to a crash
+    or a dropped connection leaves the event to the worker's sweep."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """Events were committed: make sure a NOTIFY is sent after this moment."""
+        self._again = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._send(), name="cad-event-wake")
+
+    async def _send(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self._database.notify(EVENTS_CHANNEL)
+            except Exception as exc:  # the sweep finds the events
+                log.warning("cad_event_wake_failed", error_type=type(exc).__name__)
+                return
+
+    async def close(self) -> None:
+        """Let the NOTIFY in flight, if any, go out."""
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
 
 
 @dataclass(frozen=True)
