@@ -96,8 +96,7 @@ class Database:
         is dropped by the pool."""
         if self.plain_pool_size <= 0:
             async with self.sessionmaker() as session, session.begin():
-                raw = await (await session.connection()).get_raw_connection()
-                yield raw.driver_connection
+                yield await driver_connection(session)
             return
         pool = self._pool or await self._open_pool()
         async with pool.acquire() as conn:
@@ -129,6 +128,13 @@ class Database:
             await self._pool.close()
             self._pool = None
         await self.engine.dispose()
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under a session, in the session's transaction: for code that
+    takes a plain connection (``Database.plain``), run inside an ORM transaction."""
+    raw = await (await session.connection()).get_raw_connection()
+    return raw.driver_connection
 
 
 async def _nothing_to_reset(_: asyncpg.Connection) -> None:

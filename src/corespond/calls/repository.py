@@ -34,6 +34,19 @@ async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
     )
 
 
+async def lock_calls(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> Sequence[Call]:
+    # As ``lock_call``, several at once, in id order.
+    return (
+        await session.scalars(
+            select(Call)
+            .where(Call.id.in_(list(call_ids)))
+            .order_by(Call.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+
+
 async def get_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
     return await session.get(Call, call_id)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import BigInteger, DateTime, Uuid, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.ingest.models import CadEvent
@@ -136,6 +136,42 @@ async def events_of_call(session: AsyncSession, call_id: uuid.UUID) -> Sequence[
         await session.scalars(
             select(CadEvent)
             .where(CadEvent.call_id == call_id)
+            .order_by(CadEvent.occurred_at, CadEvent.id)
+        )
+    ).all()
+
+
+async def processed_marks(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, int, datetime, int]]:
+    """Per call, how many of its events are processed, and the last of them in folding order
+    (its ``occurred_at`` and id); calls with none are left out."""
+    rows = await session.execute(_PROCESSED_MARKS, {"ids": list(call_ids)})
+    return [(r.call_id, int(r.n), r.last_at, int(r.last_id)) for r in rows]
+
+
+_PROCESSED_MARKS = text(
+    """
+    SELECT call_id, count(*) AS n,
+           (array_agg(occurred_at ORDER BY occurred_at DESC, id DESC))[1] AS last_at,
+           (array_agg(id ORDER BY occurred_at DESC, id DESC))[1] AS last_id
+    FROM cad_event
+    WHERE call_id = ANY(:ids) AND processed_at IS NOT NULL
+    GROUP BY call_id
+    """
+).columns(call_id=Uuid(), n=BigInteger(), last_at=DateTime(timezone=True), last_id=BigInteger())
+
+
+async def folded_and_claimed(
+    session: AsyncSession, call_id: uuid.UUID, claimed: Sequence[int]
+) -> Sequence[CadEvent]:
+    return (
+        await session.scalars(
+            select(CadEvent)
+            .where(
+                CadEvent.call_id == call_id,
+                or_(CadEvent.processed_at.is_not(None), CadEvent.id.in_(list(claimed))),
+            )
             .order_by(CadEvent.occurred_at, CadEvent.id)
         )
     ).all()

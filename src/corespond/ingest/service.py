@@ -153,10 +153,16 @@ def foldable(stored: StoredEvent) -> FoldableEvent:
 
 @dataclass(frozen=True)
 class PendingCall:
-    """A call with stored events waiting to be folded into it."""
+    """A call with stored events waiting to be folded into it: the claimed events."""
 
     call_id: uuid.UUID
     event_pks: list[int]
+    stored: list[StoredEvent]
+
+    def events(self) -> list[FoldableEvent]:
+        """The claimed events as folding wants them (read here, in the call's own turn: an
+        event that cannot be read fails its call only)."""
+        return [foldable(e) for e in self.stored]
 
 
 @dataclass(frozen=True)
@@ -172,20 +178,49 @@ async def claim_pending(session: AsyncSession, batch_size: int) -> Claimed:
     """Claim a batch of stored, unprocessed events, oldest first, skipping those another
     worker holds; an event that belongs to no call is marked processed at once."""
     claimed = await repository.claim_pending(session, batch_size)
-    by_call: dict[uuid.UUID, list[int]] = {}
+    by_call: dict[uuid.UUID, list[StoredEvent]] = {}
     for stored in claimed:
         if stored.call_id is not None:
-            by_call.setdefault(stored.call_id, []).append(stored.id)
+            by_call.setdefault(stored.call_id, []).append(stored)
     orphans = [e.id for e in claimed if e.call_id is None]
     if orphans:
         await repository.mark_processed(session, orphans)
-    return Claimed(len(claimed), [PendingCall(c, pks) for c, pks in sorted(by_call.items())])
+    return Claimed(
+        len(claimed),
+        [
+            PendingCall(call_id, [e.id for e in events], events)
+            for call_id, events in sorted(by_call.items())
+        ],
+    )
 
 
-async def events_to_fold(session: AsyncSession, call_id: uuid.UUID) -> list[FoldableEvent]:
-    """Every event of a call, in the order they fold. Read under the call's lock: read before
-    it, the history could miss an event another worker folds meanwhile."""
-    return [foldable(e) for e in await repository.events_of_call(session, call_id)]
+@dataclass(frozen=True)
+class Folded:
+    """The events a call's state was folded from: how many, and where the last of them
+    falls in folding order (``calls.folding.Mark``)."""
+
+    count: int
+    last: tuple[datetime, int] | None
+
+
+NONE_FOLDED = Folded(0, None)
+
+
+async def folded(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Folded]:
+    """For each call, the events folded into it so far (those marked processed). Read under
+    the calls' locks, like ``events_to_fold``."""
+    rows = await repository.processed_marks(session, call_ids)
+    return {call_id: Folded(count, (at, pk)) for call_id, count, at, pk in rows}
+
+
+async def events_to_fold(
+    session: AsyncSession, call_id: uuid.UUID, claimed: Sequence[int]
+) -> list[FoldableEvent]:
+    """The events a call is folded from: those folded before (processed) and the ``claimed``
+    ones, in the order they fold; not events stored since the claim, nor ones waiting out a
+    failure (each is folded when it is claimed). Read under the call's lock: read before it,
+    the history could miss an event another worker folds meanwhile."""
+    return [foldable(e) for e in await repository.folded_and_claimed(session, call_id, claimed)]
 
 
 async def mark_processed(session: AsyncSession, event_pks: Sequence[int]) -> None:

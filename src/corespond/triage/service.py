@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -87,7 +87,35 @@ async def triage(
     reported it unfounded, ``override_danger``): then the call is at most ``review``, and
     any danger in inputs other than those it was made on makes it ineligible again.
     """
-    earlier = await repository.history(session, call_id)
+    outcome, record = _decide(call_id, inputs, rules, await repository.history(session, call_id))
+    if record is not None:
+        await repository.add(session, record)
+    return outcome
+
+
+async def triage_many(
+    session: AsyncSession, inputs: Mapping[uuid.UUID, TriageInput], rules: RuleSet
+) -> dict[uuid.UUID, Outcome]:
+    """``triage`` for several calls: their histories read in one query, the new decisions
+    written at the next flush."""
+    histories = await repository.histories(session, list(inputs))
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    for call_id, call_inputs in inputs.items():
+        outcome, record = _decide(call_id, call_inputs, rules, histories.get(call_id, []))
+        if record is not None:
+            session.add(record)
+        outcomes[call_id] = outcome
+    return outcomes
+
+
+def _decide(
+    call_id: uuid.UUID,
+    inputs: TriageInput,
+    rules: RuleSet,
+    earlier: Sequence[TriageDecisionRecord],
+) -> tuple[Outcome, TriageDecisionRecord | None]:
+    """The decision on ``inputs`` given the call's history (``triage``), and the record to
+    add for it (None: the same inputs under the same rules were decided already)."""
     decision = classify(inputs, rules)
     # A supervisor's override (police found the danger unfounded) holds for the danger
     # signals it overrode; a new one counts, and only danger reported since it is sticky.
@@ -109,33 +137,31 @@ async def triage(
         and previous.inputs_sha256 == decision.inputs_sha256
         and previous.rules_version == decision.rules_version
     ):
-        return Outcome(call_id, decision, changed=False, turned_dangerous=False)
+        return Outcome(call_id, decision, changed=False, turned_dangerous=False), None
     turned = (
         decision.danger
         and previous is not None
         and not previous.danger
         and any(r.decision in ("eligible", "review") for r in earlier)
     )
-    await repository.add(
-        session,
-        TriageDecisionRecord(
-            call_id=call_id,
-            decision=decision.decision,
-            summary=decision.summary,
-            reasons=[asdict(r) for r in decision.reasons],
-            rules_version=decision.rules_version,
-            inputs_sha256=decision.inputs_sha256,
-            danger=decision.danger,
-            turned_dangerous=turned,
-        ),
+    record = TriageDecisionRecord(
+        call_id=call_id,
+        decision=decision.decision,
+        summary=decision.summary,
+        reasons=[asdict(r) for r in decision.reasons],
+        rules_version=decision.rules_version,
+        inputs_sha256=decision.inputs_sha256,
+        danger=decision.danger,
+        turned_dangerous=turned,
     )
-    return Outcome(
+    outcome = Outcome(
         call_id,
         decision,
         changed=True,
         turned_dangerous=turned,
         was=previous.decision if previous else None,
     )
+    return outcome, record
 
 
 def _with_earlier_danger(decision: TriageDecision, danger: TriageDecisionRecord) -> TriageDecision:
