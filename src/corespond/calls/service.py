@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,15 +45,20 @@ async def lock_many(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> dic
 
 
 def _state(call: Call) -> CallState:
-    state = CallState(**{f.name: getattr(call, f.name) for f in fields(CallState)})
+    state = CallState(**{name: getattr(call, name) for name in _STATE_FIELDS})
     state.hazards = list(state.hazards or ())
     return state
 
 
 def _hold(call: Call, state: CallState) -> None:
-    for name, value in asdict(state).items():
-        setattr(call, name, value)
+    for name in _STATE_FIELDS:
+        value = getattr(state, name)
+        if getattr(call, name) != value:
+            setattr(call, name, value)
     call.folded_at = datetime.now(UTC)
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(CallState))
 
 
 def refold(call: Call, events: Iterable[FoldableEvent]) -> None:

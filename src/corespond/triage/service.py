@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,7 +149,7 @@ def _decide(
         call_id=call_id,
         decision=decision.decision,
         summary=decision.summary,
-        reasons=[asdict(r) for r in decision.reasons],
+        reasons=[_stored(r) for r in decision.reasons],
         rules_version=decision.rules_version,
         inputs_sha256=decision.inputs_sha256,
         danger=decision.danger,
@@ -162,6 +163,15 @@ def _decide(
         was=previous.decision if previous else None,
     )
     return outcome, record
+
+
+_REASON_FIELDS = tuple(f.name for f in fields(Reason))
+
+
+def _stored(reason: Reason) -> dict[str, Any]:
+    """A reason as its decision record keeps it (``dataclasses.asdict`` of it, without the
+    deep copy: its fields are strings)."""
+    return {name: getattr(reason, name) for name in _REASON_FIELDS}
 
 
 def _with_earlier_danger(decision: TriageDecision, danger: TriageDecisionRecord) -> TriageDecision:
