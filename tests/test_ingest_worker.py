@@ -318,3 +318,45 @@ async def test_first_events_of_one_new_call_racing_each_other_share_one_call(
         )
     assert len(calls) == 1
     assert attached == 20
+
+
+async def test_a_batch_of_updates_writes_each_call_once_and_reads_no_history(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from sqlalchemy import event
+
+    source = await make_source(committed_db, box)
+    incidents = [f"26-{n:03d}" for n in range(20)]
+    async with running(settings, committed_db) as client:
+        for incident in incidents:
+            await post(client, source, cad_event(f"c-{incident}", incident_number=incident))
+        worker = EventWorker(committed_db)
+        assert await worker.drain() == 20
+        for incident in incidents:
+            update = cad_event(
+                f"u-{incident}",
+                "call.updated",
+                "2026-11-23T04:20:00-05:00",
+                incident_number=incident,
+                narrative=f"SUBJ TALKING WITH EMS {incident}",
+            )
+            await post(client, source, update)
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(committed_db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await worker.drain() == 20
+    finally:
+        event.remove(committed_db.engine.sync_engine, "before_cursor_execute", seen)
+    updates = [s for s in statements if s.startswith("UPDATE call ")]
+    # One UPDATE statement for the 20 calls (sent as one batch), none of their events read
+    # back: each update came after everything folded into its call.
+    assert len(updates) == 1, updates
+    assert not [s for s in statements if "FROM cad_event" in s and "processed_at IS NOT NULL OR" in s]
+    calls = await folded_calls(committed_db)
+    assert {c.narrative for c in calls} == {f"SUBJ TALKING WITH EMS {i}" for i in incidents}
+    assert {c.event_count for c in calls} == {2}
