@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,13 @@ def signed_requests(secret: str, count: int, path: Path) -> None:
             webhook_id = f"msg_{run}_{index}"
             signature = hook.sign(webhook_id, now, body)
             out.write(f"{webhook_id}\t{int(now.timestamp())}\t{signature}\t{body}\n")
+
+
+def free_port() -> int:
+    """A port nobody listens on now (other benchmarks may be running on this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -255,14 +263,15 @@ def main() -> None:
     }
     logs = ROOT / "var" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
+    ours_port, bare_port = free_port(), free_port()
     processes = {
         "serve": start(
-            [str(BIN / "corespond"), "serve", "--port", "8021", "--no-migrate"],
+            [str(BIN / "corespond"), "serve", "--port", str(ours_port), "--no-migrate"],
             env,
             logs / "corespond.log",
         ),
         "bare": start(
-            [str(BIN / "python"), "-m", "uvicorn", "bench.bare:app", "--port", "8022",
+            [str(BIN / "python"), "-m", "uvicorn", "bench.bare:app", "--port", str(bare_port),
              "--log-level", "warning", "--no-access-log"],
             {"BARE_DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)},
             logs / "bare.log",
@@ -273,9 +282,9 @@ def main() -> None:
             [str(BIN / "corespond"), "worker"], env, logs / "corespond-worker.log"
         )
     try:
-        wait_ready("http://127.0.0.1:8021/readyz")
-        wait_ready("http://127.0.0.1:8022/docs")
-        floor = wrk("http://127.0.0.1:8022/events", LUA / "bare.lua", args)
+        wait_ready(f"http://127.0.0.1:{ours_port}/readyz")
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs")
+        floor = wrk(f"http://127.0.0.1:{bare_port}/events", LUA / "bare.lua", args)
         expected = args.rate if args.rate else max(floor["rps"], 500)
         count = int(expected * args.seconds * 1.2)
         # Each connection waits this long before each request: about --rate in all.
@@ -288,7 +297,7 @@ def main() -> None:
             sampler.start()
             started = time.monotonic()
             ours = wrk(
-                "http://127.0.0.1:8021/v1/cad/bench/events",
+                f"http://127.0.0.1:{ours_port}/v1/cad/bench/events",
                 LUA / "signed.lua",
                 args,
                 str(requests),
