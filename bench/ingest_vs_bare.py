@@ -200,7 +200,7 @@ class Sampler(threading.Thread):
 
     def cpu(self) -> dict[str, float]:
         named = {pid: name for name, pid in self.pids.items()}
-        used: dict[str, float] = {}
+        stats: dict[int, tuple[str, list[str]]] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -209,9 +209,18 @@ class Sampler(threading.Thread):
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            name = named.get(int(entry)) or ("postgres" if comm.startswith("postgres") else comm)
-            if name in (*self.pids, "postgres", "wrk"):
-                used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12]))
+            stats[int(entry)] = (comm, fields)
+        used: dict[str, float] = {}
+        for pid, (comm, fields) in stats.items():
+            name = named.get(pid) or ("postgres" if comm.startswith("postgres") else comm)
+            if name not in (*self.pids, "postgres", "wrk"):
+                continue
+            ticks = int(fields[11]) + int(fields[12])  # utime, stime
+            parent = stats.get(int(fields[1]), ("", []))[0]
+            if name == "postgres" and not parent.startswith("postgres"):
+                # The postmaster: with the backends that have ended (cutime, cstime).
+                ticks += int(fields[13]) + int(fields[14])
+            used[name] = used.get(name, 0.0) + ticks
         tick = os.sysconf("SC_CLK_TCK")
         return {name: ticks / tick for name, ticks in used.items()}
 
