@@ -42,6 +42,7 @@ from standardwebhooks.webhooks import Webhook
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LUA = Path(__file__).resolve().parent / "wrk"
+PGDATA = ROOT / "var" / "pgdata-bench"
 
 
 def database() -> tuple[str, str]:
@@ -49,7 +50,7 @@ def database() -> tuple[str, str]:
     sys.path.insert(0, str(ROOT / "src"))
     from corespond.db import create_database_if_missing, ensure_embedded_server, server_url
 
-    server = ensure_embedded_server(ROOT / "var", "pgdata-bench")
+    server = ensure_embedded_server(PGDATA.parent, PGDATA.name)
     name = f"bench_{int(time.time())}"
     create_database_if_missing(server, name)
     url = server_url(server, name)
@@ -185,6 +186,13 @@ async def backlog(dsn: str) -> tuple[int, int]:
         await conn.close()
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 class Sampler(threading.Thread):
     """Every second: events stored and folded so far, and the CPU seconds used by each kind
     of process (corespond's serve and worker by pid, PostgreSQL, wrk)."""
@@ -210,17 +218,20 @@ class Sampler(threading.Thread):
             except OSError:
                 continue
             stats[int(entry)] = (comm, fields)
+        # This bench's PostgreSQL (others may be running): its postmaster and its backends.
+        postmaster = next((pid for pid in stats if str(PGDATA).encode() in _cmdline(pid)), None)
         used: dict[str, float] = {}
         for pid, (comm, fields) in stats.items():
-            name = named.get(pid) or ("postgres" if comm.startswith("postgres") else comm)
-            if name not in (*self.pids, "postgres", "wrk"):
-                continue
             ticks = int(fields[11]) + int(fields[12])  # utime, stime
-            parent = stats.get(int(fields[1]), ("", []))[0]
-            if name == "postgres" and not parent.startswith("postgres"):
-                # The postmaster: with the backends that have ended (cutime, cstime).
-                ticks += int(fields[13]) + int(fields[14])
-            used[name] = used.get(name, 0.0) + ticks
+            if pid == postmaster:
+                # With the backends that have ended (cutime, cstime).
+                name, ticks = "postgres", ticks + int(fields[13]) + int(fields[14])
+            elif postmaster is not None and int(fields[1]) == postmaster:
+                name = "postgres"
+            else:
+                name = named.get(pid) or comm
+            if name in (*self.pids, "postgres", "wrk"):
+                used[name] = used.get(name, 0.0) + ticks
         tick = os.sysconf("SC_CLK_TCK")
         return {name: ticks / tick for name, ticks in used.items()}
 
