@@ -94,7 +94,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lambda: app.state.clock(),  # tests move the clock after startup
     )
     app.state.http = httpx.AsyncClient(timeout=settings.outbound_timeout_seconds)
-    app.state.worker_wake = WorkerWake(database)
     background = Background.build(
         settings,
         database,
@@ -110,6 +109,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.relay = background.relay
     app.state.alert_jobs = background.alerts
     await background.start(jobs=settings.worker_enabled)
+    app.state.worker_wake = WorkerWake(
+        database, background.worker.wake if settings.worker_enabled else None
+    )
     app.state.scheduler = background.scheduler
     # Sources are kept for receiving events only while this hears each change to them.
     sources_heard = Listener(database, CHANGED_CHANNEL, app.state.source_cache.clear)

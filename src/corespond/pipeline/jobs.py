@@ -161,6 +161,10 @@ class EventWorker:
         except Exception as exc:  # a sweep must never kill the scheduler job
             log.error("cad_event_sweep_failed", error_type=type(exc).__name__)
 
+    def wake(self) -> None:
+        """Drain now (events were stored by this process), as a notification would."""
+        self._loop.wake.set()
+
     async def start(self) -> None:
         """Listen for notifications and drain whenever one arrives."""
         await self._loop.start(self._run)
