@@ -1,10 +1,10 @@
 """Ingest: store a verified CAD event exactly once and hand it to the worker.
 
-The request path only stores: the event row, the (possibly new, still empty) call it belongs
-to, and a NOTIFY, all in one transaction. Folding and everything after it run in the worker
-(``corespond.pipeline``), so a crash between the 202 and processing loses nothing; this
-module gives the worker its events: claimed in batches, each call's history in order, marked
-processed or failed.
+The request path only stores: the event row and the (possibly new, still empty) call it
+belongs to, in one statement; then it wakes the worker (``WorkerWake``). Folding and
+everything after it run in the worker (``corespond.pipeline``), so a crash between the 202
+and processing loses nothing; this module gives the worker its events: claimed in batches,
+what each call was folded from so far, marked processed or failed.
 """
 
 from __future__ import annotations
