@@ -21,7 +21,7 @@ from corespond.db import Database
 from corespond.ingest.models import CadEvent
 from corespond.pipeline.jobs import EventWorker
 from corespond.triage.ruleset import load_rules
-from tests.conftest import Source, make_source
+from tests.conftest import PgServer, Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
 
 URL = "/v1/cad/kanawha-911/events"
@@ -361,3 +361,45 @@ async def test_a_batch_of_updates_writes_each_call_once_and_reads_no_history(
     calls = await folded_calls(committed_db)
     assert {c.narrative for c in calls} == {f"SUBJ TALKING WITH EMS {i}" for i in incidents}
     assert {c.event_count for c in calls} == {2}
+
+
+async def test_ingest_carries_on_when_its_connections_are_cut(
+    settings: Settings, committed_db: Database, box: SecretBox, test_server: PgServer
+) -> None:
+    from sqlalchemy import text
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db) as client:
+        first = await post(client, source, cad_event("one", incident_number="C-1"))
+        assert first.status_code == 202
+        # As a database restart does: every connection of the service's role is cut.
+        async with test_server.owner_of(committed_db) as owner, owner.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        response = await post(client, source, cad_event("two", incident_number="C-1"))
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "accepted"
+    assert await count_events(committed_db) == 2
+
+
+async def test_ingest_answers_503_at_once_when_the_database_cannot_be_reached(
+    settings: Settings,
+) -> None:
+    unreachable = Database.connect("postgresql+asyncpg://nobody@/nowhere?host=/nonexistent")
+    app = create_app(settings, database=unreachable)
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                source = Source("kanawha-911", "whsec_" + "A" * 44)
+                response = await post(client, source, cad_event())
+    finally:
+        await unreachable.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert "send it again" in response.json()["detail"]

@@ -130,6 +130,15 @@ class Database:
         await self.engine.dispose()
 
 
+# What a plain connection raises when the database cannot be reached or went away (down,
+# restarting, a pooled connection cut): worth one more try on a new connection, then a 503.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under a session, in the session's transaction: for code that
     takes a plain connection (``Database.plain``), run inside an ORM transaction."""

@@ -6,12 +6,13 @@ import re
 import time
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from corespond.db import Database
+from corespond.db import UNREACHABLE, Database
 from corespond.errors import (
     Forbidden,
     InvalidPayload,
@@ -20,6 +21,7 @@ from corespond.errors import (
     PayloadTooLarge,
     Problem,
     RateLimited,
+    ServiceUnavailable,
     UnsupportedMediaType,
     problem_response,
     problem_responses,
@@ -33,6 +35,7 @@ from corespond.kit.bodies import read_body_limited
 from corespond.metrics import EVENTS_INGESTED
 from corespond.sources import service as sources
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["CAD ingest"])
 
 _SIGNATURE_HEADERS: list[dict[str, Any]] = [
@@ -157,7 +160,13 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
     database: Database = state.database
     # The body is read before the first query, so a slow client never holds a connection.
     body = await read_body_limited(request, settings.max_event_bytes)
-    cad_source = await state.source_cache.get(database, source)
+    for attempt in (1, 2):
+        try:
+            cad_source = await state.source_cache.get(database, source)
+            break
+        except UNREACHABLE as exc:  # a pooled connection cut: one more try on a new one
+            if attempt == 2:
+                raise _unreachable(exc) from None
     try:
         webhook_id = verify(body, request.headers, cad_source.live_secrets())
         sources.require_enabled(cad_source)
@@ -190,13 +199,30 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
         EVENTS_INGESTED.labels(cad_source.id, "validated").inc()
         dry_run = describe(event, ignored, state.rulebook.rules)
         return JSONResponse(dry_run.model_dump(mode="json"))
-    async with database.plain() as conn:
-        result = await service.ingest(conn, cad_source.id, event, body, webhook_id, ignored)
+    for attempt in (1, 2):
+        try:
+            async with database.plain() as conn:
+                result = await service.ingest(conn, cad_source.id, event, body, webhook_id, ignored)
+            break
+        except UNREACHABLE as exc:
+            # A pooled connection cut (the database restarted): one more try on a new one.
+            # Had the first try committed, this one answers ``duplicate``: stored once.
+            if attempt == 2:
+                raise _unreachable(exc) from None
     if result.status == "accepted":
         state.worker_wake.poke()
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     receipt = EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
     return Response(receipt.model_dump_json(), status_code=202, media_type="application/json")
+
+
+def _unreachable(exc: BaseException) -> ServiceUnavailable:
+    log.warning("cad_event_database_unreachable", error_type=type(exc).__name__)
+    return ServiceUnavailable(
+        "the database cannot be reached: the event may not be stored; send it again (a "
+        "repeat of a stored event is answered duplicate)",
+        headers={"Retry-After": "1"},
+    )
 
 
 _LANE = re.compile(r"/v1/cad/([^/]+)/(events|eido)")
