@@ -1,29 +1,35 @@
 """Signed CAD ingest beside the bare floor, in one run, on one database.
 
     .venv/bin/python bench/ingest_vs_bare.py --seconds 20 --connections 32
+        [--worker serve|process] [--rate EVENTS_PER_SECOND] [--log-level info]
 
 Starts a PostgreSQL of its own (embedded, in var/pgdata-bench; a fresh database per run),
-`corespond serve` with its worker, and `bench/bare.py` (FastAPI + asyncpg, one INSERT per
-POST), then loads each in turn with wrk (Debian's `wrk`) at the same threads and
-connections: the bare app with one fixed body, corespond with real Standard Webhooks
-requests, each a distinct event (signed before the run, so the load generator spends nothing
-on HMACs). Prints requests per second, latency percentiles, the ratio corespond/bare, and
-how fast the worker folded what was accepted (events folded per second, backlog at the end
-of the load and how long it took to drain).
+`corespond serve` with its worker (or, with ``--worker process``, serve without one and a
+`corespond worker` process), and `bench/bare.py` (FastAPI + asyncpg, one INSERT per POST),
+then loads each in turn with wrk (Debian's `wrk`) at the same threads and connections: the
+bare app with one fixed body, corespond with real Standard Webhooks requests, each a
+distinct event (signed before the run, so the load generator spends nothing on HMACs), as
+fast as they go or, with ``--rate``, paced to about that many a second. Prints requests per
+second, latency percentiles, the ratio corespond/bare, the load average, how fast events
+were accepted and folded during the load (each second, and the most the backlog reached),
+the CPU each process used, and how long the backlog left at the end took to drain.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -34,8 +40,9 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent
 LUA = Path(__file__).resolve().parent / "wrk"
+PGDATA = ROOT / "var" / "pgdata-bench"
 
 
 def database() -> tuple[str, str]:
@@ -43,7 +50,7 @@ def database() -> tuple[str, str]:
     sys.path.insert(0, str(ROOT / "src"))
     from corespond.db import create_database_if_missing, ensure_embedded_server, server_url
 
-    server = ensure_embedded_server(ROOT / "var", "pgdata-bench")
+    server = ensure_embedded_server(PGDATA.parent, PGDATA.name)
     name = f"bench_{int(time.time())}"
     create_database_if_missing(server, name)
     url = server_url(server, name)
@@ -114,6 +121,13 @@ def signed_requests(secret: str, count: int, path: Path) -> None:
             out.write(f"{webhook_id}\t{int(now.timestamp())}\t{signature}\t{body}\n")
 
 
+def free_port() -> int:
+    """A port nobody listens on now (other benchmarks may be running on this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     # Output to a file: a pipe nobody reads would fill and stall the server.
     with log.open("wb") as out:
@@ -172,58 +186,147 @@ async def backlog(dsn: str) -> tuple[int, int]:
         await conn.close()
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+class Sampler(threading.Thread):
+    """Every second: events stored and folded so far, and the CPU seconds used by each kind
+    of process (corespond's serve and worker by pid, PostgreSQL, wrk)."""
+
+    def __init__(self, dsn: str, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.pids = pids
+        self.samples: list[tuple[float, int, int]] = []
+        self.cpu_start: dict[str, float] = {}
+        self.cpu_end: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def cpu(self) -> dict[str, float]:
+        named = {pid: name for name, pid in self.pids.items()}
+        stats: dict[int, tuple[str, list[str]]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (comm, fields)
+        # This bench's PostgreSQL (others may be running): its postmaster and its backends.
+        postmaster = next((pid for pid in stats if str(PGDATA).encode() in _cmdline(pid)), None)
+        used: dict[str, float] = {}
+        for pid, (comm, fields) in stats.items():
+            ticks = int(fields[11]) + int(fields[12])  # utime, stime
+            if pid == postmaster:
+                # With the backends that have ended (cutime, cstime).
+                name, ticks = "postgres", ticks + int(fields[13]) + int(fields[14])
+            elif postmaster is not None and int(fields[1]) == postmaster:
+                name = "postgres"
+            else:
+                name = named.get(pid) or comm
+            if name in (*self.pids, "postgres", "wrk"):
+                used[name] = used.get(name, 0.0) + ticks
+        tick = os.sysconf("SC_CLK_TCK")
+        return {name: ticks / tick for name, ticks in used.items()}
+
+    def run(self) -> None:
+        self.cpu_start = self.cpu()
+        while not self.stop.is_set():
+            stored, folded = asyncio.run(backlog(self.dsn))
+            self.samples.append((time.monotonic(), stored, folded))
+            self.cpu_end = self.cpu()  # the last look before wrk exits counts its CPU
+            self.stop.wait(1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--drain-seconds", type=int, default=120)
+    parser.add_argument(
+        "--worker",
+        choices=("serve", "process"),
+        default="serve",
+        help="fold in the serve process (its own worker) or in a `corespond worker` process",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="pace corespond's load to about this many events a second (0: as fast as it goes)",
+    )
+    parser.add_argument("--log-level", default="warning", help="corespond's (info: access log)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: sudo apt-get install wrk")
 
     from cryptography.fernet import Fernet
 
+    load_before = os.getloadavg()
     url, dsn = database()
     key = Fernet.generate_key().decode()
     secret = asyncio.run(seed(url, key))
     env = {
         "DATABASE_URL": url,
         "CORESPOND_SECRET_KEY": key,
-        "CORESPOND_LOG_LEVEL": "warning",
+        "CORESPOND_LOG_LEVEL": args.log_level,
         "CORESPOND_RATE_LIMIT_CAD_PER_SECOND": "1000000",
         "CORESPOND_RATE_LIMIT_CAD_BURST": "1000000",
+        "CORESPOND_WORKER_ENABLED": "true" if args.worker == "serve" else "false",
     }
     logs = ROOT / "var" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    serving = start(
-        [str(BIN / "corespond"), "serve", "--port", "8021", "--no-migrate"],
-        env,
-        logs / "corespond.log",
-    )
-    bare = start(
-        [str(BIN / "python"), "-m", "uvicorn", "bench.bare:app", "--port", "8022",
-         "--log-level", "warning", "--no-access-log"],
-        {"BARE_DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)},
-        logs / "bare.log",
-    )  # fmt: skip
+    ours_port, bare_port = free_port(), free_port()
+    processes = {
+        "serve": start(
+            [str(BIN / "corespond"), "serve", "--port", str(ours_port), "--no-migrate"],
+            env,
+            logs / "corespond.log",
+        ),
+        "bare": start(
+            [str(BIN / "python"), "-m", "uvicorn", "bench.bare:app", "--port", str(bare_port),
+             "--log-level", "warning", "--no-access-log"],
+            {"BARE_DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)},
+            logs / "bare.log",
+        ),
+    }  # fmt: skip
+    if args.worker == "process":
+        processes["worker"] = start(
+            [str(BIN / "corespond"), "worker"], env, logs / "corespond-worker.log"
+        )
     try:
-        wait_ready("http://127.0.0.1:8021/readyz")
-        wait_ready("http://127.0.0.1:8022/docs")
-        floor = wrk("http://127.0.0.1:8022/events", LUA / "bare.lua", args)
-        count = int(max(floor["rps"], 500) * args.seconds * 1.2)
+        wait_ready(f"http://127.0.0.1:{ours_port}/readyz")
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs")
+        floor = wrk(f"http://127.0.0.1:{bare_port}/events", LUA / "bare.lua", args)
+        expected = args.rate if args.rate else max(floor["rps"], 500)
+        count = int(expected * args.seconds * 1.2)
+        # Each connection waits this long before each request: about --rate in all.
+        pause = max(1, round(args.connections * 1000 / args.rate)) if args.rate else 0
         with tempfile.TemporaryDirectory() as folder:
             requests = Path(folder) / "signed.tsv"
             signed_requests(secret, count, requests)
+            ours_pids = {n: p.pid for n, p in processes.items() if n in ("serve", "worker")}
+            sampler = Sampler(dsn, ours_pids)
+            sampler.start()
             started = time.monotonic()
             ours = wrk(
-                "http://127.0.0.1:8021/v1/cad/bench/events",
+                f"http://127.0.0.1:{ours_port}/v1/cad/bench/events",
                 LUA / "signed.lua",
                 args,
                 str(requests),
                 str(args.threads),
+                str(pause),
             )
-        loaded = time.monotonic() - started
+            loaded = time.monotonic() - started
+            sampler.stop.set()
+            sampler.join()
         stored, folded = asyncio.run(backlog(dsn))
         at_end = stored - folded
         drain_start = time.monotonic()
@@ -232,9 +335,9 @@ def main() -> None:
             stored, folded = asyncio.run(backlog(dsn))
         drained = time.monotonic() - drain_start
     finally:
-        for process in (serving, bare):
+        for process in processes.values():
             process.send_signal(signal.SIGINT)
-        for process in (serving, bare):
+        for process in processes.values():
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
@@ -247,16 +350,38 @@ def main() -> None:
             f"non-2xx {f['non2xx']:.0f} of {f['requests']:.0f}"
         )
 
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs")
+    paced = f", paced to ~{args.rate:g}/s" if args.rate else ""
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
+        f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
+        f"worker in {args.worker}{paced}; log level {args.log_level}"
+    )
     print(line("bare (one INSERT per POST)", floor))
     print(line("corespond signed ingest", ours))
     print(f"ratio corespond / bare: {ours['rps'] / floor['rps']:.3f}")
-    accepted_rate = stored / loaded if loaded else 0
+    samples = sampler.samples
+    if len(samples) >= 2:
+        (t0, s0, f0), (t1, s1, f1) = samples[0], samples[-1]
+        worst = max(s - f for _, s, f in samples)
+        print(
+            f"during the load: accepted {(s1 - s0) / (t1 - t0):.0f}/s, folded "
+            f"{(f1 - f0) / (t1 - t0):.0f}/s; backlog at most {worst}"
+        )
+        per_second = ", ".join(
+            f"{b[1] - a[1]}/{b[2] - a[2]}" for a, b in itertools.pairwise(samples)
+        )
+        print(f"accepted/folded each second: {per_second}")
+    spent = {k: v - sampler.cpu_start.get(k, 0.0) for k, v in sampler.cpu_end.items()}
+    print(
+        "CPU during the load (cores): "
+        + ", ".join(f"{k} {v / loaded:.2f}" for k, v in sorted(spent.items()))
+    )
+    if spent.get("serve") and ours["requests"]:
+        print(f"serve CPU per request: {1e6 * spent['serve'] / ours['requests']:.0f} us")
     print(
         f"worker: {stored} events stored; backlog {at_end} when the load stopped; "
         f"{'drained' if folded >= stored else 'NOT drained'} {drained:.0f} s later "
-        f"({folded} folded); accepted {accepted_rate:.0f}/s, folded "
-        f"{folded / (loaded + drained):.0f}/s over the run"
+        f"({folded} folded); folded {folded / (loaded + drained):.0f}/s over the run"
     )
 
 

@@ -8,7 +8,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corespond.calls.folding import FoldableEvent, fold_events
+from corespond.calls.folding import (
+    FoldableEvent,
+    fold_events,
+    fold_onto,
+    folds_onto,
+    mark_of,
+)
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -107,3 +113,47 @@ def test_an_update_with_a_closed_status_ends_the_call() -> None:
     state = fold_events([*HISTORY[:1], event("updated", 7, 2, status="closed")])
     assert state.status == "closed"
     assert state.ended_at == T0 + timedelta(minutes=7)
+
+
+kinds = st.sampled_from(["created", "updated", "updated", "updated", "closed", "cancelled"])
+changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "narrative": st.sampled_from(["A", "B", None]),
+        "status": st.sampled_from(["dispatched", "onscene", "closed", None]),
+        "location": st.sampled_from([None, {"address": "X"}, {"lat": 38.1, "lon": -81.2}]),
+        "hazards": st.sampled_from([[], ["DOG"], None]),
+        "agency": st.sampled_from(["CHARLESTON PD", "KCSO"]),
+    },
+)
+histories = st.lists(st.tuples(kinds, st.integers(0, 5), changes), min_size=1, max_size=8).map(
+    lambda items: [event(k, m, i, **c) for i, (k, m, c) in enumerate(items)]
+)
+
+
+@given(histories, st.integers(0, 8))
+def test_folding_new_events_onto_the_folded_state_equals_folding_everything(
+    history: list[FoldableEvent], split: int
+) -> None:
+    earlier, later = history[:split], history[split:]
+    last = max(map(mark_of, earlier), default=None)
+    if folds_onto(len(earlier), last, later):
+        assert fold_onto(fold_events(earlier), later) == fold_events(history)
+    else:  # an event that sorts before one folded already, or a late create: refolded
+        assert later
+        assert min(map(mark_of, later)) <= last or any(  # type: ignore[operator]
+            e.event_type == "call.created" for e in later
+        )
+
+
+def test_an_event_at_the_same_instant_as_the_last_folded_one_folds_onto_it() -> None:
+    earlier = [event("created", 0, 1, narrative="A", agency="X", call_type="OD")]
+    later = [event("updated", 0, 2, narrative="B"), event("updated", 0, 3, status="onscene")]
+    assert folds_onto(1, mark_of(earlier[0]), later)
+    assert fold_onto(fold_events(earlier), later) == fold_events(earlier + later)
+
+
+def test_an_event_that_sorts_before_a_folded_one_is_not_folded_onto_it() -> None:
+    earlier = [event("created", 0, 1), event("updated", 5, 2, narrative="LATE")]
+    assert not folds_onto(2, mark_of(earlier[1]), [event("updated", 3, 3, narrative="EARLY")])
+    assert not folds_onto(2, mark_of(earlier[1]), [event("created", 6, 3)])

@@ -22,7 +22,7 @@ from corespond.db import Database
 from corespond.ingest.models import CadEvent
 from corespond.pipeline.jobs import EventWorker
 from corespond.triage.ruleset import load_rules
-from tests.conftest import Source, make_source
+from tests.conftest import PgServer, Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
 
 URL = "/v1/cad/kanawha-911/events"
@@ -319,3 +319,88 @@ async def test_first_events_of_one_new_call_racing_each_other_share_one_call(
         )
     assert len(calls) == 1
     assert attached == 20
+
+
+async def test_a_batch_of_updates_writes_each_call_once_and_reads_no_history(
+    settings: Settings, committed_db: Database, box: SecretBox
+) -> None:
+    from sqlalchemy import event
+
+    source = await make_source(committed_db, box)
+    incidents = [f"26-{n:03d}" for n in range(20)]
+    async with running(settings, committed_db) as client:
+        for incident in incidents:
+            await post(client, source, cad_event(f"c-{incident}", incident_number=incident))
+        worker = EventWorker(committed_db)
+        assert await worker.drain() == 20
+        for incident in incidents:
+            update = cad_event(
+                f"u-{incident}",
+                "call.updated",
+                "2026-11-23T04:20:00-05:00",
+                incident_number=incident,
+                narrative=f"SUBJ TALKING WITH EMS {incident}",
+            )
+            await post(client, source, update)
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(committed_db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await worker.drain() == 20
+    finally:
+        event.remove(committed_db.engine.sync_engine, "before_cursor_execute", seen)
+    updates = [s for s in statements if s.startswith("UPDATE call ")]
+    # One UPDATE statement for the 20 calls (sent as one batch), none of their events read
+    # back: each update came after everything folded into its call.
+    assert len(updates) == 1, updates
+    refolds = [s for s in statements if "processed_at IS NOT NULL OR" in s]
+    assert not refolds
+    calls = await folded_calls(committed_db)
+    assert {c.narrative for c in calls} == {f"SUBJ TALKING WITH EMS {i}" for i in incidents}
+    assert {c.event_count for c in calls} == {2}
+
+
+async def test_ingest_carries_on_when_its_connections_are_cut(
+    settings: Settings, committed_db: Database, box: SecretBox, test_server: PgServer
+) -> None:
+    from sqlalchemy import text
+
+    source = await make_source(committed_db, box)
+    async with running(settings, committed_db) as client:
+        first = await post(client, source, cad_event("one", incident_number="C-1"))
+        assert first.status_code == 202
+        # As a database restart does: every connection of the service's role is cut.
+        async with test_server.owner_of(committed_db) as owner, owner.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        response = await post(client, source, cad_event("two", incident_number="C-1"))
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "accepted"
+    assert await count_events(committed_db) == 2
+
+
+async def test_ingest_answers_503_at_once_when_the_database_cannot_be_reached(
+    settings: Settings,
+) -> None:
+    unreachable = Database.connect("postgresql+asyncpg://nobody@/nowhere?host=/nonexistent")
+    app = create_app(settings, database=unreachable)
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                source = Source("kanawha-911", "whsec_" + "A" * 44)
+                response = await post(client, source, cad_event())
+    finally:
+        await unreachable.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert "send it again" in response.json()["detail"]

@@ -1,6 +1,7 @@
 -- Pre-signed Standard Webhooks requests, one per line of the file given after "--":
 -- webhook-id, timestamp, signature, body (tab-separated). Each wrk thread sends its own
 -- share of the lines (line n goes to thread n mod threads), each line once, then wraps.
+-- A third argument paces each connection: milliseconds to wait before each request.
 local threads = {}
 local counter = 0
 
@@ -13,8 +14,13 @@ end
 local requests = {}
 local next_index = 1
 
+local pause = 0
 function init(args)
   local file, nthreads = args[1], tonumber(args[2])
+  pause = tonumber(args[3] or "0")
+  if pause > 0 then
+    delay = function() return pause end
+  end
   local n = 0
   for line in io.lines(file) do
     if n % nthreads == id then

@@ -38,8 +38,10 @@ from corespond.errors import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from corespond.followups.router import router as followups_router
 from corespond.geo.router import router as geo_router
 from corespond.geo.service import geography_for
+from corespond.ingest.router import IngestLane
 from corespond.ingest.router import router as ingest_router
 from corespond.ingest.schemas import CadEvent
+from corespond.ingest.service import WorkerWake
 from corespond.listen import Listener
 from corespond.logging import configure_logging
 from corespond.metrics import MULTIPROCESS_VARIABLE
@@ -111,6 +113,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.relay = background.relay
     app.state.alert_jobs = background.alerts
     await background.start(jobs=settings.worker_enabled)
+    app.state.worker_wake = WorkerWake(
+        database, background.worker.wake if settings.worker_enabled else None
+    )
     app.state.scheduler = background.scheduler
     # Sources are kept for receiving events only while this hears each change to them.
     sources_heard = Listener(database, CHANGED_CHANNEL, app.state.source_cache.clear)
@@ -129,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.worker_wake.close()
         await background.stop()
         await sources_heard.close()
         await app.state.http.aclose()
@@ -178,7 +184,9 @@ def create_app(
     app.state.geography = geography_for(tuple(settings.geo_states))
     app.state.clock = system_clock
     install_problem_handlers(app, on_refused=record_refused_read)
-    # Inner first: the body limit runs inside the request context (id, access log).
+    # Inner first: CAD events past FastAPI's routing (every middleware below still applies).
+    app.add_middleware(IngestLane)
+    # The body limit runs inside the request context (id, access log).
     app.add_middleware(
         BodyLimitMiddleware,
         limit=max(settings.max_body_bytes, settings.max_event_bytes),

@@ -11,19 +11,22 @@ the audit log, only SELECT and INSERT. The service cannot rewrite its own audit 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
 import re
 import warnings
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,13 +60,19 @@ class Base(DeclarativeBase):
 
 @dataclass
 class Database:
-    """An engine and the sessionmaker bound to it (or to one connection, in tests)."""
+    """An engine and the sessionmaker bound to it (or to one connection, in tests), and,
+    for the hottest path (storing a CAD event), plain asyncpg connections (``plain``)."""
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Connections of a pool of their own (``connect``); without one (a test's database
+    # bound to one connection), ``plain`` lends the driver connection of a session.
+    plain_pool_size: int = 0
+    _pool: asyncpg.Pool | None = field(default=None, init=False, repr=False)
+    _pool_opening: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
-    def connect(cls, url: str, **engine_kwargs: Any) -> Database:
+    def connect(cls, url: str, *, plain_pool_size: int = 10, **engine_kwargs: Any) -> Database:
         engine = create_async_engine(
             asyncpg_url(url),
             pool_pre_ping=True,
@@ -73,10 +82,74 @@ class Database:
             hide_parameters=True,
             **engine_kwargs,
         )
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        return cls(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            plain_pool_size=plain_pool_size,
+        )
+
+    @asynccontextmanager
+    async def plain(self) -> AsyncIterator[asyncpg.Connection]:
+        """A plain asyncpg connection, in autocommit: each statement is its own transaction
+        (committed when it returns) unless the caller opens one. No pre-ping: a connection
+        that turns out dead raises (``asyncpg.PostgresConnectionError`` or ``OSError``) and
+        is dropped by the pool."""
+        if self.plain_pool_size <= 0:
+            async with self.sessionmaker() as session, session.begin():
+                yield await driver_connection(session)
+            return
+        pool = self._pool or await self._open_pool()
+        async with pool.acquire() as conn:
+            yield conn
+
+    async def notify(self, channel: str) -> None:
+        """NOTIFY ``channel`` in a transaction of its own (committed when this returns)."""
+        if self.plain_pool_size > 0:
+            async with self.plain() as conn:
+                await conn.execute("SELECT pg_notify($1, '')", channel)
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        async with self._pool_opening:
+            if self._pool is None:
+                _, options = self.engine.dialect.create_connect_args(self.engine.url)
+                self._pool = await asyncpg.create_pool(
+                    **options,
+                    min_size=1,
+                    max_size=self.plain_pool_size,
+                    reset=_nothing_to_reset,
+                )
+            return self._pool
 
     async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()
+
+
+# What a plain connection raises when the database cannot be reached or went away (down,
+# restarting, a pooled connection cut): worth one more try on a new connection, then a 503.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under a session, in the session's transaction: for code that
+    takes a plain connection (``Database.plain``), run inside an ORM transaction."""
+    raw = await (await session.connection()).get_raw_connection()
+    return raw.driver_connection
+
+
+async def _nothing_to_reset(_: asyncpg.Connection) -> None:
+    """A plain connection goes back to the pool as it is: its users never LISTEN, SET or
+    lock, so the default reset (a round trip per use) would undo nothing. An open
+    transaction is still rolled back by the pool."""
 
 
 def asyncpg_url(url: str) -> str:

@@ -25,6 +25,7 @@ from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.config import Settings
 from corespond.crypto import SecretBox
+from corespond.db import driver_connection
 from corespond.demo_history import HISTORY_SOURCE, import_directory, seed_history
 from corespond.errors import NotFound
 from corespond.geo.atlas import CountyAtlas
@@ -347,7 +348,9 @@ async def _feed(session: AsyncSession, document: dict[str, Any], ctx: Context) -
     """Ingest one event, fold it and follow it up, as the worker would."""
     body = json.dumps(document).encode()
     event = CadEvent.model_validate(document)
-    result = await ingest.ingest(session, DEMO_SOURCE, event, body, webhook_id=event.event_id)
+    result = await ingest.ingest(
+        await driver_connection(session), DEMO_SOURCE, event, body, webhook_id=event.event_id
+    )
     folded: list[uuid.UUID] = []
     await flow.process_pending(session, 100, load_rules(), ctx.geography, folded, now=ctx.now)
     for call_id in await flow.calls_to_follow_up(session, ctx, folded):

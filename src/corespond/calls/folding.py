@@ -1,13 +1,15 @@
 """Folding a call's CAD events into its current state: pure, order-independent.
 
 Events are applied in ``occurred_at`` order (receipt order breaks ties), each carrying only
-the fields it sets. Because the whole history is refolded every time, an update that arrives
-before its create, or twice, yields the same call as in-order delivery would.
+the fields it sets. A call's history is refolded whole whenever an event arrives out of that
+order, so an update that arrives before its create, or twice, yields the same call as
+in-order delivery would; events that come after everything folded so far are folded onto the
+state the call holds (``fold_onto``), which is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,10 +51,18 @@ class CallState:
     event_count: int = 0
 
 
+Mark = tuple[datetime, int]
+"""Where an event falls in folding order: ``(occurred_at, sequence)``."""
+
+
+def mark_of(event: FoldableEvent) -> Mark:
+    return (event.occurred_at, event.sequence)
+
+
 def fold_events(events: Iterable[FoldableEvent]) -> CallState:
     """The state of a call after all ``events``, whatever order they arrived in."""
     state = CallState()
-    ordered = sorted(events, key=lambda e: (e.occurred_at, e.sequence))
+    ordered = sorted(events, key=mark_of)
     for event in ordered:
         _apply(state, event)
     state.event_count = len(ordered)
@@ -60,6 +70,37 @@ def fold_events(events: Iterable[FoldableEvent]) -> CallState:
         created = [e.occurred_at for e in ordered if e.event_type == "call.created"]
         state.opened_at = created[0] if created else ordered[0].occurred_at
         state.last_event_at = ordered[-1].occurred_at
+    return state
+
+
+def folds_onto(
+    folded_count: int, folded_last: Mark | None, events: Sequence[FoldableEvent]
+) -> bool:
+    """Whether ``events`` can be folded onto the state of ``folded_count`` events folded
+    before them, the last of which is ``folded_last``, with the same result as folding them
+    all again: each sorts after that last one, and none opens the call after others did
+    (a late ``call.created`` moves ``opened_at``)."""
+    if not events:
+        return True
+    if folded_count == 0:
+        return True
+    if folded_last is None or min(mark_of(e) for e in events) <= folded_last:
+        return False
+    return all(e.event_type != "call.created" for e in events)
+
+
+def fold_onto(state: CallState, events: Iterable[FoldableEvent]) -> CallState:
+    """``state``, the fold of earlier events, after ``events`` too (see ``folds_onto``)."""
+    ordered = sorted(events, key=mark_of)
+    if not ordered:
+        return state
+    for event in ordered:
+        _apply(state, event)
+    if state.event_count == 0:
+        created = [e.occurred_at for e in ordered if e.event_type == "call.created"]
+        state.opened_at = created[0] if created else ordered[0].occurred_at
+    state.event_count += len(ordered)
+    state.last_event_at = ordered[-1].occurred_at
     return state
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from corespond.calls.filters import CallFilter, ScopeFilter, scoped
@@ -23,25 +22,6 @@ async def call_id_of(
     return found
 
 
-async def insert_or_get_call_id(
-    session: AsyncSession, source_id: str, incident_number: str
-) -> uuid.UUID:
-    inserted = await session.scalar(
-        insert(Call)
-        .values(id=uuid.uuid4(), source_id=source_id, incident_number=incident_number)
-        .on_conflict_do_nothing(index_elements=["source_id", "incident_number"])
-        .returning(Call.id)
-    )
-    if inserted is not None:
-        return uuid.UUID(str(inserted))
-    existing = await session.scalar(
-        select(Call.id).where(Call.source_id == source_id, Call.incident_number == incident_number)
-    )
-    if existing is None:  # pragma: no cover - the conflicting row cannot vanish mid-transaction
-        raise RuntimeError("call row disappeared between insert and select")
-    return uuid.UUID(str(existing))
-
-
 async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
     # FOR NO KEY UPDATE: does not block ingest, whose event rows only reference the call.
     # populate_existing: a copy read before the lock was taken is refreshed, so whoever holds
@@ -52,6 +32,19 @@ async def lock_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
+
+
+async def lock_calls(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> Sequence[Call]:
+    # As ``lock_call``, several at once, in id order.
+    return (
+        await session.scalars(
+            select(Call)
+            .where(Call.id.in_(list(call_ids)))
+            .order_by(Call.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
 
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:

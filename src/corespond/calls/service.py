@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,17 +16,13 @@ from corespond.audit import service as audit
 from corespond.auth.service import Principal
 from corespond.calls import repository
 from corespond.calls.filters import CallFilter, ScopeFilter
-from corespond.calls.folding import FoldableEvent, fold_events
+from corespond.calls.folding import CallState, FoldableEvent, Mark, fold_events, folds_onto
+from corespond.calls.folding import fold_onto as fold_onto_state
 from corespond.calls.models import Call
 from corespond.errors import Conflict, Forbidden, NotFound
 from corespond.geo.service import Geography, locate_call
 from corespond.triage import service as triage
 from corespond.triage.classifier import TriageDecision, TriageInput
-
-
-async def ensure_call(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID:
-    """The id of the call for (source, incident number), created empty if it is new."""
-    return await repository.insert_or_get_call_id(session, source_id, incident_number)
 
 
 async def id_of(session: AsyncSession, source_id: str, incident_number: str) -> uuid.UUID | None:
@@ -42,21 +38,62 @@ async def lock(session: AsyncSession, call_id: uuid.UUID) -> Call:
     return call
 
 
-async def refold(
-    session: AsyncSession, call: Call, events: Iterable[FoldableEvent], now: datetime
-) -> Call:
-    """Rebuild a locked call (see ``lock``) from all its events."""
-    state = fold_events(events)
-    for name, value in asdict(state).items():
-        setattr(call, name, value)
+async def lock_many(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Call]:
+    """``lock`` for several calls in one statement, in the order of their ids (the order
+    every worker takes them in, so that two never deadlock); a call that is gone is left out."""
+    return {call.id: call for call in await repository.lock_calls(session, call_ids)}
+
+
+def _state(call: Call) -> CallState:
+    state = CallState(**{name: getattr(call, name) for name in _STATE_FIELDS})
+    state.hazards = list(state.hazards or ())
+    return state
+
+
+def _hold(call: Call, state: CallState, now: datetime) -> None:
+    for name in _STATE_FIELDS:
+        value = getattr(state, name)
+        if getattr(call, name) != value:
+            setattr(call, name, value)
     call.folded_at = now
-    await session.flush()
-    return call
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(CallState))
+
+
+def refold(call: Call, events: Iterable[FoldableEvent], now: datetime) -> None:
+    """Rebuild a locked call (see ``lock``) from its events (written at the next flush)."""
+    _hold(call, fold_events(events), now)
+
+
+def fold_onto(
+    call: Call,
+    events: Sequence[FoldableEvent],
+    folded_count: int,
+    folded_last: Mark | None,
+    now: datetime,
+) -> bool:
+    """Fold ``events`` onto what a locked call holds, when that is the fold of
+    ``folded_count`` events, the last ``folded_last``, and these all come after them (see
+    ``folding.folds_onto``): the same result as ``refold`` with every event, without reading
+    them. False (nothing changed) otherwise, or for a purged call (its text is gone from it
+    and from its events alike, so only a refold agrees with its events)."""
+    if call.purged_at is not None or call.event_count != folded_count:
+        return False
+    if not folds_onto(folded_count, folded_last, events):
+        return False
+    _hold(call, fold_onto_state(_state(call), events), now)
+    return True
+
+
+def location_inputs(call: Call) -> tuple[object, ...]:
+    """What ``locate`` reads of a call: it need not run again while these stay the same."""
+    return (call.lat, call.lon, call.address, call.city, call.agency)
 
 
 async def locate(session: AsyncSession, call: Call, geography: Geography) -> None:
     """Set the call's county from its point, else its place, else its agency's home; and
-    the point it is placed at (see ``position``)."""
+    the point it is placed at (see ``position``); written at the next flush."""
     finding = locate_call(
         geography, lat=call.lat, lon=call.lon, address=call.address, city=call.city
     )
@@ -77,7 +114,6 @@ async def locate(session: AsyncSession, call: Call, geography: Geography) -> Non
     call.county_detail = finding.detail
     call.located_lat = finding.lat
     call.located_lon = finding.lon
-    await session.flush()
 
 
 @dataclass(frozen=True)
@@ -119,23 +155,22 @@ def triage_input(call: Call, not_hazards: Sequence[str] = ()) -> TriageInput:
     )
 
 
-async def record_decision(
-    session: AsyncSession,
+def record_decision(
     call: Call,
     decision: TriageDecision,
     turned_dangerous: bool,
     rules_version: str,
     now: datetime,
 ) -> None:
-    """Make ``decision`` the call's current one (its history is kept by triage).
-    ``turned_dangerous_at`` is set once, and cleared only by a supervisor's override."""
+    """Make ``decision`` the call's current one (its history is kept by triage), written at
+    the next flush. ``turned_dangerous_at`` is set once, and cleared only by a supervisor's
+    override."""
     call.decision = decision.decision
     call.decision_summary = decision.summary
     call.decision_rules_version = rules_version
     call.decided_at = now
     if turned_dangerous and call.turned_dangerous_at is None:
         call.turned_dangerous_at = call.decided_at
-    await session.flush()
 
 
 async def needing_triage(session: AsyncSession, rules_version: str, limit: int) -> list[uuid.UUID]:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from corespond.db import SessionDep
+from corespond.db import UNREACHABLE, Database
 from corespond.errors import (
     Forbidden,
     InvalidPayload,
     InvalidSignature,
     NotFound,
     PayloadTooLarge,
+    Problem,
     RateLimited,
+    ServiceUnavailable,
     UnsupportedMediaType,
+    problem_response,
     problem_responses,
 )
 from corespond.ingest import service
@@ -29,6 +35,7 @@ from corespond.kit.bodies import read_body_limited
 from corespond.metrics import EVENTS_INGESTED
 from corespond.sources import service as sources
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["CAD ingest"])
 
 _SIGNATURE_HEADERS: list[dict[str, Any]] = [
@@ -117,16 +124,14 @@ Validate = Annotated[
     responses=VALIDATED | _RECEIVE_ERRORS,
     openapi_extra=_REQUEST_BODY,
 )
-async def post_cad_event(
-    source: str, request: Request, session: SessionDep, validate: Validate = False
-) -> EventReceipt | JSONResponse:
+async def post_cad_event(source: str, request: Request, validate: Validate = False) -> Response:
     """Receive a signed call event from a CAD system; stored durably before the 202.
     The body is read in the source's format: the native event (the default), an EIDO, or
     the source's own shape through its declared field mapping (`PUT
     /v1/cad/{source}/mapping`). With `?validate=true`, an integrator's dry run: same checks
     and answers to bad input, then `200` with what would be stored and triage's reading of
     this event's fields, and nothing stored."""
-    return await _receive(source, request, session, validate, eido=False)
+    return await _receive(source, request, validate, eido=False)
 
 
 @router.post(
@@ -136,34 +141,41 @@ async def post_cad_event(
     responses=VALIDATED | _RECEIVE_ERRORS,
     openapi_extra=_EIDO_BODY,
 )
-async def post_cad_eido(
-    source: str, request: Request, session: SessionDep, validate: Validate = False
-) -> EventReceipt | JSONResponse:
+async def post_cad_eido(source: str, request: Request, validate: Validate = False) -> Response:
     """Receive a signed NENA EIDO (NENA-STA-021.1 JSON): one snapshot of one incident,
     read as a call event by the mapping table in the README (the incident's `$id` is its
     incident number; snapshots fold by `lastUpdateTimeStamp` exactly like native events).
     Signed, answered and `?validate=true` exactly as `/v1/cad/{source}/events`."""
-    return await _receive(source, request, session, validate, eido=True)
+    return await _receive(source, request, validate, eido=True)
 
 
-async def _receive(
-    source: str, request: Request, session: AsyncSession, validate: bool, *, eido: bool
-) -> EventReceipt | JSONResponse:
-    settings = request.app.state.settings
+# The hottest route: no ORM session and no transaction around it (the event is stored by one
+# statement in autocommit, durable when it returns), the source and its decrypted secrets
+# from the ``SourceCache``, and the receipt written straight out (no response model pass).
+async def _receive(source: str, request: Request, validate: bool, *, eido: bool) -> Response:
+    state = request.app.state
+    settings = state.settings
     if not sources.SOURCE_ID_PATTERN.fullmatch(source):
         raise NotFound("unknown CAD source")
+    database: Database = state.database
     # The body is read before the first query, so a slow client never holds a connection.
     body = await read_body_limited(request, settings.max_event_bytes)
-    cad_source = await request.app.state.source_cache.get(session, source)
+    for attempt in (1, 2):
+        try:
+            cad_source = await state.source_cache.get(database, source)
+            break
+        except UNREACHABLE as exc:  # a pooled connection cut: one more try on a new one
+            if attempt == 2:
+                raise _unreachable(exc) from None
     try:
         webhook_id = verify(
             body, request.headers, cad_source.live_secrets(request.app.state.clock())
         )
         sources.require_enabled(cad_source)
         # Charged only once the signature holds: nobody else can use up a source's limit.
-        wait = request.app.state.source_limits.take(f"source:{cad_source.id}", time.monotonic())
+        wait = state.source_limits.take(f"source:{cad_source.id}", time.monotonic())
         if wait > 0:
-            raise RateLimited(wait, request.app.state.source_limits.rate)
+            raise RateLimited(wait, state.source_limits.rate)
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             raise UnsupportedMediaType(f"send application/json, not {content_type[:80]!r}")
@@ -178,15 +190,73 @@ async def _receive(
     except (InvalidSignature, UnsupportedMediaType, InvalidPayload, RateLimited, Forbidden):
         EVENTS_INGESTED.labels(cad_source.id, "rejected").inc()
         raise
-    try:
-        await sources.require_agency(session, cad_source, event.call.agency)
-    except Forbidden:
-        EVENTS_INGESTED.labels(cad_source.id, "other_agency").inc()
-        raise
+    if not sources.files_for_by_name(cad_source, event.call.agency):
+        try:
+            async with database.sessionmaker() as session:
+                await sources.require_agency(session, cad_source, event.call.agency)
+        except Forbidden:
+            EVENTS_INGESTED.labels(cad_source.id, "other_agency").inc()
+            raise
     if validate:
         EVENTS_INGESTED.labels(cad_source.id, "validated").inc()
-        dry_run = describe(event, ignored, request.app.state.rulebook.rules)
+        dry_run = describe(event, ignored, state.rulebook.rules)
         return JSONResponse(dry_run.model_dump(mode="json"))
-    result = await service.ingest(session, cad_source.id, event, body, webhook_id, ignored)
+    for attempt in (1, 2):
+        try:
+            async with database.plain() as conn:
+                result = await service.ingest(conn, cad_source.id, event, body, webhook_id, ignored)
+            break
+        except UNREACHABLE as exc:
+            # A pooled connection cut (the database restarted): one more try on a new one.
+            # Had the first try committed, this one answers ``duplicate``: stored once.
+            if attempt == 2:
+                raise _unreachable(exc) from None
+    if result.status == "accepted":
+        state.worker_wake.poke()
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
-    return EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
+    receipt = EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
+    return Response(receipt.model_dump_json(), status_code=202, media_type="application/json")
+
+
+def _unreachable(exc: BaseException) -> ServiceUnavailable:
+    log.warning("cad_event_database_unreachable", error_type=type(exc).__name__)
+    return ServiceUnavailable(
+        "the database cannot be reached: the event may not be stored; send it again (a "
+        "repeat of a stored event is answered duplicate)",
+        headers={"Retry-After": "1"},
+    )
+
+
+_LANE = re.compile(r"/v1/cad/([^/]+)/(events|eido)")
+
+
+class IngestLane:
+    """CAD events go from the application's own middleware (request id, access log and
+    metrics, the one-Authorization rule, rate limits, timeout, body limit: all still in
+    front of this) straight to ``_receive``, past FastAPI's routing, request parsing and
+    dependency machinery, which cost more than storing the event does. Only a plain ``POST``
+    with no query string takes the lane; anything else (a dry run with ``?validate=true``,
+    another method) goes the ordinary way, to the same routes, which also document it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes = {r.path: r for r in router.routes if isinstance(r, APIRoute)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = (
+            _LANE.fullmatch(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if lane is None or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        eido = lane.group(2) == "eido"
+        scope["route"] = self._routes[f"/v1/cad/{{source}}/{lane.group(2)}"]
+        scope["path_params"] = {"source": lane.group(1)}
+        request = Request(scope, receive)
+        try:
+            response = await _receive(lane.group(1), request, False, eido=eido)
+        except Problem as problem:
+            response = problem_response(problem, request)
+        await response(scope, receive, send)

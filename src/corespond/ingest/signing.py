@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -24,6 +25,13 @@ def _well_formed(token: str) -> bool:
         return len(base64.b64decode(signature, validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _webhook(secret: str) -> Webhook:
+    # The secret decoded once, not on every event (sources are few; rotated-out secrets age
+    # out of the cache as new ones come in).
+    return Webhook(secret)
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
@@ -52,7 +60,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> s
     last_error = "no matching signature found"
     for secret in secrets:
         try:
-            Webhook(secret).verify(body, present, json_parse=False)
+            _webhook(secret).verify(body, present, json_parse=False)
         except WebhookVerificationError as exc:
             last_error = str(exc)
             if "timestamp" in last_error.lower() or "header" in last_error.lower():

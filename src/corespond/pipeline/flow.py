@@ -37,6 +37,7 @@ from corespond.auth.service import Principal
 from corespond.calls import service as calls
 from corespond.calls.models import Call
 from corespond.calls.service import PeerStillAssigned
+from corespond.errors import NotFound
 from corespond.geo.service import Geography, geography_for
 from corespond.ingest import service as ingest
 from corespond.metrics import EVENT_FOLD_FAILURES
@@ -53,32 +54,59 @@ log = structlog.get_logger(__name__)
 
 async def advance(
     session: AsyncSession,
-    call_id: uuid.UUID,
+    pending: Sequence[ingest.PendingCall],
     rules: RuleSet,
     geography: Geography,
     now: datetime,
-) -> Outcome:
-    """Fold a call's events into it, locate it and triage it, under the call's lock."""
+) -> list[Outcome]:
+    """Fold each call's claimed events into it, locate it and triage it, under the calls'
+    locks (taken together, in id order); each call is written once, at the end.
+
+    A call whose new events all come after those folded into it before takes them onto
+    what it holds; otherwise it is refolded from its events. It is located again only if
+    what locating reads of it changed (or it never was)."""
     # Lock first, then read: a history read before the lock could miss an event another
     # worker folds meanwhile, and this fold would then overwrite that one.
-    call = await calls.lock(session, call_id)
-    await calls.refold(session, call, await ingest.events_to_fold(session, call_id), now)
-    await calls.locate(session, call, geography)
-    return await _triage(session, call, rules, now)
+    locked = await calls.lock_many(session, [p.call_id for p in pending])
+    gone = [p.call_id for p in pending if p.call_id not in locked]
+    if gone:
+        raise NotFound(f"call {gone[0]} not found")
+    folded = await ingest.folded(session, list(locked))
+    # Nothing is written until every call is folded, located and triaged: one UPDATE each.
+    with session.no_autoflush:
+        for claimed in pending:
+            call = locked[claimed.call_id]
+            where = calls.location_inputs(call) if call.county_method is not None else None
+            before = folded.get(call.id, ingest.NONE_FOLDED)
+            if not calls.fold_onto(call, claimed.events(), before.count, before.last, now):
+                events = await ingest.events_to_fold(session, call.id, claimed.event_pks)
+                calls.refold(call, events, now)
+            if where is None or calls.location_inputs(call) != where:
+                await calls.locate(session, call, geography)
+        outcomes = await _triage(session, [locked[p.call_id] for p in pending], rules, now)
+    await session.flush()
+    return outcomes
 
 
-async def _triage(session: AsyncSession, call: Call, rules: RuleSet, now: datetime) -> Outcome:
-    # The flags this call's CAD uses to report the scene secure are no hazard to weigh.
-    signals = await sources.scene_secure_signals(session, call.source_id)
-    outcome = await triage.triage(session, call.id, calls.triage_input(call, signals.flags), rules)
-    stale = (
-        call.decision != outcome.decision.decision or call.decision_rules_version != rules.version
-    )
-    if outcome.changed or stale:
-        await calls.record_decision(
-            session, call, outcome.decision, outcome.turned_dangerous, rules.version, now
+async def _triage(
+    session: AsyncSession, of: Sequence[Call], rules: RuleSet, now: datetime
+) -> list[Outcome]:
+    # The flags each call's CAD uses to report the scene secure are no hazard to weigh.
+    signals = await sources.scene_secure_signals_of(session, {call.source_id for call in of})
+    none = sources.SceneSecureSignals()
+    inputs = {c.id: calls.triage_input(c, signals.get(c.source_id, none).flags) for c in of}
+    outcomes = await triage.triage_many(session, inputs, rules)
+    for call in of:
+        outcome = outcomes[call.id]
+        stale = (
+            call.decision != outcome.decision.decision
+            or call.decision_rules_version != rules.version
         )
-    return outcome
+        if outcome.changed or stale:
+            calls.record_decision(
+                call, outcome.decision, outcome.turned_dangerous, rules.version, now
+            )
+    return [outcomes[call.id] for call in of]
 
 
 async def process_pending(
@@ -105,10 +133,7 @@ async def process_pending(
 
     try:
         async with session.begin_nested():
-            outcomes = [
-                await advance(session, pending.call_id, rules, geography, now)
-                for pending in batch.calls
-            ]
+            outcomes = await advance(session, batch.calls, rules, geography, now)
             await ingest.mark_processed(
                 session, [pk for pending in batch.calls for pk in pending.event_pks]
             )
@@ -124,7 +149,7 @@ async def process_pending(
     for pending in batch.calls:
         try:
             async with session.begin_nested():
-                outcome = await advance(session, pending.call_id, rules, geography, now)
+                (outcome,) = await advance(session, [pending], rules, geography, now)
                 await ingest.mark_processed(session, pending.event_pks)
         except Exception as exc:
             reason = _safe_reason(exc)
@@ -156,7 +181,7 @@ async def retriage(
             async with session.begin_nested():
                 call = await calls.lock(session, call_id)
                 await calls.locate(session, call, geography)
-                outcome = await _triage(session, call, rules, now)
+                (outcome,) = await _triage(session, [call], rules, now)
         except Exception as exc:
             log.error("retriage_failed", call_id=str(call_id), reason=_safe_reason(exc))
             continue

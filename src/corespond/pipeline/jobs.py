@@ -2,7 +2,7 @@
 
 * ``EventWorker`` folds, locates and triages the calls of stored CAD events (steps 1 to 3,
   one transaction per batch), then follows each of them up (step 4). It wakes on
-  ``LISTEN corespond_cad_event`` (NOTIFY is sent in the ingest transaction) and is also swept
+  ``LISTEN corespond_cad_event`` (NOTIFY is sent after ingest commits) and is also swept
   periodically, so an event whose notification was missed (worker down, connection lost,
   crash after commit) is still processed; the sweep also locates and triages again the calls
   that need it. Several workers in several processes are safe: events are claimed with
@@ -168,6 +168,10 @@ class EventWorker:
                 log.warning("cad_events_dead", count=dead, hint="see cad_event.last_error")
         except Exception as exc:  # a sweep must never kill the scheduler job
             log.error("cad_event_sweep_failed", error_type=type(exc).__name__)
+
+    def wake(self) -> None:
+        """Drain now (events were stored by this process), as a notification would."""
+        self._loop.wake.set()
 
     async def start(self) -> None:
         """Listen for notifications and drain whenever one arrives."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import json
 import re
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
 from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +26,7 @@ from corespond.agencies import service as agencies_service
 from corespond.agencies.names import agency_key
 from corespond.auth.service import Principal
 from corespond.crypto import SecretBox, UnreadableSecret
+from corespond.db import Database
 from corespond.errors import (
     Conflict,
     Forbidden,
@@ -114,16 +117,21 @@ async def set_agencies(session: AsyncSession, source_id: str, names: list[str]) 
     return source
 
 
+def files_for_by_name(source: CadSource | ReceivingSource, agency: str | None) -> bool:
+    """Whether the source files calls for ``agency`` by one of its agencies' names (or
+    the event names none: an update of a call whose agency was checked when it was
+    created). False only means a lookup is needed (``require_agency``): an ORI, say."""
+    return agency is None or agency_key(agency) in source.agencies
+
+
 async def require_agency(
     session: AsyncSession, source: CadSource | ReceivingSource, agency: str | None
 ) -> None:
     """A source files calls only for its own agencies (an event that names none is an
     update of a call whose agency was checked when it was created)."""
-    if agency is None:
+    if agency is None or files_for_by_name(source, agency):
         return
     own = set(source.agencies)
-    if agency_key(agency) in own:
-        return
     registered = await agencies_service.find(session, agency)  # an ORI, say
     if registered is not None and registered.name in own:
         return
@@ -348,14 +356,6 @@ async def get_source(session: AsyncSession, source_id: str) -> CadSource:
     return source
 
 
-async def receiving_source(session: AsyncSession, source_id: str) -> CadSource:
-    """The source an event is posted to, enabled or not; ``NotFound`` if there is none."""
-    source = await session.get(CadSource, source_id)
-    if source is None:
-        raise NotFound(f"unknown CAD source {source_id!r}")
-    return source
-
-
 @dataclass(frozen=True)
 class SceneSecureSignals:
     """The call statuses and hazard flags by which a CAD source reports a scene secure."""
@@ -366,12 +366,25 @@ class SceneSecureSignals:
 
 async def scene_secure_signals(session: AsyncSession, source_id: str) -> SceneSecureSignals:
     """How a source reports a scene secure (nothing, for a source that is gone)."""
-    source = await session.get(CadSource, source_id)
-    if source is None:
-        return SceneSecureSignals()
-    return SceneSecureSignals(
-        tuple(source.scene_secure_statuses or ()), tuple(source.scene_secure_flags or ())
+    return (await scene_secure_signals_of(session, [source_id])).get(
+        source_id, SceneSecureSignals()
     )
+
+
+async def scene_secure_signals_of(
+    session: AsyncSession, source_ids: Iterable[str]
+) -> dict[str, SceneSecureSignals]:
+    """``scene_secure_signals`` of several sources in one query (a source that is gone is
+    left out)."""
+    rows = await session.execute(
+        select(CadSource.id, CadSource.scene_secure_statuses, CadSource.scene_secure_flags).where(
+            CadSource.id.in_(sorted(set(source_ids)))
+        )
+    )
+    return {
+        source_id: SceneSecureSignals(tuple(statuses or ()), tuple(flags or ()))
+        for source_id, statuses, flags in rows
+    }
 
 
 CHANGED_CHANNEL = "corespond_source_changed"
@@ -383,6 +396,16 @@ async def _changed(session: AsyncSession, source_id: str) -> None:
         text("SELECT pg_notify(:channel, :source)"),
         {"channel": CHANGED_CHANNEL, "source": source_id},
     )
+
+
+_RECEIVING_SOURCE = """
+SELECT id, format, timezone, agencies, scene_secure_statuses, field_mapping::text AS field_mapping,
+       disabled_at
+FROM cad_source WHERE id = $1
+"""
+_RECEIVING_SECRETS = """
+SELECT id, ciphertext, expires_at FROM cad_source_secret WHERE source_id = $1 ORDER BY id
+"""
 
 
 @dataclass(frozen=True)
@@ -400,16 +423,25 @@ class ReceivingSource:
     secrets: tuple[tuple[int, str, datetime | None], ...]  # (id, secret, expires_at)
 
     @classmethod
-    def of(cls, source: CadSource, box: SecretBox) -> ReceivingSource:
+    async def read(
+        cls, conn: asyncpg.Connection, source_id: str, box: SecretBox
+    ) -> ReceivingSource | None:
+        """The source with this id, enabled or not, on a plain connection; None if there
+        is none."""
+        row = await conn.fetchrow(_RECEIVING_SOURCE, source_id)
+        if row is None:
+            return None
+        keys = await conn.fetch(_RECEIVING_SECRETS, source_id)
+        mapping = row["field_mapping"]
         return cls(
-            id=source.id,
-            format=source.format,
-            timezone=source.timezone,
-            agencies=tuple(source.agencies),
-            scene_secure_statuses=tuple(source.scene_secure_statuses),
-            field_mapping=source.field_mapping,
-            disabled_at=source.disabled_at,
-            secrets=tuple((k.id, box.open(k.ciphertext), k.expires_at) for k in source.secrets),
+            id=row["id"],
+            format=row["format"],
+            timezone=row["timezone"],
+            agencies=tuple(row["agencies"] or ()),
+            scene_secure_statuses=tuple(row["scene_secure_statuses"] or ()),
+            field_mapping=json.loads(mapping) if mapping is not None else None,
+            disabled_at=row["disabled_at"],
+            secrets=tuple((k["id"], box.open(k["ciphertext"]), k["expires_at"]) for k in keys),
         )
 
     def live_secrets(self, now: datetime) -> list[str]:
@@ -433,15 +465,19 @@ class SourceCache:
         self._generation = 0
         self.listening: Callable[[], bool] = lambda: False
 
-    async def get(self, session: AsyncSession, source_id: str) -> ReceivingSource:
-        """The source, else ``NotFound``."""
+    async def get(self, database: Database, source_id: str) -> ReceivingSource:
+        """The source, else ``NotFound``; read on a plain connection (``Database.plain``)
+        when it is not kept."""
         now = self._clock()
         kept = self._kept.get(source_id)
         trusted = self._seconds > 0 and self.listening()
         if trusted and kept is not None and now - kept[0] < self._seconds:
             return kept[1]
         generation = self._generation
-        source = ReceivingSource.of(await receiving_source(session, source_id), self._box)
+        async with database.plain() as conn:
+            source = await ReceivingSource.read(conn, source_id, self._box)
+        if source is None:
+            raise NotFound(f"unknown CAD source {source_id!r}")
         if trusted and generation == self._generation:
             if len(self._kept) > 1000:  # sources are few; never let the map grow unbounded
                 self._kept.clear()

@@ -30,6 +30,19 @@ async def history(session: AsyncSession, call_id: uuid.UUID) -> Sequence[TriageD
     ).all()
 
 
+async def histories(
+    session: AsyncSession, call_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[TriageDecisionRecord]]:
+    found: dict[uuid.UUID, list[TriageDecisionRecord]] = {}
+    for record in await session.scalars(
+        select(TriageDecisionRecord)
+        .where(TriageDecisionRecord.call_id.in_(list(call_ids)))
+        .order_by(TriageDecisionRecord.call_id, TriageDecisionRecord.id)
+    ):
+        found.setdefault(record.call_id, []).append(record)
+    return found
+
+
 async def add(session: AsyncSession, record: TriageDecisionRecord) -> TriageDecisionRecord:
     session.add(record)
     await session.flush()
