@@ -17,6 +17,7 @@ from corespond.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    ServiceUnavailable,
     UnsupportedMediaType,
     problem_responses,
 )
@@ -99,6 +100,7 @@ _RECEIVE_ERRORS = problem_responses(
     UnsupportedMediaType,
     InvalidPayload,
     RateLimited,
+    ServiceUnavailable,
 )
 
 Validate = Annotated[
