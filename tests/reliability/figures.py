@@ -3,9 +3,13 @@ ingest answers, offers at the CAD, deliveries."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +46,51 @@ class Figures:
         return "\n".join([f"{self.name}:", *(f"  {line}" for line in self.lines)])
 
 
+@dataclass
+class Sessions:
+    """The scenario's database sessions, sampled: the most connections seen, and what the
+    active ones were doing (running, or the wait event)."""
+
+    peak: int = 0
+    samples: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        total = sum(self.samples.values()) or 1
+        shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in self.samples.most_common(5))
+        return f"connections: at most {self.peak}; active sessions: {shares or 'none seen'}"
+
+
+@asynccontextmanager
+async def sessions(database: Database, every: float = 0.5) -> AsyncIterator[Sessions]:
+    seen = Sessions()
+    query = text(
+        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend'"
+    )
+
+    async def sample() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # the database may be cut off on purpose
+                async with database.engine.connect() as conn:
+                    while True:
+                        rows = (await conn.execute(query)).all()
+                        seen.peak = max(seen.peak, len(rows))
+                        for state, kind, event in rows:
+                            if state == "active":
+                                seen.samples["running" if kind is None else f"{kind}:{event}"] += 1
+                        await asyncio.sleep(every)
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def measure(
     name: str,
     database: Database,
@@ -50,6 +99,7 @@ async def measure(
     seconds: float,
     *,
     processes: int = 1,
+    seen: Sessions | None = None,
 ) -> Figures:
     """Ingest answers (2xx), accepted events a second; CAD event -> the call's first
     assignment message at its CAD (offered or unfilled); outbox commit -> first 2xx at the
@@ -66,6 +116,18 @@ async def measure(
             row[0]: row[1]
             for row in await conn.execute(text("SELECT id::text, created_at FROM outbox"))
         }
+        # Offers that lost a peer to another call's transaction: the single-booking index
+        # said no (ON CONFLICT DO NOTHING) and the next candidate was asked.
+        offered, lost = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE status <> 'unfilled'), "
+                    "(SELECT count(*) FROM assignment a, "
+                    "jsonb_array_elements(a.ranking->'left_out') x "
+                    "WHERE x->>'why' = 'taken by another call') FROM assignment"
+                )
+            )
+        ).one()
     first_sent: dict[str, datetime] = {}
     for event in load.events:
         if event.event_type == "call.created" and event.acknowledged:
@@ -99,6 +161,8 @@ async def measure(
             f"ingest 2xx: {spread([a.seconds for a in answered])}",
             f"CAD event -> first assignment message at the CAD: {spread(offers)}",
             f"outbox commit -> first 2xx at the CAD: {spread(lags)}",
+            f"offers: {offered}; candidates lost to another call's offer at the same moment: {lost}",
+            *([seen.line()] if seen is not None else []),
         ],
     )
     REPORT.append(figures.report())

@@ -33,7 +33,8 @@ async def test_replicas_on_one_database_keep_the_books(
     for callback in prepared.callbacks.values():
         callback.listeners.append(peers.hear)
     started = time.monotonic()
-    await load.run(seconds=LOAD_SECONDS)
+    async with figures.sessions(scratch.database) as seen:
+        await load.run(seconds=LOAD_SECONDS)
     seconds = time.monotonic() - started
     await books.settle(scratch.database, logs=cluster.logs())
     await peers.finish()
@@ -46,6 +47,7 @@ async def test_replicas_on_one_database_keep_the_books(
         prepared.callbacks,
         seconds,
         processes=replicas,
+        seen=seen,
     )
     # Every process took events and did background work: the load was really shared.
     for api in cluster.apis:
