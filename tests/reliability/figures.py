@@ -161,7 +161,7 @@ async def measure(
             f"ingest 2xx: {spread([a.seconds for a in answered])}",
             f"CAD event -> first assignment message at the CAD: {spread(offers)}",
             f"outbox commit -> first 2xx at the CAD: {spread(lags)}",
-            f"offers: {offered}; candidates lost to another call's offer at the same moment: {lost}",
+            f"offers: {offered}; candidates lost to a concurrent offer: {lost}",
             *([seen.line()] if seen is not None else []),
         ],
     )
