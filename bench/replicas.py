@@ -120,12 +120,24 @@ async def sample_waits(dsn: str, stop: asyncio.Event, into: Counter[str], peak: 
         await conn.close()
 
 
+async def set_synchronous_commit(dsn: str, value: str) -> None:
+    """For every later session of the database (each replica connects after this)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {value}')
+    finally:
+        await conn.close()
+
+
 def run(processes: int, args: argparse.Namespace) -> dict[str, object]:
     from cryptography.fernet import Fernet
 
     url, dsn = database()
     key = Fernet.generate_key().decode()
     secret = asyncio.run(seed(url, key))
+    if args.synchronous_commit:
+        asyncio.run(set_synchronous_commit(dsn, args.synchronous_commit))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CORESPOND_")},
         "PYTHONPATH": str(args.src),
@@ -189,7 +201,7 @@ def run(processes: int, args: argparse.Namespace) -> dict[str, object]:
             after = (cpu_by_pid(ours), cpu_by_pid(postgres_processes()), time.monotonic())
         loaded = after[2] - before[2]
         stored, folded = asyncio.run(backlog(dsn))
-        at_end = stored - folded
+        at_end, folded_at_end = stored - folded, folded
         drain_started = time.monotonic()
         while folded < stored and time.monotonic() - drain_started < args.drain_seconds:
             time.sleep(1)
@@ -215,6 +227,7 @@ def run(processes: int, args: argparse.Namespace) -> dict[str, object]:
         "backlog_at_end": at_end,
         "drained": folded >= stored,
         "drain_seconds": drained,
+        "folded_while_draining": (folded - folded_at_end) / drained if drained else 0.0,
         "corespond_cores": cpu_used(before[0], after[0]) / loaded,
         "postgres_cores": cpu_used(before[1], after[1]) / loaded,
         "connections": peak[0],
@@ -228,6 +241,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--drain-seconds", type=int, default=90)
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=("on", "off"),
+        help="set on the database: off takes the WAL flush out of each commit, to see what "
+        "limits once commits are cheap (never in production)",
+    )
     parser.add_argument(
         "--src", type=Path, default=ROOT / "src", help="the corespond to run (to compare a variant)"
     )
@@ -246,7 +265,8 @@ def main() -> None:
             f"p99 {r['p99']:.0f} ms, non-2xx {r['non2xx']:.0f}); folded "
             f"{r['folded_during_load']:.0f}/s during the load, backlog {r['backlog_at_end']} "
             f"at its end, {'drained' if r['drained'] else 'NOT drained'} in "
-            f"{r['drain_seconds']:.0f} s; cores: corespond {r['corespond_cores']:.2f}, "
+            f"{r['drain_seconds']:.0f} s ({r['folded_while_draining']:.0f}/s); "
+            f"cores: corespond {r['corespond_cores']:.2f}, "
             f"PostgreSQL {r['postgres_cores']:.2f}; {r['connections']} connections; "
             f"active sessions' waits (% of samples): {r['waits']}",
             flush=True,
