@@ -7,7 +7,9 @@ one). The proxy listens on 127.0.0.1 at a free port and prints it on its first l
 
 * ``SIGUSR1`` cuts: every connection through it is reset and new ones are refused, as when
   the server is stopped (the listening socket is closed: connection refused).
-* ``SIGUSR2`` restores: it listens again on the same port.
+* ``SIGHUP`` freezes: connections stay open and new ones are taken, but no byte passes
+  either way (a network partition, or a server that hangs).
+* ``SIGUSR2`` restores either: it listens again on the same port, and bytes flow again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Proxy:
         self.port = 0
         self.server: asyncio.Server | None = None
         self.connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.upstream.startswith("/"):
@@ -35,12 +39,14 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(ConnectionError, OSError):
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.flowing.wait()
         try:
             up_reader, up_writer = await self._connect_upstream()
         except OSError:
@@ -87,6 +93,7 @@ async def main(upstream: str) -> None:
     listening: set[asyncio.Task[None]] = set()
 
     def restore() -> None:
+        proxy.flowing.set()
         if proxy.server is None:
             task = loop.create_task(proxy.listen())
             listening.add(task)
@@ -94,6 +101,7 @@ async def main(upstream: str) -> None:
 
     loop.add_signal_handler(signal.SIGUSR1, proxy.cut)
     loop.add_signal_handler(signal.SIGUSR2, restore)
+    loop.add_signal_handler(signal.SIGHUP, proxy.flowing.clear)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     print(proxy.port, flush=True)
     await stop.wait()

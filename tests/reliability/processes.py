@@ -230,7 +230,12 @@ class PgProxy:
             await asyncio.sleep(0.02)
         raise AssertionError("the proxy still accepts connections")
 
+    def freeze(self) -> None:
+        """Hold every byte, either way, and every new connection (a partition)."""
+        self.process.send_signal(signal.SIGHUP)
+
     async def restore(self) -> None:
+        """Listen and let bytes through again (after a cut or a freeze)."""
         self.process.send_signal(signal.SIGUSR2)
         for _ in range(100):
             if self._accepts():
