@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha256(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format typecheck imports openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
+.PHONY: install run test test-reliability lint format typecheck imports openapi openapi-check docs docs-check check eval triage-model triage-dictionary bench bench-geo geo-data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ run: install  ## migrate, seed demo data and serve on 127.0.0.1:8000 (embedded P
 
 test: install  ## run the whole test suite on a real PostgreSQL
 	$(BIN)/pytest
+
+# Bounded as a whole too: each scenario bounds its own waits, this bounds the run.
+test-reliability: install  ## kill -9, database outage, failing callbacks, replicas, duplicates (real processes, ~4 min)
+	timeout 900 $(BIN)/pytest tests/reliability -m reliability
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -50,7 +54,7 @@ docs: install  ## regenerate docs/configuration.md from the settings class
 docs-check: install  ## fail if docs/configuration.md is not what the settings class says
 	$(BIN)/corespond config-reference --check
 
-check: lint typecheck imports openapi-check docs-check test  ## everything CI should be green on
+check: lint typecheck imports openapi-check docs-check test test-reliability  ## everything CI should be green on
 
 REAL_CALL_TYPES ?= ../shared/data/real_call_types.json
 

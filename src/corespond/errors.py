@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
+from asyncpg.exceptions import (
+    CannotConnectNowError,
+    PostgresConnectionError,
+    TooManyConnectionsError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -185,6 +190,45 @@ class ServiceUnavailable(Problem):
     title = "Service not ready"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (down, restarting, a connection lost mid-request):
+    nothing of the request was kept, and the same request may be sent again."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database cannot be reached: nothing was stored; send the same request again",
+            headers={"Retry-After": "2"},
+        )
+
+
+# Raised by the driver as they are (not wrapped by SQLAlchemy) when a connection cannot be
+# opened or is lost: the server refuses, resets, is starting up or shutting down, is full.
+_UNREACHABLE: tuple[type[Exception], ...] = (
+    ConnectionError,
+    CannotConnectNowError,
+    PostgresConnectionError,
+    TooManyConnectionsError,
+)
+# SQLSTATE class 08 (connection exception), and admin shutdown, crash shutdown, cannot
+# connect now, too many connections.
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach rather than that the request or the
+    code is wrong."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        if sqlstate.startswith(_UNREACHABLE_SQLSTATES):
+            return True
+        return isinstance(exc.orig, _UNREACHABLE) or isinstance(
+            getattr(exc.orig, "__cause__", None), _UNREACHABLE
+        )
+    return isinstance(exc, _UNREACHABLE)
+
+
 def invalid_params_from_errors(errors: Iterable[Any]) -> list[InvalidParam]:
     """Turn pydantic error dicts into named fields, dropping FastAPI's ``body`` prefix."""
     params: list[InvalidParam] = []
@@ -256,8 +300,19 @@ def install_problem_handlers(app: FastAPI, on_refused: RefusalHook | None = None
             media_type=PROBLEM_MEDIA_TYPE,
         )
 
+    async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # Not a bug and not the client's doing: answered at once (no hanging until the
+        # request's time limit), with a hint to retry, and logged without the text.
+        log.warning("database_unreachable", error_type=type(exc).__name__)
+        return problem_response(DatabaseUnavailable(), request)
+
+    for kind in _UNREACHABLE:
+        app.add_exception_handler(kind, _unreachable)
+
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if database_unreachable(exc):
+            return await _unreachable(request, exc)
         # SQLSTATE class 22 is "data exception": a value the database cannot hold. Fields are
         # validated before they get here; this is the backstop that keeps it a 4xx.
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")

@@ -106,6 +106,7 @@ _RECEIVE_ERRORS = problem_responses(
     UnsupportedMediaType,
     InvalidPayload,
     RateLimited,
+    ServiceUnavailable,
 )
 
 Validate = Annotated[

@@ -1,0 +1,95 @@
+"""The database out of reach: requests are answered 503 at once, as a problem document with
+``Retry-After`` (never a 500, never a hang until the request's time limit), and /readyz says
+so. tests/reliability/test_database_outage.py does the same to real processes under load."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from corespond.app import create_app
+from corespond.config import Settings
+from corespond.db import Database
+from corespond.errors import database_unreachable
+from tests.helpers import cad_event, encode, signed_headers
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+async def unreachable_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    database = Database.connect(f"postgresql+asyncpg://nobody:nothing@127.0.0.1:{closed_port()}/x")
+    application = create_app(settings, database=database)
+    try:
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield client
+    finally:
+        await database.dispose()
+
+
+async def test_a_cad_event_is_answered_503_at_once_when_the_database_is_unreachable(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    body = encode(cad_event())
+    started = time.monotonic()
+    answer = await unreachable_client.post(
+        "/v1/cad/kanawha-911/events",
+        content=body,
+        headers=signed_headers("whsec_" + "A" * 32, body),
+    )
+    assert time.monotonic() - started < 5
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "2"
+    assert "nothing was stored" in answer.json()["detail"]
+
+
+async def test_readiness_says_the_database_is_unreachable(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    answer = await unreachable_client.get("/readyz")
+    assert answer.status_code == 503
+    assert "database unreachable" in answer.json()["detail"]
+
+
+async def test_a_connection_lost_mid_request_is_unreachable_not_a_bug(
+    shared_database: Database,
+) -> None:
+    """A connection terminated under a transaction (as a server restart does) is told from a
+    wrong statement."""
+    async with shared_database.engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with shared_database.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(DBAPIError) as lost:
+            await conn.execute(text("SELECT 1"))
+    assert database_unreachable(lost.value)
+
+    async with shared_database.engine.connect() as conn:
+        with pytest.raises(DBAPIError) as wrong:
+            await conn.execute(text("SELECT * FROM no_such_table"))
+    assert not database_unreachable(wrong.value)
+
+
+def test_refused_connections_and_a_server_starting_up_are_unreachable() -> None:
+    assert database_unreachable(ConnectionRefusedError(111, "refused"))
+    assert database_unreachable(asyncpg.exceptions.CannotConnectNowError("starting up"))
+    assert database_unreachable(asyncpg.exceptions.TooManyConnectionsError("too many"))
+    assert not database_unreachable(ValueError("a bug"))
+    assert not database_unreachable(OperationalError("SELECT 1", {}, Exception("no sqlstate")))
