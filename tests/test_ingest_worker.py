@@ -402,5 +402,5 @@ async def test_ingest_answers_503_at_once_when_the_database_cannot_be_reached(
         await unreachable.dispose()
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.headers["retry-after"] == "1"
+    assert response.headers["retry-after"] == "2"
     assert "send it again" in response.json()["detail"]

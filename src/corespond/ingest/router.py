@@ -224,7 +224,7 @@ def _unreachable(exc: BaseException) -> ServiceUnavailable:
     return ServiceUnavailable(
         "the database cannot be reached: the event may not be stored; send it again (a "
         "repeat of a stored event is answered duplicate)",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": "2"},
     )
 
 
