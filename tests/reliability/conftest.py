@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,10 @@ async def prepared(scratch: Scratch, box: SecretBox) -> AsyncIterator[Program]:
             for number in range(PEERS):
                 peer = await program.peer(session, f"Peer {number + 1}", home=CHARLESTON)
                 _, keys[str(peer.id)] = await create_key(
-                    session, role="peer", scope=Scope.parse(f"peer:{peer.id}")
+                    session,
+                    role="peer",
+                    scope=Scope.parse(f"peer:{peer.id}"),
+                    now=datetime.now(UTC),
                 )
             for source in sources:
                 await set_callback(session, source.id, callbacks[source.id].url, "test")
