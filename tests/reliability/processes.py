@@ -47,7 +47,9 @@ SETTINGS = {
 
 class Service:
     """One ``corespond serve`` or ``corespond worker`` process; started again on the same
-    port (and log) after a kill."""
+    port (and log) after a kill. It stays in the test's process group, so that whatever
+    stops the test run as a whole (``timeout`` in ``make test-reliability``, Ctrl-C) stops
+    it too, even where no finaliser gets to run."""
 
     def __init__(self, kind: str, name: str, home: Path, env: dict[str, str]) -> None:
         self.kind = kind
@@ -89,7 +91,6 @@ class Service:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         return self
 
@@ -207,7 +208,6 @@ class PgProxy:
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, str(Path(__file__).with_name("pgproxy.py")), upstream],
             stdout=subprocess.PIPE,
-            start_new_session=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
