@@ -4,6 +4,7 @@ so. tests/reliability/test_database_outage.py does the same to real processes un
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,10 @@ from corespond.app import create_app
 from corespond.config import Settings
 from corespond.db import Database
 from corespond.errors import database_unreachable
+from corespond.ops.router import READY_SECONDS
+from tests.conftest import PgServer
 from tests.helpers import cad_event, encode, signed_headers
+from tests.reliability.processes import proxied, server_address, through
 
 
 def closed_port() -> int:
@@ -93,3 +97,40 @@ def test_refused_connections_and_a_server_starting_up_are_unreachable() -> None:
     assert database_unreachable(asyncpg.exceptions.TooManyConnectionsError("too many"))
     assert not database_unreachable(ValueError("a bug"))
     assert not database_unreachable(OperationalError("SELECT 1", {}, Exception("no sqlstate")))
+
+
+async def test_readiness_answers_in_time_when_the_database_stops_answering(
+    test_server: PgServer, settings: Settings
+) -> None:
+    """A connection that stops answering (a partition: no refusal, no reset) must not hold
+    /readyz past its own limit; once the bytes flow again it is ready again."""
+    name = await test_server.clone()
+    try:
+        with proxied(server_address(test_server.base_url)) as proxy:
+            database = Database.connect(through(test_server.service_url(name), proxy.port))
+            application = create_app(settings, database=database)
+            try:
+                async with LifespanManager(application):
+                    transport = httpx.ASGITransport(app=application)
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://test"
+                    ) as client:
+                        assert (await client.get("/readyz")).status_code == 200
+                        proxy.freeze()
+                        asked = time.monotonic()
+                        answer = await client.get("/readyz")
+                        took = time.monotonic() - asked
+                        await proxy.restore()
+                        assert took < READY_SECONDS + 1.5
+                        assert answer.status_code == 503, answer.text
+                        assert "no answer within 3 s" in answer.json()["detail"]
+                        for _ in range(50):
+                            if (await client.get("/readyz")).status_code == 200:
+                                break
+                            await asyncio.sleep(0.1)
+                        else:
+                            raise AssertionError("/readyz did not come back")
+            finally:
+                await database.dispose()
+    finally:
+        await test_server.drop(name)
