@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from corespond.config import PROJECT_ROOT
 from tests.conftest import TEST_KEY
@@ -199,6 +200,24 @@ class Cluster:
                 service.process.send_signal(signal.SIGTERM)
         for service in self.services:
             service.stop(timeout=15)
+
+
+def server_address(url: str) -> str:
+    """Where the PostgreSQL of ``url`` listens: ``host:port``, or its Unix socket's path."""
+    parsed = make_url(url)
+    host = parsed.query.get("host") or parsed.host or "127.0.0.1"
+    host = host if isinstance(host, str) else host[0]
+    port = parsed.port or 5432
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+
+
+def through(url: str, port: int) -> str:
+    """``url`` (its user, password and database) reached through 127.0.0.1:``port``."""
+    return (
+        make_url(url)
+        .set(host="127.0.0.1", port=port, query={})
+        .render_as_string(hide_password=False)
+    )
 
 
 class PgProxy:
