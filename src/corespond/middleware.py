@@ -443,7 +443,6 @@ class TimeoutMiddleware:
                 503,
                 "timeout",
                 "Request took too long",
-                f"not answered within {self.seconds:g} s; it may not have been carried out: "
-                "retry",
+                f"not answered within {self.seconds:g} s; it may not have been carried out: retry",
                 [(b"retry-after", b"1")],
             )
