@@ -26,7 +26,7 @@ test: install  ## run the whole test suite on a real PostgreSQL
 
 # Bounded as a whole too: each scenario bounds its own waits, this bounds the run.
 test-reliability: install  ## kill -9, database outage, failing callbacks, replicas, duplicates (real processes, ~4 min)
-	timeout 900 $(BIN)/pytest tests/reliability -m reliability
+	timeout 900 $(BIN)/pytest tests/reliability
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .

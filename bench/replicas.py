@@ -130,6 +130,20 @@ async def set_synchronous_commit(dsn: str, value: str) -> None:
         await conn.close()
 
 
+async def drop(dsn: str) -> None:
+    """The run's database, dropped: each run makes a fresh one."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+    finally:
+        await conn.close()
+    maintenance = await asyncpg.connect(dsn.replace(f"/{name}?", "/postgres?"))
+    try:
+        await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await maintenance.close()
+
+
 def run(processes: int, args: argparse.Namespace) -> dict[str, object]:
     from cryptography.fernet import Fernet
 
@@ -215,6 +229,7 @@ def run(processes: int, args: argparse.Namespace) -> dict[str, object]:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
+        asyncio.run(drop(dsn))
     samples = sum(waits.values()) or 1
     return {
         "processes": processes,

@@ -4,9 +4,11 @@ so. tests/reliability/test_database_outage.py does the same to real processes un
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -17,9 +19,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from corespond.app import create_app
 from corespond.config import Settings
+from corespond.crypto import SecretBox
 from corespond.db import Database
 from corespond.errors import database_unreachable
+from corespond.ops.router import READY_SECONDS
+from tests.conftest import PgServer, Source, make_source
 from tests.helpers import cad_event, encode, signed_headers
+from tests.reliability.processes import PgProxy, proxied, server_address, through
 
 
 def closed_port() -> int:
@@ -95,3 +101,83 @@ def test_refused_connections_and_a_server_starting_up_are_unreachable() -> None:
     assert database_unreachable(asyncpg.exceptions.TooManyConnectionsError("too many"))
     assert not database_unreachable(ValueError("a bug"))
     assert not database_unreachable(OperationalError("SELECT 1", {}, Exception("no sqlstate")))
+
+
+@asynccontextmanager
+async def behind_a_proxy(
+    test_server: PgServer, settings: Settings, box: SecretBox, request_limit: float = 30.0
+) -> AsyncIterator[tuple[httpx.AsyncClient, PgProxy, Source]]:
+    """The app on a fresh database reached through a proxy the test can freeze, with a CAD
+    source; requests time out after ``request_limit`` seconds."""
+    name = await test_server.clone()
+    try:
+        with proxied(server_address(test_server.base_url)) as proxy:
+            database = Database.connect(through(test_server.service_url(name), proxy.port))
+            source = await make_source(database, box)
+            limited = settings.model_copy(update={"request_timeout_seconds": request_limit})
+            application = create_app(limited, database=database)
+            try:
+                async with LifespanManager(application):
+                    transport = httpx.ASGITransport(app=application)
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://test"
+                    ) as client:
+                        yield client, proxy, source
+                        await proxy.restore()  # before anything waits on the database
+            finally:
+                await database.dispose()
+    finally:
+        await test_server.drop(name)
+
+
+async def test_readiness_answers_in_time_when_the_database_stops_answering(
+    test_server: PgServer, settings: Settings, box: SecretBox
+) -> None:
+    """A connection that stops answering (a partition: no refusal, no reset) must not hold
+    /readyz past its own limit; once the bytes flow again it is ready again."""
+    async with behind_a_proxy(test_server, settings, box) as (client, proxy, _):
+        assert (await client.get("/readyz")).status_code == 200
+        proxy.freeze()
+        asked = time.monotonic()
+        answer = await client.get("/readyz")
+        took = time.monotonic() - asked
+        await proxy.restore()
+        assert took < READY_SECONDS + 1.5
+        assert answer.status_code == 503, answer.text
+        assert "no answer within 3 s" in answer.json()["detail"]
+        for _ in range(50):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("/readyz did not come back")
+
+
+async def test_a_request_to_a_database_that_stopped_answering_ends_at_its_time_limit(
+    test_server: PgServer, settings: Settings, box: SecretBox
+) -> None:
+    """A request whose connection stops answering is answered 503 soon after its limit,
+    not when the database answers again; the event, sent again once it does, is stored."""
+    async with behind_a_proxy(test_server, settings, box, 1.0) as (client, proxy, source):
+        body = encode(cad_event())
+        assert (await client.get("/readyz")).status_code == 200
+        proxy.freeze()
+        asked = time.monotonic()
+        answer = await client.post(
+            f"/v1/cad/{source.id}/events",
+            content=body,
+            headers=signed_headers(source.secret, body),
+        )
+        took = time.monotonic() - asked
+        await proxy.restore()
+        assert answer.status_code == 503, answer.text
+        assert "may not have been carried out" in answer.json()["detail"]
+        # The limit, and the driver's own bounded attempt (2 s) to close the connection
+        # politely before it drops it; not the whole freeze.
+        assert took < 1.0 + 2 + 1
+        again = await client.post(
+            f"/v1/cad/{source.id}/events",
+            content=body,
+            headers=signed_headers(source.secret, body),
+        )
+        assert again.status_code == 202, again.text

@@ -191,12 +191,15 @@ class ServiceUnavailable(Problem):
 
 
 class DatabaseUnavailable(ServiceUnavailable):
-    """The database cannot be reached (down, restarting, a connection lost mid-request):
-    nothing of the request was kept, and the same request may be sent again."""
+    """The database cannot be reached (down, restarting, a connection lost mid-request).
+    Almost always nothing of the request was kept; only a connection lost with the commit
+    on its way leaves that unknown. Either way the same request may be sent again (a CAD
+    event sent again is answered ``duplicate`` if it was stored)."""
 
     def __init__(self) -> None:
         super().__init__(
-            "the database cannot be reached: nothing was stored; send the same request again",
+            "the database cannot be reached: the request may not have been carried out; "
+            "send it again",
             headers={"Retry-After": "2"},
         )
 

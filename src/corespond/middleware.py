@@ -411,7 +411,9 @@ async def _too_many(send: Send, wait: float, rate: float) -> None:
 
 class TimeoutMiddleware:
     """A request that takes longer than ``seconds`` is answered ``503`` with a problem
-    document (its transaction rolls back); roster imports, which may be long, are exempt."""
+    document; roster imports, which may be long, are exempt. Its transaction rolls back,
+    unless its commit was already on its way to a database that stopped answering: then no
+    one can say whether it was made, and the answer does not pretend to know."""
 
     def __init__(self, app: ASGIApp, seconds: float, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -441,6 +443,6 @@ class TimeoutMiddleware:
                 503,
                 "timeout",
                 "Request took too long",
-                f"not answered within {self.seconds:g} s; nothing was changed, retry",
+                f"not answered within {self.seconds:g} s; it may not have been carried out: retry",
                 [(b"retry-after", b"1")],
             )

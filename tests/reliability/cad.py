@@ -46,6 +46,7 @@ class Attempt:
     receipt: str | None = None  # "accepted" or "duplicate" on a 202
     target: str = ""
     sent_at: datetime | None = None  # wall clock, to compare with the database's times
+    retry_after: float | None = None  # seconds, from a 429 or 503
 
 
 @dataclass
@@ -109,7 +110,6 @@ class CadLoad:
         self.calls = 0
         self._turn = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ class CadLoad:
     async def start_calls(self, seconds: float) -> None:
         started = time.monotonic()
         number = 0
-        while (elapsed := time.monotonic() - started) < seconds and not self._stopping.is_set():
+        while (elapsed := time.monotonic() - started) < seconds:
             due = number / self.calls_per_second
             if due > elapsed:
                 await asyncio.sleep(due - elapsed)
@@ -134,9 +134,6 @@ class CadLoad:
     async def finish(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -230,8 +227,8 @@ class CadLoad:
                 None if answer.is_success else answer.text[:300],
                 receipt,
             )
-            if answer.status_code in (429, 503) and "retry-after" in answer.headers:
-                attempt.error = f"retry-after {answer.headers['retry-after']}: {attempt.error}"
+            if answer.status_code in (429, 503) and answer.headers.get("retry-after", "").isdigit():
+                attempt.retry_after = float(answer.headers["retry-after"])
         attempt.target, attempt.sent_at = target, sent_at
         event.attempts.append(attempt)
         return attempt
@@ -246,10 +243,10 @@ class CadLoad:
 
 
 def attempt_wait(attempt: Attempt, pause: float, rng: random.Random) -> float:
-    if attempt.error and attempt.error.startswith("retry-after "):
-        seconds = attempt.error.removeprefix("retry-after ").split(":", 1)[0]
-        if seconds.isdigit():
-            return min(2.0, float(seconds)) * rng.uniform(0.5, 1.0)
+    """How long a CAD waits before trying again: what Retry-After says (at most 2 s), else
+    its own pause; with jitter, so that retries do not come in waves."""
+    if attempt.retry_after is not None:
+        return min(2.0, attempt.retry_after) * rng.uniform(0.5, 1.0)
     return pause * rng.uniform(0.5, 1.0)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from corespond.auth.service import Scope, create_key
 from corespond.crypto import SecretBox
@@ -23,7 +22,7 @@ from tests import program
 from tests.conftest import PgServer, make_source
 from tests.reliability.cad import AGENCY, CHARLESTON, CadSource, Callback
 from tests.reliability.figures import REPORT
-from tests.reliability.processes import Cluster
+from tests.reliability.processes import Cluster, server_address, through
 from tests.test_operator_walkthrough import libpq
 
 SOURCES = ("metro-911", "county-911")
@@ -41,21 +40,12 @@ class Scratch:
     server: PgServer
 
     def upstream(self) -> str:
-        """Where the server listens: ``host:port``, or its Unix socket's path."""
-        url = make_url(self.server.base_url)
-        host = url.query.get("host") or url.host or "127.0.0.1"
-        port = url.port or 5432
-        host = host if isinstance(host, str) else host[0]
-        return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+        """Where the server listens (for a proxy in front of it)."""
+        return server_address(self.server.base_url)
 
     def url_through(self, port: int) -> str:
         """The service's URL through a proxy on 127.0.0.1:``port``."""
-        url = make_url(self.url)
-        return (
-            url.set(host="127.0.0.1", port=port, query={})
-            .render_as_string(hide_password=False)
-            .replace("postgresql+asyncpg://", "postgresql://")
-        )
+        return through(self.url, port)
 
 
 @dataclass

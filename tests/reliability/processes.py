@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from corespond.config import PROJECT_ROOT
 from tests.conftest import TEST_KEY
@@ -47,7 +48,9 @@ SETTINGS = {
 
 class Service:
     """One ``corespond serve`` or ``corespond worker`` process; started again on the same
-    port (and log) after a kill."""
+    port (and log) after a kill. It stays in the test's process group, so that whatever
+    stops the test run as a whole (``timeout`` in ``make test-reliability``, Ctrl-C) stops
+    it too, even where no finaliser gets to run."""
 
     def __init__(self, kind: str, name: str, home: Path, env: dict[str, str]) -> None:
         self.kind = kind
@@ -89,7 +92,6 @@ class Service:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         return self
 
@@ -200,6 +202,24 @@ class Cluster:
             service.stop(timeout=15)
 
 
+def server_address(url: str) -> str:
+    """Where the PostgreSQL of ``url`` listens: ``host:port``, or its Unix socket's path."""
+    parsed = make_url(url)
+    host = parsed.query.get("host") or parsed.host or "127.0.0.1"
+    host = host if isinstance(host, str) else host[0]
+    port = parsed.port or 5432
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else f"{host}:{port}"
+
+
+def through(url: str, port: int) -> str:
+    """``url`` (its user, password and database) reached through 127.0.0.1:``port``."""
+    return (
+        make_url(url)
+        .set(host="127.0.0.1", port=port, query={})
+        .render_as_string(hide_password=False)
+    )
+
+
 class PgProxy:
     """``pgproxy.py`` in a process of its own, in front of the database's server."""
 
@@ -207,7 +227,6 @@ class PgProxy:
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, str(Path(__file__).with_name("pgproxy.py")), upstream],
             stdout=subprocess.PIPE,
-            start_new_session=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

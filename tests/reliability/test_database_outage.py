@@ -7,7 +7,7 @@ restarted):
 * then frozen for eight (the proxy holds every byte and every new connection: a network
   partition, or a server that hangs): nothing can tell a hang from a slow answer, so each
   request is answered 503 at its time limit (``CORESPOND_REQUEST_TIMEOUT_SECONDS``), and no
-  later.
+  later; /readyz at its own, shorter one.
 
 Each time it comes back, the API is ready again at once, and afterwards the books balance."""
 
@@ -19,6 +19,7 @@ import time
 import httpx
 import pytest
 
+from corespond.ops.router import READY_SECONDS
 from tests.reliability import books, figures
 from tests.reliability.cad import Attempt, CadLoad, Peers
 from tests.reliability.conftest import Program, Scratch
@@ -134,12 +135,28 @@ async def test_database_away_answers_503_in_bounded_time_and_recovers_without_re
     assert all(a.status == 503 for a in while_frozen if a.at + REQUEST_LIMIT + 0.5 < frozen[1]), {
         (round(frozen[1] - a.at, 1), a.status) for a in while_frozen
     }
-    assert max(a.seconds for a in while_frozen) < REQUEST_LIMIT + 2
-    assert max(took for took, *_ in frozen_readiness) < REQUEST_LIMIT + 2
+    # (The limit, then at most the 2 s the driver gives a frozen connection to close
+    # politely before it drops it, and a loaded machine's slack.)
+    late = [
+        (round(a.at - frozen[0], 2), round(a.at + a.seconds - frozen[1], 2), a.status)
+        for a in while_frozen
+        if a.seconds >= REQUEST_LIMIT + 2 + 1.5
+    ]
+    assert not late, f"(sent after the freeze, answered after the thaw, status): {late}"
+    # /readyz keeps its own limit, shorter than a request's.
+    assert all("no answer within 3 s" in body for *_, body in frozen_readiness)
+    assert max(took for took, *_ in frozen_readiness) < READY_SECONDS + 1.5
     # The same processes throughout: recovered, not restarted.
     assert [s.starts for s in cluster.services] == [1, 1]
     assert all(s.running() for s in cluster.services)
 
-    ledger = await books.balance(scratch.database, load, prepared.callbacks)
+    ledger = await books.balance(
+        scratch.database,
+        load,
+        prepared.callbacks,
+        # A post whose commit was on its way when the database froze is answered 503 at the
+        # limit, yet stored when the bytes flow again: its retry is answered "duplicate".
+        every_event_accepted_once=False,
+    )
     await figures.measure("database away", scratch.database, load, prepared.callbacks, seconds)
     print(ledger.line())

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corespond.config import Settings
 from corespond.db import database_of
@@ -24,6 +25,10 @@ from corespond.migrate import current_revisions
 from corespond.ops.signals import DatabaseGauges
 
 router = APIRouter(tags=["operations"])
+
+READY_SECONDS = 3.0  # /readyz answers within this, whatever the database does
+# Checks given up on, kept until their cancellation ends (see _revisions_within).
+_abandoned: set[asyncio.Task[set[str]]] = set()
 
 
 class Health(BaseModel):
@@ -61,10 +66,7 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     database = getattr(request.app.state, "database", None)
     if database is None:
         raise ServiceUnavailable("database not configured yet")
-    try:
-        current = await asyncio.wait_for(current_revisions(database_of(request).engine), 3)
-    except Exception as exc:
-        raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
+    current = await _revisions_within(database_of(request).engine, READY_SECONDS)
     heads: set[str] = request.app.state.migration_heads
     if current == heads:
         return Readiness(status="ready", database="ok", migrations="head", revision=min(heads))
@@ -79,6 +81,39 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
         f"database schema is at {have}, code expects {', '.join(sorted(heads))}; "
         "run `corespond migrate`"
     )
+
+
+async def _revisions_within(engine: AsyncEngine, seconds: float) -> set[str]:
+    """The schema's revisions, or ``ServiceUnavailable`` after ``seconds``.
+
+    The check is left to finish its cancellation on its own rather than awaited: on a
+    connection that stopped answering (a network partition, a stalled server) even the
+    cancellation waits on the network, and /readyz would hang with it."""
+    check = asyncio.ensure_future(current_revisions(engine))
+    try:
+        done, _ = await asyncio.wait({check}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(check)
+        raise
+    if not done:
+        _abandon(check)
+        raise ServiceUnavailable(f"database unreachable (no answer within {seconds:g} s)")
+    failure = check.exception()
+    if failure is not None:
+        raise ServiceUnavailable(f"database unreachable ({type(failure).__name__})") from failure
+    return check.result()
+
+
+def _abandon(check: asyncio.Task[set[str]]) -> None:
+    check.cancel()
+    _abandoned.add(check)
+    check.add_done_callback(_forget)
+
+
+def _forget(check: asyncio.Task[set[str]]) -> None:
+    _abandoned.discard(check)
+    if not check.cancelled():
+        check.exception()  # retrieved: whatever it was, /readyz has answered already
 
 
 def metrics_refusal(settings: Settings, authorization: str) -> Problem | None:
