@@ -252,9 +252,13 @@ def main() -> None:
     parser.add_argument("--drain-seconds", type=int, default=120)
     parser.add_argument(
         "--worker",
-        choices=("serve", "process"),
+        choices=("serve", "process", "after"),
         default="serve",
-        help="fold in the serve process (its own worker) or in a `corespond worker` process",
+        help="fold in the serve process (its own worker), in `corespond worker` processes, "
+        "or in those only after the load (ingest alone beside the bare app)",
+    )
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="with --worker process or after: how many"
     )
     parser.add_argument(
         "--rate",
@@ -297,14 +301,23 @@ def main() -> None:
             logs / "bare.log",
         ),
     }  # fmt: skip
+
+    def start_workers() -> None:
+        for number in range(1, args.worker_processes + 1):
+            processes[f"worker{number}"] = start(
+                [str(BIN / "corespond"), "worker"], env, logs / f"corespond-worker{number}.log"
+            )
+
     if args.worker == "process":
-        processes["worker"] = start(
-            [str(BIN / "corespond"), "worker"], env, logs / "corespond-worker.log"
-        )
+        start_workers()
     try:
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz")
         wait_ready(f"http://127.0.0.1:{bare_port}/docs")
+        bare_sampler = Sampler(dsn, {"bare": processes["bare"].pid})
+        bare_sampler.start()
         floor = wrk(f"http://127.0.0.1:{bare_port}/events", LUA / "bare.lua", args)
+        bare_sampler.stop.set()
+        bare_sampler.join()
         expected = args.rate if args.rate else max(floor["rps"], 500)
         count = int(expected * args.seconds * 1.2)
         # Each connection waits this long before each request: about --rate in all.
@@ -312,7 +325,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             requests = Path(folder) / "signed.tsv"
             signed_requests(secret, count, requests)
-            ours_pids = {n: p.pid for n, p in processes.items() if n in ("serve", "worker")}
+            ours_pids = {n: p.pid for n, p in processes.items() if n != "bare"}
             sampler = Sampler(dsn, ours_pids)
             sampler.start()
             started = time.monotonic()
@@ -327,6 +340,8 @@ def main() -> None:
             loaded = time.monotonic() - started
             sampler.stop.set()
             sampler.join()
+        if args.worker == "after":
+            start_workers()
         stored, folded = asyncio.run(backlog(dsn))
         at_end = stored - folded
         drain_start = time.monotonic()
@@ -371,6 +386,15 @@ def main() -> None:
             f"{b[1] - a[1]}/{b[2] - a[2]}" for a, b in itertools.pairwise(samples)
         )
         print(f"accepted/folded each second: {per_second}")
+    bare_spent = {
+        k: v - bare_sampler.cpu_start.get(k, 0.0) for k, v in bare_sampler.cpu_end.items()
+    }
+    print(
+        "CPU during the bare load (cores): "
+        + ", ".join(f"{k} {v / args.seconds:.2f}" for k, v in sorted(bare_spent.items()))
+    )
+    if bare_spent.get("bare") and floor["requests"]:
+        print(f"bare CPU per request: {1e6 * bare_spent['bare'] / floor['requests']:.0f} us")
     spent = {k: v - sampler.cpu_start.get(k, 0.0) for k, v in sampler.cpu_end.items()}
     print(
         "CPU during the load (cores): "

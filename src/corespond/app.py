@@ -22,7 +22,7 @@ from corespond.audit import service as audit_log
 from corespond.audit.deps import record_refused_read
 from corespond.audit.router import router as audit_router
 from corespond.auth.router import router as keys_router
-from corespond.background import Background
+from corespond.background import Background, settle_heap
 from corespond.calls.router import router as calls_router
 from corespond.clock import system_clock
 from corespond.config import Settings, get_settings
@@ -130,6 +130,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_instances=1,
             coalesce=True,
         )
+    if owned:  # a process of its own (tests build many apps in one, on a database of theirs)
+        settle_heap()
     log.info("started", version=__version__, worker=settings.worker_enabled)
     try:
         yield
