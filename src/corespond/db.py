@@ -132,11 +132,6 @@ class Database:
 
 # What a plain connection raises when the database cannot be reached or went away (down,
 # restarting, a pooled connection cut): worth one more try on a new connection, then a 503.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

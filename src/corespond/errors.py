@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import structlog
 from asyncpg.exceptions import (
     CannotConnectNowError,
+    ConnectionDoesNotExistError,
+    InternalClientError,
     PostgresConnectionError,
     TooManyConnectionsError,
 )
@@ -206,11 +208,15 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 # Raised by the driver as they are (not wrapped by SQLAlchemy) when a connection cannot be
 # opened or is lost: the server refuses, resets, is starting up or shutting down, is full.
-_UNREACHABLE: tuple[type[Exception], ...] = (
+# A connection the server terminated can also surface as the driver's "connection does not
+# exist" or, caught mid-message, as an internal client error.
+UNREACHABLE: tuple[type[Exception], ...] = (
     ConnectionError,
     CannotConnectNowError,
     PostgresConnectionError,
     TooManyConnectionsError,
+    ConnectionDoesNotExistError,
+    InternalClientError,
 )
 # SQLSTATE class 08 (connection exception), and admin shutdown, crash shutdown, cannot
 # connect now, too many connections.
@@ -226,10 +232,10 @@ def database_unreachable(exc: BaseException) -> bool:
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
         if sqlstate.startswith(_UNREACHABLE_SQLSTATES):
             return True
-        return isinstance(exc.orig, _UNREACHABLE) or isinstance(
-            getattr(exc.orig, "__cause__", None), _UNREACHABLE
+        return isinstance(exc.orig, UNREACHABLE) or isinstance(
+            getattr(exc.orig, "__cause__", None), UNREACHABLE
         )
-    return isinstance(exc, _UNREACHABLE)
+    return isinstance(exc, UNREACHABLE)
 
 
 def invalid_params_from_errors(errors: Iterable[Any]) -> list[InvalidParam]:
@@ -309,7 +315,7 @@ def install_problem_handlers(app: FastAPI, on_refused: RefusalHook | None = None
         log.warning("database_unreachable", error_type=type(exc).__name__)
         return problem_response(DatabaseUnavailable(), request)
 
-    for kind in _UNREACHABLE:
+    for kind in UNREACHABLE:
         app.add_exception_handler(kind, _unreachable)
 
     @app.exception_handler(DBAPIError)

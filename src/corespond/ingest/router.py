@@ -6,13 +6,14 @@ import re
 import time
 from typing import Annotated, Any
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from corespond.db import UNREACHABLE, Database
+from corespond.db import Database
 from corespond.errors import (
     Forbidden,
     InvalidPayload,
@@ -23,6 +24,7 @@ from corespond.errors import (
     RateLimited,
     ServiceUnavailable,
     UnsupportedMediaType,
+    database_unreachable,
     problem_response,
     problem_responses,
 )
@@ -165,7 +167,9 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
         try:
             cad_source = await state.source_cache.get(database, source)
             break
-        except UNREACHABLE as exc:  # a pooled connection cut: one more try on a new one
+        except Exception as exc:  # a pooled connection cut: one more try on a new one
+            if not _lost(exc):
+                raise
             if attempt == 2:
                 raise _unreachable(exc) from None
     try:
@@ -207,7 +211,9 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
             async with database.plain() as conn:
                 result = await service.ingest(conn, cad_source.id, event, body, webhook_id, ignored)
             break
-        except UNREACHABLE as exc:
+        except Exception as exc:
+            if not _lost(exc):
+                raise
             # A pooled connection cut (the database restarted): one more try on a new one.
             # Had the first try committed, this one answers ``duplicate``: stored once.
             if attempt == 2:
@@ -217,6 +223,16 @@ async def _receive(source: str, request: Request, validate: bool, *, eido: bool)
     EVENTS_INGESTED.labels(cad_source.id, result.status).inc()
     receipt = EventReceipt(event_id=result.event_id, status=result.status, call_id=result.call_id)
     return Response(receipt.model_dump_json(), status_code=202, media_type="application/json")
+
+
+def _lost(exc: BaseException) -> bool:
+    """The database out of reach or the connection lost (as ``errors.database_unreachable``
+    reads it; on a plain connection also the socket's own errors and the server's shutdown)."""
+    return (
+        database_unreachable(exc)
+        or isinstance(exc, OSError)
+        or isinstance(exc, asyncpg.exceptions.OperatorInterventionError)
+    )
 
 
 def _unreachable(exc: BaseException) -> ServiceUnavailable:
